@@ -1,0 +1,387 @@
+"""The public entry point: collect evidence about a target, then judge it.
+
+    >>> from certdoctor import diagnose
+    >>> d = diagnose("example.com")            # or diagnose(files=["served.pem"], name="example.com")
+    >>> d.valid, [f.id for f in d.findings]
+
+``diagnose_async`` is the same as a coroutine, for callers that already run an event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from cryptography import x509
+
+from . import certinfo
+from .model import AiaFetch, Evidence, Finding, PresentedChain, Severity, Target, TrustStore
+from .paths import ChainAnalysis, StoreIndex, analyse, dedupe, missing_issuer_urls
+
+DEFAULT_TIMEOUT = 10.0
+MAX_CHAIN = 32  # certificates analysed per chain; the rest is reported, not verified
+MAX_AIA_ROUNDS = 4
+MAX_AIA_PER_CHAIN = 8
+_UNSET: Any = object()
+
+
+class DiagnoseError(Exception):
+    """A usage or connection problem that prevents any diagnosis (the CLI exits with status 2)."""
+
+
+def parse_target(spec: str, default_port: int = 443) -> tuple[str, int]:
+    """'host', 'host:port', 'https://host[:port]/path', '[v6]:port', or a bare IPv6 address."""
+    spec = spec.strip()
+    if not spec:
+        raise DiagnoseError("empty target")
+    if "://" in spec:
+        parts = urlsplit(spec)
+        if not parts.hostname:
+            raise DiagnoseError(f"cannot read a host name from {spec!r}")
+        try:
+            port = parts.port
+        except ValueError as exc:
+            raise DiagnoseError(f"invalid port in {spec!r}") from exc
+        default = {"https": 443, "ldaps": 636, "imaps": 993, "smtps": 465, "pop3s": 995}.get(parts.scheme)
+        return parts.hostname, port or default or default_port
+    if spec.startswith("["):
+        host, _, rest = spec[1:].partition("]")
+        port_s = rest.lstrip(":")
+    elif spec.count(":") == 1:
+        host, port_s = spec.split(":")
+    else:
+        host, port_s = spec, ""  # a name, or an IPv6 literal without brackets
+    if not host:
+        raise DiagnoseError(f"cannot read a host name from {spec!r}")
+    if not port_s:
+        return host, default_port
+    if not port_s.isdigit() or not 0 < int(port_s) < 65536:
+        raise DiagnoseError(f"invalid port {port_s!r} in {spec!r}")
+    return host, int(port_s)
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """One distinct chain and every source that presented it."""
+
+    sources: tuple[str, ...]
+    chain: PresentedChain
+    analysis: ChainAnalysis
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    target: Target
+    evidence: Evidence
+    reports: tuple[ChainReport, ...]
+    failures: tuple[PresentedChain, ...]
+    findings: tuple[Finding, ...]
+    elapsed: float = 0.0
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity is Severity.ERROR]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity is Severity.WARNING]
+
+    @property
+    def reachable(self) -> bool:
+        return bool(self.reports)
+
+    @property
+    def valid(self) -> bool:
+        return self.reachable and not self.errors
+
+    @property
+    def exit_code(self) -> int:
+        if not self.reachable:
+            return 2
+        return 0 if self.valid else 1
+
+    def ids(self) -> list[str]:
+        return [f.id for f in self.findings]
+
+    def to_dict(self) -> dict[str, Any]:
+        ev = self.evidence
+        return {
+            "certdoctor": 1,
+            "target": {
+                "name": self.target.name,
+                "port": None if self.target.is_files else self.target.port,
+                "sni": self.target.sni,
+                "files": list(self.target.files),
+            },
+            "checked_at": ev.at.isoformat(),
+            "verdict": "valid" if self.valid else ("unreachable" if not self.reachable else "invalid"),
+            "exit_code": self.exit_code,
+            "stores": [{"name": s.name, "description": s.description, "roots": len(s.roots)} for s in ev.stores]
+            + (
+                [{"name": "custom", "description": "--ca-file", "roots": len(ev.extra_roots)}] if ev.extra_roots else []
+            ),
+            "endpoints": [
+                {
+                    "source": c.source,
+                    "address": c.address,
+                    "ok": c.ok,
+                    "tls_version": c.tls_version,
+                    "cipher": c.cipher,
+                    "certificates_received": c.total_received,
+                    "error": c.error,
+                    "error_kind": c.error_kind,
+                    "elapsed_ms": round(c.elapsed * 1000, 1),
+                }
+                for c in ev.chains
+            ],
+            "chains": [_report_dict(r, ev.at) for r in self.reports],
+            "aia": [
+                {
+                    "url": a.url,
+                    "status": a.status,
+                    "certificates": [certinfo.fingerprint(c) for c in a.certs],
+                    "error": a.error,
+                }
+                for a in ev.aia.values()
+            ],
+            "findings": [f.to_dict() for f in self.findings],
+            "summary": {
+                "errors": len(self.errors),
+                "warnings": len(self.warnings),
+                "info": len(self.findings) - len(self.errors) - len(self.warnings),
+            },
+            "notes": list(self.notes),
+            "elapsed_ms": round(self.elapsed * 1000, 1),
+        }
+
+
+def _report_dict(r: ChainReport, at: datetime) -> dict[str, Any]:
+    a = r.analysis
+    best = a.best
+    return {
+        "sources": list(r.sources),
+        "presented": [dict(certinfo.summary(c, at), position=i) for i, c in enumerate(r.chain.certs)],
+        "certificates_received": r.chain.total_received,
+        "path": {
+            "end": best.end,
+            "anchored_in": list(best.anchored_in),
+            "certificates": [
+                {
+                    "sha256": certinfo.fingerprint(n.cert),
+                    "subject": certinfo.subject(n.cert),
+                    "origin": n.origin,
+                    "position": n.position,
+                    "detail": n.detail,
+                }
+                for n in best.nodes
+            ],
+        },
+        "trust": [
+            {
+                "store": v.store,
+                "description": v.description,
+                "valid": v.ok,
+                "error": v.error,
+                "valid_with_aia": v.ok_with_aia,
+            }
+            for v in a.verdicts
+        ],
+    }
+
+
+def _parse_at(at: datetime | str | None) -> datetime:
+    if at is None:
+        return datetime.now(UTC)
+    if isinstance(at, str):
+        try:
+            at = datetime.fromisoformat(at)
+        except ValueError as exc:
+            raise DiagnoseError(f"invalid date {at!r}: use YYYY-MM-DD or an ISO 8601 date-time") from exc
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at.astimezone(UTC)
+
+
+def _load_stores(names: Sequence[str], explicit: bool) -> tuple[list[TrustStore], list[str]]:
+    from .collect.stores import StoreUnavailable, load_store
+
+    stores, notes = [], []
+    for name in names:
+        try:
+            stores.append(load_store(name))
+        except StoreUnavailable as exc:
+            if explicit:
+                raise DiagnoseError(str(exc)) from exc
+            notes.append(f"trust store skipped: {exc}")
+    return stores, notes
+
+
+async def _collect_aia(chains: Sequence[PresentedChain], index: StoreIndex, fetcher: Any) -> dict[str, AiaFetch]:
+    """Download missing issuers named by AIA caIssuers URLs, a few levels up, for every distinct chain."""
+    results: dict[str, AiaFetch] = {}
+    for chain in chains:
+        known = dedupe(chain.certs)
+        frontier = list(known)
+        fetched = 0
+        for _ in range(MAX_AIA_ROUNDS):
+            urls = [u for u in missing_issuer_urls(frontier, known, index) if u not in results]
+            urls = urls[: max(0, MAX_AIA_PER_CHAIN - fetched)]
+            if not urls:
+                break
+            fetched += len(urls)
+            got = await asyncio.gather(*(fetcher.fetch(u) for u in urls))
+            frontier = []
+            for res in got:
+                results[res.url] = res
+                new = [c for c in res.certs if c not in known]
+                known.extend(new)
+                frontier.extend(new)
+            if not frontier:
+                break
+    return results
+
+
+def _group(chains: Sequence[PresentedChain]) -> list[tuple[tuple[str, ...], PresentedChain]]:
+    groups: dict[tuple[str, ...], list[PresentedChain]] = {}
+    for c in chains:
+        if c.ok:
+            groups.setdefault(tuple(certinfo.fingerprint(x) for x in c.certs), []).append(c)
+    return [(tuple(c.source for c in members), members[0]) for members in groups.values()]
+
+
+async def diagnose_async(
+    target: str | None = None,
+    *,
+    port: int | None = None,
+    files: Sequence[str] = (),
+    name: str | None = _UNSET,
+    resolve: Sequence[str] = (),
+    sni: str | None = _UNSET,
+    timeout: float = DEFAULT_TIMEOUT,
+    ca_files: Sequence[str] = (),
+    ca_certs: Sequence[x509.Certificate] = (),
+    trust_stores: Sequence[str] | None = None,
+    at: datetime | str | None = None,
+    expect: str | None = None,
+    warn_days: int = 30,
+    fetch_aia: bool = True,
+    aia_fetcher: Any = None,
+) -> Diagnosis:
+    """Diagnose a server (``target`` = "host[:port]" or URL) or local chain ``files``.
+
+    ``name``: the name to verify (default: the target host; for files, no name check unless given).
+    ``resolve``: addresses to connect to instead of DNS (curl's --resolve). ``sni``: the SNI to send
+    (default: the name; None: no SNI). ``trust_stores``: store names (default mozilla + system).
+    ``ca_files``/``ca_certs``: extra trusted roots. ``at``: judge as of this moment. ``expect``: a file
+    with the certificate that should be served.
+    """
+    from .collect.aia import AiaFetcher
+    from .collect.files import CertificateParseError, load_certificate_files, load_chain_file
+    from .collect.handshake import ResolveError, fetch_chain
+    from .collect.handshake import resolve as resolve_name
+    from .collect.stores import DEFAULT_STORES
+
+    started = time.perf_counter()
+    when = _parse_at(at)
+    explicit_stores = trust_stores is not None
+    store_names = list(trust_stores) if trust_stores is not None else list(DEFAULT_STORES)
+    stores, notes = _load_stores(store_names, explicit_stores)
+    try:
+        extra = [*ca_certs, *load_certificate_files(ca_files)] if ca_files else list(ca_certs)
+        expected = tuple(load_certificate_files([expect])) if expect else None
+    except CertificateParseError as exc:
+        raise DiagnoseError(str(exc)) from exc
+    if not stores and not extra:
+        raise DiagnoseError("no trust store available: select one with --trust-store or give --ca-file")
+
+    if files:
+        if target:
+            raise DiagnoseError("give either a server or --file, not both")
+        tgt = Target(name=None if name is _UNSET else name, port=0, sni=None, files=tuple(files))
+        chains = [load_chain_file(f, max_certs=MAX_CHAIN) for f in files]
+    else:
+        if not target:
+            raise DiagnoseError("no target: give HOST[:PORT], a URL, or --file")
+        host, tport = parse_target(target, port or 443)
+        if port:
+            tport = port
+        verify_name = host if name is _UNSET else name
+        send_sni = (None if certinfo.is_ip(host) else host) if sni is _UNSET else sni
+        tgt = Target(name=verify_name, port=tport, sni=send_sni, addresses=tuple(resolve))
+        addresses = list(resolve)
+        if not addresses:
+            try:
+                addresses = await resolve_name(host, tport, timeout)
+            except ResolveError as exc:
+                raise DiagnoseError(str(exc)) from exc
+        chains = list(
+            await asyncio.gather(*(fetch_chain(a, tport, send_sni, timeout, max_certs=MAX_CHAIN) for a in addresses))
+        )
+
+    index = StoreIndex(stores, extra)
+    aia: dict[str, AiaFetch] = {}
+    groups = _group(chains)
+    if fetch_aia and groups:
+        own = aia_fetcher is None
+        fetcher = aia_fetcher or AiaFetcher(timeout=min(timeout, 10.0))
+        try:
+            aia = await _collect_aia([c for _, c in groups], index, fetcher)
+        finally:
+            if own:
+                await fetcher.aclose()
+
+    evidence = Evidence(
+        target=tgt,
+        at=when,
+        chains=tuple(chains),
+        stores=tuple(stores),
+        aia=aia,
+        extra_roots=tuple(extra),
+        expected=expected,
+        expected_source=expect,
+        warn_days=warn_days,
+    )
+    return judge(evidence, index=index, notes=notes, started=started)
+
+
+def judge(
+    evidence: Evidence,
+    *,
+    index: StoreIndex | None = None,
+    notes: Sequence[str] = (),
+    started: float | None = None,
+) -> Diagnosis:
+    """Run every registered check on collected evidence. Pure: no network or file access."""
+    from .checks import ChainContext, TargetContext, run_checks
+
+    started = time.perf_counter() if started is None else started
+    index = index or StoreIndex(evidence.stores, evidence.extra_roots)
+    groups = _group(evidence.chains)
+    contexts = [ChainContext(evidence, chain, sources, analyse(chain, evidence, index)) for sources, chain in groups]
+    failures = [c for c in evidence.chains if not c.ok]
+    findings = run_checks(TargetContext(evidence, contexts, failures))
+    reports = tuple(ChainReport(c.sources, c.chain, c.analysis) for c in contexts)
+    return Diagnosis(
+        evidence.target,
+        evidence,
+        reports,
+        tuple(failures),
+        tuple(findings),
+        time.perf_counter() - started,
+        tuple(notes),
+    )
+
+
+def diagnose(target: str | None = None, **kwargs: Any) -> Diagnosis:
+    """Synchronous form of :func:`diagnose_async` (same arguments)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(diagnose_async(target, **kwargs))
+    raise RuntimeError("diagnose() called from a running event loop: await diagnose_async() instead")

@@ -1,0 +1,337 @@
+"""Read-only facts about one certificate, tolerant of malformed extensions.
+
+Certificates are attacker-controlled: every accessor here returns a safe default when an extension is
+missing or cannot be parsed, instead of raising.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+
+@lru_cache(maxsize=4096)
+def fingerprint(cert: x509.Certificate) -> str:
+    """SHA-256 fingerprint as lowercase hex (no colons)."""
+    return cert.fingerprint(hashes.SHA256()).hex()
+
+
+def short_fp(cert: x509.Certificate) -> str:
+    return fingerprint(cert)[:16]
+
+
+def _ext(cert: x509.Certificate, cls: type) -> Any:
+    try:
+        return cert.extensions.get_extension_for_class(cls).value
+    except x509.ExtensionNotFound:
+        return None
+    except Exception:  # malformed or duplicate extensions
+        return None
+
+
+def name_str(name: x509.Name) -> str:
+    try:
+        return name.rfc4514_string()
+    except Exception:
+        return "<unparsable name>"
+
+
+def subject(cert: x509.Certificate) -> str:
+    return name_str(cert.subject)
+
+
+def issuer(cert: x509.Certificate) -> str:
+    return name_str(cert.issuer)
+
+
+def common_names(cert: x509.Certificate) -> list[str]:
+    try:
+        return [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    except Exception:
+        return []
+
+
+def display_name(cert: x509.Certificate) -> str:
+    """A short human label: the CN, else the organisation, else the whole subject."""
+    cns = common_names(cert)
+    if cns:
+        return cns[0]
+    try:
+        orgs = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+        if orgs:
+            return str(orgs[0].value)
+    except Exception:
+        pass
+    return subject(cert) or "<empty subject>"
+
+
+def has_san_extension(cert: x509.Certificate) -> bool:
+    return _ext(cert, x509.SubjectAlternativeName) is not None
+
+
+def dns_names(cert: x509.Certificate) -> list[str]:
+    san = _ext(cert, x509.SubjectAlternativeName)
+    if san is None:
+        return []
+    try:
+        return [str(n) for n in san.get_values_for_type(x509.DNSName)]
+    except Exception:
+        return []
+
+
+def ip_addresses(cert: x509.Certificate) -> list[str]:
+    san = _ext(cert, x509.SubjectAlternativeName)
+    if san is None:
+        return []
+    try:
+        return [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+    except Exception:
+        return []
+
+
+def not_before(cert: x509.Certificate) -> datetime:
+    return cert.not_valid_before_utc
+
+
+def not_after(cert: x509.Certificate) -> datetime:
+    return cert.not_valid_after_utc
+
+
+def expired_at(cert: x509.Certificate, at: datetime) -> bool:
+    """notAfter is inclusive and has one-second granularity (RFC 5280 §4.1.2.5): compare whole seconds."""
+    return at.replace(microsecond=0) > not_after(cert)
+
+
+def premature_at(cert: x509.Certificate, at: datetime) -> bool:
+    return at.replace(microsecond=0) < not_before(cert)
+
+
+def in_validity(cert: x509.Certificate, at: datetime) -> bool:
+    return not expired_at(cert, at) and not premature_at(cert, at)
+
+
+def is_ca(cert: x509.Certificate) -> bool:
+    bc = _ext(cert, x509.BasicConstraints)
+    return bool(bc is not None and bc.ca)
+
+
+def basic_constraints(cert: x509.Certificate) -> str:
+    bc = _ext(cert, x509.BasicConstraints)
+    if bc is None:
+        return "absent"
+    if bc.ca:
+        return "CA:TRUE" + (f", pathlen:{bc.path_length}" if bc.path_length is not None else "")
+    return "CA:FALSE"
+
+
+def extended_key_usages(cert: x509.Certificate) -> list[str] | None:
+    """EKU names, or None when the extension is absent (which means: any usage)."""
+    eku = _ext(cert, x509.ExtendedKeyUsage)
+    if eku is None:
+        return None
+    names = {
+        ExtendedKeyUsageOID.SERVER_AUTH: "serverAuth",
+        ExtendedKeyUsageOID.CLIENT_AUTH: "clientAuth",
+        ExtendedKeyUsageOID.CODE_SIGNING: "codeSigning",
+        ExtendedKeyUsageOID.EMAIL_PROTECTION: "emailProtection",
+        ExtendedKeyUsageOID.TIME_STAMPING: "timeStamping",
+        ExtendedKeyUsageOID.OCSP_SIGNING: "OCSPSigning",
+        ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE: "anyExtendedKeyUsage",
+    }
+    return [names.get(oid, oid.dotted_string) for oid in eku]
+
+
+def key_usages(cert: x509.Certificate) -> list[str] | None:
+    ku = _ext(cert, x509.KeyUsage)
+    if ku is None:
+        return None
+    out = []
+    for attr in (
+        "digital_signature",
+        "content_commitment",
+        "key_encipherment",
+        "data_encipherment",
+        "key_agreement",
+        "key_cert_sign",
+        "crl_sign",
+    ):
+        if getattr(ku, attr):
+            out.append(attr)
+    if ku.key_agreement:
+        if ku.encipher_only:
+            out.append("encipher_only")
+        if ku.decipher_only:
+            out.append("decipher_only")
+    return out
+
+
+def ca_issuer_urls(cert: x509.Certificate) -> list[str]:
+    aia = _ext(cert, x509.AuthorityInformationAccess)
+    if aia is None:
+        return []
+    out = []
+    for desc in aia:
+        if desc.access_method == x509.oid.AuthorityInformationAccessOID.CA_ISSUERS and isinstance(
+            desc.access_location, x509.UniformResourceIdentifier
+        ):
+            out.append(desc.access_location.value)
+    return out
+
+
+def ocsp_urls(cert: x509.Certificate) -> list[str]:
+    aia = _ext(cert, x509.AuthorityInformationAccess)
+    if aia is None:
+        return []
+    return [
+        d.access_location.value
+        for d in aia
+        if d.access_method == x509.oid.AuthorityInformationAccessOID.OCSP
+        and isinstance(d.access_location, x509.UniformResourceIdentifier)
+    ]
+
+
+def crl_urls(cert: x509.Certificate) -> list[str]:
+    cdp = _ext(cert, x509.CRLDistributionPoints)
+    if cdp is None:
+        return []
+    out = []
+    for dp in cdp:
+        for n in dp.full_name or []:
+            if isinstance(n, x509.UniformResourceIdentifier):
+                out.append(n.value)
+    return out
+
+
+def key_description(cert: x509.Certificate) -> tuple[str, int]:
+    """("RSA", 2048), ("EC secp256r1", 256), ("Ed25519", 256)…; ("unknown", 0) when unparsable."""
+    try:
+        key = cert.public_key()
+    except Exception:
+        return ("unknown", 0)
+    if isinstance(key, rsa.RSAPublicKey):
+        return ("RSA", key.key_size)
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return (f"EC {key.curve.name}", key.curve.key_size)
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return ("Ed25519", 256)
+    if isinstance(key, ed448.Ed448PublicKey):
+        return ("Ed448", 456)
+    if isinstance(key, dsa.DSAPublicKey):
+        return ("DSA", key.key_size)
+    return (type(key).__name__, 0)
+
+
+def key_str(cert: x509.Certificate) -> str:
+    kind, bits = key_description(cert)
+    return f"{kind} {bits} bits" if bits else kind
+
+
+def signature_algorithm(cert: x509.Certificate) -> str:
+    try:
+        oid = cert.signature_algorithm_oid
+        name = oid._name  # cryptography's own readable name
+        return name if name and name != "Unknown OID" else oid.dotted_string
+    except Exception:
+        return "unknown"
+
+
+def signature_hash(cert: x509.Certificate) -> str | None:
+    try:
+        h = cert.signature_hash_algorithm
+    except Exception:
+        return "unknown"
+    return h.name if h is not None else None
+
+
+def is_self_issued(cert: x509.Certificate) -> bool:
+    return cert.subject == cert.issuer
+
+
+@lru_cache(maxsize=4096)
+def is_self_signed(cert: x509.Certificate) -> bool:
+    """Subject equals issuer and the certificate's own key verifies its signature."""
+    if not is_self_issued(cert):
+        return False
+    try:
+        cert.verify_directly_issued_by(cert)
+    except Exception:
+        return False
+    return True
+
+
+def _verify_signature(cert: x509.Certificate, key: Any) -> bool:
+    """Check ``cert``'s signature with ``key`` for algorithms that ``verify_directly_issued_by`` refuses
+    (SHA-1, MD5): those certificates exist in the wild and we must still link them to explain them."""
+    hash_alg = cert.signature_hash_algorithm
+    sig, tbs = cert.signature, cert.tbs_certificate_bytes
+    if isinstance(key, rsa.RSAPublicKey):
+        key.verify(sig, tbs, cert.signature_algorithm_parameters, hash_alg)  # type: ignore[arg-type]
+    elif isinstance(key, ec.EllipticCurvePublicKey):
+        key.verify(sig, tbs, ec.ECDSA(hash_alg))  # type: ignore[arg-type]
+    elif isinstance(key, dsa.DSAPublicKey):
+        key.verify(sig, tbs, hash_alg)  # type: ignore[arg-type]
+    elif isinstance(key, (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)):
+        key.verify(sig, tbs)
+    else:
+        return False
+    return True
+
+
+@lru_cache(maxsize=16384)
+def signed_by(cert: x509.Certificate, candidate: x509.Certificate) -> bool:
+    """True when ``candidate``'s name is ``cert``'s issuer and its key verifies ``cert``'s signature."""
+    if cert.issuer != candidate.subject:
+        return False
+    try:
+        cert.verify_directly_issued_by(candidate)
+    except ValueError:
+        try:
+            return _verify_signature(cert, candidate.public_key())
+        except Exception:
+            return False
+    except Exception:
+        return False
+    return True
+
+
+def validity_days(cert: x509.Certificate) -> float:
+    return (not_after(cert) - not_before(cert)).total_seconds() / 86400
+
+
+def is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def summary(cert: x509.Certificate, at: datetime | None = None) -> dict[str, Any]:
+    """A JSON-able description used by renderers."""
+    kind, bits = key_description(cert)
+    d: dict[str, Any] = {
+        "subject": subject(cert),
+        "issuer": issuer(cert),
+        "serial": format(cert.serial_number, "x"),
+        "not_before": not_before(cert).isoformat(),
+        "not_after": not_after(cert).isoformat(),
+        "dns_names": dns_names(cert),
+        "ip_addresses": ip_addresses(cert),
+        "key": {"type": kind, "bits": bits},
+        "signature_algorithm": signature_algorithm(cert),
+        "sha256": fingerprint(cert),
+        "basic_constraints": basic_constraints(cert),
+        "extended_key_usage": extended_key_usages(cert),
+        "ca_issuers": ca_issuer_urls(cert),
+        "self_signed": is_self_signed(cert),
+    }
+    if at is not None:
+        d["days_left"] = round((not_after(cert) - at).total_seconds() / 86400, 1)
+    return d

@@ -1,0 +1,164 @@
+"""The check registry: one small registered unit per finding id, with its metadata.
+
+A check is a function decorated with :func:`check`. Chain checks receive a :class:`ChainContext` (one
+distinct presented chain and its path analysis); target checks receive a :class:`TargetContext` (all
+addresses of a target). Both yield :class:`Hit` objects; the runner turns them into findings carrying the
+registered id, title, severity and citation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from cryptography import x509
+
+from .. import certinfo
+from ..model import Evidence, Finding, PresentedChain, Severity
+from ..paths import ChainAnalysis
+
+Scope = Literal["chain", "target"]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One occurrence of a problem, as a check reports it."""
+
+    detail: str
+    fix: str
+    cert: x509.Certificate | None = None
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+    severity: Severity | None = None  # overrides the registered default
+    sources: tuple[str, ...] | None = None  # overrides the chain's sources
+
+
+@dataclass
+class ChainContext:
+    evidence: Evidence
+    chain: PresentedChain  # representative chain (identical for every source)
+    sources: tuple[str, ...]  # addresses or files that presented it
+    analysis: ChainAnalysis
+    findings: list[Finding] = field(default_factory=list)  # findings so far for this chain
+
+    @property
+    def at(self):
+        return self.evidence.at
+
+    @property
+    def name(self) -> str | None:
+        return self.evidence.target.name
+
+    @property
+    def leaf(self) -> x509.Certificate:
+        return self.chain.certs[0]
+
+
+@dataclass
+class TargetContext:
+    evidence: Evidence
+    chains: list[ChainContext]
+    failures: list[PresentedChain]
+    findings: list[Finding] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CheckInfo:
+    id: str
+    title: str
+    severity: Severity
+    citation: str
+    scope: Scope
+    func: Callable[[Any], Iterable[Hit]]
+    order: int
+
+    @property
+    def description(self) -> str:
+        return (self.func.__doc__ or "").strip()
+
+
+REGISTRY: dict[str, CheckInfo] = {}
+
+
+def check(
+    id: str,
+    *,
+    title: str,
+    severity: Severity,
+    citation: str,
+    scope: Scope = "chain",
+) -> Callable[[Callable[[Any], Iterable[Hit]]], Callable[[Any], Iterable[Hit]]]:
+    def register(func: Callable[[Any], Iterable[Hit]]) -> Callable[[Any], Iterable[Hit]]:
+        if id in REGISTRY:
+            raise ValueError(f"duplicate check id {id}")
+        REGISTRY[id] = CheckInfo(id, title, severity, citation, scope, func, len(REGISTRY))
+        return func
+
+    return register
+
+
+def make_finding(info: CheckInfo, hit: Hit, sources: tuple[str, ...], chain: PresentedChain | None) -> Finding:
+    position = None
+    fp = subject = None
+    if hit.cert is not None:
+        fp = certinfo.fingerprint(hit.cert)
+        subject = certinfo.subject(hit.cert)
+        if chain is not None:
+            for i, c in enumerate(chain.certs):
+                if certinfo.fingerprint(c) == fp:
+                    position = i
+                    break
+    return Finding(
+        id=info.id,
+        severity=hit.severity or info.severity,
+        title=info.title,
+        detail=hit.detail,
+        fix=hit.fix,
+        citation=info.citation,
+        sources=hit.sources if hit.sources is not None else sources,
+        cert_position=position,
+        cert_fingerprint=fp,
+        cert_subject=subject,
+        evidence=dict(hit.evidence),
+    )
+
+
+def _run(info: CheckInfo, ctx: Any) -> list[Hit]:
+    """Run one check; a check that raises on malformed input becomes a finding instead of a crash."""
+    try:
+        return list(info.func(ctx))
+    except Exception as exc:
+        return [
+            Hit(
+                f"certdoctor could not evaluate the {info.id!r} check on this chain "
+                f"({type(exc).__name__}: {exc}); a certificate is probably malformed.",
+                "Please report this chain to certdoctor.",
+                severity=Severity.WARNING,
+                evidence={"check": info.id, "exception": f"{type(exc).__name__}: {exc}"},
+            )
+        ]
+
+
+def run_checks(target_ctx: TargetContext) -> list[Finding]:
+    """Run every chain check on every distinct chain, then every target check."""
+    from . import load_all
+
+    load_all()
+    findings: list[Finding] = []
+    checks = sorted(REGISTRY.values(), key=lambda c: c.order)
+    for ctx in target_ctx.chains:
+        for info in checks:
+            if info.scope != "chain":
+                continue
+            for hit in _run(info, ctx):
+                f = make_finding(info, hit, ctx.sources, ctx.chain)
+                ctx.findings.append(f)
+                findings.append(f)
+    target_ctx.findings = findings
+    for info in checks:
+        if info.scope != "target":
+            continue
+        for hit in _run(info, target_ctx):
+            findings.append(make_finding(info, hit, hit.sources or (), None))
+    findings.sort(key=lambda f: f.severity.rank)
+    return findings

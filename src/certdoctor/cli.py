@@ -1,0 +1,348 @@
+"""Command line: argument parsing and exit codes only. Heavy modules are imported inside the commands so that
+``certdoctor --help`` stays fast."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+
+CHECK_EXAMPLES = """\
+examples:
+  certdoctor check api.example.com                  # port 443, every A/AAAA address
+  certdoctor check https://api.example.com:8443/health
+  certdoctor check api.example.com --resolve api.example.com:443:10.0.0.5,10.0.0.6
+  certdoctor check internal.corp:443 --ca-file corp-root.pem
+  certdoctor check api.example.com --at 2027-01-01      # will it still work then?
+  certdoctor check api.example.com --expect /etc/nginx/certs/fullchain.pem
+  certdoctor check --file fullchain.pem --host api.example.com   # offline, as a server would send it
+  certdoctor check api.example.com --json | jq '.findings[].id'
+
+exit status: 0 no errors, 1 problems found, 2 usage or connection error
+"""
+
+MAIN_EXAMPLES = """\
+examples:
+  certdoctor demo                      # start the local lab and diagnose every scenario
+  certdoctor check example.com         # diagnose a server
+  certdoctor lab                       # run the lab in the foreground to test your own clients
+  certdoctor rules                     # every finding id certdoctor can report
+"""
+
+
+class UsageError(Exception):
+    pass
+
+
+def _add_check_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", nargs="?", help="HOST, HOST:PORT or https:// URL (port 443 by default)")
+    p.add_argument(
+        "-f",
+        "--file",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="check a chain file instead of a server (PEM/DER/PKCS#7, in the order a server sends it)",
+    )
+    p.add_argument("--host", metavar="NAME", help="name the certificate must match (default: the target host)")
+    p.add_argument("-p", "--port", type=int, help="port (default 443, or the one in TARGET)")
+    p.add_argument(
+        "--resolve",
+        action="append",
+        default=[],
+        metavar="HOST:PORT:ADDR[,ADDR...]",
+        help="connect to these addresses instead of resolving HOST (like curl); SNI and name stay HOST",
+    )
+    sni = p.add_mutually_exclusive_group()
+    sni.add_argument("--sni", metavar="NAME", help="server name to send in the TLS ClientHello (default: the host)")
+    sni.add_argument("--no-sni", action="store_true", help="send no SNI (what very old clients do)")
+    p.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="per-connection timeout (default 10)")
+    p.add_argument(
+        "--ca-file",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="extra trusted root(s), e.g. your private CA; added to every store (repeatable)",
+    )
+    p.add_argument(
+        "--trust-store",
+        action="append",
+        metavar="NAME",
+        help="store(s) to judge against: mozilla, system, chrome, microsoft, java "
+        "(repeatable; default: mozilla and system)",
+    )
+    p.add_argument("--at", metavar="DATE", help="judge as of this date/time (YYYY-MM-DD or ISO 8601, UTC)")
+    p.add_argument("--expect", metavar="FILE", help="the certificate (or chain) you believe is deployed")
+    p.add_argument(
+        "--warn-days",
+        type=int,
+        default=30,
+        metavar="N",
+        help="warn when the certificate expires within N days (default 30)",
+    )
+    p.add_argument("--no-aia", action="store_true", help="do not download missing intermediates via AIA")
+    _add_output_options(p)
+
+
+def _add_output_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    p.add_argument("--no-color", action="store_true", help="no colours (also honoured: NO_COLOR)")
+    p.add_argument("-q", "--quiet", action="store_true", help="only the verdict and one line per finding")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="certdoctor",
+        description="Explain why TLS clients reject a server's certificate chain, and how to fix it.",
+        epilog=MAIN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version="%(prog)s 0.1.0")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    check = sub.add_parser(
+        "check",
+        help="diagnose a server or a chain file",
+        epilog=CHECK_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Collect the chain a server presents (every address) and report every "
+        "reason a client would reject it, with evidence and the fix.",
+    )
+    _add_check_options(check)
+
+    lab = sub.add_parser(
+        "lab",
+        help="run the local lab of misconfigured TLS servers (foreground)",
+        description="Serve one TLS endpoint per misconfiguration on 127.0.0.1, plus the AIA "
+        "endpoint; prints a ready certdoctor and curl command for each.",
+        epilog="example:\n  certdoctor lab --port-base 9440\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    lab.add_argument("--port-base", type=int, default=8440, help="first port (AIA server); scenarios follow")
+    lab.add_argument("--state-dir", help="where generated keys and certificates are cached")
+
+    demo = sub.add_parser(
+        "demo",
+        help="start the lab in-process and diagnose every scenario",
+        description="Start the lab on free loopback ports, run `certdoctor check` on every "
+        "scenario and compare the findings with what each scenario should produce.",
+        epilog="example:\n  certdoctor demo\n  certdoctor demo --json\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    demo.add_argument("--state-dir", help="where generated keys and certificates are cached")
+    demo.add_argument("--scenario", action="append", help="only these scenarios (repeatable)")
+    _add_output_options(demo)
+
+    rules = sub.add_parser(
+        "rules",
+        help="list the checks (finding ids) or describe one",
+        epilog="examples:\n  certdoctor rules\n  certdoctor rules missing-intermediate\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    rules.add_argument("id", nargs="?", help="a finding id")
+    _add_output_options(rules)
+
+    stores = sub.add_parser("stores", help="list the trust stores certdoctor can judge against")
+    _add_output_options(stores)
+    return parser
+
+
+def _console(ns: argparse.Namespace, stderr: bool = False) -> Any:
+    import os
+
+    from rich.console import Console
+
+    no_color = getattr(ns, "no_color", False) or "NO_COLOR" in os.environ
+    return Console(stderr=stderr, no_color=no_color, highlight=False, emoji=False, markup=False, soft_wrap=False)
+
+
+def _parse_resolve(entries: Sequence[str], host: str, port: int) -> list[str]:
+    addresses: list[str] = []
+    for entry in entries:
+        # HOST:PORT:ADDR[,ADDR...]; IPv6 addresses may be bracketed
+        parts = entry.split(":", 2)
+        if len(parts) != 3 or not parts[1].isdigit():
+            raise UsageError(f"--resolve {entry!r}: expected HOST:PORT:ADDR[,ADDR...]")
+        r_host, r_port, addrs = parts
+        if r_host.lower().rstrip(".") != host.lower().rstrip(".") or int(r_port) != port:
+            raise UsageError(f"--resolve {entry!r} does not match the target {host}:{port}")
+        addresses.extend(a.strip().strip("[]") for a in addrs.split(",") if a.strip())
+    return addresses
+
+
+def check_kwargs(ns: argparse.Namespace) -> tuple[str | None, dict[str, Any]]:
+    """Translate parsed `check` options into diagnose() arguments."""
+    from .api import parse_target
+
+    kwargs: dict[str, Any] = {
+        "timeout": ns.timeout,
+        "ca_files": ns.ca_file,
+        "trust_stores": ns.trust_store,
+        "at": ns.at,
+        "expect": ns.expect,
+        "warn_days": ns.warn_days,
+        "fetch_aia": not ns.no_aia,
+    }
+    if ns.file:
+        if ns.target:
+            raise UsageError("give either a server or --file, not both")
+        kwargs["files"] = ns.file
+        if ns.host:
+            kwargs["name"] = ns.host
+        return None, kwargs
+    if not ns.target:
+        raise UsageError("no target: give HOST[:PORT], a URL, or --file FILE")
+    host, port = parse_target(ns.target)
+    if ns.port:
+        port = ns.port
+    kwargs["port"] = port
+    if ns.host:
+        kwargs["name"] = ns.host
+    if ns.no_sni:
+        kwargs["sni"] = None
+    elif ns.sni:
+        kwargs["sni"] = ns.sni
+    kwargs["resolve"] = _parse_resolve(ns.resolve, host, port)
+    return ns.target, kwargs
+
+
+def cmd_check(ns: argparse.Namespace) -> int:
+    from .api import diagnose
+    from .render import json as render_json
+    from .render.text import render
+
+    target, kwargs = check_kwargs(ns)
+    err = _console(ns, stderr=True)
+    if err.is_terminal and not ns.json and not ns.quiet:
+        with err.status(f"checking {target or ', '.join(ns.file)} …"):
+            d = diagnose(target, **kwargs)
+    else:
+        d = diagnose(target, **kwargs)
+    if ns.json:
+        sys.stdout.write(render_json.dumps(d.to_dict()) + "\n")
+    else:
+        render(d, _console(ns), quiet=ns.quiet)
+    if not d.reachable:
+        from .render import clean
+
+        for c in d.evidence.chains:
+            print(f"certdoctor: {clean(c.source)}: {clean(c.error or 'no certificate')}", file=sys.stderr)
+    return d.exit_code
+
+
+def cmd_rules(ns: argparse.Namespace) -> int:
+    from rich.table import Table
+    from rich.text import Text
+
+    from .checks import REGISTRY, load_all
+    from .render import json as render_json
+
+    load_all()
+    infos = sorted(REGISTRY.values(), key=lambda c: c.order)
+    if ns.id:
+        infos = [c for c in infos if c.id == ns.id]
+        if not infos:
+            print(f"certdoctor: unknown rule {ns.id!r} (see `certdoctor rules`)", file=sys.stderr)
+            return EXIT_USAGE
+    rows = [
+        {
+            "id": c.id,
+            "severity": c.severity.value,
+            "title": c.title,
+            "citation": c.citation,
+            "scope": c.scope,
+            "description": c.description,
+        }
+        for c in infos
+    ]
+    if ns.json:
+        print(render_json.dumps(rows if not ns.id else rows[0]))
+        return EXIT_OK
+    console = _console(ns)
+    if ns.id:
+        r = rows[0]
+        for key in ("id", "severity", "title", "description", "citation", "scope"):
+            console.print(Text(f"{key:<12}", style="bold").append(str(r[key])))
+        return EXIT_OK
+    table = Table("id", "severity", "title", "citation", box=None, pad_edge=False)
+    for r in rows:
+        table.add_row(r["id"], r["severity"], r["title"], r["citation"])
+    console.print(table)
+    return EXIT_OK
+
+
+def cmd_stores(ns: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from .collect.stores import DEFAULT_STORES, list_stores
+    from .render import json as render_json
+
+    rows = [
+        {"name": n, "description": d, "available": ok, "default": n in DEFAULT_STORES} for n, d, ok in list_stores()
+    ]
+    if ns.json:
+        print(render_json.dumps(rows))
+        return EXIT_OK
+    table = Table("name", "available", "default", "description", box=None, pad_edge=False)
+    for r in rows:
+        table.add_row(r["name"], "yes" if r["available"] else "no", "yes" if r["default"] else "", r["description"])
+    _console(ns).print(table)
+    return EXIT_OK
+
+
+def cmd_lab(ns: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .lab import serve_foreground
+
+    return serve_foreground(Path(ns.state_dir) if ns.state_dir else None, ns.port_base, _console(ns))
+
+
+def cmd_demo(ns: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(ns, _console(ns), _console(ns, stderr=True))
+
+
+COMMANDS = {"check": cmd_check, "rules": cmd_rules, "stores": cmd_stores, "lab": cmd_lab, "demo": cmd_demo}
+
+
+def _quiet_library_warnings() -> None:
+    """Certificates with RFC violations make cryptography warn; they are findings, not console noise."""
+    import warnings
+
+    warnings.filterwarnings("ignore", module=r"certdoctor\..*")
+    warnings.filterwarnings("ignore", message=r".*(serial number|RFC 5280).*")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _quiet_library_warnings()
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    if not ns.command:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return COMMANDS[ns.command](ns)
+    except UsageError as exc:
+        print(f"certdoctor {ns.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("certdoctor: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as exc:
+        from .api import DiagnoseError
+
+        if isinstance(exc, DiagnoseError):
+            print(f"certdoctor {ns.command}: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,283 @@
+"""Read certificates from bytes and files: PEM (any armour, any mess around it), DER and PKCS#7.
+
+Input is untrusted (files handed to us, AIA downloads), so parsing is linear in the input size, never
+recurses on attacker data and caps the number of certificates.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import pkcs7
+
+from ..model import PresentedChain
+from .errors import CollectError
+
+__all__ = [
+    "MAX_FILE_BYTES",
+    "CertificateParseError",
+    "load_certificate_files",
+    "load_chain_file",
+    "parse_certificates",
+]
+
+MAX_FILE_BYTES = 16 * 1024 * 1024
+
+_CERT_LABELS = frozenset({b"CERTIFICATE", b"X509 CERTIFICATE", b"TRUSTED CERTIFICATE"})
+_PKCS7_LABELS = frozenset({b"PKCS7", b"PKCS #7 SIGNED DATA", b"CMS"})
+# BEGIN and END markers are found separately and paired in one pass, so that input full of unmatched
+# BEGIN lines cannot make the scan quadratic.
+_MARKER = re.compile(rb"-----(BEGIN|END) ([A-Z0-9 #]{1,64})-----")
+_BASE64_ONLY = re.compile(rb"[A-Za-z0-9+/=\s]+")
+_ASN1_KIND = re.compile(r"kind: (\w+)")
+_ASN1_LOCATION = re.compile(r"location: \[([^\]]*)\]")
+
+
+class CertificateParseError(CollectError):
+    """The input holds no usable certificate, or a certificate that cannot be parsed."""
+
+
+class _TooManyCertificates(CertificateParseError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class PemBlock:
+    """One ``-----BEGIN X-----`` ... ``-----END X-----`` block; ``body`` is None when END is missing."""
+
+    index: int  # 1-based position among all blocks of the input
+    label: bytes
+    body: bytes | None
+    start: int  # offset of the BEGIN marker
+    end: int  # offset just past the END marker (or of the next BEGIN / end of input when unterminated)
+
+
+def iter_pem_blocks(data: bytes) -> Iterator[PemBlock]:
+    """Every armoured block of ``data`` in order, whatever the label; text between blocks is ignored."""
+    index = 0
+    open_label: bytes | None = None
+    open_start = body_start = 0
+    for match in _MARKER.finditer(data):
+        kind, label = match.group(1), match.group(2).strip()
+        if kind == b"BEGIN":
+            if open_label is not None:  # the previous block never ended
+                index += 1
+                yield PemBlock(index, open_label, None, open_start, match.start())
+            open_label, open_start, body_start = label, match.start(), match.end()
+        elif open_label is not None:
+            index += 1
+            yield PemBlock(index, open_label, data[body_start : match.start()], open_start, match.end())
+            open_label = None
+    if open_label is not None:
+        index += 1
+        yield PemBlock(index, open_label, None, open_start, len(data))
+
+
+def der_sequence_length(data: bytes | memoryview, offset: int = 0) -> int | None:
+    """Total length (header included) of the DER SEQUENCE at ``offset``, or None if there is none."""
+    if len(data) < offset + 2 or data[offset] != 0x30:
+        return None
+    first = data[offset + 1]
+    if first < 0x80:
+        return 2 + first
+    count = first & 0x7F
+    if count == 0 or count > 4 or len(data) < offset + 2 + count:
+        return None
+    return 2 + count + int.from_bytes(data[offset + 2 : offset + 2 + count], "big")
+
+
+def short_reason(exc: BaseException) -> str:
+    """A one-line, human-sized version of a cryptography parse error."""
+    text = str(exc) or type(exc).__name__
+    if "ParseError" in text:
+        kind = _ASN1_KIND.search(text)
+        where = _ASN1_LOCATION.search(text)
+        detail = kind.group(1) if kind else "malformed"
+        if where and where.group(1):
+            detail += " at " + where.group(1).replace('"', "").replace(", ", " > ")
+        return f"malformed DER ({detail})"
+    text = " ".join(text.split())
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _decode_base64(body: bytes) -> bytes:
+    # RFC 7468 allows no headers for certificates, but tolerate RFC 1421 style "Key: value" lines.
+    if b":" in body:
+        body = b"\n".join(line for line in body.splitlines() if b":" not in line)
+    compact = b"".join(body.split())
+    if len(compact) % 4:
+        compact += b"=" * (-len(compact) % 4)
+    return base64.b64decode(compact, validate=True)
+
+
+def _load_der_certificate(der: bytes) -> x509.Certificate:
+    """One DER certificate, tolerating trailing bytes after the certificate's SEQUENCE."""
+    try:
+        return x509.load_der_x509_certificate(der)
+    except ValueError:
+        length = der_sequence_length(der)
+        if length is None or length >= len(der):
+            raise
+        return x509.load_der_x509_certificate(der[:length])
+
+
+def _load_pkcs7(der: bytes) -> list[x509.Certificate]:
+    certs = pkcs7.load_der_pkcs7_certificates(der)
+    if not certs:
+        raise ValueError("the PKCS#7 bundle holds no certificates")
+    return certs
+
+
+def _parse_der(data: bytes) -> list[x509.Certificate]:
+    """A DER certificate, a DER PKCS#7 bundle, or several DER certificates back to back."""
+    try:
+        return [x509.load_der_x509_certificate(data)]
+    except ValueError as exc:
+        first_error = exc
+    try:
+        return _load_pkcs7(data)
+    except ValueError:
+        pass
+    certs: list[x509.Certificate] = []
+    offset = 0
+    while offset < len(data):
+        length = der_sequence_length(data, offset)
+        if length is None or offset + length > len(data):
+            break
+        try:
+            certs.append(x509.load_der_x509_certificate(data[offset : offset + length]))
+        except ValueError:
+            break
+        offset += length
+    if certs and offset == len(data):
+        return certs
+    raise CertificateParseError(f"not a valid DER certificate or PKCS#7 bundle: {short_reason(first_error)}")
+
+
+def _describe_labels(labels: list[bytes]) -> str:
+    names = list(dict.fromkeys(label.decode("ascii", "replace") for label in labels))
+    parts = [f"{'an' if name[:1] in 'AEIOU' or name.startswith(('RSA', 'X509')) else 'a'} {name}" for name in names[:3]]
+    if len(names) > 3:
+        parts.append("other blocks")
+    return " and ".join(parts)
+
+
+def _parse(data: bytes, max_certs: int, *, lenient: bool) -> tuple[list[x509.Certificate], int]:
+    """Certificates in ``data`` and the number of broken certificate blocks skipped (lenient mode)."""
+    certs: list[x509.Certificate] = []
+    skipped = 0
+    other_labels: list[bytes] = []
+    saw_block = False
+
+    def add(new: list[x509.Certificate]) -> None:
+        certs.extend(new)
+        if len(certs) > max_certs:
+            raise _TooManyCertificates(f"more than {max_certs} certificates")
+
+    for block in iter_pem_blocks(data):
+        saw_block = True
+        is_cert = block.label in _CERT_LABELS
+        if not is_cert and block.label not in _PKCS7_LABELS:
+            other_labels.append(block.label)
+            continue
+        what = "certificate" if is_cert else "PKCS#7 bundle"
+        try:
+            if block.body is None:
+                raise CertificateParseError(
+                    f"block {block.index} is truncated (no -----END {block.label.decode()}----- line)"
+                )
+            try:
+                der = _decode_base64(block.body)
+            except (binascii.Error, ValueError) as exc:
+                raise CertificateParseError(f"block {block.index} is not a valid {what}: bad base64 ({exc})") from None
+            try:
+                if not is_cert:
+                    add(_load_pkcs7(der))
+                elif block.label == b"TRUSTED CERTIFICATE":
+                    # OpenSSL appends its trust settings after the certificate: keep the first SEQUENCE.
+                    length = der_sequence_length(der)
+                    add([x509.load_der_x509_certificate(der if length is None else der[:length])])
+                else:
+                    add([_load_der_certificate(der)])
+            except ValueError as exc:
+                raise CertificateParseError(f"block {block.index} is not a valid {what}: {short_reason(exc)}") from None
+        except _TooManyCertificates:
+            raise
+        except CertificateParseError:
+            if not lenient:
+                raise
+            skipped += 1
+
+    if saw_block:
+        if certs or skipped:
+            return certs, skipped
+        raise CertificateParseError(f"no certificate found (the file holds {_describe_labels(other_labels)})")
+
+    stripped = data.strip()
+    if not stripped:
+        raise CertificateParseError("no certificate found (the input is empty)")
+    if stripped[0] == 0x30:
+        add(_parse_der(stripped))
+        return certs, 0
+    if _BASE64_ONLY.fullmatch(stripped):  # base64 of DER without PEM armour
+        try:
+            der = _decode_base64(stripped)
+        except (binascii.Error, ValueError):
+            der = b""
+        if der[:1] == b"\x30":
+            add(_parse_der(der))
+            return certs, 0
+    raise CertificateParseError("no certificate found (no PEM block, and not DER or PKCS#7)")
+
+
+def parse_certificates(data: bytes, *, max_certs: int = 10_000) -> list[x509.Certificate]:
+    """Every certificate in ``data`` (PEM, DER or PKCS#7), in order; raises CertificateParseError."""
+    return _parse(bytes(data), max_certs, lenient=False)[0]
+
+
+def parse_certificates_lenient(data: bytes, *, max_certs: int = 10_000) -> tuple[list[x509.Certificate], int]:
+    """Like :func:`parse_certificates`, but skip broken PEM certificate blocks; returns (certs, skipped)."""
+    return _parse(bytes(data), max_certs, lenient=True)
+
+
+def read_capped(path: str | Path, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The content of ``path``; raises CertificateParseError when unreadable or larger than ``limit``."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise CertificateParseError(f"cannot read {path}: {reason}") from None
+    if len(data) > limit:
+        raise CertificateParseError(f"{path} is larger than {limit // (1024 * 1024)} MiB")
+    return data
+
+
+def load_chain_file(path: str | Path, *, max_certs: int = 32) -> PresentedChain:
+    """The chain in a file, as a PresentedChain whose source is ``path``; never raises."""
+    source = str(path)
+    try:
+        certs = parse_certificates(read_capped(path))
+    except CertificateParseError as exc:
+        return PresentedChain(source=source, error=str(exc), error_kind="parse")
+    except Exception as exc:  # defensive: a parse bug must not take the tool down
+        return PresentedChain(source=source, error=f"cannot parse {source}: {exc}", error_kind="parse")
+    return PresentedChain(source=source, certs=tuple(certs[:max_certs]), total_received=len(certs))
+
+
+def load_certificate_files(paths: Sequence[str | Path]) -> list[x509.Certificate]:
+    """All certificates of several files (for --ca-file and --expect); errors name the file."""
+    result: list[x509.Certificate] = []
+    for path in paths:
+        data = read_capped(path)
+        try:
+            result.extend(parse_certificates(data))
+        except CertificateParseError as exc:
+            raise CertificateParseError(f"{path}: {exc}") from None
+    return result

@@ -1,0 +1,346 @@
+"""Collect the certificate chain a TLS server presents: asyncio for I/O, pyOpenSSL memory BIOs for TLS.
+
+The client verifies nothing (judging is the checks' job) and accepts legacy servers, so even broken
+chains get collected. The server is untrusted: the whole exchange is bounded in time and in bytes, and
+every failure comes back as a :class:`PresentedChain` with ``error``/``error_kind`` set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import ipaddress
+import socket
+import time
+
+from OpenSSL import SSL
+
+from ..model import PresentedChain
+from .errors import CollectError
+
+__all__ = ["ResolveError", "fetch_chain", "resolve"]
+
+_READ_SIZE = 65_536
+_NOT_TLS = "the server did not speak TLS (is this a plain HTTP port?)"
+# Content types of a TLS record (change_cipher_spec, alert, handshake, application_data).
+_TLS_RECORD_TYPES = frozenset({20, 21, 22, 23})
+
+_context: SSL.Context | None = None
+
+
+class ResolveError(CollectError):
+    """A host name does not resolve (or resolution timed out)."""
+
+
+def _format_seconds(seconds: float) -> str:
+    return f"{seconds:.1f}" if round(seconds, 1) == seconds else f"{seconds:g}"
+
+
+def _strip_brackets(address: str) -> str:
+    if address.startswith("[") and address.endswith("]"):
+        return address[1:-1]
+    return address
+
+
+def _ip_literal(text: str) -> str | None:
+    """``text`` without brackets if it is an IPv4/IPv6 literal, else None."""
+    candidate = _strip_brackets(text.strip())
+    try:
+        ipaddress.ip_address(candidate)
+    except ValueError:
+        return None
+    return candidate
+
+
+async def resolve(host: str, port: int, timeout: float) -> list[str]:
+    """Every IPv4 and IPv6 address of ``host`` (deduplicated, resolver order); raises ResolveError."""
+    literal = _ip_literal(host)
+    if literal is not None:
+        return [literal]
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(timeout):
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except TimeoutError:
+        raise ResolveError(f"{host}: DNS resolution timed out after {_format_seconds(timeout)} s") from None
+    except socket.gaierror as exc:
+        raise ResolveError(f"{host}: the name does not resolve ({exc.strerror or exc})") from None
+    except (UnicodeError, ValueError, OSError) as exc:
+        raise ResolveError(f"{host}: cannot resolve ({exc})") from None
+    addresses: dict[str, None] = {}
+    for family, _type, _proto, _canon, sockaddr in infos:
+        if family in (socket.AF_INET, socket.AF_INET6):
+            addresses.setdefault(str(sockaddr[0]), None)
+    if not addresses:
+        raise ResolveError(f"{host}: the name has no IPv4 or IPv6 address")
+    return list(addresses)
+
+
+class _ConnState:
+    """Per-connection data reachable from OpenSSL callbacks (via ``Connection.get_app_data``)."""
+
+    __slots__ = ("staple",)
+
+    def __init__(self) -> None:
+        self.staple: bytes | None = None
+
+
+def _on_ocsp_staple(conn: SSL.Connection, staple: bytes, _data: object) -> bool:
+    if staple:
+        state = conn.get_app_data()
+        if isinstance(state, _ConnState):
+            state.staple = staple
+    return True  # we only record the staple; the checks judge it
+
+
+def _client_context() -> SSL.Context:
+    """The process-wide client context (building one per handshake would dominate bulk scans)."""
+    global _context
+    if _context is None:
+        ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
+        ctx.set_verify(SSL.VERIFY_NONE)
+        ctx.set_min_proto_version(SSL.TLS1_VERSION)
+        ctx.set_cipher_list(b"ALL:@SECLEVEL=0")
+        # Talk to servers without RFC 5746 support too (OpenSSL 3 refuses them by default).
+        ctx.set_options(SSL.OP_ALL | SSL.OP_LEGACY_SERVER_CONNECT | SSL.OP_NO_COMPRESSION)
+        ctx.set_ocsp_client_callback(_on_ocsp_staple)
+        _context = ctx
+    return _context
+
+
+def _sni_bytes(sni: str) -> bytes | None:
+    """The server_name to send: None for IP literals and empty names; raises ValueError if unusable."""
+    name = sni.strip().rstrip(".")
+    if not name or _ip_literal(name) is not None:
+        return None
+    if name.isascii():
+        encoded = name.encode("ascii")
+    else:
+        try:
+            try:
+                import idna  # IDNA 2008 / UTS 46, like browsers (ships with httpx)
+            except ImportError:  # pragma: no cover
+                encoded = name.encode("idna")
+            else:
+                encoded = idna.encode(name, uts46=True)
+        except UnicodeError as exc:
+            raise ValueError(str(exc) or "not a valid internationalized name") from None
+    if b"\0" in encoded or len(encoded) > 253:
+        raise ValueError("not a valid host name")
+    return encoded
+
+
+def _source_label(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _connect_message(exc: OSError) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve the address ({exc.strerror or exc})"
+    code = exc.errno
+    if code == errno.ENETUNREACH:
+        return "network unreachable"
+    if code == errno.EHOSTUNREACH:
+        return "host unreachable"
+    if code == errno.ECONNRESET:
+        return "connection reset while connecting"
+    return f"cannot connect: {exc.strerror or exc}"
+
+
+def _looks_like_tls(first: bytes) -> bool:
+    return len(first) < 2 or (first[0] in _TLS_RECORD_TYPES and first[1] == 3)
+
+
+def _handshake_message(exc: SSL.Error, first: bytes) -> str:
+    if first and not _looks_like_tls(first):
+        return _NOT_TLS
+    reasons: list[str] = []
+    details = exc.args[0] if exc.args else None
+    if isinstance(details, list):
+        for item in details:
+            reason = item[-1] if isinstance(item, tuple) and item else item
+            if reason and str(reason) not in reasons:
+                reasons.append(str(reason))
+    elif details:
+        reasons.append(str(details))
+    if isinstance(exc, SSL.ZeroReturnError):
+        return "the server closed the TLS session during the handshake"
+    if not reasons:
+        return "TLS handshake failed (no reason given by OpenSSL)"
+    text = "; ".join(reasons)
+    if "alert protocol version" in text:
+        return f"the server accepts none of the TLS versions offered ({text})"
+    if "alert handshake failure" in text:
+        return f"the server aborted the handshake ({text}): no common cipher, or the server wants another SNI"
+    if "alert unrecognized name" in text:
+        return f"the server does not know the SNI name sent ({text})"
+    return f"TLS handshake failed: {text}"
+
+
+def _drain(conn: SSL.Connection) -> bytes:
+    """Everything OpenSSL wants to send."""
+    try:
+        data = conn.bio_read(_READ_SIZE)
+    except SSL.WantReadError:
+        return b""
+    if len(data) < _READ_SIZE:
+        return data
+    parts = [data]
+    while True:
+        try:
+            parts.append(conn.bio_read(_READ_SIZE))
+        except SSL.WantReadError:
+            return b"".join(parts)
+
+
+def _close(writer: asyncio.StreamWriter | None, conn: SSL.Connection | None, *, polite: bool) -> None:
+    """Close without waiting: close_notify best effort, then let the transport flush on its own."""
+    if writer is None:
+        return
+    try:
+        if polite and conn is not None:
+            with contextlib.suppress(SSL.Error):
+                conn.shutdown()
+            out = _drain(conn)
+            if out:
+                writer.write(out)
+            writer.close()
+        else:
+            writer.transport.abort()
+    except Exception:  # the connection may already be gone; nothing useful to report
+        pass
+
+
+async def fetch_chain(
+    address: str,
+    port: int,
+    sni: str | None,
+    timeout: float = 10.0,
+    *,
+    max_certs: int = 32,
+    max_bytes: int = 1_048_576,
+) -> PresentedChain:
+    """Handshake with ``address:port`` and return the certificates it presents; never raises."""
+    started = time.perf_counter()
+    host = _strip_brackets(address.strip())
+    source = _source_label(host, port)
+
+    def failure(kind: str, message: str) -> PresentedChain:
+        return PresentedChain(
+            source=source,
+            address=host,
+            error=message,
+            error_kind=kind,
+            elapsed=time.perf_counter() - started,
+        )
+
+    try:
+        server_name = None if sni is None else _sni_bytes(sni)
+    except ValueError as exc:
+        return failure("handshake", f"cannot send {sni!r} as SNI: {exc}")
+
+    writer: asyncio.StreamWriter | None = None
+    conn: SSL.Connection | None = None
+    polite = False
+    phase = "connect"
+    try:
+        state = _ConnState()
+        conn = SSL.Connection(_client_context(), None)
+        conn.set_app_data(state)
+        conn.set_connect_state()
+        conn.request_ocsp()
+        if server_name is not None:
+            conn.set_tlsext_host_name(server_name)
+
+        async with asyncio.timeout(timeout):
+            try:
+                reader, writer = await asyncio.open_connection(host, port)
+            except OSError as exc:
+                if isinstance(exc, TimeoutError):
+                    return failure("timeout", "no TCP connection established (connect timed out)")
+                kind = "resolve" if isinstance(exc, socket.gaierror) else "connect"
+                return failure(kind, _connect_message(exc))
+            phase = "handshake"
+            received = 0
+            first = b""
+            while True:
+                try:
+                    conn.do_handshake()
+                    break
+                except SSL.WantReadError:
+                    pass
+                except SSL.Error as exc:
+                    return failure("handshake", _handshake_message(exc, first))
+                out = _drain(conn)
+                if out:
+                    writer.write(out)
+                try:
+                    data = await reader.read(_READ_SIZE)
+                except OSError as exc:
+                    if first and not _looks_like_tls(first):
+                        return failure("handshake", _NOT_TLS)
+                    reason = "reset" if isinstance(exc, ConnectionResetError) else f"lost ({exc})"
+                    return failure("handshake", f"the connection was {reason} during the TLS handshake")
+                if not data:
+                    if first and not _looks_like_tls(first):
+                        return failure("handshake", _NOT_TLS)
+                    if received == 0:
+                        return failure(
+                            "handshake",
+                            "the server closed the connection without answering the ClientHello "
+                            "(it may reject the TLS versions, ciphers or SNI name offered)",
+                        )
+                    return failure("handshake", "the server closed the connection during the TLS handshake")
+                if not first:
+                    first = data[:5]
+                received += len(data)
+                if received > max_bytes:
+                    return failure(
+                        "handshake",
+                        f"the server sent more than {max_bytes} bytes without completing the handshake",
+                    )
+                conn.bio_write(data)
+            out = _drain(conn)  # our Finished (and anything else pending)
+            if out:
+                writer.write(out)
+
+        polite = True
+        chain = conn.get_peer_cert_chain() or []
+        # Convert only what we keep: a hostile server may send hundreds of certificates.
+        certs = tuple(cert.to_cryptography() for cert in chain[:max_certs])
+        version = conn.get_protocol_version_name()
+        cipher = conn.get_cipher_name()
+        elapsed = time.perf_counter() - started
+        if not chain:
+            return PresentedChain(
+                source=source,
+                address=host,
+                tls_version=version,
+                cipher=cipher,
+                error="the handshake completed but the server sent no certificate (anonymous cipher?)",
+                error_kind="no-certificate",
+                ocsp_staple=state.staple,
+                elapsed=elapsed,
+            )
+        return PresentedChain(
+            source=source,
+            address=host,
+            certs=certs,
+            total_received=len(chain),
+            tls_version=version,
+            cipher=cipher,
+            ocsp_staple=state.staple,
+            elapsed=elapsed,
+        )
+    except TimeoutError:
+        seconds = _format_seconds(timeout)
+        if phase == "connect":
+            return failure("timeout", f"no TCP connection established within {seconds} s")
+        return failure("timeout", f"no TLS handshake completed within {seconds} s")
+    except Exception as exc:  # defensive: a hostile server must never crash the caller
+        return failure(phase, f"unexpected error during the {phase}: {type(exc).__name__}: {exc}")
+    finally:
+        _close(writer, conn, polite=polite)

@@ -1,0 +1,319 @@
+"""The lab's scenario table: one row per misconfiguration, in the order ports are assigned.
+
+Pure data. ``expected`` holds the exact certdoctor finding ids a check of the scenario must produce; the
+private ``_spec`` says how the lab builds and serves it (see :class:`ServeSpec` and :class:`LeafSpec`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, overload
+
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
+
+from .pki import HashName, KeyKind
+
+DOMAIN = "certdoctor.test"
+SERVER_AUTH = ExtendedKeyUsageOID.SERVER_AUTH
+CLIENT_AUTH = ExtendedKeyUsageOID.CLIENT_AUTH
+
+# Terminal escapes (clear screen, colour, bell, OSC 8 hyperlink), rich markup and HTML. cryptography
+# accepts all of it in UTF8String attributes (it does not enforce the 64-character upper bound either), so
+# nothing had to be dropped.
+EVIL_O = "\x1b[2J\x1b[31mEVIL\x07 [bold red]markup[/bold red] <script>alert(1)</script>"
+EVIL_OU = "\x1b]8;;http://x\x07link\x1b]8;;\x07"
+
+
+@dataclass(frozen=True)
+class LeafSpec:
+    """How to issue a scenario's leaf certificate."""
+
+    issuer: str | None = "lab-rsa-ca"  # CA slug (see pki.CA_SPECS); None: self-signed
+    key: KeyKind = "rsa2048"
+    key_name: str | None = None  # key cache name; None: "leaf-<scenario>"
+    dns_names: tuple[str, ...] | None = None  # None: (scenario hostname,)
+    common_name: str | None = None  # None: the first DNS name
+    subject_extra: tuple[tuple[ObjectIdentifier, str], ...] = ()  # attributes placed before the CN
+    san: bool = True  # False: no subjectAltName extension at all
+    starts: float = -1.0  # days relative to now
+    days: float = 90.0
+    ekus: tuple[ObjectIdentifier, ...] = (SERVER_AUTH,)
+    aia: bool = True
+    hash: HashName = "sha256"
+
+
+@dataclass(frozen=True)
+class ServeSpec:
+    """What a scenario's server does and sends."""
+
+    kind: Literal["tls", "stall", "garbage"] = "tls"
+    leaf: LeafSpec = field(default_factory=LeafSpec)
+    chain: tuple[str, ...] = ("lab-rsa-ca",)  # slugs of the certificates sent after the leaf, in order
+    filler: int = 0  # number of small unrelated self-signed certificates appended after ``chain``
+    second_address: LeafSpec | None = None  # if set: also served on 127.0.0.2, same port, with this leaf
+    no_sni: LeafSpec | None = None  # if set: the leaf sent when the ClientHello carries no SNI
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str  # one plain-language sentence
+    hostname: str  # the name a client connects with and verifies
+    expected: frozenset[str] = frozenset()  # exact certdoctor finding ids
+    check_args: tuple[str, ...] = ()  # extra `certdoctor check` arguments
+    hostile: bool = False  # robustness fixture, not part of the demo
+    _spec: ServeSpec = field(default_factory=ServeSpec, repr=False, compare=False)
+
+
+class ScenarioTable(tuple[Scenario, ...]):
+    """The scenarios in table order; also indexable by name (``SCENARIOS["expired"]``)."""
+
+    __slots__ = ()
+
+    @overload
+    def __getitem__(self, key: str) -> Scenario: ...
+    @overload
+    def __getitem__(self, key: int) -> Scenario: ...
+    @overload
+    def __getitem__(self, key: slice) -> tuple[Scenario, ...]: ...
+    def __getitem__(self, key: str | int | slice) -> Scenario | tuple[Scenario, ...]:
+        if isinstance(key, str):
+            for scenario in self:
+                if scenario.name == key:
+                    return scenario
+            raise KeyError(key)
+        return super().__getitem__(key)
+
+    def names(self) -> list[str]:
+        return [s.name for s in self]
+
+
+def _host(name: str) -> str:
+    return f"{name}.{DOMAIN}"
+
+
+def _s(
+    name: str,
+    description: str,
+    expected: tuple[str, ...] = (),
+    *,
+    hostname: str | None = None,
+    check_args: tuple[str, ...] = (),
+    hostile: bool = False,
+    spec: ServeSpec | None = None,
+) -> Scenario:
+    return Scenario(
+        name=name,
+        description=description,
+        hostname=hostname or _host(name),
+        expected=frozenset(expected),
+        check_args=check_args,
+        hostile=hostile,
+        _spec=spec or ServeSpec(),
+    )
+
+
+SCENARIOS: ScenarioTable = ScenarioTable(
+    (
+        _s("good-rsa", "A correct chain: RSA leaf plus its RSA intermediate."),
+        _s(
+            "good-ecdsa",
+            "A correct chain: ECDSA P-256 leaf plus its ECDSA intermediate.",
+            spec=ServeSpec(leaf=LeafSpec(issuer="lab-ecdsa-ca", key="ec256"), chain=("lab-ecdsa-ca",)),
+        ),
+        _s(
+            "good-two-level",
+            "A correct chain through two intermediates (Issuing CA 2, then Policy CA).",
+            spec=ServeSpec(leaf=LeafSpec(issuer="lab-issuing-ca-2"), chain=("lab-issuing-ca-2", "lab-policy-ca")),
+        ),
+        _s(
+            "expired",
+            "The leaf certificate expired 30 days ago.",
+            ("expired",),
+            spec=ServeSpec(leaf=LeafSpec(starts=-120, days=90)),
+        ),
+        _s(
+            "not-yet-valid",
+            "The leaf certificate only becomes valid in 10 days.",
+            ("not-yet-valid",),
+            spec=ServeSpec(leaf=LeafSpec(starts=10, days=90)),
+        ),
+        _s(
+            "expiring-soon",
+            "The leaf certificate is valid but expires in 10 days.",
+            ("expiring-soon",),
+            spec=ServeSpec(leaf=LeafSpec(starts=-80, days=90)),
+        ),
+        _s(
+            "wrong-host",
+            "The certificate is for other-host.certdoctor.test, not the name the client asked for.",
+            ("hostname-mismatch",),
+            spec=ServeSpec(leaf=LeafSpec(dns_names=(_host("other-host"),))),
+        ),
+        _s(
+            "wildcard",
+            "A wildcard certificate (*.wildcard.certdoctor.test) used for a name it covers.",
+            hostname=_host("www.wildcard"),
+            spec=ServeSpec(leaf=LeafSpec(dns_names=("*." + _host("wildcard"),))),
+        ),
+        _s(
+            "wildcard-apex",
+            "A wildcard certificate used for the bare domain, which a wildcard does not cover.",
+            ("hostname-mismatch",),
+            spec=ServeSpec(leaf=LeafSpec(dns_names=("*." + _host("wildcard-apex"),))),
+        ),
+        _s(
+            "cn-only",
+            "The name is only in the subject CN; there is no subjectAltName, which clients require.",
+            ("hostname-mismatch",),
+            spec=ServeSpec(leaf=LeafSpec(san=False, common_name=_host("cn-only"))),
+        ),
+        _s(
+            "ip-no-san",
+            "Connecting by IP address, but the IP is only in the CN, not in an IP subjectAltName.",
+            ("hostname-mismatch",),
+            hostname="127.0.0.1",
+            spec=ServeSpec(leaf=LeafSpec(dns_names=(_host("ip-no-san"),), common_name="127.0.0.1")),
+        ),
+        _s(
+            "self-signed",
+            "The server sends a lone self-signed certificate that no client trusts.",
+            ("self-signed",),
+            spec=ServeSpec(leaf=LeafSpec(issuer=None), chain=()),
+        ),
+        _s(
+            "untrusted-root",
+            "The chain is complete but ends at a private root that is not in any trust store.",
+            ("untrusted-root",),
+            spec=ServeSpec(leaf=LeafSpec(issuer="untrusted-ca"), chain=("untrusted-ca",)),
+        ),
+        _s(
+            "incomplete-aia",
+            "The server forgets the intermediate; only clients that follow the AIA URL can recover.",
+            ("missing-intermediate",),
+            spec=ServeSpec(chain=()),
+        ),
+        _s(
+            "incomplete-no-aia",
+            "The server forgets the intermediate and the leaf has no AIA URL to fetch it from.",
+            ("missing-intermediate",),
+            spec=ServeSpec(leaf=LeafSpec(aia=False), chain=()),
+        ),
+        _s(
+            "wrong-order",
+            "The two intermediates are sent in reverse order.",
+            ("wrong-order",),
+            spec=ServeSpec(leaf=LeafSpec(issuer="lab-issuing-ca-2"), chain=("lab-policy-ca", "lab-issuing-ca-2")),
+        ),
+        _s(
+            "extra-cert",
+            "The chain carries an unrelated CA certificate that is not part of the path.",
+            ("extra-cert",),
+            spec=ServeSpec(chain=("lab-rsa-ca", "unrelated-ca")),
+        ),
+        _s(
+            "root-included",
+            "The server also sends the root certificate, which is useless to clients.",
+            ("contains-root",),
+            spec=ServeSpec(chain=("lab-rsa-ca", "lab-root")),
+        ),
+        _s(
+            "duplicate-cert",
+            "The intermediate certificate is sent twice.",
+            ("duplicate-cert",),
+            spec=ServeSpec(chain=("lab-rsa-ca", "lab-rsa-ca")),
+        ),
+        _s(
+            "expired-intermediate",
+            "The leaf is valid but its intermediate CA certificate expired 10 days ago.",
+            ("intermediate-expired",),
+            spec=ServeSpec(leaf=LeafSpec(issuer="lab-expired-ca"), chain=("lab-expired-ca",)),
+        ),
+        _s(
+            "issuer-not-ca",
+            "The leaf was signed by another server certificate (CA:FALSE) instead of a CA.",
+            ("issuer-not-ca",),
+            spec=ServeSpec(leaf=LeafSpec(issuer="lab-not-a-ca"), chain=("lab-not-a-ca", "lab-rsa-ca")),
+        ),
+        _s(
+            "client-auth-eku",
+            "The certificate is only allowed for TLS client authentication, not for servers.",
+            ("missing-server-auth-eku",),
+            spec=ServeSpec(leaf=LeafSpec(ekus=(CLIENT_AUTH,))),
+        ),
+        _s(
+            "sha1",
+            "The leaf is signed with SHA-1, which clients no longer accept.",
+            ("weak-signature",),
+            spec=ServeSpec(leaf=LeafSpec(hash="sha1")),
+        ),
+        _s(
+            "rsa-1024",
+            "The leaf has a 1024-bit RSA key, too weak for modern clients.",
+            ("weak-key",),
+            spec=ServeSpec(leaf=LeafSpec(key="rsa1024")),
+        ),
+        _s(
+            "long-validity",
+            "The leaf is valid for 825 days, longer than browsers accept for public certificates.",
+            ("validity-too-long",),
+            spec=ServeSpec(leaf=LeafSpec(days=825)),
+        ),
+        _s(
+            "multi-address",
+            "Two addresses for one name: 127.0.0.2 still serves an old, expired certificate.",
+            ("endpoints-differ", "expired"),
+            spec=ServeSpec(
+                second_address=LeafSpec(key_name="leaf-multi-address-old", starts=-120, days=90),
+            ),
+        ),
+        _s(
+            "no-sni",
+            "Clients that send no SNI get the server's default certificate, for another name.",
+            ("hostname-mismatch",),
+            check_args=("--no-sni",),
+            spec=ServeSpec(
+                no_sni=LeafSpec(key_name="leaf-no-sni-default", dns_names=(_host("default"),)),
+            ),
+        ),
+        # --- hostile: robustness fixtures, not part of the demo ---
+        _s(
+            "stall",
+            "Accepts the TCP connection and never sends a byte.",
+            hostile=True,
+            spec=ServeSpec(kind="stall"),
+        ),
+        _s(
+            "garbage",
+            "Answers the ClientHello with 4 KiB of random bytes that are not TLS.",
+            hostile=True,
+            spec=ServeSpec(kind="garbage"),
+        ),
+        _s(
+            "huge-chain",
+            "Sends a leaf followed by 10,000 certificates (several megabytes).",
+            hostile=True,
+            spec=ServeSpec(chain=(), filler=10_000),
+        ),
+        _s(
+            "many-certs",
+            "A valid chain followed by 50 small unrelated self-signed certificates.",
+            ("extra-cert",),
+            hostile=True,
+            spec=ServeSpec(filler=50),
+        ),
+        _s(
+            "evil-fields",
+            "A valid chain whose subject carries terminal escapes, rich markup and HTML.",
+            hostile=True,
+            spec=ServeSpec(
+                leaf=LeafSpec(
+                    subject_extra=(
+                        (NameOID.ORGANIZATION_NAME, EVIL_O),
+                        (NameOID.ORGANIZATIONAL_UNIT_NAME, EVIL_OU),
+                    )
+                )
+            ),
+        ),
+    )
+)

@@ -1,0 +1,189 @@
+"""Human output with rich. Only rich ``Text`` objects are printed (no markup parsing), and every string that
+comes from a certificate or a server goes through :func:`clean`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from cryptography import x509
+from rich.console import Console, Group
+from rich.padding import Padding
+from rich.text import Text
+
+from .. import certinfo
+from ..api import ChainReport, Diagnosis
+from ..model import Finding, Severity
+from .escape import clean
+
+SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
+SEVERITY_MARK = {Severity.ERROR: "✗", Severity.WARNING: "!", Severity.INFO: "i"}
+
+
+def _days(cert: x509.Certificate, at: datetime) -> tuple[str, str]:
+    left = (certinfo.not_after(cert) - at).total_seconds() / 86400
+    if certinfo.not_before(cert) > at:
+        return (
+            f"not valid for {int((certinfo.not_before(cert) - at).total_seconds() // 86400)} more days",
+            "red",
+        )
+    if left < 0:
+        return (f"expired {int(-left)} days ago", "red")
+    return (f"{int(left)} days left", "yellow" if left < 30 else "green")
+
+
+def _role(report: ChainReport, index: int, cert: x509.Certificate) -> str:
+    fp = certinfo.fingerprint(cert)
+    first = report.analysis.position(cert)
+    if index == 0:
+        return "leaf"
+    if first is not None and first != index:
+        return f"duplicate of #{first}"
+    if certinfo.is_self_signed(cert):
+        return "root"
+    if fp in report.analysis.on_any_path():
+        return "intermediate"
+    return "unrelated"
+
+
+def _kv(key: str, value: str | Text, style: str = "") -> Text:
+    t = Text(f"       {key:<8}", style="dim")
+    t.append(value if isinstance(value, Text) else Text(clean(value), style=style))
+    return t
+
+
+def _cert_block(report: ChainReport, index: int, cert: x509.Certificate, at: datetime) -> list[Text]:
+    role = _role(report, index, cert)
+    head = Text(f"  #{index} ", style="bold")
+    head.append(f"{role:<13}", style="magenta" if role != "unrelated" else "red")
+    head.append(clean(certinfo.subject(cert) or "<empty subject>"), style="bold")
+    days, style = _days(cert, at)
+    validity = Text(f"{certinfo.not_before(cert):%Y-%m-%d} → {certinfo.not_after(cert):%Y-%m-%d}  ", style="").append(
+        f"({days})", style=style
+    )
+    lines = [head, _kv("issuer", certinfo.issuer(cert)), _kv("valid", validity)]
+    names = [*certinfo.dns_names(cert), *(f"IP:{ip}" for ip in certinfo.ip_addresses(cert))]
+    if index == 0 or names:
+        shown = ", ".join(names[:10]) + (f", … ({len(names)} names)" if len(names) > 10 else "")
+        lines.append(_kv("names", shown or "(no subjectAltName)", "" if names else "red"))
+    lines.append(_kv("key", f"{certinfo.key_str(cert)} · signed {certinfo.signature_algorithm(cert)}"))
+    lines.append(_kv("sha256", certinfo.fingerprint(cert), "dim"))
+    return lines
+
+
+def _path_line(report: ChainReport) -> Text:
+    best = report.analysis.best
+    t = Text("  path   ", style="bold")
+    for i, node in enumerate(best.nodes):
+        if i:
+            t.append(" → ")
+        if node.origin == "presented":
+            t.append(f"#{node.position}")
+        else:
+            where = "AIA" if node.origin == "aia" else f"store: {node.detail}"
+            t.append(f"{clean(certinfo.display_name(node.cert), 80)} [{where}]", style="cyan")
+    ending = {
+        "anchor": (f"  ✓ ends at a trust anchor ({', '.join(best.anchored_in)})", "green"),
+        "untrusted-root": ("  ✗ ends at a root no selected store trusts", "red"),
+        "unknown-issuer": ("  ✗ issuer not found", "red"),
+    }[best.end]
+    t.append(ending[0], style=ending[1])
+    return t
+
+
+def _trust_line(report: ChainReport, extra: bool) -> Text:
+    t = Text("  trust  ", style="bold")
+    for v in report.analysis.verdicts:
+        label = v.store + ("+ca-file" if extra and v.store != "custom" else "")
+        if v.ok:
+            t.append(f"✓ {label}  ", style="green")
+        elif v.ok_with_aia:
+            t.append(f"~ {label} (only with AIA fetching)  ", style="yellow")
+        else:
+            t.append(f"✗ {label}  ", style="red")
+    return t
+
+
+def _finding(f: Finding, verbose: bool = True) -> list[Text | Padding]:
+    head = Text(f"{SEVERITY_MARK[f.severity]} {f.severity.value.upper():<7} ", style=SEVERITY_STYLE[f.severity])
+    head.append(f.id, style="bold")
+    head.append(f"  {f.title}")
+    where = []
+    if f.cert_position is not None:
+        where.append(f"certificate #{f.cert_position}")
+    if f.sources:
+        where.append(", ".join(f.sources))
+    if where:
+        head.append(f"  [{clean(' · '.join(where))}]", style="dim")
+    if not verbose:
+        return [head]
+    body = Text(clean(f.detail, 4000))
+    fix = Text("Fix: ", style="bold green").append(clean(f.fix, 4000))
+    out: list[Text | Padding] = [head, Padding(body, (0, 0, 0, 10)), Padding(fix, (0, 0, 0, 10))]
+    if f.citation and f.citation != "—":
+        out.append(Padding(Text(f"See: {f.citation}", style="dim"), (0, 0, 0, 10)))
+    return out
+
+
+def render(d: Diagnosis, console: Console, *, quiet: bool = False) -> None:
+    ev = d.evidence
+    if not quiet:
+        title = Text("certdoctor ", style="bold").append(clean(d.target.label()), style="bold cyan")
+        title.append(f"   checked as of {ev.at:%Y-%m-%d %H:%M} UTC", style="dim")
+        console.print(title)
+        for c in ev.chains:
+            line = Text("  ")
+            if c.ok:
+                line.append("● ", style="green").append(clean(c.source))
+                if c.tls_version:
+                    line.append(f"  {clean(c.tls_version)} {clean(c.cipher or '')}", style="dim")
+                line.append(f"  {c.total_received} certificate(s)", style="dim")
+                if c.elapsed:
+                    line.append(f"  {c.elapsed * 1000:.0f} ms", style="dim")
+            else:
+                line.append("● ", style="red").append(clean(c.source)).append(
+                    f"  {clean(c.error or 'failed')}", style="red"
+                )
+            console.print(line)
+        for r in d.reports:
+            console.print()
+            multi = len(d.reports) > 1
+            heading = "Chain as presented" + (
+                f" by {clean(', '.join(r.sources))}" if multi or ev.target.is_files else ""
+            )
+            console.print(Text(heading, style="bold underline"))
+            for i, cert in enumerate(r.chain.certs):
+                console.print(Group(*_cert_block(r, i, cert, ev.at)))
+            if r.chain.total_received > len(r.chain.certs):
+                console.print(
+                    Text(f"  … {r.chain.total_received - len(r.chain.certs)} more not analysed", style="yellow")
+                )
+            console.print(_path_line(r))
+            console.print(_trust_line(r, bool(ev.extra_roots)))
+        for note in d.notes:
+            console.print(Text(f"note: {clean(note)}", style="dim"))
+        console.print()
+    if d.findings:
+        if not quiet:
+            console.print(Text("Problems", style="bold underline"))
+        for f in d.findings:
+            for part in _finding(f, verbose=not quiet):
+                console.print(part)
+            if not quiet:
+                console.print()
+    console.print(verdict_line(d))
+
+
+def verdict_line(d: Diagnosis) -> Text:
+    errors, warnings = len(d.errors), len(d.warnings)
+    if not d.reachable:
+        return Text("✗ UNREACHABLE — no certificate could be obtained", style="bold red")
+    counts = f"{errors} error(s), {warnings} warning(s)"
+    if d.valid:
+        trusted = sorted({s for r in d.reports for s in r.analysis.trusted_by})
+        t = Text("✓ VALID", style="bold green")
+        t.append(f" — trusted by {', '.join(trusted) or 'no store'}; {counts}")
+        return t
+    t = Text("✗ INVALID", style="bold red")
+    ids = ", ".join(dict.fromkeys(f.id for f in d.errors))
+    t.append(f" — {counts}: {ids}")
+    return t

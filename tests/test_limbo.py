@@ -1,0 +1,95 @@
+"""x509-limbo as an outside oracle for the judgement layer.
+
+For every SERVER test case, certdoctor's verdict (valid = no error finding) must equal the expected result
+wherever cryptography's own verifier agrees with it; and every rejected chain must carry at least one error
+finding (never a silent "valid"). Checks run on in-memory evidence, so this exercises the whole judgement
+layer — path building, every check and the safety net — on ~9,800 adversarial chains.
+"""
+
+from __future__ import annotations
+
+import collections
+import gzip
+import ipaddress
+import json
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+
+from certdoctor.api import judge
+from certdoctor.model import Evidence, PresentedChain, Target
+from certdoctor.paths import CUSTOM, StoreIndex, verify
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "limbo.json.gz"
+ARTIFACTS = Path(os.environ.get("CERTDOCTOR_ARTIFACTS", Path(__file__).resolve().parents[1] / "artifacts"))
+
+
+def _load(pem: str) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(pem.encode())
+
+
+def _case_inputs(tc: dict[str, Any]):
+    trusted = [_load(p) for p in tc["trusted_certs"]]
+    chain = [_load(tc["peer_certificate"]), *(_load(p) for p in tc["untrusted_intermediates"])]
+    peer = tc["expected_peer_name"]
+    name = None
+    if peer:
+        name = str(ipaddress.ip_address(peer["value"])) if peer["kind"] == "IP" else peer["value"]
+    at = datetime.fromisoformat(tc["validation_time"]) if tc["validation_time"] else datetime.now().astimezone()
+    return trusted, chain, name, at
+
+
+@pytest.fixture(scope="module")
+def cases() -> list[dict[str, Any]]:
+    if not CORPUS.exists():
+        pytest.skip(f"x509-limbo corpus not found at {CORPUS}")
+    with gzip.open(CORPUS) as fh:
+        data = json.loads(fh.read())
+    return [t for t in data["testcases"] if t["validation_kind"] == "SERVER"]
+
+
+def test_verdicts_match_limbo(cases):
+    stats: collections.Counter[str] = collections.Counter()
+    explained: collections.Counter[str] = collections.Counter()
+    mismatches: list[str] = []
+    for tc in cases:
+        if tc.get("max_chain_depth") is not None:
+            stats["skipped: max_chain_depth"] += 1
+            continue
+        try:
+            trusted, chain, name, at = _case_inputs(tc)
+        except Exception:
+            stats["skipped: unparsable"] += 1
+            continue
+        expected_ok = tc["expected_result"] == "SUCCESS"
+        index = StoreIndex((), trusted)
+        ref_ok, _, _ = verify(chain[0], chain[1:], index.verifier_store(CUSTOM, trusted), at, name)
+        if ref_ok != expected_ok:
+            stats["skipped: cryptography disagrees with limbo"] += 1
+            continue
+        evidence = Evidence(
+            target=Target(name=name, files=("limbo",)),
+            at=at,
+            chains=(PresentedChain(source=tc["id"], certs=tuple(chain), total_received=len(chain)),),
+            stores=(),
+            extra_roots=tuple(trusted),
+        )
+        d = judge(evidence, index=index)
+        stats["checked"] += 1
+        if d.valid != expected_ok:
+            mismatches.append(f"{tc['id']}: expected {tc['expected_result']}, got {d.ids()}")
+        if not expected_ok:
+            for fid in {f.id for f in d.errors}:
+                explained[fid] += 1
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "limbo-report.json").write_text(
+        json.dumps(
+            {"stats": stats, "rejections_explained_by": explained.most_common(), "mismatches": mismatches}, indent=2
+        )
+    )
+    assert stats["checked"] > 9000
+    assert not mismatches, "\n".join(mismatches[:40])
