@@ -287,7 +287,7 @@ def test_certificate_details(lab: Lab) -> None:
         sha1.signature, sha1.tbs_certificate_bytes, padding.PKCS1v15(), hashes.SHA1()
     )
 
-    assert leaf("rsa-1024").public_key().key_size == 1024  # type: ignore[union-attr]
+    assert leaf("rsa-1024").public_key().key_size == 1024
     assert leaf("cn-only").extensions.get_extension_for_oid(x509.ExtensionOID.KEY_USAGE)
     with pytest.raises(x509.ExtensionNotFound):
         leaf("cn-only").extensions.get_extension_for_class(x509.SubjectAlternativeName)
@@ -372,12 +372,12 @@ def busy_port() -> Iterator[int]:
 
 def test_restart_reuses_the_root_and_is_faster(tmp_path: Path) -> None:
     with Lab(tmp_path, include_hostile=False) as first:
-        fingerprint = first.root.fingerprint(hashes.SHA256())  # type: ignore[union-attr]
+        fingerprint = first.root.fingerprint(hashes.SHA256())
         first_seconds = first.start_seconds
         first_port = first.endpoints["good-rsa"].port
     assert first_seconds is not None
     with Lab(tmp_path, include_hostile=False) as second:
-        assert second.root.fingerprint(hashes.SHA256()) == fingerprint  # type: ignore[union-attr]
+        assert second.root.fingerprint(hashes.SHA256()) == fingerprint
         assert second.pki is not None and second.pki.root_reused and second.pki.keys.generated == 0
         assert second.start_seconds is not None and second.start_seconds < first_seconds
         result = curl(second, "good-two-level")

@@ -113,16 +113,18 @@ def run_demo(ns: argparse.Namespace, out: Console, err: Console) -> int:
             )
         )
         return 0 if passed == len(results) else 1
-    table = Table("scenario", "what it shows", "findings", "exit", "", box=None, pad_edge=False)
+    wide = out.width >= 140
+    table = Table("scenario", *(["what it shows"] if wide else []), "findings", "exit", "", box=None, pad_edge=False)
     for r in results:
         found = ", ".join(r.found) or "—"
         if not r.ok:
             found += f"  (expected: {', '.join(r.expected) or 'none'})"
             if r.error:
                 found += f"  {r.error}"
+        cells = [Text(clean(r.description), style="dim")] if wide else []
         table.add_row(
             r.scenario,
-            Text(clean(r.description), style="dim"),
+            *cells,
             Text(clean(found), style="green" if r.ok else "bold red"),
             str(r.exit_code),
             Text("✓" if r.ok else "✗", style="green" if r.ok else "bold red"),

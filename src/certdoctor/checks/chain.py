@@ -113,6 +113,13 @@ def untrusted_root(ctx: ChainContext) -> Iterator[Hit]:
             )
 
 
+def _append_command(url: str) -> str:
+    """A shell command appending the certificate(s) at an AIA URL to fullchain.pem (DER, PEM or PKCS#7)."""
+    if url.lower().endswith((".p7c", ".p7b")):
+        return f"`curl -s {url} | openssl pkcs7 -inform DER -print_certs >> fullchain.pem`"
+    return f"`curl -s {url} | openssl x509 -inform DER >> fullchain.pem`"
+
+
 @check(
     "missing-intermediate",
     title="The server does not send the intermediate certificate(s)",
@@ -132,7 +139,9 @@ def missing_intermediate(ctx: ChainContext) -> Iterator[Hit]:
             f"{urls} and with it the chain is complete — so browsers that fetch AIA (Chrome, Edge, Safari) "
             "work, while curl, OpenSSL, Python, Node/Postman, Java and Go fail with 'unable to get local "
             "issuer certificate' or 'PKIX path building failed'.",
-            CHAIN_FILE_FIX,
+            CHAIN_FILE_FIX
+            + " To build the chain file from what the server sends now plus the downloaded intermediate(s): "
+            + " ".join(_append_command(n.detail) for n in borrowed),
             cert=borrowed[0].cert,
             evidence={
                 "missing": [certinfo.subject(n.cert) for n in borrowed],

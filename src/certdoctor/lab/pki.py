@@ -433,26 +433,55 @@ class LabPKI:
         return cert, key
 
 
-def filler_certificates(count: int, *, label: str = "filler", now: dt.datetime | None = None) -> list[x509.Certificate]:
-    """``count`` distinct, small, unrelated self-signed certificates sharing one fresh EC key.
+def _der(tag: int, content: bytes) -> bytes:
+    """One DER element (definite length)."""
+    n = len(content)
+    if n < 0x80:
+        return bytes([tag, n]) + content
+    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(size)]) + size + content
 
-    About 75 µs each; nothing is cached (10,000 take well under a second).
+
+def filler_certificates(count: int, *, label: str = "filler", now: dt.datetime | None = None) -> list[x509.Certificate]:
+    """``count`` distinct, small, unrelated self-signed certificates sharing one fresh EC P-256 key.
+
+    Nothing is cached. The CertificateBuilder costs ~50 µs per certificate, so only the first one is built
+    with it; the others are that template's TBS with the serial and CN digits replaced (same lengths),
+    signed directly with ECDSA (~25 µs). 10,000 take about 0.3 s.
     """
+    if count <= 0:
+        return []
     key = ec.generate_private_key(ec.SECP256R1())
-    public = key.public_key()
     start = (now or utcnow()) - ONE_DAY
-    end = start + dt.timedelta(days=30)
-    out = []
-    for i in range(count):
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"certdoctor Lab {label} {i + 1}")])
-        out.append(
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(public)
-            .serial_number(i + 1)
-            .not_valid_before(start)
-            .not_valid_after(end)
-            .sign(key, hashes.SHA256())
+    width = max(5, len(str(count)))  # a marker long enough never to occur by chance
+    serial_base = 1 << 62  # every serial is 8 bytes long: 0x40 followed by the index
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"certdoctor Lab {label} #{1:0{width}d}")])
+    template = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(serial_base + 1)
+        .not_valid_before(start)
+        .not_valid_after(start + dt.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    der = template.public_bytes(serialization.Encoding.DER)
+    outer_header, _ = _der_header(der, 0)
+    tbs = template.tbs_certificate_bytes
+    algid_start = outer_header + len(tbs)
+    algid_header, algid_len = _der_header(der, algid_start)
+    algid = der[algid_start : algid_start + algid_header + algid_len]
+    serial_marker = _der(0x02, (serial_base + 1).to_bytes(8, "big"))
+    cn_marker = f"#{1:0{width}d}".encode()
+    if tbs.count(serial_marker) != 1 or tbs.count(cn_marker) != 2:
+        raise ValueError("unexpected template encoding")
+    out = [template]
+    ecdsa = ec.ECDSA(hashes.SHA256())
+    for i in range(2, count + 1):
+        tbs_i = tbs.replace(serial_marker, _der(0x02, (serial_base + i).to_bytes(8, "big"))).replace(
+            cn_marker, f"#{i:0{width}d}".encode()
         )
+        signature = key.sign(tbs_i, ecdsa)
+        out.append(x509.load_der_x509_certificate(_der(0x30, tbs_i + algid + _der(0x03, b"\x00" + signature))))
     return out

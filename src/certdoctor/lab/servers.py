@@ -384,7 +384,6 @@ class Lab:
         self.router = Router()
         self.endpoints: dict[str, Endpoint] = {}
         self.root_path = self.state_dir / "lab-root.pem"
-        self.root: x509.Certificate | None = None
         self.aia_base_url = ""
         self.aia_port = 0
         self.pki: pki.LabPKI | None = None
@@ -397,6 +396,13 @@ class Lab:
         self._stop: asyncio.Event | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self._addresses: dict[str, tuple[str, ...]] = {}
+
+    @property
+    def root(self) -> x509.Certificate:
+        """The lab root certificate (the one in ``root_path``); available once started."""
+        if self.pki is None:
+            raise RuntimeError("lab: not started")
+        return self.pki.root.cert
 
     @property
     def connect_address(self) -> str:
@@ -513,7 +519,6 @@ class Lab:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.aia_base_url = f"http://{_bracket(self.connect_address)}:{self.aia_port}"
         self.pki = pki.LabPKI(self.state_dir, self.aia_base_url)
-        self.root = self.pki.root.cert
         for path, der in self.pki.ca_files().items():
             self.router.add_static(path, der, "application/pkix-cert")
         builder = _Builder(self.pki, self.state_dir / "chains")
