@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import gzip
 import http.server
@@ -378,12 +379,17 @@ def test_parse_other_armours_and_der() -> None:
     x509_armour = pem(LEAF).replace(b"CERTIFICATE", b"X509 CERTIFICATE")
     assert parse_certificates(x509_armour) == [LEAF]
     assert parse_certificates(der(LEAF)) == [LEAF]
-    assert parse_certificates(der(LEAF) + der(INTERMEDIATE)) == [LEAF, INTERMEDIATE]
+    assert parse_certificates(der(LEAF) + der(INTERMEDIATE) + b"\n") == [LEAF, INTERMEDIATE]
+    assert parse_certificates(b"\n" + base64.b64encode(der(ROOT)) + b"\n") == [ROOT]
+    # DER whose last byte is whitespace (signatures are random: this was a real bug)
+    for cn in (f"ws {i}" for i in range(2000)):
+        cert = make_cert(cn)
+        if der(cert)[-1:] in (b" ", b"\n", b"\t", b"\r"):
+            assert parse_certificates(der(cert)) == [cert]
+            break
 
 
 def test_parse_trusted_certificate() -> None:
-    import base64
-
     aux = b"\x30\x0c\x30\x0a\x06\x08\x2b\x06\x01\x05\x05\x07\x03\x01"  # trust: serverAuth
     body = base64.encodebytes(der(ROOT) + aux)
     data = b"-----BEGIN TRUSTED CERTIFICATE-----\n" + body + b"-----END TRUSTED CERTIFICATE-----\n"
@@ -424,7 +430,7 @@ def test_parse_is_linear_on_hostile_input() -> None:
     started = time.monotonic()
     with pytest.raises(CertificateParseError):
         parse_certificates(b"-----BEGIN CERTIFICATE-----\n" * 20_000)
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 2.0
 
 
 def test_load_chain_file(tmp_path: Path, files: Files) -> None:
@@ -474,6 +480,15 @@ class AiaHandler(http.server.BaseHTTPRequestHandler):
             except OSError:
                 pass
             return
+        if self.path == "/stream":  # close-delimited body, no Content-Length
+            try:
+                self.send_response(200)
+                self.end_headers()
+                for _ in range(40):
+                    self.wfile.write(b"0" * 10_000)
+            except OSError:
+                pass
+            return
         status, body, headers = self.routes.get(self.path, (404, b"not found", {}))
         try:
             self.send_response(status)
@@ -518,16 +533,19 @@ def aia_server() -> Iterator[str]:
 
 
 def test_aia_fetches(aia_server: str) -> None:
+    paths = ["der", "pem", "p7c", "gzip", "redirect", "missing", "big", "stream", "html", "loop"]
+
     async def main() -> dict[str, Any]:
-        async with AiaFetcher(timeout=0.5) as fetcher:
-            paths = ["der", "pem", "p7c", "gzip", "redirect", "missing", "big", "slow", "html", "loop"]
+        async with AiaFetcher() as fetcher, AiaFetcher(timeout=0.5) as impatient:
+            slow = asyncio.ensure_future(impatient.fetch(f"{aia_server}/slow"))
             results = await asyncio.gather(*(fetcher.fetch(f"{aia_server}/{p}") for p in paths))
             results.append(await fetcher.fetch("ftp://127.0.0.1/x.cer"))
-            return dict(zip([*paths, "ftp"], results, strict=True))
+            results.append(await slow)
+            return dict(zip([*paths, "ftp", "slow"], results, strict=True))
 
     started = time.monotonic()
     r = run(main())
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 3.0
     for name in ("der", "pem", "gzip", "redirect"):
         assert r[name].certs == (INTERMEDIATE,), (name, r[name].error)
         assert r[name].error is None and r[name].status == 200
@@ -536,6 +554,7 @@ def test_aia_fetches(aia_server: str) -> None:
     assert set(r["p7c"].certs) == {INTERMEDIATE, ROOT}
     assert r["missing"].status == 404 and r["missing"].error == "HTTP 404 Not Found"
     assert r["big"].error == "response larger than 256 KiB" and not r["big"].certs
+    assert r["stream"].error == "response larger than 256 KiB"  # no Content-Length: capped while reading
     assert r["slow"].error == "timed out after 0.5 s"
     assert r["html"].error and "no certificate found" in r["html"].error
     assert r["loop"].error == "more than 3 redirects"

@@ -333,8 +333,13 @@ def build_paths(analysis: ChainAnalysis) -> list[CandidatePath]:
     return results
 
 
-def _prefer_verified(paths: list[CandidatePath], verdicts: Sequence[StoreVerdict]) -> list[CandidatePath]:
-    """Put first the candidate path that the reference verifier actually built, when it built one."""
+def _prefer_verified(analysis: ChainAnalysis, verdicts: Sequence[StoreVerdict]) -> list[CandidatePath]:
+    """Put first the path that the reference verifier actually built, when it built one.
+
+    The verifier may build a path our search does not enumerate (e.g. through cross-signed loops); then the
+    path is reconstructed from its chain, so checks always explain the path clients really use.
+    """
+    paths = list(analysis.paths)
     for v in verdicts:
         if not v.ok:
             continue
@@ -342,6 +347,20 @@ def _prefer_verified(paths: list[CandidatePath], verdicts: Sequence[StoreVerdict
         for i, p in enumerate(paths):
             if [certinfo.fingerprint(c) for c in p.certs()] == want:
                 return [paths[i], *paths[:i], *paths[i + 1 :]]
+        aia = {certinfo.fingerprint(c): url for url, certs in analysis.aia_certs.items() for c in certs}
+        nodes = []
+        for i, cert in enumerate(v.chain):
+            fp = certinfo.fingerprint(cert)
+            position = analysis.position(cert)
+            if position is not None:
+                nodes.append(Node(cert, "presented", position))
+            elif fp in aia:
+                nodes.append(Node(cert, "aia", None, aia[fp]))
+            else:
+                stores = analysis.index.stores_trusting(cert) if i == len(v.chain) - 1 else set()
+                nodes.append(Node(cert, "store", None, ", ".join(sorted(stores))))
+        anchored = tuple(sorted(analysis.index.stores_trusting(v.chain[-1])))
+        return [CandidatePath(tuple(nodes), "anchor", anchored), *paths]
     return paths
 
 
@@ -363,7 +382,7 @@ def analyse(chain: PresentedChain, evidence: Evidence, index: StoreIndex) -> Cha
             )
         verdicts.append(StoreVerdict(name, description, ok, built, error, ok_aia, err_aia))
     analysis.verdicts = tuple(verdicts)
-    analysis.paths = tuple(_prefer_verified(list(analysis.paths), verdicts))
+    analysis.paths = tuple(_prefer_verified(analysis, verdicts))
     return analysis
 
 

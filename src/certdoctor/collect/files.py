@@ -155,7 +155,7 @@ def _parse_der(data: bytes) -> list[x509.Certificate]:
         except ValueError:
             break
         offset += length
-    if certs and offset == len(data):
+    if certs and not data[offset:].strip():  # tolerate a trailing newline after DER
         return certs
     raise CertificateParseError(f"not a valid DER certificate or PKCS#7 bundle: {short_reason(first_error)}")
 
@@ -219,12 +219,12 @@ def _parse(data: bytes, max_certs: int, *, lenient: bool) -> tuple[list[x509.Cer
             return certs, skipped
         raise CertificateParseError(f"no certificate found (the file holds {_describe_labels(other_labels)})")
 
+    if data[:1] == b"\x30":  # DER: never strip, the last byte may well be 0x20 or 0x0a
+        add(_parse_der(data))
+        return certs, 0
     stripped = data.strip()
     if not stripped:
         raise CertificateParseError("no certificate found (the input is empty)")
-    if stripped[0] == 0x30:
-        add(_parse_der(stripped))
-        return certs, 0
     if _BASE64_ONLY.fullmatch(stripped):  # base64 of DER without PEM armour
         try:
             der = _decode_base64(stripped)

@@ -14,10 +14,12 @@ import ipaddress
 import socket
 import time
 
+from cryptography import x509
 from OpenSSL import SSL
 
 from ..model import PresentedChain
 from .errors import CollectError
+from .files import short_reason
 
 __all__ = ["ResolveError", "fetch_chain", "resolve"]
 
@@ -294,8 +296,8 @@ async def fetch_chain(
                             "(it may reject the TLS versions, ciphers or SNI name offered)",
                         )
                     return failure("handshake", "the server closed the connection during the TLS handshake")
-                if not first:
-                    first = data[:5]
+                if len(first) < 5:
+                    first = (first + data)[:5]
                 received += len(data)
                 if received > max_bytes:
                     return failure(
@@ -310,7 +312,15 @@ async def fetch_chain(
         polite = True
         chain = conn.get_peer_cert_chain() or []
         # Convert only what we keep: a hostile server may send hundreds of certificates.
-        certs = tuple(cert.to_cryptography() for cert in chain[:max_certs])
+        converted: list[x509.Certificate] = []
+        for position, cert in enumerate(chain[:max_certs]):
+            try:
+                converted.append(cert.to_cryptography())
+            except ValueError as exc:
+                return failure(
+                    "handshake", f"certificate {position} sent by the server cannot be parsed: {short_reason(exc)}"
+                )
+        certs = tuple(converted)
         version = conn.get_protocol_version_name()
         cipher = conn.get_cipher_name()
         elapsed = time.perf_counter() - started
