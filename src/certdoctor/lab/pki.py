@@ -289,7 +289,6 @@ class CASpec:
     ca: bool = True
     starts: float = -1.0  # days relative to now
     days: float = 5 * 365
-    trusted: bool = True  # descends from the lab root
 
 
 # Order matters: issuers come before what they issue.
@@ -302,9 +301,9 @@ CA_SPECS: tuple[CASpec, ...] = (
     CASpec("lab-expired-ca", "certdoctor Lab Expired CA", "rsa2048", ROOT_SLUG, starts=-375, days=365),
     # An end-entity certificate (CA:FALSE) that nevertheless signs the issuer-not-ca leaf.
     CASpec("lab-not-a-ca", "certdoctor Lab Not-A-CA", "rsa2048", "lab-rsa-ca", ca=False, days=365),
-    CASpec("untrusted-root", "certdoctor Untrusted Root", "rsa2048", None, days=10 * 365, trusted=False),
-    CASpec("untrusted-ca", "certdoctor Untrusted CA", "rsa2048", "untrusted-root", trusted=False),
-    CASpec("unrelated-ca", "certdoctor Unrelated CA", "ec256", None, trusted=False),
+    CASpec("untrusted-root", "certdoctor Untrusted Root", "rsa2048", None, days=10 * 365),
+    CASpec("untrusted-ca", "certdoctor Untrusted CA", "rsa2048", "untrusted-root"),
+    CASpec("unrelated-ca", "certdoctor Unrelated CA", "ec256", None),
 )
 
 
