@@ -123,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lab.add_argument("--port-base", type=int, default=8440, help="first port (AIA server); scenarios follow")
     lab.add_argument("--state-dir", help="where generated keys and certificates are cached")
+    lab.add_argument("--json", action="store_true", help="print the scenarios as one JSON line, then serve")
+    lab.add_argument("--no-color", action="store_true", help="no colours (also honoured: NO_COLOR)")
 
     demo = sub.add_parser(
         "demo",
@@ -298,7 +300,9 @@ def cmd_lab(ns: argparse.Namespace) -> int:
 
     from .lab import serve_foreground
 
-    return serve_foreground(Path(ns.state_dir) if ns.state_dir else None, ns.port_base, _console(ns))
+    return serve_foreground(
+        Path(ns.state_dir) if ns.state_dir else None, ns.port_base, _console(ns), json_output=ns.json
+    )
 
 
 def cmd_demo(ns: argparse.Namespace) -> int:

@@ -688,12 +688,39 @@ def _block_until_interrupted() -> None:
         time.sleep(3600)
 
 
-def serve_foreground(state_dir: Path | None, port_base: int, console: Console) -> int:
+def _print_json_listing(lab: Lab) -> None:
+    """One JSON document on stdout (then flushed), for scripts that drive the lab."""
+    import json
+    import sys
+
+    doc = {
+        "root": str(lab.root_path),
+        "aia": lab.aia_base_url,
+        "scenarios": [
+            {
+                "name": e.scenario.name,
+                "hostname": e.scenario.hostname,
+                "addresses": list(e.addresses),
+                "port": e.port,
+                "hostile": e.scenario.hostile,
+                "description": e.scenario.description,
+                "expected": sorted(e.scenario.expected),
+                "certdoctor": ["certdoctor", *e.check_argv(lab.root_path)],
+                "curl": e.curl_argv(lab.root_path),
+            }
+            for e in lab.endpoints.values()
+        ],
+    }
+    sys.stdout.write(json.dumps(doc) + "\n")
+    sys.stdout.flush()
+
+
+def serve_foreground(state_dir: Path | None, port_base: int, console: Console, *, json_output: bool = False) -> int:
     """Run the lab until Ctrl-C, printing every scenario with ready-to-paste commands.
 
     Returns 0 after a clean stop, 2 when the lab cannot start (e.g. a port is in use).
     """
-    from rich.table import Table
+    from rich.text import Text
 
     lab = Lab(state_dir, port_base=port_base, include_hostile=True)
     try:
@@ -702,24 +729,24 @@ def serve_foreground(state_dir: Path | None, port_base: int, console: Console) -
         console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
         return 2
     try:
-        table = Table(title="certdoctor lab", show_lines=True)
-        table.add_column("Scenario", style="bold", no_wrap=True)
-        table.add_column("Address", no_wrap=True)
-        table.add_column("What it demonstrates")
-        table.add_column("certdoctor")
-        table.add_column("curl")
+        if json_output:
+            _print_json_listing(lab)
+            _block_until_interrupted()
+            return 0
+        # One block per scenario; commands on their own unwrapped lines so they can be copied whole.
+        console.print(Text("certdoctor lab", style="bold"), Text(f"— {len(lab.endpoints)} scenarios", style="dim"))
         for endpoint in lab.endpoints.values():
             scenario = endpoint.scenario
-            name = f"{scenario.name} (hostile)" if scenario.hostile else scenario.name
             address = ",".join(_bracket(a) for a in endpoint.addresses) + f":{endpoint.port}"
-            table.add_row(
-                name,
-                address,
-                scenario.description,
-                shlex.join(["certdoctor", *endpoint.check_argv(lab.root_path)]),
-                shlex.join(endpoint.curl_argv(lab.root_path)),
-            )
-        console.print(table, markup=False, highlight=False)
+            head = Text(f"\n{scenario.name}", style="bold")
+            head.append(f"  {address}", style="cyan")
+            if scenario.hostile:
+                head.append("  (hostile)", style="red")
+            head.append(f"  {scenario.description}", style="dim")
+            console.print(head)
+            for argv in (["certdoctor", *endpoint.check_argv(lab.root_path)], endpoint.curl_argv(lab.root_path)):
+                console.print(Text("  " + shlex.join(argv)), soft_wrap=True)
+        console.print()
         root = shlex.quote(str(lab.root_path))
         console.print(f"Lab root certificate: {lab.root_path}", markup=False, highlight=False)
         console.print(
