@@ -14,6 +14,7 @@ Pure functions of the evidence: no I/O.
 from __future__ import annotations
 
 import ipaddress
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -102,7 +103,10 @@ class StoreIndex:
             return
         names = {store}
         self._by_fp[fp] = names
-        self._by_subject.setdefault(cert.subject.public_bytes(), []).append((cert, names))
+        with warnings.catch_warnings():  # real roots carry over-long attributes; not our user's problem
+            warnings.simplefilter("ignore")
+            key = cert.subject.public_bytes()
+        self._by_subject.setdefault(key, []).append((cert, names))
 
     def anchors_named(self, name: x509.Name) -> list[tuple[x509.Certificate, set[str]]]:
         return self._by_subject.get(name.public_bytes(), [])

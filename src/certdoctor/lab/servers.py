@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import ipaddress
 import logging
 import os
 import shlex
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from cryptography import x509
 
+from ..certinfo import is_ip
 from . import pki
 from .scenarios import SCENARIOS, LeafSpec, Scenario
 
@@ -164,14 +164,6 @@ _QUIET = (OSError, EOFError, TimeoutError, asyncio.IncompleteReadError, BadReque
 # --- endpoints ------------------------------------------------------------------------------------------
 
 
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
-
-
 def _bracket(address: str) -> str:
     return f"[{address}]" if ":" in address else address
 
@@ -202,7 +194,7 @@ class Endpoint:
     @property
     def connect_host(self) -> str:
         """The host part of the target: the scenario's hostname, or the address for IP scenarios."""
-        return self.addresses[0] if _is_ip(self.hostname) else self.hostname
+        return self.addresses[0] if is_ip(self.hostname) else self.hostname
 
     @property
     def target(self) -> str:
@@ -220,14 +212,14 @@ class Endpoint:
     def check_argv(self, root_path: Path | str) -> list[str]:
         """``certdoctor`` arguments that check this scenario (multi-address: all addresses)."""
         argv = ["check", self.target]
-        if not _is_ip(self.hostname):
+        if not is_ip(self.hostname):
             argv += ["--resolve", self.resolve_arg()]
         return [*argv, "--ca-file", str(root_path), *self.scenario.check_args]
 
     def curl_argv(self, root_path: Path | str) -> list[str]:
         """``curl`` arguments that fetch this scenario (multi-address: the first address only)."""
         argv = ["curl", "-sS", "--cacert", str(root_path)]
-        if not _is_ip(self.hostname):
+        if not is_ip(self.hostname):
             argv += ["--resolve", self.resolve_arg(self.addresses[:1])]
         return [*argv, self.url]
 
