@@ -179,9 +179,15 @@ def verdict_line(d: Diagnosis) -> Text:
         return Text("✗ UNREACHABLE — no certificate could be obtained", style="bold red")
     counts = f"{errors} error(s), {warnings} warning(s)"
     if d.valid:
-        trusted = sorted({s for r in d.reports for s in r.analysis.trusted_by})
+        anchors = {s for r in d.reports for s in r.analysis.best.anchored_in}
+        if anchors == {"custom"}:
+            how = "trusted through the --ca-file root(s) only"
+        else:
+            how = "trusted by " + (
+                ", ".join(sorted({s for r in d.reports for s in r.analysis.trusted_by})) or "no store"
+            )
         t = Text("✓ VALID", style="bold green")
-        t.append(f" — trusted by {', '.join(trusted) or 'no store'}; {counts}")
+        t.append(f" — {how}; {counts}")
         return t
     t = Text("✗ INVALID", style="bold red")
     ids = ", ".join(dict.fromkeys(f.id for f in d.errors))
