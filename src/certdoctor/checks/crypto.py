@@ -6,10 +6,10 @@ from collections.abc import Iterator
 
 from .. import certinfo
 from ..model import Severity
+from ..paths import WEAK_HASHES
 from ._text import label
 from .registry import ChainContext, Hit, check
 
-WEAK_HASHES = {"md2", "md4", "md5", "sha1"}
 MIN_RSA = 2048
 MIN_EC = 256
 

@@ -13,33 +13,17 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from cryptography import x509
-from cryptography.x509.oid import AuthorityInformationAccessOID
-
 from ..model import AiaFetch
 from .files import CertificateParseError, parse_certificates
 
 if TYPE_CHECKING:  # httpx is imported lazily: it costs ~150 ms of CLI start-up
     import httpx
 
+from ..certinfo import ca_issuer_urls  # re-exported: one implementation
+
 __all__ = ["AiaFetcher", "ca_issuer_urls"]
 
 _USER_AGENT = "certdoctor (AIA caIssuers fetch)"
-
-
-def ca_issuer_urls(cert: x509.Certificate) -> list[str]:
-    """The caIssuers URIs of the certificate's AIA extension (empty when absent or malformed)."""
-    try:
-        aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
-    except (x509.ExtensionNotFound, ValueError):
-        return []
-    urls: list[str] = []
-    for description in aia:
-        if description.access_method == AuthorityInformationAccessOID.CA_ISSUERS and isinstance(
-            description.access_location, x509.UniformResourceIdentifier
-        ):
-            urls.append(description.access_location.value)
-    return urls
 
 
 def _format_size(size: int) -> str:
