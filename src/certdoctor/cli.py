@@ -29,6 +29,7 @@ examples:
   certdoctor demo                      # start the local lab and diagnose every scenario
   certdoctor check example.com         # diagnose a server
   certdoctor lab                       # run the lab in the foreground to test your own clients
+  certdoctor inspect fullchain.pem     # every certificate in a file, with roles and links
   certdoctor rules                     # every finding id certdoctor can report
 """
 
@@ -138,6 +139,23 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--scenario", action="append", help="only these scenarios (repeatable)")
     _add_output_options(demo)
 
+    inspect = sub.add_parser(
+        "inspect",
+        help="describe every certificate in files or a server's chain",
+        description="A readable `openssl x509 -text`: every certificate with its role, validity, names, key, "
+        "signature, AIA/OCSP/CRL URLs, fingerprints, and which certificate issued which.",
+        epilog="examples:\n  certdoctor inspect fullchain.pem\n  certdoctor inspect cert.pem chain.pem --json\n"
+        "  certdoctor inspect example.com:443\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    inspect.add_argument("inputs", nargs="+", metavar="FILE|HOST[:PORT]", help="files, or one server")
+    inspect.add_argument("--resolve", action="append", default=[], metavar="HOST:PORT:ADDR[,ADDR...]")
+    inspect.add_argument("--sni", metavar="NAME", help="server name to send (default: the host)")
+    inspect.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS")
+    inspect.add_argument("--at", metavar="DATE", help="compute days left as of this date")
+    inspect.add_argument("--ca-file", action="append", default=[], metavar="FILE", help="extra trusted root(s)")
+    _add_output_options(inspect)
+
     rules = sub.add_parser(
         "rules",
         help="list the checks (finding ids) or describe one",
@@ -235,6 +253,64 @@ def cmd_check(ns: argparse.Namespace) -> int:
     return d.exit_code
 
 
+def cmd_inspect(ns: argparse.Namespace) -> int:
+    import os
+
+    from .api import _load_stores, _parse_at, diagnose, parse_target
+    from .collect.files import CertificateParseError, load_certificate_files, load_chain_file
+    from .collect.stores import DEFAULT_STORES
+    from .inspection import Entry, describe
+    from .paths import StoreIndex
+    from .render import json as render_json
+    from .render.inspect_text import render_inspect
+
+    at = _parse_at(ns.at)
+    files = [p for p in ns.inputs if os.path.exists(p)]
+    groups: list[tuple[str, list]] = []  # (source label, certificates)
+    errors: list[str] = []
+    if files:
+        if len(files) != len(ns.inputs):
+            missing = [p for p in ns.inputs if p not in files]
+            raise UsageError(f"no such file: {', '.join(missing)} (give files, or one server)")
+        for path in files:
+            chain = load_chain_file(path, max_certs=1000)
+            if chain.error:
+                errors.append(f"{path}: {chain.error}")
+            else:
+                groups.append((path, list(chain.certs)))
+    else:
+        if len(ns.inputs) != 1:
+            raise UsageError("give files, or exactly one server")
+        host, port = parse_target(ns.inputs[0])
+        kwargs = {"timeout": ns.timeout, "fetch_aia": False, "resolve": _parse_resolve(ns.resolve, host, port)}
+        if ns.sni:
+            kwargs["sni"] = ns.sni
+        d = diagnose(ns.inputs[0], **kwargs)
+        errors.extend(f"{c.source}: {c.error}" for c in d.failures)
+        groups.extend((", ".join(r.sources), list(r.chain.certs)) for r in d.reports)
+    stores, _ = _load_stores(DEFAULT_STORES, explicit=False)
+    try:
+        index = StoreIndex(stores, load_certificate_files(ns.ca_file))
+    except CertificateParseError as exc:
+        raise UsageError(str(exc)) from exc
+    entries, n = [], 0
+    for source, certs in groups:
+        for pos, cert in enumerate(certs):
+            entries.append(Entry(n, source, pos, cert))
+            n += 1
+    described = describe(entries, at, index)
+    by_source = [(src, [d for d in described if d["source"] == src]) for src, _ in groups]
+    if ns.json:
+        print(render_json.dumps({"certificates": described, "errors": errors}))
+    else:
+        render_inspect(by_source, _console(ns))
+    from .render import clean
+
+    for err in errors:
+        print(f"certdoctor inspect: {clean(err)}", file=sys.stderr)
+    return EXIT_USAGE if errors or not entries else EXIT_OK
+
+
 def cmd_rules(ns: argparse.Namespace) -> int:
     from rich.table import Table
     from rich.text import Text
@@ -311,7 +387,14 @@ def cmd_demo(ns: argparse.Namespace) -> int:
     return run_demo(ns, _console(ns), _console(ns, stderr=True))
 
 
-COMMANDS = {"check": cmd_check, "rules": cmd_rules, "stores": cmd_stores, "lab": cmd_lab, "demo": cmd_demo}
+COMMANDS = {
+    "check": cmd_check,
+    "inspect": cmd_inspect,
+    "rules": cmd_rules,
+    "stores": cmd_stores,
+    "lab": cmd_lab,
+    "demo": cmd_demo,
+}
 
 
 def _quiet_library_warnings() -> None:

@@ -1,0 +1,161 @@
+"""`certdoctor inspect`: every certificate in a set, described for humans, with roles and links.
+
+A readable ``openssl x509 -text``: no judgement beyond naming each certificate's role and who issued whom.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
+from . import certinfo
+from .paths import StoreIndex
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One certificate of the inspected set."""
+
+    index: int  # position across all inputs (0-based)
+    source: str  # file or address it came from
+    position: int  # position within its source
+    cert: x509.Certificate
+
+
+def _ext(cert: x509.Certificate, cls: type) -> Any:
+    try:
+        return cert.extensions.get_extension_for_class(cls).value
+    except Exception:
+        return None
+
+
+def _other_names(cert: x509.Certificate) -> dict[str, list[str]]:
+    san = _ext(cert, x509.SubjectAlternativeName)
+    if san is None:
+        return {}
+    out: dict[str, list[str]] = {}
+    for kind, cls in (("email", x509.RFC822Name), ("uri", x509.UniformResourceIdentifier)):
+        try:
+            values = [str(v) for v in san.get_values_for_type(cls)]
+        except Exception:
+            values = []
+        if values:
+            out[kind] = values
+    return out
+
+
+def _key_id(cert: x509.Certificate, cls: type) -> str | None:
+    value = _ext(cert, cls)
+    if value is None:
+        return None
+    raw = getattr(value, "digest", None) or getattr(value, "key_identifier", None)
+    return raw.hex(":") if raw else None
+
+
+def _policies(cert: x509.Certificate) -> list[str]:
+    value = _ext(cert, x509.CertificatePolicies)
+    if value is None:
+        return []
+    names = {
+        "2.23.140.1.2.1": "DV",
+        "2.23.140.1.2.2": "OV",
+        "2.23.140.1.2.3": "IV",
+        "2.23.140.1.1": "EV",
+        "2.5.29.32.0": "anyPolicy",
+    }
+    return [
+        f"{p.policy_identifier.dotted_string}"
+        + (f" ({names[p.policy_identifier.dotted_string]})" if p.policy_identifier.dotted_string in names else "")
+        for p in value
+    ]
+
+
+def _issuer_link(entry: Entry, entries: Sequence[Entry], index: StoreIndex) -> tuple[list[int], list[str]]:
+    """Indices of certificates in the set that issued ``entry``, and trust stores holding its issuer."""
+    cert = entry.cert
+    if certinfo.is_self_signed(cert):
+        return ([], sorted(index.stores_trusting(cert)))
+    issuers, seen = [], set()
+    for e in entries:
+        fp = certinfo.fingerprint(e.cert)
+        if fp in seen:
+            continue  # link to the first occurrence of a duplicate only
+        seen.add(fp)
+        if e.index != entry.index and certinfo.signed_by(cert, e.cert):
+            issuers.append(e.index)
+    stores: set[str] = set()
+    for anchor, names in index.anchors_named(cert.issuer):
+        if certinfo.signed_by(cert, anchor):
+            stores |= names
+    return (issuers, sorted(stores))
+
+
+def _roles(entries: Sequence[Entry], issued_by: dict[int, list[int]]) -> dict[int, str]:
+    """leaf / intermediate / root / unrelated, relative to the leaves in the set."""
+    issuers_of_any = {i for found in issued_by.values() for i in found}
+    leaves = [e.index for e in entries if not certinfo.is_ca(e.cert) and e.index not in issuers_of_any]
+    related: set[int] = set()
+    frontier = list(leaves)
+    while frontier:
+        i = frontier.pop()
+        if i in related:
+            continue
+        related.add(i)
+        frontier.extend(issued_by.get(i, []))
+    issuers = {i for found in issued_by.values() for i in found}
+    roles = {}
+    for e in entries:
+        if not certinfo.is_ca(e.cert) and e.index in issuers:
+            roles[e.index] = "intermediate"  # an end-entity certificate used to sign: see basic_constraints
+        elif not certinfo.is_ca(e.cert):
+            roles[e.index] = "leaf"
+        elif leaves and e.index not in related:
+            roles[e.index] = "unrelated"
+        elif certinfo.is_self_signed(e.cert):
+            roles[e.index] = "root"
+        else:
+            roles[e.index] = "intermediate"
+    return roles
+
+
+def describe(entries: Sequence[Entry], at: datetime, index: StoreIndex) -> list[dict[str, Any]]:
+    """A JSON-able description of every certificate, with roles and issuer links."""
+    links = {e.index: _issuer_link(e, entries, index) for e in entries}
+    roles = _roles(entries, {i: link[0] for i, link in links.items()})
+    seen: dict[str, int] = {}
+    out = []
+    for e in entries:
+        c = e.cert
+        fp = certinfo.fingerprint(c)
+        issuers, stores = links[e.index]
+        d = certinfo.summary(c, at)
+        d.update(
+            {
+                "index": e.index,
+                "source": e.source,
+                "position": e.position,
+                "role": roles[e.index],
+                "duplicate_of": seen.get(fp),
+                "version": c.version.name,
+                "email_addresses": _other_names(c).get("email", []),
+                "uris": _other_names(c).get("uri", []),
+                "key_usage": certinfo.key_usages(c),
+                "subject_key_id": _key_id(c, x509.SubjectKeyIdentifier),
+                "authority_key_id": _key_id(c, x509.AuthorityKeyIdentifier),
+                "ocsp": certinfo.ocsp_urls(c),
+                "crl": certinfo.crl_urls(c),
+                "policies": _policies(c),
+                "sha1": c.fingerprint(hashes.SHA1()).hex(),
+                "issued_by": issuers,
+                "issuer_in_stores": stores,
+                "validity_days": round(certinfo.validity_days(c), 1),
+            }
+        )
+        seen.setdefault(fp, e.index)
+        out.append(d)
+    return out

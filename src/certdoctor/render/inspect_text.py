@@ -1,0 +1,90 @@
+"""Text rendering of `certdoctor inspect` (every string from a certificate goes through clean())."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.text import Text
+
+from .escape import clean
+
+ROLE_STYLE = {"leaf": "magenta", "intermediate": "magenta", "root": "magenta", "unrelated": "red"}
+
+
+def _row(key: str, value: str, style: str = "") -> Text:
+    return Text(f"    {key:<10}", style="dim").append(clean(value, 2000), style=style)
+
+
+def _issuer_text(d: dict[str, Any]) -> tuple[str, str]:
+    if d["self_signed"]:
+        stores = d["issuer_in_stores"]
+        return (
+            f"self-signed; in trust store(s): {', '.join(stores)}" if stores else "self-signed; in no selected store",
+            "green" if stores else "yellow",
+        )
+    parts = [f"#{i}" for i in d["issued_by"]]
+    if d["issuer_in_stores"]:
+        parts.append(f"a root in {', '.join(d['issuer_in_stores'])}")
+    if parts:
+        return ("issued by " + " and ".join(parts), "green")
+    return ("issuer not in the input and not a root of the selected stores", "red")
+
+
+def render_inspect(sources: list[tuple[str, list[dict[str, Any]]]], console: Console) -> None:
+    for source, certs in sources:
+        console.print(Text(f"{clean(source)} — {len(certs)} certificate(s)", style="bold underline"))
+        for d in certs:
+            head = Text(f"  #{d['index']} ", style="bold").append(f"{d['role']:<13}", style=ROLE_STYLE[d["role"]])
+            head.append(clean(d["subject"] or "<empty subject>"), style="bold")
+            if d["duplicate_of"] is not None:
+                head.append(f"  (duplicate of #{d['duplicate_of']})", style="yellow")
+            console.print(head)
+            link, style = _issuer_text(d)
+            console.print(_row("issuer", d["issuer"]))
+            console.print(_row("", link, style))
+            console.print(_row("serial", d["serial"]))
+            left = d["days_left"]
+            state = "expired" if left < 0 else f"{int(left)} days left"
+            console.print(
+                _row(
+                    "valid",
+                    f"{d['not_before'][:19]} → {d['not_after'][:19]} UTC  "
+                    f"({state}; {int(d['validity_days'])} days in all)",
+                    "red" if left < 0 else "",
+                )
+            )
+            names = [
+                *d["dns_names"],
+                *(f"IP:{i}" for i in d["ip_addresses"]),
+                *(f"email:{e}" for e in d["email_addresses"]),
+                *(f"URI:{u}" for u in d["uris"]),
+            ]
+            if names or d["role"] == "leaf":
+                console.print(
+                    _row("names", ", ".join(names) if names else "(no subjectAltName)", "" if names else "red")
+                )
+            console.print(
+                _row("key", f"{d['key']['type']} {d['key']['bits']} bits · signed {d['signature_algorithm']}")
+            )
+            usage = [d["basic_constraints"]]
+            if d["key_usage"] is not None:
+                usage.append("KU " + ", ".join(d["key_usage"]))
+            if d["extended_key_usage"] is not None:
+                usage.append("EKU " + ", ".join(d["extended_key_usage"]))
+            console.print(_row("usage", " · ".join(usage)))
+            for key, values in (
+                ("caIssuers", d["ca_issuers"]),
+                ("OCSP", d["ocsp"]),
+                ("CRL", d["crl"]),
+                ("policies", d["policies"]),
+            ):
+                if values:
+                    console.print(_row(key, ", ".join(values)))
+            if d["subject_key_id"] or d["authority_key_id"]:
+                console.print(
+                    _row("key ids", f"SKI {d['subject_key_id'] or '-'}  AKI {d['authority_key_id'] or '-'}", "dim")
+                )
+            console.print(_row("sha256", d["sha256"], "dim"))
+            console.print(_row("sha1", d["sha1"], "dim"))
+        console.print()
