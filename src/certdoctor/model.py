@@ -51,6 +51,16 @@ class Target:
 
 
 @dataclass(frozen=True)
+class PemIssue:
+    """A formatting fact about a certificate file (collected from files; judged by the pem checks)."""
+
+    code: str  # "glued", "crlf", "whitespace", "no-final-newline", "armour", "private-key", "der", "pkcs7",
+    #            "unterminated"
+    detail: str
+    line: int | None = None
+
+
+@dataclass(frozen=True)
 class PresentedChain:
     """The certificates one source (an address, or a file) presented, in the order presented.
 
@@ -68,6 +78,7 @@ class PresentedChain:
     error_kind: str | None = None  # "resolve", "connect", "timeout", "handshake", "no-certificate", "parse"
     ocsp_staple: bytes | None = None
     elapsed: float = 0.0
+    pem_issues: tuple[PemIssue, ...] = ()  # for files: how the file is written
 
     @property
     def ok(self) -> bool:

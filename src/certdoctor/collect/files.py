@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,7 +129,9 @@ def _load_der_certificate(der: bytes) -> x509.Certificate:
 
 
 def _load_pkcs7(der: bytes) -> list[x509.Certificate]:
-    certs = pkcs7.load_der_pkcs7_certificates(der)
+    with warnings.catch_warnings():  # OpenSSL writes unsorted SETs (BER); cryptography warns, we accept
+        warnings.simplefilter("ignore")
+        certs = pkcs7.load_der_pkcs7_certificates(der)
     if not certs:
         raise ValueError("the PKCS#7 bundle holds no certificates")
     return certs
@@ -261,14 +264,18 @@ def read_capped(path: str | Path, limit: int = MAX_FILE_BYTES) -> bytes:
 
 def load_chain_file(path: str | Path, *, max_certs: int = 32) -> PresentedChain:
     """The chain in a file, as a PresentedChain whose source is ``path``; never raises."""
+    from .pemlint import lint_pem
+
     source = str(path)
     try:
-        certs = parse_certificates(read_capped(path))
+        data = read_capped(path)
+        issues = tuple(lint_pem(data))
+        certs = parse_certificates(data)
     except CertificateParseError as exc:
         return PresentedChain(source=source, error=str(exc), error_kind="parse")
     except Exception as exc:  # defensive: a parse bug must not take the tool down
         return PresentedChain(source=source, error=f"cannot parse {source}: {exc}", error_kind="parse")
-    return PresentedChain(source=source, certs=tuple(certs[:max_certs]), total_received=len(certs))
+    return PresentedChain(source=source, certs=tuple(certs[:max_certs]), total_received=len(certs), pem_issues=issues)
 
 
 def load_certificate_files(paths: Sequence[str | Path]) -> list[x509.Certificate]:
