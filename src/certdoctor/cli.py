@@ -30,6 +30,7 @@ examples:
   certdoctor check example.com         # diagnose a server
   certdoctor lab                       # run the lab in the foreground to test your own clients
   certdoctor inspect fullchain.pem     # every certificate in a file, with roles and links
+  certdoctor fix cert.crt bundle.crt   # write a correct fullchain.pem from a pile of files
   certdoctor rules                     # every finding id certdoctor can report
 """
 
@@ -155,6 +156,30 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--at", metavar="DATE", help="compute days left as of this date")
     inspect.add_argument("--ca-file", action="append", default=[], metavar="FILE", help="extra trusted root(s)")
     _add_output_options(inspect)
+
+    fix = sub.add_parser(
+        "fix",
+        help="turn a pile of certificate files into a correct fullchain.pem",
+        description="Find the server certificate among the inputs (PEM, DER, PKCS#7, in any order; directories "
+        "too), order its chain leaf → intermediates, download missing intermediates via AIA, leave out the root, "
+        "unrelated and duplicate certificates, write fullchain.pem / chain.pem / cert.pem, re-verify the result "
+        "and print the server configuration lines.",
+        epilog="examples:\n  certdoctor fix cert.crt ca-bundle.crt -o /etc/ssl/example\n"
+        "  certdoctor fix downloads/ --host www.example.com -o out\n"
+        "  certdoctor fix server.p7b --include-root --json\n\n"
+        "exit status: 0 the written chain verifies, 1 written but problems remain, 2 bad input\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    fix.add_argument("inputs", nargs="+", metavar="FILE|DIR", help="certificate files or directories of them")
+    fix.add_argument("-o", "--output-dir", default=".", metavar="DIR", help="where to write (default: .)")
+    fix.add_argument("--host", metavar="NAME", help="pick the server certificate for NAME and verify the name")
+    fix.add_argument("--include-root", action="store_true", help="append the root to fullchain.pem")
+    fix.add_argument("--force", action="store_true", help="overwrite existing output files")
+    fix.add_argument("--ca-file", action="append", default=[], metavar="FILE", help="extra trusted root(s)")
+    fix.add_argument("--trust-store", action="append", metavar="NAME", help="store(s) to verify against")
+    fix.add_argument("--no-aia", action="store_true", help="do not download missing intermediates")
+    fix.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS")
+    _add_output_options(fix)
 
     rules = sub.add_parser(
         "rules",
@@ -311,6 +336,109 @@ def cmd_inspect(ns: argparse.Namespace) -> int:
     return EXIT_USAGE if errors or not entries else EXIT_OK
 
 
+def _input_files(inputs: Sequence[str]) -> list[str]:
+    import os
+
+    files: list[str] = []
+    for item in inputs:
+        if os.path.isdir(item):
+            files.extend(sorted(e.path for e in os.scandir(item) if e.is_file() and not e.name.startswith(".")))
+        elif os.path.exists(item):
+            files.append(item)
+        else:
+            raise UsageError(f"no such file or directory: {item}")
+    if not files:
+        raise UsageError("no input files")
+    return files
+
+
+def cmd_fix(ns: argparse.Namespace) -> int:
+    import asyncio
+    from pathlib import Path
+
+    from rich.text import Text
+
+    from . import certinfo
+    from .api import diagnose
+    from .collect.files import CertificateParseError, load_certificate_files, load_chain_file
+    from .fixer import output_files, plan_fix, server_config, write_outputs
+    from .render import clean
+    from .render import json as render_json
+    from .render.text import verdict_line
+
+    certs, repaired = [], []
+    for path in _input_files(ns.inputs):
+        chain = load_chain_file(path, max_certs=1000)
+        if chain.error:
+            raise UsageError(chain.error if path in chain.error else f"{path}: {chain.error}")
+        certs.extend(chain.certs)
+        repaired.extend(f"{path}: {i.detail}" for i in chain.pem_issues if i.code != "private-key")
+    try:
+        extra = load_certificate_files(ns.ca_file)
+    except CertificateParseError as exc:
+        raise UsageError(str(exc)) from exc
+    plan = asyncio.run(
+        plan_fix(
+            certs,
+            host=ns.host,
+            include_root=ns.include_root,
+            ca_certs=extra,
+            trust_stores=ns.trust_store,
+            fetch_aia=not ns.no_aia,
+            timeout=ns.timeout,
+        )
+    )
+    out_dir = Path(ns.output_dir)
+    written = write_outputs(output_files(plan), out_dir, force=ns.force)
+    d = diagnose(
+        files=[str(out_dir / "fullchain.pem")],
+        name=ns.host,
+        ca_certs=extra,
+        trust_stores=ns.trust_store,
+        fetch_aia=False,
+    )
+    config = server_config(out_dir)
+    code = 0 if d.valid else 1
+    if ns.json:
+        print(
+            render_json.dumps(
+                {
+                    "plan": plan.to_dict(),
+                    "written": [str(p) for p in written],
+                    "repaired": repaired,
+                    "verification": d.to_dict(),
+                    "config": dict(config),
+                    "exit_code": code,
+                }
+            )
+        )
+        return code
+    out = _console(ns)
+    out.print(Text("Chain written (what the server must send, in this order):", style="bold"))
+    for i, c in enumerate(plan.chain):
+        role = "leaf" if i == 0 else ("root" if c is plan.root else "intermediate")
+        out.print(Text(f"  #{i} {role:<13}").append(clean(certinfo.subject(c))))
+    for c, url in plan.fetched:
+        out.print(Text(f"  downloaded {clean(certinfo.display_name(c))} from {clean(url)}", style="cyan"))
+    for c, reason in plan.dropped:
+        out.print(Text(f"  left out {clean(certinfo.display_name(c))}: {reason}", style="yellow"))
+    for line in repaired:
+        out.print(Text(f"  repaired {clean(line)}", style="cyan"))
+    for note in plan.notes:
+        out.print(Text(f"  note: {clean(note)}", style="red"))
+    for p in written:
+        out.print(Text(f"  wrote {p}", style="dim"))
+    out.print()
+    out.print(Text("Re-verified fullchain.pem: ", style="bold").append(verdict_line(d)))
+    for f in d.findings:
+        out.print(Text(f"  {f.severity.value}: {f.id} — {clean(f.detail, 300)}"))
+    out.print()
+    for name, lines in config:
+        out.print(Text(f"{name}:", style="bold"))
+        out.print(Text("    " + lines.replace("\n", "\n    ")), soft_wrap=True)
+    return code
+
+
 def cmd_rules(ns: argparse.Namespace) -> int:
     from rich.table import Table
     from rich.text import Text
@@ -390,6 +518,7 @@ def cmd_demo(ns: argparse.Namespace) -> int:
 COMMANDS = {
     "check": cmd_check,
     "inspect": cmd_inspect,
+    "fix": cmd_fix,
     "rules": cmd_rules,
     "stores": cmd_stores,
     "lab": cmd_lab,

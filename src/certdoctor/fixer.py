@@ -1,0 +1,214 @@
+"""`certdoctor fix`: from a pile of certificates to a correct, deployable chain.
+
+Planning reuses the judgement layer (path building over the pile, AIA and the trust stores); writing is
+atomic (temporary file + rename) and never overwrites without ``force``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from . import certinfo
+from .api import DiagnoseError, _collect_aia, _load_stores, _parse_at, judge
+from .model import Evidence, PresentedChain, Target
+from .names import match_hostname
+from .paths import StoreIndex, dedupe
+
+
+class FixError(DiagnoseError):
+    """The inputs cannot be turned into a chain (no leaf, two leaves, unreadable files)."""
+
+
+@dataclass
+class FixPlan:
+    leaf: x509.Certificate
+    intermediates: list[x509.Certificate]
+    root: x509.Certificate | None  # the anchor, when known (written only with include_root)
+    include_root: bool
+    complete: bool  # the path reaches a trust anchor or a self-signed root
+    end: str
+    fetched: list[tuple[x509.Certificate, str]] = field(default_factory=list)  # (cert, AIA URL)
+    dropped: list[tuple[x509.Certificate, str]] = field(default_factory=list)  # (cert, reason)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def chain(self) -> list[x509.Certificate]:
+        """What the server should send: leaf, intermediates (and the root only when asked)."""
+        tail = [self.root] if self.include_root and self.root is not None else []
+        return [self.leaf, *self.intermediates, *tail]
+
+    def to_dict(self) -> dict[str, Any]:
+        def brief(c: x509.Certificate) -> dict[str, str]:
+            return {"subject": certinfo.subject(c), "sha256": certinfo.fingerprint(c)}
+
+        return {
+            "leaf": brief(self.leaf),
+            "intermediates": [brief(c) for c in self.intermediates],
+            "root": brief(self.root) if self.root is not None else None,
+            "root_included": self.include_root and self.root is not None,
+            "complete": self.complete,
+            "fetched": [dict(brief(c), url=u) for c, u in self.fetched],
+            "dropped": [dict(brief(c), reason=r) for c, r in self.dropped],
+            "notes": self.notes,
+        }
+
+
+def _choose_leaf(certs: Sequence[x509.Certificate], host: str | None) -> x509.Certificate:
+    issuers = {certinfo.fingerprint(i) for c in certs for i in certs if i is not c and certinfo.signed_by(c, i)}
+    leaves = [c for c in certs if not certinfo.is_ca(c) and certinfo.fingerprint(c) not in issuers]
+    if host:
+        matching = [c for c in leaves if match_hostname(c, host).matched]
+        if not matching:
+            names = "; ".join(f"{certinfo.display_name(c)}" for c in leaves) or "none"
+            raise FixError(f"no server certificate in the input covers {host} (server certificates found: {names})")
+        leaves = matching
+    if not leaves:
+        raise FixError("no server certificate in the input: only CA certificates were found")
+    if len(leaves) > 1:
+        names = ", ".join(f"{certinfo.display_name(c)} (SHA-256 {certinfo.short_fp(c)}…)" for c in leaves)
+        raise FixError(f"{len(leaves)} candidate server certificates: {names}; choose one with --host NAME")
+    return leaves[0]
+
+
+async def plan_fix(
+    certs: Sequence[x509.Certificate],
+    *,
+    host: str | None = None,
+    include_root: bool = False,
+    ca_certs: Sequence[x509.Certificate] = (),
+    trust_stores: Sequence[str] | None = None,
+    fetch_aia: bool = True,
+    at: Any = None,
+    timeout: float = 10.0,
+) -> FixPlan:
+    """Order the pile into leaf → intermediates (→ root), completing it through AIA when needed."""
+    from .collect.aia import AiaFetcher
+    from .collect.stores import DEFAULT_STORES
+
+    unique = dedupe(certs)
+    if not unique:
+        raise FixError("no certificate in the input")
+    leaf = _choose_leaf(unique, host)
+    pile = [leaf, *(c for c in unique if c is not leaf)]
+    stores, notes = _load_stores(trust_stores or DEFAULT_STORES, trust_stores is not None)
+    index = StoreIndex(stores, ca_certs)
+    chain = PresentedChain(source="input", certs=tuple(pile), total_received=len(pile))
+    aia = {}
+    if fetch_aia:
+        async with AiaFetcher(timeout=timeout) as fetcher:
+            aia = await _collect_aia([chain], index, fetcher)
+    evidence = Evidence(
+        target=Target(name=host, files=("input",)),
+        at=_parse_at(at),
+        chains=(chain,),
+        stores=tuple(stores),
+        aia=aia,
+        extra_roots=tuple(ca_certs),
+    )
+    best = judge(evidence, index=index).reports[0].analysis.best
+    nodes = list(best.nodes)
+    root = None
+    if best.end in ("anchor", "untrusted-root") and len(nodes) > 1 and certinfo.is_self_signed(nodes[-1].cert):
+        root = nodes.pop().cert
+    elif best.end == "anchor" and len(nodes) > 1 and nodes[-1].origin == "store":
+        root = nodes.pop().cert  # a store anchor that is not self-signed (e.g. a trusted cross-sign)
+    intermediates = [n.cert for n in nodes[1:]]
+    plan = FixPlan(
+        leaf=leaf,
+        intermediates=intermediates,
+        root=root,
+        include_root=include_root,
+        complete=best.end != "unknown-issuer",
+        end=best.end,
+        fetched=[(n.cert, n.detail) for n in nodes if n.origin == "aia"],
+        notes=list(notes),
+    )
+    kept = {certinfo.fingerprint(c) for c in plan.chain}
+    if root is not None:
+        kept.add(certinfo.fingerprint(root))
+    seen: set[str] = set()
+    root_fp = certinfo.fingerprint(root) if root is not None else None
+    for c in certs:
+        fp = certinfo.fingerprint(c)
+        if fp in seen:
+            plan.dropped.append((c, "duplicate"))
+        elif fp == root_fp:
+            if not include_root:
+                plan.dropped.append((c, "root (clients use their own copy; --include-root keeps it)"))
+        elif fp not in kept:
+            plan.dropped.append((c, "not part of this certificate's chain"))
+        seen.add(fp)
+    if not plan.complete:
+        top = nodes[-1].cert
+        plan.notes.append(
+            f'the chain is incomplete: the issuer of {certinfo.display_name(top)} ("{certinfo.issuer(top)}") was '
+            "not in the input, not downloadable via AIA and not a trusted root; add it (--ca-file for a private "
+            "root, or include the intermediate in the input)"
+        )
+    return plan
+
+
+def _pem(certs: Sequence[x509.Certificate]) -> bytes:
+    return b"".join(c.public_bytes(Encoding.PEM) for c in certs)
+
+
+def output_files(plan: FixPlan) -> dict[str, bytes]:
+    return {
+        "fullchain.pem": _pem(plan.chain),
+        "chain.pem": _pem(plan.chain[1:]),
+        "cert.pem": _pem([plan.leaf]),
+    }
+
+
+def write_outputs(files: dict[str, bytes], out_dir: Path, *, force: bool) -> list[Path]:
+    """Write every file atomically; refuse (before writing anything) to overwrite without ``force``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    targets = {out_dir / name: data for name, data in files.items()}
+    existing = [p for p in targets if p.exists()]
+    if existing and not force:
+        raise FixError(f"refusing to overwrite {', '.join(map(str, existing))} (use --force)")
+    for path, data in targets.items():
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=out_dir)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    return list(targets)
+
+
+def server_config(out_dir: Path) -> list[tuple[str, str]]:
+    """Ready-to-paste configuration lines for the files written to ``out_dir``."""
+    d = out_dir.resolve()
+    return [
+        ("nginx", f"ssl_certificate     {d}/fullchain.pem;\nssl_certificate_key /path/to/privkey.pem;"),
+        (
+            "Apache 2.4.8+",
+            f"SSLCertificateFile    {d}/fullchain.pem\nSSLCertificateKeyFile /path/to/privkey.pem",
+        ),
+        (
+            "Apache < 2.4.8",
+            f"SSLCertificateFile      {d}/cert.pem\nSSLCertificateChainFile {d}/chain.pem\n"
+            "SSLCertificateKeyFile   /path/to/privkey.pem",
+        ),
+        (
+            "HAProxy",
+            f"cat {d}/fullchain.pem /path/to/privkey.pem > /etc/haproxy/certs/site.pem\n"
+            "bind :443 ssl crt /etc/haproxy/certs/site.pem",
+        ),
+    ]

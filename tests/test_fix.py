@@ -1,0 +1,183 @@
+"""`certdoctor fix` on piles made from the lab's real PKI, proven with openssl verify and a real TLS server + curl."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from certdoctor.cli import main
+from certdoctor.collect.files import load_chain_file
+
+
+def subjects(path: Path) -> list[str]:
+    return [
+        c.subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)[0].value for c in load_chain_file(path).certs
+    ]
+
+
+def fix_json(capsys, *argv: str) -> tuple[int, dict]:
+    code = main(["fix", *argv, "--json"])
+    out = capsys.readouterr().out
+    return code, json.loads(out) if out.strip() else {}
+
+
+@pytest.fixture
+def pile(lab, tmp_path) -> Path:
+    """The wrong-order chain split over two files, reversed, with the root, a duplicate and an unrelated CA."""
+    certs = load_chain_file(lab.endpoints["wrong-order"].chain_path).certs
+    unrelated = load_chain_file(lab.endpoints["extra-cert"].chain_path).certs[2]
+    d = tmp_path / "pile"
+    d.mkdir()
+    pem = [c.public_bytes(Encoding.PEM) for c in certs]
+    (d / "a-intermediates.crt").write_bytes(pem[2] + pem[1] + pem[2])
+    (d / "b-server.pem").write_bytes(lab.root_path.read_bytes() + pem[0].replace(b"\n", b"\r\n"))
+    (d / "c-other.pem").write_bytes(unrelated.public_bytes(Encoding.PEM))
+    return d
+
+
+def test_pile_becomes_an_ordered_verifiable_chain(lab, pile, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, doc = fix_json(capsys, str(pile), "-o", str(out), "--ca-file", str(lab.root_path))
+    assert code == 0, doc
+    assert subjects(out / "fullchain.pem") == [
+        "wrong-order.certdoctor.test",
+        "certdoctor Lab Issuing CA 2",
+        "certdoctor Lab Policy CA",
+    ]
+    assert subjects(out / "chain.pem") == ["certdoctor Lab Issuing CA 2", "certdoctor Lab Policy CA"]
+    assert subjects(out / "cert.pem") == ["wrong-order.certdoctor.test"]
+    reasons = sorted(r["reason"].split(" ")[0] for r in doc["plan"]["dropped"])
+    assert reasons == ["duplicate", "not", "root"]
+    assert any("CRLF" in r for r in doc["repaired"])
+    assert doc["verification"]["verdict"] == "valid"
+    assert load_chain_file(out / "fullchain.pem").pem_issues == ()
+    proc = subprocess.run(
+        [
+            "openssl",
+            "verify",
+            "-CAfile",
+            str(lab.root_path),
+            "-untrusted",
+            str(out / "chain.pem"),
+            str(out / "cert.pem"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0 and ": OK" in proc.stdout
+
+
+def test_missing_intermediate_is_downloaded_via_aia(lab, tmp_path, capsys):
+    leaf = lab.endpoints["incomplete-aia"].chain_path
+    code, doc = fix_json(capsys, str(leaf), "-o", str(tmp_path), "--ca-file", str(lab.root_path))
+    assert code == 0
+    assert subjects(tmp_path / "fullchain.pem") == ["incomplete-aia.certdoctor.test", "certdoctor Lab RSA CA"]
+    assert doc["plan"]["fetched"][0]["url"] == f"{lab.aia_base_url}/lab-rsa-ca.cer"
+
+
+def test_incomplete_without_aia_is_written_but_reported(lab, tmp_path, capsys):
+    leaf = lab.endpoints["incomplete-no-aia"].chain_path
+    code, doc = fix_json(capsys, str(leaf), "-o", str(tmp_path), "--ca-file", str(lab.root_path))
+    assert code == 1
+    assert not doc["plan"]["complete"] and "incomplete" in doc["plan"]["notes"][0]
+    assert [f["id"] for f in doc["verification"]["findings"]] == ["missing-intermediate"]
+
+
+def test_include_root_and_refusal_to_overwrite(lab, pile, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["fix", str(pile), "-o", str(out), "--ca-file", str(lab.root_path), "--include-root"]) == 0
+    assert subjects(out / "fullchain.pem")[-1] == "certdoctor Lab Root CA"
+    before = (out / "fullchain.pem").read_bytes()
+    capsys.readouterr()
+    assert main(["fix", str(pile), "-o", str(out), "--ca-file", str(lab.root_path)]) == 2
+    assert "refusing to overwrite" in capsys.readouterr().err
+    assert (out / "fullchain.pem").read_bytes() == before
+    assert main(["fix", str(pile), "-o", str(out), "--ca-file", str(lab.root_path), "--force"]) == 0
+    assert len(subjects(out / "fullchain.pem")) == 3
+
+
+def test_der_and_pkcs7_inputs(lab, tmp_path, capsys):
+    chain = lab.endpoints["good-two-level"].chain_path
+    der = tmp_path / "leaf.cer"
+    p7b = tmp_path / "bundle.p7b"
+    subprocess.run(["openssl", "x509", "-in", str(chain), "-outform", "DER", "-out", str(der)], check=True)
+    subprocess.run(
+        ["openssl", "crl2pkcs7", "-nocrl", "-certfile", str(chain), "-outform", "DER", "-out", str(p7b)], check=True
+    )
+    code, _ = fix_json(capsys, str(p7b), str(der), "-o", str(tmp_path / "out"), "--ca-file", str(lab.root_path))
+    assert code == 0
+    assert subjects(tmp_path / "out" / "fullchain.pem")[0] == "good-two-level.certdoctor.test"
+    assert len(subjects(tmp_path / "out" / "fullchain.pem")) == 3
+
+
+def test_ambiguous_and_bad_input(lab, tmp_path, capsys):
+    two = tmp_path / "two.pem"
+    two.write_bytes(
+        lab.endpoints["good-rsa"].chain_path.read_bytes() + lab.endpoints["good-ecdsa"].chain_path.read_bytes()
+    )
+    assert main(["fix", str(two), "-o", str(tmp_path / "o1")]) == 2
+    assert "candidate server certificates" in capsys.readouterr().err
+    code, _ = fix_json(
+        capsys,
+        str(two),
+        "--host",
+        "good-ecdsa.certdoctor.test",
+        "-o",
+        str(tmp_path / "o2"),
+        "--ca-file",
+        str(lab.root_path),
+    )
+    assert code == 0 and subjects(tmp_path / "o2" / "cert.pem") == ["good-ecdsa.certdoctor.test"]
+    junk = tmp_path / "junk.txt"
+    junk.write_text("hello\n")
+    assert main(["fix", str(junk), "-o", str(tmp_path / "o3")]) == 2
+    err = capsys.readouterr().err
+    assert "junk.txt" in err and "Traceback" not in err
+    assert not (tmp_path / "o3" / "fullchain.pem").exists()
+
+
+@pytest.mark.skipif(not shutil.which("curl"), reason="curl not installed")
+def test_fixed_chain_served_by_a_real_tls_server_satisfies_curl(lab, pile, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["fix", str(pile), "-o", str(out), "--ca-file", str(lab.root_path)]) == 0
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(out / "fullchain.pem", lab.endpoints["wrong-order"].key_path)  # as nginx loads it
+    sock = socket.create_server(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+
+    def serve() -> None:
+        conn, _ = sock.accept()
+        with ctx.wrap_socket(conn, server_side=True) as tls:
+            tls.recv(4096)
+            tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nfixed")
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    host = "wrong-order.certdoctor.test"
+    proc = subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "--cacert",
+            str(lab.root_path),
+            "--resolve",
+            f"{host}:{port}:127.0.0.1",
+            f"https://{host}:{port}/",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    t.join(5)
+    sock.close()
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "fixed"
