@@ -181,3 +181,75 @@ def test_fixed_chain_served_by_a_real_tls_server_satisfies_curl(lab, pile, tmp_p
     sock.close()
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "fixed"
+
+
+def _encrypted_copy(key_path: Path, dest: Path, password: bytes) -> Path:
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(key_path.read_bytes(), None)
+    dest.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(password),
+        )
+    )
+    return dest
+
+
+def test_key_is_checked_written_private_and_served(lab, pile, tmp_path, capsys):
+    out = tmp_path / "out"
+    key = lab.endpoints["wrong-order"].key_path
+    code, doc = fix_json(capsys, str(pile), "--key", str(key), "-o", str(out), "--ca-file", str(lab.root_path))
+    assert code == 0 and doc["plan"]["key"] == {"source": str(key), "matches_leaf": True}
+    assert (out / "privkey.pem").stat().st_mode & 0o777 == 0o600
+    assert (out / "haproxy.pem").stat().st_mode & 0o777 == 0o600
+    assert (out / "fullchain.pem").stat().st_mode & 0o777 == 0o644
+    haproxy = (out / "haproxy.pem").read_bytes()
+    assert haproxy.count(b"BEGIN CERTIFICATE") == 3 and b"BEGIN PRIVATE KEY" in haproxy
+    assert f"ssl_certificate_key {out.resolve()}/privkey.pem;" in doc["config"]["nginx"]
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(out / "fullchain.pem", out / "privkey.pem")  # loads only if the key matches
+
+
+def test_encrypted_key_needs_the_right_password(lab, pile, tmp_path, capsys):
+    enc = _encrypted_copy(lab.endpoints["wrong-order"].key_path, tmp_path / "enc.key", b"s3cret")
+    base = [str(pile), "--key", str(enc), "--ca-file", str(lab.root_path)]
+    assert main(["fix", *base, "-o", str(tmp_path / "a")]) == 2
+    assert "encrypted" in capsys.readouterr().err
+    assert main(["fix", *base, "--password", "wrong", "-o", str(tmp_path / "b")]) == 2
+    assert "wrong password" in capsys.readouterr().err
+    assert main(["fix", *base, "--password", "s3cret", "-o", str(tmp_path / "c")]) == 0
+    assert b"ENCRYPTED" not in (tmp_path / "c" / "privkey.pem").read_bytes()
+
+
+def test_key_of_another_certificate_is_refused(lab, pile, tmp_path, capsys):
+    other = lab.endpoints["extra-cert"]
+    pile_with_owner = tmp_path / "owner.pem"
+    pile_with_owner.write_bytes(other.chain_path.read_bytes())
+    argv = [
+        "fix",
+        str(pile),
+        str(pile_with_owner),
+        "--host",
+        "wrong-order.certdoctor.test",
+        "--key",
+        str(other.key_path),
+        "-o",
+        str(tmp_path / "out"),
+        "--ca-file",
+        str(lab.root_path),
+    ]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "key-mismatch" in err and "belongs to extra-cert.certdoctor.test" in err
+    assert not (tmp_path / "out" / "fullchain.pem").exists()
+    argv = ["fix", str(pile), "--key", str(lab.endpoints["good-ecdsa"].key_path), "-o", str(tmp_path / "o2")]
+    assert main(argv) == 2
+    assert "belongs to none of the input certificates" in capsys.readouterr().err
+
+
+def test_key_found_inside_the_pile(lab, pile, tmp_path, capsys):
+    (pile / "d-key.pem").write_bytes(lab.endpoints["wrong-order"].key_path.read_bytes())
+    code, doc = fix_json(capsys, str(pile), "-o", str(tmp_path / "out"), "--ca-file", str(lab.root_path))
+    assert code == 0 and doc["plan"]["key"]["source"].endswith("d-key.pem")

@@ -173,6 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
     fix.add_argument("inputs", nargs="+", metavar="FILE|DIR", help="certificate files or directories of them")
     fix.add_argument("-o", "--output-dir", default=".", metavar="DIR", help="where to write (default: .)")
     fix.add_argument("--host", metavar="NAME", help="pick the server certificate for NAME and verify the name")
+    fix.add_argument("--key", metavar="FILE", help="the private key (PEM or DER; PKCS#1, PKCS#8, SEC1)")
+    fix.add_argument(
+        "--password",
+        metavar="PASS",
+        help="password of an encrypted key (or set CERTDOCTOR_KEY_PASSWORD; prompted on a terminal)",
+    )
     fix.add_argument("--include-root", action="store_true", help="append the root to fullchain.pem")
     fix.add_argument("--force", action="store_true", help="overwrite existing output files")
     fix.add_argument("--ca-file", action="append", default=[], metavar="FILE", help="extra trusted root(s)")
@@ -352,6 +358,27 @@ def _input_files(inputs: Sequence[str]) -> list[str]:
     return files
 
 
+def _key_password(ns: argparse.Namespace) -> bytes | None:
+    import os
+
+    if ns.password is not None:
+        return ns.password.encode()
+    env = os.environ.get("CERTDOCTOR_KEY_PASSWORD")
+    if env is not None:
+        return env.encode()
+    if ns.key and sys.stdin.isatty():
+        from .collect.keys import KeyLoadError, load_private_key
+
+        try:
+            load_private_key(ns.key, None)
+        except KeyLoadError as exc:
+            if "give its password" in str(exc):
+                import getpass
+
+                return getpass.getpass(f"password for {ns.key}: ").encode()
+    return None
+
+
 def cmd_fix(ns: argparse.Namespace) -> int:
     import asyncio
     from pathlib import Path
@@ -360,19 +387,28 @@ def cmd_fix(ns: argparse.Namespace) -> int:
 
     from . import certinfo
     from .api import diagnose
-    from .collect.files import CertificateParseError, load_certificate_files, load_chain_file
-    from .fixer import output_files, plan_fix, server_config, write_outputs
+    from .collect.files import CertificateParseError, load_certificate_files, load_chain_file, read_capped
+    from .collect.keys import KeyLoadError, keys_in, load_private_key
+    from .fixer import attach_key, output_files, plan_fix, server_config, write_outputs
     from .render import clean
     from .render import json as render_json
     from .render.text import verdict_line
 
-    certs, repaired = [], []
-    for path in _input_files(ns.inputs):
-        chain = load_chain_file(path, max_certs=1000)
-        if chain.error:
-            raise UsageError(chain.error if path in chain.error else f"{path}: {chain.error}")
-        certs.extend(chain.certs)
-        repaired.extend(f"{path}: {i.detail}" for i in chain.pem_issues if i.code != "private-key")
+    password = _key_password(ns)
+    certs, repaired, keys = [], [], []
+    try:
+        if ns.key:
+            keys.append((load_private_key(ns.key, password), ns.key))
+        for path in _input_files(ns.inputs):
+            chain = load_chain_file(path, max_certs=1000)
+            file_keys = list(keys_in(read_capped(path), path, password))
+            keys.extend((k, path) for k in file_keys)
+            if chain.error and not file_keys:
+                raise UsageError(chain.error if path in chain.error else f"{path}: {chain.error}")
+            certs.extend(chain.certs)
+            repaired.extend(f"{path}: {i.detail}" for i in chain.pem_issues if i.code != "private-key")
+    except (KeyLoadError, CertificateParseError) as exc:
+        raise UsageError(str(exc)) from exc
     try:
         extra = load_certificate_files(ns.ca_file)
     except CertificateParseError as exc:
@@ -388,6 +424,7 @@ def cmd_fix(ns: argparse.Namespace) -> int:
             timeout=ns.timeout,
         )
     )
+    attach_key(plan, keys, certs)
     out_dir = Path(ns.output_dir)
     written = write_outputs(output_files(plan), out_dir, force=ns.force)
     d = diagnose(
@@ -397,7 +434,7 @@ def cmd_fix(ns: argparse.Namespace) -> int:
         trust_stores=ns.trust_store,
         fetch_aia=False,
     )
-    config = server_config(out_dir)
+    config = server_config(out_dir, with_key=plan.key is not None)
     code = 0 if d.valid else 1
     if ns.json:
         print(
@@ -426,8 +463,11 @@ def cmd_fix(ns: argparse.Namespace) -> int:
         out.print(Text(f"  repaired {clean(line)}", style="cyan"))
     for note in plan.notes:
         out.print(Text(f"  note: {clean(note)}", style="red"))
+    if plan.key is not None:
+        out.print(Text(f"  the key from {clean(plan.key_source)} matches the server certificate", style="green"))
     for p in written:
-        out.print(Text(f"  wrote {p}", style="dim"))
+        private = " (mode 0600: it holds the private key)" if p.name in ("privkey.pem", "haproxy.pem") else ""
+        out.print(Text(f"  wrote {p}{private}", style="dim"))
     out.print()
     out.print(Text("Re-verified fullchain.pem: ", style="bold").append(verdict_line(d)))
     for f in d.findings:

@@ -39,6 +39,8 @@ class FixPlan:
     fetched: list[tuple[x509.Certificate, str]] = field(default_factory=list)  # (cert, AIA URL)
     dropped: list[tuple[x509.Certificate, str]] = field(default_factory=list)  # (cert, reason)
     notes: list[str] = field(default_factory=list)
+    key: Any = None  # the private key that belongs to the leaf, when one was given
+    key_source: str | None = None
 
     @property
     def chain(self) -> list[x509.Certificate]:
@@ -59,6 +61,7 @@ class FixPlan:
             "fetched": [dict(brief(c), url=u) for c, u in self.fetched],
             "dropped": [dict(brief(c), reason=r) for c, r in self.dropped],
             "notes": self.notes,
+            "key": None if self.key is None else {"source": self.key_source, "matches_leaf": True},
         }
 
 
@@ -157,33 +160,73 @@ async def plan_fix(
     return plan
 
 
+def _same_key(cert: x509.Certificate, key: Any) -> bool:
+    try:
+        return bool(cert.public_key() == key.public_key())
+    except Exception:
+        return False
+
+
+def attach_key(plan: FixPlan, keys: Sequence[tuple[Any, str]], certs: Sequence[x509.Certificate]) -> None:
+    """Attach the key that belongs to the leaf, or explain precisely why none does (FixError)."""
+    if not keys:
+        return
+    for key, source in keys:
+        if _same_key(plan.leaf, key):
+            plan.key, plan.key_source = key, source
+            return
+    explanations = []
+    for key, source in keys:
+        owner = next((c for c in certs if _same_key(c, key)), None)
+        if owner is None:
+            explanations.append(f"{source} belongs to none of the input certificates")
+        else:
+            explanations.append(
+                f"{source} belongs to {certinfo.display_name(owner)} (serial {format(owner.serial_number, 'x')}, "
+                f"valid until {certinfo.not_after(owner):%Y-%m-%d}) — often the previous certificate"
+            )
+    raise FixError(
+        f"key-mismatch: no key given matches the server certificate {certinfo.display_name(plan.leaf)} "
+        f"(SHA-256 {certinfo.short_fp(plan.leaf)}…): {'; '.join(explanations)}. A server configured with them fails "
+        "to start ('key values mismatch'). Use the key generated with this certificate's CSR."
+    )
+
+
 def _pem(certs: Sequence[x509.Certificate]) -> bytes:
     return b"".join(c.public_bytes(Encoding.PEM) for c in certs)
 
 
-def output_files(plan: FixPlan) -> dict[str, bytes]:
-    return {
-        "fullchain.pem": _pem(plan.chain),
-        "chain.pem": _pem(plan.chain[1:]),
-        "cert.pem": _pem([plan.leaf]),
+def output_files(plan: FixPlan) -> dict[str, tuple[bytes, int]]:
+    """File name -> (content, mode). Files holding the key are private (0600)."""
+    from .collect.keys import key_pem
+
+    files = {
+        "fullchain.pem": (_pem(plan.chain), 0o644),
+        "chain.pem": (_pem(plan.chain[1:]), 0o644),
+        "cert.pem": (_pem([plan.leaf]), 0o644),
     }
+    if plan.key is not None:
+        key = key_pem(plan.key)
+        files["privkey.pem"] = (key, 0o600)
+        files["haproxy.pem"] = (_pem(plan.chain) + key, 0o600)
+    return files
 
 
-def write_outputs(files: dict[str, bytes], out_dir: Path, *, force: bool) -> list[Path]:
+def write_outputs(files: dict[str, tuple[bytes, int]], out_dir: Path, *, force: bool) -> list[Path]:
     """Write every file atomically; refuse (before writing anything) to overwrite without ``force``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     targets = {out_dir / name: data for name, data in files.items()}
     existing = [p for p in targets if p.exists()]
     if existing and not force:
         raise FixError(f"refusing to overwrite {', '.join(map(str, existing))} (use --force)")
-    for path, data in targets.items():
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=out_dir)
+    for path, (data, mode) in targets.items():
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=out_dir)  # created 0600
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.chmod(tmp, 0o644)
+            os.chmod(tmp, mode)
             os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -192,23 +235,22 @@ def write_outputs(files: dict[str, bytes], out_dir: Path, *, force: bool) -> lis
     return list(targets)
 
 
-def server_config(out_dir: Path) -> list[tuple[str, str]]:
+def server_config(out_dir: Path, *, with_key: bool = False) -> list[tuple[str, str]]:
     """Ready-to-paste configuration lines for the files written to ``out_dir``."""
     d = out_dir.resolve()
+    key = f"{d}/privkey.pem" if with_key else "/path/to/privkey.pem"
+    haproxy = (
+        f"bind :443 ssl crt {d}/haproxy.pem"
+        if with_key
+        else f"cat {d}/fullchain.pem {key} > /etc/haproxy/certs/site.pem\nbind :443 ssl crt /etc/haproxy/certs/site.pem"
+    )
     return [
-        ("nginx", f"ssl_certificate     {d}/fullchain.pem;\nssl_certificate_key /path/to/privkey.pem;"),
-        (
-            "Apache 2.4.8+",
-            f"SSLCertificateFile    {d}/fullchain.pem\nSSLCertificateKeyFile /path/to/privkey.pem",
-        ),
+        ("nginx", f"ssl_certificate     {d}/fullchain.pem;\nssl_certificate_key {key};"),
+        ("Apache 2.4.8+", f"SSLCertificateFile    {d}/fullchain.pem\nSSLCertificateKeyFile {key}"),
         (
             "Apache < 2.4.8",
             f"SSLCertificateFile      {d}/cert.pem\nSSLCertificateChainFile {d}/chain.pem\n"
-            "SSLCertificateKeyFile   /path/to/privkey.pem",
+            f"SSLCertificateKeyFile   {key}",
         ),
-        (
-            "HAProxy",
-            f"cat {d}/fullchain.pem /path/to/privkey.pem > /etc/haproxy/certs/site.pem\n"
-            "bind :443 ssl crt /etc/haproxy/certs/site.pem",
-        ),
+        ("HAProxy", haproxy),
     ]

@@ -1,0 +1,77 @@
+"""Private keys from files: PEM (PKCS#1, PKCS#8, SEC1; encrypted or not) and DER. Raises KeyLoadError."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+
+from .errors import CollectError
+from .files import iter_pem_blocks, read_capped
+
+MAX_KEY_FILE = 1024 * 1024
+
+
+class KeyLoadError(CollectError):
+    """A key file cannot be read, is encrypted without a password, or the password is wrong."""
+
+
+def _load_one(der_or_pem: bytes, password: bytes | None, source: str, pem: bool) -> Any:
+    loader = serialization.load_pem_private_key if pem else serialization.load_der_private_key
+    try:
+        return loader(der_or_pem, password=password)
+    except TypeError as exc:
+        text = str(exc).lower()
+        if "password was given" in text:
+            return loader(der_or_pem, password=None)  # not encrypted after all
+        if "password was not given" in text or "encrypted" in text:
+            raise KeyLoadError(f"{source}: the private key is encrypted; give its password with --password") from None
+        raise KeyLoadError(f"{source}: {exc}") from None
+    except ValueError as exc:
+        if password is not None and ("decrypt" in str(exc).lower() or "bad" in str(exc).lower()):
+            raise KeyLoadError(f"{source}: wrong password for the private key") from None
+        raise KeyLoadError(f"{source}: not a usable private key ({exc})") from None
+    except Exception as exc:  # unsupported algorithms and the like
+        raise KeyLoadError(f"{source}: not a usable private key ({exc})") from None
+
+
+def keys_in(data: bytes, source: str, password: bytes | None = None) -> Iterator[Any]:
+    """Every private key in ``data`` (PEM blocks anywhere in the text, or one DER key)."""
+    found = False
+    for block in iter_pem_blocks(data):
+        if not block.label.endswith(b"PRIVATE KEY") or block.body is None:
+            continue
+        found = True
+        yield _load_one(data[block.start : block.end], password, source, pem=True)
+    if not found and data[:1] == b"\x30":
+        # DER certificates and PKCS#7 also start with a SEQUENCE: only a DER *key* counts here.
+        try:
+            key = _load_one(data, password, source, pem=False)
+        except KeyLoadError as exc:
+            if "give its password" in str(exc) or "wrong password" in str(exc):
+                raise
+            return
+        yield key
+
+
+def load_private_key(path: str | Path, password: bytes | None = None) -> Any:
+    """The single private key in a file."""
+    try:
+        data = read_capped(path, MAX_KEY_FILE)
+    except CollectError as exc:
+        raise KeyLoadError(str(exc)) from None
+    keys = list(keys_in(data, str(path), password))
+    if not keys:
+        raise KeyLoadError(f"{path}: no private key found")
+    if len(keys) > 1:
+        raise KeyLoadError(f"{path}: {len(keys)} private keys in one file; give the one for this certificate")
+    return keys[0]
+
+
+def key_pem(key: Any) -> bytes:
+    """Unencrypted PKCS#8 PEM (what nginx, Apache and HAProxy read without a passphrase prompt)."""
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
