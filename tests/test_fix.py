@@ -253,3 +253,44 @@ def test_key_found_inside_the_pile(lab, pile, tmp_path, capsys):
     (pile / "d-key.pem").write_bytes(lab.endpoints["wrong-order"].key_path.read_bytes())
     code, doc = fix_json(capsys, str(pile), "-o", str(tmp_path / "out"), "--ca-file", str(lab.root_path))
     assert code == 0 and doc["plan"]["key"]["source"].endswith("d-key.pem")
+
+
+def test_pkcs12_in_and_out(lab, tmp_path, capsys):
+    ep = lab.endpoints["good-two-level"]
+    pfx = tmp_path / "from-ca.bin"  # no telling extension: recognised by content
+    subprocess.run(
+        [
+            "openssl",
+            "pkcs12",
+            "-export",
+            "-in",
+            str(ep.chain_path),
+            "-inkey",
+            str(ep.key_path),
+            "-passout",
+            "pass:pfxpw",
+            "-out",
+            str(pfx),
+        ],
+        check=True,
+    )
+    base = ["fix", str(pfx), "--ca-file", str(lab.root_path)]
+    assert main([*base, "-o", str(tmp_path / "a")]) == 2
+    assert "give its password" in capsys.readouterr().err
+    assert main([*base, "--password", "nope", "-o", str(tmp_path / "b")]) == 2
+    assert "wrong password" in capsys.readouterr().err
+    out = tmp_path / "c"
+    code, doc = fix_json(
+        capsys, *base[1:], "--password", "pfxpw", "--pkcs12", "--pkcs12-password", "outpw", "-o", str(out)
+    )
+    assert code == 0 and doc["plan"]["key"]["source"] == str(pfx)
+    assert len(subjects(out / "fullchain.pem")) == 3
+    assert (out / "bundle.p12").stat().st_mode & 0o777 == 0o600
+    proc = subprocess.run(
+        ["openssl", "pkcs12", "-in", str(out / "bundle.p12"), "-passin", "pass:outpw", "-nokeys"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0 and proc.stdout.count("BEGIN CERTIFICATE") == 3
+    assert main(["fix", str(ep.chain_path), "--pkcs12", "-o", str(tmp_path / "d")]) == 2
+    assert "needs the private key" in capsys.readouterr().err

@@ -179,6 +179,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PASS",
         help="password of an encrypted key (or set CERTDOCTOR_KEY_PASSWORD; prompted on a terminal)",
     )
+    fix.add_argument(
+        "--pkcs12",
+        action="store_true",
+        help="also write bundle.p12 (key + chain, for Windows/IIS, Java, appliances); needs a key",
+    )
+    fix.add_argument(
+        "--pkcs12-password", metavar="PASS", help="password for bundle.p12 (default: --password; keytool needs one)"
+    )
     fix.add_argument("--include-root", action="store_true", help="append the root to fullchain.pem")
     fix.add_argument("--force", action="store_true", help="overwrite existing output files")
     fix.add_argument("--ca-file", action="append", default=[], metavar="FILE", help="extra trusted root(s)")
@@ -388,7 +396,14 @@ def cmd_fix(ns: argparse.Namespace) -> int:
     from . import certinfo
     from .api import diagnose
     from .collect.files import CertificateParseError, load_certificate_files, load_chain_file, read_capped
-    from .collect.keys import KeyLoadError, keys_in, load_private_key
+    from .collect.keys import (
+        KeyLoadError,
+        keys_in,
+        load_pkcs12,
+        load_private_key,
+        looks_like_pkcs12,
+        pkcs12_bytes,
+    )
     from .fixer import attach_key, output_files, plan_fix, server_config, write_outputs
     from .render import clean
     from .render import json as render_json
@@ -400,6 +415,13 @@ def cmd_fix(ns: argparse.Namespace) -> int:
         if ns.key:
             keys.append((load_private_key(ns.key, password), ns.key))
         for path in _input_files(ns.inputs):
+            head = read_capped(path)[:64]
+            if looks_like_pkcs12(path, head):
+                bundle_key, bundle_certs = load_pkcs12(path, password)
+                certs.extend(bundle_certs)
+                if bundle_key is not None:
+                    keys.append((bundle_key, path))
+                continue
             chain = load_chain_file(path, max_certs=1000)
             file_keys = list(keys_in(read_capped(path), path, password))
             keys.extend((k, path) for k in file_keys)
@@ -426,7 +448,13 @@ def cmd_fix(ns: argparse.Namespace) -> int:
     )
     attach_key(plan, keys, certs)
     out_dir = Path(ns.output_dir)
-    written = write_outputs(output_files(plan), out_dir, force=ns.force)
+    files = output_files(plan)
+    if ns.pkcs12:
+        if plan.key is None:
+            raise UsageError("--pkcs12 needs the private key (--key, or a key among the inputs)")
+        p12_password = ns.pkcs12_password.encode() if ns.pkcs12_password is not None else password
+        files["bundle.p12"] = (pkcs12_bytes(plan.key, plan.chain, p12_password), 0o600)
+    written = write_outputs(files, out_dir, force=ns.force)
     d = diagnose(
         files=[str(out_dir / "fullchain.pem")],
         name=ns.host,
@@ -466,7 +494,9 @@ def cmd_fix(ns: argparse.Namespace) -> int:
     if plan.key is not None:
         out.print(Text(f"  the key from {clean(plan.key_source)} matches the server certificate", style="green"))
     for p in written:
-        private = " (mode 0600: it holds the private key)" if p.name in ("privkey.pem", "haproxy.pem") else ""
+        private = (
+            " (mode 0600: it holds the private key)" if p.name in ("privkey.pem", "haproxy.pem", "bundle.p12") else ""
+        )
         out.print(Text(f"  wrote {p}{private}", style="dim"))
     out.print()
     out.print(Text("Re-verified fullchain.pem: ", style="bold").append(verdict_line(d)))

@@ -75,3 +75,50 @@ def key_pem(key: Any) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
+
+
+PKCS12_SUFFIXES = (".p12", ".pfx")
+
+
+def looks_like_pkcs12(path: str | Path, head: bytes) -> bool:
+    """By name (.p12/.pfx), or by content: a PFX is SEQUENCE { INTEGER 3, ... } (RFC 7292 §4)."""
+    if str(path).lower().endswith(PKCS12_SUFFIXES):
+        return True
+    if head[:1] != b"\x30" or len(head) < 8:
+        return False
+    length_octets = head[1] - 0x80 if head[1] & 0x80 else 0
+    body = 2 + length_octets
+    return head[body : body + 3] == b"\x02\x01\x03"
+
+
+def load_pkcs12(path: str | Path, password: bytes | None) -> tuple[Any, list[Any]]:
+    """(key or None, certificates: the bundle's own certificate first) from a .pfx/.p12 file."""
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    try:
+        data = read_capped(path, 16 * 1024 * 1024)
+    except CollectError as exc:
+        raise KeyLoadError(str(exc)) from None
+    attempts = [password] if password is not None else [None, b""]  # exports with an empty password are common
+    last: Exception | None = None
+    for attempt in attempts:
+        try:
+            bundle = pkcs12.load_pkcs12(data, attempt)
+        except ValueError as exc:
+            last = exc
+            continue
+        certs = [c.certificate for c in ([bundle.cert] if bundle.cert else []) + list(bundle.additional_certs)]
+        return bundle.key, certs
+    if password is None:
+        raise KeyLoadError(f"{path}: the PKCS#12 file is protected; give its password with --password") from None
+    raise KeyLoadError(f"{path}: wrong password for the PKCS#12 file, or not a PKCS#12 file ({last})") from None
+
+
+def pkcs12_bytes(key: Any, chain: list[Any], password: bytes | None, name: bytes = b"certdoctor") -> bytes:
+    """A PKCS#12 bundle of key + chain (leaf first) for Windows/IIS, Java keystores and appliances."""
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
+    )
+    return pkcs12.serialize_key_and_certificates(name, key, chain[0], chain[1:] or None, encryption)
