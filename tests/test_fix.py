@@ -294,3 +294,22 @@ def test_pkcs12_in_and_out(lab, tmp_path, capsys):
     assert proc.returncode == 0 and proc.stdout.count("BEGIN CERTIFICATE") == 3
     assert main(["fix", str(ep.chain_path), "--pkcs12", "-o", str(tmp_path / "d")]) == 2
     assert "needs the private key" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("scenario", ["wrong-order", "incomplete-aia", "duplicate-cert", "root-included"])
+def test_fix_from_a_live_server(lab, tmp_path, capsys, scenario):
+    ep = lab.endpoints[scenario]
+    target = f"{ep.scenario.hostname}:{ep.port}"
+    code, doc = fix_json(
+        capsys, target, "--resolve", f"{target}:127.0.0.1", "-o", str(tmp_path), "--ca-file", str(lab.root_path)
+    )
+    assert code == 0, doc
+    assert doc["verification"]["findings"] == []
+    written = subjects(tmp_path / "fullchain.pem")
+    assert written[0] == ep.scenario.hostname and "certdoctor Lab Root CA" not in written
+    assert len(written) == len(set(written))
+
+
+def test_fix_from_an_unreachable_server(tmp_path, capsys):
+    assert main(["fix", "refused.test:1", "--resolve", "refused.test:1:127.0.0.1", "-o", str(tmp_path)]) == 2
+    assert "no certificate obtained" in capsys.readouterr().err

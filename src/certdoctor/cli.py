@@ -166,11 +166,24 @@ def build_parser() -> argparse.ArgumentParser:
         "and print the server configuration lines.",
         epilog="examples:\n  certdoctor fix cert.crt ca-bundle.crt -o /etc/ssl/example\n"
         "  certdoctor fix downloads/ --host www.example.com -o out\n"
-        "  certdoctor fix server.p7b --include-root --json\n\n"
+        "  certdoctor fix server.p7b --include-root --json\n"
+        "  certdoctor fix api.example.com:443 -o repaired   # the chain the server should be sending\n\n"
         "exit status: 0 the written chain verifies, 1 written but problems remain, 2 bad input\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    fix.add_argument("inputs", nargs="+", metavar="FILE|DIR", help="certificate files or directories of them")
+    fix.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="FILE|DIR|HOST[:PORT]",
+        help="certificate files or directories of them, or one server to start from",
+    )
+    fix.add_argument(
+        "--resolve",
+        action="append",
+        default=[],
+        metavar="HOST:PORT:ADDR[,ADDR...]",
+        help="with a server: connect to these addresses (like curl)",
+    )
     fix.add_argument("-o", "--output-dir", default=".", metavar="DIR", help="where to write (default: .)")
     fix.add_argument("--host", metavar="NAME", help="pick the server certificate for NAME and verify the name")
     fix.add_argument("--key", metavar="FILE", help="the private key (PEM or DER; PKCS#1, PKCS#8, SEC1)")
@@ -389,12 +402,13 @@ def _key_password(ns: argparse.Namespace) -> bytes | None:
 
 def cmd_fix(ns: argparse.Namespace) -> int:
     import asyncio
+    import os
     from pathlib import Path
 
     from rich.text import Text
 
     from . import certinfo
-    from .api import diagnose
+    from .api import diagnose, parse_target
     from .collect.files import CertificateParseError, load_certificate_files, load_chain_file, read_capped
     from .collect.keys import (
         KeyLoadError,
@@ -411,10 +425,25 @@ def cmd_fix(ns: argparse.Namespace) -> int:
 
     password = _key_password(ns)
     certs, repaired, keys = [], [], []
+    from_server = len(ns.inputs) == 1 and not os.path.exists(ns.inputs[0])
     try:
         if ns.key:
             keys.append((load_private_key(ns.key, password), ns.key))
-        for path in _input_files(ns.inputs):
+        if from_server:
+            host, port = parse_target(ns.inputs[0])
+            ns.host = ns.host or host
+            live = diagnose(
+                ns.inputs[0], fetch_aia=False, timeout=ns.timeout, resolve=_parse_resolve(ns.resolve, host, port)
+            )
+            if not live.reports:
+                errors = "; ".join(f"{c.source}: {c.error}" for c in live.failures)
+                raise UsageError(f"no certificate obtained from {ns.inputs[0]}: {errors}")
+            certs.extend(live.reports[0].chain.certs)
+            repaired.extend(
+                f"{', '.join(r.sources)} presents a different chain; used {live.reports[0].sources[0]}'s"
+                for r in live.reports[1:]
+            )
+        for path in [] if from_server else _input_files(ns.inputs):
             head = read_capped(path)[:64]
             if looks_like_pkcs12(path, head):
                 bundle_key, bundle_certs = load_pkcs12(path, password)
