@@ -313,3 +313,95 @@ def test_fix_from_a_live_server(lab, tmp_path, capsys, scenario):
 def test_fix_from_an_unreachable_server(tmp_path, capsys):
     assert main(["fix", "refused.test:1", "--resolve", "refused.test:1:127.0.0.1", "-o", str(tmp_path)]) == 2
     assert "no certificate obtained" in capsys.readouterr().err
+
+
+def test_configuration_for_every_kind_of_server(lab, pile, tmp_path, capsys):
+    out = tmp_path / "out"
+    key = lab.endpoints["wrong-order"].key_path
+    code, doc = fix_json(
+        capsys,
+        str(pile),
+        "--key",
+        str(key),
+        "--pkcs12",
+        "--password",
+        "pw",
+        "-o",
+        str(out),
+        "--ca-file",
+        str(lab.root_path),
+    )
+    assert code == 0
+    d = out.resolve()
+    config = doc["config"]
+    assert set(config) == {
+        "nginx",
+        "Apache 2.4.8+",
+        "Apache < 2.4.8",
+        "HAProxy",
+        "Caddy",
+        "Traefik (dynamic configuration)",
+        "Kubernetes TLS secret",
+        "Java keystore",
+        "AWS ACM",
+        "Appliance / control panel upload",
+    }
+    assert config["Caddy"] == f"tls {d}/fullchain.pem {d}/privkey.pem"
+    assert f"--cert={d}/fullchain.pem --key={d}/privkey.pem" in config["Kubernetes TLS secret"]
+    assert f"-srckeystore {d}/bundle.p12" in config["Java keystore"]
+    assert f"--certificate-chain fileb://{d}/chain.pem" in config["AWS ACM"]
+    assert config["HAProxy"] == f"bind :443 ssl crt {d}/haproxy.pem"
+
+
+@pytest.mark.skipif(not shutil.which("keytool"), reason="no JDK (keytool) on this machine")
+def test_bundle_p12_imports_into_a_java_keystore(lab, pile, tmp_path, capsys):
+    out = tmp_path / "out"
+    key = lab.endpoints["wrong-order"].key_path
+    assert (
+        main(
+            [
+                "fix",
+                str(pile),
+                "--key",
+                str(key),
+                "--pkcs12",
+                "--pkcs12-password",
+                "changeit",
+                "-o",
+                str(out),
+                "--ca-file",
+                str(lab.root_path),
+            ]
+        )
+        == 0
+    )
+    ks = tmp_path / "keystore.p12"
+    subprocess.run(
+        [
+            "keytool",
+            "-importkeystore",
+            "-srckeystore",
+            str(out / "bundle.p12"),
+            "-srcstoretype",
+            "PKCS12",
+            "-srcstorepass",
+            "changeit",
+            "-destkeystore",
+            str(ks),
+            "-deststoretype",
+            "PKCS12",
+            "-deststorepass",
+            "changeit",
+            "-noprompt",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    listing = subprocess.run(
+        ["keytool", "-list", "-v", "-keystore", str(ks), "-storepass", "changeit"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    assert "PrivateKeyEntry" in listing and "Certificate chain length: 3" in listing

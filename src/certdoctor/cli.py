@@ -491,7 +491,7 @@ def cmd_fix(ns: argparse.Namespace) -> int:
         trust_stores=ns.trust_store,
         fetch_aia=False,
     )
-    config = server_config(out_dir, with_key=plan.key is not None)
+    config = server_config(out_dir, with_key=plan.key is not None, with_pkcs12=ns.pkcs12)
     code = 0 if d.valid else 1
     if ns.json:
         print(

@@ -235,7 +235,7 @@ def write_outputs(files: dict[str, tuple[bytes, int]], out_dir: Path, *, force: 
     return list(targets)
 
 
-def server_config(out_dir: Path, *, with_key: bool = False) -> list[tuple[str, str]]:
+def server_config(out_dir: Path, *, with_key: bool = False, with_pkcs12: bool = False) -> list[tuple[str, str]]:
     """Ready-to-paste configuration lines for the files written to ``out_dir``."""
     d = out_dir.resolve()
     key = f"{d}/privkey.pem" if with_key else "/path/to/privkey.pem"
@@ -253,4 +253,30 @@ def server_config(out_dir: Path, *, with_key: bool = False) -> list[tuple[str, s
             f"SSLCertificateKeyFile   {key}",
         ),
         ("HAProxy", haproxy),
+        ("Caddy", f"tls {d}/fullchain.pem {key}"),
+        (
+            "Traefik (dynamic configuration)",
+            f"tls:\n  certificates:\n    - certFile: {d}/fullchain.pem\n      keyFile: {key}",
+        ),
+        ("Kubernetes TLS secret", f"kubectl create secret tls my-tls --cert={d}/fullchain.pem --key={key}"),
+        (
+            "Java keystore",
+            (
+                f"keytool -importkeystore -srckeystore {d}/bundle.p12 -srcstoretype PKCS12 "
+                "-destkeystore keystore.p12 -deststoretype PKCS12"
+            )
+            if with_pkcs12
+            else "run certdoctor fix again with --key and --pkcs12, then:\n"
+            f"keytool -importkeystore -srckeystore {d}/bundle.p12 -srcstoretype PKCS12 -destkeystore keystore.p12",
+        ),
+        (
+            "AWS ACM",
+            f"aws acm import-certificate --certificate fileb://{d}/cert.pem "
+            f"--certificate-chain fileb://{d}/chain.pem --private-key fileb://{key}",
+        ),
+        (
+            "Appliance / control panel upload",
+            f"certificate: {d}/cert.pem   intermediate/CA bundle: {d}/chain.pem   private key: {key}\n"
+            f"(if there is a single certificate field, paste {d}/fullchain.pem)",
+        ),
     ]
