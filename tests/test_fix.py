@@ -405,3 +405,53 @@ def test_bundle_p12_imports_into_a_java_keystore(lab, pile, tmp_path, capsys):
         timeout=60,
     ).stdout
     assert "PrivateKeyEntry" in listing and "Certificate chain length: 3" in listing
+
+
+def _ca(name: str, key, issuer_name: str, issuer_key, *, ca: bool = True) -> x509.Certificate:
+    import datetime
+
+    from cryptography.hazmat.primitives import hashes
+
+    now = datetime.datetime.now(datetime.UTC)
+    b = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, name)]))
+        .issuer_name(x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, issuer_name)]))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if not ca:
+        b = b.add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+    return b.sign(issuer_key, hashes.SHA256())
+
+
+def test_cross_signed_cycle_terminates_with_an_explanation(tmp_path, capsys):
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    ka, kb, kl = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
+    a_by_b = _ca("Cycle CA A", ka, "Cycle CA B", kb)
+    b_by_a = _ca("Cycle CA B", kb, "Cycle CA A", ka)
+    leaf = _ca("cycle.example.test", kl, "Cycle CA A", ka, ca=False)
+    pile = tmp_path / "cycle.pem"
+    pile.write_bytes(b"".join(c.public_bytes(Encoding.PEM) for c in (b_by_a, leaf, a_by_b)))
+    code, doc = fix_json(capsys, str(pile), "-o", str(tmp_path / "out"), "--no-aia")
+    assert code == 1
+    assert not doc["plan"]["complete"] and "incomplete" in doc["plan"]["notes"][0]
+    assert subjects(tmp_path / "out" / "fullchain.pem")[0] == "cycle.example.test"
+    assert len(subjects(tmp_path / "out" / "fullchain.pem")) == 3  # leaf, A (by B), B (by A); no repetition
+
+
+def test_ten_thousand_certificates_are_refused_clearly(lab, tmp_path, capsys):
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    one = _ca("filler", key, "filler", key).public_bytes(Encoding.PEM)
+    big = tmp_path / "bundle.pem"
+    big.write_bytes(one * 10_000)
+    assert main(["fix", str(big), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "10000 certificates" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()

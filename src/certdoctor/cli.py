@@ -363,6 +363,9 @@ def cmd_inspect(ns: argparse.Namespace) -> int:
     return EXIT_USAGE if errors or not entries else EXIT_OK
 
 
+MAX_FIX_CERTS = 500  # per input file: enough for a CA bundle used as a pool of intermediates
+
+
 def _input_files(inputs: Sequence[str]) -> list[str]:
     import os
 
@@ -451,7 +454,12 @@ def cmd_fix(ns: argparse.Namespace) -> int:
                 if bundle_key is not None:
                     keys.append((bundle_key, path))
                 continue
-            chain = load_chain_file(path, max_certs=1000)
+            chain = load_chain_file(path, max_certs=MAX_FIX_CERTS)
+            if chain.total_received > MAX_FIX_CERTS:
+                raise UsageError(
+                    f"{path} holds {chain.total_received} certificates; certdoctor fix reads at most {MAX_FIX_CERTS} "
+                    "(a server chain has 2 to 4; is this a whole CA bundle or trust store?)"
+                )
             file_keys = list(keys_in(read_capped(path), path, password))
             keys.extend((k, path) for k in file_keys)
             if chain.error and not file_keys:
