@@ -1,0 +1,107 @@
+"""The produced fullchain.pem + privkey.pem, served by a real nginx, are accepted by curl and by certdoctor."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+
+from certdoctor import diagnose
+from certdoctor.cli import main
+
+NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+pytestmark = pytest.mark.skipif(NGINX is None, reason="nginx is not installed (.ci/run installs Debian's nginx-light)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_fixed_chain_works_in_real_nginx(lab, tmp_path, capsys):
+    # A server that sends its chain in the wrong order: repair it from the live server, with its key.
+    ep = lab.endpoints["wrong-order"]
+    host = ep.scenario.hostname
+    target = f"{host}:{ep.port}"
+    out = tmp_path / "out"
+    assert (
+        main(
+            [
+                "fix",
+                target,
+                "--resolve",
+                f"{target}:127.0.0.1",
+                "--key",
+                str(ep.key_path),
+                "-o",
+                str(out),
+                "--ca-file",
+                str(lab.root_path),
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    port = _free_port()
+    prefix = tmp_path / "nginx"
+    (prefix / "logs").mkdir(parents=True)
+    conf = prefix / "nginx.conf"
+    conf.write_text(f"""
+worker_processes 1;
+pid {prefix}/nginx.pid;
+error_log {prefix}/logs/error.log;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {prefix}/tmp;
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        server_name {host};
+        ssl_certificate     {out}/fullchain.pem;
+        ssl_certificate_key {out}/privkey.pem;
+        location / {{ return 200 "served by nginx\\n"; }}
+    }}
+}}
+""")
+    check = subprocess.run([NGINX, "-t", "-p", str(prefix), "-c", str(conf)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    proc = subprocess.Popen(
+        [NGINX, "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        curl = subprocess.run(
+            [
+                "curl",
+                "-sS",
+                "--cacert",
+                str(lab.root_path),
+                "--resolve",
+                f"{host}:{port}:127.0.0.1",
+                f"https://{host}:{port}/",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+        assert curl.returncode == 0, curl.stderr
+        assert curl.stdout == "served by nginx\n"
+        d = diagnose(f"{host}:{port}", resolve=["127.0.0.1"], ca_files=[str(lab.root_path)], timeout=5)
+        assert d.valid and d.ids() == []
+        assert len(d.reports[0].chain.certs) == 3
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
