@@ -99,3 +99,21 @@ def test_der_and_pkcs7_files(lab, good, tmp_path):
     d = check_file(lab, p7b, host)
     assert pem_findings(d) == {"pkcs7": "error"}
     assert "openssl pkcs7 -print_certs" in next(f.fix for f in d.findings if f.id == "pem-format")
+
+
+def test_key_mismatch_on_files_and_servers(lab, good, capsys):
+    from certdoctor.cli import main
+
+    ep = lab.endpoints["good-rsa"]
+    own, other = ep.key_path, lab.endpoints["good-ecdsa"].key_path
+    d = diagnose(files=[str(ep.chain_path)], name=good[2], ca_files=[str(lab.root_path)], key=str(own))
+    assert d.ids() == []
+    d = diagnose(files=[str(ep.chain_path)], name=good[2], ca_files=[str(lab.root_path)], key=str(other))
+    assert d.ids() == ["key-mismatch"] and d.exit_code == 1
+    f = d.findings[0]
+    assert f.severity.value == "error" and f.cert_position == 0 and "key values mismatch" in f.detail
+    argv = [*ep.check_argv(lab.root_path), "--key", str(other), "--json"]
+    assert main(argv) == 1
+    doc = __import__("json").loads(capsys.readouterr().out)
+    assert [x["id"] for x in doc["findings"]] == ["key-mismatch"]
+    assert doc["findings"][0]["sources"] == [f"127.0.0.1:{ep.port}"]

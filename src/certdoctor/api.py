@@ -272,6 +272,8 @@ async def diagnose_async(
     warn_days: int = 30,
     fetch_aia: bool = True,
     aia_fetcher: Any = None,
+    key: str | None = None,
+    key_password: bytes | None = None,
 ) -> Diagnosis:
     """Diagnose a server (``target`` = "host[:port]" or URL) or local chain ``files``.
 
@@ -297,6 +299,14 @@ async def diagnose_async(
         expected = tuple(load_certificate_files([expect])) if expect else None
     except CertificateParseError as exc:
         raise DiagnoseError(str(exc)) from exc
+    key_public = None
+    if key:
+        from .collect.keys import KeyLoadError, load_private_key
+
+        try:
+            key_public = load_private_key(key, key_password).public_key()
+        except KeyLoadError as exc:
+            raise DiagnoseError(str(exc)) from exc
     if not stores and not extra:
         raise DiagnoseError("no trust store available: select one with --trust-store or give --ca-file")
 
@@ -346,6 +356,8 @@ async def diagnose_async(
         expected=expected,
         expected_source=expect,
         warn_days=warn_days,
+        key_public=key_public,
+        key_source=key,
     )
     return judge(evidence, index=index, notes=notes, started=started)
 

@@ -79,6 +79,12 @@ def _add_check_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--at", metavar="DATE", help="judge as of this date/time (YYYY-MM-DD or ISO 8601, UTC)")
     p.add_argument("--expect", metavar="FILE", help="the certificate (or chain) you believe is deployed")
     p.add_argument(
+        "--key",
+        metavar="FILE",
+        help="the private key the server uses: reports key-mismatch if it does not belong to the served certificate",
+    )
+    p.add_argument("--password", metavar="PASS", help="password of an encrypted --key (or CERTDOCTOR_KEY_PASSWORD)")
+    p.add_argument(
         "--warn-days",
         type=int,
         default=30,
@@ -257,6 +263,8 @@ def check_kwargs(ns: argparse.Namespace) -> tuple[str | None, dict[str, Any]]:
         "expect": ns.expect,
         "warn_days": ns.warn_days,
         "fetch_aia": not ns.no_aia,
+        "key": ns.key,
+        "key_password": _key_password(ns) if ns.key else None,
     }
     if ns.file:
         if ns.target:

@@ -120,6 +120,8 @@ class Evidence:
     expected: tuple[x509.Certificate, ...] | None = None  # --expect
     expected_source: str | None = None
     warn_days: int = 30
+    key_public: Any = None  # --key: the public half of the private key the server is configured with
+    key_source: str | None = None
 
 
 @dataclass(frozen=True)

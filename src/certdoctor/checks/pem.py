@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from cryptography import x509
+
+from .. import certinfo
 from ..model import PemIssue, Severity
 from .registry import Hit, TargetContext, check
 
@@ -106,3 +109,44 @@ def key_in_cert_file(ctx: TargetContext) -> Iterator[Hit]:
             sources=(source,),
             evidence={"file": source, "line": issue.line},
         )
+
+
+@check(
+    "key-mismatch",
+    title="The private key does not belong to the server certificate",
+    severity=Severity.ERROR,
+    citation="RFC 5280 §4.1.2.7 (subjectPublicKeyInfo); RFC 8446 §4.4.3 (CertificateVerify)",
+    scope="target",
+)
+def key_mismatch(ctx: TargetContext) -> Iterator[Hit]:
+    """With --key: the key's public half differs from the served certificate's public key."""
+    key = ctx.evidence.key_public
+    if key is None:
+        return
+    for c in ctx.chains:
+        if _same(c.leaf, key):
+            continue
+        owner = next((cert for cert in c.chain.certs[1:] if _same(cert, key)), None)
+        whose = (
+            f" It is the key of {certinfo.display_name(owner)}, which is also in the chain: the certificates are "
+            "probably in the wrong order."
+            if owner is not None
+            else " It usually belongs to the previous certificate, or to another CSR."
+        )
+        yield Hit(
+            f"{ctx.evidence.key_source} does not match {certinfo.display_name(c.leaf)} (SHA-256 "
+            f"{certinfo.short_fp(c.leaf)}…): a server configured with them fails to start ('key values mismatch' in "
+            f"nginx, 'private key does not match the certificate public key' in Apache).{whose}",
+            "Use the private key generated together with this certificate's CSR, or re-issue the certificate for "
+            "the key you have (certdoctor fix --key checks the pair before writing).",
+            cert=c.leaf,
+            sources=c.sources,
+            evidence={"key": ctx.evidence.key_source, "certificate_sha256": certinfo.fingerprint(c.leaf)},
+        )
+
+
+def _same(cert: x509.Certificate, key: object) -> bool:
+    try:
+        return bool(cert.public_key() == key)
+    except Exception:
+        return False

@@ -159,6 +159,8 @@ def run_checks(target_ctx: TargetContext) -> list[Finding]:
         if info.scope != "target":
             continue
         for hit in _run(info, target_ctx):
-            findings.append(make_finding(info, hit, hit.sources or (), None))
+            # locate the certificate's position in the chain presented by the hit's sources
+            chain = next((c.chain for c in target_ctx.chains if set(hit.sources or ()) & set(c.sources)), None)
+            findings.append(make_finding(info, hit, hit.sources or (), chain))
     findings.sort(key=lambda f: f.severity.rank)
     return findings
