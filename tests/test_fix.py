@@ -455,3 +455,20 @@ def test_ten_thousand_certificates_are_refused_clearly(lab, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "10000 certificates" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_intermediates_directory_completes_the_chain_without_aia(lab, tmp_path, capsys):
+    leaf = lab.endpoints["incomplete-no-aia"].chain_path  # no AIA: only a local bundle can help
+    bundle = tmp_path / "ca-bundle"
+    bundle.mkdir()
+    for name in ("good-rsa", "good-ecdsa", "good-two-level"):
+        (bundle / f"{name}.pem").write_bytes(lab.endpoints[name].chain_path.read_bytes())
+    code, doc = fix_json(
+        capsys, str(leaf), "--intermediates", str(bundle), "-o", str(tmp_path / "out"), "--ca-file", str(lab.root_path)
+    )
+    assert code == 0, doc
+    assert subjects(tmp_path / "out" / "fullchain.pem") == [
+        "incomplete-no-aia.certdoctor.test",
+        "certdoctor Lab RSA CA",
+    ]
+    assert doc["plan"]["dropped"] == []  # unused pool certificates are not "left out" of the input

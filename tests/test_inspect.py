@@ -65,3 +65,12 @@ def test_bad_input_exits_2_with_a_message(tmp_path, capsys):
     assert "junk.pem" in capsys.readouterr().err
     assert main(["inspect", str(junk), "no-such-file.pem"]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_pem_problems_are_shown(lab, tmp_path, capsys):
+    crlf = tmp_path / "crlf.pem"
+    crlf.write_bytes(lab.endpoints["good-rsa"].chain_path.read_bytes().replace(b"\n", b"\r\n"))
+    code, doc = inspect_json(capsys, str(crlf))
+    assert code == 0 and [i["problem"] for i in doc["pem_issues"]] == ["crlf"]
+    assert main(["inspect", str(crlf)]) == 0
+    assert "pem-format" in capsys.readouterr().out

@@ -62,6 +62,14 @@ def test_each_pem_mistake_is_reported(lab, good, tmp_path, name, mangle, problem
     assert str(path) in f.fix  # the repair command names the file
     # the certificates themselves are still read and judged
     assert len(d.reports[0].chain.certs) == 2 and d.reports[0].analysis.trusted
+    # and `certdoctor fix` writes the same chain back as clean PEM
+    from certdoctor.cli import main
+    from certdoctor.collect.files import load_chain_file
+
+    out = tmp_path / "fixed"
+    assert main(["fix", str(path), "-o", str(out), "--ca-file", str(lab.root_path)]) == 0
+    fixed = load_chain_file(out / "fullchain.pem")
+    assert fixed.pem_issues == () and fixed.certs == d.reports[0].chain.certs
 
 
 def test_glued_file_really_breaks_openssl(lab, good, tmp_path):

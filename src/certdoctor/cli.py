@@ -206,6 +206,13 @@ def build_parser() -> argparse.ArgumentParser:
     fix.add_argument(
         "--pkcs12-password", metavar="PASS", help="password for bundle.p12 (default: --password; keytool needs one)"
     )
+    fix.add_argument(
+        "--intermediates",
+        action="append",
+        default=[],
+        metavar="DIR|FILE",
+        help="where to look for missing intermediates before AIA (e.g. your CA's bundle); repeatable",
+    )
     fix.add_argument("--include-root", action="store_true", help="append the root to fullchain.pem")
     fix.add_argument("--force", action="store_true", help="overwrite existing output files")
     fix.add_argument("--ca-file", action="append", default=[], metavar="FILE", help="extra trusted root(s)")
@@ -328,12 +335,14 @@ def cmd_inspect(ns: argparse.Namespace) -> int:
     files = [p for p in ns.inputs if os.path.exists(p)]
     groups: list[tuple[str, list]] = []  # (source label, certificates)
     errors: list[str] = []
+    lint: list[dict] = []  # PEM formatting problems of the files
     if files:
         if len(files) != len(ns.inputs):
             missing = [p for p in ns.inputs if p not in files]
             raise UsageError(f"no such file: {', '.join(missing)} (give files, or one server)")
         for path in files:
             chain = load_chain_file(path, max_certs=1000)
+            lint.extend({"file": path, "problem": i.code, "line": i.line, "detail": i.detail} for i in chain.pem_issues)
             if chain.error:
                 errors.append(f"{path}: {chain.error}")
             else:
@@ -361,9 +370,21 @@ def cmd_inspect(ns: argparse.Namespace) -> int:
     described = describe(entries, at, index)
     by_source = [(src, [d for d in described if d["source"] == src]) for src, _ in groups]
     if ns.json:
-        print(render_json.dumps({"certificates": described, "errors": errors}))
+        print(render_json.dumps({"certificates": described, "pem_issues": lint, "errors": errors}))
     else:
-        render_inspect(by_source, _console(ns))
+        console = _console(ns)
+        render_inspect(by_source, console)
+        from rich.text import Text
+
+        from .render import clean
+
+        for item in lint:
+            where = f":{item['line']}" if item["line"] else ""
+            console.print(
+                Text(
+                    f"pem-format {item['file']}{where}: {item['detail']} (see certdoctor check --file)", style="yellow"
+                )
+            )
     from .render import clean
 
     for err in errors:
@@ -457,7 +478,15 @@ def cmd_fix(ns: argparse.Namespace) -> int:
         for path in [] if from_server else _input_files(ns.inputs):
             head = read_capped(path)[:64]
             if looks_like_pkcs12(path, head):
-                bundle_key, bundle_certs = load_pkcs12(path, password)
+                try:
+                    bundle_key, bundle_certs = load_pkcs12(path, password)
+                except KeyLoadError as exc:
+                    if password is not None or "give its password" not in str(exc) or not sys.stdin.isatty():
+                        raise
+                    import getpass
+
+                    password = getpass.getpass(f"password for {path}: ").encode()
+                    bundle_key, bundle_certs = load_pkcs12(path, password)
                 certs.extend(bundle_certs)
                 if bundle_key is not None:
                     keys.append((bundle_key, path))
@@ -476,6 +505,10 @@ def cmd_fix(ns: argparse.Namespace) -> int:
             repaired.extend(f"{path}: {i.detail}" for i in chain.pem_issues if i.code != "private-key")
     except (KeyLoadError, CertificateParseError) as exc:
         raise UsageError(str(exc)) from exc
+    pool = []
+    for path in _input_files(ns.intermediates) if ns.intermediates else []:
+        chain = load_chain_file(path, max_certs=MAX_FIX_CERTS)
+        pool.extend(chain.certs)  # unreadable files in a pool directory are simply not candidates
     try:
         extra = load_certificate_files(ns.ca_file)
     except CertificateParseError as exc:
@@ -483,6 +516,7 @@ def cmd_fix(ns: argparse.Namespace) -> int:
     plan = asyncio.run(
         plan_fix(
             certs,
+            pool=pool,
             host=ns.host,
             include_root=ns.include_root,
             ca_certs=extra,

@@ -85,6 +85,7 @@ def _choose_leaf(certs: Sequence[x509.Certificate], host: str | None) -> x509.Ce
 async def plan_fix(
     certs: Sequence[x509.Certificate],
     *,
+    pool: Sequence[x509.Certificate] = (),
     host: str | None = None,
     include_root: bool = False,
     ca_certs: Sequence[x509.Certificate] = (),
@@ -93,7 +94,8 @@ async def plan_fix(
     at: Any = None,
     timeout: float = 10.0,
 ) -> FixPlan:
-    """Order the pile into leaf → intermediates (→ root), completing it through AIA when needed."""
+    """Order the pile into leaf → intermediates (→ root), completing it from ``pool`` (candidate intermediates,
+    e.g. a CA's bundle directory) and through AIA when needed."""
     from .collect.aia import AiaFetcher
     from .collect.stores import DEFAULT_STORES
 
@@ -101,7 +103,9 @@ async def plan_fix(
     if not unique:
         raise FixError("no certificate in the input")
     leaf = _choose_leaf(unique, host)
-    pile = [leaf, *(c for c in unique if c is not leaf)]
+    given = {certinfo.fingerprint(c) for c in unique}
+    extra = [c for c in dedupe(pool) if certinfo.fingerprint(c) not in given]
+    pile = [leaf, *(c for c in unique if c is not leaf), *extra]
     stores, notes = _load_stores(trust_stores or DEFAULT_STORES, trust_stores is not None)
     index = StoreIndex(stores, ca_certs)
     chain = PresentedChain(source="input", certs=tuple(pile), total_received=len(pile))
