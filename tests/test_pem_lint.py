@@ -125,3 +125,18 @@ def test_key_mismatch_on_files_and_servers(lab, good, capsys):
     doc = __import__("json").loads(capsys.readouterr().out)
     assert [x["id"] for x in doc["findings"]] == ["key-mismatch"]
     assert doc["findings"][0]["sources"] == [f"127.0.0.1:{ep.port}"]
+
+
+def test_truncated_file(lab, good, tmp_path, capsys):
+    from certdoctor.cli import main
+
+    chain, _, host = good
+    cut = tmp_path / "truncated.pem"
+    cut.write_bytes(chain[: len(chain) - 200])  # the upload stopped inside the intermediate
+    d = check_file(lab, cut, host)
+    assert d.ids() == ["unreadable-file"] and d.exit_code == 2
+    assert "block 2 is truncated" in d.findings[0].detail
+    assert main(["fix", str(cut), "-o", str(tmp_path / "out"), "--ca-file", str(lab.root_path)]) == 2
+    err = capsys.readouterr().err
+    assert "truncated.pem" in err and "truncated" in err and "Traceback" not in err
+    assert not (tmp_path / "out" / "fullchain.pem").exists()

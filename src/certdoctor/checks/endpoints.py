@@ -148,8 +148,28 @@ def connection_failed(ctx: TargetContext) -> Iterator[Hit]:
     scope="target",
 )
 def handshake_failed(ctx: TargetContext) -> Iterator[Hit]:
-    """The TCP connection worked but no TLS handshake completed (or a file could not be read)."""
-    yield from _failures(ctx, {"handshake", "parse"})
+    """The TCP connection worked but no TLS handshake completed."""
+    yield from _failures(ctx, {"handshake"})
+
+
+@check(
+    "unreadable-file",
+    title="The certificate file cannot be read",
+    severity=Severity.ERROR,
+    citation="RFC 7468",
+    scope="target",
+)
+def unreadable_file(ctx: TargetContext) -> Iterator[Hit]:
+    """A chain file is missing, truncated, or holds no certificate."""
+    for chain in ctx.failures:
+        if chain.error_kind == "parse":
+            yield Hit(
+                f"{chain.source}: {chain.error}",
+                "Download or copy the certificate file again, completely (from -----BEGIN to -----END lines), or "
+                "convert it with `certdoctor fix`.",
+                sources=(chain.source,),
+                evidence={"error": chain.error},
+            )
 
 
 @check(
