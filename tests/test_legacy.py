@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import subprocess
-import time
 
 import pytest
 
 from certdoctor import diagnose
 from certdoctor.collect.handshake import fetch_chain
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from netutil import free_port, wait_for_port
 
 
 @pytest.fixture
@@ -25,7 +18,7 @@ def tls10_server(lab):
     if not shutil.which("openssl"):
         pytest.skip("openssl command not installed")
     ep = lab.endpoints["good-rsa"]
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [
             "openssl",
@@ -49,13 +42,7 @@ def tls10_server(lab):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
+    wait_for_port(port)
     # the probe connection above used one of the accepts
     yield ep, port
     proc.kill()

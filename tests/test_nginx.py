@@ -4,23 +4,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
-import time
 
 import pytest
 
 from certdoctor import diagnose
 from certdoctor.cli import main
+from netutil import free_port, wait_for_port
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
 pytestmark = pytest.mark.skipif(NGINX is None, reason="nginx is not installed (.ci/run installs Debian's nginx-light)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_fixed_chain_works_in_real_nginx(lab, tmp_path, capsys):
@@ -47,7 +40,7 @@ def test_fixed_chain_works_in_real_nginx(lab, tmp_path, capsys):
         == 0
     )
     capsys.readouterr()
-    port = _free_port()
+    port = free_port()
     prefix = tmp_path / "nginx"
     (prefix / "logs").mkdir(parents=True)
     conf = prefix / "nginx.conf"
@@ -76,13 +69,7 @@ http {{
         stderr=subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        wait_for_port(port)
         curl = subprocess.run(
             [
                 "curl",
