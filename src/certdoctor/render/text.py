@@ -106,19 +106,22 @@ def _trust_line(report: ChainReport, extra: bool) -> Text:
 def _finding(f: Finding, verbose: bool = True) -> list[Text | Padding]:
     head = Text(f"{SEVERITY_MARK[f.severity]} {f.severity.value.upper():<7} ", style=SEVERITY_STYLE[f.severity])
     head.append(f.id, style="bold")
-    head.append(f"  {f.title}")
+    if verbose:
+        head.append(f"  {f.title}")
     where = []
     if f.cert_position is not None:
         where.append(f"certificate #{f.cert_position}")
     if f.sources:
         where.append(", ".join(f.sources))
-    if where:
-        head.append(f"  [{clean(' · '.join(where))}]", style="dim")
     if not verbose:
+        if where:
+            head.append(f"  [{clean(' · '.join(where))}]", style="dim")
         return [head]
-    body = Text(clean(f.detail, 4000))
-    fix = Text("Fix: ", style="bold green").append(clean(f.fix, 4000))
-    out: list[Text | Padding] = [head, Padding(body, (0, 0, 0, 10)), Padding(fix, (0, 0, 0, 10))]
+    out: list[Text | Padding] = [head]
+    if where:
+        out.append(Padding(Text(clean(" · ".join(where)), style="dim"), (0, 0, 0, 10)))
+    out.append(Padding(Text(clean(f.detail, 4000)), (0, 0, 0, 10)))
+    out.append(Padding(Text("Fix: ", style="bold green").append(clean(f.fix, 4000)), (0, 0, 0, 10)))
     if f.citation and f.citation != "—":
         out.append(Padding(Text(f"See: {f.citation}", style="dim"), (0, 0, 0, 10)))
     return out
