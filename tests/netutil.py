@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
 
 
@@ -24,3 +25,13 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout} s") from None
             time.sleep(0.05)
+
+
+def curl_https(root: object, host: str, port: int) -> subprocess.CompletedProcess[str]:
+    """GET https://host:port/ with real curl, trusting only ``root`` and resolving host to 127.0.0.1."""
+    return subprocess.run(
+        ["curl", "-sS", "--cacert", str(root), "--resolve", f"{host}:{port}:127.0.0.1", f"https://{host}:{port}/"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )

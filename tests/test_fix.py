@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from certdoctor.cli import main
 from certdoctor.collect.files import load_chain_file
+from netutil import curl_https
 
 
 def subjects(path: Path) -> list[str]:
@@ -163,20 +164,7 @@ def test_fixed_chain_served_by_a_real_tls_server_satisfies_curl(lab, pile, tmp_p
     t = threading.Thread(target=serve, daemon=True)
     t.start()
     host = "wrong-order.certdoctor.test"
-    proc = subprocess.run(
-        [
-            "curl",
-            "-sS",
-            "--cacert",
-            str(lab.root_path),
-            "--resolve",
-            f"{host}:{port}:127.0.0.1",
-            f"https://{host}:{port}/",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=20,
-    )
+    proc = curl_https(lab.root_path, host, port)
     t.join(5)
     sock.close()
     assert proc.returncode == 0, proc.stderr

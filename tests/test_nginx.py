@@ -10,7 +10,7 @@ import pytest
 
 from certdoctor import diagnose
 from certdoctor.cli import main
-from netutil import free_port, wait_for_port
+from netutil import curl_https, free_port, wait_for_port
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
 pytestmark = pytest.mark.skipif(NGINX is None, reason="nginx is not installed (.ci/run installs Debian's nginx-light)")
@@ -70,20 +70,7 @@ http {{
     )
     try:
         wait_for_port(port)
-        curl = subprocess.run(
-            [
-                "curl",
-                "-sS",
-                "--cacert",
-                str(lab.root_path),
-                "--resolve",
-                f"{host}:{port}:127.0.0.1",
-                f"https://{host}:{port}/",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=20,
-        )
+        curl = curl_https(lab.root_path, host, port)
         assert curl.returncode == 0, curl.stderr
         assert curl.stdout == "served by nginx\n"
         d = diagnose(f"{host}:{port}", resolve=["127.0.0.1"], ca_files=[str(lab.root_path)], timeout=5)
