@@ -51,13 +51,7 @@ def _add_check_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--host", metavar="NAME", help="name the certificate must match (default: the target host)")
     p.add_argument("-p", "--port", type=int, help="port (default 443, or the one in TARGET)")
-    p.add_argument(
-        "--resolve",
-        action="append",
-        default=[],
-        metavar="HOST:PORT:ADDR[,ADDR...]",
-        help="connect to these addresses instead of resolving HOST (like curl); SNI and name stay HOST",
-    )
+    _add_resolve_option(p)
     sni = p.add_mutually_exclusive_group()
     sni.add_argument("--sni", metavar="NAME", help="server name to send in the TLS ClientHello (default: the host)")
     sni.add_argument("--no-sni", action="store_true", help="send no SNI (what very old clients do)")
@@ -93,6 +87,16 @@ def _add_check_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--no-aia", action="store_true", help="do not download missing intermediates via AIA")
     _add_output_options(p)
+
+
+def _add_resolve_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--resolve",
+        action="append",
+        default=[],
+        metavar="HOST:PORT:ADDR[,ADDR...]",
+        help="connect to these addresses instead of resolving HOST (like curl); SNI and name stay HOST",
+    )
 
 
 def _add_output_options(p: argparse.ArgumentParser) -> None:
@@ -156,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     inspect.add_argument("inputs", nargs="+", metavar="FILE|HOST[:PORT]", help="files, or one server")
-    inspect.add_argument("--resolve", action="append", default=[], metavar="HOST:PORT:ADDR[,ADDR...]")
+    _add_resolve_option(inspect)
     inspect.add_argument("--sni", metavar="NAME", help="server name to send (default: the host)")
     inspect.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS")
     inspect.add_argument("--at", metavar="DATE", help="compute days left as of this date")
@@ -183,13 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE|DIR|HOST[:PORT]",
         help="certificate files or directories of them, or one server to start from",
     )
-    fix.add_argument(
-        "--resolve",
-        action="append",
-        default=[],
-        metavar="HOST:PORT:ADDR[,ADDR...]",
-        help="with a server: connect to these addresses (like curl)",
-    )
+    _add_resolve_option(fix)
     fix.add_argument("-o", "--output-dir", default=".", metavar="DIR", help="where to write (default: .)")
     fix.add_argument("--host", metavar="NAME", help="pick the server certificate for NAME and verify the name")
     fix.add_argument("--key", metavar="FILE", help="the private key (PEM or DER; PKCS#1, PKCS#8, SEC1)")
@@ -441,7 +439,13 @@ def cmd_fix(ns: argparse.Namespace) -> int:
 
     from . import certinfo
     from .api import diagnose, parse_target
-    from .collect.files import CertificateParseError, load_certificate_files, load_chain_file, read_capped
+    from .collect.files import (
+        CertificateParseError,
+        chain_from_bytes,
+        load_certificate_files,
+        load_chain_file,
+        read_capped,
+    )
     from .collect.keys import (
         KeyLoadError,
         keys_in,
@@ -476,10 +480,10 @@ def cmd_fix(ns: argparse.Namespace) -> int:
                 for r in live.reports[1:]
             )
         for path in [] if from_server else _input_files(ns.inputs):
-            head = read_capped(path)[:64]
-            if looks_like_pkcs12(path, head):
+            data = read_capped(path)
+            if looks_like_pkcs12(path, data[:64]):
                 try:
-                    bundle_key, bundle_certs = load_pkcs12(path, password)
+                    bundle_key, bundle_certs = load_pkcs12(path, password, data)
                 except KeyLoadError as exc:
                     if password is not None or "give its password" not in str(exc) or not sys.stdin.isatty():
                         raise
@@ -491,13 +495,13 @@ def cmd_fix(ns: argparse.Namespace) -> int:
                 if bundle_key is not None:
                     keys.append((bundle_key, path))
                 continue
-            chain = load_chain_file(path, max_certs=MAX_FIX_CERTS)
+            chain = chain_from_bytes(data, path, max_certs=MAX_FIX_CERTS)
             if chain.total_received > MAX_FIX_CERTS:
                 raise UsageError(
                     f"{path} holds {chain.total_received} certificates; certdoctor fix reads at most {MAX_FIX_CERTS} "
                     "(a server chain has 2 to 4; is this a whole CA bundle or trust store?)"
                 )
-            file_keys = list(keys_in(read_capped(path), path, password))
+            file_keys = list(keys_in(data, path, password))
             keys.extend((k, path) for k in file_keys)
             if chain.error and not file_keys:
                 raise UsageError(chain.error if path in chain.error else f"{path}: {chain.error}")

@@ -264,11 +264,18 @@ def read_capped(path: str | Path, limit: int = MAX_FILE_BYTES) -> bytes:
 
 def load_chain_file(path: str | Path, *, max_certs: int = 32) -> PresentedChain:
     """The chain in a file, as a PresentedChain whose source is ``path``; never raises."""
-    from .pemlint import lint_pem
-
-    source = str(path)
     try:
         data = read_capped(path)
+    except CertificateParseError as exc:
+        return PresentedChain(source=str(path), error=str(exc), error_kind="parse")
+    return chain_from_bytes(data, str(path), max_certs=max_certs)
+
+
+def chain_from_bytes(data: bytes, source: str, *, max_certs: int = 32) -> PresentedChain:
+    """The chain in already-read file content (with its PEM formatting facts); never raises."""
+    from .pemlint import lint_pem
+
+    try:
         issues = tuple(lint_pem(data))
         certs = parse_certificates(data)
     except CertificateParseError as exc:

@@ -91,14 +91,15 @@ def looks_like_pkcs12(path: str | Path, head: bytes) -> bool:
     return head[body : body + 3] == b"\x02\x01\x03"
 
 
-def load_pkcs12(path: str | Path, password: bytes | None) -> tuple[Any, list[Any]]:
-    """(key or None, certificates: the bundle's own certificate first) from a .pfx/.p12 file."""
+def load_pkcs12(path: str | Path, password: bytes | None, data: bytes | None = None) -> tuple[Any, list[Any]]:
+    """(key or None, certificates: the bundle's own certificate first) from a .pfx/.p12 file (or its ``data``)."""
     from cryptography.hazmat.primitives.serialization import pkcs12
 
-    try:
-        data = read_capped(path, 16 * 1024 * 1024)
-    except CollectError as exc:
-        raise KeyLoadError(str(exc)) from None
+    if data is None:
+        try:
+            data = read_capped(path, 16 * 1024 * 1024)
+        except CollectError as exc:
+            raise KeyLoadError(str(exc)) from None
     attempts = [password] if password is not None else [None, b""]  # exports with an empty password are common
     last: Exception | None = None
     for attempt in attempts:
