@@ -197,7 +197,7 @@ def test_chain_capped_at_max_certs(files: Files) -> None:
         assert len(result.certs) == 32
         assert result.certs[0] == LEAF
         assert list(result.certs[1:]) == list(files.fillers[:31])
-        assert small.error_kind == "handshake"
+        assert small.error_kind == "too-large"
         assert "more than 2000 bytes" in (small.error or "")
 
     run(main())
@@ -311,7 +311,7 @@ def test_garbage_and_plain_http_are_not_tls() -> None:
             server, port = await start_server(handler)
             async with server:
                 result = await fetch_chain("127.0.0.1", port, "localhost", 5.0)
-            assert result.error_kind == "handshake", result
+            assert result.error_kind == "not-tls", result
             assert result.error == "the server did not speak TLS (is this a plain HTTP port?)"
 
     run(main())

@@ -27,7 +27,7 @@ def test_garbage_server_is_a_handshake_error(lab, capsys):
     doc = json.loads(out)
     assert doc["verdict"] == "unreachable"
     assert [f["id"] for f in doc["findings"]] == ["handshake-failed"]
-    assert doc["endpoints"][0]["error_kind"] == "handshake"
+    assert doc["endpoints"][0]["error_kind"] == "not-tls"
     assert "Traceback" not in err
 
 

@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -109,6 +110,13 @@ class Diagnosis:
     def ids(self) -> list[str]:
         return [f.id for f in self.findings]
 
+    @cached_property
+    def clients(self) -> tuple[Any, ...]:
+        """Per-client predictions (:class:`certdoctor.clients.ClientVerdict`), computed on first use."""
+        from .clients import predict
+
+        return tuple(predict(self))
+
     def to_dict(self) -> dict[str, Any]:
         ev = self.evidence
         return {
@@ -151,6 +159,7 @@ class Diagnosis:
                 for a in ev.aia.values()
             ],
             "findings": [f.to_dict() for f in self.findings],
+            "clients": [v.to_dict() for v in self.clients] if ev.client_stores else [],
             "summary": {
                 "errors": len(self.errors),
                 "warnings": len(self.warnings),
@@ -274,6 +283,7 @@ async def diagnose_async(
     aia_fetcher: Any = None,
     key: str | None = None,
     key_password: bytes | None = None,
+    clients: bool = True,
 ) -> Diagnosis:
     """Diagnose a server (``target`` = "host[:port]" or URL) or local chain ``files``.
 
@@ -281,7 +291,8 @@ async def diagnose_async(
     ``resolve``: addresses to connect to instead of DNS (curl's --resolve). ``sni``: the SNI to send
     (default: the name; None: no SNI). ``trust_stores``: store names (default mozilla + system).
     ``ca_files``/``ca_certs``: extra trusted roots. ``at``: judge as of this moment. ``expect``: a file
-    with the certificate that should be served.
+    with the certificate that should be served. ``clients``: also load the trust stores of the client
+    families (Chrome, Java, …) so that :func:`certdoctor.clients.predict` can use them.
     """
     from .collect.aia import AiaFetcher
     from .collect.files import CertificateParseError, load_certificate_files, load_chain_file
@@ -346,6 +357,13 @@ async def diagnose_async(
             if own:
                 await fetcher.aclose()
 
+    client_stores: tuple[TrustStore, ...] = ()
+    if clients:
+        from .clients import CLIENT_STORES
+
+        loaded, _ = _load_stores(CLIENT_STORES, explicit=False)
+        client_stores = tuple(loaded)
+
     evidence = Evidence(
         target=tgt,
         at=when,
@@ -358,6 +376,7 @@ async def diagnose_async(
         warn_days=warn_days,
         key_public=key_public,
         key_source=key,
+        client_stores=client_stores,
     )
     return judge(evidence, index=index, notes=notes, started=started)
 

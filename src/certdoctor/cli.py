@@ -32,6 +32,8 @@ examples:
   certdoctor inspect fullchain.pem     # every certificate in a file, with roles and links
   certdoctor fix cert.crt bundle.crt   # write a correct fullchain.pem from a pile of files
   certdoctor rules                     # every finding id certdoctor can report
+  certdoctor explain 'PKIX path building failed'   # what a client's error means
+  certdoctor clients                   # the client families predicted by check
 """
 
 
@@ -86,6 +88,7 @@ def _add_check_options(p: argparse.ArgumentParser) -> None:
         help="warn when the certificate expires within N days (default 30)",
     )
     p.add_argument("--no-aia", action="store_true", help="do not download missing intermediates via AIA")
+    p.add_argument("--no-clients", action="store_true", help="skip the per-client predictions (Chrome, curl, Java, …)")
     _add_output_options(p)
 
 
@@ -230,6 +233,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     stores = sub.add_parser("stores", help="list the trust stores certdoctor can judge against")
     _add_output_options(stores)
+
+    explain = sub.add_parser(
+        "explain",
+        help="paste a client's TLS error: which client said it, the likely causes, what to run",
+        description="Recognise an error message from curl/OpenSSL, Python, Node/Postman, Java, Go, .NET, "
+        "Chrome/Edge, Firefox, Safari, wget or git, and rank its likely causes with how to tell them apart.",
+        epilog="examples:\n"
+        "  certdoctor explain 'curl: (60) SSL certificate problem: unable to get local issuer certificate'\n"
+        "  certdoctor explain PKIX path building failed\n"
+        "  kubectl get pods 2>&1 | certdoctor explain -\n"
+        "  certdoctor explain --json 'NET::ERR_CERT_AUTHORITY_INVALID'\n\n"
+        "exit status: 0 recognised, 1 not recognised, 2 usage error\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    explain.add_argument("text", nargs="*", help="the error text (words are joined); '-' or nothing: read stdin")
+    _add_output_options(explain)
+
+    clients = sub.add_parser(
+        "clients",
+        help="list the client families certdoctor predicts, and what each one models",
+        epilog="examples:\n  certdoctor clients\n  certdoctor clients java --json\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    clients.add_argument("id", nargs="?", help="one client id (chrome, firefox, safari, curl, python, node, ...)")
+    _add_output_options(clients)
     return parser
 
 
@@ -270,6 +298,7 @@ def check_kwargs(ns: argparse.Namespace) -> tuple[str | None, dict[str, Any]]:
         "fetch_aia": not ns.no_aia,
         "key": ns.key,
         "key_password": _key_password(ns) if ns.key else None,
+        "clients": not getattr(ns, "no_clients", False),
     }
     if ns.file:
         if ns.target:
@@ -668,8 +697,51 @@ def cmd_demo(ns: argparse.Namespace) -> int:
     return run_demo(ns, _console(ns), _console(ns, stderr=True))
 
 
+MAX_EXPLAIN_INPUT = 1_000_000
+
+
+def cmd_explain(ns: argparse.Namespace) -> int:
+    from .clients.explain import explain
+    from .render import json as render_json
+    from .render.explain_text import render_explanation
+
+    if not ns.text or ns.text == ["-"]:
+        if sys.stdin is None or sys.stdin.isatty():
+            raise UsageError("paste the error text as arguments, or pipe it in with '-'")
+        text = sys.stdin.read(MAX_EXPLAIN_INPUT)
+    else:
+        text = " ".join(ns.text)
+    if not text.strip():
+        raise UsageError("empty error text")
+    result = explain(text)
+    if ns.json:
+        sys.stdout.write(render_json.dumps(result.to_dict()) + "\n")
+    else:
+        render_explanation(result, _console(ns), quiet=ns.quiet)
+    return EXIT_OK if result.recognised else EXIT_PROBLEMS
+
+
+def cmd_clients(ns: argparse.Namespace) -> int:
+    from .clients import PROFILES
+    from .render import json as render_json
+    from .render.explain_text import render_profiles
+
+    profiles = [p for p in PROFILES if ns.id is None or p.id == ns.id]
+    if not profiles:
+        raise UsageError(f"unknown client {ns.id!r} (known: {', '.join(p.id for p in PROFILES)})")
+    if ns.json:
+        from dataclasses import asdict
+
+        sys.stdout.write(render_json.dumps([asdict(p) for p in profiles]) + "\n")
+    else:
+        render_profiles(profiles, _console(ns))
+    return EXIT_OK
+
+
 COMMANDS = {
     "check": cmd_check,
+    "explain": cmd_explain,
+    "clients": cmd_clients,
     "inspect": cmd_inspect,
     "fix": cmd_fix,
     "rules": cmd_rules,

@@ -75,9 +75,12 @@ class PresentedChain:
     tls_version: str | None = None
     cipher: str | None = None
     error: str | None = None
-    error_kind: str | None = None  # "resolve", "connect", "timeout", "handshake", "no-certificate", "parse"
+    # "resolve", "connect", "timeout", "handshake", "not-tls", "too-large" (oversized handshake),
+    # "no-certificate", "parse"
+    error_kind: str | None = None
     ocsp_staple: bytes | None = None
     elapsed: float = 0.0
+    handshake_bytes: int = 0  # bytes the server sent until the handshake completed (its certificate flight)
     pem_issues: tuple[PemIssue, ...] = ()  # for files: how the file is written
 
     @property
@@ -122,6 +125,7 @@ class Evidence:
     warn_days: int = 30
     key_public: Any = None  # --key: the public half of the private key the server is configured with
     key_source: str | None = None
+    client_stores: tuple[TrustStore, ...] = ()  # the stores client predictions use (chrome, java, ...)
 
 
 @dataclass(frozen=True)

@@ -149,7 +149,7 @@ def connection_failed(ctx: TargetContext) -> Iterator[Hit]:
 )
 def handshake_failed(ctx: TargetContext) -> Iterator[Hit]:
     """The TCP connection worked but no TLS handshake completed."""
-    yield from _failures(ctx, {"handshake"})
+    yield from _failures(ctx, {"handshake", "too-large", "not-tls"})
 
 
 @check(

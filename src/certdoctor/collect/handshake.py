@@ -275,7 +275,8 @@ async def fetch_chain(
                 except SSL.WantReadError:
                     pass
                 except SSL.Error as exc:
-                    return failure("handshake", _handshake_message(exc, first))
+                    message = _handshake_message(exc, first)
+                    return failure("not-tls" if message == _NOT_TLS else "handshake", message)
                 out = _drain(conn)
                 if out:
                     writer.write(out)
@@ -283,12 +284,12 @@ async def fetch_chain(
                     data = await reader.read(_READ_SIZE)
                 except OSError as exc:
                     if first and not _looks_like_tls(first):
-                        return failure("handshake", _NOT_TLS)
+                        return failure("not-tls", _NOT_TLS)
                     reason = "reset" if isinstance(exc, ConnectionResetError) else f"lost ({exc})"
                     return failure("handshake", f"the connection was {reason} during the TLS handshake")
                 if not data:
                     if first and not _looks_like_tls(first):
-                        return failure("handshake", _NOT_TLS)
+                        return failure("not-tls", _NOT_TLS)
                     if received == 0:
                         return failure(
                             "handshake",
@@ -301,7 +302,7 @@ async def fetch_chain(
                 received += len(data)
                 if received > max_bytes:
                     return failure(
-                        "handshake",
+                        "too-large",
                         f"the server sent more than {max_bytes} bytes without completing the handshake",
                     )
                 conn.bio_write(data)
@@ -340,6 +341,7 @@ async def fetch_chain(
             address=host,
             certs=certs,
             total_received=len(chain),
+            handshake_bytes=received,
             tls_version=version,
             cipher=cipher,
             ocsp_staple=state.staple,

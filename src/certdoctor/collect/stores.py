@@ -6,10 +6,12 @@ counted in the description) instead of making the whole store unusable.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
 import ssl
+import struct
 import subprocess
 import threading
 import warnings
@@ -213,7 +215,93 @@ def _find_cacerts(home: Path | None) -> Path:
     raise StoreUnavailable(f"java: no cacerts file found in the JDK at {home}")
 
 
+def _read_jks(data: bytes) -> list[x509.Certificate] | None:
+    """Trusted-certificate entries of a JKS keystore (the format of Debian's cacerts), or None if not JKS.
+
+    The format is simple and fixed (magic, version, entries, then a SHA-1 integrity digest keyed with the
+    store password); reading it directly takes milliseconds where ``keytool -list`` takes most of a second.
+    """
+    if len(data) < 32 or data[:4] != b"\xfe\xed\xfe\xed":
+        return None
+    body, digest = data[:-20], data[-20:]
+    keyed = _JAVA_STOREPASS.encode("utf-16-be") + b"Mighty Aphrodite" + body
+    if hashlib.sha1(keyed, usedforsecurity=False).digest() != digest:
+        raise StoreUnavailable("java: the cacerts integrity check failed (not the default password, or damaged)")
+    pos = 8
+    (count,) = struct.unpack_from(">I", body, pos)
+    pos += 4
+
+    def utf() -> str:
+        nonlocal pos
+        (n,) = struct.unpack_from(">H", body, pos)
+        pos += 2 + n
+        return body[pos - n : pos].decode("utf-8", "replace")
+
+    def blob() -> bytes:
+        nonlocal pos
+        (n,) = struct.unpack_from(">I", body, pos)
+        pos += 4 + n
+        return body[pos - n : pos]
+
+    certs: list[x509.Certificate] = []
+    for _ in range(count):
+        (tag,) = struct.unpack_from(">I", body, pos)
+        pos += 4
+        utf()  # alias
+        pos += 8  # creation date
+        if tag == 1:  # private key entry: encrypted key, then its chain
+            blob()
+            (chain,) = struct.unpack_from(">I", body, pos)
+            pos += 4
+            for _ in range(chain):
+                utf()
+                blob()
+            continue
+        if tag != 2:
+            raise StoreUnavailable(f"java: unknown JKS entry type {tag}")
+        if utf() == "X.509":
+            certs.append(x509.load_der_x509_certificate(blob()))
+        else:
+            blob()
+    return certs
+
+
+def _read_keystore(path: Path) -> list[x509.Certificate] | None:
+    """The certificates of a JKS or PKCS#12 cacerts file, or None when neither format applies."""
+    data = path.read_bytes()
+    try:
+        certs = _read_jks(data)
+    except (struct.error, ValueError) as exc:  # truncated, or a certificate that does not parse
+        raise StoreUnavailable(f"java: cannot read {path}: {exc}") from None
+    if certs is not None:
+        return certs
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    try:
+        bundle = pkcs12.load_pkcs12(data, _JAVA_STOREPASS.encode())
+    except ValueError:
+        return None
+    return [c.certificate for c in bundle.additional_certs] + ([bundle.cert.certificate] if bundle.cert else [])
+
+
 def _load_java() -> TrustStore:
+    java_home = os.environ.get("JAVA_HOME")
+    homes = [Path(java_home)] if java_home else []
+    java = shutil.which("java")
+    if java:
+        homes.append(Path(java).resolve().parent.parent)
+    for home in homes:
+        for relative in ("lib/security/cacerts", "jre/lib/security/cacerts"):
+            candidate = home / relative
+            if candidate.is_file():
+                certs = _read_keystore(candidate.resolve())
+                if certs:
+                    description = f"Java cacerts ({candidate})"
+                    return TrustStore(name="java", description=description, roots=_dedupe(certs), source=str(candidate))
+    return _load_java_keytool()
+
+
+def _load_java_keytool() -> TrustStore:
     keytool, home = _find_keytool()
     cacerts = _find_cacerts(home)
     try:

@@ -3,15 +3,18 @@ comes from a certificate or a server goes through :func:`clean`."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from cryptography import x509
 from rich.console import Console, Group
 from rich.padding import Padding
+from rich.table import Table
 from rich.text import Text
 
 from .. import certinfo
 from ..api import ChainReport, Diagnosis
+from ..clients.engine import ClientVerdict
 from ..model import Finding, Severity
 from .escape import clean
 
@@ -127,7 +130,32 @@ def _finding(f: Finding, verbose: bool = True) -> list[Text | Padding]:
     return out
 
 
-def render(d: Diagnosis, console: Console, *, quiet: bool = False) -> None:
+def clients_table(verdicts: Sequence[ClientVerdict], *, verbose: bool = True) -> Table:
+    """One row per client family: accepts or not, and what it will print."""
+    table = Table.grid(padding=(0, 1))
+    table.add_column(no_wrap=True)
+    table.add_column(no_wrap=True)
+    table.add_column()
+    for v in verdicts:
+        if v.accepts:
+            mark = Text("✓", style="green")
+            said = Text("accepts", style="green")
+            if v.note:
+                said.append(f" ({clean(v.note)})", style="dim")
+        else:
+            mark = Text("✗", style="red")
+            said = Text(clean(v.error or "rejects"))
+            if v.note:
+                said.append(f"\n{clean(v.note)}", style="yellow")
+            if verbose and v.because:
+                said.append(f"\nbecause: {clean(', '.join(v.because))}", style="dim")
+            if verbose and {"untrusted-root", "self-signed"} & set(v.because):
+                said.append(f"\nto trust a private CA: {clean(v.trust_howto)}", style="dim")
+        table.add_row(mark, Text(clean(v.name), style="bold"), said)
+    return table
+
+
+def render(d: Diagnosis, console: Console, *, quiet: bool = False, clients: bool = True) -> None:
     ev = d.evidence
     if not quiet:
         title = Text("certdoctor ", style="bold").append(clean(d.target.label()), style="bold cyan")
@@ -173,6 +201,13 @@ def render(d: Diagnosis, console: Console, *, quiet: bool = False) -> None:
                 console.print(part)
             if not quiet:
                 console.print()
+    if clients and d.evidence.client_stores and d.clients:
+        if not quiet:
+            console.print(Text("Clients", style="bold underline"))
+        console.print(clients_table(d.clients, verbose=not quiet))
+        if not quiet and d.evidence.extra_roots:
+            console.print(Text("  (predicted as if each client had been given your --ca-file root)", style="dim"))
+        console.print()
     console.print(verdict_line(d))
 
 

@@ -1,0 +1,762 @@
+"""What each client family does with a server's certificate chain: pure data.
+
+One :class:`ClientProfile` per client family. A profile records the version it describes, the trust store
+the client uses and how to add a private CA to it, whether it fetches missing intermediates through AIA,
+its name-checking, algorithm and key-size rules, its revocation behaviour, the order in which it reports
+problems, and the exact text it prints for each problem (``messages``, keyed by :data:`PROBLEMS`).
+
+The behaviour recorded here is checked against the real clients by the conformance suite
+(``tests/test_clients_real.py``): the tests, not this file, are the authority.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Problem keys the engine can report, and the certdoctor finding ids that explain each of them.
+PROBLEMS: dict[str, tuple[str, ...]] = {
+    "issuer-unknown-leaf": ("missing-intermediate", "untrusted-root"),  # only the leaf; its issuer is unknown
+    "issuer-unknown": ("missing-intermediate", "untrusted-root"),  # an intermediate's issuer is unknown
+    "root-untrusted": ("untrusted-root",),  # the chain ends in a self-signed root the client does not trust
+    "self-signed": ("self-signed",),  # the leaf itself is self-signed and not trusted
+    "expired": ("expired",),
+    "not-yet-valid": ("not-yet-valid",),
+    "intermediate-expired": ("intermediate-expired",),
+    "intermediate-not-yet-valid": ("intermediate-expired",),
+    "root-expired": ("root-expired",),
+    "hostname": ("hostname-mismatch",),
+    "hostname-ip": ("hostname-mismatch",),
+    "hostname-cn-only": ("hostname-mismatch", "no-subject-alt-name"),
+    "weak-signature": ("weak-signature",),
+    "weak-key-leaf": ("weak-key",),
+    "weak-key-ca": ("weak-key",),
+    "eku": ("missing-server-auth-eku",),
+    "not-ca": ("issuer-not-ca",),
+    "issuer-no-certsign": ("issuer-not-ca",),  # the issuer's keyUsage lacks keyCertSign
+    "hostname-ip-none": ("hostname-mismatch",),  # connecting by IP; the certificate has no IP SAN at all
+    "too-many-certs": ("extra-cert", "chain-truncated"),
+    "validity-too-long": ("validity-too-long",),
+    "too-large": ("chain-truncated", "extra-cert"),
+    "handshake": ("handshake-failed",),
+    "not-tls": ("handshake-failed",),
+    "timeout": ("connection-failed",),
+    "connect": ("connection-failed",),
+    "resolve": ("connection-failed",),
+}
+
+# How problems are grouped for comparison with what real clients do ("the error family").
+FAMILIES: dict[str, str] = {
+    "issuer-unknown-leaf": "untrusted",
+    "issuer-unknown": "untrusted",
+    "root-untrusted": "untrusted",
+    "self-signed": "untrusted",
+    "expired": "expired",
+    "not-yet-valid": "expired",
+    "intermediate-expired": "expired",
+    "intermediate-not-yet-valid": "expired",
+    "root-expired": "expired",
+    "hostname": "hostname",
+    "hostname-ip": "hostname",
+    "hostname-cn-only": "hostname",
+    "weak-signature": "weak",
+    "weak-key-leaf": "weak",
+    "weak-key-ca": "weak",
+    "eku": "usage",
+    "not-ca": "usage",
+    "issuer-no-certsign": "usage",
+    "hostname-ip-none": "hostname",
+    "too-many-certs": "protocol",
+    "validity-too-long": "policy",
+    "too-large": "protocol",
+    "handshake": "protocol",
+    "not-tls": "protocol",
+    "timeout": "network",
+    "connect": "network",
+    "resolve": "network",
+}
+
+# The order in which each verification engine reports problems (first match wins). Derived from the
+# engines' sources (OpenSSL x509_vfy.c, Java's PKIXValidator then HostnameChecker, Go's Certificate.Verify,
+# Chromium's CertVerifyProc) and checked against the real clients.
+_OPENSSL_CHAIN = (  # build_chain, then check_extensions (leaf first), then check_auth_level
+    "issuer-unknown-leaf",
+    "self-signed",
+    "root-untrusted",
+    "issuer-unknown",
+    "eku",
+    "not-ca",
+    "weak-key-leaf",
+    "weak-key-ca",
+    "weak-signature",
+)
+_OPENSSL_DATES = (  # internal_verify: from the top of the chain down to the leaf
+    "root-expired",
+    "intermediate-expired",
+    "intermediate-not-yet-valid",
+    "expired",
+    "not-yet-valid",
+)
+_HOSTNAME = ("hostname-ip", "hostname", "hostname-cn-only")
+
+
+@dataclass(frozen=True)
+class ClientProfile:
+    id: str
+    name: str
+    covers: str  # other software that behaves the same
+    describes: str  # the version this profile was written for and checked against
+    engine: str  # "openssl", "chrome", "firefox", "safari", "java", "go", "dotnet"
+    stores: tuple[str, ...]  # certdoctor store names, preferred first
+    store_label: str  # the store in the client's own words
+    trust_howto: str  # how to make this client trust a private CA
+    aia: bool  # fetches missing intermediates from the AIA caIssuers URL
+    cn_fallback: bool  # accepts a name found only in the subject CN when the certificate has no DNS SAN
+    hostname_during_verify: bool  # name checked inside chain verification (before dates), not after
+    min_rsa_leaf: int
+    min_rsa_ca: int
+    sha1: str  # "reject", "accept", or "private-only" (accepted when the root is not a public one)
+    public_only_rules: bool  # enforces the 398-day maximum validity (and CT) for publicly trusted roots
+    revocation: str  # what it does about revocation by default
+    order: tuple[str, ...]
+    messages: dict[str, str]
+    notes: tuple[str, ...] = field(default_factory=tuple)
+    expiry_checks_anchor: bool = True  # an expired trust anchor is an error
+    max_handshake_bytes: int = 102_400  # larger certificate flights are refused (OpenSSL max_cert_list)
+    max_chain_certs: int = 0  # more certificates in the Certificate message are refused (0: no limit)
+
+
+# Messages may use {host} (the name checked), {names} (the certificate's names in the client's format),
+# {not_after}/{not_before} and {now}; the engine fills them in.
+
+_OPENSSL_VERIFY = {
+    "issuer-unknown-leaf": "unable to get local issuer certificate",
+    "issuer-unknown": "unable to get local issuer certificate",
+    "root-untrusted": "self-signed certificate in certificate chain",
+    "self-signed": "self-signed certificate",
+    "expired": "certificate has expired",
+    "not-yet-valid": "certificate is not yet valid",
+    "intermediate-expired": "certificate has expired",
+    "intermediate-not-yet-valid": "certificate is not yet valid",
+    "root-expired": "certificate has expired",
+    "weak-signature": "CA signature digest algorithm too weak",
+    "weak-key-leaf": "EE certificate key too weak",
+    "weak-key-ca": "CA certificate key too weak",
+    "eku": "unsuitable certificate purpose",
+    "not-ca": "invalid CA certificate",
+}
+
+CURL = ClientProfile(
+    id="curl",
+    name="curl / OpenSSL",
+    covers="curl, wget, git over HTTPS, PHP, Ruby, anything linked against the system OpenSSL",
+    describes="curl 7.88 with OpenSSL 3.0 (Debian 12)",
+    engine="openssl",
+    stores=("system", "mozilla"),
+    store_label="the system CA bundle (/etc/ssl/certs/ca-certificates.crt)",
+    trust_howto=(
+        "curl --cacert ca.pem, or CURL_CA_BUNDLE=ca.pem; system-wide: copy it to "
+        "/usr/local/share/ca-certificates/ca.crt and run update-ca-certificates"
+    ),
+    aia=False,
+    cn_fallback=True,
+    hostname_during_verify=False,
+    min_rsa_leaf=2048,
+    min_rsa_ca=2048,
+    sha1="reject",
+    public_only_rules=False,
+    revocation="none unless --crlfile is given (no OCSP, no CRL download)",
+    order=(*_OPENSSL_CHAIN, *_OPENSSL_DATES, *_HOSTNAME),  # curl checks the name after the handshake
+    messages={
+        **{k: f"curl: (60) SSL certificate problem: {v}" for k, v in _OPENSSL_VERIFY.items()},
+        "hostname": "curl: (60) SSL: no alternative certificate subject name matches target host name '{host}'",
+        "hostname-ip": "curl: (60) SSL: no alternative certificate subject name matches target host name '{host}'",
+        "hostname-cn-only": "curl: (60) SSL: certificate subject name '{cn}' does not match target host name '{host}'",
+        "too-large": "curl: (35) OpenSSL/3.0: error:0A000098:SSL routines::excessive message size",
+        "handshake": "curl: (35) OpenSSL/3.0: error:0A000410:SSL routines::sslv3 alert handshake failure",
+        "not-tls": "curl: (35) OpenSSL/3.0: error:0A00010B:SSL routines::wrong version number",
+        "timeout": "curl: (28) Operation timed out",
+        "connect": "curl: (7) Failed to connect to {host} port {port}: Connection refused",
+        "resolve": "curl: (6) Could not resolve host: {host}",
+    },
+)
+
+PYTHON = ClientProfile(
+    id="python",
+    name="Python (ssl, urllib, requests)",
+    covers="urllib, http.client, aiohttp, httpx, requests (which uses certifi's Mozilla bundle instead)",
+    describes="Python 3.11 ssl with OpenSSL 3.0",
+    engine="openssl",
+    stores=("system", "mozilla"),
+    store_label="OpenSSL's default paths (the system bundle); requests/httpx use certifi (Mozilla)",
+    trust_howto=(
+        "ssl.create_default_context(cafile='ca.pem') or SSL_CERT_FILE=ca.pem; "
+        "requests: REQUESTS_CA_BUNDLE=ca.pem or verify='ca.pem'"
+    ),
+    aia=False,
+    cn_fallback=True,
+    hostname_during_verify=True,
+    min_rsa_leaf=2048,
+    min_rsa_ca=2048,
+    sha1="reject",
+    public_only_rules=False,
+    revocation="none (no OCSP, no CRL download; CRLs only if loaded and flagged explicitly)",
+    order=(*_OPENSSL_CHAIN, *_HOSTNAME, *_OPENSSL_DATES),  # check_id runs before internal_verify
+    messages={
+        **{
+            k: f"[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: {v} (_ssl.c:1006)"
+            for k, v in _OPENSSL_VERIFY.items()
+        },
+        "hostname": "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: Hostname mismatch, "
+        "certificate is not valid for '{host}'. (_ssl.c:1006)",
+        "hostname-cn-only": "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: Hostname mismatch, "
+        "certificate is not valid for '{host}'. (_ssl.c:1006)",
+        "hostname-ip": "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: IP address mismatch, "
+        "certificate is not valid for '{host}'. (_ssl.c:1006)",
+        "too-large": "[SSL: EXCESSIVE_MESSAGE_SIZE] excessive message size (_ssl.c:1006)",
+        "handshake": "[SSL: SSLV3_ALERT_HANDSHAKE_FAILURE] sslv3 alert handshake failure (_ssl.c:1006)",
+        "not-tls": "[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)",
+        "timeout": "TimeoutError: The read operation timed out",
+        "connect": "ConnectionRefusedError: [Errno 111] Connection refused",
+        "resolve": "socket.gaierror: [Errno -2] Name or service not known",
+    },
+    notes=("requests and httpx verify against certifi (Mozilla's roots), not the system bundle",),
+)
+
+# Node.js: OpenSSL 3 underneath, but its verify callback lets OpenSSL continue past every error and then
+# reports the *last* one (SSL_get_verify_result); the name is checked afterwards by tls.checkServerIdentity.
+_NODE_CODES = {
+    "issuer-unknown-leaf": "UNABLE_TO_VERIFY_LEAF_SIGNATURE: unable to verify the first certificate",
+    "issuer-unknown": "UNABLE_TO_GET_ISSUER_CERT_LOCALLY: unable to get local issuer certificate",
+    "root-untrusted": "SELF_SIGNED_CERT_IN_CHAIN: self-signed certificate in certificate chain",
+    "self-signed": "DEPTH_ZERO_SELF_SIGNED_CERT: self-signed certificate",
+    "expired": "CERT_HAS_EXPIRED: certificate has expired",
+    "not-yet-valid": "CERT_NOT_YET_VALID: certificate is not yet valid",
+    "intermediate-expired": "CERT_HAS_EXPIRED: certificate has expired",
+    "intermediate-not-yet-valid": "CERT_NOT_YET_VALID: certificate is not yet valid",
+    "root-expired": "CERT_HAS_EXPIRED: certificate has expired",
+    "weak-signature": "UNSPECIFIED: CA signature digest algorithm too weak",
+    "weak-key-leaf": "UNSPECIFIED: EE certificate key too weak",
+    "weak-key-ca": "UNSPECIFIED: CA certificate key too weak",
+    "eku": "INVALID_PURPOSE: unsuitable certificate purpose",
+    "not-ca": "INVALID_PURPOSE: unsuitable certificate purpose",
+    "issuer-no-certsign": "UNSPECIFIED: key usage does not include certificate signing",
+    "hostname": "ERR_TLS_CERT_ALTNAME_INVALID: Hostname/IP does not match certificate's altnames: "
+    "Host: {host}. is not in the cert's altnames: {names}",
+    "hostname-cn-only": "ERR_TLS_CERT_ALTNAME_INVALID: Hostname/IP does not match certificate's altnames: "
+    "Host: {host}. is not cert's CN: {cn}",
+    "hostname-ip": "ERR_TLS_CERT_ALTNAME_INVALID: Hostname/IP does not match certificate's altnames: "
+    "IP: {host} is not in the cert's list: {ips}",
+    "too-large": "ERR_SSL_EXCESSIVE_MESSAGE_SIZE: error:0A000098:SSL routines::excessive message size",
+    "handshake": "ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE: error:0A000410:SSL routines::sslv3 alert handshake failure",
+    "not-tls": "ERR_SSL_WRONG_VERSION_NUMBER: error:0A00010B:SSL routines::wrong version number",
+    "timeout": "ETIMEDOUT: connect ETIMEDOUT {host}:{port}",
+    "connect": "ECONNREFUSED: connect ECONNREFUSED {host}:{port}",
+    "resolve": "ENOTFOUND: getaddrinfo ENOTFOUND {host}",
+}
+
+NODE = ClientProfile(
+    id="node",
+    name="Node.js / Postman",
+    covers="Postman, Insomnia, Electron apps, npm, axios/fetch/got in Node",
+    describes="Node.js 20 (bundled OpenSSL 3, bundled Mozilla roots)",
+    engine="node",
+    stores=("mozilla",),
+    store_label="Node's bundled copy of the Mozilla roots (not the OS store)",
+    trust_howto=(
+        "NODE_EXTRA_CA_CERTS=/path/ca.pem (read at start-up), or the ca option of tls/https; "
+        "Postman: Settings > Certificates > CA certificates; node --use-openssl-ca to use the system store"
+    ),
+    aia=False,
+    cn_fallback=True,
+    hostname_during_verify=False,
+    min_rsa_leaf=1024,
+    min_rsa_ca=1024,
+    sha1="reject",
+    public_only_rules=False,
+    revocation="none (no OCSP, no CRL download)",
+    order=(  # the last error OpenSSL reports wins: leaf dates are checked last
+        "expired",
+        "not-yet-valid",
+        "intermediate-expired",
+        "intermediate-not-yet-valid",
+        "root-expired",
+        "issuer-no-certsign",
+        "issuer-unknown-leaf",
+        "weak-signature",
+        "weak-key-ca",
+        "weak-key-leaf",
+        "not-ca",
+        "eku",
+        "issuer-unknown",
+        "root-untrusted",
+        "self-signed",
+        *_HOSTNAME,
+    ),
+    messages=_NODE_CODES,
+)
+
+_PKIX_BUILD = (
+    "javax.net.ssl.SSLHandshakeException: PKIX path building failed: "
+    "sun.security.provider.certpath.SunCertPathBuilderException: "
+    "unable to find valid certification path to requested target"
+)
+_PKIX_VALIDATION = "javax.net.ssl.SSLHandshakeException: PKIX path validation failed: "
+_CPVE = "java.security.cert.CertPathValidatorException: "
+
+JAVA = ClientProfile(
+    id="java",
+    name="Java (JSSE)",
+    covers="Spring/RestTemplate/WebClient, Apache HttpClient, OkHttp on the JVM, Maven/Gradle, Jenkins, Kafka",
+    describes="OpenJDK 17 (SunJSSE, PKIX CertPathBuilder, default security properties)",
+    engine="java",
+    stores=("java", "mozilla"),
+    store_label="the JDK's cacerts keystore",
+    trust_howto=(
+        "keytool -importcert -cacerts -storepass changeit -alias myca -file ca.pem -noprompt "
+        "(or a separate truststore: -Djavax.net.ssl.trustStore=store.p12 -Djavax.net.ssl.trustStorePassword=...)"
+    ),
+    aia=False,  # only with -Dcom.sun.security.enableAIAcaIssuers=true
+    cn_fallback=True,
+    hostname_during_verify=False,
+    min_rsa_leaf=1024,
+    min_rsa_ca=1024,
+    sha1="private-only",  # jdk.certpath.disabledAlgorithms: "SHA1 jdkCA & usage TLSServer"
+    public_only_rules=False,
+    revocation="none by default (-Dcom.sun.net.ssl.checkRevocation=true -Dcom.sun.security.enableCRLDP=true)",
+    order=(
+        "too-many-certs",
+        "issuer-unknown-leaf",
+        "issuer-unknown",
+        "root-untrusted",
+        "self-signed",
+        "weak-signature",
+        "weak-key-leaf",
+        "weak-key-ca",
+        "issuer-no-certsign",
+        "not-ca",
+        "intermediate-expired",
+        "intermediate-not-yet-valid",
+        "expired",
+        "not-yet-valid",
+        "eku",
+        "hostname-ip-none",
+        "hostname-ip",
+        "hostname",
+        "hostname-cn-only",
+    ),
+    messages={
+        "issuer-unknown-leaf": _PKIX_BUILD,
+        "issuer-unknown": _PKIX_BUILD,
+        "root-untrusted": _PKIX_BUILD,
+        "self-signed": _PKIX_BUILD,
+        "expired": _PKIX_VALIDATION + _CPVE + "validity check failed",
+        "not-yet-valid": _PKIX_VALIDATION + _CPVE + "validity check failed",
+        "intermediate-expired": _PKIX_VALIDATION + _CPVE + "validity check failed",
+        "intermediate-not-yet-valid": _PKIX_VALIDATION + _CPVE + "validity check failed",
+        "weak-signature": _PKIX_VALIDATION + _CPVE + "Algorithm constraints check failed on signature algorithm: "
+        "{algorithm}",
+        "weak-key-leaf": _PKIX_VALIDATION + _CPVE + "Algorithm constraints check failed on keysize limits",
+        "weak-key-ca": _PKIX_VALIDATION + _CPVE + "Algorithm constraints check failed on keysize limits",
+        "issuer-no-certsign": _PKIX_VALIDATION + _CPVE + "CA key usage check failed: keyCertSign bit is not set",
+        "not-ca": _PKIX_VALIDATION + _CPVE + "basic constraints check failed: this is not a CA certificate",
+        "eku": "javax.net.ssl.SSLHandshakeException: Extended key usage does not permit use for TLS server "
+        "authentication",
+        "hostname": "javax.net.ssl.SSLHandshakeException: No subject alternative DNS name matching {host} found.",
+        "hostname-cn-only": "javax.net.ssl.SSLHandshakeException: No name matching {host} found",
+        "hostname-ip": "javax.net.ssl.SSLHandshakeException: No subject alternative names matching IP address "
+        "{host} found",
+        "hostname-ip-none": "javax.net.ssl.SSLHandshakeException: No subject alternative names matching IP address "
+        "{host} found",
+        "too-many-certs": "javax.net.ssl.SSLProtocolException: The certificate chain length (11) exceeds the "
+        "maximum allowed length (10)",
+        "too-large": "javax.net.ssl.SSLProtocolException: The size of the handshake message ({size}) exceeds the "
+        "maximum allowed size (32768)",
+        "handshake": "javax.net.ssl.SSLHandshakeException: Received fatal alert: handshake_failure",
+        "not-tls": "javax.net.ssl.SSLException: Unsupported or unrecognized SSL message",
+        "timeout": "java.net.SocketTimeoutException: Read timed out",
+        "connect": "java.net.ConnectException: Connection refused",
+        "resolve": "java.net.UnknownHostException: {host}",
+    },
+    expiry_checks_anchor=False,
+    max_handshake_bytes=32_768,
+    max_chain_certs=10,
+    notes=("Java fetches missing intermediates only with -Dcom.sun.security.enableAIAcaIssuers=true",),
+)
+
+_GO_UNKNOWN = "x509: certificate signed by unknown authority"
+
+GO = ClientProfile(
+    id="go",
+    name="Go (crypto/tls)",
+    covers="Go programs: kubectl, Terraform, Docker/containerd registries, Prometheus, Grafana agents",
+    describes="Go 1.19 crypto/x509 (Linux: the system bundle; Go 1.20+ prefixes 'tls: failed to verify certificate: ')",
+    engine="go",
+    stores=("system", "mozilla"),
+    store_label="the system CA bundle (SSL_CERT_FILE / SSL_CERT_DIR override it)",
+    trust_howto=(
+        "SSL_CERT_FILE=/path/ca.pem (replaces the bundle) or add it to the system store "
+        "(update-ca-certificates); in code: tls.Config{RootCAs: pool}"
+    ),
+    aia=False,
+    cn_fallback=False,
+    hostname_during_verify=True,
+    min_rsa_leaf=0,
+    min_rsa_ca=0,
+    sha1="reject",
+    public_only_rules=False,
+    revocation="none (crypto/x509 does no revocation checking)",
+    order=(
+        "expired",
+        "not-yet-valid",
+        "hostname-cn-only",
+        "hostname-ip-none",
+        "hostname-ip",
+        "hostname",
+        "weak-signature",
+        "not-ca",
+        "issuer-no-certsign",
+        "intermediate-expired",
+        "intermediate-not-yet-valid",
+        "root-expired",
+        "issuer-unknown-leaf",
+        "issuer-unknown",
+        "root-untrusted",
+        "self-signed",
+        "eku",
+    ),
+    messages={
+        "issuer-unknown-leaf": _GO_UNKNOWN,
+        "issuer-unknown": _GO_UNKNOWN,
+        "root-untrusted": _GO_UNKNOWN,
+        "self-signed": _GO_UNKNOWN,
+        "expired": "x509: certificate has expired or is not yet valid: current time {now} is after {not_after}",
+        "not-yet-valid": "x509: certificate has expired or is not yet valid: current time {now} is before {not_before}",
+        "intermediate-expired": "x509: certificate has expired or is not yet valid: current time {now} is after "
+        "{not_after}",
+        "intermediate-not-yet-valid": "x509: certificate has expired or is not yet valid: current time {now} is "
+        "before {not_before}",
+        "root-expired": "x509: certificate has expired or is not yet valid: current time {now} is after {not_after}",
+        "weak-signature": _GO_UNKNOWN + ' (possibly because of "x509: cannot verify signature: insecure algorithm '
+        '{go_algorithm} (temporarily override with GODEBUG=x509sha1=1)" while trying to verify candidate '
+        'authority certificate "{issuer_cn}")',
+        "not-ca": _GO_UNKNOWN + ' (possibly because of "x509: invalid signature: parent certificate cannot sign '
+        'this kind of certificate" while trying to verify candidate authority certificate "{issuer_cn}")',
+        "issuer-no-certsign": _GO_UNKNOWN + ' (possibly because of "x509: invalid signature: parent certificate '
+        'cannot sign this kind of certificate" while trying to verify candidate authority certificate '
+        '"{issuer_cn}")',
+        "eku": "x509: certificate specifies an incompatible key usage",
+        "hostname": "x509: certificate is valid for {names}, not {host}",
+        "hostname-cn-only": "x509: certificate relies on legacy Common Name field, use SANs instead",
+        "hostname-ip": "x509: certificate is valid for {ips}, not {host}",
+        "hostname-ip-none": "x509: cannot validate certificate for {host} because it doesn't contain any IP SANs",
+        "too-large": "tls: handshake message of length {size} bytes exceeds maximum of 65536 bytes",
+        "handshake": "remote error: tls: handshake failure",
+        "not-tls": "tls: first record does not look like a TLS handshake",
+        "timeout": "dial tcp {host}:{port}: i/o timeout",
+        "connect": "dial tcp {host}:{port}: connect: connection refused",
+        "resolve": "dial tcp: lookup {host}: no such host",
+    },
+    max_handshake_bytes=65_536,
+)
+
+_NET = "net::"
+
+
+def _chrome_messages(prefix: str) -> dict[str, str]:
+    authority = prefix + "ERR_CERT_AUTHORITY_INVALID"
+    date = prefix + "ERR_CERT_DATE_INVALID"
+    name = prefix + "ERR_CERT_COMMON_NAME_INVALID"
+    invalid = prefix + "ERR_CERT_INVALID"
+    return {
+        "issuer-unknown-leaf": authority,
+        "issuer-unknown": authority,
+        "root-untrusted": authority,
+        "self-signed": authority,
+        "expired": date,
+        "not-yet-valid": date,
+        "intermediate-expired": date,
+        "intermediate-not-yet-valid": date,
+        "hostname": name,
+        "hostname-ip": name,
+        "hostname-cn-only": name,
+        "weak-signature": invalid,
+        "eku": invalid,
+        "not-ca": invalid,
+        "issuer-no-certsign": invalid,
+        "weak-key-leaf": prefix + "ERR_CERT_WEAK_KEY",
+        "weak-key-ca": prefix + "ERR_CERT_WEAK_KEY",
+        "validity-too-long": prefix + "ERR_CERT_VALIDITY_TOO_LONG",
+        "too-large": prefix + "ERR_SSL_PROTOCOL_ERROR",
+        "handshake": prefix + "ERR_SSL_PROTOCOL_ERROR",
+        "not-tls": prefix + "ERR_SSL_PROTOCOL_ERROR",
+        "timeout": prefix + "ERR_TIMED_OUT",
+        "connect": prefix + "ERR_CONNECTION_REFUSED",
+        "resolve": prefix + "ERR_NAME_NOT_RESOLVED",
+    }
+
+
+# Chromium's MapCertStatusToNetError: the first status bit in this order decides the error page.
+_CHROME_ORDER = (
+    "weak-signature",
+    "eku",
+    "not-ca",
+    "issuer-no-certsign",
+    "issuer-unknown-leaf",
+    "issuer-unknown",
+    "root-untrusted",
+    "self-signed",
+    *_HOSTNAME,
+    "weak-key-leaf",
+    "weak-key-ca",
+    "root-expired",
+    "intermediate-expired",
+    "intermediate-not-yet-valid",
+    "expired",
+    "not-yet-valid",
+    "validity-too-long",
+)
+
+CHROME = ClientProfile(
+    id="chrome",
+    name="Chrome / Edge",
+    covers="Chromium, Edge, Brave, Opera, Electron's renderer, Android WebView",
+    describes="Chromium 156 (Chrome Root Store, built-in verifier)",
+    engine="chrome",
+    stores=("chrome", "mozilla"),
+    store_label="the Chrome Root Store, plus roots the user or OS added (NSS db on Linux, OS store elsewhere)",
+    trust_howto=(
+        "Linux: certutil -A -d sql:$HOME/.pki/nssdb -t 'C,,' -n myca -i ca.pem; Windows/macOS: import into the OS "
+        "store (certmgr / Keychain Access, 'Always Trust'); managed: the CACertificates enterprise policy"
+    ),
+    aia=True,
+    cn_fallback=False,
+    hostname_during_verify=True,
+    min_rsa_leaf=1024,
+    min_rsa_ca=1024,
+    sha1="reject",
+    public_only_rules=True,
+    revocation="CRLSet only (no online OCSP/CRL checks, except EV in some versions)",
+    order=_CHROME_ORDER,
+    messages=_chrome_messages(_NET),
+    notes=(
+        "the page shows NET::ERR_…; the DevTools/console and Electron show net::ERR_…",
+        "398-day validity, CT and the Chrome Root Store rules apply only to publicly trusted chains",
+    ),
+    expiry_checks_anchor=False,
+)
+
+FIREFOX = ClientProfile(
+    id="firefox",
+    name="Firefox",
+    covers="Firefox, Thunderbird, Tor Browser (NSS / mozilla::pkix)",
+    describes="Firefox 128+ ESR (mozilla::pkix); not run by the conformance suite",
+    engine="firefox",
+    stores=("mozilla",),
+    store_label="Mozilla's root store built into NSS (plus enterprise roots when security.enterprise_roots.enabled)",
+    trust_howto=(
+        "Settings > Privacy & Security > Certificates > View Certificates > Authorities > Import, or "
+        "security.enterprise_roots.enabled=true to use the OS store; policies.json Certificates.Install"
+    ),
+    aia=False,  # it preloads the public intermediates from CCADB instead; for private CAs: no AIA
+    cn_fallback=False,
+    hostname_during_verify=True,
+    min_rsa_leaf=1024,
+    min_rsa_ca=1024,
+    sha1="reject",
+    public_only_rules=False,
+    revocation="CRLite/OCSP for public certificates (soft-fail); OCSP must-staple enforced",
+    order=(
+        "issuer-unknown-leaf",
+        "issuer-unknown",
+        "root-untrusted",
+        "self-signed",
+        "not-ca",
+        "issuer-no-certsign",
+        "weak-signature",
+        "weak-key-leaf",
+        "weak-key-ca",
+        "root-expired",
+        "intermediate-expired",
+        "intermediate-not-yet-valid",
+        "expired",
+        "not-yet-valid",
+        "eku",
+        *_HOSTNAME,
+    ),
+    messages={
+        "issuer-unknown-leaf": "SEC_ERROR_UNKNOWN_ISSUER",
+        "issuer-unknown": "SEC_ERROR_UNKNOWN_ISSUER",
+        "root-untrusted": "SEC_ERROR_UNKNOWN_ISSUER",
+        "self-signed": "MOZILLA_PKIX_ERROR_SELF_SIGNED_CERT",
+        "expired": "SEC_ERROR_EXPIRED_CERTIFICATE",
+        "not-yet-valid": "MOZILLA_PKIX_ERROR_NOT_YET_VALID_CERTIFICATE",
+        "intermediate-expired": "SEC_ERROR_EXPIRED_ISSUER_CERTIFICATE",
+        "intermediate-not-yet-valid": "MOZILLA_PKIX_ERROR_NOT_YET_VALID_ISSUER_CERTIFICATE",
+        "root-expired": "SEC_ERROR_EXPIRED_ISSUER_CERTIFICATE",
+        "weak-signature": "SEC_ERROR_CERT_SIGNATURE_ALGORITHM_DISABLED",
+        "weak-key-leaf": "MOZILLA_PKIX_ERROR_INADEQUATE_KEY_SIZE",
+        "weak-key-ca": "MOZILLA_PKIX_ERROR_INADEQUATE_KEY_SIZE",
+        "eku": "SEC_ERROR_INADEQUATE_CERT_TYPE",
+        "not-ca": "SEC_ERROR_CA_CERT_INVALID",
+        "issuer-no-certsign": "SEC_ERROR_INADEQUATE_KEY_USAGE",
+        "hostname": "SSL_ERROR_BAD_CERT_DOMAIN",
+        "hostname-ip": "SSL_ERROR_BAD_CERT_DOMAIN",
+        "hostname-cn-only": "SSL_ERROR_BAD_CERT_DOMAIN",
+        "too-large": "SSL_ERROR_RX_MALFORMED_CERTIFICATE",
+        "handshake": "SSL_ERROR_NO_CYPHER_OVERLAP",
+        "not-tls": "SSL_ERROR_RX_RECORD_TOO_LONG",
+        "timeout": "The connection has timed out",
+        "connect": "Unable to connect",
+        "resolve": "Hmm. We're having trouble finding that site.",
+    },
+    notes=("Firefox knows the public intermediates (CCADB preload), so a missing public intermediate often works",),
+)
+
+SAFARI = ClientProfile(
+    id="safari",
+    name="Safari / Apple",
+    covers="Safari, iOS/macOS apps using URLSession, curl on macOS (Secure Transport builds)",
+    describes="macOS 14 / iOS 17 trust evaluation (SecTrust); not run by the conformance suite",
+    engine="safari",
+    stores=("mozilla",),
+    store_label="Apple's root store (approximated here by Mozilla's; they differ in a few roots)",
+    trust_howto=(
+        "macOS: Keychain Access > System > import, then Trust > 'Always Trust' (or security add-trusted-cert -d "
+        "-r trustRoot -k /Library/Keychains/System.keychain ca.pem); iOS: install the profile, then Settings > "
+        "General > About > Certificate Trust Settings"
+    ),
+    aia=True,
+    cn_fallback=False,
+    hostname_during_verify=True,
+    min_rsa_leaf=2048,
+    min_rsa_ca=2048,
+    sha1="reject",
+    public_only_rules=True,
+    revocation="OCSP for EV/some public certificates (soft-fail); no CRL",
+    order=(
+        "weak-signature",
+        "weak-key-leaf",
+        "weak-key-ca",
+        "eku",
+        "not-ca",
+        "issuer-no-certsign",
+        "issuer-unknown-leaf",
+        "issuer-unknown",
+        "root-untrusted",
+        "self-signed",
+        *_HOSTNAME,
+        "root-expired",
+        "intermediate-expired",
+        "intermediate-not-yet-valid",
+        "expired",
+        "not-yet-valid",
+        "validity-too-long",
+    ),
+    messages={
+        **{
+            k: "The certificate for this server is invalid. You might be connecting to a server that is pretending "
+            "to be “{host}” which could put your confidential information at risk."
+            for k in (
+                "issuer-unknown-leaf",
+                "issuer-unknown",
+                "root-untrusted",
+                "self-signed",
+                "weak-signature",
+                "weak-key-leaf",
+                "weak-key-ca",
+                "eku",
+                "not-ca",
+                "issuer-no-certsign",
+                "validity-too-long",
+                "hostname",
+                "hostname-ip",
+                "hostname-cn-only",
+            )
+        },
+        "expired": "The certificate for this server has expired.",
+        "intermediate-expired": "The certificate for this server has expired.",
+        "root-expired": "The certificate for this server has expired.",
+        "not-yet-valid": "The certificate for this server is not yet valid.",
+        "intermediate-not-yet-valid": "The certificate for this server is not yet valid.",
+        "too-large": "An SSL error has occurred and a secure connection to the server cannot be made.",
+        "handshake": "An SSL error has occurred and a secure connection to the server cannot be made.",
+        "not-tls": "An SSL error has occurred and a secure connection to the server cannot be made.",
+        "timeout": "The request timed out.",
+        "connect": "Could not connect to the server.",
+        "resolve": "A server with the specified hostname could not be found.",
+    },
+    notes=(
+        "Apple requires RSA >= 2048 and SHA-2 for every TLS certificate, private CAs included (iOS 13+)",
+        "Safari's page says 'This Connection Is Not Private'; URLSession apps get NSURLErrorServerCertificate…",
+    ),
+)
+
+_DOTNET = "System.Security.Authentication.AuthenticationException: "
+_CHAIN = _DOTNET + "The remote certificate is invalid because of errors in the certificate chain: "
+_NAME_MISMATCH = (
+    _DOTNET + "The remote certificate is invalid according to the validation procedure: RemoteCertificateNameMismatch"
+)
+
+DOTNET = ClientProfile(
+    id="dotnet",
+    name=".NET (HttpClient)",
+    covers="HttpClient/SslStream, PowerShell Invoke-WebRequest, SqlClient (TrustServerCertificate=False)",
+    describes=".NET 8 X509Chain (Windows CryptoAPI; on Linux the same status names over OpenSSL); "
+    "not run by the conformance suite",
+    engine="dotnet",
+    stores=("microsoft", "system"),
+    store_label="the Windows root store (Linux: the system bundle)",
+    trust_howto=(
+        "Windows: Import-Certificate -FilePath ca.cer -CertStoreLocation Cert:\\LocalMachine\\Root; Linux: copy to "
+        "/usr/local/share/ca-certificates/ and run update-ca-certificates"
+    ),
+    aia=True,
+    cn_fallback=True,
+    hostname_during_verify=False,
+    min_rsa_leaf=1024,
+    min_rsa_ca=1024,
+    sha1="accept",
+    public_only_rules=False,
+    revocation="online OCSP/CRL by default on Windows (X509RevocationMode.Online; RevocationStatusUnknown fails)",
+    order=(
+        "issuer-unknown-leaf",
+        "issuer-unknown",
+        "root-untrusted",
+        "self-signed",
+        "root-expired",
+        "intermediate-expired",
+        "intermediate-not-yet-valid",
+        "expired",
+        "not-yet-valid",
+        "not-ca",
+        "issuer-no-certsign",
+        "eku",
+        *_HOSTNAME,
+    ),
+    messages={
+        "issuer-unknown-leaf": _CHAIN + "PartialChain",
+        "issuer-unknown": _CHAIN + "PartialChain",
+        "root-untrusted": _CHAIN + "UntrustedRoot",
+        "self-signed": _CHAIN + "UntrustedRoot",
+        "expired": _CHAIN + "NotTimeValid",
+        "not-yet-valid": _CHAIN + "NotTimeValid",
+        "intermediate-expired": _CHAIN + "NotTimeValid",
+        "intermediate-not-yet-valid": _CHAIN + "NotTimeValid",
+        "root-expired": _CHAIN + "NotTimeValid",
+        "not-ca": _CHAIN + "InvalidBasicConstraints",
+        "issuer-no-certsign": _CHAIN + "NotValidForUsage",
+        "eku": _CHAIN + "NotValidForUsage",
+        "hostname": _NAME_MISMATCH,
+        "hostname-ip": _NAME_MISMATCH,
+        "hostname-cn-only": _NAME_MISMATCH,
+        "too-large": "System.IO.IOException: Received an unexpected EOF or 0 bytes from the transport stream.",
+        "handshake": _DOTNET + "Authentication failed because the remote party sent a TLS alert: 'HandshakeFailure'.",
+        "not-tls": _DOTNET + "Cannot determine the frame size or a corrupted frame was received.",
+        "timeout": "System.Threading.Tasks.TaskCanceledException: The request was canceled due to the configured "
+        "HttpClient.Timeout of 100 seconds elapsing.",
+        "connect": "System.Net.Http.HttpRequestException: Connection refused ({host}:{port})",
+        "resolve": "System.Net.Http.HttpRequestException: Name or service not known ({host}:{port})",
+    },
+)
+
+PROFILES: tuple[ClientProfile, ...] = (CHROME, FIREFOX, SAFARI, CURL, PYTHON, NODE, JAVA, GO, DOTNET)

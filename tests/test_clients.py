@@ -1,0 +1,121 @@
+"""Per-client predictions in `certdoctor check` (text and JSON) and the `clients` command, on the lab."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from certdoctor.cli import main
+from certdoctor.clients import PROFILES
+
+CLIENT_IDS = {"chrome", "firefox", "safari", "curl", "python", "node", "java", "go", "dotnet"}
+
+
+def check_json(lab, name: str, capsys: pytest.CaptureFixture[str], *extra: str) -> dict:  # type: ignore[no-untyped-def]
+    main([*lab.endpoints[name].check_argv(lab.root_path), "--json", *extra])
+    return json.loads(capsys.readouterr().out)
+
+
+def by_client(doc: dict) -> dict[str, dict]:
+    return {c["client"]: c for c in doc["clients"]}
+
+
+def test_profiles_cover_every_required_family() -> None:
+    assert {p.id for p in PROFILES} == CLIENT_IDS
+    for p in PROFILES:
+        assert p.describes and p.trust_howto and p.store_label and p.revocation
+
+
+def test_missing_intermediate_splits_browsers_from_libraries(lab, capsys) -> None:  # type: ignore[no-untyped-def]
+    clients = by_client(check_json(lab, "incomplete-aia", capsys))
+    assert set(clients) == CLIENT_IDS
+    for cid in ("chrome", "safari", "dotnet"):  # they fetch the intermediate via AIA
+        assert clients[cid]["accepts"] is True, cid
+        assert "AIA" in clients[cid]["note"]
+    assert clients["curl"] == clients["curl"] | {
+        "accepts": False,
+        "error": "curl: (60) SSL certificate problem: unable to get local issuer certificate",
+        "because": ["missing-intermediate"],
+        "family": "untrusted",
+    }
+    assert clients["node"]["error"] == "UNABLE_TO_VERIFY_LEAF_SIGNATURE: unable to verify the first certificate"
+    assert clients["java"]["error"].startswith("javax.net.ssl.SSLHandshakeException: PKIX path building failed")
+    assert clients["go"]["error"] == "x509: certificate signed by unknown authority"
+    assert clients["firefox"]["error"] == "SEC_ERROR_UNKNOWN_ISSUER"
+
+
+def test_cn_only_differs_per_client(lab, capsys) -> None:  # type: ignore[no-untyped-def]
+    clients = by_client(check_json(lab, "cn-only", capsys))
+    assert {c for c, v in clients.items() if v["accepts"]} == {"curl", "python", "node", "java", "dotnet"}
+    assert clients["go"]["error"] == "x509: certificate relies on legacy Common Name field, use SANs instead"
+    assert clients["chrome"]["error"] == "net::ERR_CERT_COMMON_NAME_INVALID"
+    assert "Common Name" in clients["curl"]["note"]
+
+
+def test_hostname_messages_carry_the_names(lab, capsys) -> None:  # type: ignore[no-untyped-def]
+    clients = by_client(check_json(lab, "wrong-host", capsys))
+    assert clients["go"]["error"] == (
+        "x509: certificate is valid for other-host.certdoctor.test, not wrong-host.certdoctor.test"
+    )
+    assert clients["node"]["error"].endswith(
+        "Host: wrong-host.certdoctor.test. is not in the cert's altnames: DNS:other-host.certdoctor.test"
+    )
+    assert clients["java"]["because"] == ["hostname-mismatch"]
+
+
+def test_multi_address_reports_which_address_fails(lab, capsys) -> None:  # type: ignore[no-untyped-def]
+    clients = by_client(check_json(lab, "multi-address", capsys))
+    curl = clients["curl"]
+    assert curl["accepts"] is False
+    assert curl["error"] == "curl: (60) SSL certificate problem: certificate has expired"
+    assert "127.0.0.2" in curl["note"]
+    assert {tuple(v["sources"]) for v in curl["per_source"]} == {
+        (f"127.0.0.1:{lab.endpoints['multi-address'].port}",),
+        (f"127.0.0.2:{lab.endpoints['multi-address'].port}",),
+    }
+
+
+def test_java_sha1_and_chain_length_rules(lab, capsys) -> None:  # type: ignore[no-untyped-def]
+    sha1 = by_client(check_json(lab, "sha1", capsys))
+    assert sha1["java"]["accepts"] is True  # SHA-1 is only disabled under JDK cacerts roots
+    assert sha1["go"]["error"].endswith('candidate authority certificate "certdoctor Lab RSA CA")')
+    many = by_client(check_json(lab, "many-certs", capsys))
+    assert many["java"]["error"].endswith("The certificate chain length (11) exceeds the maximum allowed length (10)")
+    assert many["curl"]["accepts"] is True
+
+
+def test_connection_failures_are_predicted_too(lab, capsys) -> None:  # type: ignore[no-untyped-def]
+    clients = by_client(check_json(lab, "garbage", capsys, "--timeout", "3"))
+    assert clients["go"]["error"] == "tls: first record does not look like a TLS handshake"
+    assert clients["chrome"]["error"] == "net::ERR_SSL_PROTOCOL_ERROR"
+
+
+def test_text_output_has_a_clients_section_and_no_clients_hides_it(lab, capsys) -> None:  # type: ignore[no-untyped-def]
+    argv = [*lab.endpoints["incomplete-no-aia"].check_argv(lab.root_path), "--no-color"]
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    assert "Clients" in out and "Chrome / Edge" in out and "net::ERR_CERT_AUTHORITY_INVALID" in out
+    assert main([*argv, "--no-clients"]) == 1
+    out = capsys.readouterr().out
+    assert "Clients" not in out
+    assert main([*argv, "--no-clients", "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["clients"] == []
+
+
+def test_unknown_private_root_shows_how_to_trust_it(lab, capsys) -> None:  # type: ignore[no-untyped-def]
+    ep = lab.endpoints["good-rsa"]
+    argv = ["check", ep.target, "--resolve", ep.resolve_arg(), "--no-color"]  # no --ca-file: lab root unknown
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    assert "NODE_EXTRA_CA_CERTS" in out and "keytool -importcert" in out
+
+
+def test_clients_command(capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(["clients", "--no-color"]) == 0
+    out = capsys.readouterr().out
+    assert "Java (JSSE)" in out and "AIA fetching" in out
+    assert main(["clients", "go", "--json"]) == 0
+    (go,) = json.loads(capsys.readouterr().out)
+    assert go["id"] == "go" and go["cn_fallback"] is False
+    assert main(["clients", "lynx"]) == 2
