@@ -83,6 +83,8 @@ def test_missing_intermediate_is_downloaded_via_aia(lab, tmp_path, capsys):
     assert code == 0
     assert subjects(tmp_path / "fullchain.pem") == ["incomplete-aia.certdoctor.test", "certdoctor Lab RSA CA"]
     assert doc["plan"]["fetched"][0]["url"] == f"{lab.aia_base_url}/lab-rsa-ca.cer"
+    clients = doc["verification"]["clients"]  # once fullchain.pem is served, every client family accepts it
+    assert len(clients) == 9 and all(c["accepts"] for c in clients)
 
 
 def test_incomplete_without_aia_is_written_but_reported(lab, tmp_path, capsys):
@@ -91,6 +93,8 @@ def test_incomplete_without_aia_is_written_but_reported(lab, tmp_path, capsys):
     assert code == 1
     assert not doc["plan"]["complete"] and "incomplete" in doc["plan"]["notes"][0]
     assert [f["id"] for f in doc["verification"]["findings"]] == ["missing-intermediate"]
+    still = {c["client"] for c in doc["verification"]["clients"] if not c["accepts"]}
+    assert still == {"chrome", "firefox", "safari", "curl", "python", "node", "java", "go", "dotnet"}
 
 
 def test_include_root_and_refusal_to_overwrite(lab, pile, tmp_path, capsys):

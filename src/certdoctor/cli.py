@@ -614,6 +614,12 @@ def cmd_fix(ns: argparse.Namespace) -> int:
     out.print(Text("Re-verified fullchain.pem: ", style="bold").append(verdict_line(d)))
     for f in d.findings:
         out.print(Text(f"  {f.severity.value}: {f.id} — {clean(f.detail, 300)}"))
+    if d.clients:
+        from .render.text import clients_table
+
+        out.print()
+        out.print(Text("Clients, once the server sends fullchain.pem:", style="bold"))
+        out.print(clients_table(d.clients, verbose=False))
     out.print()
     for name, lines in config:
         out.print(Text(f"{name}:", style="bold"))
