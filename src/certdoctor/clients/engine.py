@@ -90,9 +90,7 @@ def client_paths(analysis: ChainAnalysis, cindex: StoreIndex) -> list[CandidateP
     return build_paths(copy)
 
 
-def _cut_for(
-    paths: Sequence[CandidatePath], profile: ClientProfile, cindex: StoreIndex, at: datetime
-) -> list[CandidatePath]:
+def _cut_for(paths: Sequence[CandidatePath], profile: ClientProfile, at: datetime) -> list[CandidatePath]:
     """The paths as this client builds them: without AIA downloads unless it fetches them."""
     out: list[CandidatePath] = []
     seen: set[tuple[str, ...]] = set()
@@ -287,8 +285,8 @@ def predict_chain(
 ) -> ClientVerdict:
     """The verdict of one client on one presented chain."""
     index = analysis.index
-    cindex, all_paths = paths_for
-    paths = _cut_for(all_paths, profile, cindex, analysis.at)
+    _, all_paths = paths_for
+    paths = _cut_for(all_paths, profile, analysis.at)
     facts = _Facts()
     common = {
         "client": profile.id,

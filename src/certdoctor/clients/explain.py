@@ -17,6 +17,7 @@ from .catalog import CAUSES, SIGNATURES, Cause, Signature
 
 MIN_FUZZY = 0.62
 MAX_INPUT = 20_000
+MAX_FUZZY = 1_000  # fuzzy matching is for short fragments; it is quadratic in the text length
 
 _HOST_PATTERNS = (
     r"target host name '([^']+)'",
@@ -132,7 +133,7 @@ def explain(text: str) -> Explanation:
             seen.add(sig.id)
             found.append(Match(sig, 1.0 + sig.specificity + min(len(m.group(0)), 200) / 10_000, m.group(0)))
     if not found:
-        found = _fuzzy(clean)[:3]
+        found = _fuzzy(clean[:MAX_FUZZY])[:3]
     found.sort(key=lambda m: -m.score)
     causes: list[Cause] = []
     for match in found:
