@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import ipaddress
 import shutil
 import subprocess
 from collections.abc import Sequence
 
+from certdoctor.certinfo import is_ip
+
 from . import Outcome, Probe
 
 TIMEOUT = 8
-
-
-def _is_ip(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True
 
 
 class Curl:
@@ -35,7 +28,7 @@ class Curl:
 
     def _one(self, probe: Probe) -> Outcome:
         argv = ["curl", "-sS", "-o", "/dev/null", "--max-time", str(TIMEOUT), "--cacert", probe.ca_file]
-        if not _is_ip(probe.hostname):
+        if not is_ip(probe.hostname):
             argv += ["--resolve", f"{probe.hostname}:{probe.port}:{probe.address}"]
         proc = subprocess.run([*argv, probe.url], capture_output=True, text=True, timeout=TIMEOUT + 10)
         if proc.returncode == 0:

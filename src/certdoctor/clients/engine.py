@@ -18,7 +18,6 @@ from datetime import datetime
 from typing import Any
 
 from cryptography import x509
-from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from .. import certinfo
 from ..model import Finding, PresentedChain, TrustStore
@@ -119,14 +118,8 @@ def _rsa_bits(cert: x509.Certificate) -> int | None:
 
 
 def _eku_allows_server(cert: x509.Certificate) -> bool:
-    try:
-        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    except x509.ExtensionNotFound:
-        return True
-    except Exception:
-        return False
-    allowed = {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE}
-    return any(oid in allowed for oid in eku)
+    ekus = certinfo.extended_key_usages(cert)  # None: no extension, any usage
+    return ekus is None or "serverAuth" in ekus or "anyExtendedKeyUsage" in ekus
 
 
 def _fmt_time(value: datetime) -> str:
@@ -156,18 +149,8 @@ def _algorithm_names(cert: x509.Certificate) -> dict[str, str]:
 
 
 def _lacks_cert_sign(cert: x509.Certificate) -> bool:
-    try:
-        ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
-    except x509.ExtensionNotFound:
-        return False
-    except Exception:
-        return True
-    return not ku.key_cert_sign
-
-
-def _cn(cert: x509.Certificate) -> str:
-    names = certinfo.common_names(cert)
-    return names[0] if names else certinfo.subject(cert)
+    usages = certinfo.key_usages(cert)  # None: no extension, no restriction
+    return usages is not None and "key_cert_sign" not in usages
 
 
 def _hostname_problems(facts: _Facts, profile: ClientProfile, leaf: x509.Certificate, host: str) -> None:
@@ -217,9 +200,9 @@ def _path_problems(
         is_anchor = anchored and i == len(certs) - 1 and (i > 0 or path.nodes[i].origin == "store")
         if i > 0 and not is_anchor:
             if not certinfo.is_ca(cert):
-                facts.add("not-ca", issuer_cn=_cn(cert))
+                facts.add("not-ca", issuer_cn=certinfo.display_name(cert))
             if _lacks_cert_sign(cert):
-                facts.add("issuer-no-certsign", issuer_cn=_cn(cert))
+                facts.add("issuer-no-certsign", issuer_cn=certinfo.display_name(cert))
         when = {"not_after": _fmt_time(certinfo.not_after(cert)), "not_before": _fmt_time(certinfo.not_before(cert))}
         when["now"] = _fmt_time(at)
         if is_anchor and i > 0:
@@ -241,7 +224,7 @@ def _path_problems(
             if digest in WEAK_HASHES:
                 weak = profile.sha1 == "reject" or (profile.sha1 == "private-only" and public_anchor)
                 if weak:
-                    signer = _cn(certs[i + 1]) if i + 1 < len(certs) else certinfo.issuer(cert)
+                    signer = certinfo.display_name(certs[i + 1]) if i + 1 < len(certs) else certinfo.issuer(cert)
                     facts.add("weak-signature", issuer_cn=signer, **_algorithm_names(cert))
     if not _eku_allows_server(leaf):
         facts.add("eku")
