@@ -8,8 +8,11 @@ import socket
 import subprocess
 import sys
 
+from certdoctor.lab import SCENARIOS
 
-def _free_base(span: int = 40) -> int:
+
+def _free_base(span: int = 0) -> int:
+    span = span or len(SCENARIOS) + 2  # the AIA server, every scenario, and a spare
     for base in range(20000, 60000, 97):
         try:
             socks = []

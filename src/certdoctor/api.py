@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
@@ -23,11 +23,13 @@ from cryptography import x509
 from . import certinfo
 from .model import AiaFetch, Evidence, Finding, PresentedChain, Severity, Target, TrustStore
 from .paths import ChainAnalysis, StoreIndex, analyse, dedupe, missing_issuer_urls
+from .revocation import CertRevocation, assess, evaluate_ocsp, path_pairs
 
 DEFAULT_TIMEOUT = 10.0
 MAX_CHAIN = 32  # certificates analysed per chain; the rest is reported, not verified
 MAX_AIA_ROUNDS = 4
 MAX_AIA_PER_CHAIN = 8
+DEFAULT_REVOCATION_TIMEOUT = 5.0
 _UNSET: Any = object()
 
 
@@ -73,6 +75,7 @@ class ChainReport:
     sources: tuple[str, ...]
     chain: PresentedChain
     analysis: ChainAnalysis
+    revocation: tuple[CertRevocation, ...] = ()  # one per certificate of the best path (trust anchor excluded)
 
 
 @dataclass(frozen=True)
@@ -191,6 +194,7 @@ def _report_dict(r: ChainReport, at: datetime) -> dict[str, Any]:
                 for n in best.nodes
             ],
         },
+        "revocation": [c.to_dict() for c in r.revocation],
         "trust": [
             {
                 "store": v.store,
@@ -256,6 +260,42 @@ async def _collect_aia(chains: Sequence[PresentedChain], index: StoreIndex, fetc
     return results
 
 
+def _distinct(chains: Sequence[PresentedChain]) -> list[tuple[tuple[str, ...], PresentedChain]]:
+    """(fingerprints, chain) for each distinct chain presented."""
+    return [(tuple(certinfo.fingerprint(x) for x in c.certs), c) for _, c in _group(chains)]
+
+
+async def _collect_revocation(
+    evidence: Evidence, analyses: dict[tuple[str, ...], ChainAnalysis], fetcher: Any, budget: float
+) -> Evidence:
+    """Query OCSP/CRLs for the certificates of every best path (skipping leaves a valid staple answered)."""
+    from .collect.revocation import RevocationFetcher, collect_revocation
+
+    pairs: list[tuple[x509.Certificate, x509.Certificate]] = []
+    answered: list[x509.Certificate] = []
+    for analysis in analyses.values():
+        path = [(c, i) for c, i in path_pairs(analysis.best.nodes, analysis.best.end) if i is not None]
+        pairs.extend(path)  # type: ignore[arg-type]
+        if path:
+            leaf, issuer = path[0]
+            sources = [c for c in evidence.chains if c.ok and c.certs[0] == leaf]
+            staples = [c.ocsp_staple for c in sources]
+            if sources and all(
+                s is not None and evaluate_ocsp(s, leaf, issuer, evidence.at).definitive for s in staples
+            ):
+                answered.append(leaf)
+    if not pairs:
+        return evidence
+    own = fetcher is None
+    fetcher = fetcher or RevocationFetcher(timeout=budget)
+    try:
+        fetched, notes = await collect_revocation(pairs, fetcher, evidence.at, budget=budget, leaf_answered=answered)
+    finally:
+        if own:
+            await fetcher.aclose()
+    return replace(evidence, revocation=fetched, revocation_notes=tuple(notes))
+
+
 def _group(chains: Sequence[PresentedChain]) -> list[tuple[tuple[str, ...], PresentedChain]]:
     groups: dict[tuple[str, ...], list[PresentedChain]] = {}
     for c in chains:
@@ -284,6 +324,9 @@ async def diagnose_async(
     key: str | None = None,
     key_password: bytes | None = None,
     clients: bool = True,
+    revocation: bool = True,
+    revocation_timeout: float | None = None,
+    revocation_fetcher: Any = None,
 ) -> Diagnosis:
     """Diagnose a server (``target`` = "host[:port]" or URL) or local chain ``files``.
 
@@ -292,7 +335,10 @@ async def diagnose_async(
     (default: the name; None: no SNI). ``trust_stores``: store names (default mozilla + system).
     ``ca_files``/``ca_certs``: extra trusted roots. ``at``: judge as of this moment. ``expect``: a file
     with the certificate that should be served. ``clients``: also load the trust stores of the client
-    families (Chrome, Java, …) so that :func:`certdoctor.clients.predict` can use them.
+    families (Chrome, Java, …) so that :func:`certdoctor.clients.predict` can use them. ``revocation``:
+    query OCSP responders and CRLs for every certificate of the built path (stapled responses are judged
+    either way), within ``revocation_timeout`` seconds in all (default 5). ``aia_fetcher`` and
+    ``revocation_fetcher`` may be shared across calls to share their caches.
     """
     from .collect.aia import AiaFetcher
     from .collect.files import CertificateParseError, load_certificate_files, load_chain_file
@@ -377,8 +423,14 @@ async def diagnose_async(
         key_public=key_public,
         key_source=key,
         client_stores=client_stores,
+        revocation_checked=revocation,
     )
-    return judge(evidence, index=index, notes=notes, started=started)
+    analyses = {fps: analyse(chain, evidence, index) for fps, chain in _distinct(chains)}
+    if revocation and analyses:
+        evidence = await _collect_revocation(
+            evidence, analyses, revocation_fetcher, revocation_timeout or DEFAULT_REVOCATION_TIMEOUT
+        )
+    return judge(evidence, index=index, notes=notes, started=started, analyses=analyses)
 
 
 def judge(
@@ -387,17 +439,27 @@ def judge(
     index: StoreIndex | None = None,
     notes: Sequence[str] = (),
     started: float | None = None,
+    analyses: dict[tuple[str, ...], ChainAnalysis] | None = None,
 ) -> Diagnosis:
-    """Run every registered check on collected evidence. Pure: no network or file access."""
+    """Run every registered check on collected evidence. Pure: no network or file access.
+
+    ``analyses``: path analyses already computed for this evidence, by the chain's fingerprints.
+    """
     from .checks import ChainContext, TargetContext, run_checks
 
     started = time.perf_counter() if started is None else started
     index = index or StoreIndex(evidence.stores, evidence.extra_roots)
-    groups = _group(evidence.chains)
-    contexts = [ChainContext(evidence, chain, sources, analyse(chain, evidence, index)) for sources, chain in groups]
+    analyses = analyses or {}
+    contexts = []
+    for sources, chain in _group(evidence.chains):
+        fps = tuple(certinfo.fingerprint(x) for x in chain.certs)
+        analysis = analyses.get(fps) or analyse(chain, evidence, index)
+        members = [c for c in evidence.chains if c.source in sources]
+        status = assess(evidence, path_pairs(analysis.best.nodes, analysis.best.end), members)
+        contexts.append(ChainContext(evidence, chain, sources, analysis, revocation=status))
     failures = [c for c in evidence.chains if not c.ok]
     findings = run_checks(TargetContext(evidence, contexts, failures))
-    reports = tuple(ChainReport(c.sources, c.chain, c.analysis) for c in contexts)
+    reports = tuple(ChainReport(c.sources, c.chain, c.analysis, tuple(c.revocation)) for c in contexts)
     return Diagnosis(
         evidence.target,
         evidence,
@@ -405,7 +467,7 @@ def judge(
         tuple(failures),
         tuple(findings),
         time.perf_counter() - started,
-        tuple(notes),
+        (*notes, *evidence.revocation_notes),
     )
 
 

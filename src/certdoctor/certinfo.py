@@ -209,6 +209,12 @@ def crl_urls(cert: x509.Certificate) -> list[str]:
     return out
 
 
+def must_staple(cert: x509.Certificate) -> bool:
+    """The TLS Feature extension (RFC 7633) asks for status_request: OCSP Must-Staple."""
+    features = _ext(cert, x509.TLSFeature)
+    return features is not None and x509.TLSFeatureType.status_request in features
+
+
 def key_description(cert: x509.Certificate) -> tuple[str, int]:
     """("RSA", 2048), ("EC secp256r1", 256), ("Ed25519", 256)…; ("unknown", 0) when unparsable."""
     try:

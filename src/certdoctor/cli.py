@@ -89,6 +89,18 @@ def _add_check_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--no-aia", action="store_true", help="do not download missing intermediates via AIA")
     p.add_argument("--no-clients", action="store_true", help="skip the per-client predictions (Chrome, curl, Java, …)")
+    p.add_argument(
+        "--no-revocation",
+        action="store_true",
+        help="do not query OCSP responders or CRLs (a stapled OCSP response is still checked)",
+    )
+    p.add_argument(
+        "--revocation-timeout",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="time budget for all OCSP/CRL lookups of one check (default 5)",
+    )
     _add_output_options(p)
 
 
@@ -299,6 +311,8 @@ def check_kwargs(ns: argparse.Namespace) -> tuple[str | None, dict[str, Any]]:
         "key": ns.key,
         "key_password": _key_password(ns) if ns.key else None,
         "clients": not getattr(ns, "no_clients", False),
+        "revocation": not ns.no_revocation,
+        "revocation_timeout": ns.revocation_timeout,
     }
     if ns.file:
         if ns.target:
@@ -378,7 +392,12 @@ def cmd_inspect(ns: argparse.Namespace) -> int:
         if len(ns.inputs) != 1:
             raise UsageError("give files, or exactly one server")
         host, port = parse_target(ns.inputs[0])
-        kwargs = {"timeout": ns.timeout, "fetch_aia": False, "resolve": _parse_resolve(ns.resolve, host, port)}
+        kwargs = {
+            "timeout": ns.timeout,
+            "fetch_aia": False,
+            "revocation": False,
+            "resolve": _parse_resolve(ns.resolve, host, port),
+        }
         if ns.sni:
             kwargs["sni"] = ns.sni
         d = diagnose(ns.inputs[0], **kwargs)
@@ -498,7 +517,11 @@ def cmd_fix(ns: argparse.Namespace) -> int:
             host, port = parse_target(ns.inputs[0])
             ns.host = ns.host or host
             live = diagnose(
-                ns.inputs[0], fetch_aia=False, timeout=ns.timeout, resolve=_parse_resolve(ns.resolve, host, port)
+                ns.inputs[0],
+                fetch_aia=False,
+                revocation=False,
+                timeout=ns.timeout,
+                resolve=_parse_resolve(ns.resolve, host, port),
             )
             if not live.reports:
                 errors = "; ".join(f"{c.source}: {c.error}" for c in live.failures)

@@ -101,6 +101,25 @@ class AiaFetch:
 
 
 @dataclass(frozen=True)
+class RevocationFetch:
+    """One OCSP query or CRL download (raw: the checks parse and validate what came back).
+
+    ``key`` identifies what was asked: for OCSP ``"<url> <issuer key SHA-1> <serial hex>"``, for a CRL the
+    URL. ``data`` is the DER OCSP response or the CRL (DER or PEM) as received; None when ``error`` is set.
+    """
+
+    kind: str  # "ocsp" or "crl"
+    url: str
+    key: str
+    data: bytes | None = None
+    error: str | None = None
+    status: int | None = None  # HTTP status
+    method: str | None = None  # "POST" or "GET" (OCSP)
+    elapsed: float = 0.0
+    cached: bool = False  # answered from a cache filled by an earlier lookup
+
+
+@dataclass(frozen=True)
 class TrustStore:
     """A named set of trust anchors (root certificates)."""
 
@@ -126,6 +145,10 @@ class Evidence:
     key_public: Any = None  # --key: the public half of the private key the server is configured with
     key_source: str | None = None
     client_stores: tuple[TrustStore, ...] = ()  # the stores client predictions use (chrome, java, ...)
+    # OCSP responses and CRLs fetched for the certificates of the built paths, by RevocationFetch.key
+    revocation: Mapping[str, RevocationFetch] = field(default_factory=dict)
+    revocation_checked: bool = False  # False: --no-revocation (only stapled responses are judged)
+    revocation_notes: tuple[str, ...] = ()  # e.g. "revocation lookups stopped after 5 s"
 
 
 @dataclass(frozen=True)

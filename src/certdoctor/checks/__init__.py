@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from .registry import REGISTRY, ChainContext, CheckInfo, Hit, TargetContext, check, run_checks
 
-_FAMILIES = ("validity", "names", "chain", "constraints", "crypto", "usage", "verdict", "endpoints", "pem")
+_FAMILIES = (
+    "validity",
+    "names",
+    "chain",
+    "constraints",
+    "crypto",
+    "usage",
+    "revocation",
+    "verdict",
+    "endpoints",
+    "pem",
+)
 
 
 def load_all() -> None:

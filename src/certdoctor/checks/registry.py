@@ -17,6 +17,7 @@ from cryptography import x509
 from .. import certinfo
 from ..model import Evidence, Finding, PresentedChain, Severity
 from ..paths import ChainAnalysis
+from ..revocation import CertRevocation
 
 Scope = Literal["chain", "target"]
 
@@ -39,6 +40,7 @@ class ChainContext:
     chain: PresentedChain  # representative chain (identical for every source)
     sources: tuple[str, ...]  # addresses or files that presented it
     analysis: ChainAnalysis
+    revocation: list[CertRevocation] = field(default_factory=list)  # per certificate of the best path
     findings: list[Finding] = field(default_factory=list)  # findings so far for this chain
 
     @property

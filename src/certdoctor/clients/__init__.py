@@ -92,6 +92,8 @@ def predict(diagnosis: Diagnosis, clients: Sequence[str] | None = None) -> list[
                     host,
                     port,
                     report.sources,
+                    report.revocation,
+                    all(c.ocsp_staple for c in ev.chains if c.source in report.sources and c.address is not None),
                 )
             )
         verdicts.extend(predict_failure(p, failure, host, port) for failure in diagnosis.failures)

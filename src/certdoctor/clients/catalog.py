@@ -166,6 +166,14 @@ CAUSES: dict[str, Cause] = {
             "Get a new certificate (and a new key if the reason is key compromise).",
         ),
         _C(
+            "ocsp-invalid",
+            "An OCSP response (stapled by the server, or from the CA's responder) is invalid or out of date",
+            "certdoctor check reports ocsp-invalid or ocsp-stale with the reason (signature, responder, certificate "
+            "ID, dates); `openssl s_client -status` shows the stapled response.",
+            "Reload the server so it fetches a fresh staple for the current certificate; if the CA's responder is "
+            "at fault, report it to the CA.",
+        ),
+        _C(
             "revocation-unreachable",
             "The client could not check revocation (OCSP responder or CRL unreachable)",
             "The error mentions revocation status; the client machine cannot reach the OCSP/CRL URLs "
@@ -1373,6 +1381,20 @@ SIGNATURES: tuple[Signature, ...] = (
         "Firefox detected a TLS-intercepting product.",
         ("tls-interception",),
         "MOZILLA_PKIX_ERROR_MITM_DETECTED",
+    ),
+    _s(
+        "firefox-ocsp",
+        "Firefox",
+        ("firefox",),
+        r"SEC_ERROR_OCSP_\w*",
+        "revoked",
+        "Firefox could not accept an OCSP response: malformed, badly signed, from an unauthorized responder, about "
+        "another certificate, or out of date.",
+        ("ocsp-invalid", "revocation-unreachable"),
+        "SEC_ERROR_OCSP_BAD_SIGNATURE",
+        "SEC_ERROR_OCSP_UNAUTHORIZED_RESPONSE",
+        "SEC_ERROR_OCSP_MALFORMED_RESPONSE",
+        "SEC_ERROR_OCSP_OLD_RESPONSE",
     ),
     _s(
         "firefox-must-staple",

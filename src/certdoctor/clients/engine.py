@@ -23,6 +23,7 @@ from .. import certinfo
 from ..model import Finding, PresentedChain, TrustStore
 from ..names import match_hostname, normalise_host
 from ..paths import CUSTOM, WEAK_HASHES, CandidatePath, ChainAnalysis, Node, StoreIndex, build_paths
+from ..revocation import CertRevocation
 from .profiles import FAMILIES, PROBLEMS, ClientProfile
 
 MAX_VALIDITY_DAYS = 398
@@ -75,6 +76,7 @@ class _Facts:
 
     problems: dict[str, dict[str, str]] = field(default_factory=dict)
     note: str = ""
+    unstapled_ok: bool = True  # every source that presented the chain stapled an OCSP response
 
     def add(self, problem: str, **values: str) -> None:
         self.problems.setdefault(problem, values)
@@ -234,6 +236,39 @@ def _path_problems(
         _hostname_problems(facts, profile, leaf, host)
 
 
+# mozilla::pkix error codes for a stapled response it cannot accept, by certdoctor's error kind.
+_FIREFOX_OCSP = {
+    "parse": "MALFORMED_RESPONSE",
+    "signature": "BAD_SIGNATURE",
+    "responder": "UNAUTHORIZED_RESPONSE",
+    "certid": "UNKNOWN_CERT",
+    "future": "FUTURE_RESPONSE",
+}
+
+
+def _revocation_problems(facts: _Facts, profile: ClientProfile, revocation: Sequence[CertRevocation]) -> None:
+    """What the client does with the revocation evidence: most clients check nothing by default."""
+    revoked = [r for r in revocation if r.status == "revoked"]
+    leaf = revocation[0] if revocation and revocation[0].depth == 0 else None
+    if profile.revocation_checks == "staple" and leaf is not None:
+        staples = [a for a in leaf.answers if a.source == "staple"]
+        if any(a.revoked for a in staples):
+            facts.add("revoked")
+        for a in staples:
+            if a.error_kind in _FIREFOX_OCSP:
+                facts.add("staple-invalid", ocsp_code=_FIREFOX_OCSP[a.error_kind])
+    if profile.must_staple and leaf is not None and certinfo.must_staple(leaf.cert) and not facts.unstapled_ok:
+        facts.add("must-staple")
+    if revoked and "revoked" not in facts.problems:
+        which = "the server certificate" if revoked[0].depth == 0 else "an intermediate"
+        how = {
+            "staple": "checks only stapled OCSP responses by default",
+            "crlset": "checks only its CRLSet (public certificates Google pushes)",
+        }.get(profile.revocation_checks, "checks no revocation by default")
+        said = f"{how}, so it connects although {which} is revoked"
+        facts.note = "; ".join(x for x in (said, facts.note) if x)
+
+
 def _render(profile: ClientProfile, problem: str, values: dict[str, str]) -> str:
     template = profile.messages.get(problem) or f"certificate rejected ({problem})"
 
@@ -265,8 +300,10 @@ def predict_chain(
     host: str | None,
     port: int | None,
     sources: tuple[str, ...],
+    revocation: Sequence[CertRevocation] = (),
+    stapled: bool = True,
 ) -> ClientVerdict:
-    """The verdict of one client on one presented chain."""
+    """The verdict of one client on one presented chain (``stapled``: every source sent an OCSP staple)."""
     index = analysis.index
     _, all_paths = paths_for
     paths = _cut_for(all_paths, profile, analysis.at)
@@ -290,6 +327,8 @@ def predict_chain(
         chosen = paths[0]
         public = chosen.end == "anchor" and any(s != CUSTOM for s in chosen.anchored_in)
         _path_problems(facts, profile, chosen, analysis.at, host, public)
+    facts.unstapled_ok = stapled
+    _revocation_problems(facts, profile, revocation)
     values = {"host": normalise_host(host) if host else "", "port": str(port or "")}
     for problem in ("too-large", "too-many-certs", *profile.order):  # the handshake fails before verification
         if problem in facts.problems:

@@ -42,6 +42,9 @@ PROBLEMS: dict[str, tuple[str, ...]] = {
     "timeout": ("connection-failed",),
     "connect": ("connection-failed",),
     "resolve": ("connection-failed",),
+    "revoked": ("revoked",),
+    "staple-invalid": ("ocsp-invalid",),
+    "must-staple": ("must-staple-missing",),
 }
 
 # How problems are grouped for comparison with what real clients do ("the error family").
@@ -73,6 +76,9 @@ FAMILIES: dict[str, str] = {
     "timeout": "network",
     "connect": "network",
     "resolve": "network",
+    "revoked": "revoked",
+    "staple-invalid": "revoked",
+    "must-staple": "revoked",
 }
 
 # The order in which each verification engine reports problems (first match wins). Derived from the
@@ -123,6 +129,11 @@ class ClientProfile:
     expiry_checks_anchor: bool = True  # an expired trust anchor is an error
     max_handshake_bytes: int = 102_400  # larger certificate flights are refused (OpenSSL max_cert_list)
     max_chain_certs: int = 0  # more certificates in the Certificate message are refused (0: no limit)
+    # What revocation evidence the client acts on by default: "none", "crlset" (Chrome's pushed list of revoked
+    # public certificates: nothing for a private CA), or "staple" (it validates a stapled OCSP response and
+    # rejects a revoked or invalid one). ``must_staple``: it enforces the TLS Feature extension.
+    revocation_checks: str = "none"
+    must_staple: bool = False
 
 
 # Messages may use {host} (the name checked), {names} (the certificate's names in the client's format),
@@ -536,6 +547,7 @@ CHROME = ClientProfile(
     sha1="reject",
     public_only_rules=True,
     revocation="CRLSet only (no online OCSP/CRL checks, except EV in some versions)",
+    revocation_checks="crlset",
     order=_CHROME_ORDER,
     messages=_chrome_messages(_NET),
     notes=(
@@ -564,7 +576,10 @@ FIREFOX = ClientProfile(
     min_rsa_ca=1024,
     sha1="reject",
     public_only_rules=False,
-    revocation="CRLite/OCSP for public certificates (soft-fail); OCSP must-staple enforced",
+    revocation="stapled OCSP responses validated (revoked or invalid: rejected); OCSP must-staple enforced; "
+    "CRLite for public certificates; no OCSP fetching for domain-validated certificates (Firefox 137+)",
+    revocation_checks="staple",
+    must_staple=True,
     order=(
         "issuer-unknown-leaf",
         "issuer-unknown",
@@ -581,9 +596,15 @@ FIREFOX = ClientProfile(
         "expired",
         "not-yet-valid",
         "eku",
+        "revoked",
+        "staple-invalid",
+        "must-staple",
         *_HOSTNAME,
     ),
     messages={
+        "revoked": "SEC_ERROR_REVOKED_CERTIFICATE",
+        "staple-invalid": "SEC_ERROR_OCSP_{ocsp_code}",
+        "must-staple": "MOZILLA_PKIX_ERROR_REQUIRED_TLS_FEATURE_MISSING",
         "issuer-unknown-leaf": "SEC_ERROR_UNKNOWN_ISSUER",
         "issuer-unknown": "SEC_ERROR_UNKNOWN_ISSUER",
         "root-untrusted": "SEC_ERROR_UNKNOWN_ISSUER",
@@ -717,7 +738,8 @@ DOTNET = ClientProfile(
     min_rsa_ca=1024,
     sha1="accept",
     public_only_rules=False,
-    revocation="online OCSP/CRL by default on Windows (X509RevocationMode.Online; RevocationStatusUnknown fails)",
+    revocation="none by default in HttpClient (CheckCertificateRevocationList=false); with it on, online OCSP/CRL "
+    "and RevocationStatusUnknown/OfflineRevocation fail the connection",
     order=(
         "issuer-unknown-leaf",
         "issuer-unknown",

@@ -5,6 +5,10 @@ lab root certificate is cached too (``<state_dir>/lab-root.pem``), so the file u
 across restarts; it is re-created when it expires within 30 days or when its key or file is missing. Every
 other certificate is re-issued at each start: that is cheap, and the AIA URLs they embed contain the AIA
 server's port, which can change.
+
+The PKI also records what it issued and what it revoked (:attr:`LabPKI.issued`, :attr:`LabPKI.revocations`)
+and answers for it with CRLs and OCSP responses (:meth:`LabPKI.crl`, :meth:`LabPKI.answer_ocsp`,
+:meth:`LabPKI.ocsp_response`; built by ``revocation.py``, served by ``servers.py``).
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -20,7 +25,11 @@ from typing import Literal
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
+
+from . import revocation
+from .revocation import Responder, Revocation, Revoke
 
 KeyKind = Literal["rsa2048", "rsa1024", "ec256"]
 HashName = Literal["sha256", "sha1"]
@@ -169,12 +178,22 @@ def build_certificate(
     aia_url: str | None = None,
     hash_name: HashName = "sha256",
     key_usage: bool = True,
+    ocsp_url: str | None = None,
+    crl_url: str | None = None,
+    must_staple: bool = False,
+    ocsp_no_check: bool = False,
 ) -> x509.Certificate:
     """Issue one certificate. ``issuer`` None means self-signed with ``self_key``.
 
     CA certificates get basicConstraints CA:TRUE and keyUsage keyCertSign+cRLSign (both critical); others
     basicConstraints CA:FALSE and keyUsage digitalSignature (+keyEncipherment for RSA keys). Every
     certificate gets a subjectKeyIdentifier, and an authorityKeyIdentifier when it is not self-signed.
+
+    Revocation pointers, all optional and off by default: ``ocsp_url`` (an OCSP access description in the
+    authorityInfoAccess extension, before the caIssuers one when both are given), ``crl_url`` (a
+    cRLDistributionPoints extension with that one URI), ``must_staple`` (the non-critical TLS Feature
+    extension with status_request, RFC 7633) and ``ocsp_no_check`` (id-pkix-ocsp-nocheck, for a delegated
+    OCSP signer).
     """
     signing_key = issuer.key if issuer is not None else self_key
     if signing_key is None:
@@ -220,17 +239,28 @@ def build_certificate(
         )
     if ekus:
         builder = builder.add_extension(x509.ExtendedKeyUsage(list(ekus)), critical=False)
-    if aia_url:
-        builder = builder.add_extension(
-            x509.AuthorityInformationAccess(
-                [
-                    x509.AccessDescription(
-                        x509.AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(aia_url)
-                    )
-                ]
-            ),
-            critical=False,
+    access: list[x509.AccessDescription] = []
+    if ocsp_url:
+        access.append(
+            x509.AccessDescription(x509.AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(ocsp_url))
         )
+    if aia_url:
+        access.append(
+            x509.AccessDescription(
+                x509.AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(aia_url)
+            )
+        )
+    if access:
+        builder = builder.add_extension(x509.AuthorityInformationAccess(access), critical=False)
+    if crl_url:
+        point = x509.DistributionPoint(
+            full_name=[x509.UniformResourceIdentifier(crl_url)], relative_name=None, reasons=None, crl_issuer=None
+        )
+        builder = builder.add_extension(x509.CRLDistributionPoints([point]), critical=False)
+    if must_staple:
+        builder = builder.add_extension(x509.TLSFeature([x509.TLSFeatureType.status_request]), critical=False)
+    if ocsp_no_check:
+        builder = builder.add_extension(x509.OCSPNoCheck(), critical=False)
     if hash_name == "sha1":
         return _sign_sha1(builder, signing_key)
     return builder.sign(signing_key, _hash(hash_name))
@@ -277,10 +307,20 @@ def _sign_sha1(builder: x509.CertificateBuilder, key: PrivateKey) -> x509.Certif
 
 # --- the lab PKI --------------------------------------------------------------------------------------
 
+REVOCATION_CA = "lab-revocation-ca"
+REVOKED_CA = "lab-revoked-ca"
+OCSP_SIGNER_SLUG = "lab-revocation-ca-ocsp"  # key cache name of the delegated OCSP signer
+OCSP_SIGNER_NAME = "certdoctor Lab Revocation CA OCSP Responder"
+# The CAs whose revocation status the lab publishes (an OCSP responder and a CRL each, on the AIA server).
+REVOCATION_SLUGS: tuple[str, ...] = (ROOT_SLUG, REVOCATION_CA, REVOKED_CA)
+
 
 @dataclass(frozen=True)
 class CASpec:
-    """One CA (or CA-like) certificate of the lab, issued at every start except the root."""
+    """One CA (or CA-like) certificate of the lab, issued at every start except the root.
+
+    ``ocsp_url`` and ``crl_url`` are templates: ``{aia}`` stands for the AIA server's base URL.
+    """
 
     slug: str
     common_name: str
@@ -289,7 +329,14 @@ class CASpec:
     ca: bool = True
     starts: float = -1.0  # days relative to now
     days: float = 5 * 365
+    ocsp_url: str | None = None
+    crl_url: str | None = None
+    must_staple: bool = False
+    revoked: Revoke | None = None  # revoked by its issuer
 
+
+_ROOT_OCSP = "{aia}/ocsp/" + ROOT_SLUG
+_ROOT_CRL = "{aia}/crl/" + ROOT_SLUG + ".crl"
 
 # Order matters: issuers come before what they issue.
 CA_SPECS: tuple[CASpec, ...] = (
@@ -304,26 +351,63 @@ CA_SPECS: tuple[CASpec, ...] = (
     CASpec("untrusted-root", "certdoctor Untrusted Root", "rsa2048", None, days=10 * 365),
     CASpec("untrusted-ca", "certdoctor Untrusted CA", "rsa2048", "untrusted-root"),
     CASpec("unrelated-ca", "certdoctor Unrelated CA", "ec256", None),
+    # Revocation: both are checked at the root's OCSP responder and CRL. The Revocation CA answers for its
+    # leaves through a delegated OCSP signer (LabPKI.ocsp_signer); the Revoked CA signs its own responses.
+    CASpec(REVOCATION_CA, "certdoctor Lab Revocation CA", "rsa2048", ROOT_SLUG, ocsp_url=_ROOT_OCSP, crl_url=_ROOT_CRL),
+    CASpec(
+        REVOKED_CA,
+        "certdoctor Lab Revoked CA",
+        "rsa2048",
+        ROOT_SLUG,
+        ocsp_url=_ROOT_OCSP,
+        crl_url=_ROOT_CRL,
+        revoked=Revoke(x509.ReasonFlags.ca_compromise, days=-2),
+    ),
 )
 
 
 class LabPKI:
-    """The lab root, every intermediate and a leaf factory.
+    """The lab root, every intermediate, the delegated OCSP signer and a leaf factory.
 
     ``state_dir`` None keeps everything in memory (nothing cached). ``aia_base_url`` is the AIA server's
     base URL (``http://127.0.0.1:PORT``); each CA's ``.cer`` is at ``<aia_base_url>/<slug>.cer``.
+    ``url_values`` adds placeholders for :meth:`expand_url` (``{aia}`` is always ``aia_base_url``).
+
+    Revocation: every certificate issued by a lab CA is recorded in :attr:`issued` (issuer slug -> serials),
+    every revoked one in :attr:`revocations` (issuer slug -> serial -> :class:`Revocation`). The CAs of
+    :data:`REVOCATION_SLUGS` have an OCSP responder (:attr:`responders`): the root and the Revoked CA sign
+    their own responses; the Revocation CA's are signed by :attr:`ocsp_signer`, a delegated responder
+    certificate (EC P-256, CA:FALSE, EKU id-kp-OCSPSigning, id-pkix-ocsp-nocheck) that it issued.
     """
 
-    def __init__(self, state_dir: Path | None, aia_base_url: str, *, now: dt.datetime | None = None) -> None:
+    def __init__(
+        self,
+        state_dir: Path | None,
+        aia_base_url: str,
+        *,
+        now: dt.datetime | None = None,
+        url_values: Mapping[str, str] | None = None,
+    ) -> None:
         self.state_dir = state_dir
         self.aia_base_url = aia_base_url.rstrip("/")
+        self.url_values = {**(url_values or {}), "aia": self.aia_base_url}
         self.now = now or utcnow()
         self.keys = KeyCache(state_dir / "keys" if state_dir is not None else None)
+        self.issued: dict[str, set[int]] = {}
+        self.revocations: dict[str, dict[int, Revocation]] = {}
+        self._lock = threading.Lock()  # leaves of big scenarios are issued in worker threads
         self.root_reused = False
         self.root = self._load_or_create_root()
         self.issuers: dict[str, Issuer] = {ROOT_SLUG: self.root}
         for spec in CA_SPECS:
             self.issuers[spec.slug] = self._issue_ca(spec)
+        self.ocsp_signer = self._issue_ocsp_signer()
+        revocation_ca, revoked_ca = self.issuers[REVOCATION_CA], self.issuers[REVOKED_CA]
+        self.responders: dict[str, Responder] = {
+            ROOT_SLUG: Responder(self.root, self.root, ocsp.OCSPResponderEncoding.NAME),
+            REVOCATION_CA: Responder(revocation_ca, self.ocsp_signer, ocsp.OCSPResponderEncoding.HASH),
+            REVOKED_CA: Responder(revoked_ca, revoked_ca, ocsp.OCSPResponderEncoding.HASH),
+        }
 
     @property
     def root_path(self) -> Path | None:
@@ -331,6 +415,10 @@ class LabPKI:
 
     def aia_url(self, slug: str) -> str:
         return f"{self.aia_base_url}/{slug}.cer"
+
+    def expand_url(self, template: str) -> str:
+        """A URL template with its placeholders (``{aia}``, and those of ``url_values``) filled in."""
+        return template.format_map(self.url_values)
 
     def ca_files(self) -> dict[str, bytes]:
         """``/<slug>.cer`` -> DER, for every CA certificate (trusted or not) the lab knows."""
@@ -389,8 +477,30 @@ class LabPKI:
             dns_names=None if spec.ca else ["not-a-ca.certdoctor.test"],
             ekus=None if spec.ca else [ExtendedKeyUsageOID.SERVER_AUTH],
             aia_url=self.aia_url(spec.issuer) if spec.issuer is not None else None,
+            ocsp_url=self.expand_url(spec.ocsp_url) if spec.ocsp_url else None,
+            crl_url=self.expand_url(spec.crl_url) if spec.crl_url else None,
+            must_staple=spec.must_staple,
         )
+        if spec.issuer is not None:
+            self.register(spec.issuer, cert, spec.revoked)
         return Issuer(spec.slug, cert, key)
+
+    def _issue_ocsp_signer(self) -> Issuer:
+        key = self.keys.get(OCSP_SIGNER_SLUG, "ec256")
+        not_before = self.now - ONE_DAY
+        cert = build_certificate(
+            subject=make_name(OCSP_SIGNER_NAME, (NameOID.ORGANIZATION_NAME, ORGANIZATION)),
+            public_key=key.public_key(),
+            issuer=self.issuers[REVOCATION_CA],
+            not_before=not_before,
+            not_after=not_before + dt.timedelta(days=365),
+            ca=False,
+            ekus=[ExtendedKeyUsageOID.OCSP_SIGNING],
+            aia_url=self.aia_url(REVOCATION_CA),
+            ocsp_no_check=True,
+        )
+        self.register(REVOCATION_CA, cert)
+        return Issuer(OCSP_SIGNER_SLUG, cert, key)
 
     # leaves
 
@@ -408,10 +518,16 @@ class LabPKI:
         ekus: Sequence[ObjectIdentifier] = (ExtendedKeyUsageOID.SERVER_AUTH,),
         aia: bool = True,
         hash_name: HashName = "sha256",
+        ocsp_url: str | None = None,
+        crl_url: str | None = None,
+        must_staple: bool = False,
+        revoked: Revoke | None = None,
     ) -> tuple[x509.Certificate, PrivateKey]:
         """A server certificate. ``issuer`` is a CA slug, or None for a self-signed one.
 
         ``starts`` and ``days`` are in days: the certificate is valid from now + ``starts`` for ``days``.
+        ``ocsp_url``, ``crl_url`` and ``must_staple``: see :func:`build_certificate` (URLs, not templates).
+        The certificate is recorded in :attr:`issued`, and in :attr:`revocations` when ``revoked`` is set.
         """
         key = self.keys.get(key_name, key_kind)
         parent = self.issuers[issuer] if issuer is not None else None
@@ -428,8 +544,111 @@ class LabPKI:
             ekus=ekus,
             aia_url=self.aia_url(issuer) if issuer is not None and aia else None,
             hash_name=hash_name,
+            ocsp_url=ocsp_url,
+            crl_url=crl_url,
+            must_staple=must_staple,
         )
+        if issuer is not None:
+            self.register(issuer, cert, revoked)
         return cert, key
+
+    # revocation
+
+    def register(self, issuer: str, cert: x509.Certificate, revoked: Revoke | None = None) -> None:
+        """Record that CA ``issuer`` issued ``cert`` (its OCSP responder then says good), revoked if asked."""
+        with self._lock:
+            self.issued.setdefault(issuer, set()).add(cert.serial_number)
+        if revoked is not None:
+            self.revoke(issuer, cert.serial_number, revoked.reason, self.now + dt.timedelta(days=revoked.days))
+
+    def revoke(self, issuer: str, serial: int, reason: x509.ReasonFlags, when: dt.datetime | None = None) -> Revocation:
+        """Revoke serial ``serial`` of CA ``issuer`` at ``when`` (default: the lab's now)."""
+        revocation = Revocation(when or self.now, reason)
+        with self._lock:
+            self.revocations.setdefault(issuer, {})[serial] = revocation
+        return revocation
+
+    def status(self, issuer: str, serial: int) -> tuple[ocsp.OCSPCertStatus, Revocation | None]:
+        """REVOKED (with when and why) if revoked, GOOD if issued by ``issuer``, else UNKNOWN."""
+        with self._lock:
+            revocation = self.revocations.get(issuer, {}).get(serial)
+            issued = serial in self.issued.get(issuer, ())
+        if revocation is not None:
+            return ocsp.OCSPCertStatus.REVOKED, revocation
+        return (ocsp.OCSPCertStatus.GOOD if issued else ocsp.OCSPCertStatus.UNKNOWN), None
+
+    def revoked(self) -> dict[int, Revocation]:
+        """Every revoked serial, whatever its issuer -> (time, reason)."""
+        with self._lock:
+            return {serial: r for by_serial in self.revocations.values() for serial, r in by_serial.items()}
+
+    def crl(self, issuer: str, *, now: dt.datetime | None = None) -> x509.CertificateRevocationList:
+        """CA ``issuer``'s CRL as of ``now`` (default: the current time); see :func:`revocation.build_crl`."""
+        with self._lock:
+            revoked = dict(self.revocations.get(issuer, {}))
+        return revocation.build_crl(self.issuers[issuer], revoked, now or utcnow())
+
+    def cert_id_hashes(self, issuer: str, algorithm: hashes.HashAlgorithm) -> tuple[bytes, bytes]:
+        """(issuerNameHash, issuerKeyHash) of an OCSP CertID for the certificates CA ``issuer`` issued."""
+        return revocation.cert_id_hashes(self.issuers[issuer].cert, algorithm)
+
+    def answer_ocsp(self, issuer: str, request_der: bytes, *, now: dt.datetime | None = None) -> bytes:
+        """The DER OCSPResponse of CA ``issuer``'s responder (KeyError: it has none) to a DER OCSPRequest.
+
+        malformedRequest if the request does not parse (or holds more than one CertID, or uses a hash
+        cryptography does not know); unauthorized if its CertID names another issuer (name or key hash).
+        Otherwise the serial's :meth:`status`, signed as :attr:`responders` says, with thisUpdate now - 1 h
+        and nextUpdate now + 7 days, and the request's nonce echoed if it sent one.
+        """
+        responder = self.responders[issuer]
+        try:
+            cert_id = revocation.parse_request(request_der)
+        except ValueError:
+            return revocation.unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
+        expected = revocation.cert_id_hashes(responder.ca.cert, cert_id.algorithm)
+        if (cert_id.issuer_name_hash, cert_id.issuer_key_hash) != expected:
+            return revocation.unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED)
+        now = now or utcnow()
+        status, revoked = self.status(issuer, cert_id.serial)
+        return revocation.sign_response(
+            responder,
+            cert_id,
+            status,
+            revoked,
+            this_update=now - revocation.STATUS_BACKDATE,
+            next_update=now + revocation.STATUS_VALIDITY,
+        )
+
+    def ocsp_response(
+        self,
+        cert: x509.Certificate,
+        issuer: str,
+        *,
+        this_update: dt.datetime | None = None,
+        next_update: dt.datetime | None = None,
+        algorithm: hashes.HashAlgorithm | None = None,
+    ) -> bytes:
+        """A DER OCSPResponse for ``cert``, signed as CA ``issuer``'s responder signs (for staples and tests).
+
+        ``this_update`` / ``next_update`` default to now - 1 h / now + 7 days; the CertID hash defaults to
+        SHA-1 (what clients put in their requests). The status is the one :meth:`status` gives.
+        """
+        responder = self.responders[issuer]
+        if cert.issuer != responder.ca.cert.subject:
+            raise ValueError(f"the certificate was not issued by {issuer}")
+        algorithm = algorithm or hashes.SHA1()
+        name_hash, key_hash = revocation.cert_id_hashes(responder.ca.cert, algorithm)
+        cert_id = revocation.CertID(algorithm, name_hash, key_hash, cert.serial_number)
+        status, revoked = self.status(issuer, cert.serial_number)
+        now = utcnow()
+        return revocation.sign_response(
+            responder,
+            cert_id,
+            status,
+            revoked,
+            this_update=this_update or now - revocation.STATUS_BACKDATE,
+            next_update=next_update or now + revocation.STATUS_VALIDITY,
+        )
 
 
 def _der(tag: int, content: bytes) -> bytes:

@@ -9,9 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, overload
 
+from cryptography.x509 import ReasonFlags
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
-from .pki import HashName, KeyKind
+from .pki import REVOCATION_CA, REVOKED_CA, HashName, KeyKind
+from .revocation import Revoke
 
 DOMAIN = "certdoctor.test"
 SERVER_AUTH = ExtendedKeyUsageOID.SERVER_AUTH
@@ -40,6 +42,12 @@ class LeafSpec:
     ekus: tuple[ObjectIdentifier, ...] = (SERVER_AUTH,)
     aia: bool = True
     hash: HashName = "sha256"
+    # Revocation pointers: URL templates, "{aia}" is the AIA server's base URL, "{unreachable}" a URL on a
+    # loopback port that refuses connections (Lab.unreachable_ocsp_url).
+    ocsp_url: str | None = None
+    crl_url: str | None = None
+    must_staple: bool = False  # TLS Feature extension (status_request)
+    revoked: Revoke | None = None  # revoked by its issuer (reason, when)
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,10 @@ class ServeSpec:
     filler: int = 0  # number of small unrelated self-signed certificates appended after ``chain``
     second_address: LeafSpec | None = None  # if set: also served on 127.0.0.2, same port, with this leaf
     no_sni: LeafSpec | None = None  # if set: the leaf sent when the ClientHello carries no SNI
+    # If set: served by OpenSSL through pyOpenSSL (the ssl module cannot staple), stapling an OCSP response
+    # for the leaf from its issuer's responder to clients that ask: "good" is fresh (thisUpdate now - 1 h,
+    # nextUpdate now + 7 days), "stale" expired 3 days ago (thisUpdate now - 10 days, nextUpdate now - 3 days).
+    staple: Literal["good", "stale"] | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +123,21 @@ def _s(
         hostile=hostile,
         _spec=spec or ServeSpec(),
     )
+
+
+REVOCATION_CA_OCSP = "{aia}/ocsp/" + REVOCATION_CA  # answered by the CA's delegated OCSP signer
+REVOCATION_CA_CRL = "{aia}/crl/" + REVOCATION_CA + ".crl"
+
+
+def _revocation_leaf(
+    *,
+    issuer: str = REVOCATION_CA,
+    ocsp_url: str | None = REVOCATION_CA_OCSP,
+    crl_url: str | None = None,
+    must_staple: bool = False,
+    revoked: Revoke | None = None,
+) -> LeafSpec:
+    return LeafSpec(issuer=issuer, ocsp_url=ocsp_url, crl_url=crl_url, must_staple=must_staple, revoked=revoked)
 
 
 SCENARIOS: ScenarioTable = ScenarioTable(
@@ -314,6 +341,65 @@ SCENARIOS: ScenarioTable = ScenarioTable(
                     )
                 )
             ),
+        ),
+        # --- revocation (appended after the hostile ones so that earlier ports stay where they were) ---
+        _s(
+            "revoked-ocsp",
+            "The leaf certificate is revoked; its CA's OCSP responder says so.",
+            ("revoked", "stapling-absent"),
+            spec=ServeSpec(
+                leaf=_revocation_leaf(revoked=Revoke(ReasonFlags.key_compromise, days=-1)),
+                chain=(REVOCATION_CA,),
+            ),
+        ),
+        _s(
+            "revoked-crl",
+            "The leaf certificate is revoked; only its CA's CRL says so (no OCSP URL).",
+            ("revoked",),
+            spec=ServeSpec(
+                leaf=_revocation_leaf(
+                    ocsp_url=None, crl_url=REVOCATION_CA_CRL, revoked=Revoke(ReasonFlags.superseded, days=-1)
+                ),
+                chain=(REVOCATION_CA,),
+            ),
+        ),
+        _s(
+            "revoked-intermediate",
+            "The leaf is fine but its intermediate CA was revoked by the root.",
+            ("revoked", "stapling-absent"),
+            spec=ServeSpec(
+                leaf=_revocation_leaf(issuer=REVOKED_CA, ocsp_url="{aia}/ocsp/" + REVOKED_CA),
+                chain=(REVOKED_CA,),
+            ),
+        ),
+        _s(
+            "good-stapled",
+            "A good chain whose server staples a fresh OCSP response.",
+            spec=ServeSpec(leaf=_revocation_leaf(), chain=(REVOCATION_CA,), staple="good"),
+        ),
+        _s(
+            "stale-staple",
+            "The server staples an OCSP response that expired 3 days ago.",
+            ("ocsp-stale",),
+            spec=ServeSpec(leaf=_revocation_leaf(), chain=(REVOCATION_CA,), staple="stale"),
+        ),
+        _s(
+            "must-staple",
+            "The leaf demands OCSP stapling (TLS Feature extension) but the server does not staple.",
+            ("must-staple-missing",),
+            spec=ServeSpec(leaf=_revocation_leaf(must_staple=True), chain=(REVOCATION_CA,)),
+        ),
+        _s(
+            "ocsp-unreachable",
+            "The leaf's OCSP responder refuses connections and there is no CRL.",
+            ("revocation-unknown", "stapling-absent"),
+            spec=ServeSpec(leaf=_revocation_leaf(ocsp_url="{unreachable}"), chain=(REVOCATION_CA,)),
+        ),
+        _s(
+            "ocsp-garbage",
+            "The leaf's OCSP responder answers with random bytes.",
+            ("ocsp-invalid", "revocation-unknown", "stapling-absent"),
+            spec=ServeSpec(leaf=_revocation_leaf(ocsp_url="{aia}/ocsp-garbage"), chain=(REVOCATION_CA,)),
         ),
     )
 )

@@ -3,12 +3,19 @@
 Everything runs on one asyncio event loop in a background daemon thread. Sockets are bound in the caller's
 thread first, so a busy port is reported before any work is done, and the AIA port is known before the
 certificates (whose AIA URLs contain it) are issued.
+
+TLS is the ``ssl`` module's, except for scenarios that staple an OCSP response (``ssl`` cannot): those are
+served by OpenSSL through pyOpenSSL, over memory BIOs driven from the same event loop.
+
+The AIA server also publishes revocation status (see :meth:`Lab.add_revocation_routes` for the routes):
+an OCSP responder and a CRL for each CA of :data:`pki.REVOCATION_SLUGS`, plus misbehaving responders.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import errno
 import logging
 import os
@@ -22,12 +29,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509 import ocsp
+from OpenSSL import SSL
 
 from ..certinfo import is_ip
-from . import pki
+from . import pki, revocation
 from .scenarios import SCENARIOS, LeafSpec, Scenario
 
 if TYPE_CHECKING:
@@ -40,6 +50,7 @@ HANDSHAKE_TIMEOUT = 10.0
 SHUTDOWN_TIMEOUT = 2.0
 MAX_HEAD = 16 * 1024  # bytes of request line + headers
 MAX_BODY = 64 * 1024  # bytes of request body (OCSP requests are small)
+TLS_CHUNK = 64 * 1024  # bytes moved at once between a socket and a memory BIO
 START_TIMEOUT = 30.0
 SECOND_ADDRESS = "127.0.0.2"
 BIG_CHAIN = 1000  # chains with at least this many filler certificates are built in a worker thread
@@ -72,33 +83,65 @@ class HttpResponse:
     body: bytes = b""
     content_type: str = "text/plain; charset=utf-8"
     headers: tuple[tuple[str, str], ...] = ()
+    hold: bool = False  # send nothing at all: keep the connection open until the client leaves or the lab stops
 
+
+HOLD = HttpResponse(0, hold=True)
 
 RouteHandler = Callable[[HttpRequest], HttpResponse | Awaitable[HttpResponse]]
 
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 413: "Too Large"}
+_METHOD_NOT_ALLOWED = HttpResponse(405, b"method not allowed\n")
+
+
+DEFAULT_METHODS = frozenset({"GET", "HEAD", "POST"})
+_Route = tuple[RouteHandler, frozenset[str] | None]
 
 
 class Router:
-    """Exact-path routes. Add one with :meth:`add` (any handler) or :meth:`add_static` (fixed bytes)."""
+    """Exact-path routes (:meth:`add`, :meth:`add_static`) and prefix routes (:meth:`add_prefix`).
+
+    An exact route wins over prefix routes; among prefixes, the longest match wins. A route answers the
+    ``methods`` it was added with (None: any method); other methods get 405.
+    """
 
     def __init__(self) -> None:
-        self._routes: dict[str, RouteHandler] = {}
+        self._routes: dict[str, _Route] = {}
+        self._prefixes: dict[str, _Route] = {}
 
-    def add(self, path: str, handler: RouteHandler) -> None:
-        self._routes[path] = handler
+    def add(self, path: str, handler: RouteHandler, methods: frozenset[str] | None = DEFAULT_METHODS) -> None:
+        self._routes[path] = (handler, methods)
 
     def add_static(self, path: str, body: bytes, content_type: str) -> None:
         response = HttpResponse(200, body, content_type)
         self.add(path, lambda request: response)
 
+    def add_prefix(self, prefix: str, handler: RouteHandler, methods: frozenset[str] | None = DEFAULT_METHODS) -> None:
+        """Serve every path that starts with ``prefix`` (the handler gets the full path)."""
+        self._prefixes[prefix] = (handler, methods)
+
     def paths(self) -> list[str]:
         return sorted(self._routes)
 
+    def prefixes(self) -> list[str]:
+        return sorted(self._prefixes)
+
+    def _find(self, path: str) -> _Route | None:
+        route = self._routes.get(path)
+        if route is not None:
+            return route
+        matches = [prefix for prefix in self._prefixes if path.startswith(prefix)]
+        return self._prefixes[max(matches, key=len)] if matches else None
+
     async def dispatch(self, request: HttpRequest) -> HttpResponse:
-        handler = self._routes.get(request.path)
-        if handler is None:
+        route = self._find(request.path)
+        if route is None:
+            if request.method not in DEFAULT_METHODS:
+                return _METHOD_NOT_ALLOWED
             return HttpResponse(404, b"not found\n")
+        handler, methods = route
+        if methods is not None and request.method not in methods:
+            return _METHOD_NOT_ALLOWED
         result = handler(request)
         if isinstance(result, Awaitable):
             result = await result
@@ -109,7 +152,23 @@ class BadRequest(Exception):
     pass
 
 
-async def read_request(reader: asyncio.StreamReader) -> HttpRequest:
+class Reader(Protocol):
+    """What :func:`read_request` reads from: an asyncio.StreamReader, or :class:`MemoryTLS`."""
+
+    async def readuntil(self, separator: bytes = ...) -> bytes: ...
+
+    async def readexactly(self, n: int) -> bytes: ...
+
+
+class Writer(Protocol):
+    """What :func:`write_response` writes to: an asyncio.StreamWriter, or :class:`MemoryTLS`."""
+
+    def write(self, data: bytes) -> None: ...
+
+    async def drain(self) -> None: ...
+
+
+async def read_request(reader: Reader) -> HttpRequest:
     """Read one request head (and a Content-Length body), bounded by MAX_HEAD / MAX_BODY."""
     try:
         head = await reader.readuntil(b"\r\n\r\n")
@@ -135,7 +194,7 @@ async def read_request(reader: asyncio.StreamReader) -> HttpRequest:
     return HttpRequest(method.upper(), path, query, headers, body)
 
 
-async def write_response(writer: asyncio.StreamWriter, response: HttpResponse, *, head_only: bool = False) -> None:
+async def write_response(writer: Writer, response: HttpResponse, *, head_only: bool = False) -> None:
     reason = _REASONS.get(response.status, "Unknown")
     lines = [
         f"HTTP/1.1 {response.status} {reason}",
@@ -158,7 +217,130 @@ async def _close(writer: asyncio.StreamWriter) -> None:
         writer.transport.abort()
 
 
-_QUIET = (OSError, EOFError, TimeoutError, asyncio.IncompleteReadError, BadRequest, UnicodeError)
+_QUIET = (OSError, EOFError, TimeoutError, asyncio.IncompleteReadError, BadRequest, UnicodeError, SSL.Error)
+
+
+# --- OpenSSL (pyOpenSSL) over memory BIOs, for the scenarios that staple ---------------------------------
+
+
+class MemoryTLS:
+    """The server side of one TLS connection: a pyOpenSSL Connection over memory BIOs, fed from asyncio.
+
+    Ciphertext moves between the socket (``reader`` / ``writer``) and OpenSSL's memory BIOs; plaintext is
+    offered as :class:`Reader` / :class:`Writer`, so :func:`read_request` and :func:`write_response` work
+    unchanged. Reads hold at most ``MAX_HEAD`` bytes of a request head, as with the other servers.
+    """
+
+    def __init__(self, context: SSL.Context, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.conn = SSL.Connection(context, None)
+        self.conn.set_accept_state()
+        self.reader = reader
+        self.writer = writer
+        self._plain = bytearray()
+
+    def _flush(self) -> None:
+        """Hand whatever OpenSSL wrote (handshake records, alerts, application data) to the socket."""
+        while True:
+            try:
+                data = self.conn.bio_read(TLS_CHUNK)
+            except SSL.WantReadError:
+                return
+            if not data:
+                return
+            self.writer.write(data)
+
+    async def _receive(self) -> None:
+        """Send what is pending, then give OpenSSL the next bytes from the socket."""
+        self._flush()
+        await self.writer.drain()
+        data = await self.reader.read(TLS_CHUNK)
+        if not data:
+            raise EOFError("connection closed by the client")
+        self.conn.bio_write(data)
+
+    async def handshake(self) -> None:
+        while True:
+            try:
+                self.conn.do_handshake()
+            except SSL.WantReadError:
+                await self._receive()
+                continue
+            except SSL.Error:
+                self._flush()  # the alert, if OpenSSL made one
+                raise
+            break
+        self._flush()
+        await self.writer.drain()
+
+    async def _fill(self) -> None:
+        while True:
+            try:
+                data = self.conn.recv(TLS_CHUNK)
+            except SSL.WantReadError:
+                await self._receive()
+                continue
+            except SSL.ZeroReturnError:  # close_notify
+                raise asyncio.IncompleteReadError(bytes(self._plain), None) from None
+            self._plain += data
+            return
+
+    async def readuntil(self, separator: bytes = b"\n") -> bytes:
+        while (index := self._plain.find(separator)) < 0:
+            if len(self._plain) > MAX_HEAD:
+                raise asyncio.LimitOverrunError("separator not found within the limit", len(self._plain))
+            await self._fill()
+        end = index + len(separator)
+        if end > MAX_HEAD:
+            raise asyncio.LimitOverrunError("separator found beyond the limit", end)
+        data = bytes(self._plain[:end])
+        del self._plain[:end]
+        return data
+
+    async def readexactly(self, n: int) -> bytes:
+        while len(self._plain) < n:
+            await self._fill()
+        data = bytes(self._plain[:n])
+        del self._plain[:n]
+        return data
+
+    def write(self, data: bytes) -> None:
+        self.conn.sendall(data)
+        self._flush()
+
+    async def drain(self) -> None:
+        self._flush()
+        await self.writer.drain()
+
+    async def close(self) -> None:
+        """Send close_notify, then close the socket."""
+        with contextlib.suppress(SSL.Error):
+            self.conn.shutdown()
+        self._flush()
+        with contextlib.suppress(OSError, TimeoutError):
+            await asyncio.wait_for(self.writer.drain(), SHUTDOWN_TIMEOUT)
+        await _close(self.writer)
+
+
+def _openssl_context(chain_path: Path, key_path: Path, staple: Callable[[], bytes]) -> SSL.Context:
+    """A server context like :func:`_server_context` that staples ``staple()`` to clients that ask for it."""
+    ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
+    ctx.set_min_proto_version(SSL.TLS1_2_VERSION)  # as the ssl module's server contexts
+    ctx.set_options(SSL.OP_NO_COMPRESSION | SSL.OP_CIPHER_SERVER_PREFERENCE | SSL.OP_NO_RENEGOTIATION)
+    ctx.set_cipher_list(b"DEFAULT:@SECLEVEL=0")  # before loading the chain, as in _server_context
+    ctx.use_certificate_chain_file(str(chain_path))
+    ctx.use_privatekey_file(str(key_path))
+    ctx.check_privatekey()
+
+    def ocsp_callback(conn: SSL.Connection, data: object) -> bytes:
+        # Called by OpenSSL only when the ClientHello carries status_request; b"" means no staple.
+        try:
+            return staple()
+        except Exception:  # never break the handshake over a staple
+            log.debug("lab: cannot build the OCSP staple", exc_info=True)
+            return b""
+
+    ctx.set_ocsp_server_callback(ocsp_callback)
+    return ctx
 
 
 # --- endpoints ------------------------------------------------------------------------------------------
@@ -236,6 +418,7 @@ class _Listener:
     address: str
     ssl_context: ssl.SSLContext | None = None
     kind: str = "tls"  # "tls", "stall", "garbage" or "aia"
+    openssl_context: SSL.Context | None = None  # set instead of ssl_context for the stapling scenarios
 
     @property
     def label(self) -> str:
@@ -249,9 +432,10 @@ class _Built:
     chain_path: Path
     key_path: Path
     contexts: dict[str, ssl.SSLContext] = field(default_factory=dict)  # address -> context
+    openssl_context: SSL.Context | None = None  # stapling scenarios: served with pyOpenSSL on every address
 
 
-def _leaf_args(scenario: Scenario, spec: LeafSpec) -> dict[str, object]:
+def _leaf_args(scenario: Scenario, spec: LeafSpec, expand_url: Callable[[str], str]) -> dict[str, object]:
     dns = spec.dns_names if spec.dns_names is not None else (scenario.hostname,)
     return {
         "key_name": spec.key_name or f"leaf-{scenario.name}",
@@ -265,6 +449,10 @@ def _leaf_args(scenario: Scenario, spec: LeafSpec) -> dict[str, object]:
         "ekus": spec.ekus,
         "aia": spec.aia,
         "hash_name": spec.hash,
+        "ocsp_url": expand_url(spec.ocsp_url) if spec.ocsp_url else None,
+        "crl_url": expand_url(spec.crl_url) if spec.crl_url else None,
+        "must_staple": spec.must_staple,
+        "revoked": spec.revoked,
     }
 
 
@@ -283,8 +471,8 @@ class _Builder:
         self.pki = lab_pki
         self.chains_dir = chains_dir
 
-    def _write(self, stem: str, scenario: Scenario, spec: LeafSpec) -> tuple[Path, Path]:
-        leaf, key = self.pki.issue_leaf(**_leaf_args(scenario, spec))  # type: ignore[arg-type]
+    def _write(self, stem: str, scenario: Scenario, spec: LeafSpec) -> tuple[Path, Path, x509.Certificate]:
+        leaf, key = self.pki.issue_leaf(**_leaf_args(scenario, spec, self.pki.expand_url))  # type: ignore[arg-type]
         serve = scenario._spec
         chain = [leaf, *(self.pki.issuers[slug].cert for slug in serve.chain)]
         if serve.filler:
@@ -293,16 +481,36 @@ class _Builder:
         key_path = self.chains_dir / f"{stem}.key"
         pki.write_atomic(chain_path, pki.certs_pem(chain))
         pki.write_atomic(key_path, pki.key_pem(key), private=True)
-        return chain_path, key_path
+        return chain_path, key_path, leaf
+
+    def _stapler(self, leaf: x509.Certificate, issuer: str, staple: Literal["good", "stale"]) -> Callable[[], bytes]:
+        """What the server staples for ``leaf``: a response of ``issuer``'s responder, built per handshake."""
+
+        def build() -> bytes:
+            now = pki.utcnow()
+            if staple == "stale":
+                return self.pki.ocsp_response(
+                    leaf, issuer, this_update=now - dt.timedelta(days=10), next_update=now - dt.timedelta(days=3)
+                )
+            return self.pki.ocsp_response(leaf, issuer)
+
+        return build
 
     def build(self, scenario: Scenario, addresses: tuple[str, ...]) -> _Built:
         serve = scenario._spec
         name = scenario.name
         if serve.kind != "tls":
             return _Built(self.chains_dir / f"{name}.pem", self.chains_dir / f"{name}.key")
+        if serve.staple is not None:
+            issuer = serve.leaf.issuer
+            if serve.no_sni is not None or serve.second_address is not None or issuer not in self.pki.responders:
+                raise ValueError(f"{name}: a stapling scenario has one leaf, issued by a CA with an OCSP responder")
+            chain_path, key_path, leaf = self._write(name, scenario, serve.leaf)
+            stapler = self._stapler(leaf, issuer, serve.staple)
+            return _Built(chain_path, key_path, openssl_context=_openssl_context(chain_path, key_path, stapler))
         if serve.no_sni is not None:
-            chain_path, key_path = self._write(name, scenario, serve.no_sni)
-            sni_chain, sni_key = self._write(f"{name}@sni", scenario, serve.leaf)
+            chain_path, key_path, _ = self._write(name, scenario, serve.no_sni)
+            sni_chain, sni_key, _ = self._write(f"{name}@sni", scenario, serve.leaf)
             default_ctx = _server_context(chain_path, key_path)
             sni_ctx = _server_context(sni_chain, sni_key)
 
@@ -312,10 +520,10 @@ class _Builder:
 
             default_ctx.sni_callback = switch  # type: ignore[assignment]
             return _Built(chain_path, key_path, {a: default_ctx for a in addresses})
-        chain_path, key_path = self._write(name, scenario, serve.leaf)
+        chain_path, key_path, _ = self._write(name, scenario, serve.leaf)
         built = _Built(chain_path, key_path, {addresses[0]: _server_context(chain_path, key_path)})
         if serve.second_address is not None and len(addresses) > 1:
-            other_chain, other_key = self._write(f"{name}@{addresses[1]}", scenario, serve.second_address)
+            other_chain, other_key, _ = self._write(f"{name}@{addresses[1]}", scenario, serve.second_address)
             built.contexts[addresses[1]] = _server_context(other_chain, other_key)
         return built
 
@@ -358,6 +566,11 @@ class Lab:
     :data:`SCENARIOS` on ``port_base + 1 + i``. ``bind`` is the listening address (a wildcard is fine; the
     commands then use 127.0.0.1). multi-address additionally listens on 127.0.0.2 when ``bind`` is
     127.0.0.1.
+
+    Revocation, once started: :meth:`ocsp_url` and :meth:`crl_url` locate the OCSP responders and CRLs of the
+    CAs in :data:`pki.REVOCATION_SLUGS`; :attr:`unreachable_ocsp_url` is a URL whose port refuses
+    connections; :meth:`ocsp_response` builds a response the way a responder signs it; :attr:`revoked` lists
+    what is revoked. ``lab.pki.ocsp_signer`` is the Revocation CA's delegated OCSP signer.
     """
 
     def __init__(
@@ -380,6 +593,8 @@ class Lab:
         self.aia_port = 0
         self.pki: pki.LabPKI | None = None
         self.start_seconds: float | None = None
+        self.unreachable_ocsp_url = ""  # http://127.0.0.1:PORT/ocsp, PORT bound but not listening
+        self._unreachable: socket.socket | None = None
         self._listeners: list[_Listener] = []
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -395,6 +610,49 @@ class Lab:
         if self.pki is None:
             raise RuntimeError("lab: not started")
         return self.pki.root.cert
+
+    def _started_pki(self) -> pki.LabPKI:
+        if self.pki is None:
+            raise RuntimeError("lab: not started")
+        return self.pki
+
+    # revocation
+
+    def ocsp_url(self, slug: str, *, route: Literal["ocsp", "ocsp-get-only", "ocsp-slow"] = "ocsp") -> str:
+        """The OCSP responder URL of CA ``slug`` (one of :data:`pki.REVOCATION_SLUGS`).
+
+        ``route`` "ocsp-get-only" is the same responder refusing POST (HTTP 405); "ocsp-slow" never answers.
+        """
+        return f"{self.aia_base_url}/{route}/{slug}"
+
+    def crl_url(self, slug: str, pem: bool = False) -> str:
+        """The URL of CA ``slug``'s CRL, DER (``.crl``) or PEM (``.pem``)."""
+        return f"{self.aia_base_url}/crl/{slug}.{'pem' if pem else 'crl'}"
+
+    @property
+    def ocsp_garbage_url(self) -> str:
+        """A "responder" answering 2 KiB of random bytes as application/ocsp-response."""
+        return f"{self.aia_base_url}/ocsp-garbage"
+
+    def ocsp_response(
+        self,
+        cert: x509.Certificate,
+        issuer_slug: str,
+        *,
+        this_update: dt.datetime | None = None,
+        next_update: dt.datetime | None = None,
+    ) -> bytes:
+        """A DER OCSP response for ``cert``, signed as ``issuer_slug``'s responder signs its answers.
+
+        ``this_update`` / ``next_update`` default to now - 1 hour / now + 7 days. See
+        :meth:`pki.LabPKI.ocsp_response`.
+        """
+        return self._started_pki().ocsp_response(cert, issuer_slug, this_update=this_update, next_update=next_update)
+
+    @property
+    def revoked(self) -> dict[int, revocation.Revocation]:
+        """Every revoked serial (any issuer) -> (revocation time, reason); per issuer: ``pki.revocations``."""
+        return self._started_pki().revoked()
 
     @property
     def connect_address(self) -> str:
@@ -492,6 +750,22 @@ class Lab:
                 _Listener(scenario, second, SECOND_ADDRESS, kind=kind),
             ]
             self._addresses[scenario.name] = (self.bind, SECOND_ADDRESS)
+        self._reserve_unreachable()
+
+    def _reserve_unreachable(self) -> None:
+        """Bind, but never listen on, a loopback port: connecting to it is refused for the lab's lifetime.
+
+        No SO_REUSEADDR, so nobody else can bind (and listen on) that port meanwhile.
+        """
+        address = self.connect_address
+        sock = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.bind((address, 0))
+        except OSError as exc:
+            sock.close()
+            raise LabStartError(_busy_message("the unreachable OCSP responder", address, 0, exc)) from exc
+        self._unreachable = sock
+        self.unreachable_ocsp_url = f"http://{_bracket(address)}:{sock.getsockname()[1]}/ocsp"
 
     def _bind_pair(self, scenario: Scenario, port: int) -> tuple[socket.socket, socket.socket]:
         """The same port on 127.0.0.1 and 127.0.0.2 (with port 0: retry until one is free on both)."""
@@ -510,9 +784,10 @@ class Lab:
     def _build_all(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.aia_base_url = f"http://{_bracket(self.connect_address)}:{self.aia_port}"
-        self.pki = pki.LabPKI(self.state_dir, self.aia_base_url)
+        self.pki = pki.LabPKI(self.state_dir, self.aia_base_url, url_values={"unreachable": self.unreachable_ocsp_url})
         for path, der in self.pki.ca_files().items():
             self.router.add_static(path, der, "application/pkix-cert")
+        self.add_revocation_routes()
         builder = _Builder(self.pki, self.state_dir / "chains")
         # OpenSSL 3 needs ~0.1 ms to parse each certificate, so loading a huge chain takes over a second.
         # It releases the GIL meanwhile: build the big ones in worker threads while building the rest.
@@ -534,7 +809,10 @@ class Lab:
         for listener in self._listeners:
             if listener.kind == "tls" and listener.scenario is not None:
                 b = built[listener.scenario.name]
-                listener.ssl_context = b.contexts.get(listener.address) or next(iter(b.contexts.values()))
+                if b.openssl_context is not None:
+                    listener.openssl_context = b.openssl_context
+                else:
+                    listener.ssl_context = b.contexts.get(listener.address) or next(iter(b.contexts.values()))
 
     def _listener_port(self, scenario: Scenario) -> int:
         for listener in self._listeners:
@@ -546,6 +824,64 @@ class Lab:
         for listener in self._listeners:
             listener.sock.close()
         self._listeners = []
+        if self._unreachable is not None:
+            self._unreachable.close()
+            self._unreachable = None
+
+    # revocation routes on the AIA server
+
+    def add_revocation_routes(self) -> None:
+        """Add the revocation routes to the AIA server (done by start).
+
+        - ``POST /ocsp/<slug>`` (body: a DER OCSPRequest) and ``GET /ocsp/<slug>/<url-encoded base64 of the
+          request>`` (RFC 6960 A.1): the DER OCSPResponse of CA ``<slug>``'s responder, see
+          :meth:`pki.LabPKI.answer_ocsp`. HTTP 404 for a CA without a responder.
+        - ``/ocsp-get-only/<slug>...``: the same responder, but POST gets HTTP 405.
+        - ``/ocsp-slow/...`` (any method): never answers; the connection is held until the client leaves or
+          the lab stops.
+        - ``/ocsp-garbage`` and anything below it (any method): 2 KiB of random bytes, as
+          application/ocsp-response.
+        - ``GET /crl/<slug>.crl`` (DER) and ``/crl/<slug>.pem`` (PEM): CA ``<slug>``'s CRL, signed anew for
+          each request (:meth:`pki.LabPKI.crl`).
+        """
+        self.router.add_prefix("/ocsp/", self._ocsp_route("/ocsp/", get_only=False))
+        self.router.add_prefix("/ocsp-get-only/", self._ocsp_route("/ocsp-get-only/", get_only=True))
+        for path, handler in (("/ocsp-slow", _hold), ("/ocsp-garbage", _garbage_ocsp)):
+            self.router.add(path, handler, methods=None)
+            self.router.add_prefix(path + "/", handler, methods=None)
+        for slug in pki.REVOCATION_SLUGS:
+            self.router.add(f"/crl/{slug}.crl", self._crl_route(slug, pem=False))
+            self.router.add(f"/crl/{slug}.pem", self._crl_route(slug, pem=True))
+
+    def _ocsp_route(self, prefix: str, *, get_only: bool) -> RouteHandler:
+        def handle(request: HttpRequest) -> HttpResponse:
+            lab_pki = self._started_pki()
+            slug, _, encoded = request.path[len(prefix) :].partition("/")
+            if slug not in lab_pki.responders:
+                return HttpResponse(404, b"no OCSP responder here\n")
+            if request.method == "POST":
+                if get_only:
+                    return HttpResponse(405, b"this responder only answers GET\n", headers=(("Allow", "GET"),))
+                der = request.body
+            else:
+                der = revocation.decode_get(encoded)
+            try:
+                answer = lab_pki.answer_ocsp(slug, der)
+            except Exception:  # a request the lab did not foresee; still answer in OCSP
+                log.debug("lab: OCSP responder %s failed", slug, exc_info=True)
+                answer = revocation.unsuccessful(ocsp.OCSPResponseStatus.INTERNAL_ERROR)
+            return HttpResponse(200, answer, "application/ocsp-response")
+
+        return handle
+
+    def _crl_route(self, slug: str, *, pem: bool) -> RouteHandler:
+        def handle(request: HttpRequest) -> HttpResponse:
+            crl = self._started_pki().crl(slug)
+            if pem:
+                return HttpResponse(200, crl.public_bytes(serialization.Encoding.PEM), "application/x-pem-file")
+            return HttpResponse(200, crl.public_bytes(serialization.Encoding.DER), "application/pkix-crl")
+
+        return handle
 
     # the event loop thread
 
@@ -587,6 +923,8 @@ class Lab:
     async def _serve(self, listener: _Listener) -> asyncio.Server:
         handlers = {"tls": self._handle_tls, "stall": self._handle_stall, "garbage": self._handle_garbage}
         handler = self._handle_aia if listener.kind == "aia" else handlers[listener.kind]
+        if listener.openssl_context is not None:
+            handler = self._handle_openssl
 
         async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             task = asyncio.current_task()
@@ -625,16 +963,24 @@ class Lab:
         except BadRequest as exc:
             await write_response(writer, HttpResponse(400, f"{exc}\n".encode()))
         else:
-            if request.method in ("GET", "HEAD", "POST"):
-                response = await self.router.dispatch(request)
-            else:
-                response = HttpResponse(405, b"method not allowed\n")
+            response = await self.router.dispatch(request)
+            if response.hold:
+                # Say nothing; read (and drop) until the client leaves. Stopping the lab cancels this task.
+                while await reader.read(4096):
+                    pass
+                writer.transport.abort()
+                return
             await write_response(writer, response, head_only=request.method == "HEAD")
         await _close(writer)
 
     async def _handle_tls(
         self, listener: _Listener, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        await self._answer_https(listener, reader, writer)
+        await _close(writer)
+
+    async def _answer_https(self, listener: _Listener, reader: Reader, writer: Writer) -> None:
+        """Read one request (within REQUEST_TIMEOUT) and say which scenario this is."""
         scenario = listener.scenario
         assert scenario is not None
         try:
@@ -644,7 +990,16 @@ class Lab:
         else:
             body = f"certdoctor lab: {scenario.name} ({listener.address})\n{scenario.description}\n"
             await write_response(writer, HttpResponse(200, body.encode()), head_only=request.method == "HEAD")
-        await _close(writer)
+
+    async def _handle_openssl(
+        self, listener: _Listener, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """As _handle_tls, with TLS done by pyOpenSSL (the stapling scenarios)."""
+        assert listener.openssl_context is not None
+        tls = MemoryTLS(listener.openssl_context, reader, writer)
+        await asyncio.wait_for(tls.handshake(), HANDSHAKE_TIMEOUT)
+        await self._answer_https(listener, tls, tls)
+        await tls.close()
 
     async def _handle_stall(
         self, listener: _Listener, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -664,6 +1019,14 @@ class Lab:
         writer.write(bytes(data))
         await writer.drain()
         await _close(writer)
+
+
+def _hold(request: HttpRequest) -> HttpResponse:
+    return HOLD
+
+
+def _garbage_ocsp(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(200, revocation.garbage(), "application/ocsp-response")
 
 
 def _quiet_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
@@ -688,6 +1051,8 @@ def _print_json_listing(lab: Lab) -> None:
     doc = {
         "root": str(lab.root_path),
         "aia": lab.aia_base_url,
+        "ocsp": {slug: lab.ocsp_url(slug) for slug in pki.REVOCATION_SLUGS},
+        "crl": {slug: lab.crl_url(slug) for slug in pki.REVOCATION_SLUGS},
         "scenarios": [
             {
                 "name": e.scenario.name,
@@ -743,6 +1108,12 @@ def serve_foreground(state_dir: Path | None, port_base: int, console: Console, *
         console.print(f"Lab root certificate: {lab.root_path}", markup=False, highlight=False)
         console.print(
             f"Trust it explicitly: curl --cacert {root} ...  |  certdoctor check --ca-file {root} ...",
+            markup=False,
+            highlight=False,
+        )
+        console.print(
+            f"OCSP responders: {lab.aia_base_url}/ocsp/<ca>  CRLs: {lab.aia_base_url}/crl/<ca>.crl  "
+            f"(<ca>: {', '.join(pki.REVOCATION_SLUGS)})",
             markup=False,
             highlight=False,
         )

@@ -106,6 +106,39 @@ def _trust_line(report: ChainReport, extra: bool) -> Text:
     return t
 
 
+_REVOCATION_STYLE = {
+    "revoked": ("✗ revoked", "red"),
+    "good": ("✓ good", "green"),
+    "unknown": ("? unknown", "yellow"),
+    "unchecked": ("not checked (--no-revocation)", "dim"),
+    "no-issuer": ("not checkable (issuer unknown)", "dim"),
+    "no-source": ("no OCSP or CRL URL", "dim"),
+}
+_ANSWER_SOURCE = {"staple": "stapled OCSP", "ocsp": "OCSP", "crl": "CRL"}
+
+
+def _revocation_line(report: ChainReport) -> Text | None:
+    if not report.revocation:
+        return None
+    t = Text("  revoc. ", style="bold")
+    if all(s.status == "no-source" for s in report.revocation):
+        return t.append("no OCSP or CRL URL in the chain (nothing to check)", style="dim")
+    for i, status in enumerate(report.revocation):
+        if i:
+            t.append(" · ")
+        position = report.analysis.position(status.cert)
+        t.append(f"#{position} " if position is not None else f"{clean(certinfo.display_name(status.cert), 60)} ")
+        text, style = _REVOCATION_STYLE[status.status]
+        decided = status.decided_by
+        if decided is not None:
+            text += f" ({_ANSWER_SOURCE[decided.source]}"
+            if decided.revoked_at is not None:
+                text += f" {decided.revoked_at:%Y-%m-%d}, {clean(decided.reason or 'unspecified')}"
+            text += ")"
+        t.append(text, style=style)
+    return t
+
+
 def _finding(f: Finding, verbose: bool = True) -> list[Text | Padding]:
     head = Text(f"{SEVERITY_MARK[f.severity]} {f.severity.value.upper():<7} ", style=SEVERITY_STYLE[f.severity])
     head.append(f.id, style="bold")
@@ -190,6 +223,9 @@ def render(d: Diagnosis, console: Console, *, quiet: bool = False, clients: bool
                 )
             console.print(_path_line(r))
             console.print(_trust_line(r, bool(ev.extra_roots)))
+            revocation = _revocation_line(r)
+            if revocation is not None:
+                console.print(revocation)
         for note in d.notes:
             console.print(Text(f"note: {clean(note)}", style="dim"))
         console.print()

@@ -1,0 +1,294 @@
+"""Bounded HTTP downloads for evidence collection (AIA issuers, OCSP, CRLs).
+
+Every URL here comes from a certificate a server sent, so the URL, the server behind it and the response
+are untrusted: each request is bounded in time (the whole request, not per read) and in size, compressed
+bodies are inflated with a cap, and failures come back as a :class:`Download` with ``error`` set, never as
+an exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import zlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Generic, TypeVar
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:  # httpx is imported lazily: it costs ~150 ms of CLI start-up
+    import httpx
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+__all__ = ["BoundedHttp", "Download", "SharedResults", "format_seconds", "format_size"]
+
+
+def format_size(size: int) -> str:
+    if size % (1024 * 1024) == 0:
+        return f"{size // (1024 * 1024)} MiB"
+    if size % 1024 == 0:
+        return f"{size // 1024} KiB"
+    return f"{size} bytes"
+
+
+def format_seconds(seconds: float) -> str:
+    """1 -> "1", 0.5 -> "0.5", 2.345 -> "2.3"."""
+    return f"{round(seconds, 1):g}"
+
+
+@dataclass(frozen=True)
+class Download:
+    """The outcome of one request: ``body`` on HTTP 200, else ``error`` (and ``status`` when one came back)."""
+
+    url: str
+    body: bytes | None = None
+    error: str | None = None
+    status: int | None = None
+    content_type: str | None = None
+    size: int = 0  # bytes received on the wire
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class BoundedHttp:
+    """One shared ``httpx.AsyncClient`` plus the limits every download obeys."""
+
+    def __init__(
+        self,
+        *,
+        timeout: float = 5.0,
+        max_bytes: int = 262_144,
+        max_redirects: int = 3,
+        user_agent: str = "certdoctor",
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.timeout = timeout
+        self.max_bytes = max_bytes
+        self.max_redirects = max_redirects
+        self._user_agent = user_agent
+        self._client = client
+        self._owns_client = client is None
+
+    async def __aenter__(self) -> BoundedHttp:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._owns_client and self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+
+    def _get_client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            import httpx
+
+            # verify=False: an https URL in a certificate is a courtesy channel; what is downloaded is
+            # signed data (certificates, OCSP responses, CRLs) whose signatures the checks verify, so TLS
+            # adds nothing but failures (and recursion: OCSP over https needs revocation checking).
+            self._client = httpx.AsyncClient(
+                timeout=httpx.Timeout(self.timeout),
+                follow_redirects=True,
+                max_redirects=self.max_redirects,
+                verify=False,
+                headers={"User-Agent": self._user_agent, "Accept-Encoding": "identity"},
+            )
+        return self._client
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+        max_bytes: int | None = None,
+    ) -> Download:
+        """Send one request; never raises (except cancellation). ``timeout`` bounds the whole request."""
+        limit = self.max_bytes if max_bytes is None else max_bytes
+        seconds = self.timeout if timeout is None else max(0.001, timeout)
+        try:
+            scheme = urlsplit(url).scheme.lower()
+        except ValueError:
+            scheme = ""
+        if scheme not in ("http", "https"):
+            return Download(url=url, error="unsupported URL scheme")
+        try:
+            return await self._request(method, url, content, headers, seconds, limit)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # defensive: never let a download bug escape
+            return Download(url=url, error=f"unexpected error: {type(exc).__name__}: {exc}")
+
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        content: bytes | None,
+        headers: dict[str, str] | None,
+        seconds: float,
+        limit: int,
+    ) -> Download:
+        import httpx
+
+        status: int | None = None
+        content_type: str | None = None
+        size = 0
+        encoding = ""
+        try:
+            async with asyncio.timeout(seconds):
+                async with self._get_client().stream(
+                    method, url, content=content, headers=headers, timeout=seconds
+                ) as response:
+                    status = response.status_code
+                    content_type = response.headers.get("content-type")
+                    if status != 200:
+                        phrase = f" {response.reason_phrase}" if response.reason_phrase else ""
+                        error = f"HTTP {status}{phrase}"
+                        return Download(url=url, error=error, status=status, content_type=content_type)
+                    declared = response.headers.get("content-length", "")
+                    if declared.isdigit() and int(declared) > limit:
+                        raise _TooLarge
+                    body = bytearray()
+                    async for chunk in response.aiter_raw():
+                        body += chunk
+                        if len(body) > limit:
+                            raise _TooLarge
+                    size = len(body)
+                    encoding = response.headers.get("content-encoding", "").strip().lower()
+        except _TooLarge:
+            return Download(
+                url=url,
+                error=f"response larger than {format_size(limit)}",
+                status=status,
+                content_type=content_type,
+                size=limit,
+            )
+        except (TimeoutError, httpx.TimeoutException):
+            return Download(
+                url=url, error=f"timed out after {format_seconds(seconds)} s", status=status, content_type=content_type
+            )
+        except httpx.TooManyRedirects:
+            return Download(url=url, error=f"more than {self.max_redirects} redirects", status=status)
+        except httpx.UnsupportedProtocol:
+            return Download(url=url, error="unsupported URL scheme (after a redirect)", status=status)
+        except httpx.ConnectError as exc:
+            return Download(url=url, error=f"cannot connect: {_connect_reason(exc)}", status=status)
+        except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
+            return Download(url=url, error=f"download failed: {exc}", status=status)
+
+        data = bytes(body)
+        if encoding not in ("", "identity"):
+            try:
+                data = _inflate(data, encoding, limit)
+            except _TooLarge:
+                return Download(
+                    url=url,
+                    error=f"response larger than {format_size(limit)} once decompressed",
+                    status=status,
+                    content_type=content_type,
+                    size=size,
+                )
+            except (zlib.error, ValueError) as exc:
+                return Download(
+                    url=url,
+                    error=f"cannot decode {encoding} content: {exc}",
+                    status=status,
+                    content_type=content_type,
+                    size=size,
+                )
+        return Download(url=url, body=data, status=status, content_type=content_type, size=size)
+
+
+def _connect_reason(exc: BaseException) -> str:
+    """The OS-level reason behind httpx's "All connection attempts failed"."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            break
+        if isinstance(seen, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(seen, OSError) and seen.strerror:
+            return seen.strerror.lower()
+        seen = seen.__cause__ or seen.__context__
+    text = str(exc)
+    if "Connection refused" in text or "Errno 111" in text:
+        return "connection refused"
+    return text or type(exc).__name__
+
+
+def _inflate(data: bytes, encoding: str, limit: int) -> bytes:
+    if encoding in ("gzip", "x-gzip"):
+        decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    elif encoding == "deflate":  # zlib-wrapped per the RFC, raw deflate in practice too
+        decoder = zlib.decompressobj(zlib.MAX_WBITS if data[:1] == b"\x78" else -zlib.MAX_WBITS)
+    else:
+        raise ValueError("unsupported content encoding")
+    out = decoder.decompress(data, limit + 1)
+    if len(out) > limit or decoder.unconsumed_tail:
+        raise _TooLarge
+    return out
+
+
+class SharedResults(Generic[K, V]):
+    """Results by key, shared by every caller: concurrent requests for one key run one task, and a result
+    is kept until its expiry (seconds since the epoch; None: for the life of the object).
+    """
+
+    def __init__(self) -> None:
+        self._results: dict[K, tuple[V, float | None]] = {}
+        self._pending: dict[K, asyncio.Task[V]] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._results)
+
+    async def get(
+        self,
+        key: K,
+        make: Callable[[], Awaitable[V]],
+        expires: Callable[[V], float | None] = lambda _value: None,
+    ) -> V:
+        entry = self._results.get(key)
+        if entry is not None:
+            value, until = entry
+            if until is None or until > time.time():
+                self.hits += 1
+                return value
+            del self._results[key]
+        task = self._pending.get(key)
+        if task is None:
+            self.misses += 1
+            task = asyncio.ensure_future(self._run(key, make, expires))
+            self._pending[key] = task
+        # shield: one impatient caller being cancelled must not cancel the work the others share.
+        return await asyncio.shield(task)
+
+    async def _run(self, key: K, make: Callable[[], Awaitable[V]], expires: Callable[[V], float | None]) -> V:
+        try:
+            value = await make()
+            self._results[key] = (value, expires(value))
+            return value
+        finally:
+            self._pending.pop(key, None)
+
+    async def aclose(self) -> None:
+        pending = list(self._pending.values())
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        self._pending.clear()
