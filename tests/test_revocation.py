@@ -416,6 +416,16 @@ def test_openssl_ocsp_agrees(lab: Lab, tmp_path: Path, scenario: str, depth: int
     assert theirs == status.status
 
 
+def _openssl_verify(
+    lab: Lab, tmp_path: Path, flag: str, crls: Path, leaf: x509.Certificate, intermediate: x509.Certificate
+) -> subprocess.CompletedProcess[str]:
+    argv = [OPENSSL or "openssl", "verify", flag, "-CAfile", str(lab.root_path)]
+    argv += ["-untrusted", _pem(tmp_path, "intermediate", intermediate), "-CRLfile", str(crls)]
+    return subprocess.run(
+        [*argv, _pem(tmp_path, "leaf", leaf)], capture_output=True, text=True, timeout=20, check=False
+    )
+
+
 @needs_openssl
 @pytest.mark.parametrize(("scenario", "expected"), [("revoked-crl", "revoked"), ("good-stapled", "good")])
 def test_openssl_verify_crl_check_agrees(lab: Lab, tmp_path: Path, scenario: str, expected: str) -> None:
@@ -424,24 +434,7 @@ def test_openssl_verify_crl_check_agrees(lab: Lab, tmp_path: Path, scenario: str
     leaf, intermediate = chain_of(lab, scenario)[:2]
     crl = tmp_path / "ca.crl.pem"
     crl.write_bytes(httpx.get(lab.crl_url("lab-revocation-ca", pem=True), timeout=5).content)
-    out = subprocess.run(
-        [
-            OPENSSL or "openssl",
-            "verify",
-            "-crl_check",
-            "-CAfile",
-            str(lab.root_path),
-            "-untrusted",
-            _pem(tmp_path, "intermediate", intermediate),
-            "-CRLfile",
-            str(crl),
-            _pem(tmp_path, "leaf", leaf),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=20,
-        check=False,
-    )
+    out = _openssl_verify(lab, tmp_path, "-crl_check", crl, leaf, intermediate)
     theirs = "revoked" if "certificate revoked" in out.stdout + out.stderr else ("good" if out.returncode == 0 else "?")
     ours = evaluate_crl(crl.read_bytes(), leaf, intermediate, dt.datetime.now(dt.UTC), url="file")
     assert theirs == expected == ours.status, out.stdout + out.stderr
@@ -457,24 +450,7 @@ def test_openssl_verify_crl_check_all_agrees_on_the_revoked_intermediate(lab: La
         httpx.get(lab.crl_url("lab-root", pem=True), timeout=5).content
         + httpx.get(lab.crl_url("lab-revoked-ca", pem=True), timeout=5).content
     )
-    out = subprocess.run(
-        [
-            OPENSSL or "openssl",
-            "verify",
-            "-crl_check_all",
-            "-CAfile",
-            str(lab.root_path),
-            "-untrusted",
-            _pem(tmp_path, "intermediate", intermediate),
-            "-CRLfile",
-            str(crls),
-            _pem(tmp_path, "leaf", leaf),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=20,
-        check=False,
-    )
+    out = _openssl_verify(lab, tmp_path, "-crl_check_all", crls, leaf, intermediate)
     assert out.returncode != 0 and "certificate revoked" in out.stdout + out.stderr
     assert "at 1 depth" in out.stdout + out.stderr  # openssl blames the intermediate, as certdoctor does
     d = check(lab, "revoked-intermediate")

@@ -6,13 +6,12 @@ decompression); failures come back as an :class:`AiaFetch` with ``error`` set.
 
 from __future__ import annotations
 
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 from ..certinfo import ca_issuer_urls  # re-exported: one implementation
 from ..model import AiaFetch
 from .files import CertificateParseError, parse_certificates
-from .http import BoundedHttp, SharedResults
+from .http import AsyncClosing, BoundedHttp, SharedResults
 
 if TYPE_CHECKING:
     import httpx
@@ -22,7 +21,7 @@ __all__ = ["AiaFetcher", "ca_issuer_urls"]
 _USER_AGENT = "certdoctor (AIA caIssuers fetch)"
 
 
-class AiaFetcher:
+class AiaFetcher(AsyncClosing):
     """Fetches AIA URLs with a per-instance cache; concurrent fetches of one URL share one request."""
 
     def __init__(
@@ -37,17 +36,6 @@ class AiaFetcher:
             timeout=timeout, max_bytes=max_bytes, max_redirects=max_redirects, user_agent=_USER_AGENT, client=client
         )
         self._results: SharedResults[str, AiaFetch] = SharedResults()
-
-    async def __aenter__(self) -> AiaFetcher:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         await self._results.aclose()

@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, Self, TypeVar
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:  # httpx is imported lazily: it costs ~150 ms of CLI start-up
@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # httpx is imported lazily: it costs ~150 ms of CLI start-up
 K = TypeVar("K")
 V = TypeVar("V")
 
-__all__ = ["BoundedHttp", "Download", "SharedResults", "format_seconds", "format_size"]
+__all__ = ["AsyncClosing", "BoundedHttp", "Download", "SharedResults", "format_seconds", "format_size"]
 
 
 def format_size(size: int) -> str:
@@ -55,7 +55,25 @@ class _TooLarge(Exception):
     pass
 
 
-class BoundedHttp:
+class AsyncClosing:
+    """``async with x:`` closes ``x`` (its ``aclose()``) on the way out."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:  # pragma: no cover - overridden
+        pass
+
+
+class BoundedHttp(AsyncClosing):
     """One shared ``httpx.AsyncClient`` plus the limits every download obeys."""
 
     def __init__(
@@ -73,17 +91,6 @@ class BoundedHttp:
         self._user_agent = user_agent
         self._client = client
         self._owns_client = client is None
-
-    async def __aenter__(self) -> BoundedHttp:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         if self._owns_client and self._client is not None:

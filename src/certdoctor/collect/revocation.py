@@ -21,7 +21,6 @@ import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from types import TracebackType
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
@@ -39,7 +38,7 @@ from ..revocation import (
     ocsp_request,
     urls,
 )
-from .http import BoundedHttp, Download, SharedResults, format_seconds
+from .http import AsyncClosing, BoundedHttp, Download, SharedResults, format_seconds
 
 if TYPE_CHECKING:
     import httpx
@@ -65,7 +64,7 @@ def _until(next_update: datetime | None) -> float:
     return until if until > now else now + FAILURE_TTL
 
 
-class RevocationFetcher:
+class RevocationFetcher(AsyncClosing):
     """OCSP and CRL lookups with a cache shared by every target diagnosed with this fetcher."""
 
     def __init__(
@@ -80,17 +79,6 @@ class RevocationFetcher:
         self._max_crl_bytes = max_crl_bytes
         self._ocsp: SharedResults[str, RevocationFetch] = SharedResults()
         self._crl: SharedResults[str, RevocationFetch] = SharedResults()
-
-    async def __aenter__(self) -> RevocationFetcher:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         await self._ocsp.aclose()
