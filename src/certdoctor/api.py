@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
@@ -76,6 +76,7 @@ class ChainReport:
     chain: PresentedChain
     analysis: ChainAnalysis
     revocation: tuple[CertRevocation, ...] = ()  # one per certificate of the best path (trust anchor excluded)
+    chain_findings: tuple[Finding, ...] = ()  # what the chain checks found on this chain
 
 
 @dataclass(frozen=True)
@@ -340,97 +341,30 @@ async def diagnose_async(
     either way), within ``revocation_timeout`` seconds in all (default 5). ``aia_fetcher`` and
     ``revocation_fetcher`` may be shared across calls to share their caches.
     """
-    from .collect.aia import AiaFetcher
-    from .collect.files import CertificateParseError, load_certificate_files, load_chain_file
-    from .collect.handshake import ResolveError, fetch_chain
-    from .collect.handshake import resolve as resolve_name
-    from .collect.stores import DEFAULT_STORES
+    from .session import Session
 
     started = time.perf_counter()
-    when = _parse_at(at)
-    explicit_stores = trust_stores is not None
-    store_names = list(trust_stores) if trust_stores is not None else list(DEFAULT_STORES)
-    stores, notes = _load_stores(store_names, explicit_stores)
-    try:
-        extra = [*ca_certs, *load_certificate_files(ca_files)] if ca_files else list(ca_certs)
-        expected = tuple(load_certificate_files([expect])) if expect else None
-    except CertificateParseError as exc:
-        raise DiagnoseError(str(exc)) from exc
-    key_public = None
-    if key:
-        from .collect.keys import KeyLoadError, load_private_key
-
-        try:
-            key_public = load_private_key(key, key_password).public_key()
-        except KeyLoadError as exc:
-            raise DiagnoseError(str(exc)) from exc
-    if not stores and not extra:
-        raise DiagnoseError("no trust store available: select one with --trust-store or give --ca-file")
-
-    if files:
-        if target:
-            raise DiagnoseError("give either a server or --file, not both")
-        tgt = Target(name=None if name is _UNSET else name, port=0, sni=None, files=tuple(files))
-        chains = [load_chain_file(f, max_certs=MAX_CHAIN) for f in files]
-    else:
-        if not target:
-            raise DiagnoseError("no target: give HOST[:PORT], a URL, or --file")
-        host, tport = parse_target(target, port or 443)
-        if port:
-            tport = port
-        verify_name = host if name is _UNSET else name
-        send_sni = (None if certinfo.is_ip(host) else host) if sni is _UNSET else sni
-        tgt = Target(name=verify_name, port=tport, sni=send_sni, addresses=tuple(resolve))
-        addresses = list(resolve)
-        if not addresses:
-            try:
-                addresses = await resolve_name(host, tport, timeout)
-            except ResolveError as exc:
-                raise DiagnoseError(str(exc)) from exc
-        chains = list(
-            await asyncio.gather(*(fetch_chain(a, tport, send_sni, timeout, max_certs=MAX_CHAIN) for a in addresses))
-        )
-
-    index = StoreIndex(stores, extra)
-    aia: dict[str, AiaFetch] = {}
-    groups = _group(chains)
-    if fetch_aia and groups:
-        own = aia_fetcher is None
-        fetcher = aia_fetcher or AiaFetcher(timeout=min(timeout, 10.0))
-        try:
-            aia = await _collect_aia([c for _, c in groups], index, fetcher)
-        finally:
-            if own:
-                await fetcher.aclose()
-
-    client_stores: tuple[TrustStore, ...] = ()
-    if clients:
-        from .clients import CLIENT_STORES
-
-        loaded, _ = _load_stores(CLIENT_STORES, explicit=False)
-        client_stores = tuple(loaded)
-
-    evidence = Evidence(
-        target=tgt,
-        at=when,
-        chains=tuple(chains),
-        stores=tuple(stores),
-        aia=aia,
-        extra_roots=tuple(extra),
-        expected=expected,
-        expected_source=expect,
+    session = Session(
+        timeout=timeout,
+        ca_files=ca_files,
+        ca_certs=ca_certs,
+        trust_stores=trust_stores,
+        at=at,
+        expect=expect,
         warn_days=warn_days,
-        key_public=key_public,
-        key_source=key,
-        client_stores=client_stores,
-        revocation_checked=revocation,
+        fetch_aia=fetch_aia,
+        aia_fetcher=aia_fetcher,
+        key=key,
+        key_password=key_password,
+        clients=clients,
+        revocation=revocation,
+        revocation_timeout=revocation_timeout,
+        revocation_fetcher=revocation_fetcher,
     )
-    analyses = {fps: analyse(chain, evidence, index) for fps, chain in _distinct(chains)}
-    if revocation and analyses:
-        evidence = await _collect_revocation(
-            evidence, analyses, revocation_fetcher, revocation_timeout or DEFAULT_REVOCATION_TIMEOUT
-        )
-    return judge(evidence, index=index, notes=notes, started=started, analyses=analyses)
+    async with session:
+        tgt, host = session.target_for(target, port=port, files=files, name=name, resolve=resolve, sni=sni)
+        chains = await session.collect_chains(tgt, host)
+        return await session.judge_chains(tgt, chains, started=started)
 
 
 def judge(
@@ -440,26 +374,38 @@ def judge(
     notes: Sequence[str] = (),
     started: float | None = None,
     analyses: dict[tuple[str, ...], ChainAnalysis] | None = None,
+    judged: Callable[[tuple[str, ...], list[PresentedChain]], Any] | None = None,
 ) -> Diagnosis:
     """Run every registered check on collected evidence. Pure: no network or file access.
 
     ``analyses``: path analyses already computed for this evidence, by the chain's fingerprints.
+    ``judged(sources, members)``: a cache of earlier judgements of the same chain presented the same way
+    (a :class:`certdoctor.session.ChainJudgement`, or None); used by sessions that diagnose many targets.
     """
-    from .checks import ChainContext, TargetContext, run_checks
+    from .checks import ChainContext, TargetContext, run_chain_checks, run_checks
 
     started = time.perf_counter() if started is None else started
     index = index or StoreIndex(evidence.stores, evidence.extra_roots)
     analyses = analyses or {}
     contexts = []
     for sources, chain in _group(evidence.chains):
-        fps = tuple(certinfo.fingerprint(x) for x in chain.certs)
-        analysis = analyses.get(fps) or analyse(chain, evidence, index)
         members = [c for c in evidence.chains if c.source in sources]
-        status = assess(evidence, path_pairs(analysis.best.nodes, analysis.best.end), members)
-        contexts.append(ChainContext(evidence, chain, sources, analysis, revocation=status))
+        hit = judged(sources, members) if judged is not None else None
+        if hit is not None:
+            ctx = ChainContext(evidence, chain, sources, hit.analysis, revocation=list(hit.revocation))
+            ctx.findings = list(hit.findings)
+        else:
+            fps = tuple(certinfo.fingerprint(x) for x in chain.certs)
+            analysis = analyses.get(fps) or analyse(chain, evidence, index)
+            status = assess(evidence, path_pairs(analysis.best.nodes, analysis.best.end), members)
+            ctx = ChainContext(evidence, chain, sources, analysis, revocation=status)
+            run_chain_checks(ctx)
+        contexts.append(ctx)
     failures = [c for c in evidence.chains if not c.ok]
-    findings = run_checks(TargetContext(evidence, contexts, failures))
-    reports = tuple(ChainReport(c.sources, c.chain, c.analysis, tuple(c.revocation)) for c in contexts)
+    findings = run_checks(TargetContext(evidence, contexts, failures), chains_done=True)
+    reports = tuple(
+        ChainReport(c.sources, c.chain, c.analysis, tuple(c.revocation), tuple(c.findings)) for c in contexts
+    )
     return Diagnosis(
         evidence.target,
         evidence,

@@ -24,10 +24,29 @@ examples:
 exit status: 0 no errors, 1 problems found, 2 usage or connection error
 """
 
+SCAN_EXAMPLES = """\
+input: one target per line (# comments), or CSV with a header (host,port,sni,name,addr):
+  example.com
+  example.com:8443
+  https://example.com:8443/health
+  example.com:443,sni=www.example.com       # another SNI
+  example.com:443,addr=192.0.2.10           # connect here instead of resolving (repeatable)
+
+examples:
+  certdoctor scan hosts.txt > results.jsonl          # JSON Lines when stdout is not a terminal
+  certdoctor scan hosts.txt --csv -o results.csv
+  cut -d, -f1 inventory.csv | certdoctor scan - --concurrency 500 --rate 200
+  certdoctor scan hosts.txt -o results.jsonl --resume results.jsonl   # continue after Ctrl-C
+  jq -r 'select(.verdict != "valid") | [.target, (.findings | map(.id) | join(" "))] | @tsv' results.jsonl
+
+exit status: 0 every target valid, 1 problems found, 2 usage error, 130 interrupted (what was done is written)
+"""
+
 MAIN_EXAMPLES = """\
 examples:
   certdoctor demo                      # start the local lab and diagnose every scenario
   certdoctor check example.com         # diagnose a server
+  certdoctor scan hosts.txt > out.jsonl   # many servers, streaming one JSON line per target
   certdoctor lab                       # run the lab in the foreground to test your own clients
   certdoctor inspect fullchain.pem     # every certificate in a file, with roles and links
   certdoctor fix cert.crt bundle.crt   # write a correct fullchain.pem from a pile of files
@@ -102,6 +121,38 @@ def _add_check_options(p: argparse.ArgumentParser) -> None:
         help="time budget for all OCSP/CRL lookups of one check (default 5)",
     )
     _add_output_options(p)
+
+
+def _add_scan_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", metavar="FILE", help="targets, one per line or CSV; '-' reads stdin")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--jsonl", action="store_true", help="JSON Lines (the default when stdout is not a terminal)")
+    fmt.add_argument("--csv", action="store_true", help="CSV, one row per target, with a header")
+    p.add_argument("-o", "--output", metavar="FILE", help="write records to FILE instead of stdout")
+    p.add_argument("--resume", metavar="FILE", help="skip the targets already in FILE (an earlier -o) and append")
+    p.add_argument("--concurrency", type=int, default=100, metavar="N", help="targets in flight (default 100)")
+    p.add_argument(
+        "-w", "--workers", type=int, metavar="K", help="processes, each with its own event loop (default: one per core)"
+    )
+    p.add_argument("--rate", type=float, metavar="R", help="start at most R targets per second (default: no cap)")
+    p.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="per connection (default 10)")
+    p.add_argument(
+        "--retries", type=int, default=2, metavar="N", help="retries of transient connection failures (default 2)"
+    )
+    p.add_argument("--full", action="store_true", help="the whole `check --json` document per target")
+    p.add_argument("--clients", action="store_true", help="add per-client predictions to each record")
+    p.add_argument("--ca-file", action="append", default=[], metavar="FILE", help="extra trusted root(s)")
+    p.add_argument("--trust-store", action="append", metavar="NAME", help="store(s) to judge against")
+    p.add_argument("--at", metavar="DATE", help="judge as of this date/time (default: when the scan starts)")
+    p.add_argument("--warn-days", type=int, default=30, metavar="N", help="expiring-soon threshold (default 30)")
+    p.add_argument("--no-aia", action="store_true", help="do not download missing intermediates")
+    p.add_argument("--no-revocation", action="store_true", help="no OCSP/CRL lookups (staples are still judged)")
+    p.add_argument(
+        "--revocation-timeout", type=float, default=5.0, metavar="SECONDS", help="OCSP/CRL budget per target"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--no-color", action="store_true", help="no colours (also honoured: NO_COLOR)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress and no summary on stderr")
 
 
 def _add_resolve_option(p: argparse.ArgumentParser) -> None:
@@ -261,6 +312,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explain.add_argument("text", nargs="*", help="the error text (words are joined); '-' or nothing: read stdin")
     _add_output_options(explain)
+
+    scan = sub.add_parser(
+        "scan",
+        help="diagnose many servers, streaming one record per target",
+        epilog=SCAN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Diagnose every target of FILE (or stdin) with the same checks as `check`, many at a time, "
+        "writing one record per target as it completes. Progress and the summary go to stderr.",
+    )
+    _add_scan_options(scan)
 
     clients = sub.add_parser(
         "clients",
@@ -767,8 +828,15 @@ def cmd_clients(ns: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_scan(ns: argparse.Namespace) -> int:
+    from .scan.command import run
+
+    return run(ns, _console(ns, stderr=True))
+
+
 COMMANDS = {
     "check": cmd_check,
+    "scan": cmd_scan,
     "explain": cmd_explain,
     "clients": cmd_clients,
     "inspect": cmd_inspect,

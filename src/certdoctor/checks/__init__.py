@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .registry import REGISTRY, ChainContext, CheckInfo, Hit, TargetContext, check, run_checks
+from .registry import REGISTRY, ChainContext, CheckInfo, Hit, TargetContext, check, run_chain_checks, run_checks
 
 _FAMILIES = (
     "validity",
@@ -26,4 +26,14 @@ def load_all() -> None:
         importlib.import_module(f"{__name__}.{family}")
 
 
-__all__ = ["REGISTRY", "ChainContext", "CheckInfo", "Hit", "TargetContext", "check", "load_all", "run_checks"]
+__all__ = [
+    "REGISTRY",
+    "ChainContext",
+    "CheckInfo",
+    "Hit",
+    "TargetContext",
+    "check",
+    "load_all",
+    "run_chain_checks",
+    "run_checks",
+]

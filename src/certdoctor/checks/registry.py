@@ -141,23 +141,34 @@ def _run(info: CheckInfo, ctx: Any) -> list[Hit]:
         ]
 
 
-def run_checks(target_ctx: TargetContext) -> list[Finding]:
-    """Run every chain check on every distinct chain, then every target check."""
+def _sorted_checks() -> list[CheckInfo]:
     from . import load_all
 
     load_all()
+    return sorted(REGISTRY.values(), key=lambda c: c.order)
+
+
+def run_chain_checks(ctx: ChainContext) -> list[Finding]:
+    """Every chain check on one distinct chain (the results also go to ``ctx.findings``)."""
+    for info in _sorted_checks():
+        if info.scope != "chain":
+            continue
+        for hit in _run(info, ctx):
+            ctx.findings.append(make_finding(info, hit, ctx.sources, ctx.chain))
+    return ctx.findings
+
+
+def run_checks(target_ctx: TargetContext, *, chains_done: bool = False) -> list[Finding]:
+    """Run every chain check on every distinct chain, then every target check.
+
+    ``chains_done``: the chain contexts already hold their findings (e.g. from a cache); only the target
+    checks run.
+    """
     findings: list[Finding] = []
-    checks = sorted(REGISTRY.values(), key=lambda c: c.order)
     for ctx in target_ctx.chains:
-        for info in checks:
-            if info.scope != "chain":
-                continue
-            for hit in _run(info, ctx):
-                f = make_finding(info, hit, ctx.sources, ctx.chain)
-                ctx.findings.append(f)
-                findings.append(f)
-    target_ctx.findings = findings
-    for info in checks:
+        findings.extend(ctx.findings if chains_done else run_chain_checks(ctx))
+    target_ctx.findings = list(findings)
+    for info in _sorted_checks():
         if info.scope != "target":
             continue
         for hit in _run(info, target_ctx):

@@ -254,7 +254,8 @@ class SharedResults(Generic[K, V]):
     is kept until its expiry (seconds since the epoch; None: for the life of the object).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_entries: int = 20_000) -> None:
+        self.max_entries = max_entries  # the oldest results are dropped beyond this (bounded memory in scans)
         self._results: dict[K, tuple[V, float | None]] = {}
         self._pending: dict[K, asyncio.Task[V]] = {}
         self.hits = 0
@@ -288,6 +289,8 @@ class SharedResults(Generic[K, V]):
         try:
             value = await make()
             self._results[key] = (value, expires(value))
+            if len(self._results) > self.max_entries:
+                del self._results[next(iter(self._results))]
             return value
         finally:
             self._pending.pop(key, None)

@@ -54,6 +54,7 @@ TLS_CHUNK = 64 * 1024  # bytes moved at once between a socket and a memory BIO
 START_TIMEOUT = 30.0
 SECOND_ADDRESS = "127.0.0.2"
 BIG_CHAIN = 1000  # chains with at least this many filler certificates are built in a worker thread
+STAPLE_REFRESH = 300.0  # seconds a stapling server keeps serving the same OCSP response
 
 
 def default_state_dir() -> Path:
@@ -484,15 +485,22 @@ class _Builder:
         return chain_path, key_path, leaf
 
     def _stapler(self, leaf: x509.Certificate, issuer: str, staple: Literal["good", "stale"]) -> Callable[[], bytes]:
-        """What the server staples for ``leaf``: a response of ``issuer``'s responder, built per handshake."""
+        """What the server staples for ``leaf``: a response of ``issuer``'s responder, refreshed every
+        STAPLE_REFRESH like a real server's stapling cache (so clients see the same bytes meanwhile)."""
+        cached: list[tuple[float, bytes]] = []
 
         def build() -> bytes:
+            if cached and time.monotonic() - cached[0][0] < STAPLE_REFRESH:
+                return cached[0][1]
             now = pki.utcnow()
             if staple == "stale":
-                return self.pki.ocsp_response(
+                der = self.pki.ocsp_response(
                     leaf, issuer, this_update=now - dt.timedelta(days=10), next_update=now - dt.timedelta(days=3)
                 )
-            return self.pki.ocsp_response(leaf, issuer)
+            else:
+                der = self.pki.ocsp_response(leaf, issuer)
+            cached[:] = [(time.monotonic(), der)]
+            return der
 
         return build
 

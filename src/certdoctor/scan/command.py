@@ -1,0 +1,227 @@
+"""The ``certdoctor scan`` command: options → :func:`run_scan`, with a progress bar and a summary on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ..api import DiagnoseError
+from ..render.escape import clean
+from ..session import Session
+from .driver import Summary, count_targets, done_keys, repair_tail, run_scan
+from .engine import Meta, ScanOptions
+from .records import csv_header
+from .targets import BadLine
+
+SMALL_SCAN = 200  # fewer targets than this: one process (forking workers would cost more than it saves)
+MARK = {"valid": "✓", "invalid": "✗", "unreachable": "✗", "bad-input": "?"}
+
+
+def _session_kwargs(ns: argparse.Namespace) -> dict[str, Any]:
+    from ..api import _parse_at
+
+    return {
+        "timeout": ns.timeout,
+        "ca_files": ns.ca_file,
+        "trust_stores": ns.trust_store,
+        "at": _parse_at(ns.at),  # one moment for the whole scan (and every worker)
+        "warn_days": ns.warn_days,
+        "fetch_aia": not ns.no_aia,
+        "revocation": not ns.no_revocation,
+        "revocation_timeout": ns.revocation_timeout,
+    }
+
+
+def _text_line(meta: Meta) -> str:
+    mark = MARK.get(meta.verdict, "?")
+    head = f"{mark} {meta.verdict:<11} {clean(meta.target, 120)}"
+    if meta.error:
+        return f"{head}  {clean(meta.error, 200)}\n"
+    tail = ", ".join(meta.ids)
+    if meta.days_left is not None:
+        tail = f"{tail}  ({meta.days_left:.0f} days left)" if tail else f"({meta.days_left:.0f} days left)"
+    return f"{head}  {tail}\n"
+
+
+def _output(ns: argparse.Namespace) -> tuple[IO[str], bool]:
+    """The output stream, and whether it is new (a CSV header is due)."""
+    target = ns.output or ns.resume
+    if not target:
+        return sys.stdout, True
+    path = Path(target)
+    if ns.resume and Path(ns.resume).resolve() == path.resolve():
+        repair_tail(path)
+        fresh = not path.exists() or path.stat().st_size == 0
+        return path.open("a", encoding="utf-8"), fresh
+    return path.open("w", encoding="utf-8"), True
+
+
+def summary_table(summary: Summary) -> Table:
+    table = Table(title="certdoctor scan", title_justify="left", show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    v = summary.verdicts
+    table.add_row(
+        "targets",
+        f"{summary.done} in {summary.to_dict()['elapsed_s']} s ({summary.rate:.0f}/s)"
+        + (f", {summary.skipped} already done (--resume)" if summary.skipped else "")
+        + ("  — interrupted" if summary.interrupted else ""),
+    )
+    table.add_row(
+        "verdicts",
+        Text(f"{v['valid']} valid", style="green")
+        + Text(f"  {v['invalid']} invalid", style="red" if v["invalid"] else "")
+        + Text(f"  {v['unreachable']} unreachable", style="red" if v["unreachable"] else "")
+        + Text(f"  {v['bad-input']} bad input lines", style="yellow" if v["bad-input"] else ""),
+    )
+    if summary.findings:
+        table.add_row("findings", "\n".join(f"{n:>6}  {fid}" for fid, n in summary.findings.most_common(15)))
+    if summary.errors:
+        table.add_row(
+            "errors", "\n".join(f"{n:>6}  {clean(reason, 80)}" for reason, n in summary.errors.most_common(5))
+        )
+    if summary.soonest:
+        rows = sorted(summary.soonest, reverse=True)
+        table.add_row(
+            "soonest expiry",
+            "\n".join(f"{-d:>6.0f} d  {na[:10]}  {clean(t, 80)}" for d, na, t in rows),
+        )
+    return table
+
+
+def run(ns: argparse.Namespace, err: Console) -> int:
+    if ns.concurrency < 1 or (ns.workers is not None and ns.workers < 1) or (ns.rate is not None and ns.rate <= 0):
+        print("certdoctor scan: --concurrency, --workers and --rate must be positive", file=sys.stderr)
+        return 2
+    if ns.input != "-" and not os.path.isfile(ns.input):
+        print(f"certdoctor scan: no such file: {ns.input}", file=sys.stderr)
+        return 2
+    kwargs = _session_kwargs(ns)
+    try:  # validate the options and load the trust stores once, before workers fork
+        Session(cache=True, clients=ns.clients, **kwargs)
+    except DiagnoseError as exc:
+        print(f"certdoctor scan: {exc}", file=sys.stderr)
+        return 2
+    options = ScanOptions(
+        concurrency=ns.concurrency,
+        rate=ns.rate,
+        retries=max(0, ns.retries),
+        full=ns.full,
+        clients=ns.clients,
+        session=kwargs,
+    )
+    out, fresh = _output(ns)
+    fmt = "csv" if ns.csv else ("jsonl" if ns.jsonl or ns.output or ns.resume or not out.isatty() else "text")
+    total = count_targets(ns.input)
+    resume = done_keys(Path(ns.resume)) if ns.resume else set()
+    workers = ns.workers or (1 if total is not None and total < SMALL_SCAN else (os.cpu_count() or 1))
+    if fmt == "csv" and fresh:
+        out.write(csv_header())
+    summary = Summary(total=total)
+    show_progress = err.is_terminal and not ns.no_progress and not ns.quiet
+
+    def on_bad(bad: BadLine) -> None:
+        if not show_progress and not ns.quiet:
+            err.print(Text(f"line {bad.line}: {clean(bad.reason, 200)} — skipped", style="yellow"))
+
+    code = 0
+    try:
+        if show_progress:
+            _with_progress(ns, options, out, fmt, workers, resume, summary, err, on_bad)
+        else:
+            run_scan(
+                ns.input,
+                options,
+                out,
+                fmt=fmt,
+                workers=workers,
+                resume=resume,
+                summary=summary,
+                on_bad=on_bad,
+                text_line=_text_line,
+            )
+    except KeyboardInterrupt:
+        summary.interrupted = True
+        code = 130
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    if not ns.quiet:
+        err.print(summary_table(summary))
+    if code:
+        return code
+    return 0 if summary.problems == 0 else 1
+
+
+def _with_progress(
+    ns: argparse.Namespace,
+    options: ScanOptions,
+    out: IO[str],
+    fmt: str,
+    workers: int,
+    resume: set[tuple[int, str]],
+    summary: Summary,
+    err: Console,
+    on_bad: Any,
+) -> None:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    progress = Progress(
+        TextColumn("scanning"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:>6.0f}/s  {task.fields[problems]} with problems"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+        auto_refresh=False,  # no refresh thread: worker processes are forked, and forking with threads is unsafe
+    )
+    total = None if summary.total is None else max(0, summary.total - len(resume))
+    task = progress.add_task("scan", total=total, rate=0.0, problems=0)
+
+    last = [0.0]
+
+    def on_record(meta: Meta) -> None:
+        progress.update(task, advance=1, rate=summary.rate, problems=summary.problems)
+        now = time.monotonic()
+        if now - last[0] > 0.1:
+            last[0] = now
+            progress.refresh()
+
+    if fmt == "text":  # records and the bar share the terminal: print records through the progress console
+
+        def text_line(meta: Meta) -> str:
+            progress.console.print(Text(_text_line(meta).rstrip("\n")), highlight=False)
+            return ""
+    else:
+        text_line = _text_line
+    with progress:
+        run_scan(
+            ns.input,
+            options,
+            out,
+            fmt=fmt,
+            workers=workers,
+            resume=resume,
+            summary=summary,
+            on_record=on_record,
+            on_bad=on_bad,
+            text_line=text_line,
+        )

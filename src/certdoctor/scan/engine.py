@@ -1,0 +1,225 @@
+"""The scan engine of one process: many targets on one event loop, through one caching :class:`Session`.
+
+At most ``concurrency`` targets are in flight; ``rate`` caps how many start per second (a token bucket);
+transient connection failures (connect timeouts, resets, temporary DNS failures) are retried ``retries``
+times with jittered exponential backoff. Every target ends as exactly one record, in completion order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ..api import DiagnoseError
+from ..model import PresentedChain
+from ..session import Session
+from .records import diagnosis_record, error_record, to_csv_row, to_jsonl
+from .targets import ScanTarget
+
+BACKOFF = 0.5  # seconds before the first retry; doubled each time, jittered, capped at MAX_BACKOFF
+MAX_BACKOFF = 5.0
+
+
+@dataclass
+class ScanOptions:
+    concurrency: int = 100
+    rate: float | None = None  # target starts per second (None: no cap)
+    retries: int = 2
+    full: bool = False  # the whole `check --json` document per target
+    clients: bool = False  # per-client predictions in each record
+    fmt: str = "jsonl"  # "jsonl" or "csv": how workers serialise records
+    session: dict[str, Any] = field(default_factory=dict)  # Session(...) arguments
+
+
+@dataclass(frozen=True)
+class Meta:
+    """What the main process keeps of a record for the live counters and the summary."""
+
+    line: int
+    target: str
+    verdict: str
+    ids: tuple[str, ...] = ()
+    not_after: str | None = None
+    days_left: float | None = None
+    error: str | None = None
+
+
+Emit = Callable[[str, Meta], None]
+
+
+class RateLimiter:
+    """A token bucket: ``acquire()`` waits until a start is allowed (``rate`` per second, bursts of 1 s)."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.capacity = max(1.0, rate)
+        self.tokens = self.capacity
+        self.updated = time.monotonic()
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+                self.updated = now
+                if self.tokens >= 1:
+                    self.tokens -= 1
+                    return
+                await asyncio.sleep((1 - self.tokens) / self.rate)
+
+
+def transient(chains: Iterable[PresentedChain]) -> bool:
+    """True when every address failed in a way worth retrying (nothing was presented)."""
+    chains = list(chains)
+    if not chains or any(c.ok for c in chains):
+        return False
+    for c in chains:
+        error = c.error or ""
+        if c.error_kind == "timeout" and "TCP" in error:
+            continue  # connect timeout (SYN lost, overloaded listener)
+        if c.error_kind in ("connect", "handshake") and ("reset" in error or "without answering" in error):
+            continue
+        return False
+    return True
+
+
+def _meta(record: dict[str, Any]) -> Meta:
+    leaf = record.get("leaf") or {}
+    if "findings" in record and record["findings"] and "id" in record["findings"][0]:
+        ids = tuple(dict.fromkeys(f["id"] for f in record["findings"]))
+    else:
+        ids = ()
+    return Meta(
+        record["line"],
+        record["target"],
+        record.get("verdict", "unreachable"),
+        ids,
+        leaf.get("not_after"),
+        leaf.get("days_left"),
+        record.get("error"),
+    )
+
+
+class Engine:
+    """Diagnoses targets with one session; ``emit(serialised_record, meta)`` gets each result."""
+
+    def __init__(self, options: ScanOptions, emit: Emit) -> None:
+        self.options = options
+        self.emit = emit
+        self.limiter = RateLimiter(options.rate) if options.rate else None
+        self.session: Session | None = None
+        self.at: datetime | None = None
+
+    def _serialise(self, record: dict[str, Any]) -> str:
+        return to_csv_row(record) if self.options.fmt == "csv" else to_jsonl(record)
+
+    async def run(self, targets: AsyncIterator[ScanTarget] | Iterable[ScanTarget]) -> None:
+        """Diagnose every target, ``concurrency`` at a time."""
+        async with Session(cache=True, clients=self.options.clients, **self.options.session) as session:
+            self.session = session
+            self.at = session.at
+            pending: set[asyncio.Task[None]] = set()
+            try:
+                async for target in _aiter(targets):
+                    if len(pending) >= self.options.concurrency:
+                        _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                    pending.add(asyncio.ensure_future(self.one(target)))
+                if pending:
+                    await asyncio.wait(pending)
+            finally:
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    await asyncio.gather(*pending, return_exceptions=True)
+
+    async def one(self, target: ScanTarget) -> None:
+        session = self.session
+        assert session is not None and self.at is not None
+        started = time.perf_counter()
+        attempts = 0
+        while True:
+            attempts += 1
+            if self.limiter is not None:
+                await self.limiter.acquire()
+            try:
+                tgt, host = session.target_for(
+                    target.host, port=target.port, name=target.name, sni=target.sni, resolve=target.addresses
+                )
+                chains = await session.collect_chains(tgt, host)
+            except DiagnoseError as exc:
+                message = str(exc)
+                if "Temporary failure" in message and attempts <= self.options.retries:
+                    await self._backoff(attempts)
+                    continue
+                kind = "resolve" if "resolv" in message else "usage"
+                record = error_record(
+                    target, message, kind, attempts=attempts, elapsed=time.perf_counter() - started, at=self.at
+                )
+                break
+            except Exception as exc:  # defensive: one target must never stop the scan
+                record = error_record(
+                    target,
+                    f"unexpected error: {type(exc).__name__}: {exc}",
+                    "internal",
+                    attempts=attempts,
+                    elapsed=time.perf_counter() - started,
+                    at=self.at,
+                )
+                break
+            if transient(chains) and attempts <= self.options.retries:
+                await self._backoff(attempts)
+                continue
+            try:
+                d = await session.judge_chains(tgt, chains, started=started)
+                record = diagnosis_record(
+                    target,
+                    d,
+                    attempts=attempts,
+                    elapsed=time.perf_counter() - started,
+                    full=self.options.full,
+                    clients=self.options.clients,
+                )
+            except Exception as exc:  # defensive, as above
+                record = error_record(
+                    target,
+                    f"unexpected error: {type(exc).__name__}: {exc}",
+                    "internal",
+                    attempts=attempts,
+                    elapsed=time.perf_counter() - started,
+                    at=self.at,
+                )
+            break
+        self.emit(self._serialise(record), _meta(record) if not self.options.full else _full_meta(record))
+
+    async def _backoff(self, attempt: int) -> None:
+        delay = min(MAX_BACKOFF, BACKOFF * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
+        await asyncio.sleep(delay)
+
+
+def _full_meta(record: dict[str, Any]) -> Meta:
+    chains = record.get("chains") or []
+    leaf = (chains[0].get("presented") or [{}])[0] if chains else {}
+    return Meta(
+        record["line"],
+        record["target"],
+        record.get("verdict", "unreachable"),
+        tuple(dict.fromkeys(f["id"] for f in record.get("findings") or [])),
+        leaf.get("not_after"),
+        None,
+        record.get("error"),
+    )
+
+
+async def _aiter(items: AsyncIterator[ScanTarget] | Iterable[ScanTarget]) -> AsyncIterator[ScanTarget]:
+    if hasattr(items, "__aiter__"):
+        async for item in items:  # type: ignore[union-attr]
+            yield item
+    else:
+        for item in items:  # type: ignore[union-attr]
+            yield item

@@ -1,0 +1,151 @@
+"""One result record per target: a compact form of the diagnosis (``--full``: the whole ``check --json``)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime
+from typing import Any
+
+from .. import certinfo
+from ..api import Diagnosis
+from .targets import BadLine, ScanTarget
+
+CSV_COLUMNS = (
+    "line",
+    "target",
+    "verdict",
+    "errors",
+    "warnings",
+    "findings",
+    "leaf_subject",
+    "leaf_issuer",
+    "not_after",
+    "days_left",
+    "addresses",
+    "error",
+    "elapsed_ms",
+)
+
+
+def _finding(f: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": f.id, "severity": f.severity.value, "title": f.title, "detail": f.detail}
+    if f.sources:
+        out["sources"] = list(f.sources)
+    if f.cert_fingerprint is not None:
+        out["certificate"] = {"position": f.cert_position, "sha256": f.cert_fingerprint, "subject": f.cert_subject}
+    return out
+
+
+def _leaf(d: Diagnosis, at: datetime) -> dict[str, Any] | None:
+    if not d.reports:
+        return None
+    leaf = d.reports[0].chain.certs[0]
+    end = certinfo.not_after(leaf)
+    return {
+        "subject": certinfo.subject(leaf),
+        "issuer": certinfo.issuer(leaf),
+        "names": certinfo.dns_names(leaf)[:20],
+        "not_after": end.isoformat(),
+        "days_left": round((end - at).total_seconds() / 86400, 1),
+        "sha256": certinfo.fingerprint(leaf),
+    }
+
+
+def diagnosis_record(
+    target: ScanTarget, d: Diagnosis, *, attempts: int, elapsed: float, full: bool, clients: bool
+) -> dict[str, Any]:
+    base: dict[str, Any] = {"line": target.line, "target": target.text}
+    if full:
+        doc = d.to_dict()
+        doc["checked"] = doc.pop("target")
+        return {**base, "attempts": attempts, **doc}
+    ev = d.evidence
+    record = {
+        **base,
+        "host": target.host,
+        "port": target.port,
+        "sni": target.sni,
+        "name": target.name,
+        "verdict": "valid" if d.valid else ("unreachable" if not d.reachable else "invalid"),
+        "exit_code": d.exit_code,
+        "checked_at": ev.at.isoformat(),
+        "endpoints": [
+            {"source": c.source, "ok": c.ok, "tls_version": c.tls_version, "error": c.error, "error_kind": c.error_kind}
+            for c in ev.chains
+        ],
+        "leaf": _leaf(d, ev.at),
+        "findings": [_finding(f) for f in d.findings],
+        "summary": {"errors": len(d.errors), "warnings": len(d.warnings)},
+        "attempts": attempts,
+        "elapsed_ms": round(elapsed * 1000, 1),
+    }
+    if clients:
+        record["clients"] = [
+            {"client": v.client, "accepts": v.accepts, "error": v.error, "because": list(v.because)} for v in d.clients
+        ]
+    return record
+
+
+def error_record(
+    target: ScanTarget, error: str, kind: str, *, attempts: int, elapsed: float, at: datetime
+) -> dict[str, Any]:
+    return {
+        "line": target.line,
+        "target": target.text,
+        "host": target.host,
+        "port": target.port,
+        "sni": target.sni,
+        "name": target.name,
+        "verdict": "unreachable",
+        "exit_code": 2,
+        "checked_at": at.isoformat(),
+        "error": error,
+        "error_kind": kind,
+        "endpoints": [],
+        "leaf": None,
+        "findings": [],
+        "summary": {"errors": 0, "warnings": 0},
+        "attempts": attempts,
+        "elapsed_ms": round(elapsed * 1000, 1),
+    }
+
+
+def bad_line_record(bad: BadLine) -> dict[str, Any]:
+    return {"line": bad.line, "target": bad.text, "verdict": "bad-input", "error": bad.reason}
+
+
+def to_jsonl(record: dict[str, Any]) -> str:
+    return json.dumps(record, ensure_ascii=True, separators=(",", ":")) + "\n"
+
+
+def to_csv_row(record: dict[str, Any]) -> str:
+    leaf = record.get("leaf") or {}
+    findings = record.get("findings") or []
+    summary = record.get("summary") or {}
+    errors = [e["error"] for e in record.get("endpoints") or [] if e.get("error")]
+    row = [
+        record.get("line"),
+        record.get("target"),
+        record.get("verdict"),
+        summary.get("errors", ""),
+        summary.get("warnings", ""),
+        " ".join(dict.fromkeys(f["id"] for f in findings)),
+        leaf.get("subject", ""),
+        leaf.get("issuer", ""),
+        leaf.get("not_after", ""),
+        leaf.get("days_left", ""),
+        " ".join(e["source"] for e in record.get("endpoints") or []),
+        record.get("error") or "; ".join(errors),
+        record.get("elapsed_ms", ""),
+    ]
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow(["" if v is None else v for v in row])
+    return out.getvalue()
+
+
+def csv_header() -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow(CSV_COLUMNS)
+    return out.getvalue()

@@ -1,0 +1,163 @@
+"""Reading scan targets: one per line, or CSV with a header.
+
+Line format (``#`` comments and blank lines are ignored)::
+
+    example.com
+    example.com:8443
+    https://example.com:8443/health
+    [2001:db8::1]:443
+    example.com:443,sni=www.example.com        # send another SNI
+    example.com:443,addr=192.0.2.10            # connect to this address instead of resolving (repeatable)
+    192.0.2.10:443,name=example.com            # verify this name (SNI follows it unless sni= is given)
+
+CSV: a first line with a ``host`` column (and optionally ``port``, ``sni``, ``name``, ``addr``/``address``,
+addresses separated by ``|`` or spaces). A malformed line becomes a :class:`BadLine`, never an exception.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from ..api import DiagnoseError, parse_target
+from ..certinfo import is_ip
+
+MAX_LINE = 4096
+
+
+@dataclass(frozen=True)
+class ScanTarget:
+    line: int  # 1-based line number in the input
+    text: str  # the line as given (stripped), used as the record's "target"
+    host: str
+    port: int
+    sni: str | None  # None: no SNI (IP targets without sni=)
+    name: str  # the name the certificate must match
+    addresses: tuple[str, ...] = ()  # connect here instead of resolving ``host``
+
+    @property
+    def key(self) -> tuple[int, str]:
+        """What identifies a target in a results file (for --resume)."""
+        return (self.line, self.text)
+
+    def to_wire(self) -> tuple[int, str, str, int, str | None, str, tuple[str, ...]]:
+        return (self.line, self.text, self.host, self.port, self.sni, self.name, self.addresses)
+
+    @classmethod
+    def from_wire(cls, wire: tuple[int, str, str, int, str | None, str, tuple[str, ...]]) -> ScanTarget:
+        return cls(*wire)
+
+
+@dataclass(frozen=True)
+class BadLine:
+    line: int
+    text: str
+    reason: str
+
+    @property
+    def key(self) -> tuple[int, str]:
+        return (self.line, self.text)
+
+
+def _make(line: int, text: str, spec: str, options: dict[str, list[str]]) -> ScanTarget | BadLine:
+    try:
+        host, port = parse_target(spec)
+    except DiagnoseError as exc:
+        return BadLine(line, text, str(exc))
+    unknown = set(options) - {"sni", "name", "addr", "address", "port"}
+    if unknown:
+        return BadLine(line, text, f"unknown option {sorted(unknown)[0]!r} (known: sni=, name=, addr=)")
+    if "port" in options:
+        value = options["port"][-1]
+        if not value.isdigit() or not 0 < int(value) < 65536:
+            return BadLine(line, text, f"invalid port {value!r}")
+        port = int(value)
+    name = options["name"][-1] if "name" in options else host
+    if "sni" in options:
+        sni: str | None = options["sni"][-1] or None
+    else:
+        sni = None if is_ip(name) else name
+    addresses: list[str] = []
+    for value in [*options.get("addr", []), *options.get("address", [])]:
+        for a in value.replace("|", " ").split():
+            a = a.strip("[]")
+            if not is_ip(a):
+                return BadLine(line, text, f"addr={a!r} is not an IP address")
+            addresses.append(a)
+    if not name or any(c.isspace() for c in host):
+        return BadLine(line, text, "no host name")
+    return ScanTarget(line, text, host, port, sni, name, tuple(addresses))
+
+
+def parse_line(line: int, raw: str) -> ScanTarget | BadLine | None:
+    """One input line: a target, a bad line, or None for comments and blank lines."""
+    text = raw.strip()
+    if not text or text.startswith("#"):
+        return None
+    if len(text) > MAX_LINE:
+        return BadLine(line, text[:80] + "…", f"line longer than {MAX_LINE} characters")
+    if " #" in text:
+        text = text.split(" #", 1)[0].rstrip()
+    spec, *parts = [p.strip() for p in text.split(",")]
+    options: dict[str, list[str]] = {}
+    for part in parts:
+        if not part:
+            continue
+        key, eq, value = part.partition("=")
+        if not eq:
+            return BadLine(line, text, f"expected key=value after the target, got {part!r}")
+        options.setdefault(key.strip().lower(), []).append(value.strip())
+    if not spec or any(c.isspace() for c in spec):
+        return BadLine(line, text, "not a target (HOST, HOST:PORT or https:// URL)")
+    return _make(line, text, spec, options)
+
+
+_CSV_COLUMNS = {"host", "hostname", "target", "port", "sni", "name", "addr", "address", "addresses"}
+
+
+def _is_csv_header(text: str) -> bool:
+    cells = [c.strip().lower() for c in next(csv.reader([text]), [])]
+    return len(cells) > 1 and bool({"host", "hostname", "target"} & set(cells)) and set(cells) <= _CSV_COLUMNS
+
+
+def read_targets(lines: Iterable[str]) -> Iterator[ScanTarget | BadLine]:
+    """Targets in input order, streaming (a million-line input is never held in memory)."""
+    header: list[str] | None = None
+    first = True
+    for number, raw in enumerate(lines, start=1):
+        text = raw.strip()
+        if first and text and not text.startswith("#"):
+            first = False
+            if _is_csv_header(text):
+                header = [c.strip().lower() for c in next(csv.reader([text]))]
+                continue
+        if header is None:
+            got = parse_line(number, raw)
+            if got is not None:
+                yield got
+            continue
+        if not text or text.startswith("#"):
+            continue
+        try:
+            cells = next(csv.reader(io.StringIO(text)))
+        except (csv.Error, StopIteration) as exc:
+            yield BadLine(number, text, f"unreadable CSV line: {exc}")
+            continue
+        if len(cells) > len(header):
+            yield BadLine(number, text, f"{len(cells)} fields, the header has {len(header)}")
+            continue
+        row = dict(zip(header, (c.strip() for c in cells), strict=False))
+        spec = row.get("host") or row.get("hostname") or row.get("target") or ""
+        options: dict[str, list[str]] = {}
+        for column, key in (("port", "port"), ("sni", "sni"), ("name", "name")):
+            if row.get(column):
+                options[key] = [row[column]]
+        for column in ("addr", "address", "addresses"):
+            if row.get(column):
+                options.setdefault("addr", []).append(row[column])
+        if not spec:
+            yield BadLine(number, text, "empty host")
+            continue
+        yield _make(number, text, spec, options)

@@ -1,0 +1,392 @@
+"""`certdoctor scan`: input parsing, streaming records, resume, error records, limits — against the lab."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from certdoctor.cli import main
+from certdoctor.lab import Lab
+from certdoctor.scan import BadLine, Engine, ScanOptions, ScanTarget, parse_line, read_targets
+from certdoctor.scan.driver import done_keys
+
+CERTDOCTOR = [sys.executable, "-m", "certdoctor.cli"]
+MIX = ["good-rsa", "good-ecdsa", "expired", "wrong-host", "incomplete-aia", "revoked-ocsp", "good-stapled"]
+
+
+def line_for(lab: Lab, name: str, **options: str) -> str:
+    ep = lab.endpoints[name]
+    extra = "".join(f",{k}={v}" for k, v in options.items())
+    return f"{ep.hostname}:{ep.port},addr={ep.addresses[0]}{extra}"
+
+
+def write_targets(path: Path, lines: list[str]) -> Path:
+    path.write_text("".join(f"{x}\n" for x in lines), encoding="utf-8")
+    return path
+
+
+def records(text: str) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in text.splitlines() if x.strip()]
+
+
+# --- input ------------------------------------------------------------------------------------------------
+
+
+def test_target_lines() -> None:
+    t = parse_line(1, "example.com")
+    assert isinstance(t, ScanTarget) and (t.host, t.port, t.sni, t.name, t.addresses) == (
+        "example.com",
+        443,
+        "example.com",
+        "example.com",
+        (),
+    )
+    t = parse_line(2, "  https://api.example.com:8443/health  # prod")
+    assert isinstance(t, ScanTarget) and (t.host, t.port, t.text) == (
+        "api.example.com",
+        8443,
+        "https://api.example.com:8443/health",
+    )
+    t = parse_line(3, "example.com:443,sni=www.example.com,addr=192.0.2.1,addr=[2001:db8::1]")
+    assert isinstance(t, ScanTarget)
+    assert (t.sni, t.name, t.addresses) == ("www.example.com", "example.com", ("192.0.2.1", "2001:db8::1"))
+    t = parse_line(4, "192.0.2.7:993,name=mail.example.com")
+    assert isinstance(t, ScanTarget) and (t.host, t.port, t.sni, t.name) == (
+        "192.0.2.7",
+        993,
+        "mail.example.com",
+        "mail.example.com",
+    )
+    t = parse_line(5, "[2001:db8::5]:8443")
+    assert isinstance(t, ScanTarget) and (t.host, t.port, t.sni) == ("2001:db8::5", 8443, None)
+    assert parse_line(6, "   ") is None and parse_line(7, "# comment") is None
+    for raw, reason in [
+        ("example.com:99999", "invalid port"),
+        ("exa mple.com", "not a target"),
+        ("example.com,addr=not-an-ip", "is not an IP address"),
+        ("example.com,color=blue", "unknown option 'color'"),
+        ("example.com,sni", "expected key=value"),
+        ("x" * 5000, "longer than 4096"),
+    ]:
+        bad = parse_line(9, raw)
+        assert isinstance(bad, BadLine) and reason in bad.reason and bad.line == 9, (raw, bad)
+
+
+def test_csv_input_with_header_and_bad_rows() -> None:
+    lines = [
+        "# exported from the CMDB",
+        "host,port,sni,addr",
+        "a.example,8443,,192.0.2.1|192.0.2.2",
+        "b.example,,www.b.example,",
+        ",443,,",
+        "c.example,443,,,extra",
+    ]
+    got = list(read_targets(lines))
+    a, b, empty, wide = got
+    assert isinstance(a, ScanTarget) and (a.line, a.port, a.addresses) == (3, 8443, ("192.0.2.1", "192.0.2.2"))
+    assert isinstance(b, ScanTarget) and (b.port, b.sni) == (443, "www.b.example")
+    assert isinstance(empty, BadLine) and empty.line == 5 and "empty host" in empty.reason
+    assert isinstance(wide, BadLine) and "the header has 4" in wide.reason
+
+
+# --- streaming records against the lab ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_scan_gives_each_target_the_same_findings_as_check(
+    lab: Lab, tmp_path: Path, workers: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = [line_for(lab, name) for name in MIX] * 3 + ["not a target", "# done"]
+    src = write_targets(tmp_path / "targets.txt", lines)
+    code = main(["scan", str(src), "--ca-file", str(lab.root_path), "--workers", workers, "--no-progress"])
+    out, err = capsys.readouterr()
+    got = records(out)
+    assert code == 1  # some targets have problems
+    assert len(got) == len(MIX) * 3 + 1 and sorted(r["line"] for r in got) == list(range(1, len(MIX) * 3 + 2))
+    by_line = {r["line"]: r for r in got}
+    bad = by_line[len(MIX) * 3 + 1]
+    assert bad["verdict"] == "bad-input" and "not a target" in bad["error"]
+    assert f"line {len(MIX) * 3 + 1}: not a target" in err
+    for i, name in enumerate(MIX * 3, start=1):
+        r = by_line[i]
+        expected = set(lab.endpoints[name].scenario.expected)
+        assert {f["id"] for f in r["findings"]} == expected, (name, r["findings"])
+        assert r["verdict"] == ("valid" if not expected - {"stapling-absent"} else "invalid"), name
+        assert r["target"] == lines[i - 1] and r["endpoints"][0]["ok"] is True
+        assert r["leaf"]["subject"] == f"CN={lab.endpoints[name].hostname}" or name == "wrong-host"
+    assert "certdoctor scan" in err and f"{len(MIX) * 3 + 1} in" in err
+
+
+def test_csv_output_and_output_file(lab: Lab, tmp_path: Path) -> None:
+    src = write_targets(tmp_path / "t.txt", [line_for(lab, "expired"), line_for(lab, "good-rsa")])
+    out = tmp_path / "out.csv"
+    assert main(["scan", str(src), "--ca-file", str(lab.root_path), "--csv", "-o", str(out), "-q"]) == 1
+    import csv
+
+    rows = list(csv.DictReader(out.open()))
+    assert [r["line"] for r in sorted(rows, key=lambda r: r["line"])] == ["1", "2"]
+    row = {r["line"]: r for r in rows}
+    assert row["1"]["verdict"] == "invalid" and row["1"]["findings"] == "expired" and float(row["1"]["days_left"]) < 0
+    assert row["2"]["verdict"] == "valid" and row["2"]["errors"] == "0"
+
+
+def test_full_records_are_check_json_documents(lab: Lab, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = write_targets(tmp_path / "t.txt", [line_for(lab, "revoked-crl")])
+    main(["scan", str(src), "--ca-file", str(lab.root_path), "--full", "--clients", "-q"])
+    (r,) = records(capsys.readouterr().out)
+    assert r["line"] == 1 and r["target"] == line_for(lab, "revoked-crl") and r["checked"]["port"]
+    assert r["chains"][0]["revocation"][0]["status"] == "revoked" and {c["client"] for c in r["clients"]} >= {"curl"}
+
+
+# --- faults -----------------------------------------------------------------------------------------------
+
+
+class _OneShot:
+    """Reads what the client sends, answers ``reply`` and closes (a thread; loopback only)."""
+
+    reply = b""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(4096)
+                conn.sendall(self.reply)
+
+
+class _CloseMidHandshake(_OneShot):
+    """A server dying mid-handshake: the start of a ServerHello, then nothing."""
+
+    reply = b"\x16\x03\x03\x00\x40\x02\x00\x00\x3c"
+
+
+class _PlainHttp(_OneShot):
+    """An HTTP server on the port the client thinks is TLS."""
+
+    reply = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+
+def test_faults_become_error_records_and_the_scan_finishes(lab: Lab, tmp_path: Path) -> None:
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # bound, never listening: refused
+    mid = _CloseMidHandshake()
+    http = _PlainHttp()
+    lines = [
+        "does-not-exist.invalid:443",
+        f"127.0.0.1:{closed.getsockname()[1]}",
+        f"{lab.endpoints['stall'].hostname}:{lab.endpoints['stall'].port},addr=127.0.0.1",
+        f"{lab.endpoints['garbage'].hostname}:{lab.endpoints['garbage'].port},addr=127.0.0.1",
+        f"127.0.0.1:{http.port}",  # plain HTTP on the "TLS" port
+        f"127.0.0.1:{mid.port}",
+        line_for(lab, "good-rsa"),
+    ]
+    src = write_targets(tmp_path / "faults.txt", lines)
+    started = time.monotonic()
+    proc = subprocess.run(
+        [*CERTDOCTOR, "scan", str(src), "--ca-file", str(lab.root_path), "--timeout", "2", "--retries", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    elapsed = time.monotonic() - started
+    closed.close()
+    mid.sock.close()
+    http.sock.close()
+    assert proc.returncode == 1, proc.stderr
+    by_line = {r["line"]: r for r in records(proc.stdout)}
+    assert sorted(by_line) == list(range(1, len(lines) + 1))
+    assert by_line[1]["verdict"] == "unreachable" and by_line[1]["error_kind"] == "resolve"
+    kinds = {n: by_line[n]["endpoints"][0]["error_kind"] for n in (2, 3, 4, 5, 6)}
+    assert kinds == {2: "connect", 3: "timeout", 4: "not-tls", 5: "not-tls", 6: "handshake"}, kinds
+    assert "connection refused" in by_line[2]["endpoints"][0]["error"]
+    assert all(by_line[n]["verdict"] == "unreachable" for n in range(1, 7))
+    assert by_line[7]["verdict"] == "valid"
+    assert elapsed < 20  # the stalled server costs one --timeout (no retry: a handshake timeout is not transient)
+    assert "unreachable" in proc.stderr
+
+
+def test_transient_failures_are_retried_with_backoff(tmp_path: Path) -> None:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    port = sock.getsockname()[1]
+    seen: list[float] = []
+
+    def serve() -> None:  # accept and close at once: "closed the connection without answering"
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return
+            seen.append(time.monotonic())
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    got: list[str] = []
+    target = parse_line(1, f"127.0.0.1:{port}")
+    assert isinstance(target, ScanTarget)
+    asyncio.run(Engine(ScanOptions(retries=2), lambda line, meta: got.append(line)).run([target]))
+    sock.close()
+    (record,) = records("".join(got))
+    assert record["attempts"] == 3 and len(seen) == 3
+    assert seen[1] - seen[0] >= 0.2 and seen[2] - seen[1] >= 0.4  # jittered 0.5 s, then 1 s
+
+
+# --- limits -----------------------------------------------------------------------------------------------
+
+
+class _CountingServer:
+    """Holds each connection 0.3 s, counting how many are open at once and when each arrived."""
+
+    def __init__(self) -> None:
+        self.open = 0
+        self.peak = 0
+        self.arrivals: list[float] = []
+        self.lock = threading.Lock()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(256)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.open += 1
+                self.peak = max(self.peak, self.open)
+                self.arrivals.append(time.monotonic())
+            threading.Thread(target=self._hold, args=(conn,), daemon=True).start()
+
+    def _hold(self, conn: socket.socket) -> None:
+        time.sleep(0.3)
+        with self.lock:
+            self.open -= 1
+        conn.close()
+
+
+def test_concurrency_and_rate_limits_are_obeyed() -> None:
+    server = _CountingServer()
+    targets = [t for t in read_targets([f"127.0.0.1:{server.port}"] * 20) if isinstance(t, ScanTarget)]
+    got: list[str] = []
+    asyncio.run(Engine(ScanOptions(concurrency=4, retries=0), lambda line, meta: got.append(line)).run(targets))
+    assert len(got) == 20 and server.peak == 4
+    server.arrivals.clear()
+    server.peak = 0
+    asyncio.run(
+        Engine(ScanOptions(concurrency=50, rate=20, retries=0), lambda line, meta: got.append(line)).run(targets)
+    )
+    server.sock.close()
+    arrivals = sorted(server.arrivals)
+    # a bucket of 20 tokens refilled at 20/s: 20 starts fit in the first burst, never more than 20 in a second
+    window = [b for b in arrivals if b - arrivals[0] < 1.0]
+    assert len(arrivals) == 20 and len(window) <= 21
+
+
+def test_identical_chains_are_judged_once_and_responders_asked_once(lab: Lab) -> None:
+    lines = [line_for(lab, "revoked-ocsp")] * 30 + [line_for(lab, "revoked-crl")] * 30
+    targets = [t for t in read_targets(lines) if isinstance(t, ScanTarget)]
+    got: list[str] = []
+    engine = Engine(ScanOptions(concurrency=20, session={"ca_files": [str(lab.root_path)]}), lambda x, m: got.append(x))
+    asyncio.run(engine.run(targets))
+    assert len(got) == 60 and all(r["verdict"] == "invalid" for r in records("".join(got)))
+    session = engine.session
+    assert session is not None
+    assert (session.chain_misses, session.chain_hits) == (2, 58)
+    stats = session.revocation_fetcher_stats
+    # revoked-ocsp: leaf + intermediate by OCSP; revoked-crl: leaf by CRL (its intermediate shares the OCSP answer)
+    assert stats["ocsp_queries"] == 2 and stats["crl_downloads"] == 1
+
+
+# --- resume and Ctrl-C ------------------------------------------------------------------------------------
+
+
+def test_resume_skips_finished_targets_and_repairs_a_torn_line(lab: Lab, tmp_path: Path) -> None:
+    lines = [line_for(lab, name) for name in MIX]
+    src = write_targets(tmp_path / "t.txt", lines)
+    out = tmp_path / "out.jsonl"
+    assert main(["scan", str(src), "--ca-file", str(lab.root_path), "-o", str(out), "-q"]) == 1
+    full = out.read_text().splitlines(keepends=True)
+    kept = [x for x in full if json.loads(x)["line"] in (2, 4, 6)]
+    out.write_text("".join(kept) + full[0][:25])  # killed mid-write: a torn last line
+    assert done_keys(out) == {(n, lines[n - 1]) for n in (2, 4, 6)}
+    assert main(["scan", str(src), "--ca-file", str(lab.root_path), "--resume", str(out), "-q"]) == 1
+    final = records(out.read_text())
+    assert sorted(r["line"] for r in final) == list(range(1, len(MIX) + 1))
+    assert Counter(r["line"] for r in final).most_common(1)[0][1] == 1
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_ctrl_c_writes_what_is_done_and_exits_cleanly(lab: Lab, tmp_path: Path, workers: str) -> None:
+    stall = f"{lab.endpoints['stall'].hostname}:{lab.endpoints['stall'].port},addr=127.0.0.1"
+    lines = [line_for(lab, "good-rsa")] * 4 + [stall] * 4
+    src = write_targets(tmp_path / "t.txt", lines)
+    out = tmp_path / "out.jsonl"
+    proc = subprocess.Popen(
+        [
+            *CERTDOCTOR,
+            "scan",
+            str(src),
+            "--ca-file",
+            str(lab.root_path),
+            "--timeout",
+            "60",
+            "-o",
+            str(out),
+            "-w",
+            workers,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (not out.exists() or out.read_text().count("\n") < 4):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 130, err
+    done = records(out.read_text())
+    assert len(done) == 4 and all(r["verdict"] == "valid" for r in done)
+    assert "interrupted" in err and "Traceback" not in err
+
+
+def test_help_has_examples() -> None:
+    proc = subprocess.run([*CERTDOCTOR, "scan", "--help"], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0 and "--resume" in proc.stdout and "addr=192.0.2.10" in proc.stdout
+
+
+@pytest.mark.skipif(shutil.which("certdoctor") is None and os.environ.get("CI") is None, reason="not installed")
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    proc = subprocess.run([*CERTDOCTOR, "scan", str(tmp_path / "missing.txt")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "no such file" in proc.stderr
+    src = write_targets(tmp_path / "t.txt", ["example.com"])
+    proc = subprocess.run([*CERTDOCTOR, "scan", str(src), "--concurrency", "0"], capture_output=True, text=True)
+    assert proc.returncode == 2
