@@ -287,6 +287,8 @@ async def _collect_revocation(
                 answered.append(leaf)
     if not pairs:
         return evidence
+    if fetcher is not None and not hasattr(fetcher, "ocsp"):
+        fetcher = fetcher()  # a factory: the fetcher is only created when there is something to look up
     own = fetcher is None
     fetcher = fetcher or RevocationFetcher(timeout=budget)
     try:

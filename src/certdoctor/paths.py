@@ -81,6 +81,26 @@ class StoreVerdict:
     error_with_aia: str | None = None
 
 
+_ENTRIES: dict[int, tuple[tuple[x509.Certificate, ...], list[tuple[x509.Certificate, str, bytes]]]] = {}
+
+
+def _entries(roots: tuple[x509.Certificate, ...]) -> list[tuple[x509.Certificate, str, bytes]]:
+    """(root, fingerprint, subject DER) for a store's roots, computed once per process for each store (a
+    check indexes the same store for its verdict and again for several client predictions)."""
+    cached = _ENTRIES.get(id(roots))
+    if cached is not None and cached[0] is roots:
+        return cached[1]
+    out = []
+    with warnings.catch_warnings():  # real roots carry over-long attributes; not our user's problem
+        warnings.simplefilter("ignore")
+        for cert in roots:
+            out.append((cert, certinfo.fingerprint(cert), cert.subject.public_bytes()))
+    if len(_ENTRIES) > 64:
+        _ENTRIES.clear()
+    _ENTRIES[id(roots)] = (roots, out)  # keeps ``roots`` alive, so the id cannot be reused meanwhile
+    return out
+
+
 class StoreIndex:
     """Trust anchors of the selected stores (plus --ca-file roots), indexed by subject."""
 
@@ -90,22 +110,18 @@ class StoreIndex:
         self._by_subject: dict[bytes, list[tuple[x509.Certificate, set[str]]]] = {}
         self._by_fp: dict[str, set[str]] = {}
         for store in self.stores:
-            for root in store.roots:
-                self._add(root, store.name)
-        for root in self.extra_roots:
-            self._add(root, CUSTOM)
+            for root, fp, key in _entries(store.roots):
+                self._add(root, store.name, fp, key)
+        for root, fp, key in _entries(self.extra_roots):
+            self._add(root, CUSTOM, fp, key)
         self._verifier_stores: dict[str, object] = {}
 
-    def _add(self, cert: x509.Certificate, store: str) -> None:
-        fp = certinfo.fingerprint(cert)
+    def _add(self, cert: x509.Certificate, store: str, fp: str, key: bytes) -> None:
         if fp in self._by_fp:
             self._by_fp[fp].add(store)
             return
         names = {store}
         self._by_fp[fp] = names
-        with warnings.catch_warnings():  # real roots carry over-long attributes; not our user's problem
-            warnings.simplefilter("ignore")
-            key = cert.subject.public_bytes()
         self._by_subject.setdefault(key, []).append((cert, names))
 
     def anchors_named(self, name: x509.Name) -> list[tuple[x509.Certificate, set[str]]]:

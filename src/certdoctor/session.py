@@ -306,7 +306,8 @@ class Session(AsyncClosing):
             tuple(certinfo.fingerprint(x) for x in chain.certs): analyse(chain, evidence, self.index) for chain in todo
         }
         if self.revocation and analyses:
-            evidence = await _collect_revocation(evidence, analyses, self.revocation_fetcher, self.revocation_timeout)
+            factory = lambda: self.revocation_fetcher  # noqa: E731 - created only if there is something to ask
+            evidence = await _collect_revocation(evidence, analyses, factory, self.revocation_timeout)
         diagnosis = judge(
             evidence,
             index=self.index,
