@@ -15,7 +15,7 @@ import socket
 import time
 
 from cryptography import x509
-from OpenSSL import SSL
+from OpenSSL import SSL, crypto
 
 from ..model import PresentedChain
 from .errors import CollectError
@@ -109,6 +109,23 @@ def _client_context() -> SSL.Context:
         ctx.set_ocsp_client_callback(_on_ocsp_staple)
         _context = ctx
     return _context
+
+
+_PARSED: dict[bytes, x509.Certificate] = {}
+MAX_PARSED = 4096
+
+
+def _parsed(cert: crypto.X509) -> x509.Certificate:
+    """The certificate as a cryptography object, parsed once per process for each distinct certificate (a
+    scan sees the same intermediates and leaves over and over)."""
+    der = crypto.dump_certificate(crypto.FILETYPE_ASN1, cert)
+    parsed = _PARSED.get(der)
+    if parsed is None:
+        parsed = x509.load_der_x509_certificate(der)
+        if len(_PARSED) >= MAX_PARSED:
+            del _PARSED[next(iter(_PARSED))]
+        _PARSED[der] = parsed
+    return parsed
 
 
 def _sni_bytes(sni: str) -> bytes | None:
@@ -316,7 +333,7 @@ async def fetch_chain(
         converted: list[x509.Certificate] = []
         for position, cert in enumerate(chain[:max_certs]):
             try:
-                converted.append(cert.to_cryptography())
+                converted.append(_parsed(cert))
             except ValueError as exc:
                 return failure(
                     "handshake", f"certificate {position} sent by the server cannot be parsed: {short_reason(exc)}"
