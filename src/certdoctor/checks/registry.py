@@ -141,11 +141,17 @@ def _run(info: CheckInfo, ctx: Any) -> list[Hit]:
         ]
 
 
-def _sorted_checks() -> list[CheckInfo]:
-    from . import load_all
+_SORTED: list[CheckInfo] = []
 
-    load_all()
-    return sorted(REGISTRY.values(), key=lambda c: c.order)
+
+def _sorted_checks() -> list[CheckInfo]:
+    """Every registered check in registration order (loaded on first use)."""
+    if len(_SORTED) != len(REGISTRY) or not _SORTED:
+        from . import load_all
+
+        load_all()
+        _SORTED[:] = sorted(REGISTRY.values(), key=lambda c: c.order)
+    return _SORTED
 
 
 def run_chain_checks(ctx: ChainContext) -> list[Finding]:

@@ -215,9 +215,83 @@ def _drain(conn: SSL.Connection) -> bytes:
             return b"".join(parts)
 
 
-def _close(writer: asyncio.StreamWriter | None, conn: SSL.Connection | None, *, polite: bool) -> None:
+class _Handshake(asyncio.Protocol):
+    """One TLS client handshake over memory BIOs, driven by the transport's callbacks (no streams: a scan
+    runs thousands of these a second). ``done`` gets None on success, or (error_kind, message)."""
+
+    def __init__(self, conn: SSL.Connection, max_bytes: int, done: asyncio.Future[tuple[str, str] | None]) -> None:
+        self.conn = conn
+        self.max_bytes = max_bytes
+        self.done = done
+        self.transport: asyncio.Transport | None = None
+        self.received = 0
+        self.first = b""
+
+    def _fail(self, kind: str, message: str) -> None:
+        if not self.done.done():
+            self.done.set_result((kind, message))
+
+    def _flush(self) -> None:
+        out = _drain(self.conn)
+        if out and self.transport is not None:
+            self.transport.write(out)
+
+    def _step(self) -> None:
+        try:
+            self.conn.do_handshake()
+        except SSL.WantReadError:
+            self._flush()
+            return
+        except SSL.Error as exc:
+            message = _handshake_message(exc, self.first)
+            self._fail("not-tls" if message == _NOT_TLS else "handshake", message)
+            return
+        self._flush()  # our Finished (and anything else pending)
+        if not self.done.done():
+            self.done.set_result(None)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self._step()
+
+    def data_received(self, data: bytes) -> None:
+        if self.done.done():
+            return  # after the handshake (session tickets): not our business
+        if len(self.first) < 5:
+            self.first = (self.first + data)[:5]
+        self.received += len(data)
+        if self.received > self.max_bytes:
+            self._fail(
+                "too-large", f"the server sent more than {self.max_bytes} bytes without completing the handshake"
+            )
+            return
+        self.conn.bio_write(data)
+        self._step()
+
+    def eof_received(self) -> bool:
+        return False  # let the transport close; connection_lost reports it
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.done.done():
+            return
+        if self.first and not _looks_like_tls(self.first):
+            self._fail("not-tls", _NOT_TLS)
+        elif exc is not None:
+            reason = "reset" if isinstance(exc, ConnectionResetError) else f"lost ({exc})"
+            self._fail("handshake", f"the connection was {reason} during the TLS handshake")
+        elif self.received == 0:
+            self._fail(
+                "handshake",
+                "the server closed the connection without answering the ClientHello "
+                "(it may reject the TLS versions, ciphers or SNI name offered)",
+            )
+        else:
+            self._fail("handshake", "the server closed the connection during the TLS handshake")
+
+
+def _close(transport: asyncio.BaseTransport | None, conn: SSL.Connection | None, *, polite: bool) -> None:
     """Close without waiting: close_notify best effort, then let the transport flush on its own."""
-    if writer is None:
+    if transport is None:
         return
     try:
         if polite and conn is not None:
@@ -225,10 +299,10 @@ def _close(writer: asyncio.StreamWriter | None, conn: SSL.Connection | None, *, 
                 conn.shutdown()
             out = _drain(conn)
             if out:
-                writer.write(out)
-            writer.close()
+                transport.write(out)  # type: ignore[attr-defined]
+            transport.close()
         else:
-            writer.transport.abort()
+            transport.abort()  # type: ignore[attr-defined]
     except Exception:  # the connection may already be gone; nothing useful to report
         pass
 
@@ -261,10 +335,11 @@ async def fetch_chain(
     except ValueError as exc:
         return failure("handshake", f"cannot send {sni!r} as SNI: {exc}")
 
-    writer: asyncio.StreamWriter | None = None
+    transport: asyncio.BaseTransport | None = None
     conn: SSL.Connection | None = None
     polite = False
     phase = "connect"
+    loop = asyncio.get_running_loop()
     try:
         state = _ConnState()
         conn = SSL.Connection(_client_context(), None)
@@ -273,61 +348,24 @@ async def fetch_chain(
         conn.request_ocsp()
         if server_name is not None:
             conn.set_tlsext_host_name(server_name)
+        done: asyncio.Future[tuple[str, str] | None] = loop.create_future()
+        protocol = _Handshake(conn, max_bytes, done)
 
         async with asyncio.timeout(timeout):
             try:
-                reader, writer = await asyncio.open_connection(host, port)
+                transport, _ = await loop.create_connection(lambda: protocol, host, port)
             except OSError as exc:
                 if isinstance(exc, TimeoutError):
                     return failure("timeout", "no TCP connection established (connect timed out)")
                 kind = "resolve" if isinstance(exc, socket.gaierror) else "connect"
                 return failure(kind, _connect_message(exc))
             phase = "handshake"
-            received = 0
-            first = b""
-            while True:
-                try:
-                    conn.do_handshake()
-                    break
-                except SSL.WantReadError:
-                    pass
-                except SSL.Error as exc:
-                    message = _handshake_message(exc, first)
-                    return failure("not-tls" if message == _NOT_TLS else "handshake", message)
-                out = _drain(conn)
-                if out:
-                    writer.write(out)
-                try:
-                    data = await reader.read(_READ_SIZE)
-                except OSError as exc:
-                    if first and not _looks_like_tls(first):
-                        return failure("not-tls", _NOT_TLS)
-                    reason = "reset" if isinstance(exc, ConnectionResetError) else f"lost ({exc})"
-                    return failure("handshake", f"the connection was {reason} during the TLS handshake")
-                if not data:
-                    if first and not _looks_like_tls(first):
-                        return failure("not-tls", _NOT_TLS)
-                    if received == 0:
-                        return failure(
-                            "handshake",
-                            "the server closed the connection without answering the ClientHello "
-                            "(it may reject the TLS versions, ciphers or SNI name offered)",
-                        )
-                    return failure("handshake", "the server closed the connection during the TLS handshake")
-                if len(first) < 5:
-                    first = (first + data)[:5]
-                received += len(data)
-                if received > max_bytes:
-                    return failure(
-                        "too-large",
-                        f"the server sent more than {max_bytes} bytes without completing the handshake",
-                    )
-                conn.bio_write(data)
-            out = _drain(conn)  # our Finished (and anything else pending)
-            if out:
-                writer.write(out)
+            failed = await done
+        if failed is not None:
+            return failure(*failed)
 
         polite = True
+        received = protocol.received
         chain = conn.get_peer_cert_chain() or []
         # Convert only what we keep: a hostile server may send hundreds of certificates.
         converted: list[x509.Certificate] = []
@@ -372,4 +410,4 @@ async def fetch_chain(
     except Exception as exc:  # defensive: a hostile server must never crash the caller
         return failure(phase, f"unexpected error during the {phase}: {type(exc).__name__}: {exc}")
     finally:
-        _close(writer, conn, polite=polite)
+        _close(transport, conn, polite=polite)

@@ -8,19 +8,23 @@ times with jittered exponential backoff. Every target ends as exactly one record
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
+from .. import certinfo
 from ..api import DiagnoseError
 from ..model import PresentedChain
 from ..session import Session
-from .records import diagnosis_record, error_record, to_csv_row, to_jsonl
+from .records import diagnosis_record, error_record, middle_of, splice, to_csv_row, to_jsonl
 from .targets import ScanTarget
 
+RECORD_CACHE = 4096  # distinct (target, evidence) records kept for splicing
 BACKOFF = 0.5  # seconds before the first retry; doubled each time, jittered, capped at MAX_BACKOFF
 MAX_BACKOFF = 5.0
 
@@ -36,9 +40,9 @@ class ScanOptions:
     session: dict[str, Any] = field(default_factory=dict)  # Session(...) arguments
 
 
-@dataclass(frozen=True)
-class Meta:
-    """What the main process keeps of a record for the live counters and the summary."""
+class Meta(NamedTuple):
+    """What the main process keeps of a record for the live counters and the summary (a tuple: it crosses
+    process boundaries once per target)."""
 
     line: int
     target: str
@@ -115,6 +119,10 @@ class Engine:
         self.limiter = RateLimiter(options.rate) if options.rate else None
         self.session: Session | None = None
         self.at: datetime | None = None
+        # Records by evidence: the same target presenting the same chains (same certificates, staples and
+        # errors per address) gets the same judgement, so its record is spliced from the first one's.
+        self._records: OrderedDict[tuple[Any, ...], tuple[str, Meta]] = OrderedDict()
+        self.record_hits = 0
 
     def _serialise(self, record: dict[str, Any]) -> str:
         return to_csv_row(record) if self.options.fmt == "csv" else to_jsonl(record)
@@ -124,25 +132,34 @@ class Engine:
         async with Session(cache=True, clients=self.options.clients, **self.options.session) as session:
             self.session = session
             self.at = session.at
+            # A semaphore, not asyncio.wait(): waiting on the whole pending set costs O(concurrency) per target.
+            slots = asyncio.Semaphore(self.options.concurrency)
             pending: set[asyncio.Task[None]] = set()
+
+            def finished(task: asyncio.Task[None]) -> None:
+                pending.discard(task)
+                slots.release()
+
             try:
                 async for target in _aiter(targets):
-                    if len(pending) >= self.options.concurrency:
-                        _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                    pending.add(asyncio.ensure_future(self.one(target)))
-                if pending:
-                    await asyncio.wait(pending)
+                    await slots.acquire()
+                    task = asyncio.ensure_future(self.one(target))
+                    pending.add(task)
+                    task.add_done_callback(finished)
+                while pending:
+                    await asyncio.gather(*list(pending), return_exceptions=True)
             finally:
-                for task in pending:
+                for task in list(pending):
                     task.cancel()
                 if pending:
-                    await asyncio.gather(*pending, return_exceptions=True)
+                    await asyncio.gather(*list(pending), return_exceptions=True)
 
     async def one(self, target: ScanTarget) -> None:
         session = self.session
         assert session is not None and self.at is not None
         started = time.perf_counter()
         attempts = 0
+        key: tuple[Any, ...] | None = None
         while True:
             attempts += 1
             if self.limiter is not None:
@@ -175,6 +192,16 @@ class Engine:
             if transient(chains) and attempts <= self.options.retries:
                 await self._backoff(attempts)
                 continue
+            key = None if self.options.full else _evidence_key(target, chains)
+            cached = self._records.get(key) if key is not None else None
+            if cached is not None:
+                self.record_hits += 1
+                middle, meta = cached
+                elapsed = time.perf_counter() - started
+                self.emit(
+                    splice(self.options.fmt, target.line, middle, attempts, elapsed), meta._replace(line=target.line)
+                )
+                return
             try:
                 d = await session.judge_chains(tgt, chains, started=started)
                 record = diagnosis_record(
@@ -195,11 +222,35 @@ class Engine:
                     at=self.at,
                 )
             break
-        self.emit(self._serialise(record), _meta(record) if not self.options.full else _full_meta(record))
+        meta = _meta(record) if not self.options.full else _full_meta(record)
+        if key is not None and record.get("error_kind") != "internal":
+            self._records[key] = (middle_of(self.options.fmt, record), meta)
+            if len(self._records) > RECORD_CACHE:
+                self._records.popitem(last=False)
+        self.emit(self._serialise(record), meta)
 
     async def _backoff(self, attempt: int) -> None:
         delay = min(MAX_BACKOFF, BACKOFF * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
         await asyncio.sleep(delay)
+
+
+def _evidence_key(target: ScanTarget, chains: Iterable[PresentedChain]) -> tuple[Any, ...]:
+    """Everything a record depends on besides the line number and the timing."""
+    return (
+        target.text,
+        tuple(
+            (
+                c.source,
+                c.error_kind,
+                c.error,
+                c.tls_version,
+                c.total_received,
+                tuple(certinfo.fingerprint(x) for x in c.certs),
+                None if c.ocsp_staple is None else hashlib.sha256(c.ocsp_staple).digest(),
+            )
+            for c in chains
+        ),
+    )
 
 
 def _full_meta(record: dict[str, Any]) -> Meta:

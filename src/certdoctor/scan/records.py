@@ -120,6 +120,26 @@ def to_jsonl(record: dict[str, Any]) -> str:
     return json.dumps(record, ensure_ascii=True, separators=(",", ":")) + "\n"
 
 
+_VARYING = ("line", "attempts", "elapsed_ms")
+
+
+def middle_of(fmt: str, record: dict[str, Any]) -> str:
+    """The serialised record without its line number, attempts and timing (see :func:`splice`)."""
+    if fmt == "csv":
+        row = to_csv_row(record)
+        return row[row.index(",") + 1 : row.rindex(",")]
+    rest = {k: v for k, v in record.items() if k not in _VARYING}
+    return json.dumps(rest, ensure_ascii=True, separators=(",", ":"))[1:-1]
+
+
+def splice(fmt: str, line: int, middle: str, attempts: int, elapsed: float) -> str:
+    """A record rebuilt from :func:`middle_of` for another line (a repeated target with the same evidence)."""
+    ms = round(elapsed * 1000, 1)
+    if fmt == "csv":
+        return f"{line},{middle},{ms}\n"
+    return f'{{"line":{line},{middle},"attempts":{attempts},"elapsed_ms":{ms}}}\n'
+
+
 def to_csv_row(record: dict[str, Any]) -> str:
     leaf = record.get("leaf") or {}
     findings = record.get("findings") or []
