@@ -79,7 +79,7 @@ class ChainReport:
     chain_findings: tuple[Finding, ...] = ()  # what the chain checks found on this chain
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Diagnosis:
     target: Target
     evidence: Evidence
@@ -88,6 +88,9 @@ class Diagnosis:
     findings: tuple[Finding, ...]
     elapsed: float = 0.0
     notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def __repr__(self) -> str:  # the generated one is 100 KB (asyncio.run even calls it, twice)
+        return f"<Diagnosis {self.target.label()} {self.exit_code} findings={self.ids()}>"
 
     @property
     def errors(self) -> list[Finding]:

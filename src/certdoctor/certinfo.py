@@ -7,6 +7,7 @@ missing or cannot be parsed, instead of raising.
 from __future__ import annotations
 
 import ipaddress
+import re
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -311,7 +312,15 @@ def validity_days(cert: x509.Certificate) -> float:
     return (not_after(cert) - not_before(cert)).total_seconds() / 86400
 
 
+_NOT_IP = re.compile(r"[g-zG-Z_]")  # a letter past "f" (or "_"): no IPv4 or IPv6 literal has one
+
+
+@lru_cache(maxsize=8192)
 def is_ip(name: str) -> bool:
+    """An IPv4 or IPv6 literal (brackets allowed). Cached, with a fast no for host names: a scan asks this for
+    every target."""
+    if _NOT_IP.search(name):
+        return False
     try:
         ipaddress.ip_address(name.strip("[]"))
     except ValueError:

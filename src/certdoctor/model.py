@@ -129,7 +129,7 @@ class TrustStore:
     source: str = ""  # file or package it came from
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Evidence:
     """Everything collected about one target; the only input of the checks."""
 
@@ -149,6 +149,9 @@ class Evidence:
     revocation: Mapping[str, RevocationFetch] = field(default_factory=dict)
     revocation_checked: bool = False  # False: --no-revocation (only stapled responses are judged)
     revocation_notes: tuple[str, ...] = ()  # e.g. "revocation lookups stopped after 5 s"
+
+    def __repr__(self) -> str:
+        return f"<Evidence {self.target.label()} at {self.at.isoformat()}: {len(self.chains)} source(s)>"
 
 
 @dataclass(frozen=True)

@@ -228,6 +228,8 @@ class Session(AsyncClosing):
                 addresses = await resolve_name(host or "", tgt.port, self.timeout)
             except ResolveError as exc:
                 raise DiagnoseError(str(exc)) from exc
+        if len(addresses) == 1:  # the common case, without gather's tasks
+            return [await fetch_chain(addresses[0], tgt.port, tgt.sni, self.timeout, max_certs=MAX_CHAIN)]
         return list(
             await asyncio.gather(
                 *(fetch_chain(a, tgt.port, tgt.sni, self.timeout, max_certs=MAX_CHAIN) for a in addresses)

@@ -8,15 +8,14 @@ every failure comes back as a :class:`PresentedChain` with ``error``/``error_kin
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
-import ipaddress
 import socket
 import time
 
 from cryptography import x509
 from OpenSSL import SSL, crypto
 
+from ..certinfo import is_ip
 from ..model import PresentedChain
 from .errors import CollectError
 from .files import short_reason
@@ -48,11 +47,7 @@ def _strip_brackets(address: str) -> str:
 def _ip_literal(text: str) -> str | None:
     """``text`` without brackets if it is an IPv4/IPv6 literal, else None."""
     candidate = _strip_brackets(text.strip())
-    try:
-        ipaddress.ip_address(candidate)
-    except ValueError:
-        return None
-    return candidate
+    return candidate if is_ip(candidate) else None
 
 
 async def resolve(host: str, port: int, timeout: float) -> list[str]:
@@ -289,17 +284,13 @@ class _Handshake(asyncio.Protocol):
             self._fail("handshake", "the server closed the connection during the TLS handshake")
 
 
-def _close(transport: asyncio.BaseTransport | None, conn: SSL.Connection | None, *, polite: bool) -> None:
-    """Close without waiting: close_notify best effort, then let the transport flush on its own."""
+def _close(transport: asyncio.BaseTransport | None, *, polite: bool) -> None:
+    """Close without waiting: after a completed handshake a plain TCP close (FIN; no close_notify, which would
+    cost another record and syscall per target in a scan), otherwise an abort."""
     if transport is None:
         return
     try:
-        if polite and conn is not None:
-            with contextlib.suppress(SSL.Error):
-                conn.shutdown()
-            out = _drain(conn)
-            if out:
-                transport.write(out)  # type: ignore[attr-defined]
+        if polite:
             transport.close()
         else:
             transport.abort()  # type: ignore[attr-defined]
@@ -410,4 +401,4 @@ async def fetch_chain(
     except Exception as exc:  # defensive: a hostile server must never crash the caller
         return failure(phase, f"unexpected error during the {phase}: {type(exc).__name__}: {exc}")
     finally:
-        _close(transport, conn, polite=polite)
+        _close(transport, polite=polite)

@@ -325,7 +325,7 @@ SCENARIOS: ScenarioTable = ScenarioTable(
         _s(
             "many-certs",
             "A valid chain followed by 50 small unrelated self-signed certificates.",
-            ("extra-cert",),
+            ("extra-cert", "chain-truncated"),
             hostile=True,
             spec=ServeSpec(filler=50),
         ),

@@ -66,8 +66,8 @@ def _output(ns: argparse.Namespace) -> tuple[IO[str], bool]:
 
 def summary_table(summary: Summary) -> Table:
     table = Table(title="certdoctor scan", title_justify="left", show_header=False, box=None, pad_edge=False)
-    table.add_column(style="bold")
-    table.add_column()
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(no_wrap=True, overflow="ellipsis")
     v = summary.verdicts
     table.add_row(
         "targets",
@@ -92,7 +92,7 @@ def summary_table(summary: Summary) -> Table:
         rows = sorted(summary.soonest, reverse=True)
         table.add_row(
             "soonest expiry",
-            "\n".join(f"{-d:>6.0f} d  {na[:10]}  {clean(t, 80)}" for d, na, t in rows),
+            "\n".join(f"{-d:>6.0f} d  {na[:10]}  {clean(t, 50)}" for d, na, t in rows),
         )
     return table
 

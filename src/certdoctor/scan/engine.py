@@ -132,27 +132,23 @@ class Engine:
         async with Session(cache=True, clients=self.options.clients, **self.options.session) as session:
             self.session = session
             self.at = session.at
-            # A semaphore, not asyncio.wait(): waiting on the whole pending set costs O(concurrency) per target.
-            slots = asyncio.Semaphore(self.options.concurrency)
-            pending: set[asyncio.Task[None]] = set()
-
-            def finished(task: asyncio.Task[None]) -> None:
-                pending.discard(task)
-                slots.release()
-
+            # ``concurrency`` long-lived workers pulling targets: no task, semaphore or callback per target
+            # (at thousands of targets a second, those cost as much as the judgement).
+            source = _Source(targets)
+            workers = [asyncio.ensure_future(self._work(source)) for _ in range(self.options.concurrency)]
             try:
-                async for target in _aiter(targets):
-                    await slots.acquire()
-                    task = asyncio.ensure_future(self.one(target))
-                    pending.add(task)
-                    task.add_done_callback(finished)
-                while pending:
-                    await asyncio.gather(*list(pending), return_exceptions=True)
+                await asyncio.gather(*workers)
             finally:
-                for task in list(pending):
+                for task in workers:
                     task.cancel()
-                if pending:
-                    await asyncio.gather(*list(pending), return_exceptions=True)
+                await asyncio.gather(*workers, return_exceptions=True)
+
+    async def _work(self, source: _Source) -> None:
+        while True:
+            target = await source.next()
+            if target is None:
+                return
+            await self.one(target)
 
     async def one(self, target: ScanTarget) -> None:
         session = self.session
@@ -267,10 +263,29 @@ def _full_meta(record: dict[str, Any]) -> Meta:
     )
 
 
-async def _aiter(items: AsyncIterator[ScanTarget] | Iterable[ScanTarget]) -> AsyncIterator[ScanTarget]:
-    if hasattr(items, "__aiter__"):
-        async for item in items:  # type: ignore[union-attr]
-            yield item
-    else:
-        for item in items:  # type: ignore[union-attr]
-            yield item
+class _Source:
+    """Targets shared by the workers: a plain iterator is read without awaiting; an async one under a lock
+    (an async generator cannot be advanced by two coroutines at once)."""
+
+    def __init__(self, items: AsyncIterator[ScanTarget] | Iterable[ScanTarget]) -> None:
+        self._async = items if hasattr(items, "__anext__") else None
+        self._sync = None if self._async is not None else iter(items)  # type: ignore[arg-type]
+        self._lock = asyncio.Lock()
+        self._done = False
+
+    async def next(self) -> ScanTarget | None:
+        if self._done:
+            return None
+        if self._sync is not None:
+            target = next(self._sync, None)
+        else:
+            async with self._lock:
+                if self._done:
+                    return None
+                try:
+                    target = await self._async.__anext__()  # type: ignore[union-attr]
+                except StopAsyncIteration:
+                    target = None
+        if target is None:
+            self._done = True
+        return target

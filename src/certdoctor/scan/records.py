@@ -105,15 +105,32 @@ def error_record(
         "error_kind": kind,
         "endpoints": [],
         "leaf": None,
-        "findings": [],
-        "summary": {"errors": 0, "warnings": 0},
+        # the same finding a refused or timed-out address gets, so that every unreachable record has one
+        "findings": [
+            {
+                "id": "connection-failed" if kind == "resolve" else "scan-error",
+                "severity": "error",
+                "title": "Could not connect to an address" if kind == "resolve" else "The target could not be scanned",
+                "detail": error,
+            }
+        ],
+        "summary": {"errors": 1, "warnings": 0},
         "attempts": attempts,
         "elapsed_ms": round(elapsed * 1000, 1),
     }
 
 
 def bad_line_record(bad: BadLine) -> dict[str, Any]:
-    return {"line": bad.line, "target": bad.text, "verdict": "bad-input", "error": bad.reason}
+    return {
+        "line": bad.line,
+        "target": bad.text,
+        "verdict": "bad-input",
+        "error": bad.reason,
+        "endpoints": [],
+        "leaf": None,
+        "findings": [],
+        "summary": {"errors": 0, "warnings": 0},
+    }
 
 
 def to_jsonl(record: dict[str, Any]) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ from ..api import DiagnoseError, parse_target
 from ..certinfo import is_ip
 
 MAX_LINE = 4096
+_SPACE = re.compile(r"\s")
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,7 @@ def _make(line: int, text: str, spec: str, options: dict[str, list[str]]) -> Sca
             if not is_ip(a):
                 return BadLine(line, text, f"addr={a!r} is not an IP address")
             addresses.append(a)
-    if not name or any(c.isspace() for c in host):
+    if not name or _SPACE.search(host):
         return BadLine(line, text, "no host name")
     return ScanTarget(line, text, host, port, sni, name, tuple(addresses))
 
@@ -109,7 +111,7 @@ def parse_line(line: int, raw: str) -> ScanTarget | BadLine | None:
         if not eq:
             return BadLine(line, text, f"expected key=value after the target, got {part!r}")
         options.setdefault(key.strip().lower(), []).append(value.strip())
-    if not spec or any(c.isspace() for c in spec):
+    if not spec or _SPACE.search(spec):
         return BadLine(line, text, "not a target (HOST, HOST:PORT or https:// URL)")
     return _make(line, text, spec, options)
 
