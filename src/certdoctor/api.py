@@ -24,6 +24,7 @@ from . import certinfo
 from .model import AiaFetch, Evidence, Finding, PresentedChain, Severity, Target, TrustStore
 from .paths import ChainAnalysis, StoreIndex, analyse, dedupe, missing_issuer_urls
 from .revocation import CertRevocation, assess, evaluate_ocsp, path_pairs
+from .revocation import urls as revocation_urls
 
 DEFAULT_TIMEOUT = 10.0
 MAX_CHAIN = 32  # certificates analysed per chain; the rest is reported, not verified
@@ -279,7 +280,7 @@ async def _collect_revocation(
     answered: list[x509.Certificate] = []
     for analysis in analyses.values():
         path = [(c, i) for c, i in path_pairs(analysis.best.nodes, analysis.best.end) if i is not None]
-        pairs.extend(path)  # type: ignore[arg-type]
+        pairs.extend((c, i) for c, i in path if any(revocation_urls(c)))  # type: ignore[misc]
         if path:
             leaf, issuer = path[0]
             sources = [c for c in evidence.chains if c.ok and c.certs[0] == leaf]
