@@ -45,10 +45,11 @@ def _text_line(meta: Meta) -> str:
     head = f"{mark} {meta.verdict:<11} {clean(meta.target, 120)}"
     if meta.error:
         return f"{head}  {clean(meta.error, 200)}\n"
-    tail = ", ".join(meta.ids)
+    parts = [", ".join(meta.ids)] if meta.ids else []
     if meta.days_left is not None:
-        tail = f"{tail}  ({meta.days_left:.0f} days left)" if tail else f"({meta.days_left:.0f} days left)"
-    return f"{head}  {tail}\n"
+        days = meta.days_left
+        parts.append(f"(expired {-days:.0f} days ago)" if days < 0 else f"({days:.0f} days left)")
+    return f"{head}  {'  '.join(parts)}\n"
 
 
 def _output(ns: argparse.Namespace) -> tuple[IO[str], bool]:

@@ -271,10 +271,10 @@ def run_scan(
     skip = resume or set()
 
     def record(line: str, meta: Meta) -> None:
-        writer.write(line, meta)
         summary.add(meta)
         if on_record is not None:
-            on_record(meta)
+            on_record(meta)  # first, so that a record printed under the progress bar shows the new counts
+        writer.write(line, meta)
 
     def bad(item: BadLine) -> None:
         if on_bad is not None:
