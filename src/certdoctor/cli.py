@@ -76,6 +76,20 @@ def _add_check_options(p: argparse.ArgumentParser) -> None:
     sni = p.add_mutually_exclusive_group()
     sni.add_argument("--sni", metavar="NAME", help="server name to send in the TLS ClientHello (default: the host)")
     sni.add_argument("--no-sni", action="store_true", help="send no SNI (what very old clients do)")
+    _add_judgement_options(p, at_default="now")
+    p.add_argument("--expect", metavar="FILE", help="the certificate (or chain) you believe is deployed")
+    p.add_argument(
+        "--key",
+        metavar="FILE",
+        help="the private key the server uses: reports key-mismatch if it does not belong to the served certificate",
+    )
+    p.add_argument("--password", metavar="PASS", help="password of an encrypted --key (or CERTDOCTOR_KEY_PASSWORD)")
+    p.add_argument("--no-clients", action="store_true", help="skip the per-client predictions (Chrome, curl, Java, …)")
+    _add_output_options(p)
+
+
+def _add_judgement_options(p: argparse.ArgumentParser, *, at_default: str) -> None:
+    """Options `check` and `scan` share: connection timeout, trust, the moment, AIA and revocation."""
     p.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="per-connection timeout (default 10)")
     p.add_argument(
         "--ca-file",
@@ -91,14 +105,9 @@ def _add_check_options(p: argparse.ArgumentParser) -> None:
         help="store(s) to judge against: mozilla, system, chrome, microsoft, java "
         "(repeatable; default: mozilla and system)",
     )
-    p.add_argument("--at", metavar="DATE", help="judge as of this date/time (YYYY-MM-DD or ISO 8601, UTC)")
-    p.add_argument("--expect", metavar="FILE", help="the certificate (or chain) you believe is deployed")
     p.add_argument(
-        "--key",
-        metavar="FILE",
-        help="the private key the server uses: reports key-mismatch if it does not belong to the served certificate",
+        "--at", metavar="DATE", help=f"judge as of this date/time (YYYY-MM-DD or ISO 8601, UTC; default: {at_default})"
     )
-    p.add_argument("--password", metavar="PASS", help="password of an encrypted --key (or CERTDOCTOR_KEY_PASSWORD)")
     p.add_argument(
         "--warn-days",
         type=int,
@@ -107,7 +116,6 @@ def _add_check_options(p: argparse.ArgumentParser) -> None:
         help="warn when the certificate expires within N days (default 30)",
     )
     p.add_argument("--no-aia", action="store_true", help="do not download missing intermediates via AIA")
-    p.add_argument("--no-clients", action="store_true", help="skip the per-client predictions (Chrome, curl, Java, …)")
     p.add_argument(
         "--no-revocation",
         action="store_true",
@@ -118,9 +126,22 @@ def _add_check_options(p: argparse.ArgumentParser) -> None:
         type=float,
         default=5.0,
         metavar="SECONDS",
-        help="time budget for all OCSP/CRL lookups of one check (default 5)",
+        help="time budget for all OCSP/CRL lookups of one target (default 5)",
     )
-    _add_output_options(p)
+
+
+def judgement_kwargs(ns: argparse.Namespace) -> dict[str, Any]:
+    """The options of :func:`_add_judgement_options` as diagnose()/Session() arguments."""
+    return {
+        "timeout": ns.timeout,
+        "ca_files": ns.ca_file,
+        "trust_stores": ns.trust_store,
+        "at": ns.at,
+        "warn_days": ns.warn_days,
+        "fetch_aia": not ns.no_aia,
+        "revocation": not ns.no_revocation,
+        "revocation_timeout": ns.revocation_timeout,
+    }
 
 
 def _add_scan_options(p: argparse.ArgumentParser) -> None:
@@ -135,21 +156,12 @@ def _add_scan_options(p: argparse.ArgumentParser) -> None:
         "-w", "--workers", type=int, metavar="K", help="processes, each with its own event loop (default: one per core)"
     )
     p.add_argument("--rate", type=float, metavar="R", help="start at most R targets per second (default: no cap)")
-    p.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="per connection (default 10)")
     p.add_argument(
         "--retries", type=int, default=2, metavar="N", help="retries of transient connection failures (default 2)"
     )
     p.add_argument("--full", action="store_true", help="the whole `check --json` document per target")
     p.add_argument("--clients", action="store_true", help="add per-client predictions to each record")
-    p.add_argument("--ca-file", action="append", default=[], metavar="FILE", help="extra trusted root(s)")
-    p.add_argument("--trust-store", action="append", metavar="NAME", help="store(s) to judge against")
-    p.add_argument("--at", metavar="DATE", help="judge as of this date/time (default: when the scan starts)")
-    p.add_argument("--warn-days", type=int, default=30, metavar="N", help="expiring-soon threshold (default 30)")
-    p.add_argument("--no-aia", action="store_true", help="do not download missing intermediates")
-    p.add_argument("--no-revocation", action="store_true", help="no OCSP/CRL lookups (staples are still judged)")
-    p.add_argument(
-        "--revocation-timeout", type=float, default=5.0, metavar="SECONDS", help="OCSP/CRL budget per target"
-    )
+    _add_judgement_options(p, at_default="when the scan starts, one moment for every target")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--no-color", action="store_true", help="no colours (also honoured: NO_COLOR)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress and no summary on stderr")
@@ -362,18 +374,11 @@ def check_kwargs(ns: argparse.Namespace) -> tuple[str | None, dict[str, Any]]:
     from .api import parse_target
 
     kwargs: dict[str, Any] = {
-        "timeout": ns.timeout,
-        "ca_files": ns.ca_file,
-        "trust_stores": ns.trust_store,
-        "at": ns.at,
+        **judgement_kwargs(ns),
         "expect": ns.expect,
-        "warn_days": ns.warn_days,
-        "fetch_aia": not ns.no_aia,
         "key": ns.key,
         "key_password": _key_password(ns) if ns.key else None,
         "clients": not getattr(ns, "no_clients", False),
-        "revocation": not ns.no_revocation,
-        "revocation_timeout": ns.revocation_timeout,
     }
     if ns.file:
         if ns.target:

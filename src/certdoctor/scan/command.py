@@ -27,17 +27,10 @@ MARK = {"valid": "✓", "invalid": "✗", "unreachable": "✗", "bad-input": "?"
 
 def _session_kwargs(ns: argparse.Namespace) -> dict[str, Any]:
     from ..api import _parse_at
+    from ..cli import judgement_kwargs
 
-    return {
-        "timeout": ns.timeout,
-        "ca_files": ns.ca_file,
-        "trust_stores": ns.trust_store,
-        "at": _parse_at(ns.at),  # one moment for the whole scan (and every worker)
-        "warn_days": ns.warn_days,
-        "fetch_aia": not ns.no_aia,
-        "revocation": not ns.no_revocation,
-        "revocation_timeout": ns.revocation_timeout,
-    }
+    # one moment for the whole scan (and every worker)
+    return {**judgement_kwargs(ns), "at": _parse_at(ns.at)}
 
 
 def _text_line(meta: Meta) -> str:
