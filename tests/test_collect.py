@@ -167,6 +167,65 @@ def test_fetch_chain_returns_chain_in_order(files: Files) -> None:
     run(main())
 
 
+def test_legacy_only_server_is_reached_on_the_second_client_hello(files: Files) -> None:
+    """The first ClientHello offers what common clients offer; a server that shares no cipher suite with it
+    (here: only ECDHE-ECDSA-CAMELLIA128-SHA256, not in OpenSSL's default list) gets a second one with every
+    suite."""
+    connections: list[int] = []
+
+    async def main() -> None:
+        ctx = tls_context(files.chain, files.key)
+        try:
+            ctx.set_ciphers("ECDHE-ECDSA-CAMELLIA128-SHA256:@SECLEVEL=0")
+        except ssl.SSLError:  # pragma: no cover
+            pytest.skip("the system OpenSSL has no CAMELLIA")
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        inner = await asyncio.start_server(_drain_and_close, "127.0.0.1", 0, ssl=ctx)
+        tls_port = inner.sockets[0].getsockname()[1]
+
+        async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            connections.append(1)  # a TCP relay in front of the TLS server, to count connections
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", tls_port)
+
+            async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+                with contextlib.suppress(OSError):
+                    while data := await src.read(65536):
+                        dst.write(data)
+                        await dst.drain()
+                dst.close()
+
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+        outer, port = await start_server(relay)
+        async with inner, outer:
+            result = await fetch_chain("127.0.0.1", port, "localhost", 5.0)
+            modern = await fetch_chain("127.0.0.1", tls_port, "localhost", 5.0)
+        assert result.ok, result.error
+        assert result.certs == (LEAF, INTERMEDIATE)
+        assert result.cipher == "ECDHE-ECDSA-CAMELLIA128-SHA256" and result.tls_version == "TLSv1.2"
+        assert len(connections) == 2  # refused once, then reached
+        assert modern.ok
+
+    run(main())
+
+    async def normal() -> None:
+        connections.clear()
+
+        async def count(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            connections.append(1)
+            writer.close()
+
+        server, port = await start_server(count)
+        async with server:
+            result = await fetch_chain("127.0.0.1", port, "localhost", 5.0)
+        # a server that drops the connection (a reset here: it closes with our ClientHello unread) may also be
+        # refusing the cipher suites: asked twice, then reported
+        assert result.error_kind == "handshake" and "reset" in (result.error or "")
+        assert len(connections) == 2
+
+    run(normal())
+
+
 def test_sni_sent_idna_encoded_and_omitted(files: Files) -> None:
     async def main() -> list[str | None]:
         log: list[str | None] = []

@@ -252,8 +252,11 @@ def test_transient_failures_are_retried_with_backoff(tmp_path: Path) -> None:
     asyncio.run(Engine(ScanOptions(retries=2), lambda line, meta: got.append(line)).run([target]))
     sock.close()
     (record,) = records("".join(got))
-    assert record["attempts"] == 3 and len(seen) == 3
-    assert seen[1] - seen[0] >= 0.2 and seen[2] - seen[1] >= 0.4  # jittered 0.5 s, then 1 s
+    # Each attempt is two connections: the common ClientHello, then the legacy one (a silent close may be a
+    # server that shares no cipher suite with the first).
+    assert record["attempts"] == 3 and len(seen) == 6
+    assert seen[1] - seen[0] < 0.2 and seen[3] - seen[2] < 0.2 and seen[5] - seen[4] < 0.2
+    assert seen[2] - seen[1] >= 0.2 and seen[4] - seen[3] >= 0.4  # jittered 0.5 s, then 1 s
 
 
 # --- limits -----------------------------------------------------------------------------------------------
@@ -305,9 +308,12 @@ def test_concurrency_and_rate_limits_are_obeyed() -> None:
     )
     server.sock.close()
     arrivals = sorted(server.arrivals)
-    # a bucket of 20 tokens refilled at 20/s: 20 starts fit in the first burst, never more than 20 in a second
-    window = [b for b in arrivals if b - arrivals[0] < 1.0]
-    assert len(arrivals) == 20 and len(window) <= 21
+    # Each target is two connections (the server closes without answering: the legacy ClientHello follows),
+    # and the cap counts both. A bucket of 20 tokens refilled at 20/s: a burst of 20, then one every 50 ms, so
+    # at most 30 (+1) in the first half second, and the 40 take at least ~1 s.
+    assert len(arrivals) == 40
+    assert len([b for b in arrivals if b - arrivals[0] < 0.5]) <= 31
+    assert arrivals[-1] - arrivals[0] >= 0.9
 
 
 def test_identical_chains_are_judged_once_and_responders_asked_once(lab: Lab) -> None:

@@ -20,7 +20,7 @@ import asyncio
 import hashlib
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -75,6 +75,19 @@ def rebase(findings: Sequence[Finding], old: Sequence[str], new: Sequence[str]) 
         return list(findings)
     mapping = dict(zip(old, new, strict=False))
     return [replace(f, sources=tuple(mapping.get(s, s) for s in f.sources)) for f in findings]
+
+
+_HANDSHAKE: Any = None
+
+
+def _handshake_module() -> Any:
+    """The handshake collector, imported on first use (it loads pyOpenSSL, which file checks never need)."""
+    global _HANDSHAKE
+    if _HANDSHAKE is None:
+        from .collect import handshake
+
+        _HANDSHAKE = handshake
+    return _HANDSHAKE
 
 
 class Session(AsyncClosing):
@@ -216,23 +229,34 @@ class Session(AsyncClosing):
 
     async def collect_chains(self, tgt: Target, host: str | None) -> list[PresentedChain]:
         """The chains every address (or file) presents; raises DiagnoseError when the name does not resolve."""
-        from .collect.files import load_chain_file
-        from .collect.handshake import ResolveError, fetch_chain
-        from .collect.handshake import resolve as resolve_name
+        if tgt.files:
+            from .collect.files import load_chain_file
 
-        if tgt.is_files:
             return [load_chain_file(f, max_certs=MAX_CHAIN) for f in tgt.files]
-        addresses = list(tgt.addresses)
+        return await self.fetch(host or "", tgt.port, tgt.sni, tgt.addresses)
+
+    async def fetch(
+        self,
+        host: str,
+        port: int,
+        sni: str | None,
+        addresses: Sequence[str] = (),
+        gate: Callable[[], Awaitable[None]] | None = None,
+    ) -> list[PresentedChain]:
+        """The chain each address of ``host`` presents (``addresses``, when given, instead of resolving);
+        raises DiagnoseError when the name does not resolve. ``gate`` is awaited before each connection."""
+        handshake = _handshake_module()
         if not addresses:
             try:
-                addresses = await resolve_name(host or "", tgt.port, self.timeout)
-            except ResolveError as exc:
+                addresses = await handshake.resolve(host, port, self.timeout)
+            except handshake.ResolveError as exc:
                 raise DiagnoseError(str(exc)) from exc
+        fetch_chain = handshake.fetch_chain
         if len(addresses) == 1:  # the common case, without gather's tasks
-            return [await fetch_chain(addresses[0], tgt.port, tgt.sni, self.timeout, max_certs=MAX_CHAIN)]
+            return [await fetch_chain(addresses[0], port, sni, self.timeout, max_certs=MAX_CHAIN, gate=gate)]
         return list(
             await asyncio.gather(
-                *(fetch_chain(a, tgt.port, tgt.sni, self.timeout, max_certs=MAX_CHAIN) for a in addresses)
+                *(fetch_chain(a, port, sni, self.timeout, max_certs=MAX_CHAIN, gate=gate) for a in addresses)
             )
         )
 

@@ -11,6 +11,7 @@ import asyncio
 import errno
 import socket
 import time
+from collections.abc import Awaitable, Callable
 
 from cryptography import x509
 from OpenSSL import SSL, crypto
@@ -26,8 +27,6 @@ _READ_SIZE = 65_536
 _NOT_TLS = "the server did not speak TLS (is this a plain HTTP port?)"
 # Content types of a TLS record (change_cipher_spec, alert, handshake, application_data).
 _TLS_RECORD_TYPES = frozenset({20, 21, 22, 23})
-
-_context: SSL.Context | None = None
 
 
 class ResolveError(CollectError):
@@ -91,19 +90,40 @@ def _on_ocsp_staple(conn: SSL.Connection, staple: bytes, _data: object) -> bool:
     return True  # we only record the staple; the checks judge it
 
 
-def _client_context() -> SSL.Context:
+# The cipher suites of the first handshake: OpenSSL's default list (what curl, Python and most clients
+# offer), at security level 0 so that weak keys, signatures and old TLS versions still complete the handshake
+# and the checks can name them.
+_MODERN_CIPHERS = b"DEFAULT:@SECLEVEL=0"
+# The retry for servers that refuse the first ClientHello: every cipher suite OpenSSL has (3DES, DSS,
+# CAMELLIA, anonymous ...). PSK and SRP suites are left out of the list: OpenSSL never offers them without a
+# PSK/SRP callback, so the ClientHello is the same, but it skips weighing ~50 unusable suites in every handshake.
+_LEGACY_CIPHERS = b"ALL:!PSK:!SRP:@SECLEVEL=0"
+# What a server answers when it shares no cipher suite (or version) with the first ClientHello: an alert, a
+# reset (Windows SChannel), or a close without a word (Python's asyncio servers, among others).
+_REFUSALS = (
+    "alert handshake failure",
+    "alert protocol version",
+    "alert insufficient security",
+    "no shared cipher",
+    "reset during the TLS handshake",
+    "without answering the ClientHello",
+)
+_contexts: dict[bool, SSL.Context] = {}
+
+
+def _client_context(legacy: bool = False) -> SSL.Context:
     """The process-wide client context (building one per handshake would dominate bulk scans)."""
-    global _context
-    if _context is None:
+    ctx = _contexts.get(legacy)
+    if ctx is None:
         ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
         ctx.set_verify(SSL.VERIFY_NONE)
         ctx.set_min_proto_version(SSL.TLS1_VERSION)
-        ctx.set_cipher_list(b"ALL:@SECLEVEL=0")
+        ctx.set_cipher_list(_LEGACY_CIPHERS if legacy else _MODERN_CIPHERS)
         # Talk to servers without RFC 5746 support too (OpenSSL 3 refuses them by default).
         ctx.set_options(SSL.OP_ALL | SSL.OP_LEGACY_SERVER_CONNECT | SSL.OP_NO_COMPRESSION)
         ctx.set_ocsp_client_callback(_on_ocsp_staple)
-        _context = ctx
-    return _context
+        _contexts[legacy] = ctx
+    return ctx
 
 
 _PARSED: dict[bytes, x509.Certificate] = {}
@@ -306,9 +326,43 @@ async def fetch_chain(
     *,
     max_certs: int = 32,
     max_bytes: int = 1_048_576,
+    gate: Callable[[], Awaitable[None]] | None = None,
 ) -> PresentedChain:
-    """Handshake with ``address:port`` and return the certificates it presents; never raises."""
+    """Handshake with ``address:port`` and return the certificates it presents; never raises.
+
+    The first ClientHello offers what common clients offer; a server that refuses it (no shared cipher suite
+    or version) is asked once more with every suite OpenSSL has, so that even a legacy-only server's
+    certificate gets collected. ``timeout`` bounds both attempts together. ``gate``, when given, is awaited
+    before each connection (a scan's rate limit).
+    """
     started = time.perf_counter()
+    if gate is not None:
+        await gate()
+    first = await _attempt(address, port, sni, timeout, max_certs, max_bytes, started, legacy=False)
+    if first.error_kind != "handshake" or not any(r in (first.error or "") for r in _REFUSALS):
+        return first
+    remaining = timeout - (time.perf_counter() - started)
+    if remaining <= 0.05:
+        return first
+    if gate is not None:
+        await gate()
+    second = await _attempt(address, port, sni, remaining, max_certs, max_bytes, started, legacy=True)
+    if second.error_kind is None or second.error_kind == "no-certificate":
+        return second
+    return first  # refused both ways: the answer to what common clients offer says more
+
+
+async def _attempt(
+    address: str,
+    port: int,
+    sni: str | None,
+    timeout: float,
+    max_certs: int,
+    max_bytes: int,
+    started: float,
+    *,
+    legacy: bool,
+) -> PresentedChain:
     host = _strip_brackets(address.strip())
     source = _source_label(host, port)
 
@@ -333,7 +387,7 @@ async def fetch_chain(
     loop = asyncio.get_running_loop()
     try:
         state = _ConnState()
-        conn = SSL.Connection(_client_context(), None)
+        conn = SSL.Connection(_client_context(legacy), None)
         conn.set_app_data(state)
         conn.set_connect_state()
         conn.request_ocsp()

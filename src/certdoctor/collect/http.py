@@ -23,7 +23,15 @@ if TYPE_CHECKING:  # httpx is imported lazily: it costs ~150 ms of CLI start-up
 K = TypeVar("K")
 V = TypeVar("V")
 
-__all__ = ["AsyncClosing", "BoundedHttp", "Download", "SharedResults", "format_seconds", "format_size"]
+__all__ = ["AsyncClosing", "BoundedHttp", "Download", "SharedResults", "format_seconds", "format_size", "preload"]
+
+
+def preload() -> None:
+    """Import the HTTP stack now. A scan calls this before it starts (and before it forks workers): imported
+    lazily, the ~50–150 ms import would happen at the first AIA or OCSP download and stall every handshake
+    in flight on that event loop."""
+    import httpcore  # noqa: F401
+    import httpx  # noqa: F401
 
 
 def format_size(size: int) -> str:

@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..api import DiagnoseError
+from ..collect.http import preload as preload_http
 from ..render.escape import clean
 from ..session import Session
 from .driver import Summary, count_targets, done_keys, repair_tail, run_scan
@@ -104,6 +105,8 @@ def run(ns: argparse.Namespace, err: Console) -> int:
     except DiagnoseError as exc:
         print(f"certdoctor scan: {exc}", file=sys.stderr)
         return 2
+    if kwargs.get("fetch_aia", True) or kwargs.get("revocation", True):
+        preload_http()  # once, before the scan starts and workers fork; see preload()
     options = ScanOptions(
         concurrency=ns.concurrency,
         rate=ns.rate,

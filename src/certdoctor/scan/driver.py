@@ -54,12 +54,19 @@ class Summary:
             self.findings[fid] += 1
         if meta.error and meta.verdict != "bad-input":
             self.errors[meta.error.split(":")[-1].strip()[:60] or meta.error[:60]] += 1
-        if meta.days_left is not None and meta.not_after and all(t != meta.target for _, _, t in self.soonest):
-            item = (-meta.days_left, meta.not_after, meta.target)
-            if len(self.soonest) < 10:
-                heapq.heappush(self.soonest, item)
-            else:
-                heapq.heappushpop(self.soonest, item)
+        days = meta.days_left
+        if days is None or not meta.not_after:
+            return
+        soonest = self.soonest
+        if len(soonest) >= 10 and -days <= soonest[0][0]:
+            return  # not among the 10 soonest (the usual case, checked before the duplicate scan below)
+        if any(t == meta.target for _, _, t in soonest):
+            return
+        item = (-days, meta.not_after, meta.target)
+        if len(soonest) < 10:
+            heapq.heappush(soonest, item)
+        else:
+            heapq.heappushpop(soonest, item)
 
     @property
     def problems(self) -> int:
@@ -234,7 +241,7 @@ class Writer:
 def _bad(bad: BadLine, fmt: str) -> tuple[str, Meta]:
     record = bad_line_record(bad)
     line = to_csv_row(record) if fmt == "csv" else to_jsonl(record)
-    return line, Meta(bad.line, bad.text, "bad-input", error=bad.reason)
+    return line, Meta(bad.text, "bad-input", error=bad.reason)
 
 
 def _batches(

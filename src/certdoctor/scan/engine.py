@@ -8,18 +8,17 @@ times with jittered exponential backoff. Every target ends as exactly one record
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import gc
 import random
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from .. import certinfo
 from ..api import DiagnoseError
-from ..model import PresentedChain
+from ..model import PresentedChain, Target
 from ..session import Session
 from .records import diagnosis_record, error_record, middle_of, splice, to_csv_row, to_jsonl
 from .targets import ScanTarget
@@ -27,6 +26,7 @@ from .targets import ScanTarget
 RECORD_CACHE = 4096  # distinct (target, evidence) records kept for splicing
 BACKOFF = 0.5  # seconds before the first retry; doubled each time, jittered, capped at MAX_BACKOFF
 MAX_BACKOFF = 5.0
+GC_THRESHOLD = 20_000  # allocations between young-generation collections during a scan (Python's default: 700)
 
 
 @dataclass
@@ -44,7 +44,6 @@ class Meta(NamedTuple):
     """What the main process keeps of a record for the live counters and the summary (a tuple: it crosses
     process boundaries once per target)."""
 
-    line: int
     target: str
     verdict: str
     ids: tuple[str, ...] = ()
@@ -78,13 +77,14 @@ class RateLimiter:
                 await asyncio.sleep((1 - self.tokens) / self.rate)
 
 
-def transient(chains: Iterable[PresentedChain]) -> bool:
+def transient(chains: Sequence[PresentedChain]) -> bool:
     """True when every address failed in a way worth retrying (nothing was presented)."""
-    chains = list(chains)
-    if not chains or any(c.ok for c in chains):
+    if not chains:
         return False
     for c in chains:
-        error = c.error or ""
+        if c.error is None:
+            return False  # something was presented (or the handshake completed without a certificate)
+        error = c.error
         if c.error_kind == "timeout" and "TCP" in error:
             continue  # connect timeout (SYN lost, overloaded listener)
         if c.error_kind in ("connect", "handshake") and ("reset" in error or "without answering" in error):
@@ -100,7 +100,6 @@ def _meta(record: dict[str, Any]) -> Meta:
     else:
         ids = ()
     return Meta(
-        record["line"],
         record["target"],
         record.get("verdict", "unreachable"),
         ids,
@@ -124,6 +123,10 @@ class Engine:
         self._records: OrderedDict[tuple[Any, ...], tuple[str, Meta]] = OrderedDict()
         self.record_hits = 0
 
+    @property
+    def fmt(self) -> str:
+        return self.options.fmt
+
     def _serialise(self, record: dict[str, Any]) -> str:
         return to_csv_row(record) if self.options.fmt == "csv" else to_jsonl(record)
 
@@ -136,14 +139,29 @@ class Engine:
             # (at thousands of targets a second, those cost as much as the judgement).
             source = _Source(targets)
             workers = [asyncio.ensure_future(self._work(source)) for _ in range(self.options.concurrency)]
+            # The trust stores, indexes and modules loaded so far live as long as the scan: keep the cyclic
+            # garbage collector from walking them again and again, and let it run less often (each handshake
+            # allocates a few hundred short-lived objects; at the default threshold of 700 the collector runs
+            # several times per target and costs ~5 % of a scan). Cycles are still collected.
+            thresholds = gc.get_threshold()
+            gc.freeze()
+            gc.set_threshold(GC_THRESHOLD, *thresholds[1:])
             try:
                 await asyncio.gather(*workers)
             finally:
+                gc.set_threshold(*thresholds)
+                gc.unfreeze()
                 for task in workers:
                     task.cancel()
                 await asyncio.gather(*workers, return_exceptions=True)
 
     async def _work(self, source: _Source) -> None:
+        if source.sync is not None:
+            # A plain iterator is shared by the workers without a lock: next() never awaits, so no two workers
+            # are ever inside it at once.
+            for target in source.sync:
+                await self.one(target)
+            return
         while True:
             target = await source.next()
             if target is None:
@@ -155,72 +173,73 @@ class Engine:
         assert session is not None and self.at is not None
         started = time.perf_counter()
         attempts = 0
-        key: tuple[Any, ...] | None = None
+        retries = self.options.retries
+        gate = None if self.limiter is None else self.limiter.acquire  # the rate caps every connection
         while True:
             attempts += 1
-            if self.limiter is not None:
-                await self.limiter.acquire()
             try:
-                tgt, host = session.target_for(
-                    target.host, port=target.port, name=target.name, sni=target.sni, resolve=target.addresses
-                )
-                chains = await session.collect_chains(tgt, host)
+                chains = await session.fetch(target.host, target.port, target.sni, target.addresses, gate)
             except DiagnoseError as exc:
                 message = str(exc)
-                if "Temporary failure" in message and attempts <= self.options.retries:
+                if "Temporary failure" in message and attempts <= retries:
                     await self._backoff(attempts)
                     continue
                 kind = "resolve" if "resolv" in message else "usage"
-                record = error_record(
-                    target, message, kind, attempts=attempts, elapsed=time.perf_counter() - started, at=self.at
-                )
-                break
-            except Exception as exc:  # defensive: one target must never stop the scan
-                record = error_record(
+                self._record(
                     target,
-                    f"unexpected error: {type(exc).__name__}: {exc}",
-                    "internal",
-                    attempts=attempts,
-                    elapsed=time.perf_counter() - started,
-                    at=self.at,
-                )
-                break
-            if transient(chains) and attempts <= self.options.retries:
-                await self._backoff(attempts)
-                continue
-            key = None if self.options.full else _evidence_key(target, chains)
-            cached = self._records.get(key) if key is not None else None
-            if cached is not None:
-                self.record_hits += 1
-                middle, meta = cached
-                elapsed = time.perf_counter() - started
-                self.emit(
-                    splice(self.options.fmt, target.line, middle, attempts, elapsed), meta._replace(line=target.line)
+                    None,
+                    error_record(
+                        target, message, kind, attempts=attempts, elapsed=time.perf_counter() - started, at=self.at
+                    ),
                 )
                 return
-            try:
-                d = await session.judge_chains(tgt, chains, started=started)
-                record = diagnosis_record(
-                    target,
-                    d,
-                    attempts=attempts,
-                    elapsed=time.perf_counter() - started,
-                    full=self.options.full,
-                    clients=self.options.clients,
-                )
-            except Exception as exc:  # defensive, as above
-                record = error_record(
-                    target,
-                    f"unexpected error: {type(exc).__name__}: {exc}",
-                    "internal",
-                    attempts=attempts,
-                    elapsed=time.perf_counter() - started,
-                    at=self.at,
-                )
+            except Exception as exc:  # defensive: one target must never stop the scan
+                self._record(target, None, self._internal(target, exc, attempts, started))
+                return
+            if attempts <= retries and transient(chains):
+                await self._backoff(attempts)
+                continue
             break
-        meta = _meta(record) if not self.options.full else _full_meta(record)
-        if key is not None and record.get("error_kind") != "internal":
-            self._records[key] = (middle_of(self.options.fmt, record), meta)
+        key = None if self.options.full else _evidence_key(target, chains)
+        if key is not None:
+            cached = self._records.get(key)
+            if cached is not None:
+                # The same target presenting the same evidence as before: the same record, another line.
+                self.record_hits += 1
+                middle, meta = cached
+                self.emit(splice(self.fmt, target.line, middle, attempts, time.perf_counter() - started), meta)
+                return
+        try:
+            tgt = Target(name=target.name, port=target.port, sni=target.sni, addresses=target.addresses)
+            d = await session.judge_chains(tgt, chains, started=started)
+            record = diagnosis_record(
+                target,
+                d,
+                attempts=attempts,
+                elapsed=time.perf_counter() - started,
+                full=self.options.full,
+                clients=self.options.clients,
+            )
+        except Exception as exc:  # defensive, as above
+            key = None
+            record = self._internal(target, exc, attempts, started)
+        self._record(target, key, record)
+
+    def _internal(self, target: ScanTarget, exc: Exception, attempts: int, started: float) -> dict[str, Any]:
+        return error_record(
+            target,
+            f"unexpected error: {type(exc).__name__}: {exc}",
+            "internal",
+            attempts=attempts,
+            elapsed=time.perf_counter() - started,
+            at=self.at,
+        )
+
+    def _record(self, target: ScanTarget, key: tuple[Any, ...] | None, record: dict[str, Any]) -> None:
+        """Emit a freshly built record, and keep it for splicing when ``key`` is given."""
+        meta = _full_meta(record) if self.options.full else _meta(record)
+        if key is not None:
+            self._records[key] = (middle_of(self.fmt, record), meta)
             if len(self._records) > RECORD_CACHE:
                 self._records.popitem(last=False)
         self.emit(self._serialise(record), meta)
@@ -231,21 +250,12 @@ class Engine:
 
 
 def _evidence_key(target: ScanTarget, chains: Iterable[PresentedChain]) -> tuple[Any, ...]:
-    """Everything a record depends on besides the line number and the timing."""
+    """Everything a record depends on besides the line number and the timing. Certificates compare (and hash)
+    by their DER encoding, so the key holds the certificate objects themselves: the collector hands out one
+    object per distinct certificate, which makes comparing two keys mostly identity checks."""
     return (
         target.text,
-        tuple(
-            (
-                c.source,
-                c.error_kind,
-                c.error,
-                c.tls_version,
-                c.total_received,
-                tuple(certinfo.fingerprint(x) for x in c.certs),
-                None if c.ocsp_staple is None else hashlib.sha256(c.ocsp_staple).digest(),
-            )
-            for c in chains
-        ),
+        *[(c.source, c.error_kind, c.error, c.tls_version, c.total_received, c.certs, c.ocsp_staple) for c in chains],
     )
 
 
@@ -253,7 +263,6 @@ def _full_meta(record: dict[str, Any]) -> Meta:
     chains = record.get("chains") or []
     leaf = (chains[0].get("presented") or [{}])[0] if chains else {}
     return Meta(
-        record["line"],
         record["target"],
         record.get("verdict", "unreachable"),
         tuple(dict.fromkeys(f["id"] for f in record.get("findings") or [])),
@@ -269,15 +278,15 @@ class _Source:
 
     def __init__(self, items: AsyncIterator[ScanTarget] | Iterable[ScanTarget]) -> None:
         self._async = items if hasattr(items, "__anext__") else None
-        self._sync = None if self._async is not None else iter(items)  # type: ignore[arg-type]
+        self.sync = None if self._async is not None else iter(items)  # type: ignore[arg-type]
         self._lock = asyncio.Lock()
         self._done = False
 
     async def next(self) -> ScanTarget | None:
         if self._done:
             return None
-        if self._sync is not None:
-            target = next(self._sync, None)
+        if self.sync is not None:
+            target = next(self.sync, None)
         else:
             async with self._lock:
                 if self._done:

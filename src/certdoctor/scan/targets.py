@@ -20,17 +20,19 @@ import csv
 import io
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..api import DiagnoseError, parse_target
 from ..certinfo import is_ip
 
 MAX_LINE = 4096
+_OPTIONS = frozenset({"sni", "name", "addr", "address", "port"})
 _SPACE = re.compile(r"\s")
 
 
-@dataclass(frozen=True)
-class ScanTarget:
+class ScanTarget(NamedTuple):
+    """One target to scan (a tuple: a scan makes thousands a second and sends them between processes)."""
+
     line: int  # 1-based line number in the input
     text: str  # the line as given (stripped), used as the record's "target"
     host: str
@@ -45,15 +47,14 @@ class ScanTarget:
         return (self.line, self.text)
 
     def to_wire(self) -> tuple[int, str, str, int, str | None, str, tuple[str, ...]]:
-        return (self.line, self.text, self.host, self.port, self.sni, self.name, self.addresses)
+        return tuple(self)  # type: ignore[return-value]
 
     @classmethod
     def from_wire(cls, wire: tuple[int, str, str, int, str | None, str, tuple[str, ...]]) -> ScanTarget:
-        return cls(*wire)
+        return cls._make(wire)
 
 
-@dataclass(frozen=True)
-class BadLine:
+class BadLine(NamedTuple):
     line: int
     text: str
     reason: str
@@ -68,7 +69,11 @@ def _make(line: int, text: str, spec: str, options: dict[str, list[str]]) -> Sca
         host, port = parse_target(spec)
     except DiagnoseError as exc:
         return BadLine(line, text, str(exc))
-    unknown = set(options) - {"sni", "name", "addr", "address", "port"}
+    if not options:  # the common case: just a host or host:port
+        if _SPACE.search(host):
+            return BadLine(line, text, "no host name")
+        return ScanTarget(line, text, host, port, None if is_ip(host) else host, host)
+    unknown = options.keys() - _OPTIONS
     if unknown:
         return BadLine(line, text, f"unknown option {sorted(unknown)[0]!r} (known: sni=, name=, addr=)")
     if "port" in options:
@@ -96,21 +101,24 @@ def _make(line: int, text: str, spec: str, options: dict[str, list[str]]) -> Sca
 def parse_line(line: int, raw: str) -> ScanTarget | BadLine | None:
     """One input line: a target, a bad line, or None for comments and blank lines."""
     text = raw.strip()
-    if not text or text.startswith("#"):
+    if not text or text[0] == "#":
         return None
     if len(text) > MAX_LINE:
         return BadLine(line, text[:80] + "…", f"line longer than {MAX_LINE} characters")
     if " #" in text:
         text = text.split(" #", 1)[0].rstrip()
-    spec, *parts = [p.strip() for p in text.split(",")]
     options: dict[str, list[str]] = {}
-    for part in parts:
-        if not part:
-            continue
-        key, eq, value = part.partition("=")
-        if not eq:
-            return BadLine(line, text, f"expected key=value after the target, got {part!r}")
-        options.setdefault(key.strip().lower(), []).append(value.strip())
+    if "," in text:
+        spec, *parts = [p.strip() for p in text.split(",")]
+        for part in parts:
+            if not part:
+                continue
+            key, eq, value = part.partition("=")
+            if not eq:
+                return BadLine(line, text, f"expected key=value after the target, got {part!r}")
+            options.setdefault(key.strip().lower(), []).append(value.strip())
+    else:
+        spec = text
     if not spec or _SPACE.search(spec):
         return BadLine(line, text, "not a target (HOST, HOST:PORT or https:// URL)")
     return _make(line, text, spec, options)
