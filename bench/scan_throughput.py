@@ -1077,6 +1077,16 @@ def render(summary: dict[str, Any]) -> str:
                     f"first record after {scan['first_record_seconds']:.2f} s",
                 )
             )
+        one = res.get("scan_1w") or {}
+        if one.get("rate") and raw and raw["rate"]:
+            rows.append(
+                (
+                    "  with 1 worker (as many processes as the raw probe)",
+                    f"{fmt_int(one['rate'])} targets/s",
+                    "info",
+                    f"= {one['rate'] / raw['rate'] * 100:.0f} % of raw; {rounds_note(one)}".rstrip("; "),
+                )
+            )
     elif scan:
         rows.append(("certdoctor scan", "unavailable", "FAIL", scan.get("reason", "")))
     dist, raw_dist = res.get("scan_distinct") or {}, res.get("raw_distinct") or {}
@@ -1151,6 +1161,7 @@ def render(summary: dict[str, Any]) -> str:
             ("raw", res.get("raw")),
             ("raw 2-proc", res.get("raw_2proc")),
             ("scan", res.get("scan")),
+            ("scan 1 worker", res.get("scan_1w")),
             ("raw distinct", res.get("raw_distinct")),
             ("scan distinct", res.get("scan_distinct")),
             ("scan RSS run", res.get("scan_rss")),
@@ -1181,7 +1192,7 @@ def correctness_lines(summary: dict[str, Any]) -> list[str]:
         raw = res.get(key)
         if raw and raw["failed"]:
             lines.append(f"!! {key}: {raw['failed']:,} handshakes failed: {raw['errors']}")
-    for key in ("scan", "scan_distinct", "scan_rss"):
+    for key in ("scan", "scan_1w", "scan_distinct", "scan_rss"):
         scan = res.get(key)
         if not scan or "verification" not in scan:
             continue
@@ -1430,10 +1441,13 @@ def benchmark(ns: argparse.Namespace, workdir: Path, summary: dict[str, Any]) ->
             log(f"  {fmt_int(result['rate'])} targets/s ({result['failed']} failed)")
             return result
 
-        def scan(label: str, path: Path, count: int, expect: Expectation) -> dict[str, Any]:
+        single_worker = (ns.workers or os.cpu_count() or 1) > 1
+
+        def scan(label: str, path: Path, count: int, expect: Expectation, workers: int | None = None) -> dict[str, Any]:
             output = workdir / f"scan-{label}.jsonl"
+            options = ns if workers is None else argparse.Namespace(**{**vars(ns), "workers": workers})
             with CpuMeter(server_pid) as cpu:
-                result = run_scan(support, path, count, output, workdir, lab.root, ns, label)
+                result = run_scan(support, path, count, output, workdir, lab.root, options, label)
             result |= cpu.per_target(count)
             result["verification"] = verify_scan(output, count, expect)
             log(
@@ -1461,10 +1475,16 @@ def benchmark(ns: argparse.Namespace, workdir: Path, summary: dict[str, Any]) ->
             one = {"raw": raw("mix", targets, ns.targets, 1)}
             if support.available:
                 one["scan"] = scan("mix", targets, ns.targets, cycling(scenarios))
+                if single_worker and "--workers" in support.flags:
+                    # The same number of client processes as the raw probe: what certdoctor itself costs
+                    # per handshake, without the second process competing with the server for the cores.
+                    one["scan_1w"] = scan("mix-1-worker", targets, ns.targets, cycling(scenarios), workers=1)
             rounds.append(one)
         results["raw"] = best_of([r["raw"] for r in rounds])
         if support.available:
             results["scan"] = best_of([r["scan"] for r in rounds])
+            if any("scan_1w" in r for r in rounds):
+                results["scan_1w"] = best_of([r["scan_1w"] for r in rounds if "scan_1w" in r])
         if not ns.no_raw_2proc:
             results["raw_2proc"] = raw("mix", targets, ns.targets, 2)
 
