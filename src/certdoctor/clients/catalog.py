@@ -1117,6 +1117,19 @@ SIGNATURES: tuple[Signature, ...] = (
         "java.net.UnknownHostException: api.example.internal",
     ),
     _s(
+        "handshake-dropped",
+        "Node.js / Postman (ECONNRESET)",
+        ("node",),
+        r"socket disconnected before secure TLS connection was established|ECONNRESET",
+        "protocol",
+        "The server dropped the connection during the TLS handshake: no TLS on that port (it answered something "
+        "else and hung up), a server refusing the versions, cipher suites or SNI name offered, or a middlebox "
+        "cutting TLS.",
+        ("not-tls", "protocol-mismatch"),
+        "ECONNRESET: Client network socket disconnected before secure TLS connection was established",
+        "Error: read ECONNRESET",
+    ),
+    _s(
         "go-handshake-alert",
         "Go",
         ("go",),
