@@ -130,6 +130,50 @@ def test_scan_gives_each_target_the_same_findings_as_check(
     assert "certdoctor scan" in err and f"{len(MIX) * 3 + 1} in" in err
 
 
+def test_default_workers_adapt_to_idle_cpu(lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --workers, helper processes join only while this process is CPU-bound and cores are idle."""
+    from certdoctor.scan import driver
+
+    busy = _sample(process=0.9, wall=1.0, idle=10, total=100)  # 1 s: this process 90 % busy, 10 % idle
+    assert driver.wants_helper(_sample(0, 0, 0, 0), _sample(0.9, 1.0, 60, 100), cores=2)  # 1.2 cores idle
+    assert not driver.wants_helper(_sample(0, 0, 0, 0), busy, cores=2)  # the cores are busy (local servers)
+    assert not driver.wants_helper(_sample(0, 0, 0, 0), _sample(0.3, 1.0, 60, 100), cores=2)  # waiting on I/O
+
+    activations: list[int] = []
+    original = driver._Pool._activate
+
+    def activate(self: Any, count: int) -> None:
+        original(self, count)
+        activations.append(self.active)
+
+    monkeypatch.setattr(driver._Pool, "_activate", activate)
+    monkeypatch.setattr(driver._Pool, "CONTROL_SECONDS", 0.05)
+    monkeypatch.setattr(driver, "wants_helper", lambda before, after, cores: True)
+    lines = [line_for(lab, name) for name in MIX] * 40
+    src = write_targets(tmp_path / "t.txt", lines)
+    out = tmp_path / "out.jsonl"
+    code = main(["scan", str(src), "--ca-file", str(lab.root_path), "-o", str(out), "--no-progress", "--quiet"])
+    got = records(out.read_text())
+    assert code == 1 and sorted(r["line"] for r in got) == list(range(1, len(lines) + 1))
+    for r in got:
+        name = MIX[(r["line"] - 1) % len(MIX)]
+        assert {f["id"] for f in r["findings"]} == set(lab.endpoints[name].scenario.expected), name
+    cores = os.cpu_count() or 1
+    if cores > 1:
+        assert activations and activations[-1] <= cores - 1  # helpers joined, never more than cores - 1
+
+    monkeypatch.setattr(driver, "wants_helper", lambda before, after, cores: False)
+    activations.clear()
+    assert main(["scan", str(src), "--ca-file", str(lab.root_path), "-o", str(out), "--no-progress", "-q"]) == 1
+    assert activations == [] and len(records(out.read_text())) == len(lines)
+
+
+def _sample(process: float, wall: float, idle: int, total: int) -> Any:
+    from certdoctor.scan.driver import _CpuSample
+
+    return _CpuSample(process, wall, idle, total)
+
+
 def test_csv_output_and_output_file(lab: Lab, tmp_path: Path) -> None:
     src = write_targets(tmp_path / "t.txt", [line_for(lab, "expired"), line_for(lab, "good-rsa")])
     out = tmp_path / "out.csv"

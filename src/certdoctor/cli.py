@@ -153,9 +153,13 @@ def _add_scan_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", metavar="FILE", help="skip the targets already in FILE (an earlier -o) and append")
     p.add_argument("--concurrency", type=int, default=100, metavar="N", help="targets in flight (default 100)")
     p.add_argument(
-        "-w", "--workers", type=int, metavar="K", help="processes, each with its own event loop (default: one per core)"
+        "-w",
+        "--workers",
+        type=int,
+        metavar="K",
+        help="processes, each with its own event loop (default: up to one per core, added while cores are idle)",
     )
-    p.add_argument("--rate", type=float, metavar="R", help="start at most R targets per second (default: no cap)")
+    p.add_argument("--rate", type=float, metavar="R", help="open at most R connections per second (default: no cap)")
     p.add_argument(
         "--retries", type=int, default=2, metavar="N", help="retries of transient connection failures (default 2)"
     )

@@ -1,9 +1,11 @@
 """Running a scan: reading targets, worker processes, streaming output, --resume, progress and the summary.
 
-One process reads the input and writes the output; ``workers`` processes (forked after the trust stores are
-loaded, so they share them) each run an :class:`~certdoctor.scan.engine.Engine` on their own event loop.
-Targets go to the workers in small batches through bounded queues, so the reader never runs far ahead and a
-million-line input is never held in memory; records come back serialised, and are written as they arrive.
+The scanning process reads the input, runs an :class:`~certdoctor.scan.engine.Engine` on it and writes every
+record. Helper processes (forked after the trust stores are loaded, before any event loop exists, so they
+share the stores) run an engine each on batches of targets sent through bounded queues, so the reader never
+runs far ahead and a million-line input is never held in memory; their records come back serialised and are
+written as they arrive. Helpers join all at once (``--workers K``) or, by default, one at a time while the
+scanning process is CPU-bound and the machine has idle cores (see :class:`_Pool`).
 """
 
 from __future__ import annotations
@@ -11,19 +13,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
+import itertools
 import json
 import multiprocessing as mp
 import os
 import queue
 import signal
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from .engine import Engine, Meta, ScanOptions
 from .records import bad_line_record, to_csv_row, to_jsonl
@@ -261,6 +263,7 @@ def run_scan(
     *,
     fmt: str,
     workers: int,
+    adaptive: bool = False,
     resume: set[tuple[int, str]] | None = None,
     on_record: Any = None,
     on_bad: Any = None,
@@ -268,6 +271,10 @@ def run_scan(
     text_line: Any = None,
 ) -> Summary:
     """Scan every target of ``source`` (a path or "-"), writing records to ``out`` in completion order.
+
+    ``workers`` processes run an event loop each: this one and ``workers - 1`` forked helpers. With
+    ``adaptive``, helpers only get targets while this process is busy and the machine has idle CPU (see
+    :class:`_Pool`); otherwise all of them from the start.
 
     ``on_record(meta)`` is called after each record (progress); ``on_bad(bad)`` for each malformed line.
     Raises KeyboardInterrupt after writing what is done when interrupted.
@@ -291,10 +298,7 @@ def run_scan(
     handle = open_input(source)
     try:
         items = _batches(read_targets(handle), skip, summary)
-        if workers <= 1:
-            _run_inline(items, options, record, bad, writer)
-        else:
-            _run_workers(items, options, workers, record, bad, summary, writer)
+        _Pool(options, max(1, workers), adaptive, record, writer).run(_good(items, bad))
     except KeyboardInterrupt:
         summary.interrupted = True
         raise
@@ -305,110 +309,178 @@ def run_scan(
     return summary
 
 
-def _run_inline(
-    items: Iterator[ScanTarget | BadLine], options: ScanOptions, record: Any, bad: Any, writer: Writer
-) -> None:
-    def targets() -> Iterator[ScanTarget]:
-        for item in items:
-            if isinstance(item, BadLine):
-                bad(item)
-            else:
-                yield item
-
-    async def main() -> None:
-        async def ticker() -> None:
-            while True:
-                await asyncio.sleep(FLUSH_SECONDS)
-                writer.tick()
-
-        tick = asyncio.ensure_future(ticker())
-        try:
-            await Engine(options, record).run(targets())
-        finally:
-            tick.cancel()
-
-    asyncio.run(main())
+def _good(items: Iterable[ScanTarget | BadLine], bad: Any) -> Iterator[ScanTarget]:
+    for item in items:
+        if isinstance(item, BadLine):
+            bad(item)
+        else:
+            yield item
 
 
-def _run_workers(
-    items: Iterator[ScanTarget | BadLine],
-    options: ScanOptions,
-    workers: int,
-    record: Any,
-    bad: Any,
-    summary: Summary,
-    writer: Writer,
-) -> None:
-    ctx = mp.get_context("fork")
-    task_queues = [ctx.Queue(maxsize=max(4, options.concurrency // BATCH + 2)) for _ in range(workers)]
-    results = ctx.Queue()
-    per_worker = ScanOptions(**{**options.__dict__, "concurrency": max(1, options.concurrency // workers)})
-    if options.rate:
-        per_worker.rate = options.rate / workers
-    procs = [ctx.Process(target=_worker_main, args=(per_worker, q, results), daemon=True) for q in task_queues]
-    for p in procs:
-        p.start()
-    stop = threading.Event()
-    bad_lines: queue.Queue[BadLine] = queue.Queue()
+class _CpuSample(NamedTuple):
+    process: float  # CPU seconds of this process
+    wall: float
+    idle: int  # jiffies of the whole machine (/proc/stat): idle + iowait
+    total: int
 
-    def put(q: Any, item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                if not any(p.is_alive() for p in procs):
-                    return False
-        return False
 
-    def feeder() -> None:
-        try:
-            batch: list[Any] = []
-            turn = 0
-            for item in items:
-                if stop.is_set():
-                    return
-                if isinstance(item, BadLine):
-                    bad_lines.put(item)
-                    continue
-                batch.append(item.to_wire())
-                if len(batch) >= BATCH:
-                    if not put(task_queues[turn % workers], batch):
-                        return
-                    turn += 1
-                    batch = []
-            if batch:
-                put(task_queues[turn % workers], batch)
-        finally:
-            for q in task_queues:
-                put(q, None)
-
-    thread = threading.Thread(target=feeder, name="certdoctor-scan-feeder", daemon=True)
-    thread.start()
-    finished = 0
+def _cpu_sample() -> _CpuSample | None:
+    """This process's CPU time and the machine's idle time, or None where /proc/stat does not exist."""
     try:
-        while finished < workers:
-            while not bad_lines.empty():
-                bad(bad_lines.get_nowait())
-            writer.tick()
-            try:
-                got = results.get(timeout=0.2)
-            except queue.Empty:
-                if not any(p.is_alive() for p in procs) and results.empty():
+        with open("/proc/stat", "rb") as fh:
+            fields = [int(x) for x in fh.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    if len(fields) < 5:
+        return None
+    return _CpuSample(time.process_time(), time.monotonic(), fields[3] + fields[4], sum(fields[:8]))
+
+
+def wants_helper(before: _CpuSample, after: _CpuSample, cores: int) -> bool:
+    """Whether another process would speed the scan up: this one is CPU-bound (its event loop is the
+    bottleneck) and the machine has at least half a core idle. On a machine whose cores are already busy (the
+    servers scanned run here too, or other work does), another process would only compete for them."""
+    wall = after.wall - before.wall
+    ticks = after.total - before.total
+    if wall <= 0 or ticks <= 0:
+        return False
+    busy = (after.process - before.process) / wall
+    idle_cores = (after.idle - before.idle) / ticks * cores
+    return busy > 0.8 and idle_cores > 0.5
+
+
+class _Pool:
+    """This process runs an :class:`Engine` on the input and writes every record; forked helper processes
+    (forked before any event loop exists) each run their own, fed batches of targets through a queue, and send
+    their records back. The helpers are idle until activated: all at once, or (``adaptive``) one at a time
+    while :func:`wants_helper` says so, checked every second. ``concurrency`` and ``rate`` are totals, split
+    evenly among the active processes."""
+
+    CONTROL_SECONDS = 1.0
+
+    def __init__(self, options: ScanOptions, processes: int, adaptive: bool, record: Any, writer: Writer) -> None:
+        self.options = options
+        self.processes = processes
+        self.adaptive = adaptive
+        self.record = record
+        self.writer = writer
+        self.active = 0  # helpers being fed
+        self.exhausted = False
+
+    def run(self, targets: Iterator[ScanTarget]) -> None:
+        helpers = self.processes - 1
+        ctx = mp.get_context("fork")
+        share = ScanOptions(
+            **{**self.options.__dict__, "concurrency": max(1, self.options.concurrency // self.processes)}
+        )
+        if self.options.rate:
+            share.rate = self.options.rate / self.processes
+        self.queues = [ctx.Queue(maxsize=max(4, share.concurrency // BATCH + 2)) for _ in range(helpers)]
+        self.results = ctx.Queue() if helpers else None
+        self.procs = [ctx.Process(target=_worker_main, args=(share, q, self.results), daemon=True) for q in self.queues]
+        for proc in self.procs:
+            proc.start()
+        try:
+            asyncio.run(self._main(targets))
+        finally:
+            for proc in self.procs:
+                if proc.is_alive():
+                    proc.terminate()
+            for proc in self.procs:
+                proc.join(timeout=5)
+
+    async def _main(self, targets: Iterator[ScanTarget]) -> None:
+        self.targets = targets
+        self.engine = Engine(self.options, self.record)
+        if self.procs and (not self.adaptive or _cpu_sample() is None):
+            self._activate(len(self.procs))
+        tasks = [asyncio.ensure_future(self._tick())]
+        feeding = asyncio.ensure_future(self._feed()) if self.procs else None
+        collecting = asyncio.ensure_future(self._collect()) if self.procs else None
+        if self.procs and self.active < len(self.procs):
+            tasks.append(asyncio.ensure_future(self._control()))
+        try:
+            await self.engine.run(targets)
+            self.exhausted = True
+            for task in (feeding, collecting):
+                if task is not None:
+                    await task
+        finally:
+            for task in [*tasks, feeding, collecting]:
+                if task is not None:
+                    task.cancel()
+
+    def _activate(self, count: int) -> None:
+        self.active = min(len(self.procs), self.active + count)
+        self.engine.share(self.active + 1)
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            self.writer.tick()
+
+    async def _control(self) -> None:
+        cores = os.cpu_count() or 1
+        before = _cpu_sample()
+        while before is not None and self.active < len(self.procs) and not self.exhausted:
+            await asyncio.sleep(self.CONTROL_SECONDS)
+            after = _cpu_sample()
+            if after is None:
+                return
+            if wants_helper(before, after, cores):
+                self._activate(1)
+            before = after
+
+    async def _feed(self) -> None:
+        """Keep the active helpers' queues full; when the input is done, tell every helper to finish."""
+        held: list[list[Any] | None] = [None] * len(self.queues)
+        done = False
+        while True:
+            for i in range(self.active):
+                while not done:
+                    batch = held[i]
+                    if batch is None:
+                        batch = [t.to_wire() for t in itertools.islice(self.targets, BATCH)]
+                        if not batch:
+                            done = True
+                            break
+                    try:
+                        self.queues[i].put_nowait(batch)
+                    except queue.Full:
+                        held[i] = batch
+                        break
+                    held[i] = None
+            if done or self.exhausted:
+                if all(b is None for b in held):
                     break
+                done = True
+            await asyncio.sleep(0.02)
+        for q in self.queues:  # the end, for the active helpers and for those that never got work
+            while True:
+                try:
+                    q.put_nowait(None)
+                    break
+                except queue.Full:
+                    await asyncio.sleep(0.02)
+
+    async def _collect(self) -> None:
+        """Write the helpers' records as they come, until every helper has finished (or died)."""
+        assert self.results is not None
+        finished = 0
+        last_check = time.monotonic()
+        while finished < len(self.procs):
+            try:
+                got = self.results.get_nowait()
+            except queue.Empty:
+                now = time.monotonic()
+                if now - last_check > 0.5:
+                    last_check = now
+                    if not any(p.is_alive() for p in self.procs) and self.results.empty():
+                        return
+                await asyncio.sleep(0.02)
                 continue
             if got is None:
                 finished += 1
                 continue
             for line, meta in got:
-                record(line, meta)
-        while not bad_lines.empty():
-            bad(bad_lines.get_nowait())
-    finally:
-        stop.set()
-        for p in procs:
-            if p.is_alive() and (summary.interrupted or finished < workers):
-                p.terminate()
-        for p in procs:
-            p.join(timeout=5)
-        thread.join(timeout=1)
+                self.record(line, meta)

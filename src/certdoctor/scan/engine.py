@@ -116,6 +116,7 @@ class Engine:
         self.options = options
         self.emit = emit
         self.limiter = RateLimiter(options.rate) if options.rate else None
+        self.limit = options.concurrency  # workers allowed to take new targets (see share())
         self.session: Session | None = None
         self.at: datetime | None = None
         # Records by evidence: the same target presenting the same chains (same certificates, staples and
@@ -138,7 +139,7 @@ class Engine:
             # ``concurrency`` long-lived workers pulling targets: no task, semaphore or callback per target
             # (at thousands of targets a second, those cost as much as the judgement).
             source = _Source(targets)
-            workers = [asyncio.ensure_future(self._work(source)) for _ in range(self.options.concurrency)]
+            workers = [asyncio.ensure_future(self._work(source, i)) for i in range(self.options.concurrency)]
             # The trust stores, indexes and modules loaded so far live as long as the scan: keep the cyclic
             # garbage collector from walking them again and again, and let it run less often (each handshake
             # allocates a few hundred short-lived objects; at the default threshold of 700 the collector runs
@@ -155,14 +156,24 @@ class Engine:
                     task.cancel()
                 await asyncio.gather(*workers, return_exceptions=True)
 
-    async def _work(self, source: _Source) -> None:
+    def share(self, parts: int) -> None:
+        """Keep 1/``parts`` of the concurrency and of the rate (other processes took on the rest): the
+        workers above the new limit stop after their current target."""
+        self.limit = max(1, self.options.concurrency // parts)
+        if self.limiter is not None and self.options.rate:
+            self.limiter.rate = self.options.rate / parts
+            self.limiter.capacity = max(1.0, self.limiter.rate)
+
+    async def _work(self, source: _Source, index: int) -> None:
         if source.sync is not None:
             # A plain iterator is shared by the workers without a lock: next() never awaits, so no two workers
             # are ever inside it at once.
             for target in source.sync:
                 await self.one(target)
+                if index >= self.limit:
+                    return
             return
-        while True:
+        while index < self.limit:
             target = await source.next()
             if target is None:
                 return
