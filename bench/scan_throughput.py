@@ -1036,7 +1036,7 @@ def render(summary: dict[str, Any]) -> str:
     cfg = summary["config"]
     res = summary["results"]
     checks = summary["checks"]
-    workers = cfg.get("workers") or cfg["cores"]
+    workers = f"{cfg['workers']} workers" if cfg.get("workers") else "default workers"
     out = [
         f"certdoctor scan throughput — {cfg['cores']} cores ({cfg['cpu']}), server: {cfg['server']}, "
         f"{cfg['targets']:,} targets over {len(cfg['scenarios'])} scenarios, concurrency {cfg['concurrency']}"
@@ -1062,7 +1062,7 @@ def render(summary: dict[str, Any]) -> str:
         note += f"; {rounds_note(scan)}" if rounds_note(scan) else ""
         rows.append(
             (
-                f"certdoctor scan (full diagnosis, {workers} workers)",
+                f"certdoctor scan (full diagnosis, {workers})",
                 f"{fmt_int(scan['rate'])} targets/s",
                 f"{verdict_mark(check['pass'])} (≥ {TARGET_SCAN_VS_RAW * 100:.0f} %)",
                 note,
@@ -1278,7 +1278,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--targets", type=int, default=20_000, help="targets of the throughput runs (default 20,000)")
     p.add_argument("--rounds", type=int, default=3, help="raw/scan rounds on the mix; the best counts (default 3)")
     p.add_argument("--concurrency", type=int, default=200, help="concurrent handshakes, raw probe and scan (200)")
-    p.add_argument("--workers", type=int, default=None, help="scan --workers (default: the scan's, = CPU count)")
+    p.add_argument("--workers", type=int, default=None, help="scan --workers (default: the scan's own default)")
     p.add_argument(
         "--rss-targets",
         type=int,

@@ -131,7 +131,8 @@ def test_scan_gives_each_target_the_same_findings_as_check(
 
 
 def test_default_workers_adapt_to_idle_cpu(lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without --workers, helper processes join only while this process is CPU-bound and cores are idle."""
+    """Without --workers, helper processes (spawned, not forked: the event loop is running) join only while
+    this process is CPU-bound and cores are idle."""
     from certdoctor.scan import driver
 
     busy = _sample(process=0.9, wall=1.0, idle=10, total=100)  # 1 s: this process 90 % busy, 10 % idle
@@ -140,13 +141,13 @@ def test_default_workers_adapt_to_idle_cpu(lab: Lab, tmp_path: Path, monkeypatch
     assert not driver.wants_helper(_sample(0, 0, 0, 0), _sample(0.3, 1.0, 60, 100), cores=2)  # waiting on I/O
 
     activations: list[int] = []
-    original = driver._Pool._activate
+    original = driver._Pool._start
 
-    def activate(self: Any, count: int) -> None:
+    def start(self: Any, count: int) -> None:
         original(self, count)
         activations.append(self.active)
 
-    monkeypatch.setattr(driver._Pool, "_activate", activate)
+    monkeypatch.setattr(driver._Pool, "_start", start)
     monkeypatch.setattr(driver._Pool, "CONTROL_SECONDS", 0.05)
     monkeypatch.setattr(driver, "wants_helper", lambda before, after, cores: True)
     lines = [line_for(lab, name) for name in MIX] * 40

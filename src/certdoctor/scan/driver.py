@@ -24,11 +24,13 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
-from .engine import Engine, Meta, ScanOptions
-from .records import bad_line_record, to_csv_row, to_jsonl
+from ..collect.http import preload as preload_http
+from .engine import Engine, Meta, ScanOptions, record_meta
+from .records import bad_line_record, error_record, to_csv_row, to_jsonl
 from .targets import BadLine, ScanTarget, read_targets
 
 BATCH = 32  # targets per message to a worker
@@ -167,6 +169,8 @@ def open_input(path: str) -> IO[str]:
 
 def _worker_main(options: ScanOptions, tasks: Any, results: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
+    if options.session.get("fetch_aia", True) or options.session.get("revocation", True):
+        preload_http()  # a spawned helper starts without it (a forked one has it already)
     buffer: list[tuple[str, Meta]] = []
     last = [time.monotonic()]
 
@@ -350,36 +354,40 @@ def wants_helper(before: _CpuSample, after: _CpuSample, cores: int) -> bool:
 
 
 class _Pool:
-    """This process runs an :class:`Engine` on the input and writes every record; forked helper processes
-    (forked before any event loop exists) each run their own, fed batches of targets through a queue, and send
-    their records back. The helpers are idle until activated: all at once, or (``adaptive``) one at a time
-    while :func:`wants_helper` says so, checked every second. ``concurrency`` and ``rate`` are totals, split
-    evenly among the active processes."""
+    """This process runs an :class:`Engine` on the input and writes every record; helper processes each run
+    their own, fed batches of targets through a queue, and send their records back. ``concurrency`` and
+    ``rate`` are totals, split evenly among the active processes.
+
+    With a fixed number of processes, the helpers are forked at the start, before any event loop exists (they
+    share the loaded trust stores). Adaptive, none exists at first: one is started each time :func:`wants_helper`
+    says so (checked every second), with the ``spawn`` method, since forking a process whose event loop has
+    sockets open would hand those sockets to the child. A fresh interpreter takes ~0.3 s to start, paid only
+    when a scan is CPU-bound long enough to want it; a scan that never wants one never forks, and pays nothing
+    (not even the copy-on-write faults that follow a fork).
+    """
 
     CONTROL_SECONDS = 1.0
 
     def __init__(self, options: ScanOptions, processes: int, adaptive: bool, record: Any, writer: Writer) -> None:
         self.options = options
         self.processes = processes
-        self.adaptive = adaptive
+        self.adaptive = adaptive and _cpu_sample() is not None
         self.record = record
         self.writer = writer
-        self.active = 0  # helpers being fed
+        self.ctx = mp.get_context("spawn" if self.adaptive else "fork")
+        self.queues: list[Any] = []
+        self.procs: list[Any] = []
+        self.results: Any = self.ctx.Queue() if processes > 1 else None
         self.exhausted = False
+        self.fed = False  # every target handed out, and every helper told to finish
+
+    @property
+    def active(self) -> int:
+        return len(self.procs)
 
     def run(self, targets: Iterator[ScanTarget]) -> None:
-        helpers = self.processes - 1
-        ctx = mp.get_context("fork")
-        share = ScanOptions(
-            **{**self.options.__dict__, "concurrency": max(1, self.options.concurrency // self.processes)}
-        )
-        if self.options.rate:
-            share.rate = self.options.rate / self.processes
-        self.queues = [ctx.Queue(maxsize=max(4, share.concurrency // BATCH + 2)) for _ in range(helpers)]
-        self.results = ctx.Queue() if helpers else None
-        self.procs = [ctx.Process(target=_worker_main, args=(share, q, self.results), daemon=True) for q in self.queues]
-        for proc in self.procs:
-            proc.start()
+        if self.processes > 1 and not self.adaptive:
+            self._start(self.processes - 1)  # forked now: no event loop exists yet
         try:
             asyncio.run(self._main(targets))
         finally:
@@ -389,15 +397,31 @@ class _Pool:
             for proc in self.procs:
                 proc.join(timeout=5)
 
+    def _start(self, count: int) -> None:
+        share = ScanOptions(
+            **{**self.options.__dict__, "concurrency": max(1, self.options.concurrency // self.processes)}
+        )
+        if self.options.rate:
+            share.rate = self.options.rate / self.processes
+        for _ in range(count):
+            q = self.ctx.Queue(maxsize=max(4, share.concurrency // BATCH + 2))
+            proc = self.ctx.Process(target=_worker_main, args=(share, q, self.results), daemon=True)
+            proc.start()
+            self.queues.append(q)
+            self.procs.append(proc)
+        if hasattr(self, "engine"):
+            self.engine.share(self.active + 1)
+
     async def _main(self, targets: Iterator[ScanTarget]) -> None:
         self.targets = targets
         self.engine = Engine(self.options, self.record)
-        if self.procs and (not self.adaptive or _cpu_sample() is None):
-            self._activate(len(self.procs))
+        if self.procs:
+            self.engine.share(self.active + 1)
         tasks = [asyncio.ensure_future(self._tick())]
-        feeding = asyncio.ensure_future(self._feed()) if self.procs else None
-        collecting = asyncio.ensure_future(self._collect()) if self.procs else None
-        if self.procs and self.active < len(self.procs):
+        helpers = self.processes > 1
+        feeding = asyncio.ensure_future(self._feed()) if helpers else None
+        collecting = asyncio.ensure_future(self._collect()) if helpers else None
+        if helpers and self.adaptive:
             tasks.append(asyncio.ensure_future(self._control()))
         try:
             await self.engine.run(targets)
@@ -410,10 +434,6 @@ class _Pool:
                 if task is not None:
                     task.cancel()
 
-    def _activate(self, count: int) -> None:
-        self.active = min(len(self.procs), self.active + count)
-        self.engine.share(self.active + 1)
-
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(FLUSH_SECONDS)
@@ -422,24 +442,32 @@ class _Pool:
     async def _control(self) -> None:
         cores = os.cpu_count() or 1
         before = _cpu_sample()
-        while before is not None and self.active < len(self.procs) and not self.exhausted:
+        while before is not None and self.active < self.processes - 1 and not self.exhausted:
             await asyncio.sleep(self.CONTROL_SECONDS)
             after = _cpu_sample()
-            if after is None:
+            if after is None or self.exhausted:
                 return
             if wants_helper(before, after, cores):
-                self._activate(1)
+                self._start(1)
+                after = _cpu_sample() or after  # starting one took time: measure afresh
             before = after
 
     async def _feed(self) -> None:
         """Keep the active helpers' queues full; when the input is done, tell every helper to finish."""
-        held: list[list[Any] | None] = [None] * len(self.queues)
+        held: list[list[Any] | None] = []
         done = False
         while True:
+            held += [None] * (len(self.queues) - len(held))
             for i in range(self.active):
-                while not done:
+                if held[i] is not None and not self.procs[i].is_alive():
+                    self._lost(held[i] or [])  # the helper died: these targets still get a record
+                    held[i] = None
+                    continue
+                while True:
                     batch = held[i]
                     if batch is None:
+                        if done:
+                            break
                         batch = [t.to_wire() for t in itertools.islice(self.targets, BATCH)]
                         if not batch:
                             done = True
@@ -455,27 +483,38 @@ class _Pool:
                     break
                 done = True
             await asyncio.sleep(0.02)
-        for q in self.queues:  # the end, for the active helpers and for those that never got work
+        self.exhausted = True  # no helper starts after this
+        for q in self.queues:  # the end
             while True:
                 try:
                     q.put_nowait(None)
                     break
                 except queue.Full:
                     await asyncio.sleep(0.02)
+        self.fed = True
+
+    def _lost(self, batch: list[Any]) -> None:
+        at = self.engine.at or datetime.now(UTC)
+        for wire in batch:
+            target = ScanTarget.from_wire(wire)
+            record = error_record(
+                target, "a helper process of the scan died", "internal", attempts=0, elapsed=0.0, at=at
+            )
+            self.record(to_csv_row(record) if self.options.fmt == "csv" else to_jsonl(record), record_meta(record))
 
     async def _collect(self) -> None:
         """Write the helpers' records as they come, until every helper has finished (or died)."""
         assert self.results is not None
         finished = 0
         last_check = time.monotonic()
-        while finished < len(self.procs):
+        while not self.fed or finished < len(self.procs):
             try:
                 got = self.results.get_nowait()
             except queue.Empty:
                 now = time.monotonic()
                 if now - last_check > 0.5:
                     last_check = now
-                    if not any(p.is_alive() for p in self.procs) and self.results.empty():
+                    if self.fed and not any(p.is_alive() for p in self.procs) and self.results.empty():
                         return
                 await asyncio.sleep(0.02)
                 continue

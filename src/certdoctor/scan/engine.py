@@ -93,7 +93,7 @@ def transient(chains: Sequence[PresentedChain]) -> bool:
     return True
 
 
-def _meta(record: dict[str, Any]) -> Meta:
+def record_meta(record: dict[str, Any]) -> Meta:
     leaf = record.get("leaf") or {}
     if "findings" in record and record["findings"] and "id" in record["findings"][0]:
         ids = tuple(dict.fromkeys(f["id"] for f in record["findings"]))
@@ -248,7 +248,7 @@ class Engine:
 
     def _record(self, target: ScanTarget, key: tuple[Any, ...] | None, record: dict[str, Any]) -> None:
         """Emit a freshly built record, and keep it for splicing when ``key`` is given."""
-        meta = _full_meta(record) if self.options.full else _meta(record)
+        meta = _full_meta(record) if self.options.full else record_meta(record)
         if key is not None:
             self._records[key] = (middle_of(self.fmt, record), meta)
             if len(self._records) > RECORD_CACHE:
