@@ -377,7 +377,7 @@ class _Pool:
         self.ctx = mp.get_context("spawn" if self.adaptive else "fork")
         self.queues: list[Any] = []
         self.procs: list[Any] = []
-        self.results: Any = self.ctx.Queue() if processes > 1 else None
+        self.results: Any = None  # created with the first helper (a spawn-context queue starts a tracker process)
         self.exhausted = False
         self.fed = False  # every target handed out, and every helper told to finish
 
@@ -403,6 +403,8 @@ class _Pool:
         )
         if self.options.rate:
             share.rate = self.options.rate / self.processes
+        if self.results is None:
+            self.results = self.ctx.Queue()
         for _ in range(count):
             q = self.ctx.Queue(maxsize=max(4, share.concurrency // BATCH + 2))
             proc = self.ctx.Process(target=_worker_main, args=(share, q, self.results), daemon=True)
@@ -504,10 +506,12 @@ class _Pool:
 
     async def _collect(self) -> None:
         """Write the helpers' records as they come, until every helper has finished (or died)."""
-        assert self.results is not None
         finished = 0
         last_check = time.monotonic()
         while not self.fed or finished < len(self.procs):
+            if self.results is None:  # no helper (yet)
+                await asyncio.sleep(0.05)
+                continue
             try:
                 got = self.results.get_nowait()
             except queue.Empty:
