@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import time
@@ -131,21 +132,22 @@ def run(ns: argparse.Namespace, err: Console) -> int:
 
     code = 0
     try:
+        scan = functools.partial(
+            run_scan,
+            ns.input,
+            options,
+            out,
+            fmt=fmt,
+            workers=workers,
+            adaptive=ns.workers is None,
+            resume=resume,
+            summary=summary,
+            on_bad=on_bad,
+        )
         if show_progress:
-            _with_progress(ns, options, out, fmt, workers, resume, summary, err, on_bad)
+            _with_progress(scan, fmt, summary, err, len(resume))
         else:
-            run_scan(
-                ns.input,
-                options,
-                out,
-                fmt=fmt,
-                workers=workers,
-                adaptive=ns.workers is None,
-                resume=resume,
-                summary=summary,
-                on_bad=on_bad,
-                text_line=_text_line,
-            )
+            scan(text_line=_text_line)
     except KeyboardInterrupt:
         summary.interrupted = True
         code = 130
@@ -159,17 +161,8 @@ def run(ns: argparse.Namespace, err: Console) -> int:
     return 0 if summary.problems == 0 else 1
 
 
-def _with_progress(
-    ns: argparse.Namespace,
-    options: ScanOptions,
-    out: IO[str],
-    fmt: str,
-    workers: int,
-    resume: set[tuple[int, str]],
-    summary: Summary,
-    err: Console,
-    on_bad: Any,
-) -> None:
+def _with_progress(scan: Any, fmt: str, summary: Summary, err: Console, skipped: int) -> None:
+    """Run ``scan(on_record=..., text_line=...)`` under a progress bar on stderr."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -191,7 +184,7 @@ def _with_progress(
         transient=False,
         auto_refresh=False,  # no refresh thread: worker processes are forked, and forking with threads is unsafe
     )
-    total = None if summary.total is None else max(0, summary.total - len(resume))
+    total = None if summary.total is None else max(0, summary.total - skipped)
     task = progress.add_task("scan", total=total, rate=0.0, problems=0)
 
     last = [0.0]
@@ -211,16 +204,4 @@ def _with_progress(
     else:
         text_line = _text_line
     with progress:
-        run_scan(
-            ns.input,
-            options,
-            out,
-            fmt=fmt,
-            workers=workers,
-            adaptive=ns.workers is None,
-            resume=resume,
-            summary=summary,
-            on_record=on_record,
-            on_bad=on_bad,
-            text_line=text_line,
-        )
+        scan(on_record=on_record, text_line=text_line)
