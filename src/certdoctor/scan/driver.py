@@ -30,7 +30,7 @@ from typing import IO, Any, NamedTuple
 
 from ..collect.http import preload as preload_http
 from .engine import Engine, Meta, ScanOptions, record_meta
-from .records import bad_line_record, error_record, to_csv_row, to_jsonl
+from .records import bad_line_record, error_record, serialise
 from .targets import BadLine, ScanTarget, read_targets
 
 BATCH = 32  # targets per message to a worker
@@ -246,7 +246,7 @@ class Writer:
 
 def _bad(bad: BadLine, fmt: str) -> tuple[str, Meta]:
     record = bad_line_record(bad)
-    line = to_csv_row(record) if fmt == "csv" else to_jsonl(record)
+    line = serialise(fmt, record)
     return line, Meta(bad.text, "bad-input", error=bad.reason)
 
 
@@ -378,6 +378,7 @@ class _Pool:
         self.queues: list[Any] = []
         self.procs: list[Any] = []
         self.results: Any = None  # created with the first helper (a spawn-context queue starts a tracker process)
+        self.engine: Engine | None = None  # this process's engine, once the event loop runs
         self.exhausted = False
         self.fed = False  # every target handed out, and every helper told to finish
 
@@ -411,7 +412,7 @@ class _Pool:
             proc.start()
             self.queues.append(q)
             self.procs.append(proc)
-        if hasattr(self, "engine"):
+        if self.engine is not None:
             self.engine.share(self.active + 1)
 
     async def _main(self, targets: Iterator[ScanTarget]) -> None:
@@ -502,7 +503,7 @@ class _Pool:
             record = error_record(
                 target, "a helper process of the scan died", "internal", attempts=0, elapsed=0.0, at=at
             )
-            self.record(to_csv_row(record) if self.options.fmt == "csv" else to_jsonl(record), record_meta(record))
+            self.record(serialise(self.options.fmt, record), record_meta(record))
 
     async def _collect(self) -> None:
         """Write the helpers' records as they come, until every helper has finished (or died)."""

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 from ..api import DiagnoseError
 from ..model import PresentedChain, Target
 from ..session import Session
-from .records import diagnosis_record, error_record, middle_of, splice, to_csv_row, to_jsonl
+from .records import diagnosis_record, error_record, middle_of, serialise, splice
 from .targets import ScanTarget
 
 RECORD_CACHE = 4096  # distinct (target, evidence) records kept for splicing
@@ -129,7 +129,7 @@ class Engine:
         return self.options.fmt
 
     def _serialise(self, record: dict[str, Any]) -> str:
-        return to_csv_row(record) if self.options.fmt == "csv" else to_jsonl(record)
+        return serialise(self.options.fmt, record)
 
     async def run(self, targets: AsyncIterator[ScanTarget] | Iterable[ScanTarget]) -> None:
         """Diagnose every target, ``concurrency`` at a time."""

@@ -137,6 +137,11 @@ def to_jsonl(record: dict[str, Any]) -> str:
     return json.dumps(record, ensure_ascii=True, separators=(",", ":")) + "\n"
 
 
+def serialise(fmt: str, record: dict[str, Any]) -> str:
+    """One record as the scan writes it: a CSV row for ``fmt`` "csv", else a JSON line."""
+    return to_csv_row(record) if fmt == "csv" else to_jsonl(record)
+
+
 _VARYING = ("line", "attempts", "elapsed_ms")
 
 
