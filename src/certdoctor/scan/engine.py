@@ -105,8 +105,16 @@ def record_meta(record: dict[str, Any]) -> Meta:
         ids,
         leaf.get("not_after"),
         leaf.get("days_left"),
-        record.get("error"),
+        record.get("error") or _unreachable_reason(record),
     )
+
+
+def _unreachable_reason(record: dict[str, Any]) -> str | None:
+    """Why no address of an unreachable target answered ("connection refused"; distinct reasons joined)."""
+    if record.get("verdict") != "unreachable":
+        return None
+    reasons = dict.fromkeys(e["error"] for e in record.get("endpoints") or [] if e.get("error"))
+    return "; ".join(reasons) or None
 
 
 class Engine:
