@@ -149,13 +149,30 @@ def tls_context(chain: Path, key: Path, sni_log: list[str | None] | None = None)
     return ctx
 
 
-def test_fetch_chain_returns_chain_in_order(files: Files) -> None:
+@pytest.fixture(params=["native", "pyopenssl"])
+def reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways of reading the server's certificates and staple: straight from OpenSSL (the default), and
+    through pyOpenSSL's public API (where its binding lacks a function)."""
+    from certdoctor.collect import handshake
+
+    assert handshake._NATIVE  # the pyOpenSSL this project installs has every function the fast path needs
+    if request.param == "pyopenssl":
+        monkeypatch.setattr(handshake, "_NATIVE", False)
+        monkeypatch.setattr(handshake, "_contexts", {})
+    monkeypatch.setattr(handshake, "_PARSED", {})
+    return str(request.param)
+
+
+def test_fetch_chain_returns_chain_in_order(files: Files, reader: str) -> None:
     async def main() -> None:
         server, port = await start_server(ctx=tls_context(files.chain, files.key))
         async with server:
             result = await fetch_chain("127.0.0.1", port, "localhost", 5.0)
+            again = await fetch_chain("127.0.0.1", port, "localhost", 5.0)
         assert result.ok, result.error
         assert result.certs == (LEAF, INTERMEDIATE)
+        # parsed once: the second handshake hands out the same objects
+        assert all(a is b for a, b in zip(again.certs, result.certs, strict=True))
         assert result.total_received == 2
         assert result.source == f"127.0.0.1:{port}"
         assert result.address == "127.0.0.1"
@@ -303,7 +320,7 @@ def test_anonymous_cipher_is_no_certificate() -> None:
     run(main())
 
 
-def test_ocsp_staple_is_recorded(files: Files) -> None:
+def test_ocsp_staple_is_recorded(files: Files, reader: str) -> None:
     """A real pyOpenSSL server stapling a (fake) OCSP response."""
     staple = b"\x30\x03\x0a\x01\x06"  # an OCSPResponse "unauthorized"; content does not matter here
     ctx = SSL.Context(SSL.TLS_SERVER_METHOD)

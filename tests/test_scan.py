@@ -85,6 +85,36 @@ def test_target_lines() -> None:
         assert isinstance(bad, BadLine) and reason in bad.reason and bad.line == 9, (raw, bad)
 
 
+def test_common_lines_read_like_the_general_parser() -> None:
+    """The fast path for plain lines gives exactly what the general parser gives, and leaves it what it cannot
+    vouch for."""
+    from certdoctor.scan.targets import _parse_general
+
+    lines = [
+        "example.com",
+        "example.com.",
+        "Example.COM:8443",
+        "under_score.example:443",
+        "example.com:0443",
+        "192.0.2.7",
+        "192.0.2.7:993",
+        "example.com:443,addr=127.0.0.1",
+        "good.certdoctor.test:54679,addr=127.0.0.1",
+        "192.0.2.7:443,addr=192.0.2.8",
+        "example.com:0",
+        "example.com:65536",
+        "example.com:99999",
+        "example.com,addr=999.1.1.1",
+        "example.com,addr=1.2.3.4.5",
+        "localhost",
+        "-",
+    ]
+    for line in lines:
+        assert parse_line(4, line) == _parse_general(4, line), line
+    assert isinstance(parse_line(1, "example.com:65536"), BadLine)
+    assert isinstance(parse_line(1, "example.com,addr=999.1.1.1"), BadLine)
+
+
 def test_csv_input_with_header_and_bad_rows() -> None:
     lines = [
         "# exported from the CMDB",

@@ -129,7 +129,9 @@ class Engine:
         self.at: datetime | None = None
         # Records by evidence: the same target presenting the same chains (same certificates, staples and
         # errors per address) gets the same judgement, so its record is spliced from the first one's.
-        self._records: OrderedDict[tuple[Any, ...], tuple[str, Meta]] = OrderedDict()
+        # Each entry also holds the chains it was made from: their certificate objects must outlive the key,
+        # which names them by id().
+        self._records: OrderedDict[tuple[Any, ...], tuple[str, Meta, object]] = OrderedDict()
         self.record_hits = 0
 
     @property
@@ -225,7 +227,7 @@ class Engine:
             if cached is not None:
                 # The same target presenting the same evidence as before: the same record, another line.
                 self.record_hits += 1
-                middle, meta = cached
+                middle, meta, _ = cached
                 self.emit(splice(self.fmt, target.line, middle, attempts, time.perf_counter() - started), meta)
                 return
         try:
@@ -242,7 +244,7 @@ class Engine:
         except Exception as exc:  # defensive, as above
             key = None
             record = self._internal(target, exc, attempts, started)
-        self._record(target, key, record)
+        self._record(target, key, record, chains)
 
     def _internal(self, target: ScanTarget, exc: Exception, attempts: int, started: float) -> dict[str, Any]:
         return error_record(
@@ -254,11 +256,14 @@ class Engine:
             at=self.at,
         )
 
-    def _record(self, target: ScanTarget, key: tuple[Any, ...] | None, record: dict[str, Any]) -> None:
-        """Emit a freshly built record, and keep it for splicing when ``key`` is given."""
+    def _record(
+        self, target: ScanTarget, key: tuple[Any, ...] | None, record: dict[str, Any], evidence: object = None
+    ) -> None:
+        """Emit a freshly built record, and keep it (with the ``evidence`` its key names) for splicing when
+        ``key`` is given."""
         meta = _full_meta(record) if self.options.full else record_meta(record)
         if key is not None:
-            self._records[key] = (middle_of(self.fmt, record), meta)
+            self._records[key] = (middle_of(self.fmt, record), meta, evidence)
             if len(self._records) > RECORD_CACHE:
                 self._records.popitem(last=False)
         self.emit(self._serialise(record), meta)
@@ -269,12 +274,16 @@ class Engine:
 
 
 def _evidence_key(target: ScanTarget, chains: Iterable[PresentedChain]) -> tuple[Any, ...]:
-    """Everything a record depends on besides the line number and the timing. Certificates compare (and hash)
-    by their DER encoding, so the key holds the certificate objects themselves: the collector hands out one
-    object per distinct certificate, which makes comparing two keys mostly identity checks."""
+    """Everything a record depends on besides the line number and the timing. The collector hands out one
+    object per distinct certificate, so certificates are named by ``id()``: hashing the certificate objects
+    would hash their whole encoding on every lookup. The record cache keeps the chains alive with the key, so
+    no id can be reused while the key exists."""
     return (
         target.text,
-        *[(c.source, c.error_kind, c.error, c.tls_version, c.total_received, c.certs, c.ocsp_staple) for c in chains],
+        *[
+            (c.source, c.error_kind, c.error, c.tls_version, c.total_received, tuple(map(id, c.certs)), c.ocsp_staple)
+            for c in chains
+        ],
     )
 
 

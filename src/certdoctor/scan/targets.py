@@ -28,6 +28,9 @@ from ..certinfo import is_ip
 MAX_LINE = 4096
 _OPTIONS = frozenset({"sni", "name", "addr", "address", "port"})
 _SPACE = re.compile(r"\s")
+# The lines most inputs are made of, read without the general parser: "host", "host:port", either followed
+# by one ",addr=IPv4". Anything else (and any port or address this does not vouch for) takes the long way.
+_SIMPLE = re.compile(r"([A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?)(?::([0-9]{1,5}))?(?:,addr=([0-9.]{7,15}))?")
 
 
 class ScanTarget(NamedTuple):
@@ -101,6 +104,17 @@ def _make(line: int, text: str, spec: str, options: dict[str, list[str]]) -> Sca
 def parse_line(line: int, raw: str) -> ScanTarget | BadLine | None:
     """One input line: a target, a bad line, or None for comments and blank lines."""
     text = raw.strip()
+    simple = _SIMPLE.fullmatch(text) if len(text) <= MAX_LINE else None
+    if simple is not None:
+        host, port_text, address = simple.groups()
+        port = 443 if port_text is None else int(port_text)
+        if 0 < port < 65536 and (address is None or is_ip(address)):
+            sni = None if is_ip(host) else host
+            return ScanTarget(line, text, host, port, sni, host, () if address is None else (address,))
+    return _parse_general(line, text)
+
+
+def _parse_general(line: int, text: str) -> ScanTarget | BadLine | None:
     if not text or text[0] == "#":
         return None
     if len(text) > MAX_LINE:
