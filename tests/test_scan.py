@@ -461,6 +461,23 @@ def test_ctrl_c_writes_what_is_done_and_exits_cleanly(lab: Lab, tmp_path: Path, 
     assert "interrupted" in err and "Traceback" not in err
 
 
+def test_every_record_reaches_a_pipe_before_the_fast_exit(lab: Lab, tmp_path: Path) -> None:
+    """The console script skips the interpreter's teardown after a scan (os._exit): what is buffered on stdout
+    and stderr is flushed first."""
+    src = write_targets(tmp_path / "many.txt", [line_for(lab, "good-rsa")] * 600)
+    proc = subprocess.run(
+        [*CERTDOCTOR, "scan", str(src), "--ca-file", str(lab.root_path), "--jsonl"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    got = records(proc.stdout)
+    assert sorted(r["line"] for r in got) == list(range(1, 601))
+    assert all(r["verdict"] == "valid" for r in got)
+    assert "600 in" in proc.stderr  # the summary table, written to stderr last
+
+
 def test_help_has_examples() -> None:
     proc = subprocess.run([*CERTDOCTOR, "scan", "--help"], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0 and "--resume" in proc.stdout and "addr=192.0.2.10" in proc.stdout
