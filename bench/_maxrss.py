@@ -7,8 +7,9 @@ the numbers are the command's own::
 
     python3 bench/_maxrss.py REPORT.json -- COMMAND [ARG...]
 
-REPORT.json gets ``{"exit_code", "ru_maxrss_kb", "children_ru_maxrss_kb"}``: the command itself (with its
-waited-for descendants, as ``wait4`` reports it) and the largest of all the processes it waited for. Exits
+REPORT.json gets ``{"exit_code", "wall_seconds", "ru_maxrss_kb", "children_ru_maxrss_kb"}``: the command's
+lifetime (start to exit: this wrapper's own start-up is not the command's), its peak RSS (with its waited-for
+descendants, as ``wait4`` reports it) and the largest of all the processes it waited for. Exits
 with the command's exit code.
 """
 
@@ -19,6 +20,7 @@ import os
 import resource
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 
@@ -27,12 +29,21 @@ def main(argv: list[str]) -> int:
         sys.stderr.write(__doc__ or "")
         return 2
     report, command = Path(argv[0]), argv[2:]
+    started = time.perf_counter()
     proc = subprocess.Popen(command)
     _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
     proc.returncode = code = os.waitstatus_to_exitcode(status)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     report.write_text(
-        json.dumps({"exit_code": code, "ru_maxrss_kb": usage.ru_maxrss, "children_ru_maxrss_kb": children.ru_maxrss})
+        json.dumps(
+            {
+                "exit_code": code,
+                "wall_seconds": wall,
+                "ru_maxrss_kb": usage.ru_maxrss,
+                "children_ru_maxrss_kb": children.ru_maxrss,
+            }
+        )
     )
     return code if code >= 0 else 128 - code
 
