@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import hashlib
 import socket
 import time
@@ -224,8 +225,10 @@ def _client_context(legacy: bool = False) -> SSL.Context:
     return ctx
 
 
+@functools.lru_cache(maxsize=4096)
 def _sni_bytes(sni: str) -> bytes | None:
-    """The server_name to send: None for IP literals and empty names; raises ValueError if unusable."""
+    """The server_name to send: None for IP literals and empty names; raises ValueError if unusable. Cached:
+    a scan sends the same few names over and over (a ValueError is not cached, and is raised again)."""
     name = sni.strip().rstrip(".")
     if not name or _ip_literal(name) is not None:
         return None
@@ -433,6 +436,12 @@ async def fetch_chain(
     return first  # refused both ways: the answer to what common clients offer says more
 
 
+def _failure(source: str, host: str, started: float, kind: str, message: str) -> PresentedChain:
+    return PresentedChain(
+        source=source, address=host, error=message, error_kind=kind, elapsed=time.perf_counter() - started
+    )
+
+
 async def _attempt(
     address: str,
     port: int,
@@ -446,20 +455,10 @@ async def _attempt(
 ) -> PresentedChain:
     host = _strip_brackets(address.strip())
     source = _source_label(host, port)
-
-    def failure(kind: str, message: str) -> PresentedChain:
-        return PresentedChain(
-            source=source,
-            address=host,
-            error=message,
-            error_kind=kind,
-            elapsed=time.perf_counter() - started,
-        )
-
     try:
         server_name = None if sni is None else _sni_bytes(sni)
     except ValueError as exc:
-        return failure("handshake", f"cannot send {sni!r} as SNI: {exc}")
+        return _failure(source, host, started, "handshake", f"cannot send {sni!r} as SNI: {exc}")
 
     transport: asyncio.BaseTransport | None = None
     conn: SSL.Connection | None = None
@@ -484,20 +483,21 @@ async def _attempt(
                 transport, _ = await loop.create_connection(lambda: protocol, host, port)
             except OSError as exc:
                 if isinstance(exc, TimeoutError):
-                    return failure("timeout", "no TCP connection established (connect timed out)")
+                    message = "no TCP connection established (connect timed out)"
+                    return _failure(source, host, started, "timeout", message)
                 kind = "resolve" if isinstance(exc, socket.gaierror) else "connect"
-                return failure(kind, _connect_message(exc))
+                return _failure(source, host, started, kind, _connect_message(exc))
             phase = "handshake"
             failed = await done
         if failed is not None:
-            return failure(*failed)
+            return _failure(source, host, started, *failed)
 
         polite = True
         received = protocol.received
         try:
             converted, total = _peer_certs(conn, max_certs)
         except _BadCertificate as exc:
-            return failure("handshake", str(exc))
+            return _failure(source, host, started, "handshake", str(exc))
         certs = tuple(converted)
         version = conn.get_protocol_version_name()
         cipher = conn.get_cipher_name()
@@ -528,9 +528,10 @@ async def _attempt(
     except TimeoutError:
         seconds = _format_seconds(timeout)
         if phase == "connect":
-            return failure("timeout", f"no TCP connection established within {seconds} s")
-        return failure("timeout", f"no TLS handshake completed within {seconds} s")
+            return _failure(source, host, started, "timeout", f"no TCP connection established within {seconds} s")
+        return _failure(source, host, started, "timeout", f"no TLS handshake completed within {seconds} s")
     except Exception as exc:  # defensive: a hostile server must never crash the caller
-        return failure(phase, f"unexpected error during the {phase}: {type(exc).__name__}: {exc}")
+        message = f"unexpected error during the {phase}: {type(exc).__name__}: {exc}"
+        return _failure(source, host, started, phase, message)
     finally:
         _close(transport, polite=polite)
