@@ -250,16 +250,6 @@ def _bad(bad: BadLine, fmt: str) -> tuple[str, Meta]:
     return line, Meta(bad.text, "bad-input", error=bad.reason)
 
 
-def _batches(
-    items: Iterable[ScanTarget | BadLine], skip: set[tuple[int, str]], summary: Summary
-) -> Iterator[ScanTarget | BadLine]:
-    for item in items:
-        if item.key in skip:
-            summary.skipped += 1
-            continue
-        yield item
-
-
 def run_scan(
     source: str,
     options: ScanOptions,
@@ -301,8 +291,7 @@ def run_scan(
 
     handle = open_input(source)
     try:
-        items = _batches(read_targets(handle), skip, summary)
-        _Pool(options, max(1, workers), adaptive, record, writer).run(_good(items, bad))
+        _Pool(options, max(1, workers), adaptive, record, writer).run(_good(read_targets(handle), bad, skip, summary))
     except KeyboardInterrupt:
         summary.interrupted = True
         raise
@@ -313,9 +302,15 @@ def run_scan(
     return summary
 
 
-def _good(items: Iterable[ScanTarget | BadLine], bad: Any) -> Iterator[ScanTarget]:
+def _good(
+    items: Iterable[ScanTarget | BadLine], bad: Any, skip: set[tuple[int, str]], summary: Summary
+) -> Iterator[ScanTarget]:
+    """The targets to scan: bad lines go to ``bad``, and lines already done (``skip``, from --resume) are
+    counted and left out."""
     for item in items:
-        if isinstance(item, BadLine):
+        if skip and item.key in skip:
+            summary.skipped += 1
+        elif isinstance(item, BadLine):
             bad(item)
         else:
             yield item

@@ -217,7 +217,7 @@ class Engine:
             except Exception as exc:  # defensive: one target must never stop the scan
                 self._record(target, None, self._internal(target, exc, attempts, started))
                 return
-            if attempts <= retries and transient(chains):
+            if attempts <= retries and chains and chains[0].error is not None and transient(chains):
                 await self._backoff(attempts)
                 continue
             break
@@ -228,7 +228,7 @@ class Engine:
                 # The same target presenting the same evidence as before: the same record, another line.
                 self.record_hits += 1
                 middle, meta, _ = cached
-                self.emit(splice(self.fmt, target.line, middle, attempts, time.perf_counter() - started), meta)
+                self.emit(splice(self.options.fmt, target.line, middle, attempts, time.perf_counter() - started), meta)
                 return
         try:
             tgt = Target(name=target.name, port=target.port, sni=target.sni, addresses=target.addresses)
