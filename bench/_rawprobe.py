@@ -24,6 +24,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from _targetlines import target_lines
 from OpenSSL import SSL
 
 _READ = 65_536
@@ -38,23 +39,7 @@ class Target:
 
 def parse_targets(path: Path, shard: int = 0, shards: int = 1) -> list[Target]:
     """The targets of ``path`` (every ``shards``-th line starting at ``shard``); ``host:port[,addr=IP]`` lines."""
-    targets: list[Target] = []
-    with path.open(encoding="utf-8") as handle:
-        for index, raw in enumerate(handle):
-            if index % shards != shard:
-                continue
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            head, *options = line.split(",")
-            host, _, port = head.rpartition(":")
-            addr = host
-            for option in options:
-                key, _, value = option.partition("=")
-                if key.strip() == "addr":
-                    addr = value.strip()
-            targets.append(Target(host, int(port), addr))
-    return targets
+    return [Target(host, port, addr) for index, host, port, addr in target_lines(path) if index % shards == shard]
 
 
 def client_context() -> SSL.Context:

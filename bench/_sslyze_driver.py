@@ -14,6 +14,7 @@ certificate_info (a handshake per certificate deployment it looks for); that is 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
@@ -22,25 +23,11 @@ from collections import Counter
 from importlib import metadata
 from pathlib import Path
 
+from _targetlines import target_lines
+
 
 def read_targets(path: Path, count: int) -> list[tuple[str, int, str]]:
-    targets: list[tuple[str, int, str]] = []
-    with path.open(encoding="utf-8") as handle:
-        for raw in handle:
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            head, *options = line.split(",")
-            host, _, port = head.rpartition(":")
-            addr = host
-            for option in options:
-                key, _, value = option.partition("=")
-                if key.strip() == "addr":
-                    addr = value.strip()
-            targets.append((host, int(port), addr))
-            if len(targets) >= count:
-                break
-    return targets
+    return list(itertools.islice(((host, port, addr) for _, host, port, addr in target_lines(path)), count))
 
 
 def main(argv: list[str] | None = None) -> int:

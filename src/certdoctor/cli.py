@@ -863,13 +863,12 @@ def _quiet_library_warnings() -> None:
 # the interpreter's teardown, which frees every object of the trust stores and caches one by one (30-50 ms, a
 # sixth of a `check`).
 FAST_EXIT = frozenset({"check", "scan", "explain", "clients", "inspect", "rules", "stores"})
-_ran: list[str] = []  # the command main() ran (for entry())
 
 
 def entry() -> None:
     """The ``certdoctor`` console script: :func:`main`, then exit."""
-    code = main()
-    if _ran and _ran[-1] in FAST_EXIT:
+    command, code = _run(None)
+    if command in FAST_EXIT:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):  # a closed pipe: what was not written is lost either way
                 stream.flush()
@@ -878,13 +877,21 @@ def entry() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    return _run(argv)[1]
+
+
+def _run(argv: Sequence[str] | None) -> tuple[str | None, int]:
+    """The command given (None without one) and its exit status."""
     _quiet_library_warnings()
     parser = build_parser()
     ns = parser.parse_args(argv)
     if not ns.command:
         parser.print_help()
-        return EXIT_USAGE
-    _ran.append(ns.command)
+        return None, EXIT_USAGE
+    return ns.command, _dispatch(ns)
+
+
+def _dispatch(ns: argparse.Namespace) -> int:
     try:
         return COMMANDS[ns.command](ns)
     except UsageError as exc:
