@@ -11,7 +11,7 @@ import pytest
 
 from certdoctor import diagnose
 from certdoctor.cli import main
-from certdoctor.demo import check_endpoint
+from certdoctor.cli.demo import check_endpoint
 from certdoctor.lab import SCENARIOS
 
 DEMO_SCENARIOS = [s.name for s in SCENARIOS if not s.hostile]
@@ -248,14 +248,14 @@ def test_connection_refused_is_a_clean_error(capsys):
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
-    assert main(["check", f"refused.test:{port}", "--resolve", f"refused.test:{port}:127.0.0.1"]) == 2
+    assert main(["check", f"refused.test:{port}", "--resolve", f"refused.test:{port}:127.0.0.1"]) == 3
     _, err = capsys.readouterr()
     assert "refused" in err and "Traceback" not in err
 
 
 def test_rules_lists_every_required_id(capsys):
     assert main(["rules", "--json"]) == 0
-    ids = {r["id"] for r in json.loads(capsys.readouterr().out)}
+    ids = {r["id"] for r in json.loads(capsys.readouterr().out)["rules"]}
     required = {
         "expired",
         "not-yet-valid",

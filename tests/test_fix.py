@@ -47,7 +47,7 @@ def pile(lab, tmp_path) -> Path:
 
 def test_pile_becomes_an_ordered_verifiable_chain(lab, pile, tmp_path, capsys):
     out = tmp_path / "out"
-    code, doc = fix_json(capsys, str(pile), "-o", str(out), "--ca-file", str(lab.root_path))
+    code, doc = fix_json(capsys, str(pile), "-d", str(out), "--ca-file", str(lab.root_path))
     assert code == 0, doc
     assert subjects(out / "fullchain.pem") == [
         "wrong-order.certdoctor.test",
@@ -79,7 +79,7 @@ def test_pile_becomes_an_ordered_verifiable_chain(lab, pile, tmp_path, capsys):
 
 def test_missing_intermediate_is_downloaded_via_aia(lab, tmp_path, capsys):
     leaf = lab.endpoints["incomplete-aia"].chain_path
-    code, doc = fix_json(capsys, str(leaf), "-o", str(tmp_path), "--ca-file", str(lab.root_path))
+    code, doc = fix_json(capsys, str(leaf), "-d", str(tmp_path), "--ca-file", str(lab.root_path))
     assert code == 0
     assert subjects(tmp_path / "fullchain.pem") == ["incomplete-aia.certdoctor.test", "certdoctor Lab RSA CA"]
     assert doc["plan"]["fetched"][0]["url"] == f"{lab.aia_base_url}/lab-rsa-ca.cer"
@@ -89,7 +89,7 @@ def test_missing_intermediate_is_downloaded_via_aia(lab, tmp_path, capsys):
 
 def test_incomplete_without_aia_is_written_but_reported(lab, tmp_path, capsys):
     leaf = lab.endpoints["incomplete-no-aia"].chain_path
-    code, doc = fix_json(capsys, str(leaf), "-o", str(tmp_path), "--ca-file", str(lab.root_path))
+    code, doc = fix_json(capsys, str(leaf), "-d", str(tmp_path), "--ca-file", str(lab.root_path))
     assert code == 1
     assert not doc["plan"]["complete"] and "incomplete" in doc["plan"]["notes"][0]
     assert [f["id"] for f in doc["verification"]["findings"]] == ["missing-intermediate"]
@@ -99,14 +99,14 @@ def test_incomplete_without_aia_is_written_but_reported(lab, tmp_path, capsys):
 
 def test_include_root_and_refusal_to_overwrite(lab, pile, tmp_path, capsys):
     out = tmp_path / "out"
-    assert main(["fix", str(pile), "-o", str(out), "--ca-file", str(lab.root_path), "--include-root"]) == 0
+    assert main(["fix", str(pile), "-d", str(out), "--ca-file", str(lab.root_path), "--include-root"]) == 0
     assert subjects(out / "fullchain.pem")[-1] == "certdoctor Lab Root CA"
     before = (out / "fullchain.pem").read_bytes()
     capsys.readouterr()
-    assert main(["fix", str(pile), "-o", str(out), "--ca-file", str(lab.root_path)]) == 2
+    assert main(["fix", str(pile), "-d", str(out), "--ca-file", str(lab.root_path)]) == 2
     assert "refusing to overwrite" in capsys.readouterr().err
     assert (out / "fullchain.pem").read_bytes() == before
-    assert main(["fix", str(pile), "-o", str(out), "--ca-file", str(lab.root_path), "--force"]) == 0
+    assert main(["fix", str(pile), "-d", str(out), "--ca-file", str(lab.root_path), "--force"]) == 0
     assert len(subjects(out / "fullchain.pem")) == 3
 
 
@@ -118,7 +118,7 @@ def test_der_and_pkcs7_inputs(lab, tmp_path, capsys):
     subprocess.run(
         ["openssl", "crl2pkcs7", "-nocrl", "-certfile", str(chain), "-outform", "DER", "-out", str(p7b)], check=True
     )
-    code, _ = fix_json(capsys, str(p7b), str(der), "-o", str(tmp_path / "out"), "--ca-file", str(lab.root_path))
+    code, _ = fix_json(capsys, str(p7b), str(der), "-d", str(tmp_path / "out"), "--ca-file", str(lab.root_path))
     assert code == 0
     assert subjects(tmp_path / "out" / "fullchain.pem")[0] == "good-two-level.certdoctor.test"
     assert len(subjects(tmp_path / "out" / "fullchain.pem")) == 3
@@ -129,14 +129,14 @@ def test_ambiguous_and_bad_input(lab, tmp_path, capsys):
     two.write_bytes(
         lab.endpoints["good-rsa"].chain_path.read_bytes() + lab.endpoints["good-ecdsa"].chain_path.read_bytes()
     )
-    assert main(["fix", str(two), "-o", str(tmp_path / "o1")]) == 2
+    assert main(["fix", str(two), "-d", str(tmp_path / "o1")]) == 2
     assert "candidate server certificates" in capsys.readouterr().err
     code, _ = fix_json(
         capsys,
         str(two),
         "--host",
         "good-ecdsa.certdoctor.test",
-        "-o",
+        "-d",
         str(tmp_path / "o2"),
         "--ca-file",
         str(lab.root_path),
@@ -144,7 +144,7 @@ def test_ambiguous_and_bad_input(lab, tmp_path, capsys):
     assert code == 0 and subjects(tmp_path / "o2" / "cert.pem") == ["good-ecdsa.certdoctor.test"]
     junk = tmp_path / "junk.txt"
     junk.write_text("hello\n")
-    assert main(["fix", str(junk), "-o", str(tmp_path / "o3")]) == 2
+    assert main(["fix", str(junk), "-d", str(tmp_path / "o3")]) == 2
     err = capsys.readouterr().err
     assert "junk.txt" in err and "Traceback" not in err
     assert not (tmp_path / "o3" / "fullchain.pem").exists()
@@ -153,7 +153,7 @@ def test_ambiguous_and_bad_input(lab, tmp_path, capsys):
 @pytest.mark.skipif(not shutil.which("curl"), reason="curl not installed")
 def test_fixed_chain_served_by_a_real_tls_server_satisfies_curl(lab, pile, tmp_path, capsys):
     out = tmp_path / "out"
-    assert main(["fix", str(pile), "-o", str(out), "--ca-file", str(lab.root_path)]) == 0
+    assert main(["fix", str(pile), "-d", str(out), "--ca-file", str(lab.root_path)]) == 0
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(out / "fullchain.pem", lab.endpoints["wrong-order"].key_path)  # as nginx loads it
     sock = socket.create_server(("127.0.0.1", 0))
@@ -192,14 +192,14 @@ def _encrypted_copy(key_path: Path, dest: Path, password: bytes) -> Path:
 def test_key_is_checked_written_private_and_served(lab, pile, tmp_path, capsys):
     out = tmp_path / "out"
     key = lab.endpoints["wrong-order"].key_path
-    code, doc = fix_json(capsys, str(pile), "--key", str(key), "-o", str(out), "--ca-file", str(lab.root_path))
+    code, doc = fix_json(capsys, str(pile), "--key", str(key), "-d", str(out), "--ca-file", str(lab.root_path))
     assert code == 0 and doc["plan"]["key"] == {"source": str(key), "matches_leaf": True}
     assert (out / "privkey.pem").stat().st_mode & 0o777 == 0o600
     assert (out / "haproxy.pem").stat().st_mode & 0o777 == 0o600
     assert (out / "fullchain.pem").stat().st_mode & 0o777 == 0o644
     haproxy = (out / "haproxy.pem").read_bytes()
     assert haproxy.count(b"BEGIN CERTIFICATE") == 3 and b"BEGIN PRIVATE KEY" in haproxy
-    assert f"ssl_certificate_key {out.resolve()}/privkey.pem;" in doc["config"]["nginx"]
+    assert f"ssl_certificate_key {out.resolve()}/privkey.pem;" in {c["id"]: c["text"] for c in doc["config"]}["nginx"]
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(out / "fullchain.pem", out / "privkey.pem")  # loads only if the key matches
 
@@ -207,11 +207,11 @@ def test_key_is_checked_written_private_and_served(lab, pile, tmp_path, capsys):
 def test_encrypted_key_needs_the_right_password(lab, pile, tmp_path, capsys):
     enc = _encrypted_copy(lab.endpoints["wrong-order"].key_path, tmp_path / "enc.key", b"s3cret")
     base = [str(pile), "--key", str(enc), "--ca-file", str(lab.root_path)]
-    assert main(["fix", *base, "-o", str(tmp_path / "a")]) == 2
+    assert main(["fix", *base, "-d", str(tmp_path / "a")]) == 2
     assert "encrypted" in capsys.readouterr().err
-    assert main(["fix", *base, "--password", "wrong", "-o", str(tmp_path / "b")]) == 2
+    assert main(["fix", *base, "--password", "wrong", "-d", str(tmp_path / "b")]) == 2
     assert "wrong password" in capsys.readouterr().err
-    assert main(["fix", *base, "--password", "s3cret", "-o", str(tmp_path / "c")]) == 0
+    assert main(["fix", *base, "--password", "s3cret", "-d", str(tmp_path / "c")]) == 0
     assert b"ENCRYPTED" not in (tmp_path / "c" / "privkey.pem").read_bytes()
 
 
@@ -227,7 +227,7 @@ def test_key_of_another_certificate_is_refused(lab, pile, tmp_path, capsys):
         "wrong-order.certdoctor.test",
         "--key",
         str(other.key_path),
-        "-o",
+        "-d",
         str(tmp_path / "out"),
         "--ca-file",
         str(lab.root_path),
@@ -236,14 +236,14 @@ def test_key_of_another_certificate_is_refused(lab, pile, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "key-mismatch" in err and "belongs to extra-cert.certdoctor.test" in err
     assert not (tmp_path / "out" / "fullchain.pem").exists()
-    argv = ["fix", str(pile), "--key", str(lab.endpoints["good-ecdsa"].key_path), "-o", str(tmp_path / "o2")]
+    argv = ["fix", str(pile), "--key", str(lab.endpoints["good-ecdsa"].key_path), "-d", str(tmp_path / "o2")]
     assert main(argv) == 2
     assert "belongs to none of the input certificates" in capsys.readouterr().err
 
 
 def test_key_found_inside_the_pile(lab, pile, tmp_path, capsys):
     (pile / "d-key.pem").write_bytes(lab.endpoints["wrong-order"].key_path.read_bytes())
-    code, doc = fix_json(capsys, str(pile), "-o", str(tmp_path / "out"), "--ca-file", str(lab.root_path))
+    code, doc = fix_json(capsys, str(pile), "-d", str(tmp_path / "out"), "--ca-file", str(lab.root_path))
     assert code == 0 and doc["plan"]["key"]["source"].endswith("d-key.pem")
 
 
@@ -267,13 +267,13 @@ def test_pkcs12_in_and_out(lab, tmp_path, capsys):
         check=True,
     )
     base = ["fix", str(pfx), "--ca-file", str(lab.root_path)]
-    assert main([*base, "-o", str(tmp_path / "a")]) == 2
+    assert main([*base, "-d", str(tmp_path / "a")]) == 2
     assert "give its password" in capsys.readouterr().err
-    assert main([*base, "--password", "nope", "-o", str(tmp_path / "b")]) == 2
+    assert main([*base, "--password", "nope", "-d", str(tmp_path / "b")]) == 2
     assert "wrong password" in capsys.readouterr().err
     out = tmp_path / "c"
     code, doc = fix_json(
-        capsys, *base[1:], "--password", "pfxpw", "--pkcs12", "--pkcs12-password", "outpw", "-o", str(out)
+        capsys, *base[1:], "--password", "pfxpw", "--pkcs12", "--pkcs12-password", "outpw", "-d", str(out)
     )
     assert code == 0 and doc["plan"]["key"]["source"] == str(pfx)
     assert len(subjects(out / "fullchain.pem")) == 3
@@ -284,7 +284,7 @@ def test_pkcs12_in_and_out(lab, tmp_path, capsys):
         text=True,
     )
     assert proc.returncode == 0 and proc.stdout.count("BEGIN CERTIFICATE") == 3
-    assert main(["fix", str(ep.chain_path), "--pkcs12", "-o", str(tmp_path / "d")]) == 2
+    assert main(["fix", str(ep.chain_path), "--pkcs12", "-d", str(tmp_path / "d")]) == 2
     assert "needs the private key" in capsys.readouterr().err
 
 
@@ -293,7 +293,7 @@ def test_fix_from_a_live_server(lab, tmp_path, capsys, scenario):
     ep = lab.endpoints[scenario]
     target = f"{ep.scenario.hostname}:{ep.port}"
     code, doc = fix_json(
-        capsys, target, "--resolve", f"{target}:127.0.0.1", "-o", str(tmp_path), "--ca-file", str(lab.root_path)
+        capsys, target, "--resolve", f"{target}:127.0.0.1", "-d", str(tmp_path), "--ca-file", str(lab.root_path)
     )
     assert code == 0, doc
     assert doc["verification"]["findings"] == []
@@ -303,7 +303,7 @@ def test_fix_from_a_live_server(lab, tmp_path, capsys, scenario):
 
 
 def test_fix_from_an_unreachable_server(tmp_path, capsys):
-    assert main(["fix", "refused.test:1", "--resolve", "refused.test:1:127.0.0.1", "-o", str(tmp_path)]) == 2
+    assert main(["fix", "refused.test:1", "--resolve", "refused.test:1:127.0.0.1", "-d", str(tmp_path)]) == 3
     assert "no certificate obtained" in capsys.readouterr().err
 
 
@@ -318,31 +318,32 @@ def test_configuration_for_every_kind_of_server(lab, pile, tmp_path, capsys):
         "--pkcs12",
         "--password",
         "pw",
-        "-o",
+        "-d",
         str(out),
         "--ca-file",
         str(lab.root_path),
     )
     assert code == 0
     d = out.resolve()
-    config = doc["config"]
-    assert set(config) == {
+    config = {c["id"]: c["text"] for c in doc["config"]}  # keyed by stable ids, labels beside them
+    assert list(config) == [
         "nginx",
-        "Apache 2.4.8+",
-        "Apache < 2.4.8",
-        "HAProxy",
-        "Caddy",
-        "Traefik (dynamic configuration)",
-        "Kubernetes TLS secret",
-        "Java keystore",
-        "AWS ACM",
-        "Appliance / control panel upload",
-    }
-    assert config["Caddy"] == f"tls {d}/fullchain.pem {d}/privkey.pem"
-    assert f"--cert={d}/fullchain.pem --key={d}/privkey.pem" in config["Kubernetes TLS secret"]
-    assert f"-srckeystore {d}/bundle.p12" in config["Java keystore"]
-    assert f"--certificate-chain fileb://{d}/chain.pem" in config["AWS ACM"]
-    assert config["HAProxy"] == f"bind :443 ssl crt {d}/haproxy.pem"
+        "apache",
+        "apache-legacy",
+        "haproxy",
+        "caddy",
+        "traefik",
+        "kubernetes",
+        "java-keystore",
+        "aws-acm",
+        "appliance",
+    ]
+    assert {c["label"] for c in doc["config"]} >= {"Apache < 2.4.8", "Traefik (dynamic configuration)"}
+    assert config["caddy"] == f"tls {d}/fullchain.pem {d}/privkey.pem"
+    assert f"--cert={d}/fullchain.pem --key={d}/privkey.pem" in config["kubernetes"]
+    assert f"-srckeystore {d}/bundle.p12" in config["java-keystore"]
+    assert f"--certificate-chain fileb://{d}/chain.pem" in config["aws-acm"]
+    assert config["haproxy"] == f"bind :443 ssl crt {d}/haproxy.pem"
 
 
 @pytest.mark.skipif(not shutil.which("keytool"), reason="no JDK (keytool) on this machine")
@@ -359,7 +360,7 @@ def test_bundle_p12_imports_into_a_java_keystore(lab, pile, tmp_path, capsys):
                 "--pkcs12",
                 "--pkcs12-password",
                 "changeit",
-                "-o",
+                "-d",
                 str(out),
                 "--ca-file",
                 str(lab.root_path),
@@ -429,7 +430,7 @@ def test_cross_signed_cycle_terminates_with_an_explanation(tmp_path, capsys):
     leaf = _ca("cycle.example.test", kl, "Cycle CA A", ka, ca=False)
     pile = tmp_path / "cycle.pem"
     pile.write_bytes(b"".join(c.public_bytes(Encoding.PEM) for c in (b_by_a, leaf, a_by_b)))
-    code, doc = fix_json(capsys, str(pile), "-o", str(tmp_path / "out"), "--no-aia")
+    code, doc = fix_json(capsys, str(pile), "-d", str(tmp_path / "out"), "--no-aia")
     assert code == 1
     assert not doc["plan"]["complete"] and "incomplete" in doc["plan"]["notes"][0]
     assert subjects(tmp_path / "out" / "fullchain.pem")[0] == "cycle.example.test"
@@ -443,7 +444,7 @@ def test_ten_thousand_certificates_are_refused_clearly(lab, tmp_path, capsys):
     one = _ca("filler", key, "filler", key).public_bytes(Encoding.PEM)
     big = tmp_path / "bundle.pem"
     big.write_bytes(one * 10_000)
-    assert main(["fix", str(big), "-o", str(tmp_path / "out")]) == 2
+    assert main(["fix", str(big), "-d", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert "10000 certificates" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
@@ -456,7 +457,7 @@ def test_intermediates_directory_completes_the_chain_without_aia(lab, tmp_path, 
     for name in ("good-rsa", "good-ecdsa", "good-two-level"):
         (bundle / f"{name}.pem").write_bytes(lab.endpoints[name].chain_path.read_bytes())
     code, doc = fix_json(
-        capsys, str(leaf), "--intermediates", str(bundle), "-o", str(tmp_path / "out"), "--ca-file", str(lab.root_path)
+        capsys, str(leaf), "--intermediates", str(bundle), "-d", str(tmp_path / "out"), "--ca-file", str(lab.root_path)
     )
     assert code == 0, doc
     assert subjects(tmp_path / "out" / "fullchain.pem") == [

@@ -15,14 +15,14 @@ def argv(lab, name: str, *extra: str) -> list[str]:
 
 def test_stalling_server_times_out(lab, capsys):
     started = time.monotonic()
-    assert main(argv(lab, "stall", "--timeout", "1")) == 2
+    assert main(argv(lab, "stall", "--timeout", "1")) == 3
     assert time.monotonic() - started < 5
     _, err = capsys.readouterr()
     assert "within 1" in err and "Traceback" not in err
 
 
 def test_garbage_server_is_a_handshake_error(lab, capsys):
-    assert main(argv(lab, "garbage", "--timeout", "3", "--json")) == 2
+    assert main(argv(lab, "garbage", "--timeout", "3", "--json")) == 3
     out, err = capsys.readouterr()
     doc = json.loads(out)
     assert doc["verdict"] == "unreachable"
@@ -32,7 +32,7 @@ def test_garbage_server_is_a_handshake_error(lab, capsys):
 
 
 def test_ten_thousand_certificates_are_refused_cleanly(lab, capsys):
-    assert main(argv(lab, "huge-chain", "--timeout", "10")) == 2
+    assert main(argv(lab, "huge-chain", "--timeout", "10")) == 3
     _, err = capsys.readouterr()
     assert "excessive message size" in err.lower() or "too large" in err.lower() or "more than" in err.lower()
 

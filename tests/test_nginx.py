@@ -31,7 +31,7 @@ def test_fixed_chain_works_in_real_nginx(lab, tmp_path, capsys):
                 f"{target}:127.0.0.1",
                 "--key",
                 str(ep.key_path),
-                "-o",
+                "-d",
                 str(out),
                 "--ca-file",
                 str(lab.root_path),

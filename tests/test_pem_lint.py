@@ -67,7 +67,7 @@ def test_each_pem_mistake_is_reported(lab, good, tmp_path, name, mangle, problem
     from certdoctor.collect.files import load_chain_file
 
     out = tmp_path / "fixed"
-    assert main(["fix", str(path), "-o", str(out), "--ca-file", str(lab.root_path)]) == 0
+    assert main(["fix", str(path), "-d", str(out), "--ca-file", str(lab.root_path)]) == 0
     fixed = load_chain_file(out / "fullchain.pem")
     assert fixed.pem_issues == () and fixed.certs == d.reports[0].chain.certs
 
@@ -134,9 +134,9 @@ def test_truncated_file(lab, good, tmp_path, capsys):
     cut = tmp_path / "truncated.pem"
     cut.write_bytes(chain[: len(chain) - 200])  # the upload stopped inside the intermediate
     d = check_file(lab, cut, host)
-    assert d.ids() == ["unreadable-file"] and d.exit_code == 2
+    assert d.ids() == ["unreadable-file"] and d.exit_code == 3
     assert "block 2 is truncated" in d.findings[0].detail
-    assert main(["fix", str(cut), "-o", str(tmp_path / "out"), "--ca-file", str(lab.root_path)]) == 2
+    assert main(["fix", str(cut), "-d", str(tmp_path / "out"), "--ca-file", str(lab.root_path)]) == 2
     err = capsys.readouterr().err
     assert "truncated.pem" in err and "truncated" in err and "Traceback" not in err
     assert not (tmp_path / "out" / "fullchain.pem").exists()

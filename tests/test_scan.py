@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from certdoctor.api import DiagnoseOptions
 from certdoctor.cli import main
 from certdoctor.lab import Lab
 from certdoctor.scan import BadLine, Engine, ScanOptions, ScanTarget, parse_line, read_targets
@@ -395,7 +396,10 @@ def test_identical_chains_are_judged_once_and_responders_asked_once(lab: Lab) ->
     lines = [line_for(lab, "revoked-ocsp")] * 30 + [line_for(lab, "revoked-crl")] * 30
     targets = [t for t in read_targets(lines) if isinstance(t, ScanTarget)]
     got: list[str] = []
-    engine = Engine(ScanOptions(concurrency=20, session={"ca_files": [str(lab.root_path)]}), lambda x, m: got.append(x))
+    engine = Engine(
+        ScanOptions(concurrency=20, diagnose=DiagnoseOptions(ca_files=(str(lab.root_path),))),
+        lambda x, m: got.append(x),
+    )
     asyncio.run(engine.run(targets))
     assert len(got) == 60 and all(r["verdict"] == "invalid" for r in records("".join(got)))
     session = engine.session

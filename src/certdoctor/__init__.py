@@ -2,7 +2,7 @@
 
 Public API (imported lazily so that the command line starts fast)::
 
-    from certdoctor import diagnose, diagnose_async, Diagnosis, Finding, Severity
+    from certdoctor import diagnose, diagnose_async, Diagnosis, DiagnoseOptions, Session, Finding, Severity
 """
 
 from __future__ import annotations
@@ -15,6 +15,11 @@ _EXPORTS = {
     "diagnose": "certdoctor.api",
     "diagnose_async": "certdoctor.api",
     "Diagnosis": "certdoctor.api",
+    "DiagnoseOptions": "certdoctor.api",
+    "Session": "certdoctor.api",
+    "CertdoctorError": "certdoctor.api",
+    "InputError": "certdoctor.api",
+    "CollectError": "certdoctor.api",
     "DiagnoseError": "certdoctor.api",
     "parse_target": "certdoctor.api",
     "judge": "certdoctor.api",
@@ -25,7 +30,19 @@ _EXPORTS = {
 }
 
 if TYPE_CHECKING:
-    from .api import DiagnoseError, Diagnosis, diagnose, diagnose_async, judge, parse_target
+    from .api import (
+        CertdoctorError,
+        CollectError,
+        DiagnoseError,
+        DiagnoseOptions,
+        Diagnosis,
+        InputError,
+        Session,
+        diagnose,
+        diagnose_async,
+        judge,
+        parse_target,
+    )
     from .model import Evidence, Finding, Severity, Target
 
 
@@ -41,10 +58,15 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "CertdoctorError",
+    "CollectError",
     "DiagnoseError",
+    "DiagnoseOptions",
     "Diagnosis",
     "Evidence",
     "Finding",
+    "InputError",
+    "Session",
     "Severity",
     "Target",
     "__version__",

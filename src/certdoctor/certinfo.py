@@ -350,3 +350,21 @@ def summary(cert: x509.Certificate, at: datetime | None = None) -> dict[str, Any
     if at is not None:
         d["days_left"] = round((not_after(cert) - at).total_seconds() / 86400, 1)
     return d
+
+
+_ASN1_KIND = re.compile(r"kind: (\w+)")
+_ASN1_LOCATION = re.compile(r"location: \[([^\]]*)\]")
+
+
+def short_reason(exc: BaseException) -> str:
+    """A one-line, human-sized version of a cryptography parse error."""
+    text = str(exc) or type(exc).__name__
+    if "ParseError" in text:
+        kind = _ASN1_KIND.search(text)
+        where = _ASN1_LOCATION.search(text)
+        detail = kind.group(1) if kind else "malformed"
+        if where and where.group(1):
+            detail += " at " + where.group(1).replace('"', "").replace(", ", " > ")
+        return f"malformed DER ({detail})"
+    text = " ".join(text.split())
+    return text if len(text) <= 200 else text[:197] + "..."

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,13 +18,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from . import certinfo
-from .api import DiagnoseError, _collect_aia, _load_stores, _parse_at, judge
+from .errors import InputError
 from .model import Evidence, PresentedChain, Target
 from .names import match_hostname
 from .paths import StoreIndex, dedupe
+from .pipeline import collect_aia, judge, load_stores, parse_at
 
 
-class FixError(DiagnoseError):
+class FixError(InputError):
     """The inputs cannot be turned into a chain (no leaf, two leaves, unreadable files)."""
 
 
@@ -106,16 +107,16 @@ async def plan_fix(
     given = {certinfo.fingerprint(c) for c in unique}
     extra = [c for c in dedupe(pool) if certinfo.fingerprint(c) not in given]
     pile = [leaf, *(c for c in unique if c is not leaf), *extra]
-    stores, notes = _load_stores(trust_stores or DEFAULT_STORES, trust_stores is not None)
+    stores, notes = load_stores(trust_stores or DEFAULT_STORES, trust_stores is not None)
     index = StoreIndex(stores, ca_certs)
     chain = PresentedChain(source="input", certs=tuple(pile), total_received=len(pile))
     aia = {}
     if fetch_aia:
         async with AiaFetcher(timeout=timeout) as fetcher:
-            aia = await _collect_aia([chain], index, fetcher)
+            aia = await collect_aia([chain], index, fetcher)
     evidence = Evidence(
         target=Target(name=host, files=("input",)),
-        at=_parse_at(at),
+        at=parse_at(at),
         chains=(chain,),
         stores=tuple(stores),
         aia=aia,
@@ -204,11 +205,10 @@ def output_files(plan: FixPlan) -> dict[str, tuple[bytes, int]]:
     """File name -> (content, mode). Files holding the key are private (0600)."""
     from .collect.keys import key_pem
 
-    files = {
-        "fullchain.pem": (_pem(plan.chain), 0o644),
-        "chain.pem": (_pem(plan.chain[1:]), 0o644),
-        "cert.pem": (_pem([plan.leaf]), 0o644),
-    }
+    files = {"fullchain.pem": (_pem(plan.chain), 0o644)}
+    if plan.chain[1:]:  # no empty chain.pem when the leaf is issued by the root itself
+        files["chain.pem"] = (_pem(plan.chain[1:]), 0o644)
+    files["cert.pem"] = (_pem([plan.leaf]), 0o644)
     if plan.key is not None:
         key = key_pem(plan.key)
         files["privkey.pem"] = (key, 0o600)
@@ -217,12 +217,27 @@ def output_files(plan: FixPlan) -> dict[str, tuple[bytes, int]]:
 
 
 def write_outputs(files: dict[str, tuple[bytes, int]], out_dir: Path, *, force: bool) -> list[Path]:
-    """Write every file atomically; refuse (before writing anything) to overwrite without ``force``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Write every file atomically; refuse (before writing anything) to overwrite without ``force``.
+
+    Raises FixError when ``out_dir`` is not a directory and cannot be created, or a file cannot be written."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FixError(f"output directory {out_dir} is a file, not a directory")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FixError(f"cannot create the output directory {out_dir}: {exc.strerror or exc}") from None
     targets = {out_dir / name: data for name, data in files.items()}
     existing = [p for p in targets if p.exists()]
     if existing and not force:
         raise FixError(f"refusing to overwrite {', '.join(map(str, existing))} (use --force)")
+    try:
+        _write_all(targets, out_dir)
+    except OSError as exc:
+        raise FixError(f"cannot write to {out_dir}: {exc.strerror or exc}") from None
+    return list(targets)
+
+
+def _write_all(targets: dict[Path, tuple[bytes, int]], out_dir: Path) -> None:
     for path, (data, mode) in targets.items():
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=out_dir)  # created 0600
         try:
@@ -236,11 +251,14 @@ def write_outputs(files: dict[str, tuple[bytes, int]], out_dir: Path, *, force: 
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
-    return list(targets)
 
 
-def server_config(out_dir: Path, *, with_key: bool = False, with_pkcs12: bool = False) -> list[tuple[str, str]]:
-    """Ready-to-paste configuration lines for the files written to ``out_dir``."""
+def server_config(
+    out_dir: Path, *, with_key: bool = False, with_pkcs12: bool = False, with_chain: bool = True
+) -> list[tuple[str, str, str]]:
+    """Ready-to-paste configuration for the files written to ``out_dir``: (id, label, text) per server kind,
+    the id a stable key (nginx, apache, apache-legacy, haproxy, caddy, traefik, kubernetes, java-keystore,
+    aws-acm, appliance). ``with_chain``: chain.pem was written (the leaf has intermediates)."""
     d = out_dir.resolve()
     key = f"{d}/privkey.pem" if with_key else "/path/to/privkey.pem"
     haproxy = (
@@ -248,22 +266,31 @@ def server_config(out_dir: Path, *, with_key: bool = False, with_pkcs12: bool = 
         if with_key
         else f"cat {d}/fullchain.pem {key} > /etc/haproxy/certs/site.pem\nbind :443 ssl crt /etc/haproxy/certs/site.pem"
     )
+    chain_file = f"\nSSLCertificateChainFile {d}/chain.pem" if with_chain else ""
+    acm_chain = f" --certificate-chain fileb://{d}/chain.pem" if with_chain else ""
+    bundle = f"intermediate/CA bundle: {d}/chain.pem   " if with_chain else "intermediate/CA bundle: (none needed)   "
     return [
-        ("nginx", f"ssl_certificate     {d}/fullchain.pem;\nssl_certificate_key {key};"),
-        ("Apache 2.4.8+", f"SSLCertificateFile    {d}/fullchain.pem\nSSLCertificateKeyFile {key}"),
+        ("nginx", "nginx", f"ssl_certificate     {d}/fullchain.pem;\nssl_certificate_key {key};"),
+        ("apache", "Apache 2.4.8+", f"SSLCertificateFile    {d}/fullchain.pem\nSSLCertificateKeyFile {key}"),
         (
+            "apache-legacy",
             "Apache < 2.4.8",
-            f"SSLCertificateFile      {d}/cert.pem\nSSLCertificateChainFile {d}/chain.pem\n"
-            f"SSLCertificateKeyFile   {key}",
+            f"SSLCertificateFile      {d}/cert.pem{chain_file}\nSSLCertificateKeyFile   {key}",
         ),
-        ("HAProxy", haproxy),
-        ("Caddy", f"tls {d}/fullchain.pem {key}"),
+        ("haproxy", "HAProxy", haproxy),
+        ("caddy", "Caddy", f"tls {d}/fullchain.pem {key}"),
         (
+            "traefik",
             "Traefik (dynamic configuration)",
             f"tls:\n  certificates:\n    - certFile: {d}/fullchain.pem\n      keyFile: {key}",
         ),
-        ("Kubernetes TLS secret", f"kubectl create secret tls my-tls --cert={d}/fullchain.pem --key={key}"),
         (
+            "kubernetes",
+            "Kubernetes TLS secret",
+            f"kubectl create secret tls my-tls --cert={d}/fullchain.pem --key={key}",
+        ),
+        (
+            "java-keystore",
             "Java keystore",
             (
                 f"keytool -importkeystore -srckeystore {d}/bundle.p12 -srcstoretype PKCS12 "
@@ -274,13 +301,190 @@ def server_config(out_dir: Path, *, with_key: bool = False, with_pkcs12: bool = 
             f"keytool -importkeystore -srckeystore {d}/bundle.p12 -srcstoretype PKCS12 -destkeystore keystore.p12",
         ),
         (
+            "aws-acm",
             "AWS ACM",
-            f"aws acm import-certificate --certificate fileb://{d}/cert.pem "
-            f"--certificate-chain fileb://{d}/chain.pem --private-key fileb://{key}",
+            f"aws acm import-certificate --certificate fileb://{d}/cert.pem{acm_chain} --private-key fileb://{key}",
         ),
         (
+            "appliance",
             "Appliance / control panel upload",
-            f"certificate: {d}/cert.pem   intermediate/CA bundle: {d}/chain.pem   private key: {key}\n"
+            f"certificate: {d}/cert.pem   {bundle}private key: {key}\n"
             f"(if there is a single certificate field, paste {d}/fullchain.pem)",
         ),
     ]
+
+
+MAX_FIX_CERTS = 500  # per input file: enough for a CA bundle used as a pool of intermediates
+
+
+def input_files(inputs: Sequence[str]) -> list[str]:
+    """The files of ``inputs`` (directories expanded, hidden files skipped); raises FixError for a missing one."""
+    files: list[str] = []
+    for item in inputs:
+        if os.path.isdir(item):
+            files.extend(sorted(e.path for e in os.scandir(item) if e.is_file() and not e.name.startswith(".")))
+        elif os.path.exists(item):
+            files.append(item)
+        else:
+            raise FixError(f"no such file or directory: {item}")
+    if not files:
+        raise FixError("no input files")
+    return files
+
+
+@dataclass
+class FixInputs:
+    """What the inputs hold: certificates (in input order), keys with their source, and the repairs made while
+    reading (CRLF, glued blocks, DER...) as one line each."""
+
+    certs: list[x509.Certificate] = field(default_factory=list)
+    keys: list[tuple[Any, str]] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
+    password: bytes | None = None  # the password that opened a PKCS#12 input (reused for bundle.p12)
+
+
+def read_inputs(
+    paths: Sequence[str],
+    *,
+    password: bytes | None = None,
+    ask_password: Callable[[str], bytes | None] | None = None,
+) -> FixInputs:
+    """Read certificates and keys from files (PEM, DER, PKCS#7, PKCS#12 by content). ``ask_password(path)`` is
+    called for a PKCS#12 file that needs a password none was given for. Raises FixError (or KeyLoadError) for a
+    file that holds neither, or more than :data:`MAX_FIX_CERTS` certificates."""
+    from .collect.files import chain_from_bytes, read_capped
+    from .collect.keys import KeyLoadError, keys_in, load_pkcs12, looks_like_pkcs12
+
+    got = FixInputs(password=password)
+    for path in paths:
+        data = read_capped(path)
+        if looks_like_pkcs12(path, data[:64]):
+            try:
+                bundle_key, bundle_certs = load_pkcs12(path, got.password, data)
+            except KeyLoadError as exc:
+                asked = ask_password(path) if ask_password and "give its password" in str(exc) else None
+                if asked is None or got.password is not None:
+                    raise
+                got.password = asked
+                bundle_key, bundle_certs = load_pkcs12(path, got.password, data)
+            got.certs.extend(bundle_certs)
+            if bundle_key is not None:
+                got.keys.append((bundle_key, path))
+            continue
+        chain = chain_from_bytes(data, path, max_certs=MAX_FIX_CERTS)
+        if chain.total_received > MAX_FIX_CERTS:
+            raise FixError(
+                f"{path} holds {chain.total_received} certificates; certdoctor fix reads at most {MAX_FIX_CERTS} "
+                "(a server chain has 2 to 4; is this a whole CA bundle or trust store?)"
+            )
+        file_keys = list(keys_in(data, path, got.password))
+        got.keys.extend((k, path) for k in file_keys)
+        if chain.error and not file_keys:
+            raise FixError(chain.error if path in chain.error else f"{path}: {chain.error}")
+        got.certs.extend(chain.certs)
+        got.repaired.extend(f"{path}: {i.detail}" for i in chain.pem_issues if i.code != "private-key")
+    return got
+
+
+def read_server(target: str, *, resolve: Sequence[str] = (), timeout: float = 10.0) -> FixInputs:
+    """The certificates a live server sends (its first distinct chain); raises CollectError when none came."""
+    from .api import diagnose
+    from .errors import CollectError
+
+    live = diagnose(target, fetch_aia=False, revocation=False, clients=False, timeout=timeout, resolve=resolve)
+    if not live.reports:
+        errors = "; ".join(f"{c.source}: {c.error}" for c in live.failures)
+        raise CollectError(f"no certificate obtained from {target}: {errors}")
+    got = FixInputs(certs=list(live.reports[0].chain.certs))
+    got.repaired.extend(
+        f"{', '.join(r.sources)} presents a different chain; used {live.reports[0].sources[0]}'s"
+        for r in live.reports[1:]
+    )
+    return got
+
+
+@dataclass
+class FixResult:
+    """A written fix: the plan, the files written, the repairs, the re-verification of fullchain.pem as a
+    server would send it (a :class:`certdoctor.diagnosis.Diagnosis`), and the server configuration."""
+
+    plan: FixPlan
+    written: list[Path]
+    repaired: list[str]
+    verification: Any
+    config: list[tuple[str, str, str]]
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.verification.valid else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "plan": self.plan.to_dict(),
+            "written": [str(p) for p in self.written],
+            "repaired": self.repaired,
+            "verification": self.verification.to_dict(),
+            "config": [{"id": i, "label": label, "text": text} for i, label, text in self.config],
+            "exit_code": self.exit_code,
+        }
+
+
+def fix(
+    inputs: FixInputs,
+    out_dir: Path,
+    *,
+    pool_paths: Sequence[str] = (),
+    host: str | None = None,
+    include_root: bool = False,
+    ca_files: Sequence[str] = (),
+    trust_stores: Sequence[str] | None = None,
+    fetch_aia: bool = True,
+    timeout: float = 10.0,
+    force: bool = False,
+    pkcs12: bool = False,
+    pkcs12_password: bytes | None = None,
+) -> FixResult:
+    """Plan the chain from ``inputs`` (completed from the ``pool_paths`` files and AIA), check the key, write
+    fullchain.pem, cert.pem, chain.pem (when there are intermediates), privkey.pem and haproxy.pem (with a
+    key), bundle.p12 (``pkcs12``) into ``out_dir``, and re-verify what was written. Raises FixError (nothing
+    written) for unusable inputs, a key that does not match, or outputs that exist without ``force``."""
+    import asyncio
+
+    from .collect.files import load_certificate_files, load_chain_file
+    from .collect.keys import pkcs12_bytes
+
+    pool: list[x509.Certificate] = []
+    for path in input_files(pool_paths) if pool_paths else []:
+        pool.extend(load_chain_file(path, max_certs=MAX_FIX_CERTS).certs)  # unreadable pool files: no candidates
+    extra = load_certificate_files(ca_files)
+    plan = asyncio.run(
+        plan_fix(
+            inputs.certs,
+            pool=pool,
+            host=host,
+            include_root=include_root,
+            ca_certs=extra,
+            trust_stores=trust_stores,
+            fetch_aia=fetch_aia,
+            timeout=timeout,
+        )
+    )
+    attach_key(plan, inputs.keys, inputs.certs)
+    files = output_files(plan)
+    if pkcs12:
+        if plan.key is None:
+            raise FixError("--pkcs12 needs the private key (--key, or a key among the inputs)")
+        password = pkcs12_password if pkcs12_password is not None else inputs.password
+        files["bundle.p12"] = (pkcs12_bytes(plan.key, plan.chain, password), 0o600)
+    written = write_outputs(files, out_dir, force=force)
+    from .api import diagnose
+
+    verification = diagnose(
+        files=[str(out_dir / "fullchain.pem")],
+        name=host,
+        ca_certs=extra,
+        trust_stores=trust_stores,
+        fetch_aia=False,
+    )
+    config = server_config(out_dir, with_key=plan.key is not None, with_pkcs12=pkcs12, with_chain="chain.pem" in files)
+    return FixResult(plan, written, inputs.repaired, verification, config)

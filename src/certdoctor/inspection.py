@@ -159,3 +159,92 @@ def describe(entries: Sequence[Entry], at: datetime, index: StoreIndex) -> list[
         seen.setdefault(fp, e.index)
         out.append(d)
     return out
+
+
+MAX_INSPECT_CERTS = 1000  # per file
+
+
+@dataclass
+class Inspection:
+    """What ``certdoctor inspect`` saw: every certificate described (see :func:`describe`), grouped by source
+    (a file, or the addresses presenting one chain), the files' PEM formatting problems, and what could not be
+    read (one line each)."""
+
+    groups: list[tuple[str, list[dict[str, Any]]]]
+    chains: list[tuple[str, Sequence[x509.Certificate]]]  # the same sources' certificates, as read
+    pem_issues: list[dict[str, Any]]
+    errors: list[str]
+
+    @property
+    def empty(self) -> bool:
+        return not any(certs for _, certs in self.chains)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "certificates": [d for _, described in self.groups for d in described],
+            "pem_issues": self.pem_issues,
+            "errors": self.errors,
+        }
+
+
+def _describe_groups(
+    groups: Sequence[tuple[str, Sequence[x509.Certificate]]], at: datetime, index: StoreIndex
+) -> list[tuple[str, list[dict[str, Any]]]]:
+    entries, n = [], 0
+    for source, certs in groups:
+        for pos, cert in enumerate(certs):
+            entries.append(Entry(n, source, pos, cert))
+            n += 1
+    described = describe(entries, at, index)
+    return [(src, [d for d in described if d["source"] == src]) for src, _ in groups]
+
+
+def _index(ca_files: Sequence[str]) -> StoreIndex:
+    from .collect.files import load_certificate_files
+    from .collect.stores import DEFAULT_STORES
+    from .pipeline import load_stores
+
+    stores, _ = load_stores(DEFAULT_STORES, explicit=False)
+    return StoreIndex(stores, load_certificate_files(ca_files))
+
+
+def inspect_files(paths: Sequence[str], *, at: datetime, ca_files: Sequence[str] = ()) -> Inspection:
+    """Describe every certificate of ``paths`` (PEM, DER, PKCS#7; at most 1,000 per file), as of ``at`` (UTC).
+    Unreadable files are listed in ``errors``; raises :class:`certdoctor.errors.InputError` for an unreadable
+    ``ca_files`` entry."""
+    from .collect.files import load_chain_file
+
+    groups: list[tuple[str, Sequence[x509.Certificate]]] = []
+    errors: list[str] = []
+    lint: list[dict[str, Any]] = []
+    for path in paths:
+        chain = load_chain_file(path, max_certs=MAX_INSPECT_CERTS)
+        lint.extend({"file": path, "problem": i.code, "line": i.line, "detail": i.detail} for i in chain.pem_issues)
+        if chain.error:
+            errors.append(f"{path}: {chain.error}")
+        else:
+            groups.append((path, chain.certs))
+    return Inspection(_describe_groups(groups, at, _index(ca_files)), groups, lint, errors)
+
+
+def inspect_server(
+    target: str,
+    *,
+    at: datetime,
+    resolve: Sequence[str] = (),
+    sni: str | None = None,
+    timeout: float = 10.0,
+    ca_files: Sequence[str] = (),
+) -> Inspection:
+    """Describe the chain(s) a server presents (every address; no AIA, no revocation), as of ``at`` (UTC).
+    Addresses that fail are listed in ``errors``; raises :class:`certdoctor.errors.CollectError` when the name
+    does not resolve."""
+    from .api import diagnose
+
+    kwargs: dict[str, Any] = {"timeout": timeout, "fetch_aia": False, "revocation": False, "clients": False}
+    if sni:
+        kwargs["sni"] = sni
+    d = diagnose(target, resolve=resolve, at=at, **kwargs)
+    errors = [f"{c.source}: {c.error}" for c in d.failures]
+    groups = [(", ".join(r.sources), r.chain.certs) for r in d.reports]
+    return Inspection(_describe_groups(groups, at, _index(ca_files)), groups, [], errors)

@@ -9,10 +9,25 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from typing import Any
 
 from cryptography import x509
+
+from .errors import InputError
+
+JSON_VERSION = 1  # the version of the --json vocabulary: every document's "certdoctor" key
+
+
+class ExitCode(IntEnum):
+    """The exit status of every certdoctor command (curl and Nagios-plugin style)."""
+
+    OK = 0  # nothing wrong (warnings allowed, unless --fail-on warning)
+    PROBLEMS = 1  # problems found (errors; warnings too with --fail-on warning)
+    USAGE = 2  # bad arguments or unusable input (a one-line message on stderr)
+    UNCHECKED = 3  # could not check: nothing could be obtained from the target (unreachable, no certificate)
+    INTERNAL = 70  # a bug in certdoctor (sysexits' EX_SOFTWARE): one line, the traceback with CERTDOCTOR_DEBUG=1
+    INTERRUPTED = 130  # Ctrl-C or SIGTERM (what was done is written)
 
 
 class Severity(StrEnum):
@@ -31,14 +46,16 @@ class Target:
 
     ``name`` is the name the certificate must match (None: no name check). ``sni`` is the server name sent
     in the ClientHello (None: no SNI extension). ``addresses`` overrides DNS resolution (like curl's
-    ``--resolve``).
+    ``--resolve``). ``files``: chain files instead of a server, read as one chain in the order given unless
+    ``separate_files``.
     """
 
     name: str | None
     port: int = 443
     sni: str | None = None
     addresses: tuple[str, ...] = ()
-    files: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()  # chain files: one presented chain, in this order (leaf first)...
+    separate_files: bool = False  # ...or each file the chain of another server, judged side by side
 
     @property
     def is_files(self) -> bool:
@@ -57,7 +74,8 @@ class PemIssue:
     code: str  # "glued", "crlf", "whitespace", "no-final-newline", "armour", "private-key", "der", "pkcs7",
     #            "unterminated"
     detail: str
-    line: int | None = None
+    line: int | None = None  # 1-based
+    file: str | None = None  # the file it was seen in, when a chain was read from several files
 
 
 @dataclass(frozen=True)
@@ -186,3 +204,55 @@ class Finding:
             },
             "evidence": dict(self.evidence),
         }
+
+
+DEFAULT_TIMEOUT = 10.0  # seconds, per connection
+DEFAULT_REVOCATION_TIMEOUT = 5.0  # seconds, for all OCSP/CRL lookups of one target
+DEFAULT_WARN_DAYS = 30
+
+
+@dataclass(frozen=True)
+class DiagnoseOptions:
+    """How to diagnose: everything that is the same for every target of a run (``check``, a ``scan``, a
+    ``watch`` cycle). Passed to :class:`certdoctor.pipeline.Session`; :func:`certdoctor.diagnose` builds one
+    from its keyword arguments.
+
+    ``timeout``: seconds per connection (> 0). ``ca_files``/``ca_certs``: extra trusted roots, added to every
+    store. ``ca_bundle``: judge against exactly the roots of these files (curl's ``--cacert``), instead of
+    ``trust_stores``. ``trust_stores``: store names (None: mozilla and system; see ``certdoctor stores``).
+    ``at``: the moment to judge as of (UTC; None: now). ``expect``: a file with the certificate that should be
+    served. ``warn_days``: ``expiring-soon`` threshold in days (>= 0). ``fetch_aia``: download missing
+    intermediates. ``key``/``key_password``: the server's private key (``key-mismatch``). ``clients``: also load
+    the client families' trust stores for per-client predictions. ``revocation``: query OCSP responders and
+    CRLs (stapled responses are judged either way) within ``revocation_timeout`` seconds in all (> 0).
+
+    Raises :class:`certdoctor.errors.InputError` for an impossible value.
+    """
+
+    timeout: float = DEFAULT_TIMEOUT
+    ca_files: tuple[str, ...] = ()
+    ca_certs: tuple[x509.Certificate, ...] = ()
+    ca_bundle: tuple[str, ...] = ()
+    trust_stores: tuple[str, ...] | None = None
+    at: datetime | str | None = None
+    expect: str | None = None
+    warn_days: int = DEFAULT_WARN_DAYS
+    fetch_aia: bool = True
+    key: str | None = None
+    key_password: bytes | None = field(default=None, repr=False)
+    clients: bool = True
+    revocation: bool = True
+    revocation_timeout: float = DEFAULT_REVOCATION_TIMEOUT
+
+    def __post_init__(self) -> None:
+        for name in ("ca_files", "ca_certs", "ca_bundle"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        if self.trust_stores is not None:
+            object.__setattr__(self, "trust_stores", tuple(self.trust_stores))
+        for name in ("timeout", "revocation_timeout"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and 0 < value < 86_400):
+                what = name.replace("_", " ")
+                raise InputError(f"{what} {value!r}: must be more than 0 seconds and less than a day")
+        if self.warn_days < 0:
+            raise InputError(f"warn days {self.warn_days}: must be 0 or more")

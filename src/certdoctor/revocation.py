@@ -31,7 +31,7 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from . import certinfo
-from .collect.files import short_reason
+from .certinfo import short_reason
 from .model import Evidence, PresentedChain, RevocationFetch
 
 CLOCK_SKEW = timedelta(minutes=5)  # tolerance for a responder's clock running ahead or behind

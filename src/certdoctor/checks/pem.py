@@ -66,7 +66,7 @@ def _issues(ctx: TargetContext, codes: set[str]) -> Iterator[tuple[str, PemIssue
     for chain in ctx.evidence.chains:
         for issue in chain.pem_issues:
             if issue.code in codes:
-                yield chain.source, issue
+                yield issue.file or chain.source, issue
 
 
 @check(

@@ -20,7 +20,7 @@ from .engine import ClientVerdict, client_paths, predict_chain, predict_failure
 from .profiles import FAMILIES, PROBLEMS, PROFILES, ClientProfile
 
 if TYPE_CHECKING:
-    from ..api import ChainReport, Diagnosis
+    from ..diagnosis import ChainReport, Diagnosis
 
 __all__ = ["FAMILIES", "PROBLEMS", "PROFILES", "ClientProfile", "ClientVerdict", "predict", "profile"]
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ..errors import CollectError
+
 if TYPE_CHECKING:
     from .aia import AiaFetcher, ca_issuer_urls
-    from .errors import CollectError
     from .files import CertificateParseError, load_certificate_files, load_chain_file, parse_certificates
     from .handshake import ResolveError, fetch_chain, resolve
     from .stores import (
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "AiaFetcher": "aia",
     "ca_issuer_urls": "aia",
-    "CollectError": "errors",
     "CertificateParseError": "files",
     "load_certificate_files": "files",
     "load_chain_file": "files",

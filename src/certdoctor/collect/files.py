@@ -9,102 +9,42 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-import warnings
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import pkcs7
 
+from ..certinfo import short_reason
+from ..errors import InputError
 from ..model import PresentedChain
-from .errors import CollectError
+from .pem import PemBlock, der_sequence_length, iter_pem_blocks, load_pkcs7_certificates
 
 __all__ = [
     "MAX_FILE_BYTES",
     "CertificateParseError",
+    "PemBlock",
+    "der_sequence_length",
+    "iter_pem_blocks",
     "load_certificate_files",
     "load_chain_file",
     "parse_certificates",
+    "short_reason",
 ]
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
 
 _CERT_LABELS = frozenset({b"CERTIFICATE", b"X509 CERTIFICATE", b"TRUSTED CERTIFICATE"})
 _PKCS7_LABELS = frozenset({b"PKCS7", b"PKCS #7 SIGNED DATA", b"CMS"})
-# BEGIN and END markers are found separately and paired in one pass, so that input full of unmatched
-# BEGIN lines cannot make the scan quadratic.
-_MARKER = re.compile(rb"-----(BEGIN|END) ([A-Z0-9 #]{1,64})-----")
 _BASE64_ONLY = re.compile(rb"[A-Za-z0-9+/=\s]+")
-_ASN1_KIND = re.compile(r"kind: (\w+)")
-_ASN1_LOCATION = re.compile(r"location: \[([^\]]*)\]")
 
 
-class CertificateParseError(CollectError):
+class CertificateParseError(InputError):
     """The input holds no usable certificate, or a certificate that cannot be parsed."""
 
 
 class _TooManyCertificates(CertificateParseError):
     pass
-
-
-@dataclass(frozen=True, slots=True)
-class PemBlock:
-    """One ``-----BEGIN X-----`` ... ``-----END X-----`` block; ``body`` is None when END is missing."""
-
-    index: int  # 1-based position among all blocks of the input
-    label: bytes
-    body: bytes | None
-    start: int  # offset of the BEGIN marker
-    end: int  # offset just past the END marker (or of the next BEGIN / end of input when unterminated)
-
-
-def iter_pem_blocks(data: bytes) -> Iterator[PemBlock]:
-    """Every armoured block of ``data`` in order, whatever the label; text between blocks is ignored."""
-    index = 0
-    open_label: bytes | None = None
-    open_start = body_start = 0
-    for match in _MARKER.finditer(data):
-        kind, label = match.group(1), match.group(2).strip()
-        if kind == b"BEGIN":
-            if open_label is not None:  # the previous block never ended
-                index += 1
-                yield PemBlock(index, open_label, None, open_start, match.start())
-            open_label, open_start, body_start = label, match.start(), match.end()
-        elif open_label is not None:
-            index += 1
-            yield PemBlock(index, open_label, data[body_start : match.start()], open_start, match.end())
-            open_label = None
-    if open_label is not None:
-        index += 1
-        yield PemBlock(index, open_label, None, open_start, len(data))
-
-
-def der_sequence_length(data: bytes | memoryview, offset: int = 0) -> int | None:
-    """Total length (header included) of the DER SEQUENCE at ``offset``, or None if there is none."""
-    if len(data) < offset + 2 or data[offset] != 0x30:
-        return None
-    first = data[offset + 1]
-    if first < 0x80:
-        return 2 + first
-    count = first & 0x7F
-    if count == 0 or count > 4 or len(data) < offset + 2 + count:
-        return None
-    return 2 + count + int.from_bytes(data[offset + 2 : offset + 2 + count], "big")
-
-
-def short_reason(exc: BaseException) -> str:
-    """A one-line, human-sized version of a cryptography parse error."""
-    text = str(exc) or type(exc).__name__
-    if "ParseError" in text:
-        kind = _ASN1_KIND.search(text)
-        where = _ASN1_LOCATION.search(text)
-        detail = kind.group(1) if kind else "malformed"
-        if where and where.group(1):
-            detail += " at " + where.group(1).replace('"', "").replace(", ", " > ")
-        return f"malformed DER ({detail})"
-    text = " ".join(text.split())
-    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _decode_base64(body: bytes) -> bytes:
@@ -128,15 +68,6 @@ def _load_der_certificate(der: bytes) -> x509.Certificate:
         return x509.load_der_x509_certificate(der[:length])
 
 
-def _load_pkcs7(der: bytes) -> list[x509.Certificate]:
-    with warnings.catch_warnings():  # OpenSSL writes unsorted SETs (BER); cryptography warns, we accept
-        warnings.simplefilter("ignore")
-        certs = pkcs7.load_der_pkcs7_certificates(der)
-    if not certs:
-        raise ValueError("the PKCS#7 bundle holds no certificates")
-    return certs
-
-
 def _parse_der(data: bytes) -> list[x509.Certificate]:
     """A DER certificate, a DER PKCS#7 bundle, or several DER certificates back to back."""
     try:
@@ -144,7 +75,7 @@ def _parse_der(data: bytes) -> list[x509.Certificate]:
     except ValueError as exc:
         first_error = exc
     try:
-        return _load_pkcs7(data)
+        return load_pkcs7_certificates(data)
     except ValueError:
         pass
     certs: list[x509.Certificate] = []
@@ -201,7 +132,7 @@ def _parse(data: bytes, max_certs: int, *, lenient: bool) -> tuple[list[x509.Cer
                 raise CertificateParseError(f"block {block.index} is not a valid {what}: bad base64 ({exc})") from None
             try:
                 if not is_cert:
-                    add(_load_pkcs7(der))
+                    add(load_pkcs7_certificates(der))
                 elif block.label == b"TRUSTED CERTIFICATE":
                     # OpenSSL appends its trust settings after the certificate: keep the first SEQUENCE.
                     length = der_sequence_length(der)
@@ -283,6 +214,30 @@ def chain_from_bytes(data: bytes, source: str, *, max_certs: int = 32) -> Presen
     except Exception as exc:  # defensive: a parse bug must not take the tool down
         return PresentedChain(source=source, error=f"cannot parse {source}: {exc}", error_kind="parse")
     return PresentedChain(source=source, certs=tuple(certs[:max_certs]), total_received=len(certs), pem_issues=issues)
+
+
+def load_chain_files(paths: Sequence[str | Path], *, max_certs: int = 32) -> list[PresentedChain]:
+    """Files read as ONE presented chain, in the order given: what a server configured with them sends (Apache's
+    SSLCertificateFile + SSLCertificateChainFile, or cert.pem + chain.pem). Never raises.
+
+    Returns the combined chain (source ``"a.pem + b.pem"``, PEM facts naming their file), followed by one
+    failed chain per file that could not be read (its source is that file).
+    """
+    if len(paths) == 1:
+        return [load_chain_file(paths[0], max_certs=max_certs)]
+    parts = [load_chain_file(p, max_certs=max_certs) for p in paths]
+    good = [c for c in parts if c.ok]
+    failed = [c for c in parts if not c.ok]
+    if not good:
+        return failed
+    certs = tuple(cert for c in good for cert in c.certs)
+    combined = PresentedChain(
+        source=" + ".join(c.source for c in good),
+        certs=certs[:max_certs],
+        total_received=sum(c.total_received for c in good),
+        pem_issues=tuple(replace(i, file=c.source) for c in good for i in c.pem_issues),
+    )
+    return [combined, *failed]
 
 
 def load_certificate_files(paths: Sequence[str | Path]) -> list[x509.Certificate]:

@@ -18,10 +18,9 @@ from collections.abc import Awaitable, Callable
 from cryptography import x509
 from OpenSSL import SSL, crypto
 
-from ..certinfo import is_ip
+from ..certinfo import is_ip, short_reason
+from ..errors import CollectError
 from ..model import PresentedChain
-from .errors import CollectError
-from .files import short_reason
 
 __all__ = ["ResolveError", "fetch_chain", "resolve"]
 

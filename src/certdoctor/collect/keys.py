@@ -8,13 +8,13 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
-from .errors import CollectError
+from ..errors import InputError
 from .files import iter_pem_blocks, read_capped
 
 MAX_KEY_FILE = 1024 * 1024
 
 
-class KeyLoadError(CollectError):
+class KeyLoadError(InputError):
     """A key file cannot be read, is encrypted without a password, or the password is wrong."""
 
 
@@ -60,7 +60,7 @@ def load_private_key(path: str | Path, password: bytes | None = None) -> Any:
     """The single private key in a file."""
     try:
         data = read_capped(path, MAX_KEY_FILE)
-    except CollectError as exc:
+    except InputError as exc:
         raise KeyLoadError(str(exc)) from None
     keys = list(keys_in(data, str(path), password))
     if not keys:
@@ -98,7 +98,7 @@ def load_pkcs12(path: str | Path, password: bytes | None, data: bytes | None = N
     if data is None:
         try:
             data = read_capped(path, 16 * 1024 * 1024)
-        except CollectError as exc:
+        except InputError as exc:
             raise KeyLoadError(str(exc)) from None
     attempts = [password] if password is not None else [None, b""]  # exports with an empty password are common
     last: Exception | None = None

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from ..model import PemIssue
-from .files import der_sequence_length, iter_pem_blocks
+from .pem import der_sequence_length, iter_pem_blocks, load_pkcs7_certificates
 
 _GLUED = re.compile(rb"-----END [A-Z0-9 #]{1,64}-----[ \t]*-----BEGIN ")
 _LABEL_NOTES = {
@@ -38,10 +38,8 @@ def lint_pem(data: bytes) -> list[PemIssue]:
     _line = _Lines(data)
     if not blocks:
         if data[:1] == b"\x30" and der_sequence_length(data) is not None:
-            from .files import _load_pkcs7
-
             try:
-                _load_pkcs7(data)
+                load_pkcs7_certificates(data)
                 issues.append(PemIssue("pkcs7", "the file is binary PKCS#7 (.p7b/.p7c), not PEM"))
             except Exception:
                 issues.append(PemIssue("der", "the file is binary DER, not PEM text"))

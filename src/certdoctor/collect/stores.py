@@ -25,8 +25,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.utils import CryptographyDeprecationWarning
 
+from ..errors import InputError
 from ..model import TrustStore
-from .errors import CollectError
 from .files import CertificateParseError, iter_pem_blocks, parse_certificates_lenient, read_capped
 
 __all__ = [
@@ -51,7 +51,7 @@ _JAVA_STOREPASS = "changeit"
 _MS_FIELD = re.compile(rb"^#\s*([^:\n]+?)\s*:\s*(.*?)\s*$", re.MULTILINE)
 
 
-class StoreUnavailable(CollectError):
+class StoreUnavailable(InputError):
     """A trust store is unknown or cannot be loaded on this machine."""
 
 

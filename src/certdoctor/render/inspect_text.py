@@ -31,21 +31,30 @@ def _issuer_text(d: dict[str, Any]) -> tuple[str, str]:
     return ("issuer not in the input and not a root of the selected stores", "red")
 
 
-def render_inspect(sources: list[tuple[str, list[dict[str, Any]]]], console: Console) -> None:
+def _days(left: float) -> str:
+    return f"expired {int(-left) + (1 if left % 1 else 0)} days ago" if left < 0 else f"{int(left)} days left"
+
+
+def render_inspect(sources: list[tuple[str, list[dict[str, Any]]]], console: Console, *, quiet: bool = False) -> None:
+    """Every certificate of every source; ``quiet``: one line each (position, role, subject, days left)."""
     for source, certs in sources:
-        console.print(Text(f"{clean(source)} — {len(certs)} certificate(s)", style="bold underline"))
+        if not quiet:
+            console.print(Text(f"{clean(source)} — {len(certs)} certificate(s)", style="bold underline"))
         for d in certs:
             head = Text(f"  #{d['index']} ", style="bold").append(f"{d['role']:<13}", style=ROLE_STYLE[d["role"]])
             head.append(clean(d["subject"] or "<empty subject>"), style="bold")
             if d["duplicate_of"] is not None:
                 head.append(f"  (duplicate of #{d['duplicate_of']})", style="yellow")
+            if quiet:
+                console.print(Text(f"{clean(source)}\t").append(head).append(f"  {_days(d['days_left'])}"))
+                continue
             console.print(head)
             link, style = _issuer_text(d)
             console.print(_row("issuer", d["issuer"]))
             console.print(_row("", link, style))
             console.print(_row("serial", d["serial"]))
             left = d["days_left"]
-            state = "expired" if left < 0 else f"{int(left)} days left"
+            state = _days(left)
             console.print(
                 _row(
                     "valid",
@@ -88,3 +97,15 @@ def render_inspect(sources: list[tuple[str, list[dict[str, Any]]]], console: Con
             console.print(_row("sha256", d["sha256"], "dim"))
             console.print(_row("sha1", d["sha1"], "dim"))
         console.print()
+
+
+def render_pem_issues(issues: list[dict[str, Any]], console: Console) -> None:
+    """The files' PEM formatting problems, one line each (after the certificates)."""
+    for item in issues:
+        where = f":{item['line']}" if item["line"] else ""
+        console.print(
+            Text(
+                f"pem-format {clean(item['file'])}{where}: {clean(item['detail'])} (see certdoctor check --file)",
+                style="yellow",
+            )
+        )

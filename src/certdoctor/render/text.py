@@ -13,8 +13,8 @@ from rich.table import Table
 from rich.text import Text
 
 from .. import certinfo
-from ..api import ChainReport, Diagnosis
 from ..clients.engine import ClientVerdict
+from ..diagnosis import ChainReport, Diagnosis
 from ..model import Finding, Severity
 from .escape import clean
 

@@ -169,7 +169,8 @@ def open_input(path: str) -> IO[str]:
 
 def _worker_main(options: ScanOptions, tasks: Any, results: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
-    if options.session.get("fetch_aia", True) or options.session.get("revocation", True):
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # ... and terminates us (not the command line's handler)
+    if options.diagnose.fetch_aia or options.diagnose.revocation:
         preload_http()  # a spawned helper starts without it (a forked one has it already)
     buffer: list[tuple[str, Meta]] = []
     last = [time.monotonic()]

@@ -13,13 +13,13 @@ import random
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from ..api import DiagnoseError
-from ..model import PresentedChain, Target
-from ..session import Session
+from ..errors import CertdoctorError
+from ..model import DiagnoseOptions, PresentedChain, Target
+from ..pipeline import Session
 from .records import diagnosis_record, error_record, middle_of, serialise, splice
 from .targets import ScanTarget
 
@@ -37,7 +37,7 @@ class ScanOptions:
     full: bool = False  # the whole `check --json` document per target
     clients: bool = False  # per-client predictions in each record
     fmt: str = "jsonl"  # "jsonl" or "csv": how workers serialise records
-    session: dict[str, Any] = field(default_factory=dict)  # Session(...) arguments
+    diagnose: DiagnoseOptions = field(default_factory=DiagnoseOptions)  # the Session's options
 
 
 class Meta(NamedTuple):
@@ -143,7 +143,7 @@ class Engine:
 
     async def run(self, targets: AsyncIterator[ScanTarget] | Iterable[ScanTarget]) -> None:
         """Diagnose every target, ``concurrency`` at a time."""
-        async with Session(cache=True, clients=self.options.clients, **self.options.session) as session:
+        async with Session(replace(self.options.diagnose, clients=self.options.clients), cache=True) as session:
             self.session = session
             self.at = session.at
             # ``concurrency`` long-lived workers pulling targets: no task, semaphore or callback per target
@@ -200,7 +200,7 @@ class Engine:
             attempts += 1
             try:
                 chains = await session.fetch(target.host, target.port, target.sni, target.addresses, gate)
-            except DiagnoseError as exc:
+            except CertdoctorError as exc:
                 message = str(exc)
                 if "Temporary failure" in message and attempts <= retries:
                     await self._backoff(attempts)

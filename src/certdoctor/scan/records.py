@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from .. import certinfo
-from ..api import Diagnosis
+from ..diagnosis import Diagnosis
 from .targets import BadLine, ScanTarget
 
 CSV_COLUMNS = (

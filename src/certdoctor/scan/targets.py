@@ -22,8 +22,9 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
-from ..api import DiagnoseError, parse_target
 from ..certinfo import is_ip
+from ..errors import InputError
+from ..pipeline import parse_target
 
 MAX_LINE = 4096
 _OPTIONS = frozenset({"sni", "name", "addr", "address", "port"})
@@ -70,7 +71,7 @@ class BadLine(NamedTuple):
 def _make(line: int, text: str, spec: str, options: dict[str, list[str]]) -> ScanTarget | BadLine:
     try:
         host, port = parse_target(spec)
-    except DiagnoseError as exc:
+    except InputError as exc:
         return BadLine(line, text, str(exc))
     if not options:  # the common case: just a host or host:port
         if _SPACE.search(host):

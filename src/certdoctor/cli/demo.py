@@ -1,4 +1,4 @@
-"""`certdoctor demo`: start the lab in-process, check every scenario exactly as a user would, compare."""
+"""``certdoctor demo``: start the lab in-process, check every scenario exactly as a user would, compare."""
 
 from __future__ import annotations
 
@@ -10,9 +10,34 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+from ..errors import CollectError
+from . import check
+from .common import Parser, UsageError, add_output_options, console
+
+NAME = "demo"
+HELP = "start the lab in-process and diagnose every scenario"
+DESCRIPTION = (
+    "Start the lab on free loopback ports, run `certdoctor check` on every scenario and compare the findings with "
+    "what each scenario should produce."
+)
+EPILOG = """\
+examples:
+  certdoctor demo
+  certdoctor demo --scenario expired --scenario wrong-order
+  certdoctor demo --json
+
+exit status: 0 every scenario gave exactly its expected findings, 1 one did not, 2 usage error, 3 the lab could
+not start
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--state-dir", help="where generated keys and certificates are cached")
+    p.add_argument("--scenario", action="append", help="only these scenarios (repeatable)")
+    add_output_options(p, quiet="only the summary line")
 
 
 @dataclass(frozen=True)
@@ -33,15 +58,16 @@ class DemoResult:
 
 async def check_endpoint(endpoint: Any, root_path: Path) -> DemoResult:
     """Run the scenario's `certdoctor check` command line through the same code path as the CLI."""
-    from .api import diagnose_async
-    from .cli import build_parser, check_kwargs
+    from ..api import diagnose_async
 
     argv = endpoint.check_argv(root_path)
     scenario = endpoint.scenario
     started = time.perf_counter()
     try:
-        ns = build_parser().parse_args(argv)
-        target, kwargs = check_kwargs(ns)
+        parser = Parser(prog="certdoctor check")
+        check.add_arguments(parser)
+        ns = parser.parse_args(argv[1:])
+        target, kwargs = check.request(ns)
         d = await diagnose_async(target, **kwargs)
     except Exception as exc:  # reported in the table, never a traceback
         return DemoResult(
@@ -72,21 +98,25 @@ async def check_all(lab: Any, names: list[str] | None = None) -> list[DemoResult
     return list(await asyncio.gather(*(check_endpoint(e, lab.root_path) for e in endpoints)))
 
 
-def run_demo(ns: argparse.Namespace, out: Console, err: Console) -> int:
-    from .lab import Lab
-    from .render import clean
-    from .render import json as render_json
+def run(ns: argparse.Namespace) -> int:
+    from ..lab import Lab, LabStartError
+    from ..render import clean
+    from ..render import json as render_json
+
+    out, err = console(ns), console(ns, stderr=True)
 
     started = time.perf_counter()
     lab = Lab(Path(ns.state_dir) if ns.state_dir else None, include_hostile=False)
-    if not ns.json:
+    if not ns.json and not ns.quiet:
         err.print(Text("starting the lab (generated PKI + TLS servers on 127.0.0.1) …", style="dim"))
-    lab.start()
+    try:
+        lab.start()
+    except LabStartError as exc:
+        raise CollectError(f"the lab cannot start: {exc}") from None
     try:
         unknown = set(ns.scenario or ()) - set(lab.endpoints)
         if unknown:
-            err.print(f"certdoctor demo: unknown scenario(s): {', '.join(sorted(unknown))}")
-            return 2
+            raise UsageError(f"unknown scenario(s): {', '.join(sorted(unknown))} (see certdoctor lab)")
         results = asyncio.run(check_all(lab, ns.scenario))
     finally:
         lab.stop()
@@ -94,22 +124,25 @@ def run_demo(ns: argparse.Namespace, out: Console, err: Console) -> int:
     if ns.json:
         print(
             render_json.dumps(
-                {
-                    "scenarios": [
-                        {
-                            "scenario": r.scenario,
-                            "ok": r.ok,
-                            "expected": list(r.expected),
-                            "found": list(r.found),
-                            "exit_code": r.exit_code,
-                            "command": r.command,
-                            "error": r.error,
-                        }
-                        for r in results
-                    ],
-                    "passed": passed,
-                    "total": len(results),
-                }
+                render_json.document(
+                    "demo",
+                    {
+                        "scenarios": [
+                            {
+                                "scenario": r.scenario,
+                                "ok": r.ok,
+                                "expected": list(r.expected),
+                                "found": list(r.found),
+                                "exit_code": r.exit_code,
+                                "command": r.command,
+                                "error": r.error,
+                            }
+                            for r in results
+                        ],
+                        "passed": passed,
+                        "total": len(results),
+                    },
+                )
             )
         )
         return 0 if passed == len(results) else 1
@@ -129,14 +162,17 @@ def run_demo(ns: argparse.Namespace, out: Console, err: Console) -> int:
             str(r.exit_code),
             Text("✓" if r.ok else "✗", style="green" if r.ok else "bold red"),
         )
-    out.print(table)
-    out.print()
+    if not ns.quiet:
+        out.print(table)
+        out.print()
     summary = Text(
         f"{passed}/{len(results)} scenarios produced exactly the expected findings",
         style="bold green" if passed == len(results) else "bold red",
     )
     summary.append(f"  ({time.perf_counter() - started:.1f} s)", style="dim")
     out.print(summary)
+    if ns.quiet:
+        return 0 if passed == len(results) else 1
     out.print(
         Text("Try one yourself: ", style="dim").append("certdoctor lab   (then copy a command it prints)", style="bold")
     )

@@ -1,4 +1,4 @@
-"""The ``certdoctor scan`` command: options → :func:`run_scan`, with a progress bar and a summary on stderr."""
+"""``certdoctor scan``: options → :func:`certdoctor.scan.run_scan`, with a progress bar and a summary on stderr."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import functools
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -14,25 +15,84 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..api import DiagnoseError
 from ..collect.http import preload as preload_http
+from ..pipeline import Session
 from ..render.escape import clean
-from ..session import Session
-from .driver import Summary, count_targets, done_keys, repair_tail, run_scan
-from .engine import Meta, ScanOptions
-from .records import csv_header
-from .targets import BadLine
+from ..scan.driver import Summary, count_targets, done_keys, repair_tail, run_scan
+from ..scan.engine import Meta, ScanOptions
+from ..scan.records import csv_header
+from ..scan.targets import BadLine
+from .common import (
+    UsageError,
+    add_judgement_options,
+    add_output_options,
+    add_timeout_option,
+    add_trust_options,
+    console,
+    diagnose_options,
+    non_negative_int,
+    positive_int,
+)
+
+NAME = "scan"
+HELP = "diagnose many servers, streaming one record per target"
+DESCRIPTION = (
+    "Diagnose every target of FILE (or stdin) with the same checks as `check`, many at a time, writing one record "
+    "per target as it completes. Progress and the summary go to stderr."
+)
+EPILOG = """\
+input: one target per line (# comments), or CSV with a header (host,port,sni,name,addr):
+  example.com
+  example.com:8443
+  https://example.com:8443/health
+  example.com:443,sni=www.example.com       # another SNI
+  example.com:443,name=api.example.com      # the name to verify (check's --name)
+  example.com:443,addr=192.0.2.10           # connect here instead of resolving (repeatable)
+
+examples:
+  certdoctor scan hosts.txt > results.jsonl          # JSON Lines when stdout is not a terminal
+  certdoctor scan hosts.txt --csv -o results.csv
+  cut -d, -f1 inventory.csv | certdoctor scan - --concurrency 500 --rate 200
+  certdoctor scan hosts.txt -o results.jsonl --resume results.jsonl   # continue after Ctrl-C
+  jq -r 'select(.verdict != "valid") | [.target, (.findings | map(.id) | join(" "))] | @tsv' results.jsonl
+
+exit status: 0 every target valid, 1 problems found (an invalid or unreachable target, a bad input line; with
+--fail-on warning also warnings), 2 usage error or no target at all, 130 interrupted (what was done is written)
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", metavar="FILE", help="targets, one per line or CSV; '-' reads stdin")
+    out = p.add_argument_group("records")
+    fmt = out.add_mutually_exclusive_group()
+    fmt.add_argument("--jsonl", action="store_true", help="JSON Lines (the default when stdout is not a terminal)")
+    fmt.add_argument("--csv", action="store_true", help="CSV, one row per target, with a header")
+    out.add_argument("-o", "--output", metavar="FILE", help="write records to FILE instead of stdout")
+    out.add_argument("--resume", metavar="FILE", help="skip the targets already in FILE (an earlier -o) and append")
+    out.add_argument("--full", action="store_true", help="the whole `check --json` document per target")
+    out.add_argument("--clients", action="store_true", help="add per-client predictions to each record")
+    pace = p.add_argument_group("pace")
+    pace.add_argument("--concurrency", type=positive_int, default=100, metavar="N", help="targets in flight (100)")
+    pace.add_argument(
+        "-w",
+        "--workers",
+        type=positive_int,
+        metavar="K",
+        help="processes, each with its own event loop (default: up to one per core, added while cores are idle)",
+    )
+    pace.add_argument("--rate", type=float, metavar="R", help="open at most R connections per second (no cap)")
+    pace.add_argument(
+        "--retries", type=non_negative_int, default=2, metavar="N", help="retries of transient failures (default 2)"
+    )
+    add_timeout_option(p.add_argument_group("connection"))
+    add_trust_options(p)
+    add_judgement_options(p, at_default="when the scan starts, one moment for every target")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    add_output_options(p, json=False, quiet="no progress and no summary on stderr")
+
 
 SMALL_SCAN = 200  # fewer targets than this: one process (forking workers would cost more than it saves)
 MARK = {"valid": "✓", "invalid": "✗", "unreachable": "✗", "bad-input": "?"}
-
-
-def _session_kwargs(ns: argparse.Namespace) -> dict[str, Any]:
-    from ..api import _parse_at
-    from ..cli import judgement_kwargs
-
-    # one moment for the whole scan (and every worker)
-    return {**judgement_kwargs(ns), "at": _parse_at(ns.at)}
 
 
 def _text_line(meta: Meta) -> str:
@@ -93,28 +153,30 @@ def summary_table(summary: Summary) -> Table:
     return table
 
 
-def run(ns: argparse.Namespace, err: Console) -> int:
-    if ns.concurrency < 1 or (ns.workers is not None and ns.workers < 1) or (ns.rate is not None and ns.rate <= 0):
-        print("certdoctor scan: --concurrency, --workers and --rate must be positive", file=sys.stderr)
-        return 2
+def run(ns: argparse.Namespace) -> int:
+    err = console(ns, stderr=True)
+    if ns.rate is not None and not ns.rate > 0:
+        raise UsageError("--rate must be more than 0")
     if ns.input != "-" and not os.path.isfile(ns.input):
-        print(f"certdoctor scan: no such file: {ns.input}", file=sys.stderr)
-        return 2
-    kwargs = _session_kwargs(ns)
-    try:  # validate the options and load the trust stores once, before workers fork
-        Session(cache=True, clients=ns.clients, **kwargs)
-    except DiagnoseError as exc:
-        print(f"certdoctor scan: {exc}", file=sys.stderr)
-        return 2
-    if kwargs.get("fetch_aia", True) or kwargs.get("revocation", True):
+        raise UsageError(f"no such file: {ns.input}")
+    if ns.output and ns.resume and Path(ns.output).resolve() != Path(ns.resume).resolve():
+        raise UsageError("--resume appends to its own file: give -o the same FILE, or leave -o out")
+    # one moment for the whole scan (and every worker); the options are validated and the trust stores loaded
+    # once, before workers fork
+    diagnose = diagnose_options(ns, clients=False)
+    from ..pipeline import parse_at
+
+    diagnose = replace(diagnose, at=parse_at(diagnose.at))
+    Session(replace(diagnose, clients=ns.clients), cache=True)
+    if diagnose.fetch_aia or diagnose.revocation:
         preload_http()  # once, before the scan starts and workers fork; see preload()
     options = ScanOptions(
         concurrency=ns.concurrency,
         rate=ns.rate,
-        retries=max(0, ns.retries),
+        retries=ns.retries,
         full=ns.full,
         clients=ns.clients,
-        session=kwargs,
+        diagnose=diagnose,
     )
     out, fresh = _output(ns)
     fmt = "csv" if ns.csv else ("jsonl" if ns.jsonl or ns.output or ns.resume or not out.isatty() else "text")

@@ -1,0 +1,5 @@
+"""``python -m certdoctor.cli``: the ``certdoctor`` command."""
+
+from . import entry
+
+entry()

@@ -1,0 +1,146 @@
+"""``certdoctor check``: diagnose a server or chain files."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from .common import (
+    EXIT_CODES_HELP,
+    UsageError,
+    add_connection_options,
+    add_judgement_options,
+    add_key_options,
+    add_name_option,
+    add_output_options,
+    add_trust_options,
+    console,
+    diagnose_options,
+    fail_on,
+    key_password,
+    looks_like_file,
+    parse_resolve,
+)
+
+NAME = "check"
+HELP = "diagnose a server or a chain file"
+DESCRIPTION = (
+    "Collect the chain a server presents (on every address) and report every reason a client would reject it, "
+    "with evidence and the fix."
+)
+EPILOG = f"""\
+examples:
+  certdoctor check api.example.com                  # port 443, every A/AAAA address
+  certdoctor check https://api.example.com:8443/health
+  certdoctor check api.example.com --resolve api.example.com:443:10.0.0.5,10.0.0.6
+  certdoctor check internal.corp:443 --ca-file corp-root.pem
+  certdoctor check api.example.com --at 2027-01-01      # will it still work then?
+  certdoctor check api.example.com --expect /etc/nginx/certs/fullchain.pem
+  certdoctor check --file cert.crt --file chain.crt --name api.example.com   # offline, one chain
+  certdoctor check --each-file node1.pem --each-file node2.pem --name api.example.com
+  certdoctor check api.example.com --pem > served.pem   # the chain as served, as PEM
+  certdoctor check api.example.com --json | jq '.findings[].id'
+
+{EXIT_CODES_HELP}
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", nargs="?", help="HOST, HOST:PORT, [IPv6]:PORT or https:// URL (port 443 by default)")
+    files = p.add_argument_group("files instead of a server")
+    files.add_argument(
+        "-f",
+        "--file",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a chain file (PEM/DER/PKCS#7); several --file are ONE chain in the order given, as a server "
+        "configured with them sends it (certificate file + chain file)",
+    )
+    files.add_argument(
+        "--each-file",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a chain file of another server: each is judged as one node behind the name, side by side",
+    )
+    add_name_option(p, "the name the certificate must match (default: the target's host; for files: none)")
+    add_connection_options(p)
+    add_trust_options(p)
+    add_judgement_options(p)
+    p.add_argument("--expect", metavar="FILE", help="the certificate (or chain) you believe is deployed")
+    add_key_options(
+        p, what="the private key the server uses: reports key-mismatch if it does not belong to the certificate"
+    )
+    p.add_argument("--no-clients", action="store_true", help="skip the per-client predictions (Chrome, curl, Java…)")
+    p.add_argument("--pem", action="store_true", help="print the chain as presented, as PEM, instead of a report")
+    add_output_options(p)
+
+
+def request(ns: argparse.Namespace) -> tuple[str | None, dict[str, Any]]:
+    """The target and :func:`certdoctor.api.diagnose` arguments of parsed ``check`` options."""
+    from ..pipeline import parse_target
+
+    options = diagnose_options(
+        ns,
+        expect=ns.expect,
+        key=ns.key,
+        key_password=key_password(ns, prompt_for=ns.key) if ns.key else None,
+        clients=not ns.no_clients and not ns.pem,
+    )
+    kwargs: dict[str, Any] = {"options": options}
+    if ns.name:
+        kwargs["name"] = ns.name
+    if ns.file or ns.each_file:
+        if ns.file and ns.each_file:
+            raise UsageError("give --file (one chain) or --each-file (one chain per file), not both")
+        if ns.target:
+            raise UsageError("give either a server or --file, not both")
+        kwargs["files"] = ns.file or ns.each_file
+        kwargs["separate_files"] = bool(ns.each_file)
+        return None, kwargs
+    if not ns.target:
+        raise UsageError("no target: give HOST[:PORT], a URL, or --file FILE")
+    if looks_like_file(ns.target):  # `check fullchain.pem`: a file, never a DNS query
+        if not os.path.isfile(ns.target):
+            raise UsageError(f"no such file: {ns.target} (a server is HOST[:PORT] or a URL)")
+        kwargs["files"] = [ns.target]
+        return None, kwargs
+    host, port = parse_target(ns.target)
+    if ns.no_sni:
+        kwargs["sni"] = None
+    elif ns.sni:
+        kwargs["sni"] = ns.sni
+    kwargs["resolve"] = parse_resolve(ns.resolve, host, port)
+    return ns.target, kwargs
+
+
+def run(ns: argparse.Namespace) -> int:
+    from ..api import diagnose
+    from ..render import json as render_json
+    from ..render.text import render
+
+    target, kwargs = request(ns)
+    err = console(ns, stderr=True)
+    if err.is_terminal and not ns.json and not ns.quiet and not ns.pem:
+        with err.status(f"checking {target or ', '.join(kwargs['files'])} …"):
+            d = diagnose(target, **kwargs)
+    else:
+        d = diagnose(target, **kwargs)
+    code = d.exit_code_for(fail_on(ns))
+    if ns.pem:
+        from ..render.pem import chains_pem
+
+        sys.stdout.write(chains_pem(d))
+    elif ns.json:
+        sys.stdout.write(render_json.dumps(d.to_dict(fail_on=fail_on(ns))) + "\n")
+    else:
+        render(d, console(ns), quiet=ns.quiet)
+    if not d.reachable:
+        from ..render import clean
+
+        for c in d.evidence.chains:
+            print(f"certdoctor check: {clean(c.source)}: {clean(c.error or 'no certificate')}", file=sys.stderr)
+    return code

@@ -1,0 +1,385 @@
+"""What every command shares: option groups declared once, the console, exit codes and argument checks.
+
+Each command module (``certdoctor.cli.<name>``) has ``NAME``, ``HELP``, ``add_arguments(parser)`` and
+``run(args) -> int``; the option groups below give one name and one meaning to each idea across commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import math
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from ..errors import InputError
+from ..model import DEFAULT_REVOCATION_TIMEOUT, DEFAULT_TIMEOUT, DEFAULT_WARN_DAYS, DiagnoseOptions, ExitCode
+
+EXIT_CODES_HELP = (
+    "exit status: 0 no problem (warnings allowed unless --fail-on warning), 1 problems found, 2 usage error or "
+    "unusable input, 3 could not check (unreachable, no certificate), 130 interrupted"
+)
+
+
+class UsageError(InputError):
+    """A command line that cannot be carried out (exit status 2, one line on stderr)."""
+
+
+class Formatter(argparse.RawDescriptionHelpFormatter):
+    """Help text as written (examples keep their lines)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse without abbreviations, whose usage errors are one line on stderr (exit status 2)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", Formatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(int(ExitCode.USAGE), f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+# --- argument types: a bad value is a one-line usage error -------------------------------------------------
+
+
+def seconds(text: str) -> float:
+    """A positive, finite number of seconds (below a day)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (math.isfinite(value) and 0 < value < 86_400):
+        raise argparse.ArgumentTypeError(f"{text!r}: must be more than 0 seconds and less than a day")
+    return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be 1 or more")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be 0 or more")
+    return value
+
+
+def port_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r}: a port is between 1 and 65535")
+    return value
+
+
+# --- option groups ------------------------------------------------------------------------------------------
+
+
+def add_output_options(p: argparse.ArgumentParser, *, json: bool = True, quiet: str | bool | None = None) -> None:
+    """--json, --color/--no-color, -q (``quiet``: its help; False: no -q)."""
+    g = p.add_argument_group("output")
+    if json:
+        g.add_argument("--json", action="store_true", help="one JSON document on stdout (see schemas/)")
+    g.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colours: auto (on a terminal, unless NO_COLOR is set), always, never",
+    )
+    g.add_argument("--no-color", dest="color", action="store_const", const="never", help="same as --color never")
+    if quiet is not False:
+        g.add_argument("-q", "--quiet", action="store_true", help=quiet or "only the verdict and one line per problem")
+
+
+def add_connection_options(p: argparse.ArgumentParser, *, sni: bool = True) -> None:
+    """--resolve, --sni/--no-sni, --timeout."""
+    g = p.add_argument_group("connection")
+    g.add_argument(
+        "--resolve",
+        action="append",
+        default=[],
+        metavar="HOST:PORT:ADDR[,ADDR...]",
+        help="connect to these IP addresses instead of resolving HOST (like curl); SNI and name stay HOST",
+    )
+    if sni:
+        s = g.add_mutually_exclusive_group()
+        s.add_argument("--sni", metavar="NAME", help="server name to send in the ClientHello (default: the host)")
+        s.add_argument("--no-sni", action="store_true", help="send no SNI (what very old clients do)")
+    add_timeout_option(g)
+
+
+def add_timeout_option(g: Any) -> None:
+    g.add_argument(
+        "--timeout",
+        type=seconds,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"per-connection timeout in seconds (default {DEFAULT_TIMEOUT:g})",
+    )
+
+
+def add_trust_options(p: argparse.ArgumentParser) -> None:
+    """--ca-file, --ca-bundle, --trust-store."""
+    g = p.add_argument_group("trust")
+    g.add_argument(
+        "--ca-file",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="extra trusted root(s), e.g. your private CA: added to every store (repeatable)",
+    )
+    g.add_argument(
+        "--ca-bundle",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="judge against exactly the roots in FILE and nothing else, as curl --cacert and openssl -CAfile do "
+        "(e.g. an old certifi, a container image's bundle); repeatable",
+    )
+    g.add_argument(
+        "--trust-store",
+        action="append",
+        metavar="NAME",
+        help="store(s) to judge against: mozilla, system, chrome, microsoft, java (repeatable; default: mozilla "
+        "and system; `certdoctor stores` lists them)",
+    )
+
+
+def add_judgement_options(p: argparse.ArgumentParser, *, at_default: str = "now", fail_on: bool = True) -> None:
+    """--at, --warn-days, --no-aia, --no-revocation, --revocation-timeout, --fail-on."""
+    g = p.add_argument_group("judgement")
+    g.add_argument(
+        "--at",
+        metavar="DATE",
+        help=f"judge as of this moment: YYYY-MM-DD, ISO 8601 (UTC unless it says otherwise) or epoch seconds "
+        f"(default: {at_default})",
+    )
+    g.add_argument(
+        "--warn-days",
+        type=non_negative_int,
+        default=DEFAULT_WARN_DAYS,
+        metavar="N",
+        help=f"warn when a certificate expires within N days (default {DEFAULT_WARN_DAYS})",
+    )
+    g.add_argument("--no-aia", action="store_true", help="do not download missing intermediates via AIA")
+    g.add_argument(
+        "--no-revocation",
+        action="store_true",
+        help="do not query OCSP responders or CRLs (a stapled OCSP response is still checked)",
+    )
+    g.add_argument(
+        "--revocation-timeout",
+        type=seconds,
+        default=DEFAULT_REVOCATION_TIMEOUT,
+        metavar="SECONDS",
+        help=f"time budget for all OCSP/CRL lookups of one target (default {DEFAULT_REVOCATION_TIMEOUT:g})",
+    )
+    if fail_on:
+        add_fail_on_option(g)
+
+
+def add_fail_on_option(g: Any) -> None:
+    g.add_argument(
+        "--fail-on",
+        choices=("error", "warning"),
+        default="error",
+        help="exit 1 on problems of this severity or worse (default: error; warning: warnings fail too)",
+    )
+
+
+def add_name_option(p: Any, help: str) -> None:
+    """--name (the name the certificate must match); --host is its older spelling."""
+    p.add_argument("--name", "--host", dest="name", metavar="NAME", help=help)
+
+
+def add_key_options(p: Any, *, what: str) -> None:
+    """--key, --password, --password-file."""
+    p.add_argument("--key", metavar="FILE", help=what)
+    pw = p.add_mutually_exclusive_group()
+    pw.add_argument(
+        "--password",
+        metavar="PASS",
+        help="password of an encrypted key or PKCS#12 file (visible in `ps`: prefer --password-file or "
+        "CERTDOCTOR_KEY_PASSWORD; prompted on a terminal)",
+    )
+    pw.add_argument("--password-file", metavar="FILE", help="read that password from the first line of FILE")
+
+
+def diagnose_options(ns: argparse.Namespace, **overrides: Any) -> DiagnoseOptions:
+    """The :class:`DiagnoseOptions` of the trust, connection, judgement and key option groups."""
+    from ..pipeline import parse_at
+
+    fields: dict[str, Any] = {
+        "timeout": ns.timeout,
+        "ca_files": tuple(ns.ca_file),
+        "ca_bundle": tuple(getattr(ns, "ca_bundle", ()) or ()),
+        "trust_stores": tuple(ns.trust_store) if ns.trust_store else None,
+        "at": parse_at(ns.at) if getattr(ns, "at", None) else None,
+        "warn_days": getattr(ns, "warn_days", DEFAULT_WARN_DAYS),
+        "fetch_aia": not getattr(ns, "no_aia", False),
+        "revocation": not getattr(ns, "no_revocation", False),
+        "revocation_timeout": getattr(ns, "revocation_timeout", DEFAULT_REVOCATION_TIMEOUT),
+    }
+    if fields["ca_bundle"] and fields["trust_stores"]:
+        raise UsageError("--ca-bundle replaces the trust stores: give it or --trust-store, not both")
+    fields.update(overrides)
+    return DiagnoseOptions(**fields)
+
+
+def fail_on(ns: argparse.Namespace) -> Any:
+    from ..model import Severity
+
+    return Severity.WARNING if getattr(ns, "fail_on", "error") == "warning" else Severity.ERROR
+
+
+# --- arguments that name things ----------------------------------------------------------------------------
+
+# Extensions of certificate, key and bundle files: an argument ending so is a file, never a host name.
+FILE_EXTENSIONS = (
+    ".pem", ".crt", ".cer", ".der", ".p7b", ".p7c", ".p7", ".p12", ".pfx", ".key", ".csr", ".chain", ".bundle",
+    ".ca-bundle", ".txt", ".json", ".jks",
+)  # fmt: skip
+
+
+def looks_like_file(arg: str) -> bool:
+    """True when ``arg`` names a file rather than a server: it exists, has a path separator (outside a URL) or a
+    certificate/key file extension. A typo of a file name must never become a DNS query."""
+    if os.path.exists(arg):
+        return True
+    if "://" in arg:
+        return False
+    return "/" in arg or os.sep in arg or arg.lower().endswith(FILE_EXTENSIONS)
+
+
+def parse_resolve(entries: Sequence[str], host: str, port: int) -> list[str]:
+    """The addresses of ``--resolve HOST:PORT:ADDR[,ADDR...]`` entries for ``host:port`` (IPv6 may be
+    bracketed); raises UsageError for a malformed entry, another host or port, or an ADDR that is not an IP
+    address (it is never sent to a resolver)."""
+    addresses: list[str] = []
+    for entry in entries:
+        parts = entry.split(":", 2)
+        if len(parts) != 3 or not parts[1].isdigit():
+            raise UsageError(f"--resolve {entry!r}: expected HOST:PORT:ADDR[,ADDR...]")
+        r_host, r_port, addrs = parts
+        if r_host.lower().rstrip(".") != host.lower().rstrip(".") or int(r_port) != port:
+            raise UsageError(f"--resolve {entry!r} does not match the target {host}:{port}")
+        for a in addrs.split(","):
+            a = a.strip().strip("[]")
+            if not a:
+                continue
+            try:
+                ipaddress.ip_address(a)
+            except ValueError:
+                raise UsageError(f"--resolve {entry!r}: {a!r} is not an IP address") from None
+            addresses.append(a)
+        if not addresses:
+            raise UsageError(f"--resolve {entry!r}: no address")
+    return addresses
+
+
+def key_password(ns: argparse.Namespace, *, prompt_for: str | None = None) -> bytes | None:
+    """--password, --password-file or CERTDOCTOR_KEY_PASSWORD; on a terminal, a prompt when ``prompt_for`` (a
+    file) turns out to need one."""
+    if getattr(ns, "password", None) is not None:
+        return ns.password.encode()
+    if getattr(ns, "password_file", None):
+        try:
+            with open(ns.password_file, "rb") as handle:
+                data = handle.read(65536)
+            return data.splitlines()[0] if data.strip(b"\r\n") else b""
+        except OSError as exc:
+            raise UsageError(f"--password-file {ns.password_file}: {exc.strerror or exc}") from None
+    env = os.environ.get("CERTDOCTOR_KEY_PASSWORD")
+    if env is not None:
+        return env.encode()
+    if prompt_for and sys.stdin is not None and sys.stdin.isatty():
+        from ..collect.keys import KeyLoadError, load_private_key
+
+        try:
+            load_private_key(prompt_for, None)
+        except KeyLoadError as exc:
+            if "give its password" in str(exc):
+                import getpass
+
+                return getpass.getpass(f"password for {prompt_for}: ").encode()
+    return None
+
+
+# --- the console ---------------------------------------------------------------------------------------------
+
+
+class _TrimmedLines:
+    """A text stream that drops trailing spaces from every line (rich pads table cells to their column width)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.pending = ""
+
+    def write(self, text: str) -> int:
+        lines = (self.pending + text).split("\n")
+        self.pending = lines.pop()
+        if lines:
+            self.stream.write("".join(line.rstrip(" ") + "\n" for line in lines))
+        return len(text)
+
+    def flush(self) -> None:
+        if self.pending:
+            self.stream.write(self.pending.rstrip(" "))
+            self.pending = ""
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+
+def console(ns: argparse.Namespace | None = None, *, stderr: bool = False) -> Any:
+    """A rich console for stdout (or stderr). On a terminal: colours (per --color and NO_COLOR) and the
+    terminal's width. Otherwise: no colours unless --color always, no wrapping, no padding, no truncation."""
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    color = getattr(ns, "color", "auto") if ns is not None else "auto"
+    try:
+        tty = stream.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    no_color = color == "never" or (color == "auto" and ("NO_COLOR" in os.environ or not tty))
+    common: dict[str, Any] = {"highlight": False, "emoji": False, "markup": False, "no_color": no_color}
+    if tty:
+        return Console(file=stream, soft_wrap=False, force_terminal=color == "always" or None, **common)
+    return Console(
+        file=_TrimmedLines(stream),
+        width=100_000,
+        soft_wrap=True,
+        force_terminal=color == "always",
+        color_system="standard" if color == "always" else None,
+        **common,
+    )
+
+
+def error(command: str, message: str) -> None:
+    """One line on stderr: ``certdoctor COMMAND: message`` (control characters made visible)."""
+    from ..render.escape import clean
+
+    print(f"certdoctor {command}: {clean(message, 1000)}", file=sys.stderr)
+
+
+__all__ = ["EXIT_CODES_HELP", "ExitCode", "Formatter", "UsageError"]

@@ -1,0 +1,121 @@
+"""``certdoctor fix``: from a pile of certificate files (or a live server) to a correct fullchain.pem."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .common import (
+    UsageError,
+    add_connection_options,
+    add_key_options,
+    add_name_option,
+    add_output_options,
+    console,
+    key_password,
+    looks_like_file,
+    parse_resolve,
+)
+
+NAME = "fix"
+HELP = "turn a pile of certificate files into a correct fullchain.pem"
+DESCRIPTION = (
+    "Find the server certificate among the inputs (PEM, DER, PKCS#7, PKCS#12, in any order; directories too), "
+    "order its chain leaf → intermediates, download missing intermediates via AIA, leave out the root, unrelated "
+    "and duplicate certificates, write fullchain.pem / chain.pem / cert.pem, re-verify the result and print the "
+    "server configuration lines."
+)
+EPILOG = """\
+examples:
+  certdoctor fix cert.crt ca-bundle.crt -d /etc/ssl/example
+  certdoctor fix downloads/ --name www.example.com -d out
+  certdoctor fix server.p7b --include-root --json
+  certdoctor fix cert.crt bundle.crt --key site.key --password-file pass.txt -d out
+  certdoctor fix api.example.com:443 -d repaired   # the chain the server should be sending
+
+exit status: 0 the written chain verifies, 1 written but problems remain, 2 unusable input (nothing written),
+3 the server given could not be reached
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="FILE|DIR|HOST[:PORT]",
+        help="certificate files or directories of them, or one server to start from",
+    )
+    p.add_argument("-d", "--output-dir", default=".", metavar="DIR", help="where to write (default: .)")
+    add_name_option(p, "pick the server certificate for NAME and verify the name")
+    add_key_options(p, what="the private key (PEM or DER; PKCS#1, PKCS#8, SEC1)")
+    p.add_argument(
+        "--pkcs12",
+        action="store_true",
+        help="also write bundle.p12 (key + chain, for Windows/IIS, Java, appliances); needs a key",
+    )
+    p.add_argument("--pkcs12-password", metavar="PASS", help="password for bundle.p12 (default: the key's)")
+    p.add_argument(
+        "--intermediates",
+        action="append",
+        default=[],
+        metavar="DIR|FILE",
+        help="where to look for missing intermediates before AIA (e.g. your CA's bundle); repeatable",
+    )
+    p.add_argument("--include-root", action="store_true", help="append the root to fullchain.pem")
+    p.add_argument("--force", action="store_true", help="overwrite existing output files")
+    p.add_argument("--ca-file", action="append", default=[], metavar="FILE", help="extra trusted root(s)")
+    p.add_argument("--trust-store", action="append", metavar="NAME", help="store(s) to verify against")
+    p.add_argument("--no-aia", action="store_true", help="do not download missing intermediates")
+    add_connection_options(p, sni=False)
+    add_output_options(p, quiet="only the verdict and the files written")
+
+
+def _ask(path: str) -> bytes | None:
+    if sys.stdin is None or not sys.stdin.isatty():
+        return None
+    import getpass
+
+    return getpass.getpass(f"password for {path}: ").encode()
+
+
+def run(ns: argparse.Namespace) -> int:
+    from ..collect.keys import load_private_key
+    from ..fixer import fix, input_files, read_inputs, read_server
+    from ..pipeline import parse_target
+    from ..render import json as render_json
+    from ..render.fix_text import render_fix
+
+    password = key_password(ns, prompt_for=ns.key)
+    first = ns.inputs[0]
+    if len(ns.inputs) == 1 and not looks_like_file(first) and not os.path.isdir(first):
+        host, port = parse_target(first)
+        ns.name = ns.name or host
+        inputs = read_server(first, resolve=parse_resolve(ns.resolve, host, port), timeout=ns.timeout)
+    else:
+        missing = [p for p in ns.inputs if not os.path.exists(p)]
+        if missing:
+            raise UsageError(f"no such file or directory: {', '.join(missing)}")
+        inputs = read_inputs(input_files(ns.inputs), password=password, ask_password=_ask)
+    if ns.key:
+        inputs.keys.insert(0, (load_private_key(ns.key, password), ns.key))
+    result = fix(
+        inputs,
+        Path(ns.output_dir),
+        pool_paths=ns.intermediates,
+        host=ns.name,
+        include_root=ns.include_root,
+        ca_files=ns.ca_file,
+        trust_stores=ns.trust_store,
+        fetch_aia=not ns.no_aia,
+        timeout=ns.timeout,
+        force=ns.force,
+        pkcs12=ns.pkcs12,
+        pkcs12_password=ns.pkcs12_password.encode() if ns.pkcs12_password is not None else None,
+    )
+    if ns.json:
+        print(render_json.dumps(result.to_dict()))
+    else:
+        render_fix(result, console(ns), quiet=ns.quiet)
+    return result.exit_code

@@ -1,0 +1,559 @@
+"""The diagnosis pipeline: collect evidence about a target, then judge it.
+
+    target ──collect──▶ Evidence ──judge──▶ Diagnosis (findings, per-chain reports, client predictions)
+
+:class:`Session` holds what many diagnoses share, so that tools diagnosing many targets (the scanner, a
+monitor) keep one open:
+
+* trust stores, ``--ca-file`` roots, the expected certificate and the key are loaded once;
+* AIA downloads and OCSP/CRL answers are cached across targets (until the answers' nextUpdate);
+* with ``cache=True`` (which fixes the check time for the whole session), the judgement of each distinct
+  chain — path building, per-store verification, revocation status and every chain check — is computed once
+  and reused for every other server presenting the same chain to the same name.
+
+    >>> async with Session(DiagnoseOptions(ca_files=("corp-root.pem",))) as s:
+    ...     for host in hosts:
+    ...         d = await s.diagnose(host)
+
+:func:`judge` is the pure half: every registered check on evidence already collected, no I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from cryptography import x509
+
+from . import certinfo
+from .collect.http import AsyncClosing
+from .diagnosis import ChainReport, Diagnosis
+from .errors import InputError
+from .model import AiaFetch, DiagnoseOptions, Evidence, Finding, PresentedChain, Target, TrustStore
+from .paths import ChainAnalysis, StoreIndex, analyse, dedupe, missing_issuer_urls
+from .revocation import CertRevocation, assess, evaluate_ocsp, path_pairs
+from .revocation import urls as revocation_urls
+
+MAX_CHAIN = 32  # certificates analysed per chain; the rest is reported, not verified
+MAX_AIA_ROUNDS = 4
+MAX_AIA_PER_CHAIN = 8
+UNSET: Any = object()  # "not given" for arguments whose None has a meaning (name: no name check; sni: no SNI)
+
+
+def parse_target(spec: str, default_port: int = 443) -> tuple[str, int]:
+    """'host', 'host:port', 'https://host[:port]/path', '[v6]:port', or a bare IPv6 address."""
+    spec = spec.strip()
+    if not spec:
+        raise InputError("empty target")
+    if "://" in spec:
+        parts = urlsplit(spec)
+        if not parts.hostname:
+            raise InputError(f"cannot read a host name from {spec!r}")
+        try:
+            port = parts.port
+        except ValueError as exc:
+            raise InputError(f"invalid port in {spec!r}") from exc
+        default = {"https": 443, "ldaps": 636, "imaps": 993, "smtps": 465, "pop3s": 995}.get(parts.scheme)
+        return parts.hostname, port or default or default_port
+    if spec.startswith("["):
+        host, _, rest = spec[1:].partition("]")
+        port_s = rest.lstrip(":")
+    elif spec.count(":") == 1:
+        host, port_s = spec.split(":")
+    else:
+        host, port_s = spec, ""  # a name, or an IPv6 literal without brackets
+    if not host:
+        raise InputError(f"cannot read a host name from {spec!r}")
+    if not port_s:
+        return host, default_port
+    if not port_s.isdigit() or not 0 < int(port_s) < 65536:
+        raise InputError(f"invalid port {port_s!r} in {spec!r}")
+    return host, int(port_s)
+
+
+def parse_at(at: datetime | str | None) -> datetime:
+    """The moment to judge as of, in UTC: None (now), a datetime (naive = UTC), or a string: ``YYYY-MM-DD``,
+    ISO 8601 (UTC unless it has an offset) or seconds since the epoch (``1767225600``, ``@1767225600``, as
+    ``openssl -attime`` and ``date -d`` take). Raises InputError for anything else."""
+    if at is None:
+        return datetime.now(UTC)
+    if isinstance(at, str):
+        text = at.strip()
+        epoch = text[1:] if text.startswith("@") else text
+        try:
+            if epoch.lstrip("-").isdigit() and len(epoch.lstrip("-")) > 8:  # not a year or a compact date
+                at = datetime.fromtimestamp(int(epoch), UTC)
+            else:
+                at = datetime.fromisoformat(text)
+        except (ValueError, OverflowError, OSError) as exc:
+            raise InputError(f"invalid date {at!r}: use YYYY-MM-DD, an ISO 8601 date-time or epoch seconds") from exc
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at.astimezone(UTC)
+
+
+def load_stores(names: Sequence[str], explicit: bool) -> tuple[list[TrustStore], list[str]]:
+    from .collect.stores import StoreUnavailable, load_store
+
+    stores, notes = [], []
+    for name in names:
+        try:
+            stores.append(load_store(name))
+        except StoreUnavailable as exc:
+            if explicit:
+                raise InputError(str(exc)) from exc
+            notes.append(f"trust store skipped: {exc}")
+    return stores, notes
+
+
+async def collect_aia(chains: Sequence[PresentedChain], index: StoreIndex, fetcher: Any) -> dict[str, AiaFetch]:
+    """Download missing issuers named by AIA caIssuers URLs, a few levels up, for every distinct chain."""
+    results: dict[str, AiaFetch] = {}
+    for chain in chains:
+        known = dedupe(chain.certs)
+        frontier = list(known)
+        fetched = 0
+        for _ in range(MAX_AIA_ROUNDS):
+            urls = [u for u in missing_issuer_urls(frontier, known, index) if u not in results]
+            urls = urls[: max(0, MAX_AIA_PER_CHAIN - fetched)]
+            if not urls:
+                break
+            fetched += len(urls)
+            got = await asyncio.gather(*(fetcher.fetch(u) for u in urls))
+            frontier = []
+            for res in got:
+                results[res.url] = res
+                new = [c for c in res.certs if c not in known]
+                known.extend(new)
+                frontier.extend(new)
+            if not frontier:
+                break
+    return results
+
+
+async def collect_revocation_evidence(
+    evidence: Evidence, analyses: dict[tuple[str, ...], ChainAnalysis], fetcher: Any, budget: float
+) -> Evidence:
+    """Query OCSP/CRLs for the certificates of every best path (skipping leaves a valid staple answered)."""
+    from .collect.revocation import RevocationFetcher, collect_revocation
+
+    pairs: list[tuple[x509.Certificate, x509.Certificate]] = []
+    answered: list[x509.Certificate] = []
+    for analysis in analyses.values():
+        path = [(c, i) for c, i in path_pairs(analysis.best.nodes, analysis.best.end) if i is not None]
+        pairs.extend((c, i) for c, i in path if any(revocation_urls(c)))  # type: ignore[misc]
+        if path:
+            leaf, issuer = path[0]
+            sources = [c for c in evidence.chains if c.ok and c.certs[0] == leaf]
+            staples = [c.ocsp_staple for c in sources]
+            if sources and all(
+                s is not None and evaluate_ocsp(s, leaf, issuer, evidence.at).definitive for s in staples
+            ):
+                answered.append(leaf)
+    if not pairs:
+        return evidence
+    if fetcher is not None and not hasattr(fetcher, "ocsp"):
+        fetcher = fetcher()  # a factory: the fetcher is only created when there is something to look up
+    own = fetcher is None
+    fetcher = fetcher or RevocationFetcher(timeout=budget)
+    try:
+        fetched, notes = await collect_revocation(pairs, fetcher, evidence.at, budget=budget, leaf_answered=answered)
+    finally:
+        if own:
+            await fetcher.aclose()
+    return replace(evidence, revocation=fetched, revocation_notes=tuple(notes))
+
+
+def group_chains(chains: Sequence[PresentedChain]) -> list[tuple[tuple[str, ...], PresentedChain]]:
+    groups: dict[tuple[str, ...], list[PresentedChain]] = {}
+    for c in chains:
+        if c.ok:
+            groups.setdefault(tuple(certinfo.fingerprint(x) for x in c.certs), []).append(c)
+    return [(tuple(c.source for c in members), members[0]) for members in groups.values()]
+
+
+def judge(
+    evidence: Evidence,
+    *,
+    index: StoreIndex | None = None,
+    notes: Sequence[str] = (),
+    started: float | None = None,
+    analyses: dict[tuple[str, ...], ChainAnalysis] | None = None,
+    judged: Callable[[tuple[str, ...], list[PresentedChain]], Any] | None = None,
+) -> Diagnosis:
+    """Run every registered check on collected evidence. Pure: no network or file access.
+
+    ``analyses``: path analyses already computed for this evidence, by the chain's fingerprints.
+    ``judged(sources, members)``: a cache of earlier judgements of the same chain presented the same way
+    (a :class:`certdoctor.session.ChainJudgement`, or None); used by sessions that diagnose many targets.
+    """
+    from .checks import ChainContext, TargetContext, run_chain_checks, run_checks
+
+    started = time.perf_counter() if started is None else started
+    index = index or StoreIndex(evidence.stores, evidence.extra_roots)
+    analyses = analyses or {}
+    contexts = []
+    for sources, chain in group_chains(evidence.chains):
+        members = [c for c in evidence.chains if c.source in sources]
+        hit = judged(sources, members) if judged is not None else None
+        if hit is not None:
+            ctx = ChainContext(evidence, chain, sources, hit.analysis, revocation=list(hit.revocation))
+            ctx.findings = list(hit.findings)
+        else:
+            fps = tuple(certinfo.fingerprint(x) for x in chain.certs)
+            analysis = analyses.get(fps) or analyse(chain, evidence, index)
+            status = assess(evidence, path_pairs(analysis.best.nodes, analysis.best.end), members)
+            ctx = ChainContext(evidence, chain, sources, analysis, revocation=status)
+            run_chain_checks(ctx)
+        contexts.append(ctx)
+    failures = [c for c in evidence.chains if not c.ok]
+    findings = run_checks(TargetContext(evidence, contexts, failures), chains_done=True)
+    reports = tuple(
+        ChainReport(c.sources, c.chain, c.analysis, tuple(c.revocation), tuple(c.findings)) for c in contexts
+    )
+    return Diagnosis(
+        evidence.target,
+        evidence,
+        reports,
+        tuple(failures),
+        tuple(findings),
+        time.perf_counter() - started,
+        (*notes, *evidence.revocation_notes),
+        predictor=_predict,
+    )
+
+
+def _predict(d: Diagnosis) -> Any:
+    from .clients import predict
+
+    return predict(d)
+
+
+CACHE_SIZE = 4096  # distinct chains whose judgement a caching session keeps
+
+
+@dataclass(frozen=True)
+class ChainJudgement:
+    """Everything judged about one distinct chain, reusable for another target presenting it the same way."""
+
+    analysis: ChainAnalysis
+    revocation: tuple[CertRevocation, ...]
+    findings: tuple[Finding, ...]
+    sources: tuple[str, ...]  # the sources the findings were made for (rebased on reuse)
+
+
+def chain_key(is_files: bool, name: str | None, members: Sequence[PresentedChain]) -> tuple[Any, ...]:
+    """What makes two presentations of a chain judge the same: the certificates, the name, whether it came
+    from files, and which sources stapled which OCSP response (in source order)."""
+    first = members[0]
+    staples = tuple(None if c.ocsp_staple is None else hashlib.sha256(c.ocsp_staple).digest() for c in members)
+    return (is_files, name, tuple(certinfo.fingerprint(x) for x in first.certs), staples)
+
+
+def rebase(findings: Sequence[Finding], old: Sequence[str], new: Sequence[str]) -> list[Finding]:
+    """The same findings for another set of sources (matched by position)."""
+    if tuple(old) == tuple(new):
+        return list(findings)
+    mapping = dict(zip(old, new, strict=False))
+    return [replace(f, sources=tuple(mapping.get(s, s) for s in f.sources)) for f in findings]
+
+
+_HANDSHAKE: Any = None
+
+
+def _handshake_module() -> Any:
+    """The handshake collector, imported on first use (it loads pyOpenSSL, which file checks never need)."""
+    global _HANDSHAKE
+    if _HANDSHAKE is None:
+        from .collect import handshake
+
+        _HANDSHAKE = handshake
+    return _HANDSHAKE
+
+
+class Session(AsyncClosing):
+    """Shared configuration and caches for diagnosing many targets (see the module docstring).
+
+    ``options.at`` None means "now" at each diagnosis — unless ``cache`` is on, which fixes it at the
+    session's start so that cached judgements stay true for every target.
+    """
+
+    def __init__(
+        self,
+        options: DiagnoseOptions | None = None,
+        *,
+        cache: bool = False,
+        aia_fetcher: Any = None,
+        revocation_fetcher: Any = None,
+    ) -> None:
+        """Load the trust stores, extra roots, expected certificate and key of ``options``.
+
+        ``cache``: judge each distinct chain once for the whole session (fixes the check time at the session's
+        start). ``aia_fetcher``/``revocation_fetcher``: share the fetchers' caches with other sessions (closed
+        by their owner, not by this session). Raises :class:`certdoctor.errors.InputError` when a file, key or
+        explicitly requested trust store cannot be loaded.
+        """
+        from .collect.files import load_certificate_files
+        from .collect.stores import DEFAULT_STORES
+
+        o = self.options = options if options is not None else DiagnoseOptions()
+        self.timeout = o.timeout
+        self.at = parse_at(o.at) if o.at is not None or cache else None
+        if o.ca_bundle:
+            stores: list[TrustStore] = []
+            self.notes: list[str] = []
+            bundle = tuple(load_certificate_files(o.ca_bundle))
+            stores.append(TrustStore("ca-bundle", f"--ca-bundle {', '.join(o.ca_bundle)}", bundle, o.ca_bundle[0]))
+        else:
+            explicit = o.trust_stores is not None
+            names = list(o.trust_stores) if o.trust_stores is not None else list(DEFAULT_STORES)
+            stores, self.notes = load_stores(names, explicit)
+        self.stores: tuple[TrustStore, ...] = tuple(stores)
+        self.extra = (*o.ca_certs, *load_certificate_files(o.ca_files)) if o.ca_files else tuple(o.ca_certs)
+        self.expected = tuple(load_certificate_files([o.expect])) if o.expect else None
+        self.expect = o.expect
+        self.key = o.key
+        self.key_public = None
+        if o.key:
+            from .collect.keys import load_private_key
+
+            self.key_public = load_private_key(o.key, o.key_password).public_key()
+        if not self.stores and not self.extra:
+            raise InputError("no trust store available: select one with --trust-store or give --ca-file")
+        self.index = StoreIndex(self.stores, self.extra)
+        self.warn_days = o.warn_days
+        self.fetch_aia = o.fetch_aia
+        self.revocation = o.revocation
+        self.revocation_timeout = o.revocation_timeout
+        self.client_stores: tuple[TrustStore, ...] = ()
+        if o.clients:
+            from .clients import CLIENT_STORES
+
+            loaded, _ = load_stores(CLIENT_STORES, explicit=False)
+            self.client_stores = tuple(loaded)
+        self._aia_fetcher = aia_fetcher
+        self._own_aia = aia_fetcher is None
+        self._revocation_fetcher = revocation_fetcher
+        self._own_revocation = revocation_fetcher is None
+        self._revocation_stats: dict[str, int] = {}
+        self.cache = cache
+        self._judged: OrderedDict[tuple[Any, ...], ChainJudgement] = OrderedDict()
+        self._inflight: dict[tuple[Any, ...], asyncio.Future[None]] = {}
+        self.chain_hits = 0
+        self.chain_misses = 0
+
+    # fetchers (created on first use, closed with the session when the session made them)
+
+    @property
+    def aia_fetcher(self) -> Any:
+        if self._aia_fetcher is None:
+            from .collect.aia import AiaFetcher
+
+            self._aia_fetcher = AiaFetcher(timeout=min(self.timeout, 10.0))
+        return self._aia_fetcher
+
+    @property
+    def revocation_fetcher(self) -> Any:
+        if self._revocation_fetcher is None:
+            from .collect.revocation import RevocationFetcher
+
+            self._revocation_fetcher = RevocationFetcher(timeout=self.revocation_timeout)
+        return self._revocation_fetcher
+
+    @property
+    def revocation_fetcher_stats(self) -> dict[str, int]:
+        """OCSP/CRL cache hits and network lookups (kept after the session is closed)."""
+        if self._revocation_fetcher is not None:
+            return dict(self._revocation_fetcher.stats)
+        return dict(self._revocation_stats)
+
+    async def aclose(self) -> None:
+        if self._revocation_fetcher is not None:
+            self._revocation_stats = dict(self._revocation_fetcher.stats)
+        if self._own_aia and self._aia_fetcher is not None:
+            await self._aia_fetcher.aclose()
+            self._aia_fetcher = None
+        if self._own_revocation and self._revocation_fetcher is not None:
+            await self._revocation_fetcher.aclose()
+            self._revocation_fetcher = None
+
+    # collection
+
+    def target_for(
+        self,
+        target: str | None,
+        *,
+        port: int | None = None,
+        files: Sequence[str] = (),
+        name: str | None = UNSET,
+        resolve: Sequence[str] = (),
+        sni: str | None = UNSET,
+        separate_files: bool = False,
+    ) -> tuple[Target, str | None]:
+        """The :class:`Target` for these arguments, and the host to resolve (None for files)."""
+        if files:
+            if target:
+                raise InputError("give either a server or --file, not both")
+            verify_name = None if name is UNSET else name
+            return Target(verify_name, port=0, files=tuple(files), separate_files=separate_files), None
+        if not target:
+            raise InputError("no target: give HOST[:PORT], a URL, or --file")
+        host, tport = parse_target(target, port or 443)
+        if port:
+            tport = port
+        verify_name = host if name is UNSET else name
+        send_sni = (None if certinfo.is_ip(host) else host) if sni is UNSET else sni
+        return Target(name=verify_name, port=tport, sni=send_sni, addresses=tuple(resolve)), host
+
+    async def collect_chains(self, tgt: Target, host: str | None) -> list[PresentedChain]:
+        """The chains every address (or file) presents; raises
+        :class:`~certdoctor.collect.handshake.ResolveError` (a CollectError) when the name does not resolve."""
+        if tgt.files:
+            from .collect.files import load_chain_file, load_chain_files
+
+            if tgt.separate_files:
+                return [load_chain_file(f, max_certs=MAX_CHAIN) for f in tgt.files]
+            return load_chain_files(tgt.files, max_certs=MAX_CHAIN)
+        return await self.fetch(host or "", tgt.port, tgt.sni, tgt.addresses)
+
+    async def fetch(
+        self,
+        host: str,
+        port: int,
+        sni: str | None,
+        addresses: Sequence[str] = (),
+        gate: Callable[[], Awaitable[None]] | None = None,
+    ) -> list[PresentedChain]:
+        """The chain each address of ``host`` presents (``addresses``, when given, instead of resolving);
+        raises :class:`~certdoctor.collect.handshake.ResolveError` (a CollectError) when the name does not
+        resolve. ``gate`` is awaited before each connection."""
+        handshake = _handshake_module()
+        if not addresses:
+            addresses = await handshake.resolve(host, port, self.timeout)
+        fetch_chain = handshake.fetch_chain
+        if len(addresses) == 1:  # the common case, without gather's tasks
+            return [await fetch_chain(addresses[0], port, sni, self.timeout, max_certs=MAX_CHAIN, gate=gate)]
+        return list(
+            await asyncio.gather(
+                *(fetch_chain(a, port, sni, self.timeout, max_certs=MAX_CHAIN, gate=gate) for a in addresses)
+            )
+        )
+
+    async def diagnose(
+        self,
+        target: str | None = None,
+        *,
+        port: int | None = None,
+        files: Sequence[str] = (),
+        name: str | None = UNSET,
+        resolve: Sequence[str] = (),
+        sni: str | None = UNSET,
+        separate_files: bool = False,
+    ) -> Diagnosis:
+        """Diagnose one server or set of chain files (arguments as in :func:`certdoctor.diagnose`)."""
+        started = time.perf_counter()
+        tgt, host = self.target_for(
+            target, port=port, files=files, name=name, resolve=resolve, sni=sni, separate_files=separate_files
+        )
+        chains = await self.collect_chains(tgt, host)
+        return await self.judge_chains(tgt, chains, started=started)
+
+    async def judge_chains(
+        self, tgt: Target, chains: Sequence[PresentedChain], *, started: float | None = None
+    ) -> Diagnosis:
+        """Collect AIA and revocation evidence for chains already fetched, then judge them."""
+        started = time.perf_counter() if started is None else started
+        when = self.at or parse_at(None)
+        groups = group_chains(chains)
+        todo: list[PresentedChain] = []
+        mine: list[tuple[Any, ...]] = []  # keys this call judges (others wait for it instead of repeating it)
+        for sources, chain in groups:
+            members = [c for c in chains if c.source in sources]
+            key = chain_key(tgt.is_files, tgt.name, members)
+            if self.cache and key not in self._judged and key in self._inflight:
+                await asyncio.shield(self._inflight[key])
+            hit = self._judged.get(key) if self.cache else None
+            if hit is not None:
+                self._judged.move_to_end(key)
+                self.chain_hits += 1
+            else:
+                todo.append(chain)
+                if self.cache and key not in self._inflight:
+                    self._inflight[key] = asyncio.get_running_loop().create_future()
+                    mine.append(key)
+        try:
+            return await self._judge(tgt, chains, when, todo, started)
+        finally:
+            for key in mine:
+                future = self._inflight.pop(key)
+                if not future.done():
+                    future.set_result(None)
+
+    async def _judge(
+        self, tgt: Target, chains: Sequence[PresentedChain], when: datetime, todo: list[PresentedChain], started: float
+    ) -> Diagnosis:
+        aia: dict[str, AiaFetch] = {}
+        if self.fetch_aia and todo:
+            aia = await collect_aia(todo, self.index, self.aia_fetcher)
+        evidence = Evidence(
+            target=tgt,
+            at=when,
+            chains=tuple(chains),
+            stores=self.stores,
+            aia=aia,
+            extra_roots=tuple(self.extra),
+            expected=self.expected,
+            expected_source=self.expect,
+            warn_days=self.warn_days,
+            key_public=self.key_public,
+            key_source=self.key,
+            client_stores=self.client_stores,
+            revocation_checked=self.revocation,
+        )
+        analyses = {
+            tuple(certinfo.fingerprint(x) for x in chain.certs): analyse(chain, evidence, self.index) for chain in todo
+        }
+        if self.revocation and analyses:
+            factory = lambda: self.revocation_fetcher  # noqa: E731 - created only if there is something to ask
+            evidence = await collect_revocation_evidence(evidence, analyses, factory, self.revocation_timeout)
+        diagnosis = judge(
+            evidence,
+            index=self.index,
+            notes=self.notes,
+            started=started,
+            analyses=analyses,
+            judged=self._lookup(tgt, chains) if self.cache else None,
+        )
+        if self.cache:
+            self._remember(tgt, chains, diagnosis)
+        return diagnosis
+
+    # the judgement cache
+
+    def _lookup(self, tgt: Target, chains: Sequence[PresentedChain]) -> Any:
+        def lookup(sources: tuple[str, ...], members: Sequence[PresentedChain]) -> ChainJudgement | None:
+            hit = self._judged.get(chain_key(tgt.is_files, tgt.name, members))
+            if hit is None:
+                return None
+            return replace(hit, findings=tuple(rebase(hit.findings, hit.sources, sources)), sources=sources)
+
+        return lookup
+
+    def _remember(self, tgt: Target, chains: Sequence[PresentedChain], diagnosis: Diagnosis) -> None:
+        for report in diagnosis.reports:
+            members = [c for c in chains if c.source in report.sources]
+            key = chain_key(tgt.is_files, tgt.name, members)
+            if key in self._judged:
+                continue
+            self.chain_misses += 1
+            judged = ChainJudgement(report.analysis, report.revocation, report.chain_findings, report.sources)
+            self._judged[key] = judged
+            if len(self._judged) > CACHE_SIZE:
+                self._judged.popitem(last=False)

@@ -1,0 +1,52 @@
+"""Text rendering of ``certdoctor rules``: a table on a terminal, tab-separated lines in a pipe."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+SEVERITY_STYLE = {"error": "red", "warning": "yellow", "info": "cyan"}
+
+
+def render_rules(rows: list[dict[str, Any]], out: Console, *, quiet: bool = False) -> None:
+    """Every rule; ``quiet``: ids only. In a pipe, one ``id<TAB>severity<TAB>title<TAB>citation`` line each."""
+    if quiet:
+        for r in rows:
+            out.print(r["id"])
+        return
+    if not out.is_terminal:
+        for r in rows:
+            out.print("\t".join((r["id"], r["severity"], r["title"], r["citation"])))
+        return
+    table = Table("id", "severity", "title", "citation", box=None, pad_edge=False)
+    for r in rows:
+        table.add_row(r["id"], Text(r["severity"], style=SEVERITY_STYLE[r["severity"]]), r["title"], r["citation"])
+    out.print(table)
+
+
+def render_rule(r: dict[str, Any], out: Console) -> None:
+    """Everything about one rule."""
+
+    def field(key: str, value: str, style: str = "") -> None:
+        out.print(Text(f"{key:<14}", style="bold").append(value, style=style))
+
+    field("id", r["id"])
+    field("severity", r["severity"], SEVERITY_STYLE[r["severity"]])
+    field("title", r["title"])
+    field("means", r["description"])
+    field("rule", r["citation"])
+    field("applies to", "each distinct chain" if r["scope"] == "chain" else "the target (all its addresses)")
+    rejecting = [c for c in r["clients"] if c["rejects"]]
+    if rejecting:
+        out.print(Text("rejected by", style="bold"))
+        for c in rejecting:
+            messages = " | ".join(c["messages"]) or "(rejects; message not catalogued)"
+            out.print(Text(f"  {c['name']:<28}").append(messages))
+    accepting = [c["name"] for c in r["clients"] if not c["rejects"]]
+    if accepting:
+        field("not rejected by", ", ".join(accepting), "dim")
+    if r["lab_scenarios"]:
+        field("see it", ", ".join(f"certdoctor lab scenario {s}" for s in r["lab_scenarios"]))
