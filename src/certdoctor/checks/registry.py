@@ -8,6 +8,7 @@ registered id, title, severity and citation.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -20,6 +21,31 @@ from ..paths import ChainAnalysis
 from ..revocation import CertRevocation
 
 Scope = Literal["chain", "target"]
+# When a check runs within its scope: "main" checks run in registration order, then the "final" ones (checks
+# that read the findings of every other check of their scope, such as the verification-failed safety net).
+Phase = Literal["main", "final"]
+PHASES: tuple[Phase, ...] = ("main", "final")
+
+# The check families (modules of this package), imported by load_all(). Their order is the registration
+# order, which is the order in which findings of one phase are produced and `certdoctor rules` lists them.
+_FAMILIES = (
+    "validity",
+    "names",
+    "chain",
+    "constraints",
+    "crypto",
+    "usage",
+    "revocation",
+    "verdict",
+    "endpoints",
+    "pem",
+)
+
+
+def load_all() -> None:
+    """Import every check family (idempotent)."""
+    for family in _FAMILIES:
+        importlib.import_module(f"{__package__}.{family}")
 
 
 @dataclass(frozen=True)
@@ -72,11 +98,17 @@ class CheckInfo:
     citation: str
     scope: Scope
     func: Callable[[Any], Iterable[Hit]]
-    order: int
+    order: int  # registration order
+    phase: Phase = "main"
 
     @property
     def description(self) -> str:
         return (self.func.__doc__ or "").strip()
+
+    @property
+    def run_key(self) -> tuple[int, int]:
+        """Where the runners put this check: by phase, then by registration order."""
+        return (PHASES.index(self.phase), self.order)
 
 
 REGISTRY: dict[str, CheckInfo] = {}
@@ -89,11 +121,17 @@ def check(
     severity: Severity,
     citation: str,
     scope: Scope = "chain",
+    phase: Phase = "main",
 ) -> Callable[[Callable[[Any], Iterable[Hit]]], Callable[[Any], Iterable[Hit]]]:
+    """Register a check. ``phase="final"``: run after every "main" check of the same scope, whatever the
+    order in which the families were imported (for checks that read ``ctx.findings``)."""
+    if phase not in PHASES:
+        raise ValueError(f"unknown phase {phase!r} for check {id} (one of {', '.join(PHASES)})")
+
     def register(func: Callable[[Any], Iterable[Hit]]) -> Callable[[Any], Iterable[Hit]]:
         if id in REGISTRY:
             raise ValueError(f"duplicate check id {id}")
-        REGISTRY[id] = CheckInfo(id, title, severity, citation, scope, func, len(REGISTRY))
+        REGISTRY[id] = CheckInfo(id, title, severity, citation, scope, func, len(REGISTRY), phase)
         return func
 
     return register
@@ -145,12 +183,10 @@ _SORTED: list[CheckInfo] = []
 
 
 def _sorted_checks() -> list[CheckInfo]:
-    """Every registered check in registration order (loaded on first use)."""
+    """Every registered check in running order: by phase, then registration order (loaded on first use)."""
     if len(_SORTED) != len(REGISTRY) or not _SORTED:
-        from . import load_all
-
         load_all()
-        _SORTED[:] = sorted(REGISTRY.values(), key=lambda c: c.order)
+        _SORTED[:] = sorted(REGISTRY.values(), key=lambda c: c.run_key)
     return _SORTED
 
 

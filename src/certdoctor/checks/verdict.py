@@ -13,6 +13,7 @@ from .registry import ChainContext, Hit, check
     title="The chain fails verification for a reason no other check explains",
     severity=Severity.ERROR,
     citation="RFC 5280 §6.1; CA/B Forum BR (as implemented by cryptography's x509.verification)",
+    phase="final",  # it reads ctx.findings: every other chain check must have run
 )
 def verification_failed(ctx: ChainContext) -> Iterator[Hit]:
     """The web-PKI verifier rejects the chain for every store while no error finding explains it."""

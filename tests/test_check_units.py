@@ -1,0 +1,763 @@
+"""One unit test per registered check: evidence built in memory (certificates from ``pki_builder``, model objects
+from ``certdoctor.model``), judged by ``certdoctor.api.judge``; no network, no lab servers, no files.
+
+Every test declares the check ids it covers with ``@covers(...)``; ``test_every_registered_check_has_a_unit_test``
+fails, naming the id, when a check is registered without one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from cryptography import x509
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import ObjectIdentifier
+
+import certdoctor
+from certdoctor import certinfo
+from certdoctor.api import Diagnosis, judge
+from certdoctor.checks import REGISTRY, ChainContext, load_all, registry, run_chain_checks
+from certdoctor.model import (
+    AiaFetch,
+    Evidence,
+    Finding,
+    PemIssue,
+    PresentedChain,
+    RevocationFetch,
+    Severity,
+    Target,
+    TrustStore,
+)
+from certdoctor.paths import StoreIndex, analyse
+from certdoctor.revocation import ocsp_key
+from pki_builder import AT, CLIENT_AUTH, SERVER_AUTH, intermediate, issue, leaf, ocsp_response, root, rsa_key
+
+# --- which test covers which check ----------------------------------------------------------------------------
+
+COVERS: dict[str, list[str]] = {}  # check id -> the tests of this file that assert its finding
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def covers(*ids: str) -> Callable[[F], F]:
+    """Declare that the decorated test builds evidence for, and asserts the finding of, each of ``ids``."""
+
+    def mark(test: F) -> F:
+        for check_id in ids:
+            COVERS.setdefault(check_id, []).append(test.__name__)
+        return test
+
+    return mark
+
+
+# --- a small in-memory PKI, shared by the tests -----------------------------------------------------------------
+
+NAME = "leaf.test"
+NET = "192.0.2.10:443"
+NET2 = "192.0.2.11:443"
+FILE = "chain.pem"
+OCSP_URL = "http://ocsp.unit.test/ca"
+AIA_URL = "http://aia.unit.test/ca.cer"
+
+ROOT = root("Unit Root")
+CA = intermediate("Unit CA", ROOT)
+LEAF = leaf(NAME, CA)
+OTHER_ROOT = root("Other Root")
+OTHER_CA = intermediate("Other CA", OTHER_ROOT)
+
+
+def served(*certs: x509.Certificate, source: str = NET, **kw: Any) -> PresentedChain:
+    """A chain as presented by a network address (``source`` ip:port) or, for ``address=None``, a file."""
+    address = kw.pop("address", source.rpartition(":")[0])
+    kw.setdefault("total_received", len(certs))
+    return PresentedChain(source=source, address=address, certs=certs, tls_version="TLSv1.3", **kw)
+
+
+def store(*roots: x509.Certificate, name: str = "test") -> TrustStore:
+    return TrustStore(name=name, description=f"unit store {name}", roots=roots)
+
+
+def evidence(
+    *chains: PresentedChain, name: str | None = NAME, stores: tuple[TrustStore, ...] | None = None, **kw: Any
+) -> Evidence:
+    files = tuple(c.source for c in chains if c.address is None)
+    target = Target(name, files=files) if files else Target(name, addresses=tuple(c.address for c in chains))
+    stores = (store(ROOT.cert),) if stores is None else stores
+    return Evidence(target=target, at=AT, chains=chains, stores=stores, **kw)
+
+
+def check(*certs: x509.Certificate, **kw: Any) -> Diagnosis:
+    """Judge one chain served by one address: ``source``, ``address``, ``total_received`` and ``ocsp_staple`` go
+    to :func:`served`, other keyword arguments to :func:`evidence`."""
+    chain_kw = {k: kw.pop(k) for k in ("source", "address", "total_received", "ocsp_staple") if k in kw}
+    return judge(evidence(served(*certs, **chain_kw), **kw))
+
+
+def one(d: Diagnosis, check_id: str) -> Finding:
+    found = [f for f in d.findings if f.id == check_id]
+    assert len(found) == 1, f"{check_id}: {d.ids()}"
+    return found[0]
+
+
+def fp(cert: x509.Certificate) -> str:
+    return certinfo.fingerprint(cert)
+
+
+def test_clean_chain_has_no_findings() -> None:
+    """The builder's defaults are a clean chain: any finding below comes from the defect each test adds."""
+    d = check(LEAF.cert, CA.cert)
+    assert d.findings == () and d.valid
+    assert [v.ok for v in d.reports[0].analysis.verdicts] == [True]
+
+
+# --- validity ---------------------------------------------------------------------------------------------------
+
+
+@covers("expired")
+def test_expired() -> None:
+    cert = leaf("expired.test", CA, not_before=AT - timedelta(days=100), not_after=AT - timedelta(days=10)).cert
+    d = check(cert, CA.cert, name="expired.test")
+    assert d.ids() == ["expired"]
+    f = one(d, "expired")
+    assert f.severity is Severity.ERROR and f.cert_position == 0 and f.cert_subject == "CN=expired.test"
+    assert f.sources == (NET,) and f.cert_fingerprint == fp(cert)
+    assert f.evidence == {"not_after": (AT - timedelta(days=10)).isoformat(), "checked_at": AT.isoformat()}
+
+
+@covers("not-yet-valid")
+def test_not_yet_valid() -> None:
+    start = AT + timedelta(days=2)
+    cert = leaf("early.test", CA, not_before=start).cert
+    d = check(cert, CA.cert, name="early.test")
+    assert d.ids() == ["not-yet-valid"]
+    f = one(d, "not-yet-valid")
+    assert f.severity is Severity.ERROR and f.cert_position == 0
+    assert f.evidence == {"not_before": start.isoformat(), "checked_at": AT.isoformat()}
+
+
+@covers("expiring-soon")
+def test_expiring_soon() -> None:
+    cert = leaf("soon.test", CA, not_after=AT + timedelta(days=10)).cert
+    d = check(cert, CA.cert, name="soon.test")
+    assert d.ids() == ["expiring-soon"] and d.valid
+    f = one(d, "expiring-soon")
+    assert f.severity is Severity.WARNING and f.cert_position == 0
+    assert f.evidence == {"not_after": (AT + timedelta(days=10)).isoformat(), "days_left": 10.0}
+    assert check(cert, CA.cert, name="soon.test", warn_days=7).ids() == []
+
+
+@covers("intermediate-expired")
+def test_intermediate_expired() -> None:
+    old_ca = intermediate("Unit Old CA", ROOT, not_after=AT - timedelta(days=1))
+    cert = leaf(NAME, old_ca, not_before=AT - timedelta(days=40), not_after=AT + timedelta(days=50)).cert
+    d = check(cert, old_ca.cert)
+    assert d.ids() == ["intermediate-expired"]
+    f = one(d, "intermediate-expired")
+    assert f.severity is Severity.ERROR and f.cert_position == 1 and f.cert_subject == "CN=Unit Old CA"
+    assert f.evidence["origin"] == "presented" and f.evidence["not_after"] == (AT - timedelta(days=1)).isoformat()
+
+
+@covers("validity-too-long")
+def test_validity_too_long_is_an_error_only_under_a_public_root() -> None:
+    cert = leaf("long.test", CA, not_after=AT + timedelta(days=470)).cert  # 500 days in all
+    private = check(cert, CA.cert, name="long.test")
+    assert private.ids() == ["validity-too-long"]
+    f = one(private, "validity-too-long")
+    assert f.severity is Severity.WARNING and f.cert_position == 0
+    assert f.evidence == {"validity_days": 500, "public_roots": []}
+    public = check(cert, CA.cert, name="long.test", stores=(store(ROOT.cert, name="mozilla"),))
+    f = one(public, "validity-too-long")
+    assert f.severity is Severity.ERROR and f.evidence == {"validity_days": 500, "public_roots": ["mozilla"]}
+
+
+# --- names ------------------------------------------------------------------------------------------------------
+
+
+@covers("hostname-mismatch")
+def test_hostname_mismatch() -> None:
+    d = check(LEAF.cert, CA.cert, name="other.test")
+    assert d.ids() == ["hostname-mismatch"]
+    f = one(d, "hostname-mismatch")
+    assert f.severity is Severity.ERROR and f.cert_position == 0
+    assert f.evidence == {
+        "requested_name": "other.test",
+        "dns_names": [NAME],
+        "ip_addresses": [],
+        "common_names": [NAME],
+        "has_subject_alt_name": True,
+    }
+
+
+@covers("no-subject-alt-name")
+def test_no_subject_alt_name() -> None:
+    cert = leaf("cn-only.test", CA, sans=None).cert
+    d = check(cert, CA.cert, name=None)
+    assert d.ids() == ["no-subject-alt-name"]
+    f = one(d, "no-subject-alt-name")
+    assert f.severity is Severity.ERROR and f.cert_position == 0 and f.cert_subject == "CN=cn-only.test"
+    assert f.evidence == {"common_names": ["cn-only.test"]}
+    # with a name to check, hostname-mismatch explains it instead
+    assert check(cert, CA.cert, name="cn-only.test").ids() == ["hostname-mismatch"]
+
+
+# --- the chain as sent --------------------------------------------------------------------------------------------
+
+
+@covers("self-signed")
+def test_self_signed() -> None:
+    cert = leaf("self.test", None).cert
+    d = check(cert, name="self.test")
+    assert d.ids() == ["self-signed"]
+    f = one(d, "self-signed")
+    assert f.severity is Severity.ERROR and f.cert_position == 0
+    assert f.evidence == {"subject": "CN=self.test", "sha256": fp(cert)}
+    assert check(cert, name="self.test", stores=(store(cert),)).ids() == []  # trusted on purpose
+
+
+@covers("untrusted-root")
+def test_untrusted_root_sent_by_the_server() -> None:
+    d = check(LEAF.cert, CA.cert, ROOT.cert, stores=(store(OTHER_ROOT.cert),))
+    assert sorted(d.ids()) == ["contains-root", "untrusted-root"]
+    f = one(d, "untrusted-root")
+    assert f.severity is Severity.ERROR and f.cert_position == 2 and f.cert_subject == "CN=Unit Root"
+    assert f.evidence == {"root_subject": "CN=Unit Root", "root_sha256": fp(ROOT.cert), "stores": "test"}
+
+
+@covers("untrusted-root")
+def test_untrusted_root_missing_from_some_stores_is_a_warning() -> None:
+    d = check(LEAF.cert, CA.cert, stores=(store(ROOT.cert, name="a"), store(OTHER_ROOT.cert, name="b")))
+    assert d.ids() == ["untrusted-root"]
+    f = one(d, "untrusted-root")
+    assert f.severity is Severity.WARNING and f.cert_position is None and f.cert_subject == "CN=Unit Root"
+    assert f.evidence == {"trusted_by": ["a"], "not_trusted_by": ["b"]}
+
+
+@covers("missing-intermediate")
+def test_missing_intermediate_fetched_via_aia() -> None:
+    cert = leaf("aia.test", CA, aia_ca_issuers=AIA_URL).cert
+    aia = {AIA_URL: AiaFetch(AIA_URL, certs=(CA.cert,), status=200)}
+    d = check(cert, name="aia.test", aia=aia)
+    assert d.ids() == ["missing-intermediate"]
+    f = one(d, "missing-intermediate")
+    assert f.severity is Severity.ERROR and f.cert_position is None and f.cert_subject == "CN=Unit CA"
+    assert f.evidence == {"missing": ["CN=Unit CA"], "aia_urls": [AIA_URL], "fetched_sha256": [fp(CA.cert)]}
+    (verdict,) = d.reports[0].analysis.verdicts
+    assert not verdict.ok and verdict.ok_with_aia
+
+
+@covers("missing-intermediate")
+def test_missing_intermediate_without_aia() -> None:
+    d = check(LEAF.cert)
+    assert d.ids() == ["missing-intermediate"]
+    f = one(d, "missing-intermediate")
+    assert f.cert_position == 0 and "no AIA caIssuers URL" in f.detail
+    assert f.evidence == {"issuer": "CN=Unit CA", "aia_urls": [], "aia_results": []}
+
+
+@covers("wrong-order")
+def test_wrong_order() -> None:
+    ca1 = intermediate("Unit CA 1", ROOT)
+    ca2 = intermediate("Unit CA 2", ca1)
+    cert = leaf(NAME, ca2).cert
+    d = check(cert, ca1.cert, ca2.cert)
+    assert d.ids() == ["wrong-order"] and d.valid
+    f = one(d, "wrong-order")
+    assert f.severity is Severity.WARNING and f.cert_position is None
+    assert f.evidence == {"sent_order": [f"CN={NAME}", "CN=Unit CA 1", "CN=Unit CA 2"], "path_positions": [0, 2, 1]}
+
+
+@covers("duplicate-cert")
+def test_duplicate_cert() -> None:
+    d = check(LEAF.cert, CA.cert, CA.cert)
+    assert d.ids() == ["duplicate-cert"]
+    f = one(d, "duplicate-cert")
+    assert f.severity is Severity.WARNING and f.cert_position == 1
+    assert f.evidence == {"count": 2, "positions": [1, 2]}
+
+
+@covers("extra-cert")
+def test_extra_cert() -> None:
+    d = check(LEAF.cert, CA.cert, OTHER_CA.cert)
+    assert d.ids() == ["extra-cert"]
+    f = one(d, "extra-cert")
+    assert f.severity is Severity.WARNING and f.cert_position == 2 and f.cert_subject == "CN=Other CA"
+    assert f.evidence == {"unrelated": ["CN=Other CA"]}
+
+
+@covers("contains-root")
+def test_contains_root() -> None:
+    d = check(LEAF.cert, CA.cert, ROOT.cert)
+    assert d.ids() == ["contains-root"] and d.valid
+    f = one(d, "contains-root")
+    assert f.severity is Severity.INFO and f.cert_position == 2 and f.cert_subject == "CN=Unit Root"
+    assert f.evidence == {"trusted_by": ["test"]}
+
+
+@covers("issuer-not-ca")
+def test_issuer_not_ca() -> None:
+    not_ca = leaf("not-a-ca.test", CA)  # an end-entity certificate whose key signs the leaf
+    cert = leaf(NAME, not_ca).cert
+    d = check(cert, not_ca.cert, CA.cert)
+    assert d.ids() == ["issuer-not-ca"]
+    f = one(d, "issuer-not-ca")
+    assert f.severity is Severity.ERROR and f.cert_position == 1 and f.cert_subject == "CN=not-a-ca.test"
+    assert f.evidence == {"basic_constraints": "CA:FALSE", "key_usage": ["digital_signature"]}
+
+
+@covers("chain-truncated")
+def test_chain_truncated() -> None:
+    d = check(LEAF.cert, CA.cert, total_received=40)
+    assert d.ids() == ["chain-truncated"]
+    f = one(d, "chain-truncated")
+    assert f.severity is Severity.WARNING and f.cert_position is None
+    assert f.evidence == {"received": 40, "analysed": 2}
+
+
+# --- constraints ----------------------------------------------------------------------------------------------
+
+
+@covers("name-constraints-violated")
+def test_name_constraints_violated() -> None:
+    permitted = x509.NameConstraints(permitted_subtrees=[x509.DNSName("allowed.test")], excluded_subtrees=None)
+    constrained = intermediate("Unit Constrained CA", ROOT, name_constraints=permitted)
+    cert = leaf("www.elsewhere.test", constrained).cert
+    d = check(cert, constrained.cert, name="www.elsewhere.test")
+    assert d.ids() == ["name-constraints-violated"]
+    f = one(d, "name-constraints-violated")
+    assert f.severity is Severity.ERROR and f.cert_position == 0 and f.cert_subject == "CN=www.elsewhere.test"
+    assert f.evidence == {
+        "constrained_by": "CN=Unit Constrained CA",
+        "violations": ["DNS:www.elsewhere.test is outside the permitted subtrees allowed.test"],
+    }
+    inside = leaf("www.allowed.test", constrained).cert
+    assert check(inside, constrained.cert, name="www.allowed.test").ids() == []
+
+
+@covers("path-length-exceeded")
+def test_path_length_exceeded() -> None:
+    ca1 = intermediate("Unit Pathlen0 CA", ROOT, path_length=0)
+    ca2 = intermediate("Unit Sub CA", ca1)
+    cert = leaf(NAME, ca2).cert
+    d = check(cert, ca2.cert, ca1.cert)
+    assert d.ids() == ["path-length-exceeded"]
+    f = one(d, "path-length-exceeded")
+    assert f.severity is Severity.ERROR and f.cert_position == 2 and f.cert_subject == "CN=Unit Pathlen0 CA"
+    assert f.evidence == {"path_len_constraint": 0, "intermediates_below": 1}
+    # pathlen 0 directly above the leaf is fine
+    assert check(leaf(NAME, ca1).cert, ca1.cert).ids() == []
+
+
+PRIVATE_OID = "1.3.6.1.4.1.55555.7.1"
+
+
+@covers("unknown-critical-extension")
+def test_unknown_critical_extension() -> None:
+    private = x509.UnrecognizedExtension(ObjectIdentifier(PRIVATE_OID), b"\x05\x00")
+    cert = leaf(NAME, CA, extensions=[(private, True)]).cert
+    d = check(cert, CA.cert)
+    assert d.ids() == ["unknown-critical-extension"]
+    f = one(d, "unknown-critical-extension")
+    assert f.severity is Severity.ERROR and f.cert_position == 0
+    assert f.evidence == {"critical_oids": [PRIVATE_OID]}
+    # the same extension, not critical, is ignored by everyone
+    assert check(leaf(NAME, CA, extensions=[(private, False)]).cert, CA.cert).ids() == []
+
+
+@covers("root-expired")
+def test_root_expired() -> None:
+    old_root = root("Unit Expired Root", not_before=AT - timedelta(days=3650), not_after=AT - timedelta(days=1))
+    ca = intermediate("Unit CA under expired root", old_root)
+    d = check(leaf(NAME, ca).cert, ca.cert, stores=(store(old_root.cert),))
+    assert d.ids() == ["root-expired"]
+    f = one(d, "root-expired")
+    assert f.severity is Severity.ERROR and f.cert_position is None and f.cert_subject == "CN=Unit Expired Root"
+    assert f.cert_fingerprint == fp(old_root.cert)
+    assert f.evidence == {
+        "not_before": (AT - timedelta(days=3650)).isoformat(),
+        "not_after": (AT - timedelta(days=1)).isoformat(),
+    }
+
+
+# --- crypto and usage -------------------------------------------------------------------------------------------
+
+
+@covers("weak-signature")
+def test_weak_signature() -> None:
+    rsa_ca = intermediate("Unit RSA CA", ROOT, key=rsa_key("unit rsa ca"))
+    cert = leaf(NAME, rsa_ca, sha1=True).cert
+    d = check(cert, rsa_ca.cert)
+    assert d.ids() == ["weak-signature"]
+    f = one(d, "weak-signature")
+    assert f.severity is Severity.ERROR and f.cert_position == 0
+    assert f.evidence == {"signature_algorithm": "sha1WithRSAEncryption", "hash": "sha1"}
+
+
+@covers("weak-key")
+def test_weak_key() -> None:
+    cert = leaf(NAME, CA, key=rsa_key("weak leaf", 1024)).cert
+    d = check(cert, CA.cert)
+    assert d.ids() == ["weak-key"]
+    f = one(d, "weak-key")
+    assert f.severity is Severity.ERROR and f.cert_position == 0
+    assert f.evidence == {"key_type": "RSA", "key_bits": 1024}
+
+
+@covers("missing-server-auth-eku")
+def test_missing_server_auth_eku() -> None:
+    d = check(leaf(NAME, CA, eku=[CLIENT_AUTH]).cert, CA.cert)
+    assert d.ids() == ["missing-server-auth-eku"]
+    f = one(d, "missing-server-auth-eku")
+    assert f.severity is Severity.ERROR and f.cert_position == 0
+    assert f.evidence == {"extended_key_usage": ["clientAuth"]}
+    assert check(leaf(NAME, CA, eku=[CLIENT_AUTH, SERVER_AUTH]).cert, CA.cert).ids() == []
+
+
+@covers("leaf-is-ca")
+def test_leaf_is_ca() -> None:
+    validity = {"not_before": AT - timedelta(days=30), "not_after": AT + timedelta(days=60)}
+    ca_leaf = issue(NAME, issuer=CA, ca=True, path_length=0, sans=[NAME], eku=[SERVER_AUTH], **validity)
+    d = check(ca_leaf.cert, CA.cert)
+    assert d.ids() == ["leaf-is-ca"]
+    f = one(d, "leaf-is-ca")
+    assert f.severity is Severity.ERROR and f.cert_position == 0 and f.cert_subject == f"CN={NAME}"
+    assert f.evidence == {"basic_constraints": "CA:TRUE, pathlen:0"}
+
+
+# --- revocation -----------------------------------------------------------------------------------------------
+
+OCSP_LEAF = leaf("ocsp.test", CA, ocsp_url=OCSP_URL)
+
+
+def fetched(data: bytes | None, error: str | None = None) -> dict[str, RevocationFetch]:
+    """The evidence of one OCSP query about OCSP_LEAF."""
+    key = ocsp_key(OCSP_URL, OCSP_LEAF.cert, CA.cert)
+    return {key: RevocationFetch("ocsp", OCSP_URL, key, data=data, error=error, status=200 if data else None)}
+
+
+@covers("revoked")
+def test_revoked() -> None:
+    revoked_at = AT - timedelta(days=2)
+    data = ocsp_response(
+        OCSP_LEAF.cert,
+        CA,
+        status=ocsp.OCSPCertStatus.REVOKED,
+        revoked_at=revoked_at,
+        reason=x509.ReasonFlags.key_compromise,
+    )
+    d = check(OCSP_LEAF.cert, CA.cert, name="ocsp.test", revocation=fetched(data), revocation_checked=True)
+    assert sorted(d.ids()) == ["revoked", "stapling-absent"]
+    f = one(d, "revoked")
+    assert f.severity is Severity.ERROR and f.cert_position == 0 and f.cert_subject == "CN=ocsp.test"
+    ev = dict(f.evidence)
+    (answer,) = ev.pop("answers")
+    assert ev == {
+        "depth": 0,
+        "revoked_at": revoked_at.isoformat(),
+        "reason": "keyCompromise",
+        "source": "ocsp",
+        "url": OCSP_URL,
+        "signer": "the issuer",
+    }
+    assert answer["status"] == "revoked" and answer["source"] == "ocsp"
+
+
+@covers("revocation-unknown")
+def test_revocation_unknown() -> None:
+    kw: dict[str, Any] = {"name": "ocsp.test", "revocation": fetched(None, "connection refused")}
+    d = check(OCSP_LEAF.cert, CA.cert, revocation_checked=True, **kw)
+    assert sorted(d.ids()) == ["revocation-unknown", "stapling-absent"]
+    f = one(d, "revocation-unknown")
+    assert f.severity is Severity.WARNING and f.cert_position == 0
+    ev = dict(f.evidence)
+    (answer,) = ev.pop("answers")
+    assert ev == {"depth": 0, "ocsp_urls": [OCSP_URL], "crl_urls": []}
+    assert answer["error_kind"] == "fetch" and answer["error"] == "connection refused" and answer["url"] == OCSP_URL
+    # --no-revocation: nothing was looked up, so nothing is unknown
+    assert check(OCSP_LEAF.cert, CA.cert, revocation_checked=False, **kw).ids() == ["stapling-absent"]
+
+
+@covers("ocsp-stale")
+def test_stale_staple() -> None:
+    staple = ocsp_response(OCSP_LEAF.cert, CA, this_update=AT - timedelta(days=6), next_update=AT - timedelta(days=2))
+    d = check(OCSP_LEAF.cert, CA.cert, name="ocsp.test", ocsp_staple=staple)
+    assert d.ids() == ["ocsp-stale"]
+    f = one(d, "ocsp-stale")
+    assert f.severity is Severity.WARNING and f.cert_position == 0 and f.sources == (NET,)
+    assert f.evidence["source"] == "staple" and f.evidence["status"] == "good" and f.evidence["stale"] is True
+    assert f.evidence["next_update"] == (AT - timedelta(days=2)).isoformat()
+    assert f.evidence["stapled_by"] == [NET]
+
+
+@covers("ocsp-invalid")
+def test_invalid_staple_is_an_error() -> None:
+    foreign = ocsp_response(OCSP_LEAF.cert, CA, signer=OTHER_CA)  # signed by a CA that may not answer for it
+    d = check(OCSP_LEAF.cert, CA.cert, name="ocsp.test", ocsp_staple=foreign)
+    assert d.ids() == ["ocsp-invalid"]
+    f = one(d, "ocsp-invalid")
+    assert f.severity is Severity.ERROR and f.cert_position == 0 and f.sources == (NET,)
+    assert f.evidence["source"] == "staple" and f.evidence["error_kind"] == "responder"
+    assert f.evidence["status"] is None and f.evidence["stapled_by"] == [NET]
+
+
+@covers("ocsp-invalid")
+def test_invalid_fetched_response_is_a_warning() -> None:
+    d = check(OCSP_LEAF.cert, CA.cert, name="ocsp.test", revocation=fetched(b"<html>captive portal</html>"))
+    assert sorted(d.ids()) == ["ocsp-invalid", "stapling-absent"]
+    f = one(d, "ocsp-invalid")
+    assert f.severity is Severity.WARNING and f.cert_position == 0
+    assert f.evidence["source"] == "ocsp" and f.evidence["error_kind"] == "parse" and f.evidence["url"] == OCSP_URL
+
+
+@covers("must-staple-missing")
+def test_must_staple_missing() -> None:
+    cert = leaf("staple.test", CA, ocsp_url=OCSP_URL, must_staple=True).cert
+    d = check(cert, CA.cert, name="staple.test")
+    assert d.ids() == ["must-staple-missing"]
+    f = one(d, "must-staple-missing")
+    assert f.severity is Severity.ERROR and f.cert_position == 0 and f.sources == (NET,)
+    assert f.evidence == {"unstapled_sources": [NET], "ocsp_urls": [OCSP_URL]}
+    # a file presents no staple and is not expected to
+    assert check(cert, CA.cert, name="staple.test", source=FILE, address=None).ids() == []
+
+
+@covers("stapling-absent")
+def test_stapling_absent() -> None:
+    d = check(OCSP_LEAF.cert, CA.cert, name="ocsp.test")
+    assert d.ids() == ["stapling-absent"] and d.valid
+    f = one(d, "stapling-absent")
+    assert f.severity is Severity.INFO and f.cert_position == 0 and f.sources == (NET,)
+    assert f.evidence == {"unstapled_sources": [NET], "ocsp_urls": [OCSP_URL]}
+    good = ocsp_response(OCSP_LEAF.cert, CA)
+    assert check(OCSP_LEAF.cert, CA.cert, name="ocsp.test", ocsp_staple=good).ids() == []
+
+
+# --- the safety net -------------------------------------------------------------------------------------------
+
+# basicConstraints must be critical in a CA certificate (RFC 5280 §4.2.1.9); no check but the safety net says so
+LAX_CA = issue(
+    "Unit Lax CA",
+    issuer=ROOT,
+    ca=True,
+    basic_constraints=False,
+    extensions=[(x509.BasicConstraints(ca=True, path_length=None), False)],
+)
+
+
+@covers("verification-failed")
+def test_verification_failed() -> None:
+    d = check(leaf(NAME, LAX_CA).cert, LAX_CA.cert)
+    assert d.ids() == ["verification-failed"]
+    f = one(d, "verification-failed")
+    assert f.severity is Severity.ERROR and f.cert_position is None and f.sources == (NET,)
+    assert list(f.evidence) == ["validator_errors"] and list(f.evidence["validator_errors"]) == ["test"]
+    assert "incorrect criticality" in f.evidence["validator_errors"]["test"]
+
+
+def test_verification_failed_stays_silent_when_another_error_explains_the_rejection() -> None:
+    expired = leaf(NAME, LAX_CA, not_before=AT - timedelta(days=100), not_after=AT - timedelta(days=10)).cert
+    assert check(expired, LAX_CA.cert).ids() == ["expired"]
+
+
+# --- target checks ------------------------------------------------------------------------------------------------
+
+
+@covers("endpoints-differ")
+def test_endpoints_differ() -> None:
+    renewed = leaf(NAME, CA, not_before=AT - timedelta(days=1))
+    d = judge(evidence(served(LEAF.cert, CA.cert), served(renewed.cert, CA.cert, source=NET2)))
+    assert d.ids() == ["endpoints-differ"]
+    f = one(d, "endpoints-differ")
+    assert f.severity is Severity.WARNING and f.cert_position is None and f.sources == (NET, NET2)
+    rows = f.evidence["endpoints"]
+    assert [r["sources"] for r in rows] == [[NET], [NET2]]
+    assert [r["leaf_sha256"] for r in rows] == [fp(LEAF.cert), fp(renewed.cert)]
+    assert [r["chain_length"] for r in rows] == [2, 2]
+
+
+@covers("served-differs-from-expected")
+def test_served_differs_from_expected() -> None:
+    wanted = leaf(NAME, CA, not_before=AT - timedelta(days=1))
+    d = check(LEAF.cert, CA.cert, expected=(wanted.cert,), expected_source="new.pem")
+    assert d.ids() == ["served-differs-from-expected"]
+    f = one(d, "served-differs-from-expected")
+    assert f.severity is Severity.ERROR and f.cert_position == 0 and f.sources == (NET,)
+    assert f.evidence == {
+        "served_sha256": fp(LEAF.cert),
+        "expected_sha256": fp(wanted.cert),
+        "served_not_after": LEAF.cert.not_valid_after_utc.isoformat(),
+        "expected_not_after": wanted.cert.not_valid_after_utc.isoformat(),
+    }
+    assert "not reloaded" in f.detail
+
+
+@covers("served-differs-from-expected")
+def test_served_chain_differs_from_expected_is_a_warning() -> None:
+    d = check(LEAF.cert, CA.cert, expected=(LEAF.cert, CA.cert, ROOT.cert), expected_source="full.pem")
+    f = one(d, "served-differs-from-expected")
+    assert f.severity is Severity.WARNING and f.cert_position is None
+    assert f.evidence == {
+        "served": [fp(LEAF.cert), fp(CA.cert)],
+        "expected": [fp(LEAF.cert), fp(CA.cert), fp(ROOT.cert)],
+    }
+
+
+def failed(kind: str | None, error: str, source: str = NET) -> Diagnosis:
+    address = None if source == FILE else source.rpartition(":")[0]
+    chain = PresentedChain(source=source, address=address, error=error, error_kind=kind)
+    return judge(evidence(chain))
+
+
+@covers("connection-failed")
+@pytest.mark.parametrize("kind", ["resolve", "connect", "timeout"])
+def test_connection_failed(kind: str) -> None:
+    d = failed(kind, "connection refused")
+    assert d.ids() == ["connection-failed"] and d.exit_code == 2
+    f = one(d, "connection-failed")
+    assert f.severity is Severity.ERROR and f.sources == (NET,) and f.cert_position is None
+    assert f.detail == f"{NET}: connection refused"
+    assert f.evidence == {"error_kind": kind, "error": "connection refused"}
+
+
+@covers("handshake-failed")
+@pytest.mark.parametrize("kind", ["handshake", "too-large", "not-tls", None])
+def test_handshake_failed(kind: str | None) -> None:
+    d = failed(kind, "alert handshake_failure")
+    assert d.ids() == ["handshake-failed"]
+    f = one(d, "handshake-failed")
+    assert f.severity is Severity.ERROR and f.sources == (NET,) and f.cert_position is None
+    assert f.evidence == {"error_kind": kind, "error": "alert handshake_failure"}
+
+
+@covers("unreadable-file")
+def test_unreadable_file() -> None:
+    d = failed("parse", "no certificate found", source=FILE)
+    assert d.ids() == ["unreadable-file"]
+    f = one(d, "unreadable-file")
+    assert f.severity is Severity.ERROR and f.sources == (FILE,) and f.cert_position is None
+    assert f.evidence == {"error": "no certificate found"}
+
+
+@covers("no-certificate")
+def test_no_certificate() -> None:
+    d = failed("no-certificate", "the server sent no certificate (anonymous cipher suite)")
+    assert d.ids() == ["no-certificate"]
+    f = one(d, "no-certificate")
+    assert f.severity is Severity.ERROR and f.sources == (NET,)
+    assert f.evidence == {
+        "error_kind": "no-certificate",
+        "error": "the server sent no certificate (anonymous cipher suite)",
+    }
+
+
+def from_file(*issues: PemIssue, **kw: Any) -> Diagnosis:
+    return judge(evidence(served(LEAF.cert, CA.cert, source=FILE, address=None, pem_issues=issues), **kw))
+
+
+@covers("pem-format")
+def test_pem_format_severity_per_problem() -> None:
+    d = from_file(PemIssue("crlf", "Windows line endings"), PemIssue("glued", "two blocks on one line", line=12))
+    assert d.ids() == ["pem-format", "pem-format"]
+    by_problem = {f.evidence["problem"]: f for f in d.findings}
+    assert by_problem["glued"].severity is Severity.ERROR
+    assert by_problem["glued"].evidence == {"file": FILE, "problem": "glued", "line": 12}
+    assert by_problem["crlf"].severity is Severity.WARNING
+    assert by_problem["crlf"].evidence == {"file": FILE, "problem": "crlf", "line": None}
+    assert all(f.sources == (FILE,) and f.cert_position is None for f in d.findings)
+
+
+@covers("key-in-cert-file")
+def test_key_in_cert_file() -> None:
+    d = from_file(PemIssue("private-key", "a PRIVATE KEY block", line=30))
+    assert d.ids() == ["key-in-cert-file"]
+    f = one(d, "key-in-cert-file")
+    assert f.severity is Severity.WARNING and f.sources == (FILE,)
+    assert f.evidence == {"file": FILE, "line": 30}
+
+
+@covers("key-mismatch")
+def test_key_mismatch() -> None:
+    d = check(LEAF.cert, CA.cert, key_public=OTHER_CA.key.public_key(), key_source="server.key")
+    assert d.ids() == ["key-mismatch"]
+    f = one(d, "key-mismatch")
+    assert f.severity is Severity.ERROR and f.cert_position == 0 and f.sources == (NET,)
+    assert f.evidence == {"key": "server.key", "certificate_sha256": fp(LEAF.cert)}
+    # the intermediate's key: the certificates are in the wrong order
+    swapped = one(check(LEAF.cert, CA.cert, key_public=CA.key.public_key(), key_source="k"), "key-mismatch")
+    assert "wrong order" in swapped.detail
+    assert check(LEAF.cert, CA.cert, key_public=LEAF.key.public_key(), key_source="k").ids() == []
+
+
+# --- the registry: coverage and running order ------------------------------------------------------------------
+
+
+def test_every_registered_check_has_a_unit_test() -> None:
+    load_all()
+    missing = sorted(set(REGISTRY) - set(COVERS))
+    unknown = sorted(set(COVERS) - set(REGISTRY))
+    where = Path(__file__).name
+    assert not missing, f"registered checks without a unit test in {where} (add one with @covers): {missing}"
+    assert not unknown, f"{where} covers ids that are not registered checks: {unknown}"
+    tests = {name for names in COVERS.values() for name in names}
+    assert all(name.startswith("test_") and name in globals() for name in tests)
+
+
+def test_load_all_is_reexported_and_imports_every_family() -> None:
+    assert load_all is registry.load_all
+    load_all()
+    families = {c.func.__module__.rpartition(".")[2] for c in REGISTRY.values()}
+    assert families == set(registry._FAMILIES)
+
+
+def test_verification_failed_is_the_only_final_check_and_runs_last() -> None:
+    load_all()
+    assert {c.id for c in REGISTRY.values() if c.phase == "final"} == {"verification-failed"}
+    chain_checks = [c.id for c in registry._sorted_checks() if c.scope == "chain"]
+    assert chain_checks[-1] == "verification-failed"
+    with pytest.raises(ValueError, match="unknown phase"):
+        registry.check("x", title="x", severity=Severity.INFO, citation="x", phase="last")  # type: ignore[arg-type]
+
+
+def test_verification_failed_runs_last_even_when_registered_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As if the verdict family had been imported before every other: it still runs after them, so it sees
+    their findings."""
+    load_all()
+    first = REGISTRY["verification-failed"]
+    reordered = [first, *(c for c in REGISTRY.values() if c is not first)]
+    fake = {c.id: dataclasses.replace(c, order=i) for i, c in enumerate(reordered)}
+    assert fake["verification-failed"].order == 0
+    monkeypatch.setattr(registry, "REGISTRY", fake)
+    monkeypatch.setattr(registry, "_SORTED", [])
+    assert [c.id for c in registry._sorted_checks() if c.scope == "chain"][-1] == "verification-failed"
+    # an expired leaf under the lax CA: the verifier rejects it, and "expired" explains why
+    cert = leaf(NAME, LAX_CA, not_before=AT - timedelta(days=100), not_after=AT - timedelta(days=10)).cert
+    ev = evidence(served(cert, LAX_CA.cert))
+    chain = ev.chains[0]
+
+    def context() -> ChainContext:
+        return ChainContext(ev, chain, (chain.source,), analyse(chain, ev, StoreIndex(ev.stores)))
+
+    assert [f.id for f in run_chain_checks(context())] == ["expired"]
+    # had it run first (before any finding), the safety net would have fired
+    assert len(list(first.func(context()))) == 1
+
+
+def test_verification_failed_runs_last_when_its_module_is_imported_first() -> None:
+    """The real thing, in a fresh interpreter: import the verdict family before load_all()."""
+    code = (
+        "import certdoctor.checks.verdict\n"
+        "from certdoctor.checks import REGISTRY, registry\n"
+        "assert REGISTRY['verification-failed'].order == 0, REGISTRY['verification-failed']\n"
+        "print([c.id for c in registry._sorted_checks() if c.scope == 'chain'][-1])\n"
+    )
+    src = str(Path(certdoctor.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "verification-failed"
