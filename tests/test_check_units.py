@@ -618,7 +618,7 @@ def failed(kind: str | None, error: str, source: str = NET) -> Diagnosis:
 @pytest.mark.parametrize("kind", ["resolve", "connect", "timeout"])
 def test_connection_failed(kind: str) -> None:
     d = failed(kind, "connection refused")
-    assert d.ids() == ["connection-failed"] and d.exit_code == 2
+    assert d.ids() == ["connection-failed"] and d.exit_code == 3
     f = one(d, "connection-failed")
     assert f.severity is Severity.ERROR and f.sources == (NET,) and f.cert_position is None
     assert f.detail == f"{NET}: connection refused"
