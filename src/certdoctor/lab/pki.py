@@ -20,7 +20,6 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -29,11 +28,8 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
 from . import revocation
-from .revocation import Responder, Revocation, Revoke
-
-KeyKind = Literal["rsa2048", "rsa1024", "ec256"]
-HashName = Literal["sha256", "sha1"]
-PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+from .pkitypes import HashName, Issuer, KeyKind, PrivateKey, Revocation, Revoke
+from .revocation import Responder
 
 ROOT_NAME = "certdoctor Lab Root CA"
 ROOT_SLUG = "lab-root"
@@ -149,19 +145,6 @@ def make_name(common_name: str | None, *extra: tuple[ObjectIdentifier, str]) -> 
 
 def _hash(name: HashName) -> hashes.HashAlgorithm:
     return hashes.SHA256() if name == "sha256" else hashes.SHA1()
-
-
-@dataclass(frozen=True)
-class Issuer:
-    """A certificate that signs others, with its key and the slug of its ``.cer`` file on the AIA server."""
-
-    slug: str
-    cert: x509.Certificate
-    key: PrivateKey
-
-    @property
-    def name(self) -> x509.Name:
-        return self.cert.subject
 
 
 def build_certificate(
