@@ -406,8 +406,10 @@ def test_busy_port_is_a_clear_error(tmp_path: Path, busy_port: int) -> None:
 
 def test_serve_foreground(tmp_path: Path, busy_port: int, monkeypatch: pytest.MonkeyPatch) -> None:
     console = Console(record=True, width=400, file=io.StringIO())
-    assert serve_foreground(tmp_path, busy_port, console) == 2
-    assert "already in use" in console.export_text()
+    err = Console(record=True, width=400, file=io.StringIO())
+    assert serve_foreground(tmp_path, busy_port, console, err=err) == 2
+    assert "already in use" in err.export_text()
+    assert console.export_text() == ""
 
     def interrupt() -> None:
         raise KeyboardInterrupt

@@ -37,6 +37,7 @@ from cryptography.x509 import ocsp
 from OpenSSL import SSL
 
 from ..certinfo import is_ip
+from ..render.escape import clean
 from . import pki, revocation
 from .scenarios import SCENARIOS, LeafSpec, Scenario
 
@@ -55,6 +56,7 @@ START_TIMEOUT = 30.0
 SECOND_ADDRESS = "127.0.0.2"
 BIG_CHAIN = 1000  # chains with at least this many filler certificates are built in a worker thread
 STAPLE_REFRESH = 300.0  # seconds a stapling server keeps serving the same OCSP response
+MAX_PORT = 65535
 
 
 def default_state_dir() -> Path:
@@ -63,7 +65,7 @@ def default_state_dir() -> Path:
 
 
 class LabStartError(RuntimeError):
-    """The lab could not start (typically: a port is already in use)."""
+    """The lab could not start (typically: a port is already in use). The message is one line."""
 
 
 # --- a tiny HTTP/1.1 server, shared by the AIA server and the TLS scenarios -------------------------------
@@ -571,7 +573,8 @@ class Lab:
     """The offline badssl: a generated PKI plus one real server per scenario, on loopback.
 
     ``port_base`` 0 picks free ports; otherwise the AIA server listens on ``port_base`` and scenario *i* of
-    :data:`SCENARIOS` on ``port_base + 1 + i``. ``bind`` is the listening address (a wildcard is fine; the
+    :data:`SCENARIOS` on ``port_base + 1 + i`` (a base whose ports do not all fit in 1-65535 is refused with
+    :class:`LabStartError` by the constructor). ``bind`` is the listening address (a wildcard is fine; the
     commands then use 127.0.0.1). multi-address additionally listens on 127.0.0.2 when ``bind`` is
     127.0.0.1.
 
@@ -611,6 +614,7 @@ class Lab:
         self._stop: asyncio.Event | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self._addresses: dict[str, tuple[str, ...]] = {}
+        self._check_port_base()
 
     @property
     def root(self) -> x509.Certificate:
@@ -679,6 +683,7 @@ class Lab:
         began = time.perf_counter()
         try:
             self._bind_all()
+            self._prepare_state_dir()
             self._build_all()
         except BaseException:
             self._close_sockets()
@@ -730,6 +735,26 @@ class Lab:
         if not self.port_base:
             return 0
         return self.port_base + 1 + SCENARIOS.index(scenario)
+
+    def _check_port_base(self) -> None:
+        """LabStartError unless every port the lab listens on (from ``port_base`` up) is a TCP port."""
+        base = self.port_base
+        if base == 0:
+            return
+        if base < 0:
+            raise LabStartError(f"lab: port base {base}: ports start at 1 (0 picks free ports)")
+        last = max((self._port_for(s) for s in self.scenarios), default=base)
+        if last > MAX_PORT:
+            raise LabStartError(f"lab: port base {base}: the lab needs ports {base}-{last}, above {MAX_PORT}")
+
+    def _prepare_state_dir(self) -> None:
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LabStartError(
+                f"lab: cannot use the state directory {self.state_dir}: {exc.strerror or exc} "
+                "(choose another with --state-dir)"
+            ) from exc
 
     def _bind(self, what: str, address: str, port: int) -> socket.socket:
         try:
@@ -790,7 +815,6 @@ class Lab:
         raise LabStartError(f"lab: no port free on both {self.bind} and {SECOND_ADDRESS} for {what}")
 
     def _build_all(self) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
         self.aia_base_url = f"http://{_bracket(self.connect_address)}:{self.aia_port}"
         self.pki = pki.LabPKI(self.state_dir, self.aia_base_url, url_values={"unreachable": self.unreachable_ocsp_url})
         for path, der in self.pki.ca_files().items():
@@ -1080,18 +1104,29 @@ def _print_json_listing(lab: Lab) -> None:
     sys.stdout.flush()
 
 
-def serve_foreground(state_dir: Path | None, port_base: int, console: Console, *, json_output: bool = False) -> int:
-    """Run the lab until Ctrl-C, printing every scenario with ready-to-paste commands.
+def serve_foreground(
+    state_dir: Path | None,
+    port_base: int,
+    console: Console,
+    *,
+    json_output: bool = False,
+    err: Console | None = None,
+) -> int:
+    """Run the lab until Ctrl-C, printing every scenario with ready-to-paste commands on ``console``.
 
-    Returns 0 after a clean stop, 2 when the lab cannot start (e.g. a port is in use).
+    Returns 0 after a clean stop, 2 when the lab cannot start (e.g. a port is in use, or ``port_base`` is out
+    of range); the reason is then one line on ``err`` (default: standard error, coloured like ``console``).
     """
+    from rich.console import Console as RichConsole
     from rich.text import Text
 
-    lab = Lab(state_dir, port_base=port_base, include_hostile=True)
+    if err is None:
+        err = RichConsole(stderr=True, no_color=console.no_color, highlight=False, emoji=False, markup=False)
     try:
+        lab = Lab(state_dir, port_base=port_base, include_hostile=True)
         lab.start()
     except LabStartError as exc:
-        console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        err.print(Text("error: ", style="red").append(clean(exc)), soft_wrap=True)
         return 2
     try:
         if json_output:
