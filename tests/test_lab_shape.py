@@ -4,17 +4,22 @@ start errors on stderr, and a running lab owning its state directory."""
 from __future__ import annotations
 
 import ast
+import hashlib
 import io
 import socket
+import ssl
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from rich.console import Console
 
 import certdoctor.lab
 from certdoctor.lab import SCENARIOS, Lab, LabStartError, serve_foreground
+from certdoctor.lab.pki import LabPKI
 
 LAB_PACKAGE = Path(certdoctor.lab.__file__).parent
 
@@ -189,3 +194,139 @@ def test_foreground_error_text_is_escaped(tmp_path: Path) -> None:
     assert "\x1b" not in text and "\x07" not in text
     assert "evil\\x1b]8;;x\\x07name\\x1b[2J" in text
     assert "--state-dir" in text
+
+
+# --- 4. a running lab owns its state directory ----------------------------------------------------------
+
+
+def _snapshot(directory: Path) -> dict[str, tuple[int, str]]:
+    return {
+        str(p.relative_to(directory)): (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _verified_leaf(lab: Lab, name: str) -> x509.Certificate:
+    """The leaf ``lab`` serves for scenario ``name``, after ``ssl`` verified the chain against the lab's root file."""
+    endpoint = lab.endpoints[name]
+    ctx = ssl.create_default_context(cafile=str(lab.root_path))
+    with (
+        socket.create_connection((endpoint.addresses[0], endpoint.port), timeout=10) as sock,
+        ctx.wrap_socket(sock, server_hostname=endpoint.hostname) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der)
+
+
+def _served_leaf(lab: Lab, name: str) -> x509.Certificate:
+    endpoint = lab.endpoints[name]
+    return x509.load_pem_x509_certificates(endpoint.chain_path.read_bytes())[0]
+
+
+def _openssl_verify(lab: Lab, name: str) -> subprocess.CompletedProcess[str]:
+    endpoint = lab.endpoints[name]
+    return subprocess.run(
+        [
+            "openssl",
+            "s_client",
+            "-connect",
+            f"{endpoint.addresses[0]}:{endpoint.port}",
+            "-servername",
+            endpoint.hostname,
+            "-verify_hostname",
+            endpoint.hostname,
+            "-CAfile",
+            str(lab.root_path),
+            "-verify_return_error",
+        ],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_second_lab_on_the_same_state_dir_leaves_the_running_one_alone(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    with Lab(state, include_hostile=False) as first:
+        assert first.owns_state_dir
+        before = _snapshot(state)
+        assert "lab-root.pem" in before and "chains/good-rsa.pem" in before and "chains/good-rsa.key" in before
+        served_before = _served_leaf(first, "good-rsa")
+
+        # The second lab has more scenarios (hostile ones: keys the first never made) and runs a while.
+        second = Lab(state, include_hostile=True)
+        with second:
+            assert not second.owns_state_dir
+            assert second.root_path == first.root_path  # the same trusted root, not rewritten
+            for endpoint in second.endpoints.values():
+                assert not endpoint.chain_path.is_relative_to(state)
+            assert second.root == first.root
+            second_leaf = _verified_leaf(second, "good-rsa")
+            assert second_leaf != served_before and second_leaf == _served_leaf(second, "good-rsa")  # its own files
+            private = second.endpoints["good-rsa"].chain_path.parent
+            assert private.is_dir()
+        assert not private.exists()  # removed on stop
+
+        assert _snapshot(state) == before
+        assert _verified_leaf(first, "good-rsa") == served_before == _served_leaf(first, "good-rsa")
+        assert first.root.fingerprint(hashes.SHA256()) == x509.load_pem_x509_certificate(
+            first.root_path.read_bytes()
+        ).fingerprint(hashes.SHA256())
+        verified = _openssl_verify(first, "good-two-level")
+        assert "Verify return code: 0 (ok)" in verified.stdout, verified.stdout + verified.stderr
+
+    # Stopped: the state directory is free again, and the next lab owns it (and rewrites its chains).
+    with Lab(state, include_hostile=False) as third:
+        assert third.owns_state_dir
+        assert third.endpoints["good-rsa"].chain_path == state / "chains" / "good-rsa.pem"
+        assert third.root == first.root
+        assert _verified_leaf(third, "good-rsa") == _served_leaf(third, "good-rsa")
+
+
+def test_the_lock_is_released_when_start_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("no PKI today")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(LabPKI, "__init__", fail)
+        lab = Lab(tmp_path, include_hostile=False)
+        with pytest.raises(RuntimeError, match="no PKI today"):
+            lab.start()
+        assert not lab.owns_state_dir
+    with Lab(tmp_path, include_hostile=False) as again:
+        assert again.owns_state_dir
+
+
+def test_read_only_pki_writes_nothing(tmp_path: Path) -> None:
+    pki = LabPKI(tmp_path, "http://127.0.0.1:1", write=False)
+    leaf, _ = pki.issue_leaf(key_name="leaf-x", dns_names=["x.certdoctor.test"], common_name="x.certdoctor.test")
+    assert leaf.issuer == pki.issuers["lab-rsa-ca"].cert.subject
+    assert not pki.root_reused
+    assert list(tmp_path.iterdir()) == []
+    # ... but it reads (and reuses) what a writing PKI cached.
+    LabPKI(tmp_path, "http://127.0.0.1:2")
+    before = _snapshot(tmp_path)
+    again = LabPKI(tmp_path, "http://127.0.0.1:3", write=False)
+    assert again.root_reused and again.keys.generated == 0
+    assert _snapshot(tmp_path) == before
+
+
+def test_foreground_on_a_state_dir_in_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def interrupt() -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sys.modules[serve_foreground.__module__], "_block_until_interrupted", interrupt)
+    state = tmp_path / "state"
+    with Lab(state, include_hostile=False) as running:
+        before = _snapshot(state)
+        assert serve_foreground(state, 0, Console(width=400)) == 0
+        assert _snapshot(state) == before
+        assert _verified_leaf(running, "good-rsa") == _served_leaf(running, "good-rsa")
+    out, err = capsys.readouterr()
+    assert f"Lab root certificate: {running.root_path}" in out  # the shared root: users trust one file
+    assert err.count("\n") == 1 and "another lab is using" in err and "--state-dir" in err

@@ -92,10 +92,14 @@ def _key_matches(key: object, kind: KeyKind) -> bool:
 
 
 class KeyCache:
-    """Private keys by name, cached as ``<directory>/<name>.<kind>.pem`` (``directory`` None: memory only)."""
+    """Private keys by name, cached as ``<directory>/<name>.<kind>.pem`` (``directory`` None: memory only).
 
-    def __init__(self, directory: Path | None) -> None:
+    ``write`` False: the files are read, never written (a key that is not there is generated in memory).
+    """
+
+    def __init__(self, directory: Path | None, *, write: bool = True) -> None:
         self.directory = directory
+        self.write = write
         self._keys: dict[tuple[str, KeyKind], PrivateKey] = {}
         self.generated = 0  # how many keys this cache had to generate (the slow path)
 
@@ -122,7 +126,7 @@ class KeyCache:
         if key is None:
             key = generate_key(kind)
             self.generated += 1
-            if path is not None:
+            if path is not None and self.write:
                 write_atomic(path, key_pem(key), private=True)
         self._keys[(name, kind)] = key
         return key
@@ -352,8 +356,9 @@ CA_SPECS: tuple[CASpec, ...] = (
 class LabPKI:
     """The lab root, every intermediate, the delegated OCSP signer and a leaf factory.
 
-    ``state_dir`` None keeps everything in memory (nothing cached). ``aia_base_url`` is the AIA server's
-    base URL (``http://127.0.0.1:PORT``); each CA's ``.cer`` is at ``<aia_base_url>/<slug>.cer``.
+    ``state_dir`` None keeps everything in memory (nothing cached); ``write`` False reads what is cached there
+    (keys, root) but never writes (what is missing or stale is made in memory only). ``aia_base_url`` is the
+    AIA server's base URL (``http://127.0.0.1:PORT``); each CA's ``.cer`` is at ``<aia_base_url>/<slug>.cer``.
     ``url_values`` adds placeholders for :meth:`expand_url` (``{aia}`` is always ``aia_base_url``).
 
     Revocation: every certificate issued by a lab CA is recorded in :attr:`issued` (issuer slug -> serials),
@@ -370,12 +375,14 @@ class LabPKI:
         *,
         now: dt.datetime | None = None,
         url_values: Mapping[str, str] | None = None,
+        write: bool = True,
     ) -> None:
         self.state_dir = state_dir
+        self.write = write
         self.aia_base_url = aia_base_url.rstrip("/")
         self.url_values = {**(url_values or {}), "aia": self.aia_base_url}
         self.now = now or utcnow()
-        self.keys = KeyCache(state_dir / "keys" if state_dir is not None else None)
+        self.keys = KeyCache(state_dir / "keys" if state_dir is not None else None, write=write)
         self.issued: dict[str, set[int]] = {}
         self.revocations: dict[str, dict[int, Revocation]] = {}
         self._lock = threading.Lock()  # leaves of big scenarios are issued in worker threads
@@ -439,7 +446,7 @@ class LabPKI:
             not_after=self.now + dt.timedelta(days=10 * 365),
             ca=True,
         )
-        if path is not None:
+        if path is not None and self.write:
             write_atomic(path, cert_pem(cert))
         return Issuer(ROOT_SLUG, cert, key)
 

@@ -20,8 +20,10 @@ import errno
 import logging
 import os
 import shlex
+import shutil
 import socket
 import ssl
+import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -29,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import IO, TYPE_CHECKING, Literal, Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -40,6 +42,11 @@ from ..certinfo import is_ip
 from ..render.escape import clean
 from . import pki, revocation
 from .scenarios import SCENARIOS, LeafSpec, Scenario
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: labs do not lock their state directory
+    fcntl = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -57,6 +64,7 @@ SECOND_ADDRESS = "127.0.0.2"
 BIG_CHAIN = 1000  # chains with at least this many filler certificates are built in a worker thread
 STAPLE_REFRESH = 300.0  # seconds a stapling server keeps serving the same OCSP response
 MAX_PORT = 65535
+LOCK_NAME = ".lock"  # in the state directory: held (flock) by the lab that owns it, while it runs
 
 
 def default_state_dir() -> Path:
@@ -578,6 +586,12 @@ class Lab:
     commands then use 127.0.0.1). multi-address additionally listens on 127.0.0.2 when ``bind`` is
     127.0.0.1.
 
+    A started lab owns its ``state_dir`` (an exclusive lock on ``<state_dir>/.lock``, released by stop): it
+    alone writes there. A lab started on a state directory that another lab owns (:attr:`owns_state_dir`
+    False) only reads it: it reuses the cached keys and root certificate without rewriting them (anything
+    missing is generated in memory) and writes its chain files, and its own root when it could not reuse
+    the cached one, to a private temporary directory (:attr:`files_dir`) that stop deletes.
+
     Revocation, once started: :meth:`ocsp_url` and :meth:`crl_url` locate the OCSP responders and CRLs of the
     CAs in :data:`pki.REVOCATION_SLUGS`; :attr:`unreachable_ocsp_url` is a URL whose port refuses
     connections; :meth:`ocsp_response` builds a response the way a responder signs it; :attr:`revoked` lists
@@ -600,6 +614,8 @@ class Lab:
         self.router = Router()
         self.endpoints: dict[str, Endpoint] = {}
         self.root_path = self.state_dir / "lab-root.pem"
+        self.files_dir = self.state_dir  # where chains/ is written: state_dir, or a private temporary directory
+        self.owns_state_dir = False  # True while started and holding the state directory's lock
         self.aia_base_url = ""
         self.aia_port = 0
         self.pki: pki.LabPKI | None = None
@@ -614,6 +630,8 @@ class Lab:
         self._stop: asyncio.Event | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self._addresses: dict[str, tuple[str, ...]] = {}
+        self._lock_file: IO[bytes] | None = None
+        self._private_dir: Path | None = None
         self._check_port_base()
 
     @property
@@ -683,10 +701,11 @@ class Lab:
         began = time.perf_counter()
         try:
             self._bind_all()
-            self._prepare_state_dir()
+            self._claim_state_dir()
             self._build_all()
         except BaseException:
             self._close_sockets()
+            self._release_state_dir()
             raise
         self._ready.clear()
         self._error = None
@@ -710,6 +729,7 @@ class Lab:
         self._loop = None
         self._stop = None
         self._close_sockets()
+        self._release_state_dir()
 
     def __enter__(self) -> Lab:
         return self.start()
@@ -747,14 +767,47 @@ class Lab:
         if last > MAX_PORT:
             raise LabStartError(f"lab: port base {base}: the lab needs ports {base}-{last}, above {MAX_PORT}")
 
-    def _prepare_state_dir(self) -> None:
+    def _claim_state_dir(self) -> None:
+        """Create the state directory and own it (lock it), or, when another lab owns it, get a private
+        directory for the files this lab writes."""
         try:
             self.state_dir.mkdir(parents=True, exist_ok=True)
+            lock_file = open(self.state_dir / LOCK_NAME, "ab")  # noqa: SIM115 - held until stop
         except OSError as exc:
             raise LabStartError(
                 f"lab: cannot use the state directory {self.state_dir}: {exc.strerror or exc} "
                 "(choose another with --state-dir)"
             ) from exc
+        owner = True
+        if fcntl is not None:
+            try:
+                fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                owner = False
+            except OSError:  # a file system without locks: behave as before locks existed
+                log.debug("lab: cannot lock %s", self.state_dir, exc_info=True)
+        if owner:
+            self._lock_file = lock_file
+            self.owns_state_dir = True
+            self.files_dir = self.state_dir
+            return
+        lock_file.close()
+        log.debug("lab: %s is in use by another lab; files go to a private directory", self.state_dir)
+        try:
+            self._private_dir = Path(tempfile.mkdtemp(prefix="certdoctor-lab-"))
+        except OSError as exc:
+            raise LabStartError(f"lab: cannot create a temporary directory: {exc.strerror or exc}") from exc
+        self.files_dir = self._private_dir
+
+    def _release_state_dir(self) -> None:
+        """Unlock the state directory (if this lab owns it) and delete the private directory (if any)."""
+        if self._lock_file is not None:
+            self._lock_file.close()  # closing the descriptor releases the flock
+            self._lock_file = None
+        self.owns_state_dir = False
+        if self._private_dir is not None:
+            shutil.rmtree(self._private_dir, ignore_errors=True)
+            self._private_dir = None
 
     def _bind(self, what: str, address: str, port: int) -> socket.socket:
         try:
@@ -816,11 +869,21 @@ class Lab:
 
     def _build_all(self) -> None:
         self.aia_base_url = f"http://{_bracket(self.connect_address)}:{self.aia_port}"
-        self.pki = pki.LabPKI(self.state_dir, self.aia_base_url, url_values={"unreachable": self.unreachable_ocsp_url})
+        self.pki = pki.LabPKI(
+            self.state_dir,
+            self.aia_base_url,
+            url_values={"unreachable": self.unreachable_ocsp_url},
+            write=self.owns_state_dir,
+        )
+        self.root_path = self.state_dir / "lab-root.pem"
+        if not self.owns_state_dir and not self.pki.root_reused:
+            # Not the root users trust (that one could not be reused): this lab's own, in its own directory.
+            self.root_path = self.files_dir / "lab-root.pem"
+            pki.write_atomic(self.root_path, pki.cert_pem(self.pki.root.cert))
         for path, der in self.pki.ca_files().items():
             self.router.add_static(path, der, "application/pkix-cert")
         self.add_revocation_routes()
-        builder = _Builder(self.pki, self.state_dir / "chains")
+        builder = _Builder(self.pki, self.files_dir / "chains")
         # OpenSSL 3 needs ~0.1 ms to parse each certificate, so loading a huge chain takes over a second.
         # It releases the GIL meanwhile: build the big ones in worker threads while building the rest.
         big = [s for s in self.scenarios if s._spec.filler >= BIG_CHAIN]
@@ -1128,6 +1191,17 @@ def serve_foreground(
     except LabStartError as exc:
         err.print(Text("error: ", style="red").append(clean(exc)), soft_wrap=True)
         return 2
+    if not lab.owns_state_dir:
+        err.print(
+            Text(
+                clean(
+                    f"note: another lab is using {lab.state_dir}; this one keeps its chain files in "
+                    f"{lab.files_dir} (deleted when it stops). Use --state-dir for a lab of your own."
+                ),
+                style="dim",
+            ),
+            soft_wrap=True,
+        )
     try:
         if json_output:
             _print_json_listing(lab)
