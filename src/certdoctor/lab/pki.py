@@ -8,7 +8,7 @@ server's port, which can change.
 
 The PKI also records what it issued and what it revoked (:attr:`LabPKI.issued`, :attr:`LabPKI.revocations`)
 and answers for it with CRLs and OCSP responses (:meth:`LabPKI.crl`, :meth:`LabPKI.answer_ocsp`,
-:meth:`LabPKI.ocsp_response`; built by ``revocation.py``, served by ``servers.py``).
+:meth:`LabPKI.ocsp_response`; built by ``revocation.py``, served by ``aia.py``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The lab's revocation data, CRLs and OCSP responses, built with ``cryptography``.
 
 Pure functions over certificates and keys, no I/O and no clock of their own: :class:`pki.LabPKI` records
-what was issued and revoked and calls these with the current time; ``servers.py`` serves the results on
+what was issued and revoked and calls these with the current time; ``aia.py`` serves the results on
 the AIA HTTP server. This module does not import ``pki``: the types both use are in ``pkitypes``.
 """
 
