@@ -24,7 +24,7 @@ from OpenSSL import SSL
 from rich.console import Console
 
 from certdoctor.lab import SCENARIOS, Lab, LabStartError, serve_foreground
-from certdoctor.lab import servers as lab_servers
+from certdoctor.lab import foreground as lab_foreground
 from certdoctor.lab.pki import LabPKI
 
 CURL = shutil.which("curl") or "/usr/bin/curl"
@@ -406,14 +406,16 @@ def test_busy_port_is_a_clear_error(tmp_path: Path, busy_port: int) -> None:
 
 def test_serve_foreground(tmp_path: Path, busy_port: int, monkeypatch: pytest.MonkeyPatch) -> None:
     console = Console(record=True, width=400, file=io.StringIO())
-    assert serve_foreground(tmp_path, busy_port, console) == 2
-    assert "already in use" in console.export_text()
+    err = Console(record=True, width=400, file=io.StringIO())
+    assert serve_foreground(tmp_path, busy_port, console, err=err) == 2
+    assert "already in use" in err.export_text()
+    assert console.export_text() == ""
 
     def interrupt() -> None:
         raise KeyboardInterrupt
 
     console = Console(record=True, width=400, file=io.StringIO())
-    monkeypatch.setattr(lab_servers, "_block_until_interrupted", interrupt)
+    monkeypatch.setattr(lab_foreground, "_block_until_interrupted", interrupt)
     started = time.perf_counter()
     assert serve_foreground(tmp_path, 0, console) == 0
     assert time.perf_counter() - started < 15

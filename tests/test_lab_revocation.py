@@ -30,7 +30,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from OpenSSL import SSL
 
 from certdoctor.lab import SCENARIOS, Lab
-from certdoctor.lab import servers as lab_servers
+from certdoctor.lab import foreground as lab_foreground
 from certdoctor.lab.pki import REVOCATION_SLUGS, cert_pem
 
 NEW_SCENARIOS = {
@@ -726,7 +726,7 @@ def test_stapling_server_survives_bad_clients(lab: Lab) -> None:
 
 
 def test_json_listing_has_the_revocation_scenarios(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
-    lab_servers._print_json_listing(lab)
+    lab_foreground._print_json_listing(lab)
     doc = json.loads(capsys.readouterr().out)
     scenarios = {s["name"]: s for s in doc["scenarios"]}
     for name, expected in NEW_SCENARIOS.items():
@@ -743,8 +743,8 @@ def test_text_listing_has_the_revocation_scenarios(tmp_path: Path, monkeypatch: 
         raise KeyboardInterrupt
 
     console = Console(record=True, width=400, file=io.StringIO())
-    monkeypatch.setattr(lab_servers, "_block_until_interrupted", interrupt)
-    assert lab_servers.serve_foreground(tmp_path, 0, console) == 0
+    monkeypatch.setattr(lab_foreground, "_block_until_interrupted", interrupt)
+    assert lab_foreground.serve_foreground(tmp_path, 0, console) == 0
     text = console.export_text()
     for name in NEW_SCENARIOS:
         assert f"https://{name}.certdoctor.test:" in text

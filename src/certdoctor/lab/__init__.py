@@ -4,7 +4,9 @@ It is certdoctor's demo (``certdoctor lab``), its test fixture, and a way for us
 clients against known-broken chains. Everything listens on loopback only.
 """
 
+from .endpoint import Endpoint
+from .foreground import serve_foreground
 from .scenarios import SCENARIOS, Scenario
-from .servers import Endpoint, Lab, LabStartError, serve_foreground
+from .servers import Lab, LabStartError
 
 __all__ = ["SCENARIOS", "Endpoint", "Lab", "LabStartError", "Scenario", "serve_foreground"]

@@ -8,7 +8,7 @@ server's port, which can change.
 
 The PKI also records what it issued and what it revoked (:attr:`LabPKI.issued`, :attr:`LabPKI.revocations`)
 and answers for it with CRLs and OCSP responses (:meth:`LabPKI.crl`, :meth:`LabPKI.answer_ocsp`,
-:meth:`LabPKI.ocsp_response`; built by ``revocation.py``, served by ``servers.py``).
+:meth:`LabPKI.ocsp_response`; built by ``revocation.py``, served by ``aia.py``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -29,11 +28,8 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
 from . import revocation
-from .revocation import Responder, Revocation, Revoke
-
-KeyKind = Literal["rsa2048", "rsa1024", "ec256"]
-HashName = Literal["sha256", "sha1"]
-PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+from .pkitypes import HashName, Issuer, KeyKind, PrivateKey, Revocation, Revoke
+from .revocation import Responder
 
 ROOT_NAME = "certdoctor Lab Root CA"
 ROOT_SLUG = "lab-root"
@@ -96,10 +92,14 @@ def _key_matches(key: object, kind: KeyKind) -> bool:
 
 
 class KeyCache:
-    """Private keys by name, cached as ``<directory>/<name>.<kind>.pem`` (``directory`` None: memory only)."""
+    """Private keys by name, cached as ``<directory>/<name>.<kind>.pem`` (``directory`` None: memory only).
 
-    def __init__(self, directory: Path | None) -> None:
+    ``write`` False: the files are read, never written (a key that is not there is generated in memory).
+    """
+
+    def __init__(self, directory: Path | None, *, write: bool = True) -> None:
         self.directory = directory
+        self.write = write
         self._keys: dict[tuple[str, KeyKind], PrivateKey] = {}
         self.generated = 0  # how many keys this cache had to generate (the slow path)
 
@@ -126,7 +126,7 @@ class KeyCache:
         if key is None:
             key = generate_key(kind)
             self.generated += 1
-            if path is not None:
+            if path is not None and self.write:
                 write_atomic(path, key_pem(key), private=True)
         self._keys[(name, kind)] = key
         return key
@@ -149,19 +149,6 @@ def make_name(common_name: str | None, *extra: tuple[ObjectIdentifier, str]) -> 
 
 def _hash(name: HashName) -> hashes.HashAlgorithm:
     return hashes.SHA256() if name == "sha256" else hashes.SHA1()
-
-
-@dataclass(frozen=True)
-class Issuer:
-    """A certificate that signs others, with its key and the slug of its ``.cer`` file on the AIA server."""
-
-    slug: str
-    cert: x509.Certificate
-    key: PrivateKey
-
-    @property
-    def name(self) -> x509.Name:
-        return self.cert.subject
 
 
 def build_certificate(
@@ -369,8 +356,9 @@ CA_SPECS: tuple[CASpec, ...] = (
 class LabPKI:
     """The lab root, every intermediate, the delegated OCSP signer and a leaf factory.
 
-    ``state_dir`` None keeps everything in memory (nothing cached). ``aia_base_url`` is the AIA server's
-    base URL (``http://127.0.0.1:PORT``); each CA's ``.cer`` is at ``<aia_base_url>/<slug>.cer``.
+    ``state_dir`` None keeps everything in memory (nothing cached); ``write`` False reads what is cached there
+    (keys, root) but never writes (what is missing or stale is made in memory only). ``aia_base_url`` is the
+    AIA server's base URL (``http://127.0.0.1:PORT``); each CA's ``.cer`` is at ``<aia_base_url>/<slug>.cer``.
     ``url_values`` adds placeholders for :meth:`expand_url` (``{aia}`` is always ``aia_base_url``).
 
     Revocation: every certificate issued by a lab CA is recorded in :attr:`issued` (issuer slug -> serials),
@@ -387,12 +375,14 @@ class LabPKI:
         *,
         now: dt.datetime | None = None,
         url_values: Mapping[str, str] | None = None,
+        write: bool = True,
     ) -> None:
         self.state_dir = state_dir
+        self.write = write
         self.aia_base_url = aia_base_url.rstrip("/")
         self.url_values = {**(url_values or {}), "aia": self.aia_base_url}
         self.now = now or utcnow()
-        self.keys = KeyCache(state_dir / "keys" if state_dir is not None else None)
+        self.keys = KeyCache(state_dir / "keys" if state_dir is not None else None, write=write)
         self.issued: dict[str, set[int]] = {}
         self.revocations: dict[str, dict[int, Revocation]] = {}
         self._lock = threading.Lock()  # leaves of big scenarios are issued in worker threads
@@ -456,7 +446,7 @@ class LabPKI:
             not_after=self.now + dt.timedelta(days=10 * 365),
             ca=True,
         )
-        if path is not None:
+        if path is not None and self.write:
             write_atomic(path, cert_pem(cert))
         return Issuer(ROOT_SLUG, cert, key)
 

@@ -1,8 +1,8 @@
 """The lab's revocation data, CRLs and OCSP responses, built with ``cryptography``.
 
 Pure functions over certificates and keys, no I/O and no clock of their own: :class:`pki.LabPKI` records
-what was issued and revoked and calls these with the current time; ``servers.py`` serves the results on
-the AIA HTTP server.
+what was issued and revoked and calls these with the current time; ``aia.py`` serves the results on
+the AIA HTTP server. This module does not import ``pki``: the types both use are in ``pkitypes``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import os
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -23,27 +22,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509 import ocsp
 
-if TYPE_CHECKING:
-    from .pki import Issuer
+from .pkitypes import Issuer, Revocation
 
 STATUS_BACKDATE = dt.timedelta(hours=1)  # OCSP thisUpdate / CRL lastUpdate: the time of the request minus this
 STATUS_VALIDITY = dt.timedelta(days=7)  # OCSP / CRL nextUpdate: the time of the request plus this
 GARBAGE_SIZE = 2048  # bytes of the garbage "OCSP response"
-
-
-class Revocation(NamedTuple):
-    """When and why a certificate was revoked."""
-
-    time: dt.datetime
-    reason: x509.ReasonFlags
-
-
-@dataclass(frozen=True)
-class Revoke:
-    """A revocation recorded when the certificate is issued: ``reason``, at the lab's now + ``days``."""
-
-    reason: x509.ReasonFlags
-    days: float = -1.0
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from typing import Literal, overload
 from cryptography.x509 import ReasonFlags
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
-from .pki import REVOCATION_CA, REVOKED_CA, HashName, KeyKind
-from .revocation import Revoke
+from .pki import REVOCATION_CA, REVOKED_CA
+from .pkitypes import HashName, KeyKind, Revoke
 
 DOMAIN = "certdoctor.test"
 SERVER_AUTH = ExtendedKeyUsageOID.SERVER_AUTH
