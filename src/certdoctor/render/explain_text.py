@@ -28,17 +28,19 @@ def render_explanation(result: Explanation, console: Console, *, quiet: bool = F
     if best.score < 1.0:
         head.append(f"  (closest match, {best.score:.0%})", style="dim")
     console.print(head)
-    console.print(Padding(Text(clean(best.signature.meaning)), (0, 0, 0, 2)))
+    console.print(Padding(Text(clean(best.signature.meaning)), (0, 0, 0, 2), expand=False))
     if len(result.matches) > 1 and not quiet:
         also = ", ".join(dict.fromkeys(clean(m.signature.client) for m in result.matches[1:]))
-        console.print(Padding(Text(f"also matches: {also}", style="dim"), (0, 0, 0, 2)))
+        console.print(Padding(Text(f"also matches: {also}", style="dim"), (0, 0, 0, 2), expand=False))
     console.print()
     console.print(Text("Likely causes, most likely first", style="bold underline"))
     for n, cause in enumerate(result.causes, 1):
         console.print(Text(f"{n}. ", style="bold").append(clean(cause.title), style="bold"))
         if not quiet:
-            console.print(Padding(Text("How to tell: ", style="cyan").append(clean(cause.tell_apart)), (0, 0, 0, 3)))
-            console.print(Padding(Text("Fix: ", style="green").append(clean(cause.fix)), (0, 0, 0, 3)))
+            console.print(
+                Padding(Text("How to tell: ", style="cyan").append(clean(cause.tell_apart)), (0, 0, 0, 3), expand=False)
+            )
+            console.print(Padding(Text("Fix: ", style="green").append(clean(cause.fix)), (0, 0, 0, 3), expand=False))
     console.print()
     console.print(Text("Next: ", style="bold").append(clean(result.command()), style="bold cyan"))
     if not result.host:
@@ -70,7 +72,7 @@ def render_profiles(profiles: Sequence[ClientProfile], console: Console) -> None
         grid.add_column()
         for key, value in rows:
             grid.add_row(Text(key), Text(clean(value)))
-        console.print(Padding(grid, (0, 0, 0, 2)))
+        console.print(Padding(grid, (0, 0, 0, 2), expand=False))
         for note in p.notes:
-            console.print(Padding(Text(f"note: {clean(note)}", style="dim"), (0, 0, 0, 2)))
+            console.print(Padding(Text(f"note: {clean(note)}", style="dim"), (0, 0, 0, 2), expand=False))
         console.print()

@@ -46,7 +46,7 @@ def render_inspect(sources: list[tuple[str, list[dict[str, Any]]]], console: Con
             if d["duplicate_of"] is not None:
                 head.append(f"  (duplicate of #{d['duplicate_of']})", style="yellow")
             if quiet:
-                console.print(Text(f"{clean(source)}\t").append(head).append(f"  {_days(d['days_left'])}"))
+                console.print(Text(f"{clean(source)}").append(head).append(f"  {_days(d['days_left'])}"))
                 continue
             console.print(head)
             link, style = _issuer_text(d)
@@ -96,7 +96,8 @@ def render_inspect(sources: list[tuple[str, list[dict[str, Any]]]], console: Con
                 )
             console.print(_row("sha256", d["sha256"], "dim"))
             console.print(_row("sha1", d["sha1"], "dim"))
-        console.print()
+        if not quiet:
+            console.print()
 
 
 def render_pem_issues(issues: list[dict[str, Any]], console: Console) -> None:

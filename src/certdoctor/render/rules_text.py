@@ -17,9 +17,8 @@ def render_rules(rows: list[dict[str, Any]], out: Console, *, quiet: bool = Fals
         for r in rows:
             out.print(r["id"])
         return
-    if not out.is_terminal:
-        for r in rows:
-            out.print("\t".join((r["id"], r["severity"], r["title"], r["citation"])))
+    if not out.is_terminal:  # written as is: rich would expand the tabs
+        out.file.write("".join("\t".join((r["id"], r["severity"], r["title"], r["citation"])) + "\n" for r in rows))
         return
     table = Table("id", "severity", "title", "citation", box=None, pad_edge=False)
     for r in rows:

@@ -94,7 +94,9 @@ def _path_line(report: ChainReport) -> Text:
 
 
 def _trust_line(report: ChainReport, extra: bool) -> Text:
-    t = Text("  trust  ", style="bold")
+    """Whether the whole chain verifies (path, dates, names, usages) against each store: unlike the path line,
+    which only says where the path ends."""
+    t = Text("  verify ", style="bold")
     for v in report.analysis.verdicts:
         label = v.store + ("+ca-file" if extra and v.store != "custom" else "")
         if v.ok:
@@ -102,7 +104,8 @@ def _trust_line(report: ChainReport, extra: bool) -> Text:
         elif v.ok_with_aia:
             t.append(f"~ {label} (only with AIA fetching)  ", style="yellow")
         else:
-            t.append(f"✗ {label}  ", style="red")
+            t.append(f"✗ {label}", style="red")
+            t.append(f" ({clean(v.error)})  " if v.error else "  ", style="dim")
     return t
 
 
@@ -155,11 +158,11 @@ def _finding(f: Finding, verbose: bool = True) -> list[Text | Padding]:
         return [head]
     out: list[Text | Padding] = [head]
     if where:
-        out.append(Padding(Text(clean(" · ".join(where)), style="dim"), (0, 0, 0, 10)))
-    out.append(Padding(Text(clean(f.detail, 4000)), (0, 0, 0, 10)))
-    out.append(Padding(Text("Fix: ", style="bold green").append(clean(f.fix, 4000)), (0, 0, 0, 10)))
+        out.append(Padding(Text(clean(" · ".join(where)), style="dim"), (0, 0, 0, 10), expand=False))
+    out.append(Padding(Text(clean(f.detail, 4000)), (0, 0, 0, 10), expand=False))
+    out.append(Padding(Text("Fix: ", style="bold green").append(clean(f.fix, 4000)), (0, 0, 0, 10), expand=False))
     if f.citation and f.citation != "—":
-        out.append(Padding(Text(f"See: {f.citation}", style="dim"), (0, 0, 0, 10)))
+        out.append(Padding(Text(f"See: {f.citation}", style="dim"), (0, 0, 0, 10), expand=False))
     return out
 
 
@@ -182,69 +185,113 @@ def clients_table(verdicts: Sequence[ClientVerdict], *, verbose: bool = True) ->
                 said.append(f"\n{clean(v.note)}", style="yellow")
             if verbose and v.because:
                 said.append(f"\nbecause: {clean(', '.join(v.because))}", style="dim")
-            if verbose and {"untrusted-root", "self-signed"} & set(v.because):
-                said.append(f"\nto trust a private CA: {clean(v.trust_howto)}", style="dim")
         table.add_row(mark, Text(clean(v.name), style="bold"), said)
     return table
 
 
+# Chain problems `certdoctor fix` repairs by writing the chain the server should send.
+FIXABLE = frozenset({"wrong-order", "missing-intermediate", "extra-cert", "duplicate-cert", "contains-root"})
+
+
+def fix_command(d: Diagnosis) -> str | None:
+    """The `certdoctor fix` command that repairs the chain problems found, or None."""
+    if not FIXABLE & set(d.ids()):
+        return None
+    if d.target.is_files:
+        return "certdoctor fix " + " ".join(d.target.files) + " -d fixed/"
+    name = d.target.name or ""
+    return f"certdoctor fix {name}:{d.target.port} -d fixed/   (then deploy fixed/fullchain.pem and reload)"
+
+
 def render(d: Diagnosis, console: Console, *, quiet: bool = False, clients: bool = True) -> None:
+    """A diagnosis for a terminal or a pipe. The answer first: the verdict, then every problem (cause, evidence,
+    fix), then what each client will say, then the details (addresses, chains, paths). On a terminal the last
+    lines repeat the verdict and the first fix. ``quiet``: the verdict and one line per problem, nothing else."""
     ev = d.evidence
-    if not quiet:
-        title = Text("certdoctor ", style="bold").append(clean(d.target.label()), style="bold cyan")
-        title.append(f"   checked as of {ev.at:%Y-%m-%d %H:%M} UTC", style="dim")
-        console.print(title)
-        for c in ev.chains:
-            line = Text("  ")
-            if c.ok:
-                line.append("● ", style="green").append(clean(c.source))
-                if c.tls_version:
-                    line.append(f"  {clean(c.tls_version)} {clean(c.cipher or '')}", style="dim")
-                line.append(f"  {c.total_received} certificate(s)", style="dim")
-                if c.elapsed:
-                    line.append(f"  {c.elapsed * 1000:.0f} ms", style="dim")
-            else:
-                line.append("● ", style="red").append(clean(c.source)).append(
-                    f"  {clean(c.error or 'failed')}", style="red"
-                )
-            console.print(line)
-        for r in d.reports:
-            console.print()
-            multi = len(d.reports) > 1
-            heading = "Chain as presented" + (
-                f" by {clean(', '.join(r.sources))}" if multi or ev.target.is_files else ""
-            )
-            console.print(Text(heading, style="bold underline"))
-            for i, cert in enumerate(r.chain.certs):
-                console.print(Group(*_cert_block(r, i, cert, ev.at)))
-            if r.chain.total_received > len(r.chain.certs):
-                console.print(
-                    Text(f"  … {r.chain.total_received - len(r.chain.certs)} more not analysed", style="yellow")
-                )
-            console.print(_path_line(r))
-            console.print(_trust_line(r, bool(ev.extra_roots)))
-            revocation = _revocation_line(r)
-            if revocation is not None:
-                console.print(revocation)
-        for note in d.notes:
-            console.print(Text(f"note: {clean(note)}", style="dim"))
-        console.print()
-    if d.findings:
-        if not quiet:
-            console.print(Text("Problems", style="bold underline"))
+    if quiet:
+        console.print(verdict_line(d))
         for f in d.findings:
-            for part in _finding(f, verbose=not quiet):
+            for part in _finding(f, verbose=False):
                 console.print(part)
-            if not quiet:
-                console.print()
-    if clients and d.evidence.client_stores and d.clients:
-        if not quiet:
-            console.print(Text("Clients", style="bold underline"))
-        console.print(clients_table(d.clients, verbose=not quiet))
-        if not quiet and d.evidence.extra_roots:
-            console.print(Text("  (predicted as if each client had been given your --ca-file root)", style="dim"))
-        console.print()
+        return
+    title = Text("certdoctor ", style="bold").append(clean(d.target.label()), style="bold cyan")
+    title.append(f"   checked as of {ev.at:%Y-%m-%d %H:%M} UTC", style="dim")
+    console.print(title)
     console.print(verdict_line(d))
+    console.print()
+    if d.findings:
+        console.print(Text("Problems", style="bold underline"))
+        for f in d.findings:
+            for part in _finding(f):
+                console.print(part)
+            console.print()
+    repair = fix_command(d)
+    if repair:
+        console.print(Text("Repair the chain: ", style="bold green").append(clean(repair, 4000)))
+        console.print()
+    if clients and d.evidence.client_stores and d.clients:
+        console.print(Text("Clients", style="bold underline"))
+        if not d.reachable:
+            console.print(Text("  every client fails to connect: no certificate could be obtained", style="red"))
+        else:
+            console.print(clients_table(d.clients))
+            howto = _trust_howto(d.clients)
+            if howto:
+                console.print(Text("  To trust a private CA:", style="bold"))
+                for names, recipe in howto:
+                    console.print(Text(f"    {names}: ", style="bold").append(clean(recipe, 4000)))
+            if d.evidence.extra_roots:
+                console.print(Text("  (predicted as if each client had been given your --ca-file root)", style="dim"))
+        console.print()
+    console.print(Text("Details", style="bold underline"))
+    for c in ev.chains:
+        line = Text("  ")
+        if c.ok:
+            line.append("● ", style="green").append(clean(c.source))
+            if c.tls_version:
+                line.append(f"  {clean(c.tls_version)} {clean(c.cipher or '')}", style="dim")
+            line.append(f"  {c.total_received} certificate(s)", style="dim")
+            if c.elapsed:
+                line.append(f"  {c.elapsed * 1000:.0f} ms", style="dim")
+        else:
+            line.append("● ", style="red").append(clean(c.source)).append(
+                f"  {clean(c.error or 'failed')}", style="red"
+            )
+        console.print(line)
+    for r in d.reports:
+        console.print()
+        multi = len(d.reports) > 1
+        heading = "Chain as presented" + (f" by {clean(', '.join(r.sources))}" if multi or ev.target.is_files else "")
+        console.print(Text(heading, style="bold"))
+        for i, cert in enumerate(r.chain.certs):
+            console.print(Group(*_cert_block(r, i, cert, ev.at)))
+        if r.chain.total_received > len(r.chain.certs):
+            console.print(Text(f"  … {r.chain.total_received - len(r.chain.certs)} more not analysed", style="yellow"))
+        console.print(_path_line(r))
+        console.print(_trust_line(r, bool(ev.extra_roots)))
+        revocation = _revocation_line(r)
+        if revocation is not None:
+            console.print(revocation)
+    for note in d.notes:
+        console.print(Text(f"note: {clean(note)}", style="dim"))
+    if console.is_terminal:  # the answer again where the eye lands after scrolling
+        console.print()
+        console.print(verdict_line(d))
+        first = next((f for f in d.findings if f.severity is Severity.ERROR), None) or (
+            d.findings[0] if d.findings else None
+        )
+        if first is not None:
+            console.print(Text(f"First fix ({first.id}): ", style="bold green").append(clean(first.fix, 4000)))
+
+
+def _trust_howto(verdicts: Sequence[ClientVerdict]) -> list[tuple[str, str]]:
+    """How to make each client that rejects an untrusted or self-signed root trust it: one line per distinct
+    recipe, with the clients it is for (instead of the same advice under every client)."""
+    recipes: dict[str, list[str]] = {}
+    for v in verdicts:
+        if not v.accepts and {"untrusted-root", "self-signed"} & set(v.because) and v.trust_howto:
+            recipes.setdefault(v.trust_howto, []).append(v.name)
+    return [(", ".join(names), recipe) for recipe, names in recipes.items()]
 
 
 def verdict_line(d: Diagnosis) -> Text:
