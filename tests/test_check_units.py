@@ -270,7 +270,14 @@ def test_wrong_order() -> None:
     assert d.ids() == ["wrong-order"] and d.valid
     f = one(d, "wrong-order")
     assert f.severity is Severity.WARNING and f.cert_position is None
-    assert f.evidence == {"sent_order": [f"CN={NAME}", "CN=Unit CA 1", "CN=Unit CA 2"], "path_positions": [0, 2, 1]}
+    assert f.evidence == {
+        "sent_order": [f"CN={NAME}", "CN=Unit CA 1", "CN=Unit CA 2"],
+        "path_positions": [0, 2, 1],
+        "tls_version": "TLSv1.3",
+    }
+    # TLS 1.3 only requires the leaf first (RFC 8446 §4.4.2): the text says so instead of citing TLS 1.2's rule
+    assert "On this TLS 1.3 connection the server certificate comes first" in f.detail
+    assert "TLS 1.2 (RFC 5246 §7.4.2) requires" not in f.detail
 
 
 @covers("duplicate-cert")

@@ -7,6 +7,7 @@ missing or cannot be parsed, instead of raising.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from datetime import datetime
 from functools import lru_cache
@@ -348,8 +349,21 @@ def summary(cert: x509.Certificate, at: datetime | None = None) -> dict[str, Any
         "self_signed": is_self_signed(cert),
     }
     if at is not None:
-        d["days_left"] = round((not_after(cert) - at).total_seconds() / 86400, 1)
+        d["days_left"] = days_until(not_after(cert), at)
     return d
+
+
+def days_until(moment: datetime, at: datetime) -> float:
+    """Days from ``at`` to ``moment`` (negative: past), rounded DOWN to a tenth of a day, so that every output
+    that shows whole days (:func:`days_phrase`) agrees: 88.96 days is 88.9 here and "88 days left" there."""
+    return math.floor((moment - at).total_seconds() / 8640) / 10
+
+
+def days_phrase(days: float) -> str:
+    """ "N days left" (whole days, rounded down) or "expired N days ago" for a :func:`days_until` value."""
+    if days < 0:
+        return f"expired {math.floor(-days)} days ago" if days <= -1 else "expired today"
+    return f"{math.floor(days)} days left"
 
 
 _ASN1_KIND = re.compile(r"kind: (\w+)")

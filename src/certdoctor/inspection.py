@@ -120,6 +120,10 @@ def _roles(entries: Sequence[Entry], issued_by: dict[int, list[int]]) -> dict[in
             roles[e.index] = "root"
         else:
             roles[e.index] = "intermediate"
+    first: dict[str, int] = {}
+    for e in entries:  # a repeated certificate has the role of its first copy (duplicate_of says it is one)
+        fp = certinfo.fingerprint(e.cert)
+        roles[e.index] = roles[first.setdefault(fp, e.index)]
     return roles
 
 
@@ -162,6 +166,9 @@ def describe(entries: Sequence[Entry], at: datetime, index: StoreIndex) -> list[
 
 
 MAX_INSPECT_CERTS = 1000  # per file
+# File formats inspect reads as they are: a DER or PKCS#7 file is not a formatting mistake when the question is
+# "what is in it" (check --file still says that servers need PEM).
+CONTAINERS = frozenset({"der", "pkcs7"})
 
 
 @dataclass
@@ -219,7 +226,11 @@ def inspect_files(paths: Sequence[str], *, at: datetime, ca_files: Sequence[str]
     lint: list[dict[str, Any]] = []
     for path in paths:
         chain = load_chain_file(path, max_certs=MAX_INSPECT_CERTS)
-        lint.extend({"file": path, "problem": i.code, "line": i.line, "detail": i.detail} for i in chain.pem_issues)
+        lint.extend(
+            {"file": path, "problem": i.code, "line": i.line, "detail": i.detail}
+            for i in chain.pem_issues
+            if i.code not in CONTAINERS
+        )
         if chain.error:
             errors.append(f"{path}: {chain.error}")
         else:

@@ -195,14 +195,33 @@ def wrong_order(ctx: ChainContext) -> Iterator[Hit]:
     if leaf_first and path_positions == sorted(path_positions):
         return
     order = " → ".join(f"#{p}" for p in path_positions)
+    version = ctx.chain.tls_version  # None for files
+    if not leaf_first:
+        rule = (
+            "Every TLS version requires the server certificate first (RFC 8446 §4.4.2 and RFC 5246 §7.4.2) and "
+            "each following certificate to certify the one before it."
+        )
+    elif version == "TLSv1.3":
+        rule = (
+            "On this TLS 1.3 connection the server certificate comes first, as required; RFC 8446 §4.4.2 only asks "
+            "that the others certify the one before (SHOULD) and lets clients accept any order, so TLS 1.3 clients "
+            "cope. The same chain file served over TLS 1.2 breaks the clients that follow RFC 5246 §7.4.2 to the "
+            "letter."
+        )
+    else:
+        rule = (
+            "TLS 1.2 (RFC 5246 §7.4.2) requires the server certificate first and each following certificate to "
+            "certify the one before it."
+        )
     yield Hit(
-        f"Path order is {order} (positions in the order the server sent them), but TLS requires "
-        "the server certificate first and each following certificate to certify the one before it. Most "
-        "current clients reorder and cope, but older OpenSSL, Java 7, embedded and IoT clients fail.",
+        f"Path order is {order} (positions in the order the "
+        f"{'server sent them' if version else 'file lists them'}). {rule} Most current clients reorder and cope, "
+        "but older OpenSSL, Java 7, embedded and IoT clients fail.",
         CHAIN_FILE_FIX,
         evidence={
             "sent_order": [certinfo.subject(c) for c in ctx.chain.certs],
             "path_positions": path_positions,
+            "tls_version": version,
         },
     )
 

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from .. import certinfo
 from ..collect.http import preload as preload_http
 from ..pipeline import Session
 from ..render.escape import clean
@@ -102,8 +103,7 @@ def _text_line(meta: Meta) -> str:
         return f"{head}  {clean(meta.error, 200)}\n"
     parts = [", ".join(meta.ids)] if meta.ids else []
     if meta.days_left is not None:
-        days = meta.days_left
-        parts.append(f"(expired {-days:.0f} days ago)" if days < 0 else f"({days:.0f} days left)")
+        parts.append(f"({certinfo.days_phrase(meta.days_left)})")
     return f"{head}  {'  '.join(parts)}\n"
 
 

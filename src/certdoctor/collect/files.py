@@ -18,7 +18,7 @@ from cryptography import x509
 from ..certinfo import short_reason
 from ..errors import InputError
 from ..model import PresentedChain
-from .pem import PemBlock, der_sequence_length, iter_pem_blocks, load_pkcs7_certificates
+from .pem import PemBlock, der_sequence_length, iter_pem_blocks, load_pkcs7_certificates, looks_like_pkcs12
 
 __all__ = [
     "MAX_FILE_BYTES",
@@ -206,6 +206,13 @@ def chain_from_bytes(data: bytes, source: str, *, max_certs: int = 32) -> Presen
     """The chain in already-read file content (with its PEM formatting facts); never raises."""
     from .pemlint import lint_pem
 
+    if looks_like_pkcs12(source, data[:64]):
+        return PresentedChain(
+            source=source,
+            error=f"a PKCS#12 (.pfx/.p12) bundle, not a certificate chain: `certdoctor fix {source} "
+            "--password-file FILE -d out` writes its chain as PEM (or: openssl pkcs12 -in FILE -nokeys -out chain.pem)",
+            error_kind="parse",
+        )
     try:
         issues = tuple(lint_pem(data))
         certs = parse_certificates(data)

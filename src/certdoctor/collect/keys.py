@@ -77,20 +77,6 @@ def key_pem(key: Any) -> bytes:
     )
 
 
-PKCS12_SUFFIXES = (".p12", ".pfx")
-
-
-def looks_like_pkcs12(path: str | Path, head: bytes) -> bool:
-    """By name (.p12/.pfx), or by content: a PFX is SEQUENCE { INTEGER 3, ... } (RFC 7292 §4)."""
-    if str(path).lower().endswith(PKCS12_SUFFIXES):
-        return True
-    if head[:1] != b"\x30" or len(head) < 8:
-        return False
-    length_octets = head[1] - 0x80 if head[1] & 0x80 else 0
-    body = 2 + length_octets
-    return head[body : body + 3] == b"\x02\x01\x03"
-
-
 def load_pkcs12(path: str | Path, password: bytes | None, data: bytes | None = None) -> tuple[Any, list[Any]]:
     """(key or None, certificates: the bundle's own certificate first) from a .pfx/.p12 file (or its ``data``)."""
     from cryptography.hazmat.primitives.serialization import pkcs12

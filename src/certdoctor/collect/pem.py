@@ -9,6 +9,7 @@ import re
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs7
@@ -71,3 +72,17 @@ def load_pkcs7_certificates(der: bytes) -> list[x509.Certificate]:
     if not certs:
         raise ValueError("the PKCS#7 bundle holds no certificates")
     return certs
+
+
+PKCS12_SUFFIXES = (".p12", ".pfx")
+
+
+def looks_like_pkcs12(path: str | Path, head: bytes) -> bool:
+    """By name (.p12/.pfx), or by content: a PFX is SEQUENCE { INTEGER 3, ... } (RFC 7292 §4)."""
+    if str(path).lower().endswith(PKCS12_SUFFIXES):
+        return True
+    if head[:1] != b"\x30" or len(head) < 8:
+        return False
+    length_octets = head[1] - 0x80 if head[1] & 0x80 else 0
+    body = 2 + length_octets
+    return head[body : body + 3] == b"\x02\x01\x03"

@@ -7,6 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
+from .. import certinfo
 from .escape import clean
 
 ROLE_STYLE = {"leaf": "magenta", "intermediate": "magenta", "root": "magenta", "unrelated": "red"}
@@ -32,7 +33,7 @@ def _issuer_text(d: dict[str, Any]) -> tuple[str, str]:
 
 
 def _days(left: float) -> str:
-    return f"expired {int(-left) + (1 if left % 1 else 0)} days ago" if left < 0 else f"{int(left)} days left"
+    return certinfo.days_phrase(left)
 
 
 def render_inspect(sources: list[tuple[str, list[dict[str, Any]]]], console: Console, *, quiet: bool = False) -> None:

@@ -23,15 +23,10 @@ SEVERITY_MARK = {Severity.ERROR: "✗", Severity.WARNING: "!", Severity.INFO: "i
 
 
 def _days(cert: x509.Certificate, at: datetime) -> tuple[str, str]:
-    left = (certinfo.not_after(cert) - at).total_seconds() / 86400
+    left = certinfo.days_until(certinfo.not_after(cert), at)
     if certinfo.not_before(cert) > at:
-        return (
-            f"not valid for {int((certinfo.not_before(cert) - at).total_seconds() // 86400)} more days",
-            "red",
-        )
-    if left < 0:
-        return (f"expired {int(-left)} days ago", "red")
-    return (f"{int(left)} days left", "yellow" if left < 30 else "green")
+        return (f"not valid for {int(certinfo.days_until(certinfo.not_before(cert), at))} more days", "red")
+    return (certinfo.days_phrase(left), "red" if left < 0 else ("yellow" if left < 30 else "green"))
 
 
 def _role(report: ChainReport, index: int, cert: x509.Certificate) -> str:
