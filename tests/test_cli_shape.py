@@ -268,3 +268,44 @@ def test_fix_writes_no_empty_chain_pem(tmp_path, capsys):
     config = {c["id"]: c["text"] for c in doc["config"]}
     assert "chain.pem" not in config["apache-legacy"] and "chain.pem" not in config["aws-acm"]
     assert code in (0, 1)
+
+
+# --- small answers that must agree ---------------------------------------------------------------------------
+
+
+def test_days_left_agree_between_check_inspect_and_scan(lab, capsys):
+    path = str(lab.endpoints["good-rsa"].chain_path)
+    main(["check", path, "--ca-file", str(lab.root_path), "--no-color", "--at", "2026-12-01T12:00:00"])
+    check_days = re.search(r"#0 leaf.*?\((\d+) days left\)", capsys.readouterr().out, re.S).group(1)
+    main(["inspect", path, "-q", "--at", "2026-12-01T12:00:00"])
+    inspect_days = re.search(r"#0 leaf.*?(\d+) days left", capsys.readouterr().out).group(1)
+    assert check_days == inspect_days
+
+
+def test_inspect_takes_pkcs7_and_names_a_repeated_intermediate(lab, tmp_path, capsys):
+    chain = lab.endpoints["good-rsa"].chain_path
+    p7 = tmp_path / "chain.p7b"
+    subprocess.run(["openssl", "crl2pkcs7", "-nocrl", "-certfile", str(chain), "-out", str(p7)], check=True)
+    assert main(["inspect", str(p7), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["pem_issues"] == [] and [c["role"] for c in doc["certificates"]] == ["leaf", "intermediate"]
+    cert, rest = split_chain(lab, "good-rsa", tmp_path)
+    twice = tmp_path / "twice.pem"
+    twice.write_bytes(cert.read_bytes() + rest.read_bytes() * 2)
+    assert main(["inspect", str(twice), "--json"]) == 0
+    certs = json.loads(capsys.readouterr().out)["certificates"]
+    assert [(c["role"], c["duplicate_of"]) for c in certs] == [
+        ("leaf", None),
+        ("intermediate", None),
+        ("intermediate", 1),
+    ]
+
+
+def test_a_pfx_given_as_chain_file_says_what_it_is(lab, tmp_path, capsys):
+    ep = lab.endpoints["good-rsa"]
+    pfx = tmp_path / "site.pfx"
+    export = ["openssl", "pkcs12", "-export", "-in", str(ep.chain_path), "-inkey", str(ep.key_path)]
+    subprocess.run([*export, "-passout", "pass:x", "-out", str(pfx)], check=True)
+    assert main(["check", "--file", str(pfx), "--json"]) == 3
+    err = capsys.readouterr().err
+    assert "PKCS#12" in err and "certdoctor fix" in err and "malformed DER" not in err

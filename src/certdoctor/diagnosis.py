@@ -12,14 +12,19 @@ from functools import cached_property
 from typing import Any
 
 from . import certinfo
-from .model import JSON_VERSION, Evidence, ExitCode, Finding, PresentedChain, Severity, Target
+from .model import JSON_VERSION, Evidence, ExitCode, Finding, PresentedChain, Severity, Target, Verdict
 from .paths import ChainAnalysis
 from .revocation import CertRevocation
 
 
 @dataclass(frozen=True)
 class ChainReport:
-    """One distinct chain and every source that presented it."""
+    """One distinct chain and every source that presented it.
+
+    ``sources``: the addresses (``"127.0.0.1:443"``) or files that presented exactly these certificates, in
+    collection order. ``chain``: the certificates as presented (position 0 = what was sent first, normally the
+    leaf; duplicates kept). ``analysis``: the paths built from them and the verdict per trust store.
+    """
 
     sources: tuple[str, ...]
     chain: PresentedChain
@@ -30,6 +35,15 @@ class ChainReport:
 
 @dataclass(frozen=True, repr=False)
 class Diagnosis:
+    """What certdoctor concluded about one target (see :func:`certdoctor.diagnose`).
+
+    ``reports``: one :class:`ChainReport` per distinct chain presented (several when the addresses behind a
+    name differ). ``failures``: the addresses or files that gave no chain (connection, handshake or parse
+    errors). ``findings``: every finding, errors first then warnings then info, each naming its sources and,
+    where it is about one certificate, its position in the presented chain (0 = leaf). ``evidence``: everything
+    collected, at ``evidence.at`` (UTC). ``clients``: the per-client predictions, computed on first use.
+    """
+
     target: Target
     evidence: Evidence
     reports: tuple[ChainReport, ...]
@@ -46,6 +60,7 @@ class Diagnosis:
 
     @property
     def errors(self) -> list[Finding]:
+        """The findings of severity error (any one makes the target invalid)."""
         return [f for f in self.findings if f.severity is Severity.ERROR]
 
     @property
@@ -54,11 +69,19 @@ class Diagnosis:
 
     @property
     def reachable(self) -> bool:
+        """At least one address (or file) gave a chain to judge."""
         return bool(self.reports)
 
     @property
     def valid(self) -> bool:
         return self.reachable and not self.errors
+
+    @property
+    def verdict(self) -> Verdict:
+        """valid (reachable, no error), invalid (an error finding) or unreachable (no certificate obtained)."""
+        if not self.reachable:
+            return Verdict.UNREACHABLE
+        return Verdict.INVALID if self.errors else Verdict.VALID
 
     @property
     def exit_code(self) -> int:
@@ -95,7 +118,7 @@ class Diagnosis:
                 "files": list(self.target.files),
             },
             "checked_at": ev.at.isoformat(),
-            "verdict": "valid" if self.valid else ("unreachable" if not self.reachable else "invalid"),
+            "verdict": self.verdict.value,
             "exit_code": self.exit_code_for(fail_on),
             "stores": [{"name": s.name, "description": s.description, "roots": len(s.roots)} for s in ev.stores]
             + (

@@ -9,7 +9,8 @@
     │   ├── StoreUnavailable        (certdoctor.collect.stores) an explicitly requested trust store is missing
     │   └── FixError                (certdoctor.fixer) the files cannot be made into a chain
     └── CollectError                the target could not be checked: nothing to judge was obtained
-        └── ResolveError            (certdoctor.collect.handshake) the name does not resolve
+        ├── ResolveError            (certdoctor.collect.handshake) the name does not resolve
+        └── LabStartError           (certdoctor.lab) the lab cannot start (a port in use, a bad port base)
 
 A failed connection to *one* address of a name that has others is not an exception but a finding
 (``connection-failed``); these exceptions mean no diagnosis could be made at all.

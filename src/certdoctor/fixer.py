@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from . import certinfo
 from .errors import InputError
-from .model import Evidence, PresentedChain, Target
+from .model import Evidence, PathEnd, PresentedChain, Target
 from .names import match_hostname
 from .paths import StoreIndex, dedupe
 from .pipeline import collect_aia, judge, load_stores, parse_at
@@ -36,7 +36,7 @@ class FixPlan:
     root: x509.Certificate | None  # the anchor, when known (written only with include_root)
     include_root: bool
     complete: bool  # the path reaches a trust anchor or a self-signed root
-    end: str
+    end: PathEnd
     fetched: list[tuple[x509.Certificate, str]] = field(default_factory=list)  # (cert, AIA URL)
     dropped: list[tuple[x509.Certificate, str]] = field(default_factory=list)  # (cert, reason)
     notes: list[str] = field(default_factory=list)
@@ -353,7 +353,8 @@ def read_inputs(
     called for a PKCS#12 file that needs a password none was given for. Raises FixError (or KeyLoadError) for a
     file that holds neither, or more than :data:`MAX_FIX_CERTS` certificates."""
     from .collect.files import chain_from_bytes, read_capped
-    from .collect.keys import KeyLoadError, keys_in, load_pkcs12, looks_like_pkcs12
+    from .collect.keys import KeyLoadError, keys_in, load_pkcs12
+    from .collect.pem import looks_like_pkcs12
 
     got = FixInputs(password=password)
     for path in paths:

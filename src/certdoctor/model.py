@@ -10,11 +10,31 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum, StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from cryptography import x509
 
 from .errors import InputError
+
+# The kinds that are strings in the JSON vocabulary, as types (a checker catches a misspelt kind).
+ChainErrorKind = Literal[
+    "resolve", "connect", "timeout", "handshake", "not-tls", "too-large", "no-certificate", "parse"
+]  # fmt: skip
+Origin = Literal["presented", "aia", "store"]  # where a certificate of a built path came from
+PathEnd = Literal["anchor", "untrusted-root", "unknown-issuer"]  # how a built path ends
+RevocationKind = Literal["ocsp", "crl"]
+Engine = Literal["openssl", "chrome", "firefox", "safari", "java", "go", "dotnet"]  # a client's verifier
+RevocationChecks = Literal["none", "crlset", "staple"]  # what revocation evidence a client acts on by default
+Sha1Policy = Literal["reject", "accept", "private-only"]
+
+
+class Verdict(StrEnum):
+    """The one-word answer for a target (``verdict`` in every JSON document and scan record)."""
+
+    VALID = "valid"  # reachable, and no error finding
+    INVALID = "invalid"  # at least one error finding
+    UNREACHABLE = "unreachable"  # no certificate could be obtained
+
 
 JSON_VERSION = 1  # the version of the --json vocabulary: every document's "certdoctor" key
 
@@ -93,9 +113,8 @@ class PresentedChain:
     tls_version: str | None = None
     cipher: str | None = None
     error: str | None = None
-    # "resolve", "connect", "timeout", "handshake", "not-tls", "too-large" (oversized handshake),
-    # "no-certificate", "parse"
-    error_kind: str | None = None
+    # "too-large": an oversized handshake; "parse": an unreadable file
+    error_kind: ChainErrorKind | None = None
     ocsp_staple: bytes | None = None
     elapsed: float = 0.0
     handshake_bytes: int = 0  # bytes the server sent until the handshake completed (its certificate flight)
@@ -126,7 +145,7 @@ class RevocationFetch:
     URL. ``data`` is the DER OCSP response or the CRL (DER or PEM) as received; None when ``error`` is set.
     """
 
-    kind: str  # "ocsp" or "crl"
+    kind: RevocationKind
     url: str
     key: str
     data: bytes | None = None

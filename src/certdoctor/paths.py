@@ -23,7 +23,7 @@ from functools import cached_property
 from cryptography import x509
 
 from . import certinfo
-from .model import Evidence, PresentedChain, TrustStore
+from .model import Evidence, Origin, PathEnd, PresentedChain, TrustStore
 
 MAX_DEPTH = 10
 MAX_PATHS = 32
@@ -35,7 +35,7 @@ class Node:
     """One certificate of a candidate path and where it came from."""
 
     cert: x509.Certificate
-    origin: str  # "presented", "aia" or "store"
+    origin: Origin
     position: int | None = None  # first position in the presented chain
     detail: str = ""  # AIA URL, or the stores holding it
 
@@ -51,7 +51,7 @@ class Node:
 @dataclass(frozen=True)
 class CandidatePath:
     nodes: tuple[Node, ...]  # leaf first
-    end: str  # "anchor" (top is a trust anchor), "untrusted-root" (top is self-signed) or "unknown-issuer"
+    end: PathEnd  # "anchor" (top is a trust anchor), "untrusted-root" (top is self-signed), "unknown-issuer"
     anchored_in: tuple[str, ...] = ()  # stores trusting the top certificate
 
     @property

@@ -6,6 +6,12 @@ import argparse
 
 from .common import add_output_options, console, port_number
 
+
+def port_base(text: str) -> int:
+    """A port number, or 0 (free ports)."""
+    return 0 if text.strip() == "0" else port_number(text)
+
+
 NAME = "lab"
 HELP = "run the local lab of misconfigured TLS servers (foreground)"
 DESCRIPTION = (
@@ -24,7 +30,10 @@ exit status: 0 after Ctrl-C, 2 usage error, 3 the lab cannot start (e.g. a port 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--port-base", type=port_number, default=8440, help="first port (AIA server); scenarios follow (8440)"
+        "--port-base",
+        type=port_base,
+        default=8440,
+        help="first port (AIA server); scenarios follow (default 8440; 0: free ports chosen by the system)",
     )
     p.add_argument("--state-dir", help="where generated keys and certificates are kept (~/.cache/certdoctor/lab)")
     add_output_options(p, quiet=False)

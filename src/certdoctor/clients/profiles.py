@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..model import Engine, RevocationChecks, Sha1Policy
+
 # Problem keys the engine can report, and the certdoctor finding ids that explain each of them.
 PROBLEMS: dict[str, tuple[str, ...]] = {
     "issuer-unknown-leaf": ("missing-intermediate", "untrusted-root"),  # only the leaf; its issuer is unknown
@@ -111,7 +113,7 @@ class ClientProfile:
     name: str
     covers: str  # other software that behaves the same
     describes: str  # the version this profile was written for and checked against
-    engine: str  # "openssl", "chrome", "firefox", "safari", "java", "go", "dotnet"
+    engine: Engine
     stores: tuple[str, ...]  # certdoctor store names, preferred first
     store_label: str  # the store in the client's own words
     trust_howto: str  # how to make this client trust a private CA
@@ -120,7 +122,7 @@ class ClientProfile:
     hostname_during_verify: bool  # name checked inside chain verification (before dates), not after
     min_rsa_leaf: int
     min_rsa_ca: int
-    sha1: str  # "reject", "accept", or "private-only" (accepted when the root is not a public one)
+    sha1: Sha1Policy  # "private-only": accepted when the root is not a public one
     public_only_rules: bool  # enforces the 398-day maximum validity (and CT) for publicly trusted roots
     revocation: str  # what it does about revocation by default
     order: tuple[str, ...]
@@ -132,7 +134,7 @@ class ClientProfile:
     # What revocation evidence the client acts on by default: "none", "crlset" (Chrome's pushed list of revoked
     # public certificates: nothing for a private CA), or "staple" (it validates a stapled OCSP response and
     # rejects a revoked or invalid one). ``must_staple``: it enforces the TLS Feature extension.
-    revocation_checks: str = "none"
+    revocation_checks: RevocationChecks = "none"
     must_staple: bool = False
 
 

@@ -32,6 +32,7 @@ from typing import IO, Literal
 
 from cryptography import x509
 
+from ..errors import CollectError
 from . import aia, pki
 from .chains import ChainBuilder
 from .endpoint import Endpoint, bracket
@@ -71,7 +72,7 @@ def default_state_dir() -> Path:
     return Path(base) / "certdoctor" / "lab"
 
 
-class LabStartError(RuntimeError):
+class LabStartError(CollectError):
     """The lab could not start (typically: a port is already in use). The message is one line."""
 
 
