@@ -494,3 +494,122 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     src = write_targets(tmp_path / "t.txt", ["example.com"])
     proc = subprocess.run([*CERTDOCTOR, "scan", str(src), "--concurrency", "0"], capture_output=True, text=True)
     assert proc.returncode == 2
+
+
+# --- several addresses, schemes, resume counting, empty input, --fail-on ------------------------------------
+
+
+def test_records_carry_every_address_and_the_worst_leaf_on_top(
+    lab: Lab, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """multi-address: 127.0.0.2 serves a leaf that expired 30 days ago; the first address's leaf has 89 days."""
+    ep = lab.endpoints["multi-address"]
+    line = f"{ep.hostname}:{ep.port},addr=127.0.0.1,addr=127.0.0.2"
+    src = write_targets(tmp_path / "t.txt", [line, line_for(lab, "good-rsa")])
+    out = tmp_path / "out.jsonl"
+    assert main(["scan", str(src), "--ca-file", str(lab.root_path), "-o", str(out), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    r = {r["line"]: r for r in records(out.read_text())}[1]
+    assert r["verdict"] == "invalid"
+    first, second = r["endpoints"]
+    assert (first["address"], second["address"]) == ("127.0.0.1", "127.0.0.2")
+    assert first["leaf"]["days_left"] > 80 and second["leaf"]["days_left"] < -29
+    assert first["leaf"]["sha256"] != second["leaf"]["sha256"] and first["error"] is None
+    assert r["leaf"]["days_left"] == second["leaf"]["days_left"] and r["leaf"]["sha256"] == second["leaf"]["sha256"]
+    assert r["leaf"]["not_after"] == second["leaf"]["not_after"] and r["leaf"]["address"] == "127.0.0.2"
+    assert r["leaf"]["subject"] == f"CN={ep.hostname}"
+    soonest = err[err.index("soonest expiry") :]
+    assert "-30 d" in soonest  # the expired address's leaf counts in the summary
+
+    # the single-address record names its leaf's address too, per endpoint and on top
+    single = {r["line"]: r for r in records(out.read_text())}[2]
+    assert (
+        single["leaf"]["address"] == "127.0.0.1"
+        and single["endpoints"][0]["leaf"]["sha256"] == single["leaf"]["sha256"]
+    )
+
+    csv_out = tmp_path / "out.csv"
+    assert main(["scan", str(src), "--ca-file", str(lab.root_path), "--csv", "-o", str(csv_out), "-q"]) == 1
+    import csv
+
+    row = {r["line"]: r for r in csv.DictReader(csv_out.open())}["1"]
+    assert float(row["days_left"]) < -29 and row["leaf_address"] == "127.0.0.2"
+    assert row["not_after"] == second["leaf"]["not_after"]
+
+    # repeated lines are spliced from the first record: the same per-address content
+    src = write_targets(tmp_path / "t2.txt", [line] * 5)
+    assert main(["scan", str(src), "--ca-file", str(lab.root_path), "-o", str(out), "-q"]) == 1
+    got = records(out.read_text())
+    assert len(got) == 5 and all(g["leaf"]["address"] == "127.0.0.2" and len(g["endpoints"]) == 2 for g in got)
+
+
+def test_schemes_other_than_tls_ones_are_bad_input() -> None:
+    for raw in (
+        "ftp://example.com/",
+        "http://example.com",
+        "gopher://example.com:70/",
+        "ftp://example.com,addr=192.0.2.1",
+    ):
+        bad = parse_line(1, raw)
+        assert isinstance(bad, BadLine) and "scheme" in bad.reason and "https" in bad.reason, raw
+    for raw, port in (
+        ("https://example.com/x", 443),
+        ("HTTPS://example.com", 443),
+        ("ldaps://example.com", 636),
+        ("imaps://example.com", 993),
+        ("smtps://example.com", 465),
+        ("pop3s://example.com", 995),
+    ):
+        t = parse_line(1, raw)
+        assert isinstance(t, ScanTarget) and t.port == port, raw
+    (row,) = read_targets(["host,port", "ftp://example.com,21"])
+    assert isinstance(row, BadLine) and "scheme" in row.reason
+
+
+def test_resume_counts_the_earlier_verdicts(lab: Lab, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lines = [line_for(lab, "expired"), line_for(lab, "good-rsa"), "not a target"]
+    src = write_targets(tmp_path / "t.txt", lines)
+    for fmt in ("--jsonl", "--csv"):
+        out = tmp_path / f"out{fmt}"
+        assert main(["scan", str(src), "--ca-file", str(lab.root_path), fmt, "-o", str(out), "--no-progress"]) == 1
+        capsys.readouterr()
+        # everything is already done: the earlier records still decide the exit status and the verdicts
+        code = main(["scan", str(src), "--ca-file", str(lab.root_path), fmt, "--resume", str(out), "--no-progress"])
+        err = capsys.readouterr().err
+        assert code == 1, err
+        assert "1 valid" in err and "1 invalid" in err and "1 bad input" in err, err
+        assert "3 from the earlier run" in err, err
+
+
+def test_empty_input_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = write_targets(tmp_path / "t.txt", ["# nothing here", "", "   "])
+    out = tmp_path / "out.jsonl"
+    assert main(["scan", str(src), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "nothing to scan" in err and len(err.strip().splitlines()) == 1, err
+    proc = subprocess.run([*CERTDOCTOR, "scan", "-"], input="# none\n\n", capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "nothing to scan" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    csv_only = write_targets(tmp_path / "h.csv", ["host,port,sni"])
+    assert main(["scan", str(csv_only), "-q"]) == 2
+
+
+def test_fail_on_warning_counts_warnings_as_problems(lab: Lab, tmp_path: Path) -> None:
+    src = write_targets(tmp_path / "t.txt", [line_for(lab, "expiring-soon"), line_for(lab, "good-rsa")])
+    out = tmp_path / "out.jsonl"
+    assert main(["scan", str(src), "--ca-file", str(lab.root_path), "-o", str(out), "-q"]) == 0
+    r = {r["line"]: r for r in records(out.read_text())}[1]
+    assert r["verdict"] == "valid" and r["summary"]["warnings"] >= 1
+    args = ["scan", str(src), "--ca-file", str(lab.root_path), "-o", str(out), "-q", "--fail-on", "warning"]
+    assert main(args) == 1
+    assert main([*args[:-2], "--fail-on", "error"]) == 0
+    # and the warnings of an earlier run count on --resume
+    assert main([*args[:4], "--resume", str(out), "-q", "--fail-on", "warning"]) == 1
+
+
+def test_help_states_the_exit_status_contract() -> None:
+    proc = subprocess.run([*CERTDOCTOR, "scan", "--help"], capture_output=True, text=True, timeout=30)
+    text = " ".join(proc.stdout.split())
+    assert (
+        "exit status: 0 every target valid, 1 problems found (invalid, unreachable target, or bad input line; "
+        "warnings with --fail-on warning), 2 usage error, 130 interrupted" in text
+    ), proc.stdout

@@ -17,9 +17,10 @@ from rich.text import Text
 
 from .. import certinfo
 from ..collect.http import preload as preload_http
+from ..model import Severity
 from ..pipeline import Session
 from ..render.escape import clean
-from ..scan.driver import Summary, count_targets, done_keys, repair_tail, run_scan
+from ..scan.driver import Summary, count_targets, done_records, repair_tail, run_scan
 from ..scan.engine import Meta, ScanOptions
 from ..scan.records import csv_header
 from ..scan.targets import BadLine
@@ -31,6 +32,7 @@ from .common import (
     add_trust_options,
     console,
     diagnose_options,
+    fail_on,
     non_negative_int,
     positive_int,
 )
@@ -57,8 +59,12 @@ examples:
   certdoctor scan hosts.txt -o results.jsonl --resume results.jsonl   # continue after Ctrl-C
   jq -r 'select(.verdict != "valid") | [.target, (.findings | map(.id) | join(" "))] | @tsv' results.jsonl
 
-exit status: 0 every target valid, 1 problems found (an invalid or unreachable target, a bad input line; with
---fail-on warning also warnings), 2 usage error or no target at all, 130 interrupted (what was done is written)
+records: the top-level "leaf" is the worst case among the addresses (the leaf expiring soonest; "leaf.address"
+says whose); "endpoints" has every address with its own "leaf". --resume counts the records already in FILE in
+the verdicts and the exit status.
+
+exit status: 0 every target valid, 1 problems found (invalid, unreachable target, or bad input line; warnings
+with --fail-on warning), 2 usage error, 130 interrupted
 """
 
 
@@ -128,7 +134,12 @@ def summary_table(summary: Summary) -> Table:
     table.add_row(
         "targets",
         f"{summary.done} in {summary.to_dict()['elapsed_s']} s ({summary.rate:.0f}/s)"
-        + (f", {summary.skipped} already done (--resume)" if summary.skipped else "")
+        + (f", {summary.earlier} from the earlier run (--resume)" if summary.earlier else "")
+        + (
+            f", {summary.skipped - summary.earlier} already done (--resume)"
+            if summary.skipped > summary.earlier
+            else ""
+        )
         + ("  — interrupted" if summary.interrupted else ""),
     )
     table.add_row(
@@ -136,7 +147,12 @@ def summary_table(summary: Summary) -> Table:
         Text(f"{v['valid']} valid", style="green")
         + Text(f"  {v['invalid']} invalid", style="red" if v["invalid"] else "")
         + Text(f"  {v['unreachable']} unreachable", style="red" if v["unreachable"] else "")
-        + Text(f"  {v['bad-input']} bad input lines", style="yellow" if v["bad-input"] else ""),
+        + Text(f"  {v['bad-input']} bad input lines", style="yellow" if v["bad-input"] else "")
+        + (
+            Text(f"  ({summary.warned} valid with warnings)", style="yellow" if summary.fail_on_warning else "")
+            if summary.warned
+            else Text("")
+        ),
     )
     if summary.findings:
         table.add_row("findings", "\n".join(f"{n:>6}  {fid}" for fid, n in summary.findings.most_common(15)))
@@ -161,6 +177,9 @@ def run(ns: argparse.Namespace) -> int:
         raise UsageError(f"no such file: {ns.input}")
     if ns.output and ns.resume and Path(ns.output).resolve() != Path(ns.resume).resolve():
         raise UsageError("--resume appends to its own file: give -o the same FILE, or leave -o out")
+    total = count_targets(ns.input)
+    if total == 0:  # before the trust stores load and -o FILE is opened (and emptied)
+        raise UsageError(f"nothing to scan: {ns.input} has no target line")
     # one moment for the whole scan (and every worker); the options are validated and the trust stores loaded
     # once, before workers fork
     diagnose = diagnose_options(ns, clients=False)
@@ -180,12 +199,11 @@ def run(ns: argparse.Namespace) -> int:
     )
     out, fresh = _output(ns)
     fmt = "csv" if ns.csv else ("jsonl" if ns.jsonl or ns.output or ns.resume or not out.isatty() else "text")
-    total = count_targets(ns.input)
-    resume = done_keys(Path(ns.resume)) if ns.resume else set()
+    resume = done_records(Path(ns.resume)) if ns.resume else {}
     workers = ns.workers or (1 if total is not None and total < SMALL_SCAN else (os.cpu_count() or 1))
     if fmt == "csv" and fresh:
         out.write(csv_header())
-    summary = Summary(total=total)
+    summary = Summary(total=total, fail_on_warning=fail_on(ns) == Severity.WARNING)
     show_progress = err.is_terminal and not ns.no_progress and not ns.quiet
 
     def on_bad(bad: BadLine) -> None:
@@ -216,6 +234,9 @@ def run(ns: argparse.Namespace) -> int:
     finally:
         if out is not sys.stdout:
             out.close()
+    if not code and summary.done == 0 and summary.skipped == 0:
+        # only comments and blank lines (or a CSV header): stdin, or a file whose lines count_targets took for some
+        raise UsageError(f"nothing to scan: {'the input' if ns.input == '-' else ns.input} has no target line")
     if not ns.quiet:
         err.print(summary_table(summary))
     if code:

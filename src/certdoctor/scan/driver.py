@@ -22,19 +22,21 @@ import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
 from ..collect.http import preload as preload_http
-from .engine import Engine, Meta, ScanOptions, record_meta
+from .engine import Engine, Meta, ScanOptions, record_meta, worst_severity
 from .records import bad_line_record, error_record, serialise
 from .targets import BadLine, ScanTarget, read_targets
 
 BATCH = 32  # targets per message to a worker
 FLUSH_SECONDS = 0.25
+
+Earlier = tuple[str, str | None]  # a record of the --resume file: (verdict, worst severity)
 
 
 @dataclass
@@ -44,6 +46,9 @@ class Summary:
     total: int | None = None
     done: int = 0
     skipped: int = 0  # already in the --resume file
+    earlier: int = 0  # of those, the records whose verdicts are counted here (read from the file)
+    fail_on_warning: bool = False  # --fail-on warning: a valid target with warnings is a problem too
+    warned: int = 0  # valid targets with warnings (this run and the earlier one)
     verdicts: Counter[str] = field(default_factory=Counter)
     findings: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
@@ -54,6 +59,8 @@ class Summary:
     def add(self, meta: Meta) -> None:
         self.done += 1
         self.verdicts[meta.verdict] += 1
+        if meta.severity is not None and meta.verdict == "valid":
+            self.warned += 1
         for fid in meta.ids:
             self.findings[fid] += 1
         if meta.error and meta.verdict != "bad-input":
@@ -72,9 +79,21 @@ class Summary:
         else:
             heapq.heappushpop(soonest, item)
 
+    def add_earlier(self, earlier: Earlier) -> None:
+        """A target already done in the --resume file: its verdict counts as if scanned now."""
+        verdict, severity = earlier
+        self.skipped += 1
+        self.earlier += 1
+        self.verdicts[verdict] += 1
+        if severity is not None and verdict == "valid":
+            self.warned += 1
+
     @property
     def problems(self) -> int:
-        return self.done - self.verdicts["valid"]
+        """Targets that make the exit status 1: not valid (invalid, unreachable, bad input), and with
+        --fail-on warning valid ones with warnings; the earlier run's records included."""
+        problems = self.done + self.earlier - self.verdicts["valid"]
+        return problems + self.warned if self.fail_on_warning else problems
 
     @property
     def rate(self) -> float:
@@ -85,6 +104,7 @@ class Summary:
         return {
             "targets": self.done,
             "skipped": self.skipped,
+            "earlier": self.earlier,
             "verdicts": dict(self.verdicts),
             "findings": dict(self.findings.most_common()),
             "soonest_expiries": [
@@ -100,13 +120,20 @@ class Summary:
 
 
 def done_keys(path: Path) -> set[tuple[int, str]]:
-    """(line, target) of every record in an earlier results file (JSON Lines or CSV); a torn last line
-    (the scan was killed mid-write) is ignored."""
-    keys: set[tuple[int, str]] = set()
+    """(line, target) of every record in an earlier results file (see :func:`done_records`)."""
+    return set(done_records(path))
+
+
+def done_records(path: Path) -> dict[tuple[int, str], Earlier]:
+    """(line, target) → (verdict, worst severity) of every record in an earlier results file (JSON Lines or
+    CSV), so that a resumed scan counts them in its verdicts and exit status; a torn last line (the scan was
+    killed mid-write) is ignored."""
+    done: dict[tuple[int, str], Earlier] = {}
     if not path.exists():
-        return keys
+        return done
     import csv
 
+    shared: dict[Earlier, Earlier] = {}  # one tuple per distinct value (a million records, a handful of values)
     with path.open(encoding="utf-8", errors="replace") as fh:
         first = fh.readline()
         fh.seek(0)
@@ -116,14 +143,17 @@ def done_keys(path: Path) -> set[tuple[int, str]]:
                     break
                 try:
                     record = json.loads(raw)
-                    keys.add((int(record["line"]), str(record["target"])))
-                except (ValueError, KeyError, TypeError):
+                    key = (int(record["line"]), str(record["target"]))
+                    value = (str(record.get("verdict", "unreachable")), worst_severity(record.get("summary")))
+                except (ValueError, KeyError, TypeError, AttributeError):
                     continue
+                done[key] = shared.setdefault(value, value)
         else:
             for row in csv.DictReader(fh):
                 with contextlib.suppress(ValueError, KeyError, TypeError):
-                    keys.add((int(row["line"]), str(row["target"])))
-    return keys
+                    value = (row.get("verdict") or "unreachable", worst_severity(row))
+                    done[(int(row["line"]), str(row["target"]))] = shared.setdefault(value, value)
+    return done
 
 
 def repair_tail(path: Path) -> None:
@@ -259,7 +289,7 @@ def run_scan(
     fmt: str,
     workers: int,
     adaptive: bool = False,
-    resume: set[tuple[int, str]] | None = None,
+    resume: Mapping[tuple[int, str], Earlier] | set[tuple[int, str]] | None = None,
     on_record: Any = None,
     on_bad: Any = None,
     summary: Summary | None = None,
@@ -304,13 +334,20 @@ def run_scan(
 
 
 def _good(
-    items: Iterable[ScanTarget | BadLine], bad: Any, skip: set[tuple[int, str]], summary: Summary
+    items: Iterable[ScanTarget | BadLine],
+    bad: Any,
+    skip: Mapping[tuple[int, str], Earlier] | set[tuple[int, str]],
+    summary: Summary,
 ) -> Iterator[ScanTarget]:
     """The targets to scan: bad lines go to ``bad``, and lines already done (``skip``, from --resume) are
-    counted and left out."""
+    left out, their earlier verdicts counted (when ``skip`` maps them to theirs)."""
+    counted = isinstance(skip, Mapping)
     for item in items:
         if skip and item.key in skip:
-            summary.skipped += 1
+            if counted:
+                summary.add_earlier(skip[item.key])  # type: ignore[index]
+            else:
+                summary.skipped += 1
         elif isinstance(item, BadLine):
             bad(item)
         else:

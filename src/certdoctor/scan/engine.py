@@ -50,6 +50,18 @@ class Meta(NamedTuple):
     not_after: str | None = None
     days_left: float | None = None
     error: str | None = None
+    severity: str | None = None  # the worst severity among the findings: "error", "warning" or None
+
+
+def worst_severity(summary: dict[str, Any] | None) -> str | None:
+    """ "error", "warning" or None, from a record's ``summary`` counts (a CSV row's errors/warnings columns)."""
+    if not summary:
+        return None
+    if summary.get("errors") not in (0, "0", "", None):
+        return "error"
+    if summary.get("warnings") not in (0, "0", "", None):
+        return "warning"
+    return None
 
 
 Emit = Callable[[str, Meta], None]
@@ -106,6 +118,7 @@ def record_meta(record: dict[str, Any]) -> Meta:
         leaf.get("not_after"),
         leaf.get("days_left"),
         record.get("error") or _unreachable_reason(record),
+        worst_severity(record.get("summary")),
     )
 
 
@@ -288,15 +301,17 @@ def _evidence_key(target: ScanTarget, chains: Iterable[PresentedChain]) -> tuple
 
 
 def _full_meta(record: dict[str, Any]) -> Meta:
-    chains = record.get("chains") or []
-    leaf = (chains[0].get("presented") or [{}])[0] if chains else {}
+    # the leaf expiring soonest among the chains presented (the worst case, as in compact records)
+    leaves = [c["presented"][0] for c in record.get("chains") or [] if c.get("presented")]
+    leaf = min(leaves, key=lambda x: x.get("not_after") or "~") if leaves else {}
     return Meta(
         record["target"],
         record.get("verdict", "unreachable"),
         tuple(dict.fromkeys(f["id"] for f in record.get("findings") or [])),
         leaf.get("not_after"),
-        None,
+        leaf.get("days_left"),
         record.get("error"),
+        worst_severity(record.get("summary")),
     )
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from .. import certinfo
 from ..diagnosis import Diagnosis
+from ..model import PresentedChain
 from .targets import BadLine, ScanTarget
 
 CSV_COLUMNS = (
@@ -23,6 +25,7 @@ CSV_COLUMNS = (
     "leaf_issuer",
     "not_after",
     "days_left",
+    "leaf_address",
     "addresses",
     "error",
     "elapsed_ms",
@@ -38,18 +41,43 @@ def _finding(f: Any) -> dict[str, Any]:
     return out
 
 
-def _leaf(d: Diagnosis, at: datetime) -> dict[str, Any] | None:
-    if not d.reports:
+def _leaves(chains: Sequence[PresentedChain], endpoints: list[dict[str, Any]], at: datetime) -> dict[str, Any] | None:
+    """Give each endpoint the leaf its address presented, and return the record's ``leaf``: the one that expires
+    soonest (or expired first) among the addresses, with the ``address`` that presented it (the worst case, so
+    that ``select(.leaf.days_left < 30)`` sees an old certificate behind any address)."""
+    worst: tuple[datetime, Any, str | None] | None = None
+    seen: dict[int, tuple[datetime, dict[str, Any]]] = {}  # by certificate object: one per distinct certificate
+    for c, endpoint in zip(chains, endpoints, strict=True):
+        if not c.certs:
+            continue
+        cert = c.certs[0]
+        got = seen.get(id(cert))
+        if got is None:
+            end = certinfo.not_after(cert)
+            got = seen[id(cert)] = (
+                end,
+                {
+                    "sha256": certinfo.fingerprint(cert),
+                    "subject": certinfo.subject(cert),
+                    "not_after": end.isoformat(),
+                    "days_left": round((end - at).total_seconds() / 86400, 1),
+                },
+            )
+        endpoint["leaf"] = got[1]
+        if worst is None or got[0] < worst[0]:
+            worst = (got[0], cert, c.address)
+    if worst is None:
         return None
-    leaf = d.reports[0].chain.certs[0]
-    end = certinfo.not_after(leaf)
+    _, cert, address = worst
+    short = seen[id(cert)][1]
     return {
-        "subject": certinfo.subject(leaf),
-        "issuer": certinfo.issuer(leaf),
-        "names": certinfo.dns_names(leaf)[:20],
-        "not_after": end.isoformat(),
-        "days_left": round((end - at).total_seconds() / 86400, 1),
-        "sha256": certinfo.fingerprint(leaf),
+        "subject": short["subject"],
+        "issuer": certinfo.issuer(cert),
+        "names": certinfo.dns_names(cert)[:20],
+        "not_after": short["not_after"],
+        "days_left": short["days_left"],
+        "sha256": short["sha256"],
+        "address": address,
     }
 
 
@@ -62,6 +90,18 @@ def diagnosis_record(
         doc["checked"] = doc.pop("target")
         return {**base, "attempts": attempts, **doc}
     ev = d.evidence
+    endpoints = [
+        {
+            "source": c.source,
+            "address": c.address,
+            "ok": c.ok,
+            "tls_version": c.tls_version,
+            "error": c.error,
+            "error_kind": c.error_kind,
+            "leaf": None,
+        }
+        for c in ev.chains
+    ]
     record = {
         **base,
         "host": target.host,
@@ -71,11 +111,8 @@ def diagnosis_record(
         "verdict": "valid" if d.valid else ("unreachable" if not d.reachable else "invalid"),
         "exit_code": d.exit_code,
         "checked_at": ev.at.isoformat(),
-        "endpoints": [
-            {"source": c.source, "ok": c.ok, "tls_version": c.tls_version, "error": c.error, "error_kind": c.error_kind}
-            for c in ev.chains
-        ],
-        "leaf": _leaf(d, ev.at),
+        "endpoints": endpoints,
+        "leaf": _leaves(ev.chains, endpoints, ev.at),
         "findings": [_finding(f) for f in d.findings],
         "summary": {"errors": len(d.errors), "warnings": len(d.warnings)},
         "attempts": attempts,
@@ -178,6 +215,7 @@ def to_csv_row(record: dict[str, Any]) -> str:
         leaf.get("issuer", ""),
         leaf.get("not_after", ""),
         leaf.get("days_left", ""),
+        leaf.get("address", ""),
         " ".join(e["source"] for e in record.get("endpoints") or []),
         record.get("error") or "; ".join(errors),
         record.get("elapsed_ms", ""),

@@ -29,6 +29,9 @@ from ..pipeline import parse_target
 MAX_LINE = 4096
 _OPTIONS = frozenset({"sni", "name", "addr", "address", "port"})
 _SPACE = re.compile(r"\s")
+# URL schemes of TLS services (those parse_target knows a default port for); any other (ftp://, http://, ...)
+# is not scanned as HTTPS but reported as a bad line
+TLS_SCHEMES = ("https", "ldaps", "imaps", "smtps", "pop3s")
 # The lines most inputs are made of, read without the general parser: "host", "host:port", either followed
 # by one ",addr=IPv4". Anything else (and any port or address this does not vouch for) takes the long way.
 _SIMPLE = re.compile(r"([A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?)(?::([0-9]{1,5}))?(?:,addr=([0-9.]{7,15}))?")
@@ -69,6 +72,12 @@ class BadLine(NamedTuple):
 
 
 def _make(line: int, text: str, spec: str, options: dict[str, list[str]]) -> ScanTarget | BadLine:
+    if "://" in spec:
+        scheme = spec.partition("://")[0].lower()
+        if scheme not in TLS_SCHEMES:
+            return BadLine(
+                line, text, f"unsupported scheme {scheme + '://'!r}: scan speaks TLS ({', '.join(TLS_SCHEMES)})"
+            )
     try:
         host, port = parse_target(spec)
     except InputError as exc:
