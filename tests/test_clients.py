@@ -117,5 +117,5 @@ def test_clients_command(capsys) -> None:  # type: ignore[no-untyped-def]
     assert "Java (JSSE)" in out and "AIA fetching" in out
     assert main(["clients", "go", "--json"]) == 0
     (go,) = json.loads(capsys.readouterr().out)["clients"]
-    assert go["id"] == "go" and go["cn_fallback"] is False
+    assert go["client"] == "go" and go["cn_fallback"] is False
     assert main(["clients", "lynx"]) == 2

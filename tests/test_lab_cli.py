@@ -55,12 +55,12 @@ def test_lab_foreground_serves_until_interrupted(tmp_path):
         scenarios = {s["name"]: s for s in doc["scenarios"]}
         good = scenarios["good-rsa"]
         assert good["port"] == base + 1 and good["expected"] == []
-        ok = subprocess.run(good["curl"], capture_output=True, text=True, timeout=20)
+        ok = subprocess.run(good["curl_argv"], capture_output=True, text=True, timeout=20)
         assert ok.returncode == 0 and "good-rsa" in ok.stdout
-        bad = subprocess.run(scenarios["expired"]["curl"], capture_output=True, text=True, timeout=20)
+        bad = subprocess.run(scenarios["expired"]["curl_argv"], capture_output=True, text=True, timeout=20)
         assert bad.returncode == 60 and "expired" in bad.stderr
         checked = subprocess.run(
-            [sys.executable, "-m", "certdoctor.cli", *scenarios["expired"]["certdoctor"][1:], "--json"],
+            [sys.executable, "-m", "certdoctor.cli", *scenarios["expired"]["check_argv"][1:], "--json"],
             capture_output=True,
             text=True,
             timeout=60,
