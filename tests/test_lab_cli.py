@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import socket
 import subprocess
 import sys
 
+import jsonschemas
 from certdoctor.lab import SCENARIOS
 
 
@@ -50,7 +50,7 @@ def test_lab_foreground_serves_until_interrupted(tmp_path):
     )
     try:
         line = proc.stdout.readline()
-        doc = json.loads(line)
+        doc = jsonschemas.loads(line)
         assert doc["aia"] == f"http://127.0.0.1:{base}"
         scenarios = {s["name"]: s for s in doc["scenarios"]}
         good = scenarios["good-rsa"]
@@ -66,7 +66,7 @@ def test_lab_foreground_serves_until_interrupted(tmp_path):
             timeout=60,
         )
         assert checked.returncode == 1
-        assert [f["id"] for f in json.loads(checked.stdout)["findings"]] == ["expired"]
+        assert [f["id"] for f in jsonschemas.loads(checked.stdout)["findings"]] == ["expired"]
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=20)
