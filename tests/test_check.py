@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
+import jsonschemas
 from certdoctor import diagnose
 from certdoctor.cli import main
 from certdoctor.cli.demo import check_endpoint
@@ -217,7 +217,7 @@ def test_cli_json_and_exit_codes(lab, capsys):
     argv = [*ep.check_argv(lab.root_path), "--json"]
     assert main(argv) == 1
     out, _ = capsys.readouterr()
-    doc = json.loads(out)
+    doc = jsonschemas.loads(out)
     assert doc["verdict"] == "invalid" and doc["exit_code"] == 1
     assert [f["id"] for f in doc["findings"]] == ["expired"]
     f = doc["findings"][0]
@@ -255,7 +255,7 @@ def test_connection_refused_is_a_clean_error(capsys):
 
 def test_rules_lists_every_required_id(capsys):
     assert main(["rules", "--json"]) == 0
-    ids = {r["id"] for r in json.loads(capsys.readouterr().out)["rules"]}
+    ids = {r["id"] for r in jsonschemas.loads(capsys.readouterr().out)["rules"]}
     required = {
         "expired",
         "not-yet-valid",

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
+import jsonschemas
 from certdoctor.cli import main
 from certdoctor.clients import PROFILES
 
@@ -14,7 +13,7 @@ CLIENT_IDS = {"chrome", "firefox", "safari", "curl", "python", "node", "java", "
 
 def check_json(lab, name: str, capsys: pytest.CaptureFixture[str], *extra: str) -> dict:  # type: ignore[no-untyped-def]
     main([*lab.endpoints[name].check_argv(lab.root_path), "--json", *extra])
-    return json.loads(capsys.readouterr().out)
+    return jsonschemas.loads(capsys.readouterr().out)
 
 
 def by_client(doc: dict) -> dict[str, dict]:
@@ -100,7 +99,7 @@ def test_text_output_has_a_clients_section_and_no_clients_hides_it(lab, capsys) 
     out = capsys.readouterr().out
     assert "Clients" not in out
     assert main([*argv, "--no-clients", "--json"]) == 1
-    assert json.loads(capsys.readouterr().out)["clients"] == []
+    assert jsonschemas.loads(capsys.readouterr().out)["clients"] == []
 
 
 def test_unknown_private_root_shows_how_to_trust_it(lab, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -116,6 +115,6 @@ def test_clients_command(capsys) -> None:  # type: ignore[no-untyped-def]
     out = capsys.readouterr().out
     assert "Java (JSSE)" in out and "AIA fetching" in out
     assert main(["clients", "go", "--json"]) == 0
-    (go,) = json.loads(capsys.readouterr().out)["clients"]
-    assert go["id"] == "go" and go["cn_fallback"] is False
+    (go,) = jsonschemas.loads(capsys.readouterr().out)["clients"]
+    assert go["client"] == "go" and go["cn_fallback"] is False
     assert main(["clients", "lynx"]) == 2

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
+import jsonschemas
 from certdoctor.cli import main
 from certdoctor.clients import PROFILES
 from certdoctor.clients.catalog import CAUSES, SIGNATURES
@@ -97,7 +96,7 @@ def test_cli_text_json_stdin_and_exit_codes(capsys: pytest.CaptureFixture[str], 
     assert "self-signed" in out and "certdoctor check" in out
 
     assert main(["explain", "--json", "PKIX path building failed"]) == 0
-    doc = json.loads(capsys.readouterr().out)
+    doc = jsonschemas.loads(capsys.readouterr().out)
     assert doc["recognised"] and doc["matches"][0]["id"] == "java-pkix-build"
     assert doc["causes"][0]["id"] == "missing-intermediate"
 
@@ -114,7 +113,7 @@ def test_cli_text_json_stdin_and_exit_codes(capsys: pytest.CaptureFixture[str], 
         ),
     )
     assert main(["explain", "--json", "-"]) == 0
-    assert json.loads(capsys.readouterr().out)["matches"][0]["id"] == "go-legacy-cn"
+    assert jsonschemas.loads(capsys.readouterr().out)["matches"][0]["id"] == "go-legacy-cn"
 
 
 def test_pasted_escape_sequences_are_neutralised(capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import socket
 import ssl
@@ -14,6 +13,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+import jsonschemas
 from certdoctor.cli import main
 from certdoctor.collect.files import load_chain_file
 from netutil import curl_https
@@ -28,7 +28,7 @@ def subjects(path: Path) -> list[str]:
 def fix_json(capsys, *argv: str) -> tuple[int, dict]:
     code = main(["fix", *argv, "--json"])
     out = capsys.readouterr().out
-    return code, json.loads(out) if out.strip() else {}
+    return code, jsonschemas.loads(out) if out.strip() else {}
 
 
 @pytest.fixture

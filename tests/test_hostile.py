@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import time
 
+import jsonschemas
 from certdoctor import diagnose
 from certdoctor.cli import main
 
@@ -24,7 +24,7 @@ def test_stalling_server_times_out(lab, capsys):
 def test_garbage_server_is_a_handshake_error(lab, capsys):
     assert main(argv(lab, "garbage", "--timeout", "3", "--json")) == 3
     out, err = capsys.readouterr()
-    doc = json.loads(out)
+    doc = jsonschemas.loads(out)
     assert doc["verdict"] == "unreachable"
     assert [f["id"] for f in doc["findings"]] == ["handshake-failed"]
     assert doc["endpoints"][0]["error_kind"] == "not-tls"
@@ -55,5 +55,5 @@ def test_escape_sequences_and_markup_in_certificates_are_neutralised(lab, capsys
     assert main(argv(lab, "evil-fields", "--json")) == 0
     out, _ = capsys.readouterr()
     assert "\x1b" not in out
-    subject = json.loads(out)["chains"][0]["presented"][0]["subject"]
+    subject = jsonschemas.loads(out)["chains"][0]["presented"][0]["subject"]
     assert "\x1b[2J" in subject  # JSON keeps the real value, escaped by the encoder

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
+import jsonschemas
 from certdoctor.cli import main
 
 
 def inspect_json(capsys, *argv: str) -> tuple[int, dict]:
     code = main(["inspect", *argv, "--json"])
-    return code, json.loads(capsys.readouterr().out)
+    return code, jsonschemas.loads(capsys.readouterr().out)
 
 
 def test_roles_links_and_fields_from_files(lab, capsys):

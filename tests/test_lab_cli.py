@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import socket
 import subprocess
 import sys
 
+import jsonschemas
 from certdoctor.lab import SCENARIOS
 
 
@@ -50,23 +50,23 @@ def test_lab_foreground_serves_until_interrupted(tmp_path):
     )
     try:
         line = proc.stdout.readline()
-        doc = json.loads(line)
+        doc = jsonschemas.loads(line)
         assert doc["aia"] == f"http://127.0.0.1:{base}"
         scenarios = {s["name"]: s for s in doc["scenarios"]}
         good = scenarios["good-rsa"]
         assert good["port"] == base + 1 and good["expected"] == []
-        ok = subprocess.run(good["curl"], capture_output=True, text=True, timeout=20)
+        ok = subprocess.run(good["curl_argv"], capture_output=True, text=True, timeout=20)
         assert ok.returncode == 0 and "good-rsa" in ok.stdout
-        bad = subprocess.run(scenarios["expired"]["curl"], capture_output=True, text=True, timeout=20)
+        bad = subprocess.run(scenarios["expired"]["curl_argv"], capture_output=True, text=True, timeout=20)
         assert bad.returncode == 60 and "expired" in bad.stderr
         checked = subprocess.run(
-            [sys.executable, "-m", "certdoctor.cli", *scenarios["expired"]["certdoctor"][1:], "--json"],
+            [sys.executable, "-m", "certdoctor.cli", *scenarios["expired"]["check_argv"][1:], "--json"],
             capture_output=True,
             text=True,
             timeout=60,
         )
         assert checked.returncode == 1
-        assert [f["id"] for f in json.loads(checked.stdout)["findings"]] == ["expired"]
+        assert [f["id"] for f in jsonschemas.loads(checked.stdout)["findings"]] == ["expired"]
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=20)

@@ -11,7 +11,6 @@ import contextlib
 import datetime as dt
 import http.client
 import io
-import json
 import re
 import shutil
 import socket
@@ -29,6 +28,7 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from OpenSSL import SSL
 
+import jsonschemas
 from certdoctor.lab import SCENARIOS, Lab
 from certdoctor.lab import foreground as lab_foreground
 from certdoctor.lab.pki import REVOCATION_SLUGS, cert_pem
@@ -727,7 +727,7 @@ def test_stapling_server_survives_bad_clients(lab: Lab) -> None:
 
 def test_json_listing_has_the_revocation_scenarios(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
     lab_foreground._print_json_listing(lab)
-    doc = json.loads(capsys.readouterr().out)
+    doc = jsonschemas.loads(capsys.readouterr().out)
     scenarios = {s["name"]: s for s in doc["scenarios"]}
     for name, expected in NEW_SCENARIOS.items():
         assert scenarios[name]["expected"] == sorted(expected)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import re
 import shutil
 import socket
@@ -18,6 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
+import jsonschemas
 from certdoctor import diagnose, diagnose_async
 from certdoctor.cli import main
 from certdoctor.collect.revocation import RevocationFetcher
@@ -184,12 +184,12 @@ def test_cli_flags_and_json(lab: Lab, capsys: pytest.CaptureFixture[str]) -> Non
     ep = lab.endpoints["revoked-crl"]
     argv = ["check", f"{ep.hostname}:{ep.port}", "--resolve", ep.resolve_arg(), "--ca-file", str(lab.root_path)]
     assert main([*argv, "--json", "--no-clients"]) == 1
-    doc = json.loads(capsys.readouterr().out)
+    doc = jsonschemas.loads(capsys.readouterr().out)
     rev = doc["chains"][0]["revocation"]
     assert [(r["depth"], r["status"], r["source"]) for r in rev] == [(0, "revoked", "crl"), (1, "good", "ocsp")]
     assert rev[0]["crl_urls"] == [lab.crl_url("lab-revocation-ca")] and rev[0]["reason"] == "superseded"
     assert main([*argv, "--json", "--no-clients", "--no-revocation"]) == 0
-    doc = json.loads(capsys.readouterr().out)
+    doc = jsonschemas.loads(capsys.readouterr().out)
     assert doc["findings"] == [] and doc["chains"][0]["revocation"][0]["status"] == "unchecked"
     assert main([*argv, "--no-clients", "--no-color", "--revocation-timeout", "2"]) == 1
     out = capsys.readouterr().out

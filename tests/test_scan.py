@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+import jsonschemas
 from certdoctor.api import DiagnoseOptions
 from certdoctor.cli import main
 from certdoctor.lab import Lab
@@ -40,7 +41,7 @@ def write_targets(path: Path, lines: list[str]) -> Path:
 
 
 def records(text: str) -> list[dict[str, Any]]:
-    return [json.loads(x) for x in text.splitlines() if x.strip()]
+    return [jsonschemas.loads(x) for x in text.splitlines() if x.strip()]
 
 
 # --- input ------------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from . import certinfo
 from .errors import InputError
-from .model import Evidence, PathEnd, PresentedChain, Target
+from .model import JSON_VERSION, Evidence, PathEnd, PresentedChain, Target
 from .names import match_hostname
 from .paths import StoreIndex, dedupe
 from .pipeline import collect_aia, judge, load_stores, parse_at
@@ -420,7 +420,10 @@ class FixResult:
         return 0 if self.verification.valid else 1
 
     def to_dict(self) -> dict[str, Any]:
+        """The ``fix --json`` document (see schemas/fix.schema.json)."""
         return {
+            "certdoctor": JSON_VERSION,
+            "kind": "fix",
             "plan": self.plan.to_dict(),
             "written": [str(p) for p in self.written],
             "repaired": self.repaired,

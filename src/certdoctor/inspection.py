@@ -14,6 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from . import certinfo
+from .model import JSON_VERSION
 from .paths import StoreIndex
 
 
@@ -151,8 +152,8 @@ def describe(entries: Sequence[Entry], at: datetime, index: StoreIndex) -> list[
                 "key_usage": certinfo.key_usages(c),
                 "subject_key_id": _key_id(c, x509.SubjectKeyIdentifier),
                 "authority_key_id": _key_id(c, x509.AuthorityKeyIdentifier),
-                "ocsp": certinfo.ocsp_urls(c),
-                "crl": certinfo.crl_urls(c),
+                "ocsp_urls": certinfo.ocsp_urls(c),
+                "crl_urls": certinfo.crl_urls(c),
                 "policies": _policies(c),
                 "sha1": c.fingerprint(hashes.SHA1()).hex(),
                 "issued_by": issuers,
@@ -187,7 +188,10 @@ class Inspection:
         return not any(certs for _, certs in self.chains)
 
     def to_dict(self) -> dict[str, Any]:
+        """The ``inspect --json`` document (see schemas/inspect.schema.json)."""
         return {
+            "certdoctor": JSON_VERSION,
+            "kind": "inspect",
             "certificates": [d for _, described in self.groups for d in described],
             "pem_issues": self.pem_issues,
             "errors": self.errors,

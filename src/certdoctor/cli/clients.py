@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from .common import UsageError, add_output_options, console
 
@@ -38,7 +39,7 @@ def run(ns: argparse.Namespace) -> int:
     if not profiles:
         raise UsageError(f"unknown client {ns.id!r} (known: {', '.join(p.id for p in PROFILES)})")
     if ns.json:
-        body = {"clients": [asdict(p) for p in profiles]}
+        body = {"clients": [_profile_dict(asdict(p)) for p in profiles]}
         sys.stdout.write(render_json.dumps(render_json.document("clients", body)) + "\n")
     elif ns.quiet:
         out = console(ns)
@@ -47,3 +48,12 @@ def run(ns: argparse.Namespace) -> int:
     else:
         render_profiles(profiles, console(ns))
     return 0
+
+
+# JSON names shared with the other documents: a client is "client" (as in check's and scan's "clients"), and
+# "sha1" there is a certificate fingerprint, so the SHA-1 signature policy is "sha1_signatures".
+_RENAMED = {"id": "client", "sha1": "sha1_signatures"}
+
+
+def _profile_dict(fields: dict[str, Any]) -> dict[str, Any]:
+    return {_RENAMED.get(k, k): v for k, v in fields.items()}

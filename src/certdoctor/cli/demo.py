@@ -129,7 +129,7 @@ def run(ns: argparse.Namespace) -> int:
                     {
                         "scenarios": [
                             {
-                                "scenario": r.scenario,
+                                "name": r.scenario,
                                 "ok": r.ok,
                                 "expected": list(r.expected),
                                 "found": list(r.found),

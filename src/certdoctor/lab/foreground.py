@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..render import json as render_json
 from ..render.escape import clean
 from . import pki
 from .endpoint import bracket
@@ -23,31 +24,33 @@ def _block_until_interrupted() -> None:
 
 
 def _print_json_listing(lab: Lab) -> None:
-    """One JSON document on stdout (then flushed), for scripts that drive the lab."""
-    import json
+    """One JSON document on one line of stdout (then flushed), for scripts that drive the lab."""
     import sys
 
-    doc = {
-        "root": str(lab.root_path),
-        "aia": lab.aia_base_url,
-        "ocsp": {slug: lab.ocsp_url(slug) for slug in pki.REVOCATION_SLUGS},
-        "crl": {slug: lab.crl_url(slug) for slug in pki.REVOCATION_SLUGS},
-        "scenarios": [
-            {
-                "name": e.scenario.name,
-                "hostname": e.scenario.hostname,
-                "addresses": list(e.addresses),
-                "port": e.port,
-                "hostile": e.scenario.hostile,
-                "description": e.scenario.description,
-                "expected": sorted(e.scenario.expected),
-                "certdoctor": ["certdoctor", *e.check_argv(lab.root_path)],
-                "curl": e.curl_argv(lab.root_path),
-            }
-            for e in lab.endpoints.values()
-        ],
-    }
-    sys.stdout.write(json.dumps(doc) + "\n")
+    doc = render_json.document(
+        "lab",
+        {
+            "root": str(lab.root_path),
+            "aia": lab.aia_base_url,
+            "ocsp": {slug: lab.ocsp_url(slug) for slug in pki.REVOCATION_SLUGS},
+            "crl": {slug: lab.crl_url(slug) for slug in pki.REVOCATION_SLUGS},
+            "scenarios": [
+                {
+                    "name": e.scenario.name,
+                    "hostname": e.scenario.hostname,
+                    "addresses": list(e.addresses),
+                    "port": e.port,
+                    "hostile": e.scenario.hostile,
+                    "description": e.scenario.description,
+                    "expected": sorted(e.scenario.expected),
+                    "check_argv": ["certdoctor", *e.check_argv(lab.root_path)],
+                    "curl_argv": e.curl_argv(lab.root_path),
+                }
+                for e in lab.endpoints.values()
+            ],
+        },
+    )
+    sys.stdout.write(render_json.dumps_line(doc) + "\n")
     sys.stdout.flush()
 
 

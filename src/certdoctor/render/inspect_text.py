@@ -85,8 +85,8 @@ def render_inspect(sources: list[tuple[str, list[dict[str, Any]]]], console: Con
             console.print(_row("usage", " · ".join(usage)))
             for key, values in (
                 ("caIssuers", d["ca_issuers"]),
-                ("OCSP", d["ocsp"]),
-                ("CRL", d["crl"]),
+                ("OCSP", d["ocsp_urls"]),
+                ("CRL", d["crl_urls"]),
                 ("policies", d["policies"]),
             ):
                 if values:

@@ -11,7 +11,7 @@ from typing import Any
 
 from .. import certinfo
 from ..diagnosis import Diagnosis
-from ..model import PresentedChain
+from ..model import JSON_VERSION, PresentedChain
 from .targets import BadLine, ScanTarget
 
 CSV_COLUMNS = (
@@ -30,6 +30,11 @@ CSV_COLUMNS = (
     "error",
     "elapsed_ms",
 )
+
+
+# Every record is a "scan-record" document: these two keys first (see certdoctor.render.json).
+_PREFIX: dict[str, Any] = {"certdoctor": JSON_VERSION, "kind": "scan-record"}
+_PREFIX_TEXT = json.dumps(_PREFIX, separators=(",", ":"))[1:-1]
 
 
 def _finding(f: Any) -> dict[str, Any]:
@@ -84,9 +89,10 @@ def _leaves(chains: Sequence[PresentedChain], endpoints: list[dict[str, Any]], a
 def diagnosis_record(
     target: ScanTarget, d: Diagnosis, *, attempts: int, elapsed: float, full: bool, clients: bool
 ) -> dict[str, Any]:
-    base: dict[str, Any] = {"line": target.line, "target": target.text}
+    base: dict[str, Any] = {**_PREFIX, "line": target.line, "target": target.text}
     if full:
         doc = d.to_dict()
+        del doc["certdoctor"], doc["kind"]  # the record's own
         doc["checked"] = doc.pop("target")
         return {**base, "attempts": attempts, **doc}
     ev = d.evidence
@@ -129,6 +135,7 @@ def error_record(
     target: ScanTarget, error: str, kind: str, *, attempts: int, elapsed: float, at: datetime
 ) -> dict[str, Any]:
     return {
+        **_PREFIX,
         "line": target.line,
         "target": target.text,
         "host": target.host,
@@ -136,7 +143,7 @@ def error_record(
         "sni": target.sni,
         "name": target.name,
         "verdict": "unreachable",
-        "exit_code": 2,
+        "exit_code": 3,  # ExitCode.UNCHECKED, as for every unreachable target
         "checked_at": at.isoformat(),
         "error": error,
         "error_kind": kind,
@@ -159,6 +166,7 @@ def error_record(
 
 def bad_line_record(bad: BadLine) -> dict[str, Any]:
     return {
+        **_PREFIX,
         "line": bad.line,
         "target": bad.text,
         "verdict": "bad-input",
@@ -179,7 +187,7 @@ def serialise(fmt: str, record: dict[str, Any]) -> str:
     return to_csv_row(record) if fmt == "csv" else to_jsonl(record)
 
 
-_VARYING = ("line", "attempts", "elapsed_ms")
+_VARYING = ("certdoctor", "kind", "line", "attempts", "elapsed_ms")
 
 
 def middle_of(fmt: str, record: dict[str, Any]) -> str:
@@ -196,7 +204,7 @@ def splice(fmt: str, line: int, middle: str, attempts: int, elapsed: float) -> s
     ms = round(elapsed * 1000, 1)
     if fmt == "csv":
         return f"{line},{middle},{ms}\n"
-    return f'{{"line":{line},{middle},"attempts":{attempts},"elapsed_ms":{ms}}}\n'
+    return f'{{{_PREFIX_TEXT},"line":{line},{middle},"attempts":{attempts},"elapsed_ms":{ms}}}\n'
 
 
 def to_csv_row(record: dict[str, Any]) -> str:
