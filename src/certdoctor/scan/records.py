@@ -65,7 +65,7 @@ def _leaves(chains: Sequence[PresentedChain], endpoints: list[dict[str, Any]], a
                     "sha256": certinfo.fingerprint(cert),
                     "subject": certinfo.subject(cert),
                     "not_after": end.isoformat(),
-                    "days_left": round((end - at).total_seconds() / 86400, 1),
+                    "days_left": certinfo.days_until(end, at),
                 },
             )
         endpoint["leaf"] = got[1]
@@ -78,7 +78,7 @@ def _leaves(chains: Sequence[PresentedChain], endpoints: list[dict[str, Any]], a
     return {
         "subject": short["subject"],
         "issuer": certinfo.issuer(cert),
-        "names": certinfo.dns_names(cert)[:20],
+        "dns_names": certinfo.dns_names(cert)[:20],
         "not_after": short["not_after"],
         "days_left": short["days_left"],
         "sha256": short["sha256"],
@@ -114,7 +114,7 @@ def diagnosis_record(
         "port": target.port,
         "sni": target.sni,
         "name": target.name,
-        "verdict": "valid" if d.valid else ("unreachable" if not d.reachable else "invalid"),
+        "verdict": d.verdict.value,
         "exit_code": d.exit_code,
         "checked_at": ev.at.isoformat(),
         "endpoints": endpoints,
