@@ -38,12 +38,16 @@ def rule_detail(rule_id: str) -> dict[str, Any] | None:
     clients = []
     for profile in PROFILES:
         rejecting = [p for p in problems if p in profile.order or p in ("too-large", "too-many-certs")]
+        note = None
+        if rule_id == "missing-intermediate" and profile.aia:
+            note = "fetches the missing intermediate through AIA when the certificate names one (so it may accept)"
         clients.append(
             {
                 "client": profile.id,
                 "name": profile.name,
                 "rejects": bool(rejecting),
                 "messages": list(dict.fromkeys(profile.messages[p] for p in rejecting if p in profile.messages)),
+                "note": note,
             }
         )
     scenarios = [s.name for s in SCENARIOS if rule_id in s.expected]

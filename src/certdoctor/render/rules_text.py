@@ -41,9 +41,12 @@ def render_rule(r: dict[str, Any], out: Console) -> None:
     rejecting = [c for c in r["clients"] if c["rejects"]]
     if rejecting:
         out.print(Text("rejected by", style="bold"))
+        width = max(len(c["name"]) for c in rejecting) + 2
         for c in rejecting:
             messages = " | ".join(c["messages"]) or "(rejects; message not catalogued)"
-            out.print(Text(f"  {c['name']:<28}").append(messages))
+            out.print(Text(f"  {c['name']:<{width}}").append(messages))
+            if c.get("note"):
+                out.print(Text(f"  {'':<{width}}{c['note']}", style="dim"))
     accepting = [c["name"] for c in r["clients"] if not c["rejects"]]
     if accepting:
         field("not rejected by", ", ".join(accepting), "dim")
