@@ -193,7 +193,7 @@ def finding_severities() -> dict[str, str]:
     out = subprocess.run([*certdoctor_argv(), "rules", "--json"], capture_output=True, text=True, timeout=60)
     if out.returncode != 0:
         raise HarnessError(f"certdoctor rules --json failed: {out.stderr.strip()[-500:]}")
-    return {rule["id"]: rule.get("severity", "?") for rule in json.loads(out.stdout)}
+    return {rule["id"]: rule.get("severity", "?") for rule in json.loads(out.stdout)["rules"]}
 
 
 def pick_scenarios(lab: Lab, names: Sequence[str], severities: dict[str, str]) -> list[Scenario]:
