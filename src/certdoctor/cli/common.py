@@ -133,24 +133,19 @@ def add_timeout_option(g: Any) -> None:
     )
 
 
-def add_trust_options(p: argparse.ArgumentParser) -> None:
-    """--ca-file, --ca-bundle, --trust-store."""
+def add_trust_options(p: argparse.ArgumentParser, *, bundle: bool = True) -> None:
+    """--ca-file, --ca-bundle (``bundle``), --trust-store."""
     g = p.add_argument_group("trust")
-    g.add_argument(
-        "--ca-file",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="extra trusted root(s), e.g. your private CA: added to every store (repeatable)",
-    )
-    g.add_argument(
-        "--ca-bundle",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="judge against exactly the roots in FILE and nothing else, as curl --cacert and openssl -CAfile do "
-        "(e.g. an old certifi, a container image's bundle); repeatable",
-    )
+    add_ca_file_option(g)
+    if bundle:
+        g.add_argument(
+            "--ca-bundle",
+            action="append",
+            default=[],
+            metavar="FILE",
+            help="judge against exactly the roots in FILE and nothing else, as curl --cacert and openssl -CAfile "
+            "do (e.g. an old certifi, a container image's bundle); repeatable",
+        )
     g.add_argument(
         "--trust-store",
         action="append",
@@ -158,6 +153,20 @@ def add_trust_options(p: argparse.ArgumentParser) -> None:
         help="store(s) to judge against: mozilla, system, chrome, microsoft, java (repeatable; default: mozilla "
         "and system; `certdoctor stores` lists them)",
     )
+
+
+def add_ca_file_option(g: Any) -> None:
+    g.add_argument(
+        "--ca-file",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="extra trusted root(s), e.g. your private CA: added to every store (repeatable)",
+    )
+
+
+def add_no_aia_option(g: Any) -> None:
+    g.add_argument("--no-aia", action="store_true", help="do not download missing intermediates via AIA")
 
 
 def add_judgement_options(p: argparse.ArgumentParser, *, at_default: str = "now", fail_on: bool = True) -> None:
@@ -176,7 +185,7 @@ def add_judgement_options(p: argparse.ArgumentParser, *, at_default: str = "now"
         metavar="N",
         help=f"warn when a certificate expires within N days (default {DEFAULT_WARN_DAYS})",
     )
-    g.add_argument("--no-aia", action="store_true", help="do not download missing intermediates via AIA")
+    add_no_aia_option(g)
     g.add_argument(
         "--no-revocation",
         action="store_true",

@@ -12,7 +12,9 @@ from .common import (
     add_connection_options,
     add_key_options,
     add_name_option,
+    add_no_aia_option,
     add_output_options,
+    add_trust_options,
     console,
     key_password,
     looks_like_file,
@@ -65,9 +67,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--include-root", action="store_true", help="append the root to fullchain.pem")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
-    p.add_argument("--ca-file", action="append", default=[], metavar="FILE", help="extra trusted root(s)")
-    p.add_argument("--trust-store", action="append", metavar="NAME", help="store(s) to verify against")
-    p.add_argument("--no-aia", action="store_true", help="do not download missing intermediates")
+    add_trust_options(p, bundle=False)
+    add_no_aia_option(p)
     add_connection_options(p, sni=False)
     add_output_options(p, quiet="only the verdict and the files written")
 

@@ -8,6 +8,7 @@ import sys
 
 from .common import (
     UsageError,
+    add_ca_file_option,
     add_connection_options,
     add_output_options,
     console,
@@ -38,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", metavar="FILE|HOST[:PORT]", help="files, or one server")
     add_connection_options(p)
     p.add_argument("--at", metavar="DATE", help="compute days left as of this moment (default: now)")
-    p.add_argument("--ca-file", action="append", default=[], metavar="FILE", help="extra trusted root(s)")
+    add_ca_file_option(p)
     p.add_argument("--pem", action="store_true", help="print the certificates as PEM instead of describing them")
     add_output_options(p, quiet="one line per certificate: position, role, subject, days left")
 

@@ -6,24 +6,21 @@ import argparse
 import functools
 import os
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
-from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
-from .. import certinfo
 from ..collect.http import preload as preload_http
 from ..model import Severity
 from ..pipeline import Session
 from ..render.escape import clean
 from ..scan.driver import Summary, count_targets, done_records, repair_tail, run_scan
-from ..scan.engine import Meta, ScanOptions
+from ..scan.engine import ScanOptions
 from ..scan.records import csv_header
 from ..scan.targets import BadLine
+from ..scan.text import run_with_progress, summary_table, text_line
 from .common import (
     UsageError,
     add_judgement_options,
@@ -99,18 +96,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 SMALL_SCAN = 200  # fewer targets than this: one process (forking workers would cost more than it saves)
-MARK = {"valid": "✓", "invalid": "✗", "unreachable": "✗", "bad-input": "?"}
-
-
-def _text_line(meta: Meta) -> str:
-    mark = MARK.get(meta.verdict, "?")
-    head = f"{mark} {meta.verdict:<11} {clean(meta.target, 120)}"
-    if meta.error:
-        return f"{head}  {clean(meta.error, 200)}\n"
-    parts = [", ".join(meta.ids)] if meta.ids else []
-    if meta.days_left is not None:
-        parts.append(f"({certinfo.days_phrase(meta.days_left)})")
-    return f"{head}  {'  '.join(parts)}\n"
 
 
 def _output(ns: argparse.Namespace) -> tuple[IO[str], bool]:
@@ -124,49 +109,6 @@ def _output(ns: argparse.Namespace) -> tuple[IO[str], bool]:
         fresh = not path.exists() or path.stat().st_size == 0
         return path.open("a", encoding="utf-8"), fresh
     return path.open("w", encoding="utf-8"), True
-
-
-def summary_table(summary: Summary) -> Table:
-    table = Table(title="certdoctor scan", title_justify="left", show_header=False, box=None, pad_edge=False)
-    table.add_column(style="bold", no_wrap=True)
-    table.add_column(no_wrap=True, overflow="ellipsis")
-    v = summary.verdicts
-    table.add_row(
-        "targets",
-        f"{summary.done} in {summary.to_dict()['elapsed_s']} s ({summary.rate:.0f}/s)"
-        + (f", {summary.earlier} from the earlier run (--resume)" if summary.earlier else "")
-        + (
-            f", {summary.skipped - summary.earlier} already done (--resume)"
-            if summary.skipped > summary.earlier
-            else ""
-        )
-        + ("  — interrupted" if summary.interrupted else ""),
-    )
-    table.add_row(
-        "verdicts",
-        Text(f"{v['valid']} valid", style="green")
-        + Text(f"  {v['invalid']} invalid", style="red" if v["invalid"] else "")
-        + Text(f"  {v['unreachable']} unreachable", style="red" if v["unreachable"] else "")
-        + Text(f"  {v['bad-input']} bad input lines", style="yellow" if v["bad-input"] else "")
-        + (
-            Text(f"  ({summary.warned} valid with warnings)", style="yellow" if summary.fail_on_warning else "")
-            if summary.warned
-            else Text("")
-        ),
-    )
-    if summary.findings:
-        table.add_row("findings", "\n".join(f"{n:>6}  {fid}" for fid, n in summary.findings.most_common(15)))
-    if summary.errors:
-        table.add_row(
-            "errors", "\n".join(f"{n:>6}  {clean(reason, 80)}" for reason, n in summary.errors.most_common(5))
-        )
-    if summary.soonest:
-        rows = sorted(summary.soonest, reverse=True)
-        table.add_row(
-            "soonest expiry",
-            "\n".join(f"{-d:>6.0f} d  {na[:10]}  {clean(t, 50)}" for d, na, t in rows),
-        )
-    return table
 
 
 def run(ns: argparse.Namespace) -> int:
@@ -225,9 +167,9 @@ def run(ns: argparse.Namespace) -> int:
             on_bad=on_bad,
         )
         if show_progress:
-            _with_progress(scan, fmt, summary, err, len(resume))
+            run_with_progress(scan, fmt, summary, err, len(resume))
         else:
-            scan(text_line=_text_line)
+            scan(text_line=text_line)
     except KeyboardInterrupt:
         summary.interrupted = True
         code = 130
@@ -242,49 +184,3 @@ def run(ns: argparse.Namespace) -> int:
     if code:
         return code
     return 0 if summary.problems == 0 else 1
-
-
-def _with_progress(scan: Any, fmt: str, summary: Summary, err: Console, skipped: int) -> None:
-    """Run ``scan(on_record=..., text_line=...)`` under a progress bar on stderr."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    progress = Progress(
-        TextColumn("scanning"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]:>6.0f}/s  {task.fields[problems]} with problems"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=err,
-        transient=False,
-        auto_refresh=False,  # no refresh thread: worker processes are forked, and forking with threads is unsafe
-    )
-    total = None if summary.total is None else max(0, summary.total - skipped)
-    task = progress.add_task("scan", total=total, rate=0.0, problems=0)
-
-    last = [0.0]
-
-    def on_record(meta: Meta) -> None:
-        progress.update(task, advance=1, rate=summary.rate, problems=summary.problems)
-        now = time.monotonic()
-        if now - last[0] > 0.1:
-            last[0] = now
-            progress.refresh()
-
-    if fmt == "text":  # records and the bar share the terminal: print records through the progress console
-
-        def text_line(meta: Meta) -> str:
-            progress.console.print(Text(_text_line(meta).rstrip("\n")), highlight=False)
-            return ""
-    else:
-        text_line = _text_line
-    with progress:
-        scan(on_record=on_record, text_line=text_line)
