@@ -51,6 +51,8 @@ class ExitCode(IntEnum):
 
 
 class Severity(StrEnum):
+    """How bad a finding is: error (a client rejects the chain), warning (some clients do, or will), info."""
+
     ERROR = "error"
     WARNING = "warning"
     INFO = "info"
@@ -193,6 +195,11 @@ class Evidence:
 
 @dataclass(frozen=True)
 class Finding:
+    """One problem found, as reported in every output: the registered check's ``id``, ``title``, ``severity``
+    and ``citation`` (the RFC or CA/B Forum clause), what was seen (``detail``) and how to repair it (``fix``),
+    the ``sources`` (addresses or files) it applies to, the certificate it is about (``cert_position``: 0 = leaf,
+    None when not presented) and machine-readable ``evidence``."""
+
     id: str
     severity: Severity
     title: str

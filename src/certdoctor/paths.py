@@ -50,6 +50,9 @@ class Node:
 
 @dataclass(frozen=True)
 class CandidatePath:
+    """One path a client could build: certificates leaf first (position 0 = the leaf), each signed by the next,
+    and how it ends."""
+
     nodes: tuple[Node, ...]  # leaf first
     end: PathEnd  # "anchor" (top is a trust anchor), "untrusted-root" (top is self-signed), "unknown-issuer"
     anchored_in: tuple[str, ...] = ()  # stores trusting the top certificate
@@ -167,6 +170,7 @@ class StoreIndex:
 
 
 def dedupe(certs: Iterable[x509.Certificate]) -> list[x509.Certificate]:
+    """The certificates without repeats (by SHA-256 fingerprint), first occurrence kept, order kept."""
     seen: set[str] = set()
     out = []
     for c in certs:

@@ -100,6 +100,8 @@ def parse_at(at: datetime | str | None) -> datetime:
 
 
 def load_stores(names: Sequence[str], explicit: bool) -> tuple[list[TrustStore], list[str]]:
+    """The trust stores named, and notes for those skipped. ``explicit`` (the user asked for them): a missing
+    store raises :class:`~certdoctor.collect.stores.StoreUnavailable` (an InputError) instead of a note."""
     from .collect.stores import StoreUnavailable, load_store
 
     stores, notes = [], []
@@ -108,7 +110,7 @@ def load_stores(names: Sequence[str], explicit: bool) -> tuple[list[TrustStore],
             stores.append(load_store(name))
         except StoreUnavailable as exc:
             if explicit:
-                raise InputError(str(exc)) from exc
+                raise
             notes.append(f"trust store skipped: {exc}")
     return stores, notes
 
@@ -172,6 +174,7 @@ async def collect_revocation_evidence(
 
 
 def group_chains(chains: Sequence[PresentedChain]) -> list[tuple[tuple[str, ...], PresentedChain]]:
+    """The distinct chains presented, each with the sources that presented it (failed sources left out)."""
     groups: dict[tuple[str, ...], list[PresentedChain]] = {}
     for c in chains:
         if c.ok:

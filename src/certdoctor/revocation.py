@@ -146,10 +146,12 @@ def ocsp_request(cert: x509.Certificate, issuer: x509.Certificate) -> bytes:
 
 
 def ocsp_key(url: str, cert: x509.Certificate, issuer: x509.Certificate) -> str:
+    """What an OCSP lookup asks: ``"<url> <issuer key SHA-1 hex> <serial hex>"`` (the RevocationFetch key)."""
     return f"{url} {key_sha1(issuer)} {cert.serial_number:x}"
 
 
 def crl_key(url: str) -> str:
+    """What a CRL download asks: its URL (the RevocationFetch key)."""
     return url
 
 
@@ -377,6 +379,7 @@ def _crl_signature_ok(data: bytes, issuer: x509.Certificate) -> bool:
 
 
 def crl_next_update(data: bytes) -> datetime | None:
+    """The CRL's nextUpdate (UTC), or None when it has none or cannot be read (RFC 5280 §5.1.2.5)."""
     crl = _crl_for(data)
     return None if isinstance(crl, Exception) else crl.next_update_utc
 

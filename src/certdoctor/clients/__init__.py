@@ -28,6 +28,7 @@ CLIENT_STORES = ("chrome", "mozilla", "system", "java", "microsoft")
 
 
 def profile(client_id: str) -> ClientProfile:
+    """The profile of one client family by id (``"curl"``, ``"java"``, …); raises KeyError for an unknown id."""
     for p in PROFILES:
         if p.id == client_id:
             return p

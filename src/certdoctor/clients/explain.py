@@ -39,6 +39,8 @@ _HOST_PATTERNS = (
 
 @dataclass(frozen=True)
 class Match:
+    """One catalogued error message recognised in the pasted text."""
+
     signature: Signature
     score: float  # 1.0 for a pattern match, the fuzzy ratio otherwise
     matched_text: str
@@ -46,6 +48,9 @@ class Match:
 
 @dataclass(frozen=True)
 class Explanation:
+    """What a pasted error means: the messages recognised (best first), their likely causes (most likely first)
+    and the host name found in the text, if any."""
+
     text: str
     matches: tuple[Match, ...]
     causes: tuple[Cause, ...]

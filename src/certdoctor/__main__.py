@@ -1,0 +1,5 @@
+"""``python -m certdoctor``: the ``certdoctor`` command."""
+
+from .cli import entry
+
+entry()
