@@ -309,3 +309,26 @@ def test_a_pfx_given_as_chain_file_says_what_it_is(lab, tmp_path, capsys):
     assert main(["check", "--file", str(pfx), "--json"]) == 3
     err = capsys.readouterr().err
     assert "PKCS#12" in err and "certdoctor fix" in err and "malformed DER" not in err
+
+
+def test_client_section_is_not_repetitive(lab, capsys):
+    main(["check", "x.test:1", "--resolve", "x.test:1:127.0.0.1", "--timeout", "2"])
+    out = capsys.readouterr().out
+    assert "every client fails to connect" in out and "Java (JSSE)" not in out  # one line, not nine
+    ep = lab.endpoints["good-rsa"]
+    main(["check", ep.target, "--resolve", ep.resolve_arg()])  # the lab root is unknown to every client
+    out = capsys.readouterr().out
+    assert out.count("To trust a private CA:") == 1 and out.count("NODE_EXTRA_CA_CERTS") == 1
+    assert "verify ✗ mozilla (" in out  # the per-store verdict says why, apart from where the path ends
+
+
+def test_sigterm_is_an_interruption(tmp_path):
+    proc = subprocess.Popen(
+        [*CERTDOCTOR, "explain", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    import time
+
+    time.sleep(1.0)  # reading stdin
+    proc.terminate()
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 130 and b"interrupted" in err and b"Traceback" not in err
