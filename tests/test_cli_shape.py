@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -306,7 +308,7 @@ def test_a_pfx_given_as_chain_file_says_what_it_is(lab, tmp_path, capsys):
     pfx = tmp_path / "site.pfx"
     export = ["openssl", "pkcs12", "-export", "-in", str(ep.chain_path), "-inkey", str(ep.key_path)]
     subprocess.run([*export, "-passout", "pass:x", "-out", str(pfx)], check=True)
-    assert main(["check", "--file", str(pfx), "--json"]) == 3
+    assert main(["check", "--file", str(pfx), "--json"]) == 2
     err = capsys.readouterr().err
     assert "PKCS#12" in err and "certdoctor fix" in err and "malformed DER" not in err
 
@@ -332,3 +334,110 @@ def test_sigterm_is_an_interruption(tmp_path):
     proc.terminate()
     _, err = proc.communicate(timeout=10)
     assert proc.returncode == 130 and b"interrupted" in err and b"Traceback" not in err
+
+
+# --- what a new user found (issue 14 review) -----------------------------------------------------------------
+
+
+@pytest.mark.skipif(not shutil.which("script"), reason="no `script` (util-linux) to give the scan a terminal")
+def test_scan_on_a_terminal_shows_progress_and_writes_records(lab, tmp_path):
+    ep = lab.endpoints["expired"]
+    src = tmp_path / "hosts.txt"
+    src.write_text(f"{ep.hostname}:{ep.port},addr=127.0.0.1\n" * 3)
+    out = tmp_path / "out.jsonl"
+    cmd = shlex.join([*CERTDOCTOR, "scan", str(src), "--ca-file", str(lab.root_path), "-o", str(out)])
+    run = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1 and "internal error" not in run.stdout, run.stdout[-2000:]
+    assert "scanning" in run.stdout and len(out.read_text().splitlines()) == 3
+    text = subprocess.run(
+        ["script", "-qec", shlex.join([*CERTDOCTOR, "scan", str(src), "--ca-file", str(lab.root_path)]), "/dev/null"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert text.returncode == 1 and "✗ invalid" in text.stdout and "soonest expiry" in text.stdout
+
+
+def test_scan_summary_is_not_cut_in_a_file(lab, tmp_path):
+    ep = lab.endpoints["good-rsa"]
+    src = tmp_path / "hosts.txt"
+    src.write_text("".join(f"{ep.hostname}:{ep.port},addr=127.0.0.1,name={ep.hostname}\n" for _ in range(2)))
+    run = subprocess.run(
+        [*CERTDOCTOR, "scan", str(src), "--ca-file", str(lab.root_path), "-o", str(tmp_path / "o.jsonl")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert f"addr=127.0.0.1,name={ep.hostname}" in run.stderr and "…" not in run.stderr
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage\n", b"\x00" * 100])
+def test_an_unreadable_chain_file_is_unusable_input(tmp_path, capsys, content):
+    path = tmp_path / "chain.pem"
+    path.write_bytes(content)
+    assert main(["check", "--file", str(path), "-q"]) == 2
+    assert capsys.readouterr().out.startswith("✗ UNREADABLE")
+
+
+def test_fix_reads_a_download_folder(lab, tmp_path, capsys):
+    cert, chain = split_chain(lab, "good-rsa", tmp_path)
+    folder = tmp_path / "download"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "site.crt").write_bytes(cert.read_bytes())
+    (folder / "sub" / "ca.crt").write_bytes(chain.read_bytes())
+    (folder / "README.txt").write_text("thank you for your order\n")
+    (folder / "site.csr").write_text("-----BEGIN CERTIFICATE REQUEST-----\nMA==\n-----END CERTIFICATE REQUEST-----\n")
+    args = ["fix", str(folder), "--no-aia", "-d", str(tmp_path / "out"), "--ca-file", str(lab.root_path), "--json"]
+    assert main(args) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert len(doc["plan"]["intermediates"]) == 1 and doc["plan"]["fetched"] == []
+    assert sorted(Path(s.split(":")[0]).name for s in doc["skipped"]) == ["README.txt", "site.csr"]
+
+
+def test_at_before_the_chain_existed(lab, capsys):
+    path = str(lab.endpoints["good-rsa"].chain_path)
+    assert main(["check", "--file", path, "--ca-file", str(lab.root_path), "--at", "100000000", "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    ids = [f["id"] for f in doc["findings"]]
+    assert "root-expired" not in ids and "not-yet-valid" in ids
+    inter = next(f for f in doc["findings"] if f["id"] == "intermediate-expired")
+    assert "even though the server certificate itself is in date" not in inter["detail"]
+
+
+def test_explain_finds_the_error_at_the_end_of_a_long_log(capsys, monkeypatch):
+    import io
+
+    log = (
+        "INFO some log line\n" * 1500
+        + "Caused by: sun.security.validator.ValidatorException: PKIX path building failed"
+    )
+    monkeypatch.setattr(sys, "stdin", io.StringIO(log))
+    assert main(["explain", "-", "-q"]) == 0
+
+
+@pytest.mark.parametrize(
+    "target", ["[::1", "ftp://x", "http://a.test:1", "-", "a b", "127.0.0.1:9741:5", "a" * 300, "x.test:99999"]
+)
+def test_bad_targets_are_usage_errors(capsys, target):
+    err = one_line_error(capsys, main(["check", target, "-q"]))
+    assert "resolve" not in err
+
+
+def test_at_edge_cases(lab, capsys):
+    one_line_error(capsys, main(["check", "--file", str(lab.endpoints["good-rsa"].chain_path), "--at", ""]))
+    assert main(["check", "--file", str(lab.endpoints["good-rsa"].chain_path), "--at", "0", "-q"]) == 1
+    capsys.readouterr()
+
+
+def test_pem_is_not_combined_with_json(lab, capsys):
+    one_line_error(capsys, main([*argv(lab, "good-rsa"), "--pem", "--json"]))
+
+
+def test_library_resolve_takes_addresses(lab):
+    from certdoctor import InputError, diagnose
+
+    ep = lab.endpoints["good-rsa"]
+    with pytest.raises(InputError, match="not an IP address"):
+        diagnose(ep.target, resolve=[ep.resolve_arg()])
+    d = diagnose(ep.target, resolve=["127.0.0.1"], ca_files=[str(lab.root_path)], clients=False)
+    assert d.valid and d.to_dict()["target"]["host"] == ep.hostname

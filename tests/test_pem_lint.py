@@ -134,7 +134,7 @@ def test_truncated_file(lab, good, tmp_path, capsys):
     cut = tmp_path / "truncated.pem"
     cut.write_bytes(chain[: len(chain) - 200])  # the upload stopped inside the intermediate
     d = check_file(lab, cut, host)
-    assert d.ids() == ["unreadable-file"] and d.exit_code == 3
+    assert d.ids() == ["unreadable-file"] and d.exit_code == 2
     assert "block 2 is truncated" in d.findings[0].detail
     assert main(["fix", str(cut), "-d", str(tmp_path / "out"), "--ca-file", str(lab.root_path)]) == 2
     err = capsys.readouterr().err

@@ -110,6 +110,9 @@ def test_common_lines_read_like_the_general_parser() -> None:
         "example.com,addr=1.2.3.4.5",
         "localhost",
         "-",
+        "-a.example",
+        "a" * 64 + ".example",
+        ("a" * 60 + ".") * 5 + "test",
     ]
     for line in lines:
         assert parse_line(4, line) == _parse_general(4, line), line

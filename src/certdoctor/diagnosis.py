@@ -86,13 +86,14 @@ class Diagnosis:
     @property
     def exit_code(self) -> int:
         """The command line's exit status for this diagnosis: 0 no error (warnings allowed), 1 problems found,
-        3 no certificate could be obtained (see :func:`exit_code_for` for ``--fail-on warning``)."""
+        3 no certificate could be obtained from a server, 2 none could be read from the files (see
+        :func:`exit_code_for` for ``--fail-on warning``)."""
         return self.exit_code_for(Severity.ERROR)
 
     def exit_code_for(self, fail_on: Severity = Severity.ERROR) -> int:
         """The exit status when findings of ``fail_on`` severity or worse count as problems."""
-        if not self.reachable:
-            return int(ExitCode.UNCHECKED)
+        if not self.reachable:  # nothing to judge: files that cannot be read are unusable input
+            return int(ExitCode.USAGE if self.target.is_files else ExitCode.UNCHECKED)
         worst = min((f.severity.rank for f in self.findings), default=None)
         return int(ExitCode.PROBLEMS if worst is not None and worst <= fail_on.rank else ExitCode.OK)
 
@@ -112,6 +113,7 @@ class Diagnosis:
             "certdoctor": JSON_VERSION,
             "kind": "check",
             "target": {
+                "host": self.target.host,
                 "name": self.target.name,
                 "port": None if self.target.is_files else self.target.port,
                 "sni": self.target.sni,

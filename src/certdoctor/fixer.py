@@ -79,7 +79,7 @@ def _choose_leaf(certs: Sequence[x509.Certificate], host: str | None) -> x509.Ce
         raise FixError("no server certificate in the input: only CA certificates were found")
     if len(leaves) > 1:
         names = ", ".join(f"{certinfo.display_name(c)} (SHA-256 {certinfo.short_fp(c)}…)" for c in leaves)
-        raise FixError(f"{len(leaves)} candidate server certificates: {names}; choose one with --host NAME")
+        raise FixError(f"{len(leaves)} candidate server certificates: {names}; choose one with --name NAME")
     return leaves[0]
 
 
@@ -317,19 +317,38 @@ def server_config(
 MAX_FIX_CERTS = 500  # per input file: enough for a CA bundle used as a pool of intermediates
 
 
+MAX_DIR_FILES = 1000  # files read from the directories given (a CA's download folder holds a handful)
+MAX_DIR_DEPTH = 4
+
+
 def input_files(inputs: Sequence[str]) -> list[str]:
-    """The files of ``inputs`` (directories expanded, hidden files skipped); raises FixError for a missing one."""
+    """The files of ``inputs``: files as given, directories walked (sub-directories too, up to 4 levels and
+    1,000 files; hidden entries skipped). Raises FixError for a missing input or when nothing is left."""
     files: list[str] = []
     for item in inputs:
         if os.path.isdir(item):
-            files.extend(sorted(e.path for e in os.scandir(item) if e.is_file() and not e.name.startswith(".")))
-        elif os.path.exists(item):
+            files.extend(_walk(item))
+        elif os.path.exists(item) or os.path.islink(item):
             files.append(item)
         else:
             raise FixError(f"no such file or directory: {item}")
     if not files:
         raise FixError("no input files")
     return files
+
+
+def _walk(top: str) -> list[str]:
+    found: list[str] = []
+    base = top.rstrip(os.sep).count(os.sep)
+    for root, dirs, names in os.walk(top):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if root.count(os.sep) - base < MAX_DIR_DEPTH else []
+        for name in sorted(names):
+            path = os.path.join(root, name)
+            if not name.startswith(".") and os.path.isfile(path):
+                found.append(path)
+                if len(found) >= MAX_DIR_FILES:
+                    raise FixError(f"{top} holds more than {MAX_DIR_FILES} files: give the certificate files instead")
+    return found
 
 
 @dataclass
@@ -341,6 +360,7 @@ class FixInputs:
     keys: list[tuple[Any, str]] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)
     password: bytes | None = None  # the password that opened a PKCS#12 input (reused for bundle.p12)
+    skipped: list[str] = field(default_factory=list)  # files of a directory holding no certificate or key, why
 
 
 def read_inputs(
@@ -348,10 +368,12 @@ def read_inputs(
     *,
     password: bytes | None = None,
     ask_password: Callable[[str], bytes | None] | None = None,
+    optional: frozenset[str] = frozenset(),
 ) -> FixInputs:
     """Read certificates and keys from files (PEM, DER, PKCS#7, PKCS#12 by content). ``ask_password(path)`` is
     called for a PKCS#12 file that needs a password none was given for. Raises FixError (or KeyLoadError) for a
-    file that holds neither, or more than :data:`MAX_FIX_CERTS` certificates."""
+    file that holds neither, or more than :data:`MAX_FIX_CERTS` certificates — except the ``optional`` ones (found
+    in a directory), which are listed in ``skipped`` instead."""
     from .collect.files import chain_from_bytes, read_capped
     from .collect.keys import KeyLoadError, keys_in, load_pkcs12
     from .collect.pem import looks_like_pkcs12
@@ -381,6 +403,9 @@ def read_inputs(
         file_keys = list(keys_in(data, path, got.password))
         got.keys.extend((k, path) for k in file_keys)
         if chain.error and not file_keys:
+            if path in optional:  # found in a directory: a README, a CSR... is not what we look for
+                got.skipped.append(f"{path}: {chain.error}")
+                continue
             raise FixError(chain.error if path in chain.error else f"{path}: {chain.error}")
         got.certs.extend(chain.certs)
         got.repaired.extend(f"{path}: {i.detail}" for i in chain.pem_issues if i.code != "private-key")
@@ -414,6 +439,7 @@ class FixResult:
     repaired: list[str]
     verification: Any
     config: list[tuple[str, str, str]]
+    skipped: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -427,6 +453,7 @@ class FixResult:
             "plan": self.plan.to_dict(),
             "written": [str(p) for p in self.written],
             "repaired": self.repaired,
+            "skipped": self.skipped,
             "verification": self.verification.to_dict(),
             "config": [{"id": i, "label": label, "text": text} for i, label, text in self.config],
             "exit_code": self.exit_code,
@@ -491,4 +518,4 @@ def fix(
         fetch_aia=False,
     )
     config = server_config(out_dir, with_key=plan.key is not None, with_pkcs12=pkcs12, with_chain="chain.pem" in files)
-    return FixResult(plan, written, inputs.repaired, verification, config)
+    return FixResult(plan, written, inputs.repaired, verification, config, inputs.skipped)

@@ -78,6 +78,7 @@ class Target:
     addresses: tuple[str, ...] = ()
     files: tuple[str, ...] = ()  # chain files: one presented chain, in this order (leaf first)...
     separate_files: bool = False  # ...or each file the chain of another server, judged side by side
+    host: str | None = None  # the host connected to (resolved, unless ``addresses``); None for files
 
     @property
     def is_files(self) -> bool:

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
@@ -47,30 +49,75 @@ MAX_AIA_PER_CHAIN = 8
 UNSET: Any = object()  # "not given" for arguments whose None has a meaning (name: no name check; sni: no SNI)
 
 
+# URL schemes of TLS services and their ports; any other scheme (ftp://, http://, ...) is refused.
+TLS_PORTS = {"https": 443, "ldaps": 636, "imaps": 993, "smtps": 465, "pop3s": 995}
+_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\Z")
+
+
+def check_host(host: str, spec: str) -> str:
+    """``host`` if it is an IP address or a DNS name (labels of 1-63 letters, digits, '-' or '_'; 253
+    characters in all; internationalised names in their IDNA form); raises InputError otherwise, so that a typo
+    never becomes a resolver query."""
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    if ":" in host:
+        raise InputError(f"invalid target {spec!r}: {host!r} is not an IPv6 address (write [v6]:port)")
+    name = host.rstrip(".")
+    try:
+        ascii_name = name.encode("idna").decode("ascii") if not name.isascii() else name
+    except UnicodeError:
+        raise InputError(f"invalid target {spec!r}: {host!r} is not a valid internationalised host name") from None
+    labels = ascii_name.split(".")
+    if not ascii_name or len(ascii_name) > 253 or not all(_LABEL.match(label) for label in labels):
+        raise InputError(f"invalid target {spec!r}: {host!r} is not a host name or an IP address")
+    return host
+
+
 def parse_target(spec: str, default_port: int = 443) -> tuple[str, int]:
-    """'host', 'host:port', 'https://host[:port]/path', '[v6]:port', or a bare IPv6 address."""
+    """(host, port) of ``'host'``, ``'host:port'``, ``'[v6]:port'``, a bare IPv6 address, or a URL of a TLS service
+    (``https://host[:port]/path``; ldaps, imaps, smtps, pop3s with their ports). Raises InputError for anything
+    else: another scheme, an unclosed bracket, a port outside 1-65535, a host that is neither a DNS name nor an
+    IP address."""
     spec = spec.strip()
     if not spec:
         raise InputError("empty target")
     if "://" in spec:
-        parts = urlsplit(spec)
-        if not parts.hostname:
-            raise InputError(f"cannot read a host name from {spec!r}")
+        scheme = spec.partition("://")[0].lower()
+        if scheme not in TLS_PORTS:
+            raise InputError(
+                f"invalid target {spec!r}: {scheme}:// is not a TLS service ({', '.join(f'{s}://' for s in TLS_PORTS)})"
+            )
         try:
-            port = parts.port
+            parts = urlsplit(spec)
+            hostname, port = parts.hostname, parts.port
         except ValueError as exc:
-            raise InputError(f"invalid port in {spec!r}") from exc
-        default = {"https": 443, "ldaps": 636, "imaps": 993, "smtps": 465, "pop3s": 995}.get(parts.scheme)
-        return parts.hostname, port or default or default_port
+            raise InputError(f"invalid target {spec!r}: {exc}") from None
+        if not hostname:
+            raise InputError(f"cannot read a host name from {spec!r}")
+        if port is not None and not 0 < port < 65536:
+            raise InputError(f"invalid port in {spec!r}")
+        return check_host(hostname, spec), port or TLS_PORTS[scheme]
     if spec.startswith("["):
-        host, _, rest = spec[1:].partition("]")
-        port_s = rest.lstrip(":")
+        host, bracket, rest = spec[1:].partition("]")
+        if not bracket:
+            raise InputError(f"invalid target {spec!r}: no closing ']'")
+        if rest and not rest.startswith(":"):
+            raise InputError(f"invalid target {spec!r}: expected [v6]:port")
+        port_s = rest[1:]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise InputError(f"invalid target {spec!r}: {host!r} is not an IPv6 address") from None
     elif spec.count(":") == 1:
         host, port_s = spec.split(":")
     else:
         host, port_s = spec, ""  # a name, or an IPv6 literal without brackets
     if not host:
         raise InputError(f"cannot read a host name from {spec!r}")
+    check_host(host, spec)
     if not port_s:
         return host, default_port
     if not port_s.isdigit() or not 0 < int(port_s) < 65536:
@@ -87,8 +134,11 @@ def parse_at(at: datetime | str | None) -> datetime:
     if isinstance(at, str):
         text = at.strip()
         epoch = text[1:] if text.startswith("@") else text
+        digits = epoch.lstrip("-")
+        if not text or (digits.isdigit() and len(digits) in (4, 6) and not text.startswith("@")):
+            raise InputError(f"invalid date {at!r}: give YYYY-MM-DD, an ISO 8601 date-time or epoch seconds")
         try:
-            if epoch.lstrip("-").isdigit() and len(epoch.lstrip("-")) > 8:  # not a year or a compact date
+            if digits.isdigit() and (len(digits) != 8 or text.startswith("@")):  # 20270101 is a date
                 at = datetime.fromtimestamp(int(epoch), UTC)
             else:
                 at = datetime.fromisoformat(text)
@@ -411,9 +461,16 @@ class Session(AsyncClosing):
         host, tport = parse_target(target, port or 443)
         if port:
             tport = port
+        for address in resolve:
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                raise InputError(
+                    f"resolve: {address!r} is not an IP address (give addresses, e.g. resolve=['10.0.0.5'])"
+                ) from None
         verify_name = host if name is UNSET else name
         send_sni = (None if certinfo.is_ip(host) else host) if sni is UNSET else sni
-        return Target(name=verify_name, port=tport, sni=send_sni, addresses=tuple(resolve)), host
+        return Target(name=verify_name, port=tport, sni=send_sni, addresses=tuple(resolve), host=host), host
 
     async def collect_chains(self, tgt: Target, host: str | None) -> list[PresentedChain]:
         """The chains every address (or file) presents; raises

@@ -156,7 +156,7 @@ def root_expired(ctx: ChainContext) -> Iterator[Hit]:
     if best.end != "anchor" or len(best.nodes) < 2:
         return
     root = best.top.cert
-    if certinfo.in_validity(root, ctx.at):
+    if not certinfo.expired_at(root, ctx.at):  # a root that is not yet valid: the moment is wrong, not the root
         return
     yield Hit(
         f"The chain ends at the root {label(root)}, valid {certinfo.not_before(root):%Y-%m-%d} to "

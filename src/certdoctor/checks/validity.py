@@ -108,11 +108,19 @@ def intermediate_expired(ctx: ChainContext) -> Iterator[Hit]:
             state = f"is not valid until {when(start)}"
         else:
             continue
+        leaf_in_date = certinfo.in_validity(ctx.leaf, ctx.at)
+        premature = not certinfo.expired_at(cert, ctx.at)
         yield Hit(
-            f"Intermediate {label(cert)}, {where}, {state}. The chain is broken even though the server "
-            "certificate itself is in date.",
-            "Download the current intermediate from your CA (usually the CA re-issued it under the same name "
-            "and key) and replace the old one in your chain file; then reload the server.",
+            f"Intermediate {label(cert)}, {where}, {state}. "
+            + (
+                "The chain is broken even though the server certificate itself is in date."
+                if leaf_in_date
+                else "The chain is broken at this level too, not only at the server certificate."
+            ),
+            "Check the clock of the machine judging it (and --at): the intermediate was issued later than this moment."
+            if premature
+            else "Download the current intermediate from your CA (usually the CA re-issued it under the same "
+            "name and key) and replace the old one in your chain file; then reload the server.",
             cert=cert,
             evidence={"not_before": start.isoformat(), "not_after": end.isoformat(), "origin": node.origin},
         )

@@ -75,8 +75,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         p, what="the private key the server uses: reports key-mismatch if it does not belong to the certificate"
     )
     p.add_argument("--no-clients", action="store_true", help="skip the per-client predictions (Chrome, curl, Java…)")
-    p.add_argument("--pem", action="store_true", help="print the chain as presented, as PEM, instead of a report")
     add_output_options(p)
+    p.add_argument("--pem", action="store_true", help="print the chain as presented, as PEM, instead of a report")
 
 
 def request(ns: argparse.Namespace) -> tuple[str | None, dict[str, Any]]:
@@ -122,6 +122,8 @@ def run(ns: argparse.Namespace) -> int:
     from ..render import json as render_json
     from ..render.text import render
 
+    if ns.pem and (ns.json or ns.quiet):
+        raise UsageError("--pem prints the chain itself: give it without --json or -q")
     target, kwargs = request(ns)
     err = console(ns, stderr=True)
     if err.is_terminal and not ns.json and not ns.quiet and not ns.pem:
@@ -142,5 +144,7 @@ def run(ns: argparse.Namespace) -> int:
         from ..render import clean
 
         for c in d.evidence.chains:
-            print(f"certdoctor check: {clean(c.source)}: {clean(c.error or 'no certificate')}", file=sys.stderr)
+            why = c.error or "no certificate"
+            where = "" if why.startswith(c.source) else f"{clean(c.source)}: "
+            print(f"certdoctor check: {where}{clean(why)}", file=sys.stderr)
     return code

@@ -238,7 +238,7 @@ def diagnose_options(ns: argparse.Namespace, **overrides: Any) -> DiagnoseOption
         "ca_files": tuple(ns.ca_file),
         "ca_bundle": tuple(getattr(ns, "ca_bundle", ()) or ()),
         "trust_stores": tuple(ns.trust_store) if ns.trust_store else None,
-        "at": parse_at(ns.at) if getattr(ns, "at", None) else None,
+        "at": parse_at(ns.at) if getattr(ns, "at", None) is not None else None,
         "warn_days": getattr(ns, "warn_days", DEFAULT_WARN_DAYS),
         "fetch_aia": not getattr(ns, "no_aia", False),
         "revocation": not getattr(ns, "no_revocation", False),
@@ -310,9 +310,11 @@ def key_password(ns: argparse.Namespace, *, prompt_for: str | None = None) -> by
         try:
             with open(ns.password_file, "rb") as handle:
                 data = handle.read(65536)
-            return data.splitlines()[0] if data.strip(b"\r\n") else b""
         except OSError as exc:
             raise UsageError(f"--password-file {ns.password_file}: {exc.strerror or exc}") from None
+        if not data.strip(b"\r\n"):
+            raise UsageError(f"--password-file {ns.password_file} is empty")
+        return data.splitlines()[0]
     env = os.environ.get("CERTDOCTOR_KEY_PASSWORD")
     if env is not None:
         return env.encode()

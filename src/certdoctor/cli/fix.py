@@ -98,7 +98,10 @@ def run(ns: argparse.Namespace) -> int:
         missing = [p for p in ns.inputs if not os.path.exists(p)]
         if missing:
             raise UsageError(f"no such file or directory: {', '.join(missing)}")
-        inputs = read_inputs(input_files(ns.inputs), password=password, ask_password=_ask)
+        files = input_files(ns.inputs)
+        given = {os.path.normpath(p) for p in ns.inputs}
+        optional = frozenset(p for p in files if os.path.normpath(p) not in given)
+        inputs = read_inputs(files, password=password, ask_password=_ask, optional=optional)
     if ns.key:
         inputs.keys.insert(0, (load_private_key(ns.key, password), ns.key))
     result = fix(

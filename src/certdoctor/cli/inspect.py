@@ -52,9 +52,11 @@ def run(ns: argparse.Namespace) -> int:
     from ..render import json as render_json
     from ..render.inspect_text import render_inspect, render_pem_issues
 
+    if ns.pem and (ns.json or ns.quiet):
+        raise UsageError("--pem prints the certificates themselves: give it without --json or -q")
     at = parse_at(ns.at)
     if any(looks_like_file(p) for p in ns.inputs):
-        missing = [p for p in ns.inputs if not os.path.isfile(p)]
+        missing = [p for p in ns.inputs if not os.path.lexists(p)]
         if missing:
             raise UsageError(f"no such file: {', '.join(missing)} (give files, or one server)")
         result = inspect_files(ns.inputs, at=at, ca_files=ns.ca_file)
@@ -72,9 +74,7 @@ def run(ns: argparse.Namespace) -> int:
             ca_files=ns.ca_file,
         )
         if result.empty:
-            for err in result.errors:
-                error(NAME, err)
-            raise CollectError(f"no certificate obtained from {ns.inputs[0]}")
+            raise CollectError(f"no certificate obtained from {ns.inputs[0]}: {'; '.join(result.errors)}")
     if ns.pem:
         from ..render.pem import groups_pem
 

@@ -40,7 +40,11 @@ def run(ns: argparse.Namespace) -> int:
         return 0
     from rich.table import Table
 
-    table = Table("name", "available", "default", "description", box=None, pad_edge=False)
+    table = Table(box=None, pad_edge=False)
+    table.add_column("name", no_wrap=True)
+    table.add_column("available", no_wrap=True)
+    table.add_column("default", no_wrap=True)
+    table.add_column("description", overflow="fold")
     for r in rows:
         table.add_row(r["name"], "yes" if r["available"] else "no", "yes" if r["default"] else "", r["description"])
     out.print(table)

@@ -88,7 +88,8 @@ class Explanation:
 
 
 def _normalise(text: str) -> str:
-    text = text[:MAX_INPUT]
+    if len(text) > MAX_INPUT:  # a long log: the error is at its start (the first failure) or its end (Caused by)
+        text = text[: MAX_INPUT // 2] + "\n" + text[-MAX_INPUT // 2 :]
     text = re.sub(r"[\u2018\u2019\u201c\u201d]", "'", text)  # curly quotes from chat tools and macOS
     return re.sub(r"[ \t]+", " ", text)
 

@@ -27,7 +27,10 @@ def _load_one(der_or_pem: bytes, password: bytes | None, source: str, pem: bool)
         if "password was given" in text:
             return loader(der_or_pem, password=None)  # not encrypted after all
         if "password was not given" in text or "encrypted" in text:
-            raise KeyLoadError(f"{source}: the private key is encrypted; give its password with --password") from None
+            raise KeyLoadError(
+                f"{source}: the private key is encrypted; give its password (--password-file FILE, "
+                "CERTDOCTOR_KEY_PASSWORD or --password)"
+            ) from None
         raise KeyLoadError(f"{source}: {exc}") from None
     except ValueError as exc:
         if password is not None and ("decrypt" in str(exc).lower() or "bad" in str(exc).lower()):
@@ -97,7 +100,10 @@ def load_pkcs12(path: str | Path, password: bytes | None, data: bytes | None = N
         certs = [c.certificate for c in ([bundle.cert] if bundle.cert else []) + list(bundle.additional_certs)]
         return bundle.key, certs
     if password is None:
-        raise KeyLoadError(f"{path}: the PKCS#12 file is protected; give its password with --password") from None
+        raise KeyLoadError(
+            f"{path}: the PKCS#12 file is protected; give its password (--password-file FILE, "
+            "CERTDOCTOR_KEY_PASSWORD or --password)"
+        ) from None
     raise KeyLoadError(f"{path}: wrong password for the PKCS#12 file, or not a PKCS#12 file ({last})") from None
 
 

@@ -34,6 +34,8 @@ def render_fix(result: Any, out: Console, *, quiet: bool = False) -> None:
         out.print(Text(f"  left out {clean(certinfo.display_name(c))}: {reason}", style="yellow"))
     for line in result.repaired:
         out.print(Text(f"  repaired {clean(line)}", style="cyan"))
+    for line in result.skipped:
+        out.print(Text(f"  skipped {clean(line)}", style="dim"))
     for note in plan.notes:
         out.print(Text(f"  note: {clean(note)}", style="red"))
     if plan.key is not None:

@@ -20,7 +20,11 @@ def render_rules(rows: list[dict[str, Any]], out: Console, *, quiet: bool = Fals
     if not out.is_terminal:  # written as is: rich would expand the tabs
         out.file.write("".join("\t".join((r["id"], r["severity"], r["title"], r["citation"])) + "\n" for r in rows))
         return
-    table = Table("id", "severity", "title", "citation", box=None, pad_edge=False)
+    table = Table(box=None, pad_edge=False)  # ids and severities are never cut; the prose wraps
+    table.add_column("id", no_wrap=True, min_width=max(len(r["id"]) for r in rows))
+    table.add_column("severity", no_wrap=True)
+    table.add_column("title", overflow="fold")
+    table.add_column("citation", overflow="fold")
     for r in rows:
         table.add_row(r["id"], Text(r["severity"], style=SEVERITY_STYLE[r["severity"]]), r["title"], r["citation"])
     out.print(table)

@@ -166,7 +166,7 @@ def clients_table(verdicts: Sequence[ClientVerdict], *, verbose: bool = True) ->
     table = Table.grid(padding=(0, 1))
     table.add_column(no_wrap=True)
     table.add_column(no_wrap=True)
-    table.add_column()
+    table.add_column(overflow="fold")  # a client's message wraps on a narrow terminal, never cut
     for v in verdicts:
         if v.accepts:
             mark = Text("✓", style="green")
@@ -291,6 +291,8 @@ def _trust_howto(verdicts: Sequence[ClientVerdict]) -> list[tuple[str, str]]:
 
 def verdict_line(d: Diagnosis) -> Text:
     errors, warnings = len(d.errors), len(d.warnings)
+    if not d.reachable and d.target.is_files:
+        return Text("✗ UNREADABLE — no certificate could be read from the file(s)", style="bold red")
     if not d.reachable:
         return Text("✗ UNREACHABLE — no certificate could be obtained", style="bold red")
     counts = f"{errors} error(s), {warnings} warning(s)"

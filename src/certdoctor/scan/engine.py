@@ -244,7 +244,7 @@ class Engine:
                 self.emit(splice(self.options.fmt, target.line, middle, attempts, time.perf_counter() - started), meta)
                 return
         try:
-            tgt = Target(name=target.name, port=target.port, sni=target.sni, addresses=target.addresses)
+            tgt = Target(target.name, target.port, target.sni, target.addresses, host=target.host)
             d = await session.judge_chains(tgt, chains, started=started)
             record = diagnosis_record(
                 target,

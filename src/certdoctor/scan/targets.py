@@ -34,7 +34,9 @@ _SPACE = re.compile(r"\s")
 TLS_SCHEMES = ("https", "ldaps", "imaps", "smtps", "pop3s")
 # The lines most inputs are made of, read without the general parser: "host", "host:port", either followed
 # by one ",addr=IPv4". Anything else (and any port or address this does not vouch for) takes the long way.
-_SIMPLE = re.compile(r"([A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?)(?::([0-9]{1,5}))?(?:,addr=([0-9.]{7,15}))?")
+# A plain line: host (DNS labels as pipeline.check_host accepts them) [:port] [,addr=IPv4]
+_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+_SIMPLE = re.compile(rf"({_LABEL}(?:\.{_LABEL})*\.?)(?::([0-9]{{1,5}}))?(?:,addr=([0-9.]{{7,15}}))?")
 
 
 class ScanTarget(NamedTuple):
@@ -118,7 +120,7 @@ def parse_line(line: int, raw: str) -> ScanTarget | BadLine | None:
     if simple is not None:
         host, port_text, address = simple.groups()
         port = 443 if port_text is None else int(port_text)
-        if 0 < port < 65536 and (address is None or is_ip(address)):
+        if 0 < port < 65536 and (address is None or is_ip(address)) and len(host.rstrip(".")) <= 253:
             sni = None if is_ip(host) else host
             return ScanTarget(line, text, host, port, sni, host, () if address is None else (address,))
     return _parse_general(line, text)

@@ -22,9 +22,9 @@ MARK = {"valid": "✓", "invalid": "✗", "unreachable": "✗", "bad-input": "?"
 
 def text_line(meta: Meta) -> str:
     mark = MARK.get(meta.verdict, "?")
-    head = f"{mark} {meta.verdict:<11} {clean(meta.target, 120)}"
+    head = f"{mark} {meta.verdict:<11} {clean(meta.target, 8192)}"
     if meta.error:
-        return f"{head}  {clean(meta.error, 200)}\n"
+        return f"{head}  {clean(meta.error, 2000)}\n"
     parts = [", ".join(meta.ids)] if meta.ids else []
     if meta.days_left is not None:
         parts.append(f"({certinfo.days_phrase(meta.days_left)})")
@@ -33,8 +33,8 @@ def text_line(meta: Meta) -> str:
 
 def summary_table(summary: Summary) -> Table:
     table = Table(title="certdoctor scan", title_justify="left", show_header=False, box=None, pad_edge=False)
-    table.add_column(style="bold", no_wrap=True)
-    table.add_column(no_wrap=True, overflow="ellipsis")
+    table.add_column(style="bold", no_wrap=True, min_width=len("soonest expiry"))
+    table.add_column(overflow="fold")  # a long target wraps on a terminal; never cut
     v = summary.verdicts
     table.add_row(
         "targets",
@@ -63,13 +63,13 @@ def summary_table(summary: Summary) -> Table:
         table.add_row("findings", "\n".join(f"{n:>6}  {fid}" for fid, n in summary.findings.most_common(15)))
     if summary.errors:
         table.add_row(
-            "errors", "\n".join(f"{n:>6}  {clean(reason, 80)}" for reason, n in summary.errors.most_common(5))
+            "errors", "\n".join(f"{n:>6}  {clean(reason, 2000)}" for reason, n in summary.errors.most_common(5))
         )
     if summary.soonest:
         rows = sorted(summary.soonest, reverse=True)
         table.add_row(
             "soonest expiry",
-            "\n".join(f"{-d:>6.0f} d  {na[:10]}  {clean(t, 50)}" for d, na, t in rows),
+            "\n".join(f"{-d:>6.0f} d  {na[:10]}  {clean(t, 8192)}" for d, na, t in rows),
         )
     return table
 
@@ -109,12 +109,12 @@ def run_with_progress(scan: Any, fmt: str, summary: Summary, err: Console, skipp
             last[0] = now
             progress.refresh()
 
+    line = text_line
     if fmt == "text":  # records and the bar share the terminal: print records through the progress console
 
-        def text_line(meta: Meta) -> str:
+        def line(meta: Meta) -> str:
             progress.console.print(Text(text_line(meta).rstrip("\n")), highlight=False)
             return ""
-    else:
-        text_line = text_line
+
     with progress:
-        scan(on_record=on_record, text_line=text_line)
+        scan(on_record=on_record, text_line=line)
