@@ -53,7 +53,10 @@ def parse_target(spec: str, default_port: int = 443) -> tuple[str, int]:
     if not spec:
         raise InputError("empty target")
     if "://" in spec:
-        parts = urlsplit(spec)
+        try:
+            parts = urlsplit(spec)  # raises ValueError for a bracket left open or around something not IPv6
+        except ValueError as exc:
+            raise InputError(f"cannot read {spec!r} as a URL: {exc}") from exc
         if not parts.hostname:
             raise InputError(f"cannot read a host name from {spec!r}")
         try:
@@ -63,8 +66,14 @@ def parse_target(spec: str, default_port: int = 443) -> tuple[str, int]:
         default = {"https": 443, "ldaps": 636, "imaps": 993, "smtps": 465, "pop3s": 995}.get(parts.scheme)
         return parts.hostname, port or default or default_port
     if spec.startswith("["):
-        host, _, rest = spec[1:].partition("]")
-        port_s = rest.lstrip(":")
+        host, closed, rest = spec[1:].partition("]")
+        if not closed:
+            raise InputError(f"no closing ']' in {spec!r} (an IPv6 address with a port is [ADDRESS]:PORT)")
+        if ":" not in host or not certinfo.is_ip(host):
+            raise InputError(f"[{host}] in {spec!r} is not an IPv6 address (only those go in brackets)")
+        if rest and not rest.startswith(":"):
+            raise InputError(f"expected ':PORT' after ']' in {spec!r}")
+        port_s = rest[1:]
     elif spec.count(":") == 1:
         host, port_s = spec.split(":")
     else:
