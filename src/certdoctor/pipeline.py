@@ -105,7 +105,7 @@ def parse_target(spec: str, default_port: int = 443) -> tuple[str, int]:
         if not bracket:
             raise InputError(f"invalid target {spec!r}: no closing ']'")
         if rest and not rest.startswith(":"):
-            raise InputError(f"invalid target {spec!r}: expected [v6]:port")
+            raise InputError(f"invalid target {spec!r}: expected ':PORT' after ']'")
         port_s = rest[1:]
         try:
             ipaddress.IPv6Address(host)

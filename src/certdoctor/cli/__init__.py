@@ -2,7 +2,7 @@
 
 Each command module has ``NAME``, ``HELP``, ``DESCRIPTION``, ``EPILOG``, ``add_arguments(parser)`` and
 ``run(args) -> int``. Library errors become exit codes here, and only here (see :class:`certdoctor.model.ExitCode`):
-:class:`~certdoctor.errors.InputError` → 2, :class:`~certdoctor.errors.CollectError` → 3, Ctrl-C/SIGTERM → 130.
+:class:`~certdoctor.errors.InputError` → 2, :class:`~certdoctor.errors.CollectError` → 3, Ctrl-C/SIGTERM/SIGHUP → 130.
 Command modules are imported when their command runs, so that ``certdoctor --help`` stays fast.
 """
 
@@ -90,13 +90,27 @@ def _quiet_library_warnings() -> None:
     warnings.filterwarnings("ignore", message=r".*(serial number|RFC 5280).*")
 
 
+_terminating = False  # a SIGTERM or SIGHUP arrived during this command
+
+
 def _on_sigterm(signum: int, frame: Any) -> None:
+    """SIGTERM (and SIGHUP) do what Ctrl-C does: whatever handles SIGINT now (inside ``asyncio.run``, its handler,
+    which cancels the main task so that it ends the way Ctrl-C ends it), or KeyboardInterrupt. Once: the command
+    is stopping already, and another one would only cut its cleanup short (SIGKILL is the way to insist)."""
+    global _terminating
+    if _terminating:
+        return
+    _terminating = True
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler) and handler is not _on_sigterm:
+        handler(signal.SIGINT, frame)
+        return
     raise KeyboardInterrupt
 
 
 def entry() -> None:
     """The ``certdoctor`` console script: :func:`main`, then exit."""
-    command, code = _run(None)
+    command, code = _run(None, exiting=True)
     if command in FAST_EXIT:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):  # a closed pipe: what was not written is lost either way
@@ -114,7 +128,7 @@ def _command_of(argv: Sequence[str]) -> str | None:
     return next((a for a in argv if not a.startswith("-")), None)
 
 
-def _run(argv: Sequence[str] | None) -> tuple[str | None, int]:
+def _run(argv: Sequence[str] | None, *, exiting: bool = False) -> tuple[str | None, int]:
     """The command given (None without one) and its exit status."""
     _quiet_library_warnings()
     args = list(sys.argv[1:] if argv is None else argv)
@@ -127,18 +141,26 @@ def _run(argv: Sequence[str] | None) -> tuple[str | None, int]:
     if not ns.command:
         parser.print_help(sys.stderr)
         return None, int(ExitCode.USAGE)
-    return ns.command, dispatch(ns)
+    return ns.command, dispatch(ns, exiting=exiting)
 
 
-def dispatch(ns: argparse.Namespace) -> int:
+def dispatch(ns: argparse.Namespace, *, exiting: bool = False) -> int:
     """Run the parsed command; every error certdoctor raises on purpose becomes one line on stderr and its exit
-    status. An unexpected exception is a bug: one line, and the traceback only with CERTDOCTOR_DEBUG=1."""
+    status. An unexpected exception is a bug: one line, and the traceback only with CERTDOCTOR_DEBUG=1.
+
+    ``exiting``: the process exits right after (the console script); for the FAST_EXIT commands, SIGINT,
+    SIGTERM and SIGHUP are then ignored from the moment the status is known, so that a late one cannot replace
+    it (or interrupt the final flush)."""
+    global _terminating
     from ..errors import CertdoctorError, CollectError, InputError
     from .common import error
 
-    previous = None
+    _terminating = False
+    previous: dict[int, Any] = {}
     with contextlib.suppress(ValueError):  # not the main thread
-        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, _on_sigterm)
+        if signal.getsignal(signal.SIGHUP) == signal.SIG_DFL:  # a closed terminal; not under nohup
+            previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, _on_sigterm)
     try:
         return int(_module(ns.command).run(ns))
     except InputError as exc:
@@ -163,6 +185,11 @@ def dispatch(ns: argparse.Namespace) -> int:
         error(ns.command, f"internal error: {type(exc).__name__}: {exc} (CERTDOCTOR_DEBUG=1 shows where)")
         return int(ExitCode.INTERNAL)
     finally:
-        if previous is not None:
-            with contextlib.suppress(ValueError):
-                signal.signal(signal.SIGTERM, previous)
+        if exiting and ns.command in FAST_EXIT:
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                with contextlib.suppress(ValueError):
+                    signal.signal(signum, signal.SIG_IGN)
+        else:
+            for signum, handler in previous.items():
+                with contextlib.suppress(ValueError, TypeError):
+                    signal.signal(signum, handler)

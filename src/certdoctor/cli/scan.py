@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import stat
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -17,7 +18,7 @@ from ..model import Severity
 from ..pipeline import Session
 from ..render.escape import clean
 from ..scan.driver import Summary, count_targets, done_records, repair_tail, run_scan
-from ..scan.engine import ScanOptions
+from ..scan.engine import MAX_CONCURRENCY, ScanOptions
 from ..scan.records import csv_header
 from ..scan.targets import BadLine
 from ..scan.text import run_with_progress, summary_table, text_line
@@ -72,11 +73,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     fmt.add_argument("--jsonl", action="store_true", help="JSON Lines (the default when stdout is not a terminal)")
     fmt.add_argument("--csv", action="store_true", help="CSV, one row per target, with a header")
     out.add_argument("-o", "--output", metavar="FILE", help="write records to FILE instead of stdout")
-    out.add_argument("--resume", metavar="FILE", help="skip the targets already in FILE (an earlier -o) and append")
+    out.add_argument(
+        "--resume", metavar="FILE", help="skip the targets already in FILE (an earlier -o, not the input) and append"
+    )
     out.add_argument("--full", action="store_true", help="the whole `check --json` document per target")
     out.add_argument("--clients", action="store_true", help="add per-client predictions to each record")
     pace = p.add_argument_group("pace")
-    pace.add_argument("--concurrency", type=positive_int, default=100, metavar="N", help="targets in flight (100)")
+    pace.add_argument(
+        "--concurrency",
+        type=positive_int,
+        default=100,
+        metavar="N",
+        help=f"targets in flight (100); never more than FILE has, nor {MAX_CONCURRENCY}: each one holds a socket, "
+        "and a task made when the scan starts (stdin has no known count)",
+    )
     pace.add_argument(
         "-w",
         "--workers",
@@ -104,11 +114,47 @@ def _output(ns: argparse.Namespace) -> tuple[IO[str], bool]:
     if not target:
         return sys.stdout, True
     path = Path(target)
-    if ns.resume and Path(ns.resume).resolve() == path.resolve():
+    if ns.resume:  # -o, if given, is the same file (see _refuse_input_as_output)
         repair_tail(path)
         fresh = not path.exists() or path.stat().st_size == 0
         return path.open("a", encoding="utf-8"), fresh
     return path.open("w", encoding="utf-8"), True
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return Path(a).resolve() == Path(b).resolve()
+
+
+def _refuse_input_as_output(ns: argparse.Namespace) -> None:
+    """The input must not be the output: -o would empty it before it is read, --resume (or stdout appending to
+    it) would read its own records as targets and grow without end."""
+    target = ns.resume or ns.output
+    option = "--resume" if ns.resume else "-o"
+    if target and ns.output and ns.resume and not _same_file(ns.output, ns.resume):
+        raise UsageError("--resume appends to its own file: give -o the same FILE, or leave -o out")
+    if target:
+        same = _same_file(ns.input, target) if ns.input != "-" else _same_fd(0, target)
+        where = f"{option} {target}"
+    else:
+        same = _same_fd(1, ns.input) if ns.input != "-" else _same_fd(1, 0)
+        where = "stdout"
+    if same:
+        what = "the input (stdin)" if ns.input == "-" else f"the input {ns.input}"
+        raise UsageError(f"{where} is {what}: write the records to another file")
+
+
+def _same_fd(fd: int, other: str | int) -> bool:
+    """Whether file descriptor ``fd`` is a regular file and ``other`` (a path or a descriptor) is that file."""
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return False
+        return os.path.samestat(st, os.fstat(other) if isinstance(other, int) else os.stat(other))
+    except OSError:
+        return False
 
 
 def run(ns: argparse.Namespace) -> int:
@@ -117,8 +163,7 @@ def run(ns: argparse.Namespace) -> int:
         raise UsageError("--rate must be more than 0")
     if ns.input != "-" and not os.path.isfile(ns.input):
         raise UsageError(f"no such file: {ns.input}")
-    if ns.output and ns.resume and Path(ns.output).resolve() != Path(ns.resume).resolve():
-        raise UsageError("--resume appends to its own file: give -o the same FILE, or leave -o out")
+    _refuse_input_as_output(ns)
     total = count_targets(ns.input)
     if total == 0:  # before the trust stores load and -o FILE is opened (and emptied)
         raise UsageError(f"nothing to scan: {ns.input} has no target line")
@@ -132,7 +177,7 @@ def run(ns: argparse.Namespace) -> int:
     if diagnose.fetch_aia or diagnose.revocation:
         preload_http()  # once, before the scan starts and workers fork; see preload()
     options = ScanOptions(
-        concurrency=ns.concurrency,
+        concurrency=max(1, min(ns.concurrency, MAX_CONCURRENCY, total or MAX_CONCURRENCY)),
         rate=ns.rate,
         retries=ns.retries,
         full=ns.full,

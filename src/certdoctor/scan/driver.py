@@ -31,7 +31,7 @@ from typing import IO, Any, NamedTuple
 from ..collect.http import preload as preload_http
 from .engine import Engine, Meta, ScanOptions, record_meta, worst_severity
 from .records import bad_line_record, error_record, serialise
-from .targets import BadLine, ScanTarget, read_targets
+from .targets import BadLine, ScanTarget, lines_of, read_targets
 
 BATCH = 32  # targets per message to a worker
 FLUSH_SECONDS = 0.25
@@ -157,19 +157,23 @@ def done_records(path: Path) -> dict[tuple[int, str], Earlier]:
 
 
 def repair_tail(path: Path) -> None:
-    """Cut a torn last line so that appended records start on a line of their own."""
+    """Cut a torn last line (the bytes after the last newline: the scan was killed mid-write) so that appended
+    records start on a line of their own. Every complete line before it is kept, however long the torn one."""
     if not path.exists() or path.stat().st_size == 0:
         return
     with path.open("rb+") as fh:
-        fh.seek(-1, os.SEEK_END)
-        if fh.read(1) == b"\n":
-            return
         size = fh.seek(0, os.SEEK_END)
-        block = min(size, 1 << 20)
-        fh.seek(size - block)
-        data = fh.read(block)
-        cut = data.rfind(b"\n")
-        fh.truncate(size - block + cut + 1 if cut >= 0 else 0)
+        end = size
+        while end > 0:  # backwards, a block at a time, to the last newline
+            start = max(0, end - (1 << 20))
+            fh.seek(start)
+            cut = fh.read(end - start).rfind(b"\n")
+            if cut >= 0:
+                end = start + cut + 1
+                break
+            end = start
+        if end < size:
+            fh.truncate(end)
 
 
 # --- input ----------------------------------------------------------------------------------------------
@@ -197,8 +201,9 @@ def open_input(path: str) -> IO[str]:
 # --- the worker process ---------------------------------------------------------------------------------
 
 
-def _worker_main(options: ScanOptions, tasks: Any, results: Any) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
+def _worker_main(options: ScanOptions, tasks: Any, results: Any, parent: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C (and a hangup) and stops us
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # ... and terminates us (not the command line's handler)
     if options.diagnose.fetch_aia or options.diagnose.revocation:
         preload_http()  # a spawned helper starts without it (a forked one has it already)
@@ -229,6 +234,8 @@ def _worker_main(options: ScanOptions, tasks: Any, results: Any) -> None:
         async def ticker() -> None:
             while True:
                 await asyncio.sleep(FLUSH_SECONDS)
+                if os.getppid() != parent:  # the parent died without stopping us (SIGKILL): no one to report to
+                    os._exit(1)
                 flush()
 
         tick = asyncio.ensure_future(ticker())
@@ -322,7 +329,9 @@ def run_scan(
 
     handle = open_input(source)
     try:
-        _Pool(options, max(1, workers), adaptive, record, writer).run(_good(read_targets(handle), bad, skip, summary))
+        _Pool(options, max(1, workers), adaptive, record, writer).run(
+            _good(read_targets(lines_of(handle)), bad, skip, summary)
+        )
     except KeyboardInterrupt:
         summary.interrupted = True
         raise
@@ -352,6 +361,26 @@ def _good(
             bad(item)
         else:
             yield item
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Ctrl-C, SIGTERM and SIGHUP wait until the block is done (then raise KeyboardInterrupt, unless another
+    exception is on its way already): for cleanup that must not be cut short. Only in the main thread."""
+    caught: list[int] = []
+    previous: dict[int, Any] = {}
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        with contextlib.suppress(ValueError, OSError):  # not the main thread
+            handler = signal.getsignal(sig)
+            if handler is not signal.SIG_IGN and handler is not None:
+                previous[sig] = signal.signal(sig, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if caught:
+        raise KeyboardInterrupt
 
 
 class _CpuSample(NamedTuple):
@@ -420,16 +449,47 @@ class _Pool:
         return len(self.procs)
 
     def run(self, targets: Iterator[ScanTarget]) -> None:
-        if self.processes > 1 and not self.adaptive:
-            self._start(self.processes - 1)  # forked now: no event loop exists yet
+        interrupted = False
         try:
+            if self.processes > 1 and not self.adaptive:
+                self._start(self.processes - 1)  # forked now: no event loop exists yet
             asyncio.run(self._main(targets))
+        except KeyboardInterrupt:
+            interrupted = True
+            raise
         finally:
-            for proc in self.procs:
-                if proc.is_alive():
-                    proc.terminate()
-            for proc in self.procs:
-                proc.join(timeout=5)
+            # No helper outlives the scan, however it ends (another Ctrl-C or SIGTERM waits until they are gone)
+            with _signals_deferred():
+                if interrupted:
+                    self._drain()
+                self._stop()
+
+    def _drain(self, seconds: float = 0.5) -> None:
+        """Interrupted: write the records the helpers have sent and this process has not read yet."""
+        if self.results is None:
+            return
+        deadline = time.monotonic() + seconds
+        with contextlib.suppress(Exception):  # best effort (a closed pipe on stdout, a helper gone)
+            while time.monotonic() < deadline:
+                got = self.results.get(timeout=0.05)
+                for line, meta in got or ():
+                    self.record(line, meta)
+
+    def _stop(self) -> None:
+        """Terminate the helpers still running (SIGTERM, then SIGKILL after 3 s) and wait for them."""
+        for proc in self.procs:
+            if proc.is_alive():
+                proc.terminate()
+        deadline = time.monotonic() + 3
+        for proc in self.procs:
+            proc.join(timeout=max(0.0, deadline - time.monotonic()))
+        for proc in self.procs:
+            if proc.is_alive():
+                proc.kill()
+                proc.join(timeout=1)
+        for q in self.queues:  # a helper gone with batches unread: do not wait for them to be sent at exit
+            q.cancel_join_thread()
+            q.close()
 
     def _start(self, count: int) -> None:
         share = ScanOptions(
@@ -441,7 +501,7 @@ class _Pool:
             self.results = self.ctx.Queue()
         for _ in range(count):
             q = self.ctx.Queue(maxsize=max(4, share.concurrency // BATCH + 2))
-            proc = self.ctx.Process(target=_worker_main, args=(share, q, self.results), daemon=True)
+            proc = self.ctx.Process(target=_worker_main, args=(share, q, self.results, os.getpid()), daemon=True)
             proc.start()
             self.queues.append(q)
             self.procs.append(proc)

@@ -12,7 +12,7 @@ import gc
 import random
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence, Sized
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -26,6 +26,7 @@ from .targets import ScanTarget
 RECORD_CACHE = 4096  # distinct (target, evidence) records kept for splicing
 BACKOFF = 0.5  # seconds before the first retry; doubled each time, jittered, capped at MAX_BACKOFF
 MAX_BACKOFF = 5.0
+MAX_CONCURRENCY = 10_000  # targets in flight per scan: each holds a socket (and a task, ~1 KB, made up front)
 GC_THRESHOLD = 20_000  # allocations between young-generation collections during a scan (Python's default: 700)
 
 
@@ -162,7 +163,10 @@ class Engine:
             # ``concurrency`` long-lived workers pulling targets: no task, semaphore or callback per target
             # (at thousands of targets a second, those cost as much as the judgement).
             source = _Source(targets)
-            workers = [asyncio.ensure_future(self._work(source, i)) for i in range(self.options.concurrency)]
+            count = min(self.options.concurrency, MAX_CONCURRENCY)
+            if isinstance(targets, Sized):  # never more workers than targets
+                count = min(count, max(1, len(targets)))
+            workers = [asyncio.ensure_future(self._work(source, i)) for i in range(count)]
             # The trust stores, indexes and modules loaded so far live as long as the scan: keep the cyclic
             # garbage collector from walking them again and again, and let it run less often (each handshake
             # allocates a few hundred short-lived objects; at the default threshold of 700 the collector runs

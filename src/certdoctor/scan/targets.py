@@ -11,7 +11,8 @@ Line format (``#`` comments and blank lines are ignored)::
     192.0.2.10:443,name=example.com            # verify this name (SNI follows it unless sni= is given)
 
 CSV: a first line with a ``host`` column (and optionally ``port``, ``sni``, ``name``, ``addr``/``address``,
-addresses separated by ``|`` or spaces). A malformed line becomes a :class:`BadLine`, never an exception.
+addresses separated by ``|`` or spaces). A malformed line becomes a :class:`BadLine`, never an exception; so
+does a line longer than MAX_LINE characters (read through :func:`lines_of`, it is never held in memory whole).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import csv
 import io
 import re
 from collections.abc import Iterable, Iterator
-from typing import NamedTuple
+from typing import IO, NamedTuple
 
 from ..certinfo import is_ip
 from ..errors import InputError
@@ -130,7 +131,7 @@ def _parse_general(line: int, text: str) -> ScanTarget | BadLine | None:
     if not text or text[0] == "#":
         return None
     if len(text) > MAX_LINE:
-        return BadLine(line, text[:80] + "…", f"line longer than {MAX_LINE} characters")
+        return _too_long(line, text, len(text))
     if " #" in text:
         text = text.split(" #", 1)[0].rstrip()
     options: dict[str, list[str]] = {}
@@ -159,41 +160,96 @@ def _is_csv_header(text: str) -> bool:
 
 
 def read_targets(lines: Iterable[str]) -> Iterator[ScanTarget | BadLine]:
-    """Targets in input order, streaming (a million-line input is never held in memory)."""
+    """Targets in input order, streaming (a million-line input is never held in memory).
+
+    Never raises for what a line holds: a line longer than MAX_LINE characters, or one that cannot be read for
+    any reason, becomes that line's :class:`BadLine`, and the lines after it are read as usual."""
     header: list[str] | None = None
     first = True
     for number, raw in enumerate(lines, start=1):
-        text = raw.strip()
-        if first and text and not text.startswith("#"):
-            first = False
-            if _is_csv_header(text):
-                header = [c.strip().lower() for c in next(csv.reader([text]))]
-                continue
-        if header is None:
-            got = parse_line(number, raw)
-            if got is not None:
-                yield got
-            continue
-        if not text or text.startswith("#"):
-            continue
+        item: ScanTarget | BadLine | None
         try:
-            cells = next(csv.reader(io.StringIO(text)))
-        except (csv.Error, StopIteration) as exc:
-            yield BadLine(number, text, f"unreadable CSV line: {exc}")
+            if len(raw) > MAX_LINE and (isinstance(raw, LongLine) or len(raw.strip()) > MAX_LINE):
+                text = raw.strip()
+                if text.startswith("#"):
+                    continue  # a comment, however long
+                first = False  # not a CSV header either
+                item = _too_long(number, text, getattr(raw, "length", len(text)))
+            elif header is None:
+                if first:
+                    text = raw.strip()
+                    if text and not text.startswith("#"):
+                        first = False
+                        if _is_csv_header(text):
+                            header = [c.strip().lower() for c in next(csv.reader([text]))]
+                            continue
+                item = parse_line(number, raw)
+            else:
+                item = _csv_row(number, raw.strip(), header)
+        except Exception as exc:  # one line must never stop the scan
+            item = BadLine(number, _shown(raw.strip()), f"unreadable line: {type(exc).__name__}: {exc}")
+        if item is not None:
+            yield item
+
+
+def _too_long(number: int, text: str, length: int) -> BadLine:
+    return BadLine(number, _shown(text), f"line too long ({length} characters, longer than {MAX_LINE})")
+
+
+def _shown(text: str) -> str:
+    """What a record shows of a line as its target: at most 80 characters."""
+    return text if len(text) <= 80 else text[:80] + "…"
+
+
+class LongLine(str):
+    """The first MAX_LINE + 2 characters of a line too long to read whole, and its ``length`` in characters
+    (see :func:`lines_of`)."""
+
+    length: int
+
+
+def lines_of(stream: IO[str]) -> Iterator[str]:
+    """The lines of ``stream``, each read into memory whole only when it is at most MAX_LINE characters long:
+    a longer one comes as a :class:`LongLine` (its beginning and its length), so that an input of one
+    gigabyte-long line costs no gigabyte. (A line is a line for :func:`read_targets` in either case.)"""
+    readline = stream.readline
+    limit = MAX_LINE + 2  # the line, "\r\n"
+    while True:
+        raw = readline(limit)
+        if len(raw) < limit or raw[-1] == "\n":
+            if not raw:
+                return
+            yield raw
             continue
-        if len(cells) > len(header):
-            yield BadLine(number, text, f"{len(cells)} fields, the header has {len(header)}")
-            continue
-        row = dict(zip(header, (c.strip() for c in cells), strict=False))
-        spec = row.get("host") or row.get("hostname") or row.get("target") or ""
-        options: dict[str, list[str]] = {}
-        for column, key in (("port", "port"), ("sni", "sni"), ("name", "name")):
-            if row.get(column):
-                options[key] = [row[column]]
-        for column in ("addr", "address", "addresses"):
-            if row.get(column):
-                options.setdefault("addr", []).append(row[column])
-        if not spec:
-            yield BadLine(number, text, "empty host")
-            continue
-        yield _make(number, text, spec, options)
+        length = len(raw)
+        while True:  # the rest of the line, read and dropped a block at a time
+            rest = readline(1 << 16)
+            length += len(rest)
+            if not rest or rest[-1] == "\n":
+                break
+        long = LongLine(raw)
+        long.length = length - (len(rest) - len(rest.rstrip("\r\n")))
+        yield long
+
+
+def _csv_row(number: int, text: str, header: list[str]) -> ScanTarget | BadLine | None:
+    if not text or text.startswith("#"):
+        return None
+    try:
+        cells = next(csv.reader(io.StringIO(text)))
+    except (csv.Error, StopIteration) as exc:
+        return BadLine(number, _shown(text), f"unreadable CSV line: {exc}")
+    if len(cells) > len(header):
+        return BadLine(number, text, f"{len(cells)} fields, the header has {len(header)}")
+    row = dict(zip(header, (c.strip() for c in cells), strict=False))
+    spec = row.get("host") or row.get("hostname") or row.get("target") or ""
+    options: dict[str, list[str]] = {}
+    for column, key in (("port", "port"), ("sni", "sni"), ("name", "name")):
+        if row.get(column):
+            options[key] = [row[column]]
+    for column in ("addr", "address", "addresses"):
+        if row.get(column):
+            options.setdefault("addr", []).append(row[column])
+    if not spec:
+        return BadLine(number, text, "empty host")
+    return _make(number, text, spec, options)
