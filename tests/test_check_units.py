@@ -22,6 +22,7 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import ObjectIdentifier
 
 import certdoctor
+import hostile_der
 from certdoctor import certinfo
 from certdoctor.api import Diagnosis, judge
 from certdoctor.checks import REGISTRY, ChainContext, load_all, registry, run_chain_checks
@@ -414,6 +415,30 @@ def test_weak_key() -> None:
     f = one(d, "weak-key")
     assert f.severity is Severity.ERROR and f.cert_position == 0
     assert f.evidence == {"key_type": "RSA", "key_bits": 1024}
+
+
+@covers("malformed-certificate")
+def test_malformed_certificate() -> None:
+    """A leaf whose subject cryptography cannot decode, and one whose public key it cannot parse (an unknown
+    curve): both are errors naming the field; the raw bytes are escaped."""
+    subject = hostile_der.name(hostile_der.attr(hostile_der.TELETEX, b"caf\xe9"))
+    cert = hostile_der.rewrite(LEAF, CA.key, subject=subject)
+    d = check(cert, CA.cert)
+    assert d.ids() == ["malformed-certificate"]
+    f = one(d, "malformed-certificate")
+    assert f.severity is Severity.ERROR and f.cert_position == 0
+    assert f.cert_subject == "CN=<undecodable TeletexString: 0x636166e9>"
+    assert f.evidence == {
+        "fields": [{"field": "subject", "problem": "CN is <undecodable TeletexString: 0x636166e9> (bytes >= 0x80)"}]
+    }
+    assert "OpenSSL 3 and Go accept it" in f.detail
+    bad_key = hostile_der.rewrite(LEAF, CA.key, replace=(hostile_der.P256_OID, hostile_der.UNKNOWN_CURVE_OID))
+    d = check(bad_key, CA.cert)
+    assert d.ids() == ["malformed-certificate"]
+    f = one(d, "malformed-certificate")
+    assert f.severity is Severity.ERROR and f.cert_position == 0
+    ((field,),) = [[x["field"] for x in f.evidence["fields"]]]
+    assert field == "subjectPublicKeyInfo" and "Go refuses to parse" in f.detail
 
 
 @covers("missing-server-auth-eku")

@@ -46,11 +46,46 @@ def name_str(name: x509.Name) -> str:
 
 
 def subject(cert: x509.Certificate) -> str:
-    return name_str(cert.subject)
+    """The subject as an RFC 4514 string; a name cryptography cannot decode is rendered from its raw DER, with
+    the undecodable values escaped (``CN=<undecodable TeletexString: 0x636166e9>``)."""
+    try:
+        name = cert.subject
+    except Exception:
+        return raw_name_str(_tbs_name(cert, "subject"))
+    return name_str(name)
 
 
 def issuer(cert: x509.Certificate) -> str:
-    return name_str(cert.issuer)
+    """The issuer name, like :func:`subject`."""
+    try:
+        name = cert.issuer
+    except Exception:
+        return raw_name_str(_tbs_name(cert, "issuer"))
+    return name_str(name)
+
+
+def subject_der(cert: x509.Certificate) -> bytes:
+    """The subject's DER (the key trust stores index by), even when cryptography cannot decode the name."""
+    try:
+        return cert.subject.public_bytes()
+    except Exception:
+        return _tbs_name(cert, "subject")
+
+
+def issuer_der(cert: x509.Certificate) -> bytes:
+    try:
+        return cert.issuer.public_bytes()
+    except Exception:
+        return _tbs_name(cert, "issuer")
+
+
+def issuer_is_subject_of(cert: x509.Certificate, candidate: x509.Certificate) -> bool:
+    """``cert``'s issuer name is ``candidate``'s subject name (cryptography's name equality; the raw DER when
+    either name cannot be decoded)."""
+    try:
+        return bool(cert.issuer == candidate.subject)
+    except Exception:
+        return issuer_der(cert) == subject_der(candidate)
 
 
 def common_names(cert: x509.Certificate) -> list[str]:
@@ -236,6 +271,23 @@ def key_description(cert: x509.Certificate) -> tuple[str, int]:
     return (type(key).__name__, 0)
 
 
+def public_key(cert: x509.Certificate) -> Any:
+    """The certificate's public key, or None when its SubjectPublicKeyInfo cannot be parsed."""
+    try:
+        return cert.public_key()
+    except Exception:
+        return None
+
+
+def same_public_key(cert: x509.Certificate, key: Any) -> bool:
+    """``cert``'s public key is ``key`` (a public key object); False when the certificate's key is unparsable."""
+    mine = public_key(cert)
+    try:
+        return mine is not None and bool(mine == key)
+    except Exception:
+        return False
+
+
 def key_str(cert: x509.Certificate) -> str:
     kind, bits = key_description(cert)
     return f"{kind} {bits} bits" if bits else kind
@@ -259,7 +311,7 @@ def signature_hash(cert: x509.Certificate) -> str | None:
 
 
 def is_self_issued(cert: x509.Certificate) -> bool:
-    return cert.subject == cert.issuer
+    return issuer_is_subject_of(cert, cert)
 
 
 @lru_cache(maxsize=4096)
@@ -295,7 +347,7 @@ def _verify_signature(cert: x509.Certificate, key: Any) -> bool:
 @lru_cache(maxsize=16384)
 def signed_by(cert: x509.Certificate, candidate: x509.Certificate) -> bool:
     """True when ``candidate``'s name is ``cert``'s issuer and its key verifies ``cert``'s signature."""
-    if cert.issuer != candidate.subject:
+    if not issuer_is_subject_of(cert, candidate):
         return False
     try:
         cert.verify_directly_issued_by(candidate)
@@ -382,3 +434,193 @@ def short_reason(exc: BaseException) -> str:
         return f"malformed DER ({detail})"
     text = " ".join(text.split())
     return text if len(text) <= 200 else text[:197] + "..."
+
+
+# --- certificates that cryptography loads but cannot decode ------------------------------------------------------
+#
+# cryptography parses a certificate's outer structure on load and decodes names, extensions and the key lazily, on
+# first access, raising ValueError there (a TeletexString or IA5String with bytes >= 0x80, invalid UTF-8 in a
+# UTF8String, an empty RDN, an unsupported key). The helpers above stay on cryptography's fast path and fall back
+# here only when it raised: a minimal DER reader of the raw TBSCertificate that renders and explains such names.
+
+_STRING_TYPES = {
+    0x0C: "UTF8String",
+    0x12: "NumericString",
+    0x13: "PrintableString",
+    0x14: "TeletexString",
+    0x16: "IA5String",
+    0x1A: "VisibleString",
+    0x1C: "UniversalString",
+    0x1E: "BMPString",
+}
+_SHORT_NAMES = {
+    "2.5.4.3": "CN",
+    "2.5.4.6": "C",
+    "2.5.4.7": "L",
+    "2.5.4.8": "ST",
+    "2.5.4.9": "STREET",
+    "2.5.4.10": "O",
+    "2.5.4.11": "OU",
+    "0.9.2342.19200300.100.1.1": "UID",
+    "0.9.2342.19200300.100.1.25": "DC",
+    "1.2.840.113549.1.9.1": "emailAddress",
+}
+_MAX_HEX = 64  # bytes of an undecodable value shown in hex
+
+
+def _elements(content: bytes) -> list[tuple[int, bytes]]:
+    """(tag, content) of each DER element in ``content``; ValueError when a length runs past the end."""
+    out, i = [], 0
+    while i < len(content):
+        if i + 2 > len(content):
+            raise ValueError("truncated DER header")
+        tag, first = content[i], content[i + 1]
+        i += 2
+        if first >= 0x80:
+            n = first & 0x7F
+            if n == 0 or n > 4 or i + n > len(content):
+                raise ValueError("bad DER length")
+            length = int.from_bytes(content[i : i + n], "big")
+            i += n
+        else:
+            length = first
+        if i + length > len(content):
+            raise ValueError("DER length past the end")
+        out.append((tag, content[i : i + length]))
+        i += length
+    return out
+
+
+def _tbs_name(cert: x509.Certificate, which: str) -> bytes:
+    """The raw DER of the issuer or subject Name (b"" when even the TBSCertificate cannot be read)."""
+    try:
+        ((_, tbs),) = _elements(cert.tbs_certificate_bytes)
+        fields = _elements(tbs)
+        if fields and fields[0][0] == 0xA0:  # [0] EXPLICIT version
+            fields = fields[1:]
+        tag, content = fields[2 if which == "issuer" else 4]  # serial, signature, issuer, validity, subject
+    except Exception:
+        return b""
+    head = bytes([tag]) + (
+        bytes([len(content)])
+        if len(content) < 0x80
+        else bytes([0x80 | ((len(content).bit_length() + 7) // 8)])
+        + len(content).to_bytes((len(content).bit_length() + 7) // 8, "big")
+    )
+    return head + content
+
+
+def _oid_str(content: bytes) -> str:
+    arcs: list[int] = []
+    value = 0
+    for byte in content:
+        value = (value << 7) | (byte & 0x7F)
+        if not byte & 0x80:
+            arcs.append(value)
+            value = 0
+    if not arcs:
+        return "?"
+    first = min(arcs[0] // 40, 2)
+    dotted = ".".join(str(a) for a in [first, arcs[0] - 40 * first, *arcs[1:]])
+    return _SHORT_NAMES.get(dotted, dotted)
+
+
+def _decode_string(tag: int, value: bytes) -> tuple[str | None, str]:
+    """(text, "") or (None, why it cannot be decoded) for one attribute value."""
+    if tag == 0x0C:
+        try:
+            return value.decode("utf-8"), ""
+        except UnicodeDecodeError:
+            return None, "invalid UTF-8"
+    if tag == 0x1E:
+        return (value.decode("utf-16-be", "replace"), "") if len(value) % 2 == 0 else (None, "odd length")
+    if tag == 0x1C:
+        return (value.decode("utf-32-be", "replace"), "") if len(value) % 4 == 0 else (None, "length not 4n")
+    if tag in _STRING_TYPES:
+        return (value.decode("ascii"), "") if value.isascii() else (None, "bytes >= 0x80")
+    return None, "not a string type"
+
+
+def _undecodable(tag: int, value: bytes) -> str:
+    kind = _STRING_TYPES.get(tag, f"tag 0x{tag:02x}")
+    shown = value[:_MAX_HEX].hex() + ("..." if len(value) > _MAX_HEX else "")
+    return f"<undecodable {kind}: 0x{shown}>"
+
+
+def _raw_rdns(der: bytes) -> list[list[tuple[str, int, bytes]]]:
+    """The RDNs of a raw Name: each a list of (attribute short name or OID, value tag, value bytes)."""
+    ((_, body),) = _elements(der)
+    rdns = []
+    for _, rdn in _elements(body):
+        atvs = []
+        for _, atv in _elements(rdn):
+            parts = _elements(atv)
+            if len(parts) != 2 or parts[0][0] != 0x06:
+                raise ValueError("bad AttributeTypeAndValue")
+            atvs.append((_oid_str(parts[0][1]), parts[1][0], parts[1][1]))
+        rdns.append(atvs)
+    return rdns
+
+
+def raw_name_str(der: bytes) -> str:
+    """An RFC 4514-style rendering of a raw DER Name that cryptography could not decode: decodable values as
+    text, the others as ``<undecodable TYPE: 0xHEX>``, an empty RDN as ``<empty RDN>``."""
+    try:
+        rdns = _raw_rdns(der)
+    except Exception:
+        shown = der[:_MAX_HEX].hex() + ("..." if len(der) > _MAX_HEX else "")
+        return f"<unparsable name: 0x{shown}>"
+    parts = []
+    for atvs in rdns:
+        if not atvs:
+            parts.append("<empty RDN>")
+            continue
+        shown_atvs = []
+        for attr, tag, value in atvs:
+            text, _ = _decode_string(tag, value)
+            shown_atvs.append(f"{attr}={_undecodable(tag, value) if text is None else text}")
+        parts.append("+".join(shown_atvs))
+    return ",".join(reversed(parts))  # RFC 4514 order: last RDN first
+
+
+def _name_problems(der: bytes, fallback: str) -> list[str]:
+    """What is wrong with a raw Name that cryptography refused, one sentence per problem."""
+    try:
+        rdns = _raw_rdns(der)
+    except Exception:
+        return [fallback]
+    out = []
+    for atvs in rdns:
+        if not atvs:
+            out.append("an empty RDN (a SET with no attribute; X.501 requires at least one)")
+        for attr, tag, value in atvs:
+            text, why = _decode_string(tag, value)
+            if text is None:
+                out.append(f"{attr} is {_undecodable(tag, value)} ({why})")
+    return out or [fallback]
+
+
+@lru_cache(maxsize=4096)
+def malformed_fields(cert: x509.Certificate) -> tuple[tuple[str, str], ...]:
+    """(field, problem) for every part of ``cert`` that cryptography loaded but cannot decode: "subject",
+    "issuer", "extensions", "subjectPublicKeyInfo". Empty for a well-formed certificate (cached: a scan asks
+    once per distinct certificate)."""
+    problems: list[tuple[str, str]] = []
+    for field in ("subject", "issuer"):
+        try:
+            getattr(cert, field)
+        except Exception as exc:
+            problems.extend((field, p) for p in _name_problems(_tbs_name(cert, field), short_reason(exc)))
+    try:
+        cert.extensions  # noqa: B018 - decoding is the point
+    except Exception as exc:
+        problems.append(("extensions", short_reason(exc)))
+    try:
+        cert.public_key()
+    except Exception as exc:
+        try:
+            algorithm = cert.public_key_algorithm_oid.dotted_string
+        except Exception:
+            algorithm = "unknown algorithm"
+        problems.append(("subjectPublicKeyInfo", f"{algorithm}: {short_reason(exc)}"))
+    return tuple(problems)

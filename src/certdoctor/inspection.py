@@ -90,7 +90,7 @@ def _issuer_link(entry: Entry, entries: Sequence[Entry], index: StoreIndex) -> t
         if e.index != entry.index and certinfo.signed_by(cert, e.cert):
             issuers.append(e.index)
     stores: set[str] = set()
-    for anchor, names in index.anchors_named(cert.issuer):
+    for anchor, names in index.anchors_named(certinfo.issuer_der(cert)):
         if certinfo.signed_by(cert, anchor):
             stores |= names
     return (issuers, sorted(stores))

@@ -97,7 +97,7 @@ def _entries(roots: tuple[x509.Certificate, ...]) -> list[tuple[x509.Certificate
     with warnings.catch_warnings():  # real roots carry over-long attributes; not our user's problem
         warnings.simplefilter("ignore")
         for cert in roots:
-            out.append((cert, certinfo.fingerprint(cert), cert.subject.public_bytes()))
+            out.append((cert, certinfo.fingerprint(cert), certinfo.subject_der(cert)))
     if len(_ENTRIES) > 64:
         _ENTRIES.clear()
     _ENTRIES[id(roots)] = (roots, out)  # keeps ``roots`` alive, so the id cannot be reused meanwhile
@@ -127,8 +127,9 @@ class StoreIndex:
         self._by_fp[fp] = names
         self._by_subject.setdefault(key, []).append((cert, names))
 
-    def anchors_named(self, name: x509.Name) -> list[tuple[x509.Certificate, set[str]]]:
-        return self._by_subject.get(name.public_bytes(), [])
+    def anchors_named(self, name_der: bytes) -> list[tuple[x509.Certificate, set[str]]]:
+        """Anchors whose subject is the DER name ``name_der`` (:func:`certinfo.issuer_der` of a certificate)."""
+        return self._by_subject.get(name_der, [])
 
     def stores_trusting(self, cert: x509.Certificate) -> set[str]:
         """Stores whose anchors include ``cert`` itself or a certificate with its subject and key."""
@@ -140,7 +141,7 @@ class StoreIndex:
             key = cert.public_key()
         except Exception:
             return out
-        for anchor, names in self.anchors_named(cert.subject):
+        for anchor, names in self.anchors_named(certinfo.subject_der(cert)):
             try:
                 if anchor.public_key() == key:
                     out |= names
@@ -292,9 +293,9 @@ def _pool(analysis: ChainAnalysis) -> list[Node]:
 
 def _issuers(cert: x509.Certificate, pool: list[Node], index: StoreIndex) -> list[Node]:
     """Every known certificate whose name and key issued ``cert`` (presented first, then AIA, then stores)."""
-    out = [n for n in pool if n.cert.subject == cert.issuer and certinfo.signed_by(cert, n.cert)]
+    out = [n for n in pool if certinfo.issuer_is_subject_of(cert, n.cert) and certinfo.signed_by(cert, n.cert)]
     have = {certinfo.fingerprint(n.cert) for n in out}
-    for anchor, stores in index.anchors_named(cert.issuer):
+    for anchor, stores in index.anchors_named(certinfo.issuer_der(cert)):
         if certinfo.fingerprint(anchor) not in have and certinfo.signed_by(cert, anchor):
             out.append(Node(anchor, "store", None, ", ".join(sorted(stores))))
     return out
@@ -421,8 +422,10 @@ def missing_issuer_urls(
     for cert in certs:
         if certinfo.is_self_signed(cert) or index.stores_trusting(cert):
             continue
-        has_issuer = any(k.subject == cert.issuer and certinfo.signed_by(cert, k) for k in known)
-        has_issuer = has_issuer or any(certinfo.signed_by(cert, a) for a, _ in index.anchors_named(cert.issuer))
+        has_issuer = any(certinfo.issuer_is_subject_of(cert, k) and certinfo.signed_by(cert, k) for k in known)
+        has_issuer = has_issuer or any(
+            certinfo.signed_by(cert, a) for a, _ in index.anchors_named(certinfo.issuer_der(cert))
+        )
         if not has_issuer:
             urls.extend(u for u in certinfo.ca_issuer_urls(cert) if u not in urls)
     return urls

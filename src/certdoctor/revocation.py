@@ -133,7 +133,10 @@ def _cert_id(cert: x509.Certificate, issuer: x509.Certificate, algorithm: str) -
 
 def key_sha1(cert: x509.Certificate) -> str:
     """SHA-1 of the certificate's subjectPublicKey bits (RFC 5280 key identifier method 1), hex."""
-    return x509.SubjectKeyIdentifier.from_public_key(cert.public_key()).digest.hex()
+    key = certinfo.public_key(cert)
+    if key is None:
+        return ""  # an unparsable key matches no responder key hash
+    return x509.SubjectKeyIdentifier.from_public_key(key).digest.hex()
 
 
 def ocsp_request(cert: x509.Certificate, issuer: x509.Certificate) -> bytes:
@@ -177,10 +180,20 @@ def _verify(key: Any, signature: bytes, data: bytes, hash_alg: hashes.HashAlgori
     return True
 
 
+def _crl_issuer(crl: x509.CertificateRevocationList) -> str:
+    try:
+        return certinfo.name_str(crl.issuer)
+    except Exception:
+        return "<undecodable name>"
+
+
 def _responder_matches(resp: ocsp.OCSPResponse, cert: x509.Certificate) -> bool:
     if resp.responder_key_hash is not None:
         return resp.responder_key_hash.hex() == key_sha1(cert)
-    return resp.responder_name == cert.subject
+    try:
+        return bool(resp.responder_name == cert.subject)
+    except Exception:  # an undecodable name on either side
+        return False
 
 
 def _signer(
@@ -393,12 +406,16 @@ def evaluate_crl(
     if isinstance(crl, Exception):
         return Answer(**base, error=f"not a CRL ({len(data)} bytes: {short_reason(crl)})", error_kind="parse")
     times = {"this_update": crl.last_update_utc, "next_update": crl.next_update_utc}
-    if crl.issuer != cert.issuer:
+    try:
+        same_issuer = bool(crl.issuer == cert.issuer)
+    except Exception:  # an undecodable name on either side
+        same_issuer = False
+    if not same_issuer:
         return Answer(
             **base,
             **times,
-            error=f"the CRL is issued by {certinfo.name_str(crl.issuer)}, not by the certificate's issuer "
-            f"{certinfo.name_str(cert.issuer)} (indirect CRLs are not supported)",
+            error=f"the CRL is issued by {_crl_issuer(crl)}, not by the certificate's issuer "
+            f"{certinfo.issuer(cert)} (indirect CRLs are not supported)",
             error_kind="issuer",
         )
     if not _crl_signature_ok(data, issuer):

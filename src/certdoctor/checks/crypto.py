@@ -1,4 +1,4 @@
-"""Cryptographic strength of the path: signature hashes and key sizes."""
+"""Cryptographic soundness of the chain: certificates that cannot be decoded, signature hashes, key sizes."""
 
 from __future__ import annotations
 
@@ -66,3 +66,61 @@ def weak_key(ctx: ChainContext) -> Iterator[Hit]:
                 cert=node.cert,
                 evidence={"key_type": kind, "key_bits": bits},
             )
+
+
+# What real clients do with each kind of undecodable field, as verified with OpenSSL 3.0 (openssl x509/verify and
+# Python's ssl) and Go 1.19 crypto/x509 on hand-made certificates (tests/test_hostile_certs.py builds them).
+_NAME_CLIENTS = {
+    "invalid UTF-8": "OpenSSL 3 (curl, Python, Node) cannot even load the certificate and Go's crypto/x509 refuses "
+    "to parse it ('invalid UTF-8 string')",
+    "IA5String": "Go's crypto/x509 refuses to parse it ('invalid IA5String'); OpenSSL 3 accepts it",
+    "empty RDN": "OpenSSL 3 and Go accept it",
+}
+_NAME_CLIENTS_DEFAULT = "OpenSSL 3 and Go accept it (Go shows the 8-bit bytes as replacement characters)"
+_KEY_CLIENTS = (
+    "OpenSSL 3 cannot decode the key ('unable to get certs public key') and Go refuses to parse the certificate, "
+    "so no client can check a signature made with it"
+)
+
+
+def _clients_for(field: str, problem: str) -> str:
+    if field == "subjectPublicKeyInfo":
+        return _KEY_CLIENTS
+    if field == "extensions":
+        return "clients differ by extension (certdoctor did not verify which accept it)"
+    for marker, clients in _NAME_CLIENTS.items():
+        if marker in problem:
+            return clients
+    return _NAME_CLIENTS_DEFAULT
+
+
+@check(
+    "malformed-certificate",
+    title="A certificate has a field that cannot be decoded",
+    severity=Severity.ERROR,
+    citation="RFC 5280 §4.1.2.4 and §4.1.2.6 (names), §4.1.2.7 (subjectPublicKeyInfo); X.690 §8.23 (string types)",
+)
+def malformed_certificate(ctx: ChainContext) -> Iterator[Hit]:
+    """A certificate (sent, downloaded or from a store) has a name, extension or public key that is not valid
+    DER for its type: a TeletexString or IA5String with bytes >= 0x80, invalid UTF-8, an empty RDN, an
+    unsupported or corrupted key. Strict parsers refuse such certificates; which ones do depends on the field."""
+    seen: set[str] = set()
+    certs = [*ctx.chain.certs, *(n.cert for n in ctx.analysis.best.nodes)]
+    for cert in certs:
+        fp = certinfo.fingerprint(cert)
+        if fp in seen:
+            continue
+        seen.add(fp)
+        problems = certinfo.malformed_fields(cert)
+        if not problems:
+            continue
+        described = "; ".join(f"{field}: {problem}" for field, problem in problems)
+        clients = "; ".join(dict.fromkeys(f"{field}: {_clients_for(field, problem)}" for field, problem in problems))
+        yield Hit(
+            f"{label(cert)} is malformed: {described}. Strict parsers (cryptography, which certdoctor uses) "
+            f"refuse it; real clients differ: {clients}.",
+            "Have the certificate re-issued by the CA with well-formed fields (UTF8String or PrintableString "
+            "names, a supported key); a CA that issued this one is mis-encoding certificates.",
+            cert=cert,
+            evidence={"fields": [{"field": field, "problem": problem} for field, problem in problems]},
+        )
