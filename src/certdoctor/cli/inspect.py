@@ -54,7 +54,7 @@ def run(ns: argparse.Namespace) -> int:
 
     at = parse_at(ns.at)
     if any(looks_like_file(p) for p in ns.inputs):
-        missing = [p for p in ns.inputs if not os.path.isfile(p)]
+        missing = [p for p in ns.inputs if not os.path.lexists(p)]  # the others: read_capped says what is wrong
         if missing:
             raise UsageError(f"no such file: {', '.join(missing)} (give files, or one server)")
         result = inspect_files(ns.inputs, at=at, ca_files=ns.ca_file)
