@@ -7,8 +7,10 @@ missing or cannot be parsed, instead of raising.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import math
 import re
+from collections.abc import Iterable
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -77,6 +79,17 @@ def issuer_der(cert: x509.Certificate) -> bytes:
         return cert.issuer.public_bytes()
     except Exception:
         return _tbs_name(cert, "issuer")
+
+
+def name_key(cert: x509.Certificate, which: str) -> object:
+    """A dictionary key for the certificate's ``which`` ("subject" or "issuer") name: the decoded name (so that
+    matching follows cryptography's name equality, as before), or its raw DER when it cannot be decoded."""
+    try:
+        name = cert.subject if which == "subject" else cert.issuer
+        hash(name)
+        return name
+    except Exception:
+        return subject_der(cert) if which == "subject" else issuer_der(cert)
 
 
 def issuer_is_subject_of(cert: x509.Certificate, candidate: x509.Certificate) -> bool:
@@ -314,16 +327,67 @@ def is_self_issued(cert: x509.Certificate) -> bool:
     return issuer_is_subject_of(cert, cert)
 
 
+# Signature verifications are the expensive step of issuer matching, and certificates (many with one name) are
+# attacker-controlled: each (certificate, key) pair is verified at most once, and :class:`IssuerIndex` tries a
+# bounded number of keys per certificate, so matching n certificates costs O(n) verifications, not O(n²).
+MAX_ISSUER_KEYS = 8  # distinct public keys carrying a certificate's issuer name tried as its issuer
+MAX_ISSUERS = 32  # issuers reported for one certificate
+_VERIFIED: dict[tuple[str, bytes], bool] = {}
+_MAX_VERIFIED = 65_536
+_checks = 0
+
+
+def signature_checks() -> int:
+    """How many signature verifications this process has made (a work count for tests and bench/)."""
+    return _checks
+
+
+@lru_cache(maxsize=16384)
+def _key_digest(cert: x509.Certificate) -> bytes:
+    """SHA-256 of the certificate's SubjectPublicKeyInfo (empty when the key cannot be read)."""
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        spki = cert.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    except Exception:
+        return b""
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(spki)
+    return digest.finalize()
+
+
+def _verify_once(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Whether ``issuer``'s key verifies ``cert``'s signature, computed once per (certificate, key) pair."""
+    global _checks
+    key = (fingerprint(cert), _key_digest(issuer))
+    cached = _VERIFIED.get(key)
+    if cached is not None:
+        return cached
+    _checks += 1
+    try:
+        cert.verify_directly_issued_by(issuer)
+        ok = True
+    except ValueError:
+        try:
+            ok = _verify_signature(cert, issuer.public_key())
+        except Exception:
+            ok = False
+    except Exception:
+        ok = False
+    if len(_VERIFIED) >= _MAX_VERIFIED:
+        _VERIFIED.clear()
+    _VERIFIED[key] = ok
+    return ok
+
+
 @lru_cache(maxsize=4096)
 def is_self_signed(cert: x509.Certificate) -> bool:
     """Subject equals issuer and the certificate's own key verifies its signature."""
     if not is_self_issued(cert):
         return False
-    try:
-        cert.verify_directly_issued_by(cert)
-    except Exception:
-        return False
-    return True
+    return _verify_once(cert, cert)
 
 
 def _verify_signature(cert: x509.Certificate, key: Any) -> bool:
@@ -344,21 +408,66 @@ def _verify_signature(cert: x509.Certificate, key: Any) -> bool:
     return True
 
 
-@lru_cache(maxsize=16384)
 def signed_by(cert: x509.Certificate, candidate: x509.Certificate) -> bool:
     """True when ``candidate``'s name is ``cert``'s issuer and its key verifies ``cert``'s signature."""
     if not issuer_is_subject_of(cert, candidate):
         return False
-    try:
-        cert.verify_directly_issued_by(candidate)
-    except ValueError:
-        try:
-            return _verify_signature(cert, candidate.public_key())
-        except Exception:
-            return False
-    except Exception:
-        return False
-    return True
+    return _verify_once(cert, candidate)
+
+
+def _key_ids(cert: x509.Certificate) -> tuple[bytes | None, bytes | None]:
+    """(authority key identifier, subject key identifier), None where absent or unreadable."""
+    aki = _ext(cert, x509.AuthorityKeyIdentifier)
+    ski = _ext(cert, x509.SubjectKeyIdentifier)
+    return (getattr(aki, "key_identifier", None) if aki is not None else None), (
+        getattr(ski, "digest", None) if ski is not None else None
+    )
+
+
+class IssuerIndex:
+    """A set of certificates (repeats ignored) indexed by subject name and key, answering "which of these issued
+    that?" in bounded work however many certificates share a name: candidates whose subject key identifier
+    matches the certificate's authority key identifier are tried first, then the others in input order;
+    certificates sharing a key share one verification; at most :data:`MAX_ISSUER_KEYS` distinct keys are tried
+    and at most :data:`MAX_ISSUERS` issuers returned per certificate."""
+
+    def __init__(self, certs: Iterable[x509.Certificate]) -> None:
+        self._position: dict[str, int] = {}
+        self._keys: dict[object, dict[bytes, list[x509.Certificate]]] = {}  # name -> key digest -> certs
+        self._by_ski: dict[tuple[object, bytes], dict[bytes, None]] = {}  # (name, SKI) -> key digests
+        for c in certs:
+            fp = fingerprint(c)
+            if fp in self._position:
+                continue
+            self._position[fp] = len(self._position)
+            digest = _key_digest(c)
+            if not digest:
+                continue
+            name = name_key(c, "subject")
+            self._keys.setdefault(name, {}).setdefault(digest, []).append(c)
+            ski = _key_ids(c)[1]
+            if ski is not None:
+                self._by_ski.setdefault((name, ski), {})[digest] = None
+
+    def issuers_of(self, cert: x509.Certificate) -> list[x509.Certificate]:
+        """The certificates of the set, other than ``cert`` itself, that issued ``cert`` (in input order)."""
+        issuer = name_key(cert, "issuer")
+        keys = self._keys.get(issuer)
+        if not keys:
+            return []
+        aki = _key_ids(cert)[0]
+        preferred = self._by_ski.get((issuer, aki), {}) if aki is not None else {}
+        tried: dict[bytes, bool] = {}
+        for digest in itertools.chain(preferred, keys):
+            if digest in tried:
+                continue
+            if len(tried) >= MAX_ISSUER_KEYS:
+                break
+            tried[digest] = _verify_once(cert, keys[digest][0])
+        fp = fingerprint(cert)
+        found = [c for d, ok in tried.items() if ok for c in keys[d][: MAX_ISSUERS + 1] if fingerprint(c) != fp]
+        found.sort(key=lambda c: self._position[fingerprint(c)])
+        return found[:MAX_ISSUERS]
 
 
 def validity_days(cert: x509.Certificate) -> float:

@@ -67,7 +67,8 @@ class FixPlan:
 
 
 def _choose_leaf(certs: Sequence[x509.Certificate], host: str | None) -> x509.Certificate:
-    issuers = {certinfo.fingerprint(i) for c in certs for i in certs if i is not c and certinfo.signed_by(c, i)}
+    by_name = certinfo.IssuerIndex(certs)
+    issuers = {certinfo.fingerprint(i) for c in certs for i in by_name.issuers_of(c)}
     leaves = [c for c in certs if not certinfo.is_ca(c) and certinfo.fingerprint(c) not in issuers]
     if host:
         matching = [c for c in leaves if match_hostname(c, host).matched]
@@ -223,7 +224,7 @@ def write_outputs(files: dict[str, tuple[bytes, int]], out_dir: Path, *, force: 
     if out_dir.exists() and not out_dir.is_dir():
         raise FixError(f"output directory {out_dir} is a file, not a directory")
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        _make_dirs(out_dir)
     except OSError as exc:
         raise FixError(f"cannot create the output directory {out_dir}: {exc.strerror or exc}") from None
     targets = {out_dir / name: data for name, data in files.items()}
@@ -235,6 +236,25 @@ def write_outputs(files: dict[str, tuple[bytes, int]], out_dir: Path, *, force: 
     except OSError as exc:
         raise FixError(f"cannot write to {out_dir}: {exc.strerror or exc}") from None
     return list(targets)
+
+
+OUTPUT_DIR_MODE = 0o755  # directories fix creates; the files holding the key are 0600 (see output_files)
+
+
+def _make_dirs(out_dir: Path) -> None:
+    """Create ``out_dir`` and its missing parents with :data:`OUTPUT_DIR_MODE` at most (under umask 000 a plain
+    mkdir makes them world-writable, and anyone could swap the chain served)."""
+    missing = []
+    for d in (out_dir, *out_dir.parents):
+        if d.is_dir():
+            break
+        missing.append(d)
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=OUTPUT_DIR_MODE)  # the umask can only take permissions away from it
+        except FileExistsError:
+            if not d.is_dir():
+                raise
 
 
 def _write_all(targets: dict[Path, tuple[bytes, int]], out_dir: Path) -> None:
@@ -328,7 +348,7 @@ def input_files(inputs: Sequence[str]) -> list[str]:
     for item in inputs:
         if os.path.isdir(item):
             files.extend(_walk(item))
-        elif os.path.exists(item) or os.path.islink(item):
+        elif os.path.lexists(item):  # a dangling symlink or a loop: read_capped says what is wrong with it
             files.append(item)
         else:
             raise FixError(f"no such file or directory: {item}")

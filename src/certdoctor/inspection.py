@@ -76,23 +76,19 @@ def _policies(cert: x509.Certificate) -> list[str]:
     ]
 
 
-def _issuer_link(entry: Entry, entries: Sequence[Entry], index: StoreIndex) -> tuple[list[int], list[str]]:
-    """Indices of certificates in the set that issued ``entry``, and trust stores holding its issuer."""
+def _issuer_link(
+    entry: Entry, first: dict[str, int], by_name: certinfo.IssuerIndex, index: StoreIndex
+) -> tuple[list[int], list[str]]:
+    """Indices of certificates in the set that issued ``entry`` (the first copy of each), and trust stores
+    holding its issuer. ``first``: fingerprint -> index of its first copy; ``by_name``: the set's distinct
+    certificates."""
     cert = entry.cert
     if certinfo.is_self_signed(cert):
         return ([], sorted(index.stores_trusting(cert)))
-    issuers, seen = [], set()
-    for e in entries:
-        fp = certinfo.fingerprint(e.cert)
-        if fp in seen:
-            continue  # link to the first occurrence of a duplicate only
-        seen.add(fp)
-        if e.index != entry.index and certinfo.signed_by(cert, e.cert):
-            issuers.append(e.index)
+    issuers = [first[certinfo.fingerprint(c)] for c in by_name.issuers_of(cert)]
     stores: set[str] = set()
-    for anchor, names in index.anchors_named(certinfo.issuer_der(cert)):
-        if certinfo.signed_by(cert, anchor):
-            stores |= names
+    for _, names in index.issuers_of(cert):
+        stores |= names
     return (issuers, sorted(stores))
 
 
@@ -130,7 +126,11 @@ def _roles(entries: Sequence[Entry], issued_by: dict[int, list[int]]) -> dict[in
 
 def describe(entries: Sequence[Entry], at: datetime, index: StoreIndex) -> list[dict[str, Any]]:
     """A JSON-able description of every certificate, with roles and issuer links."""
-    links = {e.index: _issuer_link(e, entries, index) for e in entries}
+    first: dict[str, int] = {}
+    for e in entries:
+        first.setdefault(certinfo.fingerprint(e.cert), e.index)
+    by_name = certinfo.IssuerIndex(e.cert for e in entries)
+    links = {e.index: _issuer_link(e, first, by_name, index) for e in entries}
     roles = _roles(entries, {i: link[0] for i, link in links.items()})
     seen: dict[str, int] = {}
     out = []

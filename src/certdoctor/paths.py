@@ -118,6 +118,7 @@ class StoreIndex:
         for root, fp, key in _entries(self.extra_roots):
             self._add(root, CUSTOM, fp, key)
         self._verifier_stores: dict[str, object] = {}
+        self._issuer_index: certinfo.IssuerIndex | None = None
 
     def _add(self, cert: x509.Certificate, store: str, fp: str, key: bytes) -> None:
         if fp in self._by_fp:
@@ -130,6 +131,15 @@ class StoreIndex:
     def anchors_named(self, name_der: bytes) -> list[tuple[x509.Certificate, set[str]]]:
         """Anchors whose subject is the DER name ``name_der`` (:func:`certinfo.issuer_der` of a certificate)."""
         return self._by_subject.get(name_der, [])
+
+    def issuers_of(self, cert: x509.Certificate) -> list[tuple[x509.Certificate, set[str]]]:
+        """Anchors that issued ``cert``, with the stores holding each; bounded work however many anchors share
+        the name (see :class:`certdoctor.certinfo.IssuerIndex`)."""
+        if not self.anchors_named(certinfo.issuer_der(cert)):
+            return []
+        if self._issuer_index is None:
+            self._issuer_index = certinfo.IssuerIndex(a for entries in self._by_subject.values() for a, _ in entries)
+        return [(a, self._by_fp[certinfo.fingerprint(a)]) for a in self._issuer_index.issuers_of(cert)]
 
     def stores_trusting(self, cert: x509.Certificate) -> set[str]:
         """Stores whose anchors include ``cert`` itself or a certificate with its subject and key."""
@@ -291,12 +301,15 @@ def _pool(analysis: ChainAnalysis) -> list[Node]:
     return nodes
 
 
-def _issuers(cert: x509.Certificate, pool: list[Node], index: StoreIndex) -> list[Node]:
-    """Every known certificate whose name and key issued ``cert`` (presented first, then AIA, then stores)."""
-    out = [n for n in pool if certinfo.issuer_is_subject_of(cert, n.cert) and certinfo.signed_by(cert, n.cert)]
+def _issuers(
+    cert: x509.Certificate, pool: certinfo.IssuerIndex, nodes: dict[str, Node], index: StoreIndex
+) -> list[Node]:
+    """Every known certificate whose name and key issued ``cert`` (presented first, then AIA, then stores).
+    ``pool`` indexes the ``nodes`` (by fingerprint) of the presented and AIA certificates."""
+    out = [nodes[certinfo.fingerprint(c)] for c in pool.issuers_of(cert)]
     have = {certinfo.fingerprint(n.cert) for n in out}
-    for anchor, stores in index.anchors_named(certinfo.issuer_der(cert)):
-        if certinfo.fingerprint(anchor) not in have and certinfo.signed_by(cert, anchor):
+    for anchor, stores in index.issuers_of(cert):
+        if certinfo.fingerprint(anchor) not in have:
             out.append(Node(anchor, "store", None, ", ".join(sorted(stores))))
     return out
 
@@ -327,6 +340,8 @@ def path_defects(path: CandidatePath, at: datetime) -> int:
 def build_paths(analysis: ChainAnalysis) -> list[CandidatePath]:
     """Depth-first search from the leaf over presented, AIA and store certificates."""
     pool = _pool(analysis)
+    by_fp = {certinfo.fingerprint(n.cert): n for n in pool}
+    by_name = certinfo.IssuerIndex(n.cert for n in pool)
     index = analysis.index
     results: list[CandidatePath] = []
     leaf_node = pool[0]
@@ -346,7 +361,7 @@ def build_paths(analysis: ChainAnalysis) -> list[CandidatePath]:
             results.append(CandidatePath(tuple(path), "unknown-issuer"))
             return
         in_path = {certinfo.fingerprint(n.cert) for n in path}
-        issuers = [n for n in _issuers(top, pool, index) if certinfo.fingerprint(n.cert) not in in_path]
+        issuers = [n for n in _issuers(top, by_name, by_fp, index) if certinfo.fingerprint(n.cert) not in in_path]
         if not issuers:
             results.append(CandidatePath(tuple(path), "unknown-issuer"))
             return
@@ -419,13 +434,11 @@ def missing_issuer_urls(
     Used by collection to decide what to download.
     """
     urls: list[str] = []
+    by_name = certinfo.IssuerIndex(known)
     for cert in certs:
         if certinfo.is_self_signed(cert) or index.stores_trusting(cert):
             continue
-        has_issuer = any(certinfo.issuer_is_subject_of(cert, k) and certinfo.signed_by(cert, k) for k in known)
-        has_issuer = has_issuer or any(
-            certinfo.signed_by(cert, a) for a, _ in index.anchors_named(certinfo.issuer_der(cert))
-        )
+        has_issuer = bool(by_name.issuers_of(cert)) or bool(index.issuers_of(cert))
         if not has_issuer:
             urls.extend(u for u in certinfo.ca_issuer_urls(cert) if u not in urls)
     return urls

@@ -104,7 +104,7 @@ def request(ns: argparse.Namespace) -> tuple[str | None, dict[str, Any]]:
     if not ns.target:
         raise UsageError("no target: give HOST[:PORT], a URL, or --file FILE")
     if looks_like_file(ns.target):  # `check fullchain.pem`: a file, never a DNS query
-        if not os.path.isfile(ns.target):
+        if not os.path.lexists(ns.target):
             raise UsageError(f"no such file: {ns.target} (a server is HOST[:PORT] or a URL)")
         kwargs["files"] = [ns.target]
         return None, kwargs
@@ -127,7 +127,9 @@ def run(ns: argparse.Namespace) -> int:
     target, kwargs = request(ns)
     err = console(ns, stderr=True)
     if err.is_terminal and not ns.json and not ns.quiet and not ns.pem:
-        with err.status(f"checking {target or ', '.join(kwargs['files'])} …"):
+        from ..render import clean
+
+        with err.status(f"checking {clean(target or ', '.join(kwargs['files']))} …"):
             d = diagnose(target, **kwargs)
     else:
         d = diagnose(target, **kwargs)

@@ -266,9 +266,10 @@ FILE_EXTENSIONS = (
 
 
 def looks_like_file(arg: str) -> bool:
-    """True when ``arg`` names a file rather than a server: it exists, has a path separator (outside a URL) or a
-    certificate/key file extension. A typo of a file name must never become a DNS query."""
-    if os.path.exists(arg):
+    """True when ``arg`` names a file rather than a server: it exists (a dangling symlink or a symlink loop counts:
+    it is a file that cannot be read, never a host), has a path separator (outside a URL) or a certificate/key
+    file extension. A typo of a file name must never become a DNS query."""
+    if os.path.lexists(arg):
         return True
     if "://" in arg:
         return False

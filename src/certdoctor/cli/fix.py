@@ -16,6 +16,7 @@ from .common import (
     add_output_options,
     add_trust_options,
     console,
+    error,
     key_password,
     looks_like_file,
     parse_resolve,
@@ -81,6 +82,17 @@ def _ask(path: str) -> bytes | None:
     return getpass.getpass(f"password for {path}: ").encode()
 
 
+def _warn_if_readable(path: str) -> None:
+    """One line on stderr when the private key file can be read by its group or by everyone."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    who = " and ".join(w for bit, w in ((0o040, "its group"), (0o004, "everyone")) if mode & bit)
+    if who:
+        error(NAME, f"warning: the private key {path} is readable by {who} (mode {mode & 0o777:04o}); chmod 600 {path}")
+
+
 def run(ns: argparse.Namespace) -> int:
     from ..collect.keys import load_private_key
     from ..fixer import fix, input_files, read_inputs, read_server
@@ -95,7 +107,7 @@ def run(ns: argparse.Namespace) -> int:
         ns.name = ns.name or host
         inputs = read_server(first, resolve=parse_resolve(ns.resolve, host, port), timeout=ns.timeout)
     else:
-        missing = [p for p in ns.inputs if not os.path.exists(p)]
+        missing = [p for p in ns.inputs if not os.path.lexists(p)]
         if missing:
             raise UsageError(f"no such file or directory: {', '.join(missing)}")
         files = input_files(ns.inputs)
@@ -104,6 +116,7 @@ def run(ns: argparse.Namespace) -> int:
         inputs = read_inputs(files, password=password, ask_password=_ask, optional=optional)
     if ns.key:
         inputs.keys.insert(0, (load_private_key(ns.key, password), ns.key))
+        _warn_if_readable(ns.key)
     result = fix(
         inputs,
         Path(ns.output_dir),

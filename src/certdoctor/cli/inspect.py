@@ -56,7 +56,7 @@ def run(ns: argparse.Namespace) -> int:
         raise UsageError("--pem prints the certificates themselves: give it without --json or -q")
     at = parse_at(ns.at)
     if any(looks_like_file(p) for p in ns.inputs):
-        missing = [p for p in ns.inputs if not os.path.lexists(p)]
+        missing = [p for p in ns.inputs if not os.path.lexists(p)]  # the others: read_capped says what is wrong
         if missing:
             raise UsageError(f"no such file: {', '.join(missing)} (give files, or one server)")
         result = inspect_files(ns.inputs, at=at, ca_files=ns.ca_file)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 import re
+import stat
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -23,6 +25,7 @@ from .pem import PemBlock, der_sequence_length, iter_pem_blocks, load_pkcs7_cert
 __all__ = [
     "MAX_FILE_BYTES",
     "CertificateParseError",
+    "NotARegularFile",
     "PemBlock",
     "der_sequence_length",
     "iter_pem_blocks",
@@ -180,23 +183,56 @@ def parse_certificates_lenient(data: bytes, *, max_certs: int = 10_000) -> tuple
     return _parse(bytes(data), max_certs, lenient=True)
 
 
+class NotARegularFile(CertificateParseError):
+    """A path that names a FIFO, a device, a socket or a directory: reading it could block forever or never end,
+    so it is refused as unusable input (exit status 2), never read."""
+
+
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
 def read_capped(path: str | Path, limit: int = MAX_FILE_BYTES) -> bytes:
-    """The content of ``path``; raises CertificateParseError when unreadable or larger than ``limit``."""
+    """The content of ``path``; raises CertificateParseError when unreadable or larger than ``limit``, and
+    NotARegularFile (without reading or blocking) for a FIFO, device, socket or directory. Every certificate,
+    key and PKCS#12 file certdoctor reads goes through here."""
     try:
-        with open(path, "rb") as handle:
+        # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, forever.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise CertificateParseError(f"cannot read {path}: {reason}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+            raise NotARegularFile(f"cannot read {path}: it is {kind}, not a regular file")
+        with os.fdopen(fd, "rb") as handle:
+            fd = -1
             data = handle.read(limit + 1)
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise CertificateParseError(f"cannot read {path}: {reason}") from None
+    finally:
+        if fd >= 0:
+            os.close(fd)
     if len(data) > limit:
         raise CertificateParseError(f"{path} is larger than {limit // (1024 * 1024)} MiB")
     return data
 
 
 def load_chain_file(path: str | Path, *, max_certs: int = 32) -> PresentedChain:
-    """The chain in a file, as a PresentedChain whose source is ``path``; never raises."""
+    """The chain in a file, as a PresentedChain whose source is ``path``; raises only NotARegularFile (a FIFO,
+    device or directory is unusable input, not a broken certificate file)."""
     try:
         data = read_capped(path)
+    except NotARegularFile:
+        raise
     except CertificateParseError as exc:
         return PresentedChain(source=str(path), error=str(exc), error_kind="parse")
     return chain_from_bytes(data, str(path), max_certs=max_certs)
@@ -225,7 +261,7 @@ def chain_from_bytes(data: bytes, source: str, *, max_certs: int = 32) -> Presen
 
 def load_chain_files(paths: Sequence[str | Path], *, max_certs: int = 32) -> list[PresentedChain]:
     """Files read as ONE presented chain, in the order given: what a server configured with them sends (Apache's
-    SSLCertificateFile + SSLCertificateChainFile, or cert.pem + chain.pem). Never raises.
+    SSLCertificateFile + SSLCertificateChainFile, or cert.pem + chain.pem). Raises only NotARegularFile.
 
     Returns the combined chain (source ``"a.pem + b.pem"``, PEM facts naming their file), followed by one
     failed chain per file that could not be read (its source is that file).

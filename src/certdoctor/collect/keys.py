@@ -12,6 +12,10 @@ from ..errors import InputError
 from .files import iter_pem_blocks, read_capped
 
 MAX_KEY_FILE = 1024 * 1024
+# Key-derivation iterations certdoctor runs for a PKCS#12 file: exports use 2,000 to 10,000 (OpenSSL 2,048;
+# Windows 2,000; hardened ones up to 600,000). 2^28 pins a CPU for over a minute, and a file is recognised as
+# PKCS#12 by content, so any input file may ask for it.
+MAX_PKCS12_ITERATIONS = 1_000_000
 
 
 class KeyLoadError(InputError):
@@ -89,6 +93,7 @@ def load_pkcs12(path: str | Path, password: bytes | None, data: bytes | None = N
             data = read_capped(path, 16 * 1024 * 1024)
         except InputError as exc:
             raise KeyLoadError(str(exc)) from None
+    _check_pkcs12_work(path, data)
     attempts = [password] if password is not None else [None, b""]  # exports with an empty password are common
     last: Exception | None = None
     for attempt in attempts:
@@ -105,6 +110,24 @@ def load_pkcs12(path: str | Path, password: bytes | None, data: bytes | None = N
             "CERTDOCTOR_KEY_PASSWORD or --password)"
         ) from None
     raise KeyLoadError(f"{path}: wrong password for the PKCS#12 file, or not a PKCS#12 file ({last})") from None
+
+
+def _check_pkcs12_work(path: str | Path, data: bytes) -> None:
+    """Refuse a PKCS#12 file whose key derivation would take longer than :data:`MAX_PKCS12_ITERATIONS`
+    iterations (counts read from the DER, before any KDF runs)."""
+    from .pem import pkcs12_iteration_counts
+
+    try:
+        counts = pkcs12_iteration_counts(data)
+    except ValueError as exc:
+        raise KeyLoadError(f"{path}: not a readable PKCS#12 file ({exc})") from None
+    worst = max(counts, default=0)
+    if worst > MAX_PKCS12_ITERATIONS:
+        shown = f"{worst:,}" if worst < 1 << 64 else "of more than 2^64"
+        raise KeyLoadError(
+            f"{path}: PKCS#12 key-derivation iteration count {shown} above certdoctor's limit of "
+            f"{MAX_PKCS12_ITERATIONS:,} (re-export it with the default: openssl pkcs12 -export ... -iter 2048)"
+        )
 
 
 def pkcs12_bytes(key: Any, chain: list[Any], password: bytes | None, name: bytes = b"certdoctor") -> bytes:

@@ -22,7 +22,7 @@ def render_fix(result: Any, out: Console, *, quiet: bool = False) -> None:
     if quiet:
         out.print(Text("fullchain.pem: ").append(verdict_line(d)))
         for p in result.written:
-            out.print(Text(f"wrote {p}"))
+            out.print(Text(f"wrote {clean(str(p))}"))
         return
     out.print(Text("Chain written (what the server must send, in this order):", style="bold"))
     for i, c in enumerate(plan.chain):

@@ -207,6 +207,19 @@ def splice(fmt: str, line: int, middle: str, attempts: int, elapsed: float) -> s
     return f'{{{_PREFIX_TEXT},"line":{line},{middle},"attempts":{attempts},"elapsed_ms":{ms}}}\n'
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: Any) -> Any:
+    """A cell as written: text that a spreadsheet would run as a formula (starting with = + - @, a tab or a
+    carriage return) gets a leading single quote, as OWASP's CSV-injection guidance says; numbers stay numbers."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def to_csv_row(record: dict[str, Any]) -> str:
     leaf = record.get("leaf") or {}
     findings = record.get("findings") or []
@@ -229,7 +242,7 @@ def to_csv_row(record: dict[str, Any]) -> str:
         record.get("elapsed_ms", ""),
     ]
     out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerow(["" if v is None else v for v in row])
+    csv.writer(out, lineterminator="\n").writerow([_csv_cell(v) for v in row])
     return out.getvalue()
 
 
