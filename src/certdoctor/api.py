@@ -21,6 +21,7 @@ from cryptography import x509
 from .diagnosis import ChainReport, Diagnosis
 from .errors import CertdoctorError, CollectError, DiagnoseError, InputError
 from .model import (
+    DEFAULT_AIA_TIMEOUT,
     DEFAULT_REVOCATION_TIMEOUT,
     DEFAULT_TIMEOUT,
     DEFAULT_WARN_DAYS,
@@ -77,6 +78,8 @@ async def diagnose_async(
     clients: bool = True,
     revocation: bool = True,
     revocation_timeout: float = DEFAULT_REVOCATION_TIMEOUT,
+    aia_timeout: float = DEFAULT_AIA_TIMEOUT,
+    allow_private_fetch: bool = True,
     aia_fetcher: Any = None,
     revocation_fetcher: Any = None,
 ) -> Diagnosis:
@@ -93,7 +96,8 @@ async def diagnose_async(
     How: ``options`` (a :class:`DiagnoseOptions`), or its fields as keyword arguments (``timeout`` seconds per
     connection, ``ca_files``, ``ca_bundle``, ``trust_stores``, ``at`` (UTC), ``expect``, ``warn_days``,
     ``fetch_aia``, ``key``/``key_password``, ``clients``, ``revocation``, ``revocation_timeout`` seconds in
-    all); the keyword arguments are ignored when ``options`` is given. ``aia_fetcher`` and
+    all, ``aia_timeout`` seconds in all, ``allow_private_fetch``); the keyword arguments are ignored when
+    ``options`` is given. ``aia_fetcher`` and
     ``revocation_fetcher`` may be shared across calls to share their caches.
 
     Raises :class:`InputError` for unusable input (a bad target, date, file or key) and
@@ -117,6 +121,8 @@ async def diagnose_async(
             clients=clients,
             revocation=revocation,
             revocation_timeout=revocation_timeout,
+            aia_timeout=aia_timeout,
+            allow_private_fetch=allow_private_fetch,
         )
     async with Session(options, aia_fetcher=aia_fetcher, revocation_fetcher=revocation_fetcher) as session:
         tgt, host = session.target_for(

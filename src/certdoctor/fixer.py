@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from . import certinfo
 from .errors import InputError
-from .model import JSON_VERSION, Evidence, PathEnd, PresentedChain, Target
+from .model import DEFAULT_AIA_TIMEOUT, JSON_VERSION, Evidence, PathEnd, PresentedChain, Target
 from .names import match_hostname
 from .paths import StoreIndex, dedupe
 from .pipeline import collect_aia, judge, load_stores, parse_at
@@ -95,9 +95,12 @@ async def plan_fix(
     fetch_aia: bool = True,
     at: Any = None,
     timeout: float = 10.0,
+    aia_timeout: float = DEFAULT_AIA_TIMEOUT,
+    allow_private_fetch: bool = True,
 ) -> FixPlan:
     """Order the pile into leaf → intermediates (→ root), completing it from ``pool`` (candidate intermediates,
-    e.g. a CA's bundle directory) and through AIA when needed."""
+    e.g. a CA's bundle directory) and through AIA when needed (each download within ``timeout`` seconds, all
+    of them within ``aia_timeout``; ``allow_private_fetch`` False: from public addresses only)."""
     from .collect.aia import AiaFetcher
     from .collect.stores import DEFAULT_STORES
 
@@ -113,8 +116,9 @@ async def plan_fix(
     chain = PresentedChain(source="input", certs=tuple(pile), total_received=len(pile))
     aia = {}
     if fetch_aia:
-        async with AiaFetcher(timeout=timeout) as fetcher:
-            aia = await collect_aia([chain], index, fetcher)
+        async with AiaFetcher(timeout=timeout, refuse_private=not allow_private_fetch) as fetcher:
+            aia, aia_notes = await collect_aia([chain], index, fetcher, budget=aia_timeout)
+        notes.extend(aia_notes)
     evidence = Evidence(
         target=Target(name=host, files=("input",)),
         at=parse_at(at),
@@ -491,6 +495,8 @@ def fix(
     trust_stores: Sequence[str] | None = None,
     fetch_aia: bool = True,
     timeout: float = 10.0,
+    aia_timeout: float = DEFAULT_AIA_TIMEOUT,
+    allow_private_fetch: bool = True,
     force: bool = False,
     pkcs12: bool = False,
     pkcs12_password: bytes | None = None,
@@ -518,6 +524,8 @@ def fix(
             trust_stores=trust_stores,
             fetch_aia=fetch_aia,
             timeout=timeout,
+            aia_timeout=aia_timeout,
+            allow_private_fetch=allow_private_fetch,
         )
     )
     attach_key(plan, inputs.keys, inputs.certs)
@@ -536,6 +544,7 @@ def fix(
         ca_certs=extra,
         trust_stores=trust_stores,
         fetch_aia=False,
+        allow_private_fetch=allow_private_fetch,
     )
     config = server_config(out_dir, with_key=plan.key is not None, with_pkcs12=pkcs12, with_chain="chain.pem" in files)
     return FixResult(plan, written, inputs.repaired, verification, config, inputs.skipped)

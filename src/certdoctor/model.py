@@ -178,6 +178,7 @@ class Evidence:
     chains: tuple[PresentedChain, ...]
     stores: tuple[TrustStore, ...]
     aia: Mapping[str, AiaFetch] = field(default_factory=dict)
+    aia_notes: tuple[str, ...] = ()  # e.g. the URLs not answered within the AIA time budget
     extra_roots: tuple[x509.Certificate, ...] = ()  # --ca-file: trusted in addition to every store
     expected: tuple[x509.Certificate, ...] | None = None  # --expect
     expected_source: str | None = None
@@ -235,6 +236,7 @@ class Finding:
 
 DEFAULT_TIMEOUT = 10.0  # seconds, per connection
 DEFAULT_REVOCATION_TIMEOUT = 5.0  # seconds, for all OCSP/CRL lookups of one target
+DEFAULT_AIA_TIMEOUT = 5.0  # seconds, for all AIA downloads of one target (every level)
 DEFAULT_WARN_DAYS = 30
 
 
@@ -249,9 +251,14 @@ class DiagnoseOptions:
     ``trust_stores``. ``trust_stores``: store names (None: mozilla and system; see ``certdoctor stores``).
     ``at``: the moment to judge as of (UTC; None: now). ``expect``: a file with the certificate that should be
     served. ``warn_days``: ``expiring-soon`` threshold in days (>= 0). ``fetch_aia``: download missing
-    intermediates. ``key``/``key_password``: the server's private key (``key-mismatch``). ``clients``: also load
-    the client families' trust stores for per-client predictions. ``revocation``: query OCSP responders and
-    CRLs (stapled responses are judged either way) within ``revocation_timeout`` seconds in all (> 0).
+    intermediates, within ``aia_timeout`` seconds in all (> 0; every level of the chain shares it, each download
+    also bounded by ``timeout``, at most 10 s). ``key``/``key_password``: the server's private key
+    (``key-mismatch``). ``clients``: also load the client families' trust stores for per-client predictions.
+    ``revocation``: query OCSP responders and CRLs (stapled responses are judged either way) within
+    ``revocation_timeout`` seconds in all (> 0).
+    ``allow_private_fetch``: False refuses AIA, OCSP and CRL downloads from loopback, link-local, private (RFC
+    1918, RFC 4193), CGNAT, multicast and unspecified addresses, checked on the address connected to
+    (``--refuse-private-urls``; the refusal is the download's error, named in the findings).
 
     Raises :class:`certdoctor.errors.InputError` for an impossible value.
     """
@@ -270,13 +277,15 @@ class DiagnoseOptions:
     clients: bool = True
     revocation: bool = True
     revocation_timeout: float = DEFAULT_REVOCATION_TIMEOUT
+    aia_timeout: float = DEFAULT_AIA_TIMEOUT
+    allow_private_fetch: bool = True
 
     def __post_init__(self) -> None:
         for name in ("ca_files", "ca_certs", "ca_bundle"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         if self.trust_stores is not None:
             object.__setattr__(self, "trust_stores", tuple(self.trust_stores))
-        for name in ("timeout", "revocation_timeout"):
+        for name in ("timeout", "revocation_timeout", "aia_timeout"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and 0 < value < 86_400):
                 what = name.replace("_", " ")

@@ -35,10 +35,19 @@ from urllib.parse import urlsplit
 from cryptography import x509
 
 from . import certinfo
-from .collect.http import AsyncClosing
+from .collect.http import AsyncClosing, format_seconds
 from .diagnosis import ChainReport, Diagnosis
 from .errors import InputError
-from .model import AiaFetch, DiagnoseOptions, Evidence, Finding, PresentedChain, Target, TrustStore
+from .model import (
+    DEFAULT_AIA_TIMEOUT,
+    AiaFetch,
+    DiagnoseOptions,
+    Evidence,
+    Finding,
+    PresentedChain,
+    Target,
+    TrustStore,
+)
 from .paths import ChainAnalysis, StoreIndex, analyse, dedupe, missing_issuer_urls
 from .revocation import CertRevocation, assess, evaluate_ocsp, path_pairs
 from .revocation import urls as revocation_urls
@@ -165,9 +174,18 @@ def load_stores(names: Sequence[str], explicit: bool) -> tuple[list[TrustStore],
     return stores, notes
 
 
-async def collect_aia(chains: Sequence[PresentedChain], index: StoreIndex, fetcher: Any) -> dict[str, AiaFetch]:
-    """Download missing issuers named by AIA caIssuers URLs, a few levels up, for every distinct chain."""
+async def collect_aia(
+    chains: Sequence[PresentedChain], index: StoreIndex, fetcher: Any, *, budget: float = DEFAULT_AIA_TIMEOUT
+) -> tuple[dict[str, AiaFetch], list[str]]:
+    """Download missing issuers named by AIA caIssuers URLs, a few levels up, for every distinct chain, within
+    ``budget`` seconds in all (every level and chain of the target shares it: levels are fetched one after
+    another, so a per-download timeout alone would multiply). Returns the fetches by URL, and notes (the URLs
+    not answered in time)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + budget
     results: dict[str, AiaFetch] = {}
+    late: list[str] = []
+    out_of_time = f"not answered within the {format_seconds(budget)} s AIA time budget"
     for chain in chains:
         known = dedupe(chain.certs)
         frontier = list(known)
@@ -177,17 +195,51 @@ async def collect_aia(chains: Sequence[PresentedChain], index: StoreIndex, fetch
             urls = urls[: max(0, MAX_AIA_PER_CHAIN - fetched)]
             if not urls:
                 break
+            left = deadline - loop.time()
+            if left <= 0:
+                for url in urls:
+                    results[url] = AiaFetch(
+                        url=url, error=f"not tried: the {format_seconds(budget)} s AIA time budget ran out"
+                    )
+                late.extend(urls)
+                break
             fetched += len(urls)
-            got = await asyncio.gather(*(fetcher.fetch(u) for u in urls))
+            got = await _fetch_within(fetcher, urls, left, out_of_time)
             frontier = []
             for res in got:
+                if res.error and res.error.startswith("timed out") and loop.time() >= deadline - 0.05:
+                    res = replace(res, error=f"timed out: {out_of_time}")
+                if res.error and out_of_time in res.error:
+                    late.append(res.url)
                 results[res.url] = res
                 new = [c for c in res.certs if c not in known]
                 known.extend(new)
                 frontier.extend(new)
             if not frontier:
                 break
-    return results
+    notes = []
+    if late:
+        notes.append(f"AIA downloads stopped after {format_seconds(budget)} s; not answered in time: {', '.join(late)}")
+    return results, notes
+
+
+async def _fetch_within(fetcher: Any, urls: Sequence[str], seconds: float, out_of_time: str) -> list[AiaFetch]:
+    """Every URL fetched concurrently, each download bounded by ``seconds``; a fetcher that overruns (it should
+    not) is abandoned a moment later and its URL reported as not answered."""
+    tasks = [asyncio.ensure_future(fetcher.fetch(u, timeout=seconds)) for u in urls]
+    await asyncio.wait(tasks, timeout=seconds + 0.5)
+    out: list[AiaFetch] = []
+    for url, task in zip(urls, tasks, strict=True):
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            out.append(AiaFetch(url=url, error=f"timed out: {out_of_time}"))
+        elif task.exception() is not None:  # defensive: a fetcher bug must not sink the diagnosis
+            exc = task.exception()
+            out.append(AiaFetch(url=url, error=f"unexpected error: {type(exc).__name__}: {exc}"))
+        else:
+            out.append(task.result())
+    return out
 
 
 async def collect_revocation_evidence(
@@ -278,7 +330,7 @@ def judge(
         tuple(failures),
         tuple(findings),
         time.perf_counter() - started,
-        (*notes, *evidence.revocation_notes),
+        (*notes, *evidence.aia_notes, *evidence.revocation_notes),
         predictor=_predict,
     )
 
@@ -383,6 +435,8 @@ class Session(AsyncClosing):
         self.index = StoreIndex(self.stores, self.extra)
         self.warn_days = o.warn_days
         self.fetch_aia = o.fetch_aia
+        self.aia_timeout = o.aia_timeout
+        self.refuse_private = not o.allow_private_fetch
         self.revocation = o.revocation
         self.revocation_timeout = o.revocation_timeout
         self.client_stores: tuple[TrustStore, ...] = ()
@@ -409,7 +463,7 @@ class Session(AsyncClosing):
         if self._aia_fetcher is None:
             from .collect.aia import AiaFetcher
 
-            self._aia_fetcher = AiaFetcher(timeout=min(self.timeout, 10.0))
+            self._aia_fetcher = AiaFetcher(timeout=min(self.timeout, 10.0), refuse_private=self.refuse_private)
         return self._aia_fetcher
 
     @property
@@ -417,7 +471,9 @@ class Session(AsyncClosing):
         if self._revocation_fetcher is None:
             from .collect.revocation import RevocationFetcher
 
-            self._revocation_fetcher = RevocationFetcher(timeout=self.revocation_timeout)
+            self._revocation_fetcher = RevocationFetcher(
+                timeout=self.revocation_timeout, refuse_private=self.refuse_private
+            )
         return self._revocation_fetcher
 
     @property
@@ -560,14 +616,16 @@ class Session(AsyncClosing):
         self, tgt: Target, chains: Sequence[PresentedChain], when: datetime, todo: list[PresentedChain], started: float
     ) -> Diagnosis:
         aia: dict[str, AiaFetch] = {}
+        aia_notes: list[str] = []
         if self.fetch_aia and todo:
-            aia = await collect_aia(todo, self.index, self.aia_fetcher)
+            aia, aia_notes = await collect_aia(todo, self.index, self.aia_fetcher, budget=self.aia_timeout)
         evidence = Evidence(
             target=tgt,
             at=when,
             chains=tuple(chains),
             stores=self.stores,
             aia=aia,
+            aia_notes=tuple(aia_notes),
             extra_roots=tuple(self.extra),
             expected=self.expected,
             expected_source=self.expect,

@@ -120,6 +120,20 @@ def _append_command(url: str) -> str:
     return f"`curl -s {url} | openssl x509 -inform DER >> fullchain.pem`"
 
 
+def _aia_notes(ctx: ChainContext, urls: list[str]) -> list[str]:
+    """What each AIA caIssuers URL gave: not fetched, the error, or certificates none of which was the issuer."""
+    notes = []
+    for url in urls:
+        f = ctx.evidence.aia.get(url)
+        if f is None:
+            notes.append(f"{url} was not fetched")
+        elif f.error:
+            notes.append(f"{url} failed: {f.error}")
+        else:
+            notes.append(f"{url} returned {len(f.certs)} certificate(s), none of which issued it")
+    return notes
+
+
 @check(
     "missing-intermediate",
     title="The server does not send the intermediate certificate(s)",
@@ -134,11 +148,24 @@ def missing_intermediate(ctx: ChainContext) -> Iterator[Hit]:
     if borrowed:
         names = ", ".join(label(n.cert) for n in borrowed)
         urls = ", ".join(dict.fromkeys(n.detail for n in borrowed))
+        outcome = (
+            "and with it the chain is complete — so browsers that fetch AIA (Chrome, Edge, Safari) work, while "
+            "curl, OpenSSL, Python, Node/Postman, Java and Go fail with 'unable to get local issuer certificate' "
+            "or 'PKIX path building failed'."
+        )
+        if best.end == "unknown-issuer":  # AIA gave part of the path only
+            top = best.top
+            fetch_notes = _aia_notes(ctx, certinfo.ca_issuer_urls(top.cert))
+            outcome = (
+                f'but the chain is still incomplete: {label(top.cert)} was issued by "{certinfo.issuer(top.cert)}"'
+                + (
+                    f", and its AIA caIssuers URL could not supply it: {'; '.join(fetch_notes)}."
+                    if fetch_notes
+                    else "."
+                )
+            )
         yield Hit(
-            f"The server does not send {names}. certdoctor downloaded it from the AIA caIssuers URL "
-            f"{urls} and with it the chain is complete — so browsers that fetch AIA (Chrome, Edge, Safari) "
-            "work, while curl, OpenSSL, Python, Node/Postman, Java and Go fail with 'unable to get local "
-            "issuer certificate' or 'PKIX path building failed'.",
+            f"The server does not send {names}. certdoctor downloaded it from the AIA caIssuers URL {urls} " + outcome,
             CHAIN_FILE_FIX
             + " To build the chain file from what the server sends now plus the downloaded intermediate(s): "
             + " ".join(_append_command(n.detail) for n in borrowed),
@@ -156,15 +183,7 @@ def missing_intermediate(ctx: ChainContext) -> Iterator[Hit]:
     if top.origin == "presented" and certinfo.is_ca(top.cert) and len(best.nodes) > 1:
         return  # reported as untrusted-root: the issuer of a sent CA certificate is most likely a root
     urls = certinfo.ca_issuer_urls(top.cert)
-    fetch_notes = []
-    for url in urls:
-        f = ctx.evidence.aia.get(url)
-        if f is None:
-            fetch_notes.append(f"{url} was not fetched")
-        elif f.error:
-            fetch_notes.append(f"{url} failed: {f.error}")
-        else:
-            fetch_notes.append(f"{url} returned {len(f.certs)} certificate(s), none of which issued it")
+    fetch_notes = _aia_notes(ctx, urls)
     if urls:
         aia = "Its AIA caIssuers URL could not supply the issuer: " + "; ".join(fetch_notes) + "."
     else:

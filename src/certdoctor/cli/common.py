@@ -15,7 +15,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import InputError
-from ..model import DEFAULT_REVOCATION_TIMEOUT, DEFAULT_TIMEOUT, DEFAULT_WARN_DAYS, DiagnoseOptions, ExitCode
+from ..model import (
+    DEFAULT_AIA_TIMEOUT,
+    DEFAULT_REVOCATION_TIMEOUT,
+    DEFAULT_TIMEOUT,
+    DEFAULT_WARN_DAYS,
+    DiagnoseOptions,
+    ExitCode,
+)
 
 EXIT_CODES_HELP = (
     "exit status: 0 no problem (warnings allowed unless --fail-on warning), 1 problems found, 2 usage error or "
@@ -169,8 +176,32 @@ def add_no_aia_option(g: Any) -> None:
     g.add_argument("--no-aia", action="store_true", help="do not download missing intermediates via AIA")
 
 
+def add_aia_options(g: Any) -> None:
+    """--no-aia, --aia-timeout, --refuse-private-urls."""
+    add_no_aia_option(g)
+    g.add_argument(
+        "--aia-timeout",
+        type=seconds,
+        default=DEFAULT_AIA_TIMEOUT,
+        metavar="SECONDS",
+        help=f"time budget for all AIA downloads of one target, every level (default {DEFAULT_AIA_TIMEOUT:g})",
+    )
+    add_refuse_private_option(g)
+
+
+def add_refuse_private_option(g: Any) -> None:
+    g.add_argument(
+        "--refuse-private-urls",
+        action="store_true",
+        help="refuse AIA, OCSP and CRL downloads from loopback, link-local, private (RFC 1918, RFC 4193), CGNAT "
+        "and unspecified addresses, checked on the address connected to (for certdoctor next to internal "
+        "services: a certificate cannot make it fetch from them)",
+    )
+
+
 def add_judgement_options(p: argparse.ArgumentParser, *, at_default: str = "now", fail_on: bool = True) -> None:
-    """--at, --warn-days, --no-aia, --no-revocation, --revocation-timeout, --fail-on."""
+    """--at, --warn-days, --no-aia, --aia-timeout, --refuse-private-urls, --no-revocation, --revocation-timeout,
+    --fail-on."""
     g = p.add_argument_group("judgement")
     g.add_argument(
         "--at",
@@ -185,7 +216,7 @@ def add_judgement_options(p: argparse.ArgumentParser, *, at_default: str = "now"
         metavar="N",
         help=f"warn when a certificate expires within N days (default {DEFAULT_WARN_DAYS})",
     )
-    add_no_aia_option(g)
+    add_aia_options(g)
     g.add_argument(
         "--no-revocation",
         action="store_true",
@@ -243,6 +274,8 @@ def diagnose_options(ns: argparse.Namespace, **overrides: Any) -> DiagnoseOption
         "fetch_aia": not getattr(ns, "no_aia", False),
         "revocation": not getattr(ns, "no_revocation", False),
         "revocation_timeout": getattr(ns, "revocation_timeout", DEFAULT_REVOCATION_TIMEOUT),
+        "aia_timeout": getattr(ns, "aia_timeout", DEFAULT_AIA_TIMEOUT),
+        "allow_private_fetch": not getattr(ns, "refuse_private_urls", False),
     }
     if fields["ca_bundle"] and fields["trust_stores"]:
         raise UsageError("--ca-bundle replaces the trust stores: give it or --trust-store, not both")

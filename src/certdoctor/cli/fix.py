@@ -9,10 +9,10 @@ from pathlib import Path
 
 from .common import (
     UsageError,
+    add_aia_options,
     add_connection_options,
     add_key_options,
     add_name_option,
-    add_no_aia_option,
     add_output_options,
     add_trust_options,
     console,
@@ -69,7 +69,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--include-root", action="store_true", help="append the root to fullchain.pem")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
     add_trust_options(p, bundle=False)
-    add_no_aia_option(p)
+    add_aia_options(p)
     add_connection_options(p, sni=False)
     add_output_options(p, quiet="only the verdict and the files written")
 
@@ -127,6 +127,8 @@ def run(ns: argparse.Namespace) -> int:
         trust_stores=ns.trust_store,
         fetch_aia=not ns.no_aia,
         timeout=ns.timeout,
+        aia_timeout=ns.aia_timeout,
+        allow_private_fetch=not ns.refuse_private_urls,
         force=ns.force,
         pkcs12=ns.pkcs12,
         pkcs12_password=ns.pkcs12_password.encode() if ns.pkcs12_password is not None else None,

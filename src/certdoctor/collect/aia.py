@@ -6,6 +6,7 @@ decompression); failures come back as an :class:`AiaFetch` with ``error`` set.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from ..certinfo import ca_issuer_urls  # re-exported: one implementation
@@ -19,10 +20,15 @@ if TYPE_CHECKING:
 __all__ = ["AiaFetcher", "ca_issuer_urls"]
 
 _USER_AGENT = "certdoctor (AIA caIssuers fetch)"
+FAILURE_TTL = 60.0  # seconds a failed download is remembered (then asked again: a scan outlives outages)
 
 
 class AiaFetcher(AsyncClosing):
-    """Fetches AIA URLs with a per-instance cache; concurrent fetches of one URL share one request."""
+    """Fetches AIA URLs with a per-instance cache; concurrent fetches of one URL share one request.
+
+    ``timeout``: seconds per download (at most; :meth:`fetch` may give less). ``refuse_private``: connect to
+    public addresses only (:mod:`certdoctor.collect.netguard`).
+    """
 
     def __init__(
         self,
@@ -31,9 +37,15 @@ class AiaFetcher(AsyncClosing):
         max_bytes: int = 262_144,
         max_redirects: int = 3,
         client: httpx.AsyncClient | None = None,
+        refuse_private: bool = False,
     ) -> None:
         self._http = BoundedHttp(
-            timeout=timeout, max_bytes=max_bytes, max_redirects=max_redirects, user_agent=_USER_AGENT, client=client
+            timeout=timeout,
+            max_bytes=max_bytes,
+            max_redirects=max_redirects,
+            user_agent=_USER_AGENT,
+            client=client,
+            refuse_private=refuse_private,
         )
         self._results: SharedResults[str, AiaFetch] = SharedResults()
 
@@ -41,12 +53,18 @@ class AiaFetcher(AsyncClosing):
         await self._results.aclose()
         await self._http.aclose()
 
-    async def fetch(self, url: str) -> AiaFetch:
-        """Download and parse one caIssuers URL; never raises (errors are in the result)."""
-        return await self._results.get(url, lambda: self._fetch(url))
+    async def fetch(self, url: str, *, timeout: float | None = None) -> AiaFetch:
+        """Download and parse one caIssuers URL within ``timeout`` seconds (None: the fetcher's); never raises
+        (errors are in the result). Failures are cached for a minute, answers for the life of the fetcher."""
 
-    async def _fetch(self, url: str) -> AiaFetch:
-        got = await self._http.request("GET", url)
+        def expires(f: AiaFetch) -> float | None:
+            return time.time() + FAILURE_TTL if f.error else None
+
+        seconds = None if timeout is None else min(timeout, self._http.timeout)
+        return await self._results.get(url, lambda: self._fetch(url, seconds), expires)
+
+    async def _fetch(self, url: str, timeout: float | None) -> AiaFetch:
+        got = await self._http.request("GET", url, timeout=timeout)
         if got.body is None:
             return AiaFetch(url=url, error=got.error, status=got.status, content_type=got.content_type, size=got.size)
         try:

@@ -4,6 +4,12 @@ Every URL here comes from a certificate a server sent, so the URL, the server be
 are untrusted: each request is bounded in time (the whole request, not per read) and in size, compressed
 bodies are inflated with a cap, and failures come back as a :class:`Download` with ``error`` set, never as
 an exception.
+
+Redirects are followed here, not by httpx, at most ``max_redirects`` (3) of them: credentials of a
+``user:pass@`` URL never go to another origin (scheme, host, port), and a POST (an OCSP request) is never
+re-sent through a 307/308 redirect to another origin (that is an error: the GET fallback of OCSP may follow
+it). With ``refuse_private`` every connection, redirects included, goes to public addresses only (see
+:mod:`certdoctor.collect.netguard`).
 """
 
 from __future__ import annotations
@@ -23,7 +29,19 @@ if TYPE_CHECKING:  # httpx is imported lazily: it costs ~150 ms of CLI start-up
 K = TypeVar("K")
 V = TypeVar("V")
 
-__all__ = ["AsyncClosing", "BoundedHttp", "Download", "SharedResults", "format_seconds", "format_size", "preload"]
+__all__ = [
+    "REFUSE_PRIVATE_OPTION",
+    "AsyncClosing",
+    "BoundedHttp",
+    "Download",
+    "SharedResults",
+    "format_seconds",
+    "format_size",
+    "preload",
+]
+
+REFUSE_PRIVATE_OPTION = "--refuse-private-urls"  # named in refusals, so that the reader knows what refused
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 
 def preload() -> None:
@@ -63,6 +81,12 @@ class _TooLarge(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class _Redirect:
+    status: int
+    location: str
+
+
 class AsyncClosing:
     """``async with x:`` closes ``x`` (its ``aclose()``) on the way out."""
 
@@ -92,10 +116,14 @@ class BoundedHttp(AsyncClosing):
         max_redirects: int = 3,
         user_agent: str = "certdoctor",
         client: httpx.AsyncClient | None = None,
+        refuse_private: bool = False,
     ) -> None:
+        """``refuse_private``: connect to public addresses only (ignored when ``client`` is given: the caller's
+        client decides)."""
         self.timeout = timeout
         self.max_bytes = max_bytes
         self.max_redirects = max_redirects
+        self.refuse_private = refuse_private
         self._user_agent = user_agent
         self._client = client
         self._owns_client = client is None
@@ -112,11 +140,16 @@ class BoundedHttp(AsyncClosing):
             # verify=False: an https URL in a certificate is a courtesy channel; what is downloaded is
             # signed data (certificates, OCSP responses, CRLs) whose signatures the checks verify, so TLS
             # adds nothing but failures (and recursion: OCSP over https needs revocation checking).
+            transport = None
+            if self.refuse_private:
+                from .netguard import guarded_transport
+
+                transport = guarded_transport()
             self._client = httpx.AsyncClient(
                 timeout=httpx.Timeout(self.timeout),
-                follow_redirects=True,
-                max_redirects=self.max_redirects,
+                follow_redirects=False,  # followed in _request, see the module docstring
                 verify=False,
+                transport=transport,
                 headers={"User-Agent": self._user_agent, "Accept-Encoding": "identity"},
             )
         return self._client
@@ -158,45 +191,50 @@ class BoundedHttp(AsyncClosing):
     ) -> Download:
         import httpx
 
+        from .netguard import AddressRefused
+
         status: int | None = None
-        content_type: str | None = None
-        size = 0
-        encoding = ""
         try:
-            async with asyncio.timeout(seconds):
-                async with self._get_client().stream(
-                    method, url, content=content, headers=headers, timeout=seconds
-                ) as response:
-                    status = response.status_code
-                    content_type = response.headers.get("content-type")
-                    if status != 200:
-                        phrase = f" {response.reason_phrase}" if response.reason_phrase else ""
-                        error = f"HTTP {status}{phrase}"
-                        return Download(url=url, error=error, status=status, content_type=content_type)
-                    declared = response.headers.get("content-length", "")
-                    if declared.isdigit() and int(declared) > limit:
-                        raise _TooLarge
-                    body = bytearray()
-                    async for chunk in response.aiter_raw():
-                        body += chunk
-                        if len(body) > limit:
-                            raise _TooLarge
-                    size = len(body)
-                    encoding = response.headers.get("content-encoding", "").strip().lower()
-        except _TooLarge:
+            async with asyncio.timeout(seconds):  # the whole request, redirects included
+                current, verb, body, sent = url, method, content, dict(headers or {})
+                for hop in range(self.max_redirects + 1):
+                    got = await self._exchange(verb, current, body, sent, seconds, limit, original=url)
+                    if isinstance(got, Download):
+                        return got
+                    status = got.status
+                    if hop == self.max_redirects:
+                        break
+                    target = _redirect_target(current, got.location)
+                    if target is None:
+                        return Download(url=url, error="unsupported URL scheme (after a redirect)", status=status)
+                    cross = _origin(target) != _origin(current)
+                    if cross:
+                        target = _without_credentials(target)
+                    if got.status in (307, 308):
+                        if verb == "POST" and cross:
+                            return Download(
+                                url=url,
+                                error=f"refused to re-send the POST to another origin ({_origin_text(target)}) "
+                                f"through an HTTP {got.status} redirect",
+                                status=got.status,
+                            )
+                    elif verb == "POST" or (got.status == 303 and verb != "HEAD"):  # a GET, as httpx and browsers
+                        verb, body = "GET", None
+                        sent = {k: v for k, v in sent.items() if k.lower() != "content-type"}
+                    current = target
+                return Download(url=url, error=f"more than {self.max_redirects} redirects", status=status)
+        except _TooLarge as exc:
             return Download(
                 url=url,
                 error=f"response larger than {format_size(limit)}",
-                status=status,
-                content_type=content_type,
+                status=exc.args[0] if exc.args else status,
+                content_type=exc.args[1] if len(exc.args) > 1 else None,
                 size=limit,
             )
         except (TimeoutError, httpx.TimeoutException):
-            return Download(
-                url=url, error=f"timed out after {format_seconds(seconds)} s", status=status, content_type=content_type
-            )
-        except httpx.TooManyRedirects:
-            return Download(url=url, error=f"more than {self.max_redirects} redirects", status=status)
+            return Download(url=url, error=f"timed out after {format_seconds(seconds)} s", status=status)
+        except AddressRefused as exc:
+            return Download(url=url, error=f"refused: {exc} ({REFUSE_PRIVATE_OPTION})", status=status)
         except httpx.UnsupportedProtocol:
             return Download(url=url, error="unsupported URL scheme (after a redirect)", status=status)
         except httpx.ConnectError as exc:
@@ -204,13 +242,47 @@ class BoundedHttp(AsyncClosing):
         except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
             return Download(url=url, error=f"download failed: {exc}", status=status)
 
+    async def _exchange(
+        self,
+        method: str,
+        url: str,
+        content: bytes | None,
+        headers: dict[str, str],
+        seconds: float,
+        limit: int,
+        *,
+        original: str,
+    ) -> Download | _Redirect:
+        """One request, no redirect followed: the download, or where the server redirects to."""
+        async with self._get_client().stream(
+            method, url, content=content, headers=headers, timeout=seconds
+        ) as response:
+            status = response.status_code
+            content_type = response.headers.get("content-type")
+            location = response.headers.get("location")
+            if status in REDIRECT_STATUSES and location:
+                return _Redirect(status, location)
+            if status != 200:
+                phrase = f" {response.reason_phrase}" if response.reason_phrase else ""
+                return Download(url=original, error=f"HTTP {status}{phrase}", status=status, content_type=content_type)
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > limit:
+                raise _TooLarge(status, content_type)
+            body = bytearray()
+            async for chunk in response.aiter_raw():
+                body += chunk
+                if len(body) > limit:
+                    raise _TooLarge(status, content_type)
+            size = len(body)
+            encoding = response.headers.get("content-encoding", "").strip().lower()
+
         data = bytes(body)
         if encoding not in ("", "identity"):
             try:
                 data = _inflate(data, encoding, limit)
             except _TooLarge:
                 return Download(
-                    url=url,
+                    url=original,
                     error=f"response larger than {format_size(limit)} once decompressed",
                     status=status,
                     content_type=content_type,
@@ -218,13 +290,48 @@ class BoundedHttp(AsyncClosing):
                 )
             except (zlib.error, ValueError) as exc:
                 return Download(
-                    url=url,
+                    url=original,
                     error=f"cannot decode {encoding} content: {exc}",
                     status=status,
                     content_type=content_type,
                     size=size,
                 )
-        return Download(url=url, body=data, status=status, content_type=content_type, size=size)
+        return Download(url=original, body=data, status=status, content_type=content_type, size=size)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").lower(), port or {"http": 80, "https": 443}.get(scheme)
+
+
+def _origin_text(url: str) -> str:
+    scheme, host, port = _origin(url)
+    host = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{host}:{port}"
+
+
+def _redirect_target(base: str, location: str) -> str | None:
+    """The absolute URL a Location header points to (relative to ``base``); None for a non-HTTP scheme."""
+    import httpx
+
+    try:
+        target = str(httpx.URL(base).join(location.strip()))
+    except (httpx.InvalidURL, ValueError):
+        return None
+    return target if urlsplit(target).scheme.lower() in ("http", "https") else None
+
+
+def _without_credentials(url: str) -> str:
+    """``url`` without its ``user:pass@``: httpx sends a URL's userinfo as Basic authorization."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
 
 
 def _connect_reason(exc: BaseException) -> str:

@@ -74,8 +74,16 @@ class RevocationFetcher(AsyncClosing):
         max_ocsp_bytes: int = MAX_OCSP_BYTES,
         max_crl_bytes: int = MAX_CRL_BYTES,
         client: httpx.AsyncClient | None = None,
+        refuse_private: bool = False,
     ) -> None:
-        self._http = BoundedHttp(timeout=timeout, max_bytes=max_ocsp_bytes, user_agent=_USER_AGENT, client=client)
+        """``refuse_private``: connect to public addresses only (:mod:`certdoctor.collect.netguard`)."""
+        self._http = BoundedHttp(
+            timeout=timeout,
+            max_bytes=max_ocsp_bytes,
+            user_agent=_USER_AGENT,
+            client=client,
+            refuse_private=refuse_private,
+        )
         self._max_crl_bytes = max_crl_bytes
         self._ocsp: SharedResults[str, RevocationFetch] = SharedResults()
         self._crl: SharedResults[str, RevocationFetch] = SharedResults()
