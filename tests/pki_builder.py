@@ -15,9 +15,11 @@ from functools import cache
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from certdoctor.lab.pki import sign_sha1  # cryptography refuses to create SHA-1 signatures; the lab knows how
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
@@ -157,7 +159,7 @@ def issue(
     for value, critical in extensions:
         builder = builder.add_extension(value, critical=critical)
     if sha1:
-        return Issued(_sign_sha1(builder, signer), key)
+        return Issued(sign_sha1(builder, signer), key)
     return Issued(builder.sign(signer, hashes.SHA256()), key)
 
 
@@ -171,40 +173,6 @@ def intermediate(common_name: str, issuer: Issued, **kw: object) -> Issued:
 
 def leaf(common_name: str, issuer: Issued | None, **kw: object) -> Issued:
     return issue(common_name, issuer=issuer, **kw)  # type: ignore[arg-type]
-
-
-# cryptography refuses to create SHA-1 certificate signatures but signs bytes with SHA-1: build the certificate
-# as sha256WithRSAEncryption, swap the algorithm OID for sha1WithRSAEncryption (same length, so the DER
-# lengths hold) in the TBS and the outer AlgorithmIdentifier, and re-sign the TBS with SHA-1.
-_SHA256_RSA = bytes.fromhex("06092a864886f70d01010b")  # 1.2.840.113549.1.1.11
-_SHA1_RSA = bytes.fromhex("06092a864886f70d010105")  # 1.2.840.113549.1.1.5
-
-
-def _header(der: bytes, offset: int) -> tuple[int, int]:
-    """(header length, content length) of the DER element at ``offset``."""
-    first = der[offset + 1]
-    if first < 0x80:
-        return 2, first
-    n = first & 0x7F
-    return 2 + n, int.from_bytes(der[offset + 2 : offset + 2 + n], "big")
-
-
-def _sign_sha1(builder: x509.CertificateBuilder, key: PrivateKey) -> x509.Certificate:
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise ValueError("SHA-1 signatures need an RSA issuer key")
-    der = builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
-    outer, _ = _header(der, 0)
-    tbs_head, tbs_len = _header(der, outer)
-    tbs_end = outer + tbs_head + tbs_len
-    tbs, rest = der[outer:tbs_end], der[tbs_end:]
-    assert tbs.count(_SHA256_RSA) == 1 and rest.startswith(b"\x30\x0d" + _SHA256_RSA)
-    tbs = tbs.replace(_SHA256_RSA, _SHA1_RSA)
-    algid = rest[:15].replace(_SHA256_RSA, _SHA1_RSA)  # SEQUENCE { OID, NULL }
-    bits = rest[15:]
-    signature = key.sign(tbs, padding.PKCS1v15(), hashes.SHA1())
-    bits_head, bits_len = _header(bits, 0)
-    assert bits_len == len(signature) + 1
-    return x509.load_der_x509_certificate(der[:outer] + tbs + algid + bits[:bits_head] + b"\x00" + signature)
 
 
 def ocsp_response(

@@ -64,34 +64,26 @@ def seconds(text: str) -> float:
     return value
 
 
-def positive_int(text: str) -> int:
+def _whole_number(text: str, lowest: int, highest: int, what: str, rule: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be 1 or more")
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+    if not lowest <= value <= highest:
+        raise argparse.ArgumentTypeError(f"{text!r}: {rule}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return _whole_number(text, 1, sys.maxsize, "a whole number", "must be 1 or more")
 
 
 def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be 0 or more")
-    return value
+    return _whole_number(text, 0, sys.maxsize, "a whole number", "must be 0 or more")
 
 
 def port_number(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 0 < value < 65536:
-        raise argparse.ArgumentTypeError(f"{text!r}: a port is between 1 and 65535")
-    return value
+    return _whole_number(text, 1, 65535, "a port number", "a port is between 1 and 65535")
 
 
 # --- option groups ------------------------------------------------------------------------------------------

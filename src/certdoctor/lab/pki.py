@@ -249,7 +249,7 @@ def build_certificate(
     if ocsp_no_check:
         builder = builder.add_extension(x509.OCSPNoCheck(), critical=False)
     if hash_name == "sha1":
-        return _sign_sha1(builder, signing_key)
+        return sign_sha1(builder, signing_key)
     return builder.sign(signing_key, _hash(hash_name))
 
 
@@ -270,7 +270,8 @@ def _der_header(data: bytes, offset: int) -> tuple[int, int]:
     return 2 + n, int.from_bytes(data[offset + 2 : offset + 2 + n], "big")
 
 
-def _sign_sha1(builder: x509.CertificateBuilder, key: PrivateKey) -> x509.Certificate:
+def sign_sha1(builder: x509.CertificateBuilder, key: PrivateKey) -> x509.Certificate:
+    """``builder`` signed with SHA-1 and RSA ``key`` (raises ValueError for another key type), for test chains."""
     if not isinstance(key, rsa.RSAPrivateKey):
         raise ValueError("SHA-1 signing is only implemented for RSA issuers")
     der = builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
