@@ -531,6 +531,18 @@ _ASN1_KIND = re.compile(r"kind: (\w+)")
 _ASN1_LOCATION = re.compile(r"location: \[([^\]]*)\]")
 
 
+MAX_SHOWN_URL = 300
+
+
+def short_url(url: str) -> str:
+    """``url`` as findings and notes show it: whole up to :data:`MAX_SHOWN_URL` characters, else its start
+    and its length. A certificate may carry a URL of any length (1 MB and more); shown whole, it would push
+    the reason that follows it out of every report line (and fill the JSON)."""
+    if len(url) <= MAX_SHOWN_URL:
+        return url
+    return f"{url[: MAX_SHOWN_URL - 60]}… ({len(url):,} characters)"
+
+
 def short_reason(exc: BaseException) -> str:
     """A one-line, human-sized version of a cryptography parse error."""
     text = str(exc) or type(exc).__name__

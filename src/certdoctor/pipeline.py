@@ -219,7 +219,8 @@ async def collect_aia(
                 break
     notes = []
     if late:
-        notes.append(f"AIA downloads stopped after {format_seconds(budget)} s; not answered in time: {', '.join(late)}")
+        shown = ", ".join(map(certinfo.short_url, late))
+        notes.append(f"AIA downloads stopped after {format_seconds(budget)} s; not answered in time: {shown}")
     return results, notes
 
 

@@ -92,8 +92,8 @@ class Answer:
         if self.source == "staple":
             return "the OCSP response stapled by the server"
         if self.source == "ocsp":
-            return f"the OCSP responder {self.url}"
-        return f"the CRL {self.url}"
+            return f"the OCSP responder {certinfo.short_url(self.url)}"
+        return f"the CRL {certinfo.short_url(self.url)}"
 
     def to_dict(self) -> dict[str, Any]:
         def iso(d: datetime | None) -> str | None:

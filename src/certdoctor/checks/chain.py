@@ -115,6 +115,7 @@ def untrusted_root(ctx: ChainContext) -> Iterator[Hit]:
 
 def _append_command(url: str) -> str:
     """A shell command appending the certificate(s) at an AIA URL to fullchain.pem (DER, PEM or PKCS#7)."""
+    url = certinfo.short_url(url)
     if url.lower().endswith((".p7c", ".p7b")):
         return f"`curl -s {url} | openssl pkcs7 -inform DER -print_certs >> fullchain.pem`"
     return f"`curl -s {url} | openssl x509 -inform DER >> fullchain.pem`"
@@ -125,12 +126,13 @@ def _aia_notes(ctx: ChainContext, urls: list[str]) -> list[str]:
     notes = []
     for url in urls:
         f = ctx.evidence.aia.get(url)
+        shown = certinfo.short_url(url)
         if f is None:
-            notes.append(f"{url} was not fetched")
+            notes.append(f"{shown} was not fetched")
         elif f.error:
-            notes.append(f"{url} failed: {f.error}")
+            notes.append(f"{shown} failed: {f.error}")
         else:
-            notes.append(f"{url} returned {len(f.certs)} certificate(s), none of which issued it")
+            notes.append(f"{shown} returned {len(f.certs)} certificate(s), none of which issued it")
     return notes
 
 
@@ -147,7 +149,7 @@ def missing_intermediate(ctx: ChainContext) -> Iterator[Hit]:
     borrowed = [n for n in best.nodes if n.origin == "aia" and not (n is best.top and certinfo.is_self_signed(n.cert))]
     if borrowed:
         names = ", ".join(label(n.cert) for n in borrowed)
-        urls = ", ".join(dict.fromkeys(n.detail for n in borrowed))
+        urls = ", ".join(dict.fromkeys(certinfo.short_url(n.detail) for n in borrowed))
         outcome = (
             "and with it the chain is complete — so browsers that fetch AIA (Chrome, Edge, Safari) work, while "
             "curl, OpenSSL, Python, Node/Postman, Java and Go fail with 'unable to get local issuer certificate' "

@@ -165,7 +165,8 @@ def ocsp_stale(ctx: ChainContext) -> Iterator[Hit]:
                 )
             else:
                 detail = (
-                    f"The OCSP responder {a.url} answers for {label(status.cert)} with a response that {expired}"
+                    f"The OCSP responder {certinfo.short_url(a.url)} answers for {label(status.cert)} with a response "
+                    f"that {expired}"
                     f"{produced}. Clients reject expired answers, so they cannot confirm the certificate's status."
                 )
                 fix = "The responder is serving outdated responses: report it to the CA that runs it."
@@ -205,7 +206,7 @@ def ocsp_invalid(ctx: ChainContext) -> Iterator[Hit]:
                 )
             else:
                 detail = (
-                    f"The OCSP responder {a.url} returned a response certdoctor cannot accept for "
+                    f"The OCSP responder {certinfo.short_url(a.url)} returned a response certdoctor cannot accept for "
                     f"{label(status.cert)}: {a.error}. Clients discard it as if the responder were down."
                 )
                 fix = (
@@ -268,8 +269,8 @@ def stapling_absent(ctx: ChainContext) -> Iterator[Hit]:
     if missing:
         yield Hit(
             f"{', '.join(missing)} sent no stapled OCSP response. Clients that check revocation must ask the "
-            f"CA's responder ({urls[0]}) themselves: slower, it tells the CA who visits the site, and it fails "
-            "when the responder is unreachable from the client.",
+            f"CA's responder ({certinfo.short_url(urls[0])}) themselves: slower, it tells the CA who visits the "
+            "site, and it fails when the responder is unreachable from the client.",
             f"Enable OCSP stapling: {STAPLING_HOWTO}",
             cert=ctx.leaf,
             sources=tuple(missing),

@@ -292,7 +292,7 @@ def _handshake_message(exc: SSL.Error, first: bytes) -> str:
         return f"the server accepts none of the TLS versions offered ({text})"
     if "alert handshake failure" in text:
         return f"the server aborted the handshake ({text}): no common cipher, or the server wants another SNI"
-    if "alert unrecognized name" in text:
+    if "unrecognized name" in text:  # OpenSSL says "tlsv1 unrecognized name" for alert 112
         return f"the server does not know the SNI name sent ({text})"
     return f"TLS handshake failed: {text}"
 

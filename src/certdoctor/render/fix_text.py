@@ -29,7 +29,9 @@ def render_fix(result: Any, out: Console, *, quiet: bool = False) -> None:
         role = "leaf" if i == 0 else ("root" if c is plan.root else "intermediate")
         out.print(Text(f"  #{i} {role:<13}").append(clean(certinfo.subject(c))))
     for c, url in plan.fetched:
-        out.print(Text(f"  downloaded {clean(certinfo.display_name(c))} from {clean(url)}", style="cyan"))
+        out.print(
+            Text(f"  downloaded {clean(certinfo.display_name(c))} from {clean(certinfo.short_url(url))}", style="cyan")
+        )
     for c, reason in plan.dropped:
         out.print(Text(f"  left out {clean(certinfo.display_name(c))}: {reason}", style="yellow"))
     for line in result.repaired:
