@@ -37,8 +37,10 @@ def _load_one(der_or_pem: bytes, password: bytes | None, source: str, pem: bool)
             ) from None
         raise KeyLoadError(f"{source}: {exc}") from None
     except ValueError as exc:
-        if password is not None and ("decrypt" in str(exc).lower() or "bad" in str(exc).lower()):
-            raise KeyLoadError(f"{source}: wrong password for the private key") from None
+        encrypted = pem and b"ENCRYPTED" in der_or_pem  # PKCS#8 "ENCRYPTED PRIVATE KEY" or "Proc-Type: 4,ENCRYPTED"
+        if password is not None and (encrypted or "decrypt" in str(exc).lower() or "bad" in str(exc).lower()):
+            # a wrong password fails the padding check, or (1 time in 256) decrypts to bytes that are not a key
+            raise KeyLoadError(f"{source}: wrong password for the private key (or the key is damaged)") from None
         raise KeyLoadError(f"{source}: not a usable private key ({exc})") from None
     except Exception as exc:  # unsupported algorithms and the like
         raise KeyLoadError(f"{source}: not a usable private key ({exc})") from None
