@@ -30,26 +30,26 @@ def _free_base(span: int = 0) -> int:
     raise RuntimeError("no free port range")
 
 
-def test_lab_foreground_serves_until_interrupted(tmp_path):
-    base = _free_base()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "certdoctor.cli",
-            "lab",
-            "--json",
-            "--port-base",
-            str(base),
-            "--state-dir",
-            str(tmp_path),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+def _start_foreground_lab(tmp_path):
+    """A `certdoctor lab --json` process and its first line; another port range when one was taken meanwhile
+    (other tests start servers on free ports concurrently)."""
+    for _ in range(5):
+        base = _free_base()
+        argv = [sys.executable, "-m", "certdoctor.cli", "lab", "--json", "--port-base", str(base)]
+        proc = subprocess.Popen(
+            [*argv, "--state-dir", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         line = proc.stdout.readline()
+        if line:
+            return proc, base, line
+        err = proc.communicate(timeout=20)[1]
+        assert "in use" in err, err
+    raise RuntimeError("no free port range for the lab")
+
+
+def test_lab_foreground_serves_until_interrupted(tmp_path):
+    proc, base, line = _start_foreground_lab(tmp_path)
+    try:
         doc = jsonschemas.loads(line)
         assert doc["aia"] == f"http://127.0.0.1:{base}"
         scenarios = {s["name"]: s for s in doc["scenarios"]}
