@@ -28,8 +28,8 @@ def _load_one(der_or_pem: bytes, password: bytes | None, source: str, pem: bool)
         return loader(der_or_pem, password=password)
     except TypeError as exc:
         text = str(exc).lower()
-        if "password was given" in text:
-            return loader(der_or_pem, password=None)  # not encrypted after all
+        if "password was given" in text:  # not encrypted after all: load it again, with the same error handling
+            return _load_one(der_or_pem, None, source, pem)
         if "password was not given" in text or "encrypted" in text:
             raise KeyLoadError(
                 f"{source}: the private key is encrypted; give its password (--password-file FILE, "
