@@ -118,6 +118,46 @@ def test_ordinary_pkcs12_exports_are_within_the_limit():
         assert counts and max(counts) <= MAX_PKCS12_ITERATIONS
 
 
+def _encrypted_pkcs8(count: int) -> bytes:
+    """An EncryptedPrivateKeyInfo (PBES2: PBKDF2 asking for ``count`` iterations, AES-256-CBC) over junk."""
+    pbkdf2 = _der(
+        0x30,
+        _der(0x06, bytes.fromhex("2a864886f70d01050c"))
+        + _der(0x30, _der(0x04, bytes(8)) + _der(0x02, count.to_bytes((count.bit_length() + 8) // 8))),
+    )
+    aes = _der(0x30, _der(0x06, bytes.fromhex("60864801650304012a")) + _der(0x04, bytes(16)))
+    pbes2 = _der(0x30, _der(0x06, bytes.fromhex("2a864886f70d01050d")) + _der(0x30, pbkdf2 + aes))
+    return _der(0x30, pbes2 + _der(0x04, bytes(48)))
+
+
+@pytest.mark.parametrize("pem", [False, True])
+def test_encrypted_key_with_a_huge_iteration_count_is_refused_before_the_kdf(tmp_path, monkeypatch, capsys, pem):
+    """fix gives the password of a PKCS#12 input to every input file: a key file in the pile asking for 2^31
+    PBKDF2 iterations must be refused before cryptography derives anything."""
+    from certdoctor.collect.keys import KeyLoadError, keys_in
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the key derivation would run")
+
+    monkeypatch.setattr(serialization, "load_der_private_key", refuse)
+    monkeypatch.setattr(serialization, "load_pem_private_key", refuse)
+    der = _encrypted_pkcs8(2**31 - 1)
+    data = pem_armour(der) if pem else der
+    with pytest.raises(KeyLoadError, match="iteration count 2,147,483,647 above certdoctor's limit of 1,000,000"):
+        list(keys_in(data, "key.pem", b"pw"))
+    (tmp_path / "key.pem").write_bytes(data)
+    assert main(["fix", str(tmp_path / "key.pem"), "--password", "pw", "--no-aia", "-d", str(tmp_path / "o")]) == 2
+    assert "iteration count 2,147,483,647" in capsys.readouterr().err
+
+
+def pem_armour(der: bytes) -> bytes:
+    import base64
+
+    return (
+        b"-----BEGIN ENCRYPTED PRIVATE KEY-----\n" + base64.encodebytes(der) + b"-----END ENCRYPTED PRIVATE KEY-----\n"
+    )
+
+
 # --- item 5b: issuer matching does linear work however many certificates share a name -------------------------
 
 

@@ -20,7 +20,14 @@ from cryptography import x509
 from ..certinfo import short_reason
 from ..errors import InputError
 from ..model import PresentedChain
-from .pem import PemBlock, der_sequence_length, iter_pem_blocks, load_pkcs7_certificates, looks_like_pkcs12
+from .pem import (
+    PemBlock,
+    der_sequence_length,
+    iter_pem_blocks,
+    load_der_certificate,
+    load_pkcs7_certificates,
+    looks_like_pkcs12,
+)
 
 __all__ = [
     "MAX_FILE_BYTES",
@@ -60,21 +67,21 @@ def _decode_base64(body: bytes) -> bytes:
     return base64.b64decode(compact, validate=True)
 
 
-def _load_der_certificate(der: bytes) -> x509.Certificate:
+def _load_der_tolerant(der: bytes) -> x509.Certificate:
     """One DER certificate, tolerating trailing bytes after the certificate's SEQUENCE."""
     try:
-        return x509.load_der_x509_certificate(der)
+        return load_der_certificate(der)
     except ValueError:
         length = der_sequence_length(der)
         if length is None or length >= len(der):
             raise
-        return x509.load_der_x509_certificate(der[:length])
+        return load_der_certificate(der[:length])
 
 
 def _parse_der(data: bytes) -> list[x509.Certificate]:
     """A DER certificate, a DER PKCS#7 bundle, or several DER certificates back to back."""
     try:
-        return [x509.load_der_x509_certificate(data)]
+        return [load_der_certificate(data)]
     except ValueError as exc:
         first_error = exc
     try:
@@ -88,7 +95,7 @@ def _parse_der(data: bytes) -> list[x509.Certificate]:
         if length is None or offset + length > len(data):
             break
         try:
-            certs.append(x509.load_der_x509_certificate(data[offset : offset + length]))
+            certs.append(load_der_certificate(data[offset : offset + length]))
         except ValueError:
             break
         offset += length
@@ -139,9 +146,9 @@ def _parse(data: bytes, max_certs: int, *, lenient: bool) -> tuple[list[x509.Cer
                 elif block.label == b"TRUSTED CERTIFICATE":
                     # OpenSSL appends its trust settings after the certificate: keep the first SEQUENCE.
                     length = der_sequence_length(der)
-                    add([x509.load_der_x509_certificate(der if length is None else der[:length])])
+                    add([load_der_certificate(der if length is None else der[:length])])
                 else:
-                    add([_load_der_certificate(der)])
+                    add([_load_der_tolerant(der)])
             except ValueError as exc:
                 raise CertificateParseError(f"block {block.index} is not a valid {what}: {short_reason(exc)}") from None
         except _TooManyCertificates:

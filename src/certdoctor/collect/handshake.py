@@ -21,6 +21,7 @@ from OpenSSL import SSL, crypto
 from ..certinfo import is_ip, short_reason
 from ..errors import CollectError
 from ..model import PresentedChain
+from .pem import load_der_certificate
 
 __all__ = ["ResolveError", "fetch_chain", "resolve"]
 
@@ -139,7 +140,7 @@ def _convert(cert: crypto.X509, position: int, key: bytes | None) -> x509.Certif
     parsed = _PARSED.get(key)
     if parsed is None:
         try:
-            parsed = x509.load_der_x509_certificate(der)
+            parsed = load_der_certificate(der)
         except ValueError as exc:
             raise _BadCertificate(position, short_reason(exc)) from None
         if len(_PARSED) >= MAX_PARSED:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,14 +23,41 @@ class KeyLoadError(InputError):
     """A key file cannot be read, is encrypted without a password, or the password is wrong."""
 
 
+def _check_key_work(der_or_pem: bytes, source: str, pem: bool) -> None:
+    """Refuse a private key whose decryption would run more than :data:`MAX_PKCS12_ITERATIONS` key-derivation
+    iterations (PKCS#8 PBES1/PBES2 counts read from the DER before anything derives a key); a key given a
+    password is decrypted with it, and ``fix`` gives the password of a PKCS#12 input to every input file.
+    Traditional OpenSSL encryption (``DEK-Info``) derives its key in one iteration and is not looked into."""
+    from .pem import pkcs12_iteration_counts
+
+    if pem:
+        block = next(iter_pem_blocks(der_or_pem), None)
+        if block is None or block.body is None or b"DEK-Info:" in block.body:
+            return
+        body = b"".join(line for line in block.body.splitlines() if b":" not in line)  # RFC 1421 headers
+    try:
+        der = base64.b64decode(b"".join(body.split()) + b"==", validate=False) if pem else der_or_pem
+        worst = max(pkcs12_iteration_counts(der), default=0)
+    except ValueError as exc:  # binascii.Error is one
+        raise KeyLoadError(f"{source}: not a usable private key ({exc})") from None
+    if worst > MAX_PKCS12_ITERATIONS:
+        shown = f"{worst:,}" if worst < 1 << 64 else "of more than 2^64"
+        raise KeyLoadError(
+            f"{source}: private key-derivation iteration count {shown} above certdoctor's limit of "
+            f"{MAX_PKCS12_ITERATIONS:,} (re-encrypt it with the default: openssl pkcs8 -topk8 -iter 2048 ...)"
+        )
+
+
 def _load_one(der_or_pem: bytes, password: bytes | None, source: str, pem: bool) -> Any:
     loader = serialization.load_pem_private_key if pem else serialization.load_der_private_key
+    if password is not None:
+        _check_key_work(der_or_pem, source, pem)
     try:
         return loader(der_or_pem, password=password)
     except TypeError as exc:
         text = str(exc).lower()
-        if "password was given" in text:
-            return loader(der_or_pem, password=None)  # not encrypted after all
+        if "password was given" in text:  # not encrypted after all: load it again, with the same error handling
+            return _load_one(der_or_pem, None, source, pem)
         if "password was not given" in text or "encrypted" in text:
             raise KeyLoadError(
                 f"{source}: the private key is encrypted; give its password (--password-file FILE, "
@@ -59,7 +87,7 @@ def keys_in(data: bytes, source: str, password: bytes | None = None) -> Iterator
         try:
             key = _load_one(data, password, source, pem=False)
         except KeyLoadError as exc:
-            if "give its password" in str(exc) or "wrong password" in str(exc):
+            if any(why in str(exc) for why in ("give its password", "wrong password", "iteration count")):
                 raise
             return
         yield key

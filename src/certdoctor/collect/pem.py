@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import pkcs7
 
 # BEGIN and END markers are found separately and paired in one pass, so that input full of unmatched
@@ -65,11 +66,28 @@ def der_sequence_length(data: bytes | memoryview, offset: int = 0) -> int | None
     return 2 + count + int.from_bytes(data[offset + 2 : offset + 2 + count], "big")
 
 
+# What cryptography raises for input it cannot load besides ValueError: a certificate version other than v1-v3
+# (x509.InvalidVersion) and a PKCS#7 content type other than SignedData (UnsupportedAlgorithm).
+_LOAD_ERRORS = (x509.InvalidVersion, UnsupportedAlgorithm)
+
+
+def load_der_certificate(der: bytes) -> x509.Certificate:
+    """One DER certificate; raises ValueError (only) when ``der`` is not one cryptography can load."""
+    try:
+        return x509.load_der_x509_certificate(der)
+    except _LOAD_ERRORS as exc:
+        raise ValueError(str(exc) or type(exc).__name__) from None
+
+
 def load_pkcs7_certificates(der: bytes) -> list[x509.Certificate]:
-    """The certificates of a DER PKCS#7 (CMS SignedData) bundle; raises ValueError when it holds none."""
+    """The certificates of a DER PKCS#7 (CMS SignedData) bundle; raises ValueError (only) when it holds none or
+    cannot be loaded."""
     with warnings.catch_warnings():  # OpenSSL writes unsorted SETs (BER); cryptography warns, we accept
         warnings.simplefilter("ignore")
-        certs = pkcs7.load_der_pkcs7_certificates(der)
+        try:
+            certs = pkcs7.load_der_pkcs7_certificates(der)
+        except _LOAD_ERRORS as exc:
+            raise ValueError(str(exc) or type(exc).__name__) from None
     if not certs:
         raise ValueError("the PKCS#7 bundle holds no certificates")
     return certs

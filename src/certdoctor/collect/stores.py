@@ -28,6 +28,7 @@ from cryptography.utils import CryptographyDeprecationWarning
 from ..errors import InputError
 from ..model import TrustStore
 from .files import CertificateParseError, iter_pem_blocks, parse_certificates_lenient, read_capped
+from .pem import load_der_certificate
 
 __all__ = [
     "DEFAULT_STORES",
@@ -260,7 +261,7 @@ def _read_jks(data: bytes) -> list[x509.Certificate] | None:
         if tag != 2:
             raise StoreUnavailable(f"java: unknown JKS entry type {tag}")
         if utf() == "X.509":
-            certs.append(x509.load_der_x509_certificate(blob()))
+            certs.append(load_der_certificate(blob()))
         else:
             blob()
     return certs
