@@ -14,6 +14,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_port_range(span: int, start: int = 20000) -> int:
+    """A port base with ``span`` consecutive ports free on 127.0.0.1 right now (a lab needs one per scenario)."""
+    for base in range(start, 60000, 97):
+        socks: list[socket.socket] = []
+        try:
+            for port in range(base, base + span):
+                s = socket.socket()
+                socks.append(s)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free port range")
+
+
 def wait_for_port(port: int, timeout: float = 10.0) -> None:
     """Block until something accepts connections on 127.0.0.1:port (or raise after ``timeout``)."""
     deadline = time.monotonic() + timeout

@@ -3,31 +3,17 @@
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 
 import jsonschemas
 from certdoctor.lab import SCENARIOS
+from netutil import free_port_range
 
 
 def _free_base(span: int = 0) -> int:
-    span = span or len(SCENARIOS) + 2  # the AIA server, every scenario, and a spare
-    for base in range(20000, 60000, 97):
-        try:
-            socks = []
-            for port in range(base, base + span):
-                s = socket.socket()
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                s.bind(("127.0.0.1", port))
-                socks.append(s)
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free port range")
+    """A port base with ``span`` free ports above it (default: what a lab with every scenario needs)."""
+    return free_port_range(span or len(SCENARIOS) + 2, start=20000)
 
 
 def _start_foreground_lab(tmp_path):

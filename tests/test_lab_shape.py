@@ -20,28 +20,14 @@ from rich.console import Console
 import certdoctor.lab
 from certdoctor.lab import SCENARIOS, Lab, LabStartError, serve_foreground
 from certdoctor.lab.pki import LabPKI
+from netutil import free_port_range
 
 LAB_PACKAGE = Path(certdoctor.lab.__file__).parent
 
 
 def _free_base(span: int = 0) -> int:
     """A port base with ``span`` free ports above it (default: what a lab with every scenario needs)."""
-    span = span or len(SCENARIOS) + 2
-    for base in range(21000, 60000, 89):
-        socks: list[socket.socket] = []
-        try:
-            for port in range(base, base + span):
-                s = socket.socket()
-                socks.append(s)
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free port range")
+    return free_port_range(span or len(SCENARIOS) + 2, start=21000)
 
 
 # --- 1. no import cycle among the lab's modules ---------------------------------------------------------
