@@ -249,6 +249,58 @@ CAUSES: dict[str, Cause] = {
             "service listens on that port.",
         ),
         _C(
+            "kubeconfig-ca-mismatch",
+            "The client trusts a CA with the same name but another key: the cluster was re-created, or the "
+            "kubeconfig (context, certificate-authority-data) belongs to another cluster",
+            "`kubectl config current-context` names another cluster, or the CA in the kubeconfig "
+            "(`kubectl config view --raw --minify`) differs from the one the API server presents "
+            "(`certdoctor check HOST:6443` shows its issuer); same name, different key.",
+            "Switch to the right context, or fetch a fresh kubeconfig from the re-created cluster (e.g. "
+            "/etc/kubernetes/admin.conf, `aws eks update-kubeconfig`, `gcloud container clusters get-credentials`).",
+        ),
+        _C(
+            "ca-rekeyed",
+            "A CA certificate with the right name but another key is in the chain or the trust store (a re-keyed "
+            "CA, an old intermediate, a stale CA file)",
+            "The certificate's Authority Key Identifier differs from the candidate issuer's Subject Key Identifier "
+            "(`openssl x509 -noout -ext authorityKeyIdentifier,subjectKeyIdentifier`); certdoctor check from a "
+            "clean client passes.",
+            "Serve and trust the CA's current certificate (the one whose key signed the server certificate): "
+            "`certdoctor fix HOST` rebuilds the chain; replace the stale CA file.",
+        ),
+        _C(
+            "no-ca-bundle",
+            "No CA bundle is configured: nothing to verify against (git's http.sslCAInfo unset and the system "
+            "bundle missing)",
+            "The message says `CAfile: none` (and `CApath: none`); `git config --show-origin --get-all "
+            "http.sslCAInfo` is empty and /etc/ssl/certs/ca-certificates.crt does not exist (minimal images).",
+            "Install the system bundle (`apt-get install ca-certificates`, `apk add ca-certificates`) or point git "
+            "at one: `git config --global http.sslCAInfo /path/to/ca-bundle.pem`.",
+        ),
+        _C(
+            "legacy-renegotiation",
+            "The server does not support secure renegotiation (RFC 5746), which OpenSSL 3 requires",
+            "`openssl s_client -connect HOST:443` prints 'Secure Renegotiation IS NOT supported'; OpenSSL 1.1 "
+            "clients connect, OpenSSL 3 ones do not. Often an old appliance or TLS-inspecting middlebox.",
+            "Upgrade or patch the server (or the middlebox). Stopgap on the client only: `Options = "
+            "UnsafeLegacyServerConnect` in the OpenSSL configuration the client uses.",
+        ),
+        _C(
+            "negative-serial",
+            "A certificate has a negative serial number (an old or home-made CA)",
+            "`openssl x509 -noout -serial` shows a serial whose first byte is 80 or above (the sign bit); Go "
+            "1.23+ refuses it, other clients accept it.",
+            "Re-issue with a positive random serial (the CA's software or config is at fault). Stopgap for Go: "
+            "GODEBUG=x509negativeserial=1.",
+        ),
+        _C(
+            "malformed-certificate",
+            "A certificate is malformed (a field badly encoded, e.g. a date that is not valid UTCTime/GeneralizedTime)",
+            "`certdoctor inspect` or `openssl x509 -noout -text` shows the broken field (dates with no seconds, no "
+            "'Z', or a 4-digit year in UTCTime); other strict clients fail too.",
+            "Re-issue the certificate with a conforming CA; home-made tooling is the usual culprit.",
+        ),
+        _C(
             "pinning",
             "The client pins a specific certificate or key, and the server's changed",
             "The server chain is valid everywhere else (certdoctor check passes); only the app with pinning fails.",
@@ -334,25 +386,49 @@ SIGNATURES: tuple[Signature, ...] = (
         "openssl-18",
         _OSSL,
         _OPENSSL,
-        r"(?<!in certificate chain)(?:DEPTH_ZERO_SELF_SIGNED_CERT|self[- ]signed certificate(?! in))",
+        r"self[- ]signed certificate(?! in)",
         "untrusted",
         "The server's own certificate is self-signed and not trusted.",
         ("self-signed", "tls-interception"),
         "curl: (60) SSL certificate problem: self-signed certificate",
-        "DEPTH_ZERO_SELF_SIGNED_CERT: self-signed certificate",
         "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: self signed certificate (_ssl.c:1123)",
+    ),
+    _s(
+        "node-self-signed",
+        "Node.js (code DEPTH_ZERO_SELF_SIGNED_CERT; also npm, yarn, Postman, VS Code)",
+        ("node",),
+        r"DEPTH_ZERO_SELF_SIGNED_CERT",
+        "untrusted",
+        "The server's own certificate is self-signed and not trusted (Node reports OpenSSL's result as a code).",
+        ("self-signed", "tls-interception"),
+        "DEPTH_ZERO_SELF_SIGNED_CERT: self-signed certificate",
+        "Error: self-signed certificate\n    at TLSSocket.onConnectSecure (node:_tls_wrap:1674:34) {\n  code: "
+        "'DEPTH_ZERO_SELF_SIGNED_CERT'\n}",
+        specificity=0.1,
     ),
     _s(
         "openssl-10",
         _OSSL,
         _OPENSSL,
-        r"(?<!This )certificate has expired(?! or is not yet valid)|CERT_HAS_EXPIRED",
+        r"(?<!This )certificate has expired(?! or is not yet valid)",
         "expired",
         "A certificate in the chain (the server's or an intermediate) is past its notAfter date.",
         _EXPIRED,
         "curl: (60) SSL certificate problem: certificate has expired",
-        "CERT_HAS_EXPIRED: certificate has expired",
         "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: certificate has expired (_ssl.c:1006)",
+    ),
+    _s(
+        "node-expired",
+        "Node.js (code CERT_HAS_EXPIRED; also npm, yarn, Postman, VS Code)",
+        ("node",),
+        r"CERT_HAS_EXPIRED",
+        "expired",
+        "A certificate in the chain (the server's or an intermediate) is past its notAfter date.",
+        _EXPIRED,
+        "CERT_HAS_EXPIRED: certificate has expired",
+        "Error: certificate has expired\n    at TLSSocket.onConnectSecure (node:_tls_wrap:1674:34) {\n  code: "
+        "'CERT_HAS_EXPIRED'\n}",
+        specificity=0.1,
     ),
     _s(
         "openssl-9",
@@ -417,6 +493,40 @@ SIGNATURES: tuple[Signature, ...] = (
         ("issuer-not-ca",),
         "curl: (60) SSL certificate problem: invalid CA certificate",
         "INVALID_CA: invalid CA certificate",
+    ),
+    _s(
+        "openssl-30",
+        _OSSL,
+        _OPENSSL,
+        r"authority and subject key identifier mismatch|AKID_SKID_MISMATCH",
+        "untrusted",
+        "The candidate issuer has the right name but not the key that signed the certificate (its Subject Key "
+        "Identifier differs from the certificate's Authority Key Identifier).",
+        ("ca-rekeyed", "kubeconfig-ca-mismatch"),
+        "curl: (60) SSL certificate problem: authority and subject key identifier mismatch",
+        "verify error:num=30:authority and subject key identifier mismatch",
+    ),
+    _s(
+        "openssl-13",
+        _OSSL,
+        _OPENSSL,
+        r"format error in certificate's not(?:Before|After) field|ERROR_IN_CERT_NOT_(?:BEFORE|AFTER)_FIELD",
+        "usage",
+        "A certificate's validity date is not encoded correctly, so OpenSSL cannot compare it with the time.",
+        ("malformed-certificate",),
+        "curl: (60) SSL certificate problem: format error in certificate's notBefore field",
+        "verify error:num=13:format error in certificate's notBefore field",
+    ),
+    _s(
+        "openssl-unsafe-renegotiation",
+        "OpenSSL 3 (curl, Python 3.10+, PHP, Ruby, git, openssl s_client)",
+        _OPENSSL,
+        r"unsafe legacy renegotiation disabled|UNSAFE_LEGACY_RENEGOTIATION_DISABLED",
+        "protocol",
+        "The server does not support secure renegotiation (RFC 5746); OpenSSL 3 refuses to connect to it.",
+        ("legacy-renegotiation", "tls-interception"),
+        "curl: (35) error:0A000152:SSL routines::unsafe legacy renegotiation disabled",
+        "ssl.SSLError: [SSL: UNSAFE_LEGACY_RENEGOTIATION_DISABLED] unsafe legacy renegotiation disabled (_ssl.c:1006)",
     ),
     _s(
         "openssl-32",
@@ -611,7 +721,7 @@ SIGNATURES: tuple[Signature, ...] = (
         "curl-subject-name",
         "curl / libcurl",
         ("curl",),
-        r"certificate subject name '.*' does not match target host name",
+        r"certificate subject name '.{0,300}' does not match target host name",
         "hostname",
         "The certificate has no subjectAltName and its Common Name is a different host.",
         ("hostname-mismatch", "no-san", "wrong-certificate"),
@@ -699,7 +809,7 @@ SIGNATURES: tuple[Signature, ...] = (
         "python-old-hostname",
         "Python < 3.7 (ssl.match_hostname)",
         ("python",),
-        r"hostname '.*' doesn't match|CertificateError: hostname",
+        r"hostname '.{0,300}' doesn't match|CertificateError: hostname",
         "hostname",
         "The certificate does not cover the host name (old Python wording).",
         _NAME,
@@ -709,7 +819,7 @@ SIGNATURES: tuple[Signature, ...] = (
         "pip-ssl",
         "pip",
         ("python",),
-        r"There was a problem confirming the ssl certificate|Could not fetch URL .*SSL",
+        r"There was a problem confirming the ssl certificate|Could not fetch URL .{0,300}SSL",
         "untrusted",
         "pip could not verify the index server (pip uses certifi, or the system store with --use-feature=truststore).",
         ("tls-interception", "private-ca", "outdated-store"),
@@ -779,7 +889,7 @@ SIGNATURES: tuple[Signature, ...] = (
         "java-no-dns-name",
         "Java (JSSE)",
         ("java",),
-        r"No subject alternative DNS name matching .* found",
+        r"No subject alternative DNS name matching .{0,300} found",
         "hostname",
         "The certificate's DNS subjectAltNames do not include the host.",
         _NAME,
@@ -789,7 +899,7 @@ SIGNATURES: tuple[Signature, ...] = (
         "java-no-ip",
         "Java (JSSE)",
         ("java",),
-        r"No subject alternative names matching IP address .* found",
+        r"No subject alternative names matching IP address .{0,300} found",
         "hostname",
         "Connected by IP; the certificate has no matching IP subjectAltName.",
         ("hostname-mismatch",),
@@ -799,7 +909,7 @@ SIGNATURES: tuple[Signature, ...] = (
         "java-no-san",
         "Java (JSSE)",
         ("java",),
-        r"No subject alternative names present|No name matching .* found",
+        r"No subject alternative names present|No name matching .{0,300} found",
         "hostname",
         "The certificate has no subjectAltName (and its CN does not match).",
         ("no-san", "hostname-mismatch", "wrong-certificate"),
@@ -852,7 +962,7 @@ SIGNATURES: tuple[Signature, ...] = (
         "java-chain-length",
         "Java (JSSE)",
         ("java",),
-        r"certificate chain length \(\d+\) exceeds the maximum allowed length",
+        r"certificate chain length \(\d{1,9}\) exceeds the maximum allowed length",
         "protocol",
         "The server sent more than 10 certificates (jdk.tls.maxCertificateChainLength).",
         ("chain-too-large",),
@@ -862,7 +972,7 @@ SIGNATURES: tuple[Signature, ...] = (
         "java-message-size",
         "Java (JSSE)",
         ("java",),
-        r"size of the handshake message \(\d+\) exceeds the maximum allowed size",
+        r"size of the handshake message \(\d{1,9}\) exceeds the maximum allowed size",
         "protocol",
         "The server's certificate message exceeds 32 KiB (jdk.tls.maxHandshakeMessageSize).",
         ("chain-too-large",),
@@ -923,7 +1033,7 @@ SIGNATURES: tuple[Signature, ...] = (
         "okhttp-hostname",
         "OkHttp",
         ("java",),
-        r"Hostname .* not verified",
+        r"Hostname .{0,300} not verified",
         "hostname",
         "The certificate does not cover the host name.",
         _NAME,
@@ -952,6 +1062,45 @@ SIGNATURES: tuple[Signature, ...] = (
         "tls: failed to verify certificate: x509: certificate signed by unknown authority",
     ),
     _s(
+        "go-candidate-other-key",
+        "Go (kubectl, Helm, Terraform, Docker…)",
+        ("go",),
+        r"possibly because of .{0,20}(?:crypto/(?:rsa|ecdsa): verification error|ECDSA verification failure|"
+        r"verification failure|signature did not verify)",
+        "untrusted",
+        "Go found a trusted CA with the issuer's name, but the server certificate's signature does not verify with "
+        "its key: the certificate was issued by another CA of the same name.",
+        ("kubeconfig-ca-mismatch", "ca-rekeyed", "wrong-certificate"),
+        "Unable to connect to the server: x509: certificate signed by unknown authority (possibly because of "
+        '"crypto/rsa: verification error" while trying to verify candidate authority certificate "kubernetes")',
+        'x509: certificate signed by unknown authority (possibly because of "x509: ECDSA verification failure" '
+        'while trying to verify candidate authority certificate "Example CA")',
+        specificity=0.2,
+    ),
+    _s(
+        "go-negative-serial",
+        "Go 1.23+",
+        ("go",),
+        r"x509: negative serial number",
+        "usage",
+        "A certificate in the chain has a negative serial number; Go 1.23 and later refuse to parse it.",
+        ("negative-serial",),
+        "tls: failed to parse certificate from server: x509: negative serial number",
+    ),
+    _s(
+        "go-tls-handshake-timeout",
+        "Go (kubectl, Docker, Terraform, Helm: net/http)",
+        ("go",),
+        r"net/http: TLS handshake timeout",
+        "network",
+        "The TCP connection opened but the TLS handshake did not finish within 10 seconds: the server (or something "
+        "in between) accepted the connection and never answered the ClientHello.",
+        ("not-tls", "unreachable", "tls-interception"),
+        "Unable to connect to the server: net/http: TLS handshake timeout",
+        'Get "https://registry.example.com/v2/": net/http: TLS handshake timeout',
+        specificity=0.1,
+    ),
+    _s(
         "go-expired",
         "Go",
         ("go",),
@@ -966,7 +1115,7 @@ SIGNATURES: tuple[Signature, ...] = (
         "go-valid-for",
         "Go",
         ("go",),
-        r"x509: certificate is valid for .*, not |x509: certificate is not valid for any names",
+        r"x509: certificate is valid for .{0,500}, not |x509: certificate is not valid for any names",
         "hostname",
         "The certificate's names do not include the host.",
         _NAME,
@@ -1044,7 +1193,7 @@ SIGNATURES: tuple[Signature, ...] = (
         "go-message-size",
         "Go",
         ("go",),
-        r"tls: handshake message of length \d+ bytes exceeds maximum",
+        r"tls: handshake message of length \d{1,9} bytes exceeds maximum",
         "protocol",
         "The server's certificate message is larger than Go accepts.",
         ("chain-too-large",),
@@ -1065,7 +1214,7 @@ SIGNATURES: tuple[Signature, ...] = (
         "go-macos-not-trusted",
         "Go on macOS",
         ("go",),
-        r"x509: [“\"'].*[”\"'] certificate is not (?:trusted|standards compliant)",
+        r"x509: [“\"'].{0,300}[”\"'] certificate is not (?:trusted|standards compliant)",
         "untrusted",
         "macOS's verifier (used by Go on macOS) rejected the chain.",
         ("private-ca", "missing-intermediate", "validity-too-long"),
@@ -1092,7 +1241,7 @@ SIGNATURES: tuple[Signature, ...] = (
         "network-refused",
         "any client",
         ("curl", "python", "node", "java", "go", "chrome", "dotnet"),
-        r"connection refused|ECONNREFUSED|ERR_CONNECTION_REFUSED|curl: \(7\)|Unable to connect|"
+        r"connection refused|ECONNREFUSED|ERR_CONNECTION_REFUSED|curl: \(7\)|Unable to connect(?! to the server:)|"
         r"Could not connect to the server",
         "network",
         "Nothing listens on that address and port (or a firewall rejects the connection).",
@@ -1399,7 +1548,7 @@ SIGNATURES: tuple[Signature, ...] = (
         "firefox-ocsp",
         "Firefox",
         ("firefox",),
-        r"SEC_ERROR_OCSP_\w*",
+        r"SEC_ERROR_OCSP_\w{0,40}",
         "revoked",
         "Firefox could not accept an OCSP response: malformed, badly signed, from an unauthorized responder, about "
         "another certificate, or out of date.",
@@ -1423,13 +1572,34 @@ SIGNATURES: tuple[Signature, ...] = (
         "firefox-protocol",
         "Firefox",
         ("firefox",),
-        r"SSL_ERROR_(?:RX_RECORD_TOO_LONG|NO_CYPHER_OVERLAP|PROTOCOL_VERSION_ALERT|RX_MALFORMED_CERTIFICATE|"
-        r"UNSUPPORTED_VERSION|HANDSHAKE_FAILURE_ALERT)",
+        r"SSL_ERROR_(?:NO_CYPHER_OVERLAP|PROTOCOL_VERSION_ALERT|UNSUPPORTED_VERSION|HANDSHAKE_FAILURE_ALERT)",
         "protocol",
-        "The TLS handshake failed: RX_RECORD_TOO_LONG almost always means plain HTTP on the HTTPS port.",
-        ("not-tls", "protocol-mismatch", "chain-too-large"),
-        "SSL_ERROR_RX_RECORD_TOO_LONG",
+        "The TLS handshake failed: Firefox and the server share no TLS version or cipher suite (NO_CYPHER_OVERLAP, "
+        "UNSUPPORTED_VERSION, PROTOCOL_VERSION_ALERT), or the server refused the handshake.",
+        ("protocol-mismatch", "client-cert-required"),
         "SSL_ERROR_NO_CYPHER_OVERLAP",
+        "SSL_ERROR_UNSUPPORTED_VERSION",
+        "SSL_ERROR_HANDSHAKE_FAILURE_ALERT",
+    ),
+    _s(
+        "firefox-record-too-long",
+        "Firefox",
+        ("firefox",),
+        r"SSL_ERROR_RX_RECORD_TOO_LONG",
+        "protocol",
+        "The answer was not a TLS record: almost always plain HTTP (or another protocol) on the port used for HTTPS.",
+        ("not-tls",),
+        "SSL_ERROR_RX_RECORD_TOO_LONG",
+    ),
+    _s(
+        "firefox-malformed-certificate",
+        "Firefox",
+        ("firefox",),
+        r"SSL_ERROR_RX_MALFORMED_CERTIFICATE",
+        "protocol",
+        "Firefox could not parse the Certificate message: too many or too large certificates, or a broken one.",
+        ("chain-too-large", "malformed-certificate"),
+        "SSL_ERROR_RX_MALFORMED_CERTIFICATE",
     ),
     _s(
         "firefox-page",
@@ -1500,12 +1670,25 @@ SIGNATURES: tuple[Signature, ...] = (
         "sent a TLS alert: 'HandshakeFailure'.",
         "System.IO.IOException: Received an unexpected EOF or 0 bytes from the transport stream.",
     ),
+    _s(
+        "dotnet-framework-trust",
+        ".NET Framework (WebClient, HttpWebRequest, WCF, PowerShell 5 Invoke-WebRequest)",
+        ("dotnet",),
+        r"Could not establish trust relationship for the SSL/TLS secure channel",
+        "untrusted",
+        "Windows' certificate validation rejected the server certificate; the inner exception "
+        "(RemoteCertificateChainErrors, RemoteCertificateNameMismatch) says which check failed.",
+        ("private-ca", "tls-interception", "hostname-mismatch", "expired", "missing-intermediate"),
+        "System.Net.WebException: The underlying connection was closed: Could not establish trust relationship "
+        "for the SSL/TLS secure channel.",
+        "Could not establish trust relationship for the SSL/TLS secure channel with authority 'api.example.com'.",
+    ),
     # --- other common tools ---
     _s(
         "wget-issuer",
         "wget (OpenSSL or GnuTLS)",
         ("curl",),
-        r"Unable to locally verify the issuer's authority|cannot verify .*'s certificate, issued by",
+        r"Unable to locally verify the issuer's authority|cannot verify .{0,300}'s certificate, issued by",
         "untrusted",
         "wget could not chain the certificate to a trusted root.",
         _UNTRUSTED,
@@ -1538,7 +1721,8 @@ SIGNATURES: tuple[Signature, ...] = (
         "wget-name",
         "wget",
         ("curl",),
-        r"no certificate subject alternative name matches|certificate common name .* doesn't match requested host",
+        r"no certificate subject alternative name matches|"
+        r"certificate common name .{0,300} doesn't match requested host",
         "hostname",
         "The certificate does not cover the host.",
         _NAME,
@@ -1548,13 +1732,27 @@ SIGNATURES: tuple[Signature, ...] = (
         "gnutls-untrusted",
         "git / apt / wget built with GnuTLS",
         ("curl",),
-        r"server certificate verification failed\. CAfile|The certificate is NOT trusted|certificate issuer is unknown",
+        r"server certificate verification failed\. CAfile: (?!none)|The certificate is NOT trusted|"
+        r"certificate issuer is unknown",
         "untrusted",
         "GnuTLS could not verify the chain.",
         _UNTRUSTED,
         "fatal: unable to access 'https://git.example.com/repo.git/': server certificate verification failed. "
         "CAfile: /etc/ssl/certs/ca-certificates.crt CRLfile: none",
         "The certificate is NOT trusted. The certificate issuer is unknown.",
+    ),
+    _s(
+        "gnutls-no-cafile",
+        "git / apt / curl built with GnuTLS, with no CA bundle",
+        ("curl",),
+        r"verification failed\. CAfile: none",
+        "untrusted",
+        "No CA bundle is configured (`CAfile: none`): git's http.sslCAInfo is unset and the system bundle was not "
+        "found, so no certificate can be verified.",
+        ("no-ca-bundle", "ca-file-missing"),
+        "fatal: unable to access 'https://git.example.com/repo.git/': server certificate verification failed. "
+        "CAfile: none CRLfile: none",
+        specificity=0.1,
     ),
     _s(
         "macos-not-trusted",
@@ -1604,6 +1802,18 @@ SIGNATURES: tuple[Signature, ...] = (
         "The TLS handshake failed (protocol/cipher, App Transport Security requirements, or not TLS).",
         ("protocol-mismatch", "not-tls"),
         "An SSL error has occurred and a secure connection to the server cannot be made.",
+    ),
+    _s(
+        "safari-cannot-establish",
+        "Safari",
+        ("safari",),
+        r"can'?t establish a secure connection to the server|cannot establish a secure connection to the server",
+        "protocol",
+        "Safari's TLS handshake failed before any certificate question (a certificate problem shows 'This "
+        "Connection Is Not Private' instead): no common TLS version or cipher, not TLS, or a client certificate.",
+        ("protocol-mismatch", "not-tls", "client-cert-required", "tls-interception"),
+        "Safari Can't Open the Page. Safari can't open the page “https://api.example.com” because Safari can't "
+        "establish a secure connection to the server “api.example.com”.",
     ),
     _s(
         "macos-name",

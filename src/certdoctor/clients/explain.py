@@ -4,36 +4,63 @@ Pure functions over the catalogue in :mod:`certdoctor.clients.catalog`. Matching
 partial lines with their own host names, paths, hex error ids and timestamps in them, sometimes re-typed.
 Each signature is a regular expression tried case-insensitively against the whole paste; when none
 matches, a fuzzy comparison against every signature's example text finds the nearest ones.
+
+The whole paste is scanned, however long (a 1 MB log with the error in its middle), in linear time: every
+pattern here and in the catalogue has bounded repetitions only (``.{0,200}``, never ``.*``; a test checks it),
+so each of the ~130 searches costs a constant per character, and they run case-sensitively on the lowered
+text (much faster than ``re.IGNORECASE``). Fuzzy matching is quadratic, so it only sees short fragments: the
+whole paste when it is short, else a few lines that look like errors.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
+import re._constants as _sre  # type: ignore[import-not-found]
+import re._parser as _sre_parse  # type: ignore[import-not-found]
 from dataclasses import dataclass
 from typing import Any
 
 from .catalog import CAUSES, SIGNATURES, Cause, Signature
 
 MIN_FUZZY = 0.62
-MAX_INPUT = 20_000
 MAX_FUZZY = 1_000  # fuzzy matching is for short fragments; it is quadratic in the text length
+MAX_FRAGMENT = 240  # in a long paste, fuzzy matching sees at most MAX_FRAGMENTS error-looking lines this long
+MAX_FRAGMENTS = 6
+MAX_REPEAT = 500  # the longest repetition a pattern may have (the ReDoS guard: no unbounded * or +)
+_ERRORISH = re.compile(
+    r"error|fail|exception|ssl|tls|x509|certif|verif|handshake|unable|trust|refused|timed? ?out|denied|invalid"
+)
 
-_HOST_PATTERNS = (
-    r"target host name '([^']+)'",
-    r"not valid for '([^']+)'",
-    r"Host: ([^\s,]+?)\.? is not",
-    r"IP: ([^\s,]+) is not",
-    r"matching (?:IP address )?([^\s]+) found",
-    r", not ([^\s\"]+)",
-    r"validate certificate for ([^\s]+) because",
-    r"wanted to match ([^\s\"]+)",
-    r"https?://([^/\s:'\"]+(?::\d+)?)",
-    r"[Cc]ould not resolve host: ([^\s]+)",
-    r"connection to ([^\s:]+):(\d+)",
-    r"cannot verify ([^\s]+)'s certificate",
-    r"hostname '([^']+)' doesn't match",
-    r"Hostname ([^\s]+) not verified",
+_H = r"[^\s]{1,255}"  # a host name or address, bounded (see MAX_REPEAT)
+_DNS = r"[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){1,10}"  # a dotted name, without a trailing dot
+_HOST_PATTERNS = tuple(
+    re.compile(p)
+    for p in (
+        r"target host name '([^']{1,255})'",
+        r"not valid for '([^']{1,255})'",
+        r"Host: ([^\s,]{1,255}?)\.? is not",
+        r"IP: ([^\s,]{1,255}) is not",
+        rf"matching (?:IP address )?({_H}) found",
+        r", not ([^\s\"]{1,255})",
+        rf"validate certificate for ({_H}) because",
+        r"wanted to match ([^\s\"]{1,255})",
+        r"HTTPS?ConnectionPool\(host='([^']{1,255})', port=(\d{1,5})\)",
+        r"https?://([^/\s:'\"]{1,255}(?::\d{1,5})?)",
+        rf"[Cc]ould not resolve host: ({_H})",
+        r"connection to ([^\s:]{1,255}):(\d{1,5})",
+        rf"cannot verify ({_H})'s certificate",
+        r"hostname '([^']{1,255})' doesn't match",
+        rf"Hostname ({_H}) not verified",
+        # Node's error object: { code: ..., host: 'api.example.com', port: 8443, ... }
+        r"\bhost: '([^']{1,255})',?(?:\s{0,20}port: (\d{1,5}))?",
+        r"with authority '([^']{1,255})'",
+        r"secure connection to the server '([^']{1,255})'",
+        r"impersonating '([^']{1,255})'",
+        # browser page text: "Your connection is not private … steal your information from api.example.com"
+        r"(?i:not private|Potential Security|security threat|Secure Connection Failed)[\s\S]{0,400}?"
+        rf"\b(?:to|from) ({_DNS})\b",
+    )
 )
 
 
@@ -87,16 +114,58 @@ class Explanation:
         }
 
 
+def _lowered_pattern(pattern: str) -> str:
+    """The pattern for lowered text: literal letters lowered, escapes (``\\S``, ``\\B``, ``\\(``) kept."""
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        if pattern[i] == "\\":
+            out.append(pattern[i : i + 2])
+            i += 2
+        else:
+            out.append(pattern[i].lower())
+            i += 1
+    return "".join(out)
+
+
+def _leads(items: Any) -> list[str]:
+    """Literal texts one of which every match of the parsed pattern starts with ("" when one need not)."""
+    prefix = ""
+    for op, av in items:
+        if op in (_sre.ASSERT, _sre.ASSERT_NOT) and not prefix:
+            continue  # a look-around consumes nothing
+        if op is _sre.LITERAL:
+            prefix += chr(av)
+            continue
+        if op is _sre.BRANCH:
+            return [prefix + lead for branch in av[1] for lead in _leads(branch)]
+        if op is _sre.SUBPATTERN:
+            return [prefix + lead for lead in _leads(av[-1])]
+        break
+    return [prefix]
+
+
+def _prefixes(pattern: str) -> tuple[str, ...]:
+    """The texts a match must start with; a pattern that may start anywhere gets ("",), always searched."""
+    return tuple(dict.fromkeys(_leads(_sre_parse.parse(pattern))))
+
+
+# Searching lowered text case-sensitively is several times faster than re.IGNORECASE (whose searches cannot
+# skip ahead to a literal prefix); the catalogue's patterns stay the reference (Signature.regex). Before the
+# regex, a substring test of the literal texts a match must start with skips most signatures in a long log.
+_LOWERED: tuple[tuple[Signature, re.Pattern[str], tuple[str, ...]], ...] = tuple(
+    (sig, re.compile(_lowered_pattern(sig.pattern)), _prefixes(_lowered_pattern(sig.pattern))) for sig in SIGNATURES
+)
+
+
 def _normalise(text: str) -> str:
-    if len(text) > MAX_INPUT:  # a long log: the error is at its start (the first failure) or its end (Caused by)
-        text = text[: MAX_INPUT // 2] + "\n" + text[-MAX_INPUT // 2 :]
     text = re.sub(r"[\u2018\u2019\u201c\u201d]", "'", text)  # curly quotes from chat tools and macOS
     return re.sub(r"[ \t]+", " ", text)
 
 
 def _host(text: str) -> str | None:
     for pattern in _HOST_PATTERNS:
-        m = re.search(pattern, text)
+        m = pattern.search(text)
         if m:
             host = m.group(1).strip(".'\"")
             if len(m.groups()) > 1 and m.group(2):
@@ -128,26 +197,69 @@ def _fuzzy(text: str) -> list[Match]:
     return scored
 
 
-def explain(text: str) -> Explanation:
-    """Recognise a pasted error; rank its causes."""
-    clean = _normalise(text)
-    found: list[Match] = []
-    seen: set[str] = set()
-    for sig in SIGNATURES:
-        m = sig.regex.search(clean)
-        if m and sig.id not in seen:
-            seen.add(sig.id)
-            found.append(Match(sig, 1.0 + sig.specificity + min(len(m.group(0)), 200) / 10_000, m.group(0)))
-    if not found:
-        found = _fuzzy(clean[:MAX_FUZZY])[:3]
-    found.sort(key=lambda m: -m.score)
+def _fragments(text: str) -> list[str]:
+    """What fuzzy matching may look at: the paste when short, else a few error-looking lines of it."""
+    if len(text) <= MAX_FUZZY:
+        return [text]
+    half = MAX_FRAGMENTS // 2
+    first: list[str] = []  # the first failure and the last ("Caused by") are the likeliest
+    last: dict[str, None] = {}
+    for line in text.splitlines():
+        line = line.strip()[:MAX_FRAGMENT]
+        if len(line) < 12 or line in first or not _ERRORISH.search(line.lower()):
+            continue
+        if len(first) < half:
+            first.append(line)
+            continue
+        last.pop(line, None)
+        last[line] = None
+        if len(last) > half:
+            del last[next(iter(last))]
+    return first + list(last)
+
+
+def _fuzzy_fragments(text: str) -> list[Match]:
+    best: dict[str, Match] = {}
+    for fragment in _fragments(text):
+        for match in _fuzzy(fragment):
+            if match.signature.id not in best or match.score > best[match.signature.id].score:
+                best[match.signature.id] = match
+    return sorted(best.values(), key=lambda m: -m.score)
+
+
+def _causes(found: list[Match]) -> tuple[Cause, ...]:
+    """The causes of the recognised messages, most likely first. A wrapper (curl (60), CERTIFICATE_VERIFY_FAILED,
+    a browser's page title: negative specificity) lists every cause it may wrap; when the paste also says what it
+    wraps, only the specific messages' causes are possible ("not yet valid" cannot be a missing intermediate)."""
+    specific = [m for m in found if m.signature.specificity >= 0]
     causes: list[Cause] = []
-    for match in found:
+    for match in specific or found:
         for cause_id in match.signature.causes:
             cause = CAUSES[cause_id]
             if cause not in causes:
                 causes.append(cause)
-    return Explanation(text=clean, matches=tuple(found), causes=tuple(causes), host=_host(clean))
+    return tuple(causes)
+
+
+def explain(text: str) -> Explanation:
+    """Recognise a pasted error; rank its causes."""
+    clean = _normalise(text)
+    lowered = clean.lower()
+    same_length = len(lowered) == len(clean)  # str.lower() lengthens a few characters (U+0130)
+    found: list[Match] = []
+    seen: set[str] = set()
+    for sig, regex, prefixes in _LOWERED:
+        if prefixes and not any(prefix in lowered for prefix in prefixes):
+            continue
+        m = regex.search(lowered)
+        if m and sig.id not in seen:
+            seen.add(sig.id)
+            matched = clean[m.start() : m.end()] if same_length else m.group(0)
+            found.append(Match(sig, 1.0 + sig.specificity + min(len(matched), 200) / 10_000, matched))
+    if not found:
+        found = _fuzzy_fragments(clean)[:3]
+    found.sort(key=lambda m: -m.score)
+    return Explanation(text=clean, matches=tuple(found), causes=_causes(found), host=_host(clean))
 
 
 def classify(text: str, client: str | None = None) -> str | None:
