@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from certdoctor.lab.pki import sign_sha1  # cryptography refuses to create SHA-1 signatures; the lab knows how
+# the lab already knows how to build AIA extensions and SHA-1 signatures (which cryptography refuses to make)
+from certdoctor.lab.pki import authority_information_access, sign_sha1
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
@@ -141,19 +142,9 @@ def issue(
         builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in sans]), critical=False)
     if name_constraints is not None:
         builder = builder.add_extension(name_constraints, critical=True)
-    access = []
-    if ocsp_url:
-        access.append(
-            x509.AccessDescription(x509.AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(ocsp_url))
-        )
-    if aia_ca_issuers:
-        access.append(
-            x509.AccessDescription(
-                x509.AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(aia_ca_issuers)
-            )
-        )
-    if access:
-        builder = builder.add_extension(x509.AuthorityInformationAccess(access), critical=False)
+    access = authority_information_access(ocsp_url, aia_ca_issuers)
+    if access is not None:
+        builder = builder.add_extension(access, critical=False)
     if must_staple:
         builder = builder.add_extension(x509.TLSFeature([x509.TLSFeatureType.status_request]), critical=False)
     for value, critical in extensions:

@@ -226,19 +226,9 @@ def build_certificate(
         )
     if ekus:
         builder = builder.add_extension(x509.ExtendedKeyUsage(list(ekus)), critical=False)
-    access: list[x509.AccessDescription] = []
-    if ocsp_url:
-        access.append(
-            x509.AccessDescription(x509.AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(ocsp_url))
-        )
-    if aia_url:
-        access.append(
-            x509.AccessDescription(
-                x509.AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(aia_url)
-            )
-        )
-    if access:
-        builder = builder.add_extension(x509.AuthorityInformationAccess(access), critical=False)
+    access = authority_information_access(ocsp_url, aia_url)
+    if access is not None:
+        builder = builder.add_extension(access, critical=False)
     if crl_url:
         point = x509.DistributionPoint(
             full_name=[x509.UniformResourceIdentifier(crl_url)], relative_name=None, reasons=None, crl_issuer=None
@@ -268,6 +258,21 @@ def _der_header(data: bytes, offset: int) -> tuple[int, int]:
         return 2, first
     n = first & 0x7F
     return 2 + n, int.from_bytes(data[offset + 2 : offset + 2 + n], "big")
+
+
+def authority_information_access(
+    ocsp_url: str | None, ca_issuers_url: str | None
+) -> x509.AuthorityInformationAccess | None:
+    """The AIA extension naming an OCSP responder and/or the issuer's certificate URL (None when neither)."""
+    access = [
+        x509.AccessDescription(method, x509.UniformResourceIdentifier(url))
+        for method, url in (
+            (x509.AuthorityInformationAccessOID.OCSP, ocsp_url),
+            (x509.AuthorityInformationAccessOID.CA_ISSUERS, ca_issuers_url),
+        )
+        if url
+    ]
+    return x509.AuthorityInformationAccess(access) if access else None
 
 
 def sign_sha1(builder: x509.CertificateBuilder, key: PrivateKey) -> x509.Certificate:
