@@ -98,7 +98,8 @@ def check(*certs: x509.Certificate, **kw: Any) -> Diagnosis:
     """Judge one chain served by one address: ``source``, ``address``, ``total_received`` and ``ocsp_staple`` go
     to :func:`served`, other keyword arguments to :func:`evidence`."""
     chain_kw = {k: kw.pop(k) for k in ("source", "address", "total_received", "ocsp_staple") if k in kw}
-    return judge(evidence(served(*certs, **chain_kw), **kw))
+    clients = kw.pop("verdict_clients", None)
+    return judge(evidence(served(*certs, **chain_kw), **kw), clients=clients)
 
 
 def one(d: Diagnosis, check_id: str) -> Finding:
@@ -324,8 +325,12 @@ def test_chain_truncated() -> None:
     d = check(LEAF.cert, CA.cert, total_received=40)
     assert d.ids() == ["chain-truncated"]
     f = one(d, "chain-truncated")
-    assert f.severity is Severity.WARNING and f.cert_position is None
+    # the standard allows it, but Java refuses more than 10 certificates: an error that names Java
+    assert f.severity is Severity.ERROR and f.cert_position is None and f.rejected_by == ("java",)
     assert f.evidence == {"received": 40, "analysed": 2}
+    assert one(check(LEAF.cert, CA.cert, total_received=40, verdict_clients=("curl",)), "chain-truncated").severity is (
+        Severity.WARNING
+    )
 
 
 # --- constraints ----------------------------------------------------------------------------------------------

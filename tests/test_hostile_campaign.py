@@ -289,7 +289,8 @@ TLS_CASES = [
     TlsCase("2000-extensions", 0, "", _with_leaf("ext2k", extensions=unknown_extensions(2000))),
     TlsCase("nested-extension", 0, "", _with_leaf("nested", extensions=unknown_extensions(1, nested(5000)))),
     TlsCase("50-deep-chain", 1, "chain-truncated", _served(fifty_deep, "deep50")),
-    TlsCase("50-look-alike-intermediates", 0, "chain-truncated", _served(look_alikes, "lookalike")),
+    # 51 certificates: path building copes, but Java refuses more than 10 (an error that names Java)
+    TlsCase("50-look-alike-intermediates", 1, "chain-truncated", _served(look_alikes, "lookalike")),
     TlsCase("renegotiation-request", 0, "", _renegotiating),
     TlsCase("reset-after-accept", 3, "reset", lambda pki: hs.reset(read_first=False)),
     TlsCase("reset-after-client-hello", 3, "reset", lambda pki: hs.reset(read_first=True)),

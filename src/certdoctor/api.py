@@ -80,6 +80,7 @@ async def diagnose_async(
     revocation_timeout: float = DEFAULT_REVOCATION_TIMEOUT,
     aia_timeout: float = DEFAULT_AIA_TIMEOUT,
     allow_private_fetch: bool = True,
+    verdict_clients: Sequence[str] | None = None,
     aia_fetcher: Any = None,
     revocation_fetcher: Any = None,
 ) -> Diagnosis:
@@ -96,7 +97,8 @@ async def diagnose_async(
     How: ``options`` (a :class:`DiagnoseOptions`), or its fields as keyword arguments (``timeout`` seconds per
     connection, ``ca_files``, ``ca_bundle``, ``trust_stores``, ``at`` (UTC), ``expect``, ``warn_days``,
     ``fetch_aia``, ``key``/``key_password``, ``clients``, ``revocation``, ``revocation_timeout`` seconds in
-    all, ``aia_timeout`` seconds in all, ``allow_private_fetch``); the keyword arguments are ignored when
+    all, ``aia_timeout`` seconds in all, ``allow_private_fetch``, ``verdict_clients``: the client family ids whose
+    refusal makes the verdict INVALID, default all); the keyword arguments are ignored when
     ``options`` is given. ``aia_fetcher`` and
     ``revocation_fetcher`` may be shared across calls to share their caches.
 
@@ -123,6 +125,7 @@ async def diagnose_async(
             revocation_timeout=revocation_timeout,
             aia_timeout=aia_timeout,
             allow_private_fetch=allow_private_fetch,
+            verdict_clients=None if verdict_clients is None else tuple(verdict_clients),
         )
     async with Session(options, aia_fetcher=aia_fetcher, revocation_fetcher=revocation_fetcher) as session:
         tgt, host = session.target_for(

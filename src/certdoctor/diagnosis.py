@@ -54,6 +54,8 @@ class Diagnosis:
     # computes the per-client predictions (certdoctor.clients.predict); attached by the pipeline so that this
     # module needs nothing above it
     predictor: Callable[[Diagnosis], Iterable[Any]] | None = field(default=None, compare=False)
+    # the client family ids the verdict is about (empty: the findings' severities were not set by clients)
+    verdict_clients: tuple[str, ...] = ()
 
     def __repr__(self) -> str:  # the generated one is 100 KB (asyncio.run even calls it, twice)
         return f"<Diagnosis {self.target.label()} {self.exit_code} findings={self.ids()}>"
@@ -97,6 +99,12 @@ class Diagnosis:
         worst = min((f.severity.rank for f in self.findings), default=None)
         return int(ExitCode.PROBLEMS if worst is not None and worst <= fail_on.rank else ExitCode.OK)
 
+    @property
+    def rejected_by(self) -> tuple[str, ...]:
+        """The client family ids (of ``verdict_clients``) that refuse a chain of this target, from the error
+        findings' ``rejected_by``, in the finding × client table's order of first mention."""
+        return tuple(dict.fromkeys(c for f in self.errors for c in f.rejected_by))
+
     def ids(self) -> list[str]:
         return [f.id for f in self.findings]
 
@@ -121,6 +129,8 @@ class Diagnosis:
             },
             "checked_at": ev.at.isoformat(),
             "verdict": self.verdict.value,
+            "rejected_by": list(self.rejected_by),
+            "verdict_clients": list(self.verdict_clients),
             "exit_code": self.exit_code_for(fail_on),
             "stores": [{"name": s.name, "description": s.description, "roots": len(s.roots)} for s in ev.stores]
             + (

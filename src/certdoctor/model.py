@@ -213,6 +213,9 @@ class Finding:
     cert_fingerprint: str | None = None  # SHA-256, hex
     cert_subject: str | None = None
     evidence: Mapping[str, Any] = field(default_factory=dict)
+    # the client families (ids: "chrome", "curl", ...) that refuse the chain because of this finding, as the
+    # finding x client table and the per-client predictions say (see certdoctor.clients.verdict)
+    rejected_by: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -231,6 +234,7 @@ class Finding:
                 "subject": self.cert_subject,
             },
             "evidence": dict(self.evidence),
+            "rejected_by": list(self.rejected_by),
         }
 
 
@@ -256,6 +260,8 @@ class DiagnoseOptions:
     (``key-mismatch``). ``clients``: also load the client families' trust stores for per-client predictions.
     ``revocation``: query OCSP responders and CRLs (stapled responses are judged either way) within
     ``revocation_timeout`` seconds in all (> 0).
+    ``verdict_clients``: the client family ids whose refusal makes the verdict INVALID (None: every family,
+    see ``certdoctor.clients.verdict``).
     ``allow_private_fetch``: False refuses AIA, OCSP and CRL downloads from loopback, link-local, private (RFC
     1918, RFC 4193), CGNAT, multicast and unspecified addresses, checked on the address connected to
     (``--refuse-private-urls``; the refusal is the download's error, named in the findings).
@@ -279,12 +285,14 @@ class DiagnoseOptions:
     revocation_timeout: float = DEFAULT_REVOCATION_TIMEOUT
     aia_timeout: float = DEFAULT_AIA_TIMEOUT
     allow_private_fetch: bool = True
+    verdict_clients: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         for name in ("ca_files", "ca_certs", "ca_bundle"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
-        if self.trust_stores is not None:
-            object.__setattr__(self, "trust_stores", tuple(self.trust_stores))
+        for name in ("trust_stores", "verdict_clients"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, tuple(getattr(self, name)))
         for name in ("timeout", "revocation_timeout", "aia_timeout"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and 0 < value < 86_400):

@@ -28,6 +28,8 @@ from .model import Evidence, Origin, PathEnd, PresentedChain, TrustStore
 MAX_DEPTH = 10
 MAX_PATHS = 32
 CUSTOM = "custom"
+# The stores of publicly trusted roots (the browsers' rules for public certificates apply below these).
+PUBLIC_STORES = frozenset({"mozilla", "chrome", "microsoft", "system", "java"})
 
 
 @dataclass(frozen=True)

@@ -293,8 +293,12 @@ def judge(
     started: float | None = None,
     analyses: dict[tuple[str, ...], ChainAnalysis] | None = None,
     judged: Callable[[tuple[str, ...], list[PresentedChain]], Any] | None = None,
+    clients: Sequence[str] | None = None,
 ) -> Diagnosis:
-    """Run every registered check on collected evidence. Pure: no network or file access.
+    """Run every registered check on collected evidence, then set each finding's severity by what the clients
+    do (:func:`certdoctor.clients.verdict.reconcile`). Pure: no network or file access.
+
+    ``clients``: the client family ids whose refusal makes the verdict INVALID (None: every family).
 
     ``analyses``: path analyses already computed for this evidence, by the chain's fingerprints.
     ``judged(sources, members)``: a cache of earlier judgements of the same chain presented the same way
@@ -324,7 +328,7 @@ def judge(
     reports = tuple(
         ChainReport(c.sources, c.chain, c.analysis, tuple(c.revocation), tuple(c.findings)) for c in contexts
     )
-    return Diagnosis(
+    standards = Diagnosis(
         evidence.target,
         evidence,
         reports,
@@ -334,12 +338,30 @@ def judge(
         (*notes, *evidence.aia_notes, *evidence.revocation_notes),
         predictor=_predict,
     )
+    return by_clients(standards, clients)
 
 
 def _predict(d: Diagnosis) -> Any:
     from .clients import predict
 
     return predict(d)
+
+
+def by_clients(d: Diagnosis, clients: Sequence[str] | None = None) -> Diagnosis:
+    """``d`` with its findings' severities set by the clients (see :mod:`certdoctor.clients.verdict`); the
+    per-client predictions, when computed for that, are kept for ``d.clients``."""
+    from .clients.verdict import DEFAULT_CLIENTS, reconcile
+
+    computed: list[Any] = []
+
+    def predictions() -> Any:
+        if not computed:
+            computed.append(tuple(_predict(d)))
+        return computed[0]
+
+    findings = reconcile(d.findings, clients or DEFAULT_CLIENTS, predictions, eager=bool(d.evidence.client_stores))
+    keep = (lambda _d: computed[0]) if computed else _predict
+    return replace(d, findings=tuple(findings), predictor=keep, verdict_clients=tuple(clients or DEFAULT_CLIENTS))
 
 
 CACHE_SIZE = 4096  # distinct chains whose judgement a caching session keeps
@@ -435,6 +457,7 @@ class Session(AsyncClosing):
             raise InputError("no trust store available: select one with --trust-store or give --ca-file")
         self.index = StoreIndex(self.stores, self.extra)
         self.warn_days = o.warn_days
+        self.verdict_clients = o.verdict_clients
         self.fetch_aia = o.fetch_aia
         self.aia_timeout = o.aia_timeout
         self.refuse_private = not o.allow_private_fetch
@@ -649,6 +672,7 @@ class Session(AsyncClosing):
             started=started,
             analyses=analyses,
             judged=self._lookup(tgt, chains) if self.cache else None,
+            clients=self.verdict_clients,
         )
         if self.cache:
             self._remember(tgt, chains, diagnosis)

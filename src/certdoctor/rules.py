@@ -26,28 +26,31 @@ def rules() -> list[dict[str, Any]]:
 
 def rule_detail(rule_id: str) -> dict[str, Any] | None:
     """Everything about one rule (None for an unknown id): the fields of :func:`rules`, plus ``clients`` (per
-    client family: whether it rejects a chain with this problem and the message it prints, with {host}-style
-    placeholders) and ``lab_scenarios`` (the ``certdoctor lab`` scenarios whose check reports it)."""
-    from .clients.profiles import PROBLEMS, PROFILES
+    client family, from the finding × client table :mod:`certdoctor.clients.reactions`: its ``reaction``
+    ("rejects", "accepts", "depends" or "unaffected"), ``rejects`` (True when it refuses whenever the finding
+    applies), the message it then prints with {host}-style placeholders, and ``note``: the documented behaviour
+    behind an accept or a "depends") and ``lab_scenarios`` (the ``certdoctor lab`` scenarios whose check reports
+    it)."""
+    from .clients.profiles import PROFILES
+    from .clients.reactions import REACTIONS
     from .lab.scenarios import SCENARIOS
 
     info = next((r for r in rules() if r["id"] == rule_id), None)
     if info is None:
         return None
-    problems = [p for p, ids in PROBLEMS.items() if rule_id in ids]
+    row = REACTIONS.get(rule_id, {})
     clients = []
     for profile in PROFILES:
-        rejecting = [p for p in problems if p in profile.order or p in ("too-large", "too-many-certs")]
-        note = None
-        if rule_id == "missing-intermediate" and profile.aia:
-            note = "fetches the missing intermediate through AIA when the certificate names one (so it may accept)"
+        r = row.get(profile.id)
+        message = profile.messages.get(r.problem) if r is not None and r.problem else None
         clients.append(
             {
                 "client": profile.id,
                 "name": profile.name,
-                "rejects": bool(rejecting),
-                "messages": list(dict.fromkeys(profile.messages[p] for p in rejecting if p in profile.messages)),
-                "note": note,
+                "reaction": r.kind if r is not None else "depends",
+                "rejects": r is not None and r.kind == "rejects",
+                "messages": [message] if message else [],
+                "note": (r.why or None) if r is not None else "no entry in the finding × client table",
             }
         )
     scenarios = [s.name for s in SCENARIOS if rule_id in s.expected]

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from .. import certinfo
 from ..model import Severity
-from ..paths import CUSTOM
+from ..paths import CUSTOM, PUBLIC_STORES
 from ._text import ago, label, when
 from .registry import ChainContext, Hit, check
 
@@ -127,7 +127,6 @@ def intermediate_expired(ctx: ChainContext) -> Iterator[Hit]:
 
 
 MAX_PUBLIC_DAYS = 398
-PUBLIC_STORES = {"mozilla", "chrome", "microsoft", "system", "java"}
 
 
 @check(
@@ -146,7 +145,7 @@ def validity_too_long(ctx: ChainContext) -> Iterator[Hit]:
     public = anchored & PUBLIC_STORES
     severity = Severity.ERROR if public else Severity.WARNING
     scope = (
-        f"It chains to a publicly trusted root ({', '.join(sorted(public))}), so Chrome, Safari and Firefox reject it."
+        f"It chains to a publicly trusted root ({', '.join(sorted(public))}), so Chrome and Safari reject it."
         if public
         else "Browsers enforce this only for publicly trusted roots; for a private root "
         f"({'trusted via --ca-file' if CUSTOM in anchored else 'not publicly trusted'}) they accept it, "

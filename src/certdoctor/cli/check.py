@@ -37,6 +37,7 @@ examples:
   certdoctor check api.example.com --resolve api.example.com:443:10.0.0.5,10.0.0.6
   certdoctor check internal.corp:443 --ca-file corp-root.pem
   certdoctor check api.example.com --at 2027-01-01      # will it still work then?
+  certdoctor check api.example.com --for java,go        # INVALID only if Java or Go refuses it
   certdoctor check api.example.com --expect /etc/nginx/certs/fullchain.pem
   certdoctor check --file cert.crt --file chain.crt --name api.example.com   # offline, one chain
   certdoctor check --each-file node1.pem --each-file node2.pem --name api.example.com

@@ -221,8 +221,27 @@ def add_judgement_options(p: argparse.ArgumentParser, *, at_default: str = "now"
         metavar="SECONDS",
         help=f"time budget for all OCSP/CRL lookups of one target (default {DEFAULT_REVOCATION_TIMEOUT:g})",
     )
+    g.add_argument(
+        "--for",
+        dest="verdict_clients",
+        type=client_list,
+        metavar="CLIENTS",
+        help="the clients whose refusal makes the verdict INVALID, comma-separated: chrome, firefox, safari, curl, "
+        "python, node, java, go, dotnet, or the groups browsers and openssl (default: all of them); an error "
+        "that none of these clients minds becomes a warning",
+    )
     if fail_on:
         add_fail_on_option(g)
+
+
+def client_list(text: str) -> tuple[str, ...]:
+    """argparse type of --for: client family ids (see certdoctor.clients.verdict.parse_clients)."""
+    from ..clients.verdict import parse_clients
+
+    try:
+        return parse_clients(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_fail_on_option(g: Any) -> None:
@@ -268,6 +287,7 @@ def diagnose_options(ns: argparse.Namespace, **overrides: Any) -> DiagnoseOption
         "revocation_timeout": getattr(ns, "revocation_timeout", DEFAULT_REVOCATION_TIMEOUT),
         "aia_timeout": getattr(ns, "aia_timeout", DEFAULT_AIA_TIMEOUT),
         "allow_private_fetch": not getattr(ns, "refuse_private_urls", False),
+        "verdict_clients": getattr(ns, "verdict_clients", None),
     }
     if fields["ca_bundle"] and fields["trust_stores"]:
         raise UsageError("--ca-bundle replaces the trust stores: give it or --trust-store, not both")

@@ -22,7 +22,7 @@ from cryptography import x509
 from .. import certinfo
 from ..model import Finding, PresentedChain, TrustStore
 from ..names import match_hostname, normalise_host
-from ..paths import CUSTOM, WEAK_HASHES, CandidatePath, ChainAnalysis, Node, StoreIndex, build_paths
+from ..paths import PUBLIC_STORES, WEAK_HASHES, CandidatePath, ChainAnalysis, Node, StoreIndex, build_paths
 from ..revocation import CertRevocation
 from .profiles import FAMILIES, PROBLEMS, ClientProfile
 
@@ -325,7 +325,7 @@ def predict_chain(
         chosen = None
     else:
         chosen = paths[0]
-        public = chosen.end == "anchor" and any(s != CUSTOM for s in chosen.anchored_in)
+        public = chosen.end == "anchor" and bool(PUBLIC_STORES & set(chosen.anchored_in))
         _path_problems(facts, profile, chosen, analysis.at, host, public)
     facts.unstapled_ok = stapled
     _revocation_problems(facts, profile, revocation)

@@ -45,8 +45,12 @@ PROBLEMS: dict[str, tuple[str, ...]] = {
     "connect": ("connection-failed",),
     "resolve": ("connection-failed",),
     "revoked": ("revoked",),
-    "staple-invalid": ("ocsp-invalid",),
+    "staple-invalid": ("ocsp-invalid", "ocsp-stale"),
     "must-staple": ("must-staple-missing",),
+    "name-constraints": ("name-constraints-violated",),  # a CA's name constraints exclude the leaf's name
+    "path-length": ("path-length-exceeded",),  # a CA's pathLenConstraint is exceeded
+    "critical-extension": ("unknown-critical-extension",),  # an extension marked critical the client does not know
+    "leaf-ca": ("leaf-is-ca",),  # the server certificate is a CA certificate (basicConstraints CA:TRUE)
 }
 
 # How problems are grouped for comparison with what real clients do ("the error family").
@@ -81,6 +85,10 @@ FAMILIES: dict[str, str] = {
     "revoked": "revoked",
     "staple-invalid": "revoked",
     "must-staple": "revoked",
+    "name-constraints": "usage",
+    "path-length": "usage",
+    "critical-extension": "usage",
+    "leaf-ca": "usage",
 }
 
 # The order in which each verification engine reports problems (first match wins). Derived from the

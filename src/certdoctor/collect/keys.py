@@ -32,7 +32,10 @@ def _check_key_work(der_or_pem: bytes, source: str, pem: bool) -> None:
 
     if pem:
         block = next(iter_pem_blocks(der_or_pem), None)
-        if block is None or block.body is None or b"DEK-Info:" in block.body:
+        if block is None or block.body is None:
+            return
+        if b"DEK-Info:" in block.body:
+            _check_dek_info(block.body, source)
             return
         body = b"".join(line for line in block.body.splitlines() if b":" not in line)  # RFC 1421 headers
     try:
@@ -46,6 +49,22 @@ def _check_key_work(der_or_pem: bytes, source: str, pem: bool) -> None:
             f"{source}: private key-derivation iteration count {shown} above certdoctor's limit of "
             f"{MAX_PKCS12_ITERATIONS:,} (re-encrypt it with the default: openssl pkcs8 -topk8 -iter 2048 ...)"
         )
+
+
+# IV length in bytes of the ciphers of traditional OpenSSL PEM encryption (RFC 1423 DEK-Info), by name prefix.
+_DEK_IV_BYTES = (("AES-", 16), ("DES-", 8), ("DES3", 8), ("CAMELLIA-", 16), ("SEED", 16), ("BF-", 8))
+
+
+def _check_dek_info(body: bytes, source: str) -> None:
+    """Refuse a ``DEK-Info`` whose IV is shorter than its cipher's (cryptography 50 aborts on one instead of
+    raising an error)."""
+    for line in body.splitlines():
+        if line.startswith(b"DEK-Info:"):
+            alg, _, iv = line[len(b"DEK-Info:") :].strip().partition(b",")
+            name = alg.decode("ascii", "replace").upper()
+            need = next((n for prefix, n in _DEK_IV_BYTES if name.startswith(prefix)), 0)
+            if len(iv.strip()) < 2 * need:
+                raise KeyLoadError(f"{source}: not a usable private key (DEK-Info IV too short for {name})")
 
 
 def _load_one(der_or_pem: bytes, password: bytes | None, source: str, pem: bool) -> Any:

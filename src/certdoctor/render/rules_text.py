@@ -42,17 +42,22 @@ def render_rule(r: dict[str, Any], out: Console) -> None:
     field("means", r["description"])
     field("rule", r["citation"])
     field("applies to", "each distinct chain" if r["scope"] == "chain" else "the target (all its addresses)")
-    rejecting = [c for c in r["clients"] if c["rejects"]]
-    if rejecting:
-        out.print(Text("rejected by", style="bold"))
-        width = max(len(c["name"]) for c in rejecting) + 2
-        for c in rejecting:
-            messages = " | ".join(c["messages"]) or "(rejects; message not catalogued)"
-            out.print(Text(f"  {c['name']:<{width}}").append(messages))
-            if c.get("note"):
-                out.print(Text(f"  {'':<{width}}{c['note']}", style="dim"))
-    accepting = [c["name"] for c in r["clients"] if not c["rejects"]]
-    if accepting:
-        field("not rejected by", ", ".join(accepting), "dim")
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    for c in r["clients"]:
+        by_kind.setdefault(c.get("reaction") or ("rejects" if c["rejects"] else "accepts"), []).append(c)
+    width = max((len(c["name"]) for c in r["clients"]), default=0) + 2
+    for kind, heading in (("rejects", "rejected by"), ("depends", "depends"), ("accepts", "accepted by")):
+        members = by_kind.get(kind, [])
+        if not members:
+            continue
+        out.print(Text(heading, style="bold"))
+        for c in members:
+            if kind == "rejects":
+                said = " | ".join(c["messages"]) or "(rejects; message not catalogued)"
+                out.print(Text(f"  {c['name']:<{width}}").append(said))
+            else:
+                out.print(Text(f"  {c['name']:<{width}}").append(c.get("note") or "", style="dim"))
+    if by_kind.get("unaffected"):
+        field("clients", "not about what a client verifies: " + (by_kind["unaffected"][0].get("note") or ""), "dim")
     if r["lab_scenarios"]:
         field("see it", ", ".join(f"certdoctor lab scenario {s}" for s in r["lab_scenarios"]))

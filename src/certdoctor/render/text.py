@@ -14,6 +14,7 @@ from rich.text import Text
 
 from .. import certinfo
 from ..clients.engine import ClientVerdict
+from ..clients.verdict import client_name
 from ..diagnosis import ChainReport, Diagnosis
 from ..model import Finding, Severity
 from .escape import clean
@@ -290,12 +291,15 @@ def _trust_howto(verdicts: Sequence[ClientVerdict]) -> list[tuple[str, str]]:
 
 
 def verdict_line(d: Diagnosis) -> Text:
+    """The first line of a report: VALID or INVALID and, by client, who refuses it (see
+    :mod:`certdoctor.clients.verdict`), or why nothing could be judged."""
     errors, warnings = len(d.errors), len(d.warnings)
     if not d.reachable and d.target.is_files:
         return Text("✗ UNREADABLE — no certificate could be read from the file(s)", style="bold red")
     if not d.reachable:
         return Text("✗ UNREACHABLE — no certificate could be obtained", style="bold red")
     counts = f"{errors} error(s), {warnings} warning(s)"
+    considered = len(d.verdict_clients)
     if d.valid:
         anchors = {s for r in d.reports for s in r.analysis.best.anchored_in}
         if anchors == {"custom"}:
@@ -305,9 +309,19 @@ def verdict_line(d: Diagnosis) -> Text:
                 ", ".join(sorted({s for r in d.reports for s in r.analysis.trusted_by})) or "no store"
             )
         t = Text("✓ VALID", style="bold green")
-        t.append(f" — {how}; {counts}")
+        if 0 < considered <= 3:
+            accepted = f"accepted by {', '.join(client_name(c) for c in d.verdict_clients)}; "
+        else:
+            accepted = f"accepted by all {considered} clients considered; " if considered else ""
+        t.append(f" — {accepted}{how}; {counts}")
         return t
     t = Text("✗ INVALID", style="bold red")
+    rejecting = d.rejected_by
+    if rejecting and len(rejecting) == considered and considered > 3:
+        t.append(f" — rejected by all {considered} clients considered")
+    elif rejecting:
+        names = ", ".join(client_name(c) for c in rejecting)
+        t.append(f" — rejected by {names} ({len(rejecting)} of {considered or len(rejecting)} clients)")
     ids = ", ".join(dict.fromkeys(f.id for f in d.errors))
     t.append(f" — {counts}: {ids}")
     return t

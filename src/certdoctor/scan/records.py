@@ -41,6 +41,8 @@ def _finding(f: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"id": f.id, "severity": f.severity.value, "title": f.title, "detail": f.detail}
     if f.sources:
         out["sources"] = list(f.sources)
+    if f.rejected_by:
+        out["rejected_by"] = list(f.rejected_by)
     if f.cert_fingerprint is not None:
         out["certificate"] = {"position": f.cert_position, "sha256": f.cert_fingerprint, "subject": f.cert_subject}
     return out
@@ -115,6 +117,7 @@ def diagnosis_record(
         "sni": target.sni,
         "name": target.name,
         "verdict": d.verdict.value,
+        "rejected_by": list(d.rejected_by),
         "exit_code": d.exit_code,
         "checked_at": ev.at.isoformat(),
         "endpoints": endpoints,
@@ -143,6 +146,7 @@ def error_record(
         "sni": target.sni,
         "name": target.name,
         "verdict": "unreachable",
+        "rejected_by": [],
         "exit_code": 3,  # ExitCode.UNCHECKED, as for every unreachable target
         "checked_at": at.isoformat(),
         "error": error,

@@ -1,0 +1,226 @@
+"""What each client family does when a finding applies: the finding × client table.
+
+Every finding id that a check can report has an explicit entry for every client family of
+:data:`~certdoctor.clients.profiles.PROFILES` — there is no silent default. An entry is one of:
+
+``rejects``
+    the client refuses the chain whenever the finding applies; ``problem`` is the engine's problem key
+    (:data:`~certdoctor.clients.profiles.PROBLEMS`) whose message, in the client's profile, is what it prints.
+``accepts``
+    the client connects although the finding applies; ``why`` says which documented behaviour lets it.
+``depends``
+    whether it refuses depends on the chain (for example Chrome fetches a missing intermediate when the leaf has
+    an AIA URL; Java refuses more than ten certificates): the per-client prediction decides, and ``why`` says on
+    what.
+``unaffected``
+    the finding is not about what a client verifies (a deployment or file problem, such as ``--expect`` or a key
+    that does not match): it keeps the severity its check gave it.
+
+The verdict uses this table (:func:`certdoctor.clients.verdict.reconcile`): an error finding that every client of
+interest accepts is a warning (a standards non-conformance that no client minds), a warning that one of them
+rejects is an error that names it. ``tests/test_client_reactions.py`` checks the table has no gaps and agrees with
+the profiles; the conformance suite checks the profiles against the real clients.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+ReactionKind = Literal["rejects", "accepts", "depends", "unaffected"]
+
+CLIENT_IDS = ("chrome", "firefox", "safari", "curl", "python", "node", "java", "go", "dotnet")
+BROWSERS = ("chrome", "firefox", "safari")
+OPENSSL_FAMILY = ("curl", "python", "node")
+
+
+@dataclass(frozen=True)
+class Reaction:
+    """One client family's reaction to one finding (see the module docstring for ``kind``)."""
+
+    kind: ReactionKind
+    problem: str | None = None  # the engine problem whose message the client prints (rejects, depends)
+    why: str = ""  # the documented behaviour behind an "accepts" or "depends"
+
+
+def rejects(problem: str) -> Reaction:
+    return Reaction("rejects", problem)
+
+
+def accepts(why: str) -> Reaction:
+    return Reaction("accepts", None, why)
+
+
+def depends(why: str, problem: str | None = None) -> Reaction:
+    return Reaction("depends", problem, why)
+
+
+def unaffected(why: str) -> Reaction:
+    return Reaction("unaffected", None, why)
+
+
+def _every(reaction: Reaction, **others: Reaction) -> dict[str, Reaction]:
+    """The same reaction for every client, except those named (each spelled out by its id)."""
+    unknown = set(others) - set(CLIENT_IDS)
+    if unknown:
+        raise KeyError(f"unknown client ids: {sorted(unknown)}")
+    return {cid: others.get(cid, reaction) for cid in CLIENT_IDS}
+
+
+_CN_FALLBACK = depends(
+    "accepts a name found only in the subject Common Name when the certificate has no DNS subjectAltName "
+    "(OpenSSL X509_check_host, Java HostnameChecker, .NET)",
+    "hostname-cn-only",
+)
+_AIA = depends("fetches the missing intermediate from the leaf's AIA caIssuers URL when there is one", "issuer-unknown")
+_NO_REVOCATION = accepts("checks no revocation by default")
+_FILES = unaffected("about the files you deploy, not about what a client verifies")
+_SOFT_FAIL = accepts("revocation checking, where done, soft-fails: an unanswered or unusable response is ignored")
+
+REACTIONS: dict[str, dict[str, Reaction]] = {
+    # --- trust: can the client build a path to an anchor it has? ---
+    "self-signed": _every(rejects("self-signed")),
+    "untrusted-root": _every(rejects("root-untrusted")),
+    "missing-intermediate": _every(
+        rejects("issuer-unknown"),
+        chrome=_AIA,
+        safari=_AIA,
+        dotnet=_AIA,
+        firefox=depends(
+            "ships the intermediates of every publicly trusted CA (intermediate preloading), so a public chain "
+            "without its intermediate still verifies; a private one does not",
+            "issuer-unknown",
+        ),
+    ),
+    "root-expired": _every(
+        rejects("root-expired"),
+        chrome=accepts("does not check the validity dates of a trust anchor"),
+        java=accepts("PKIX TrustAnchor: the anchor's validity dates are not checked"),
+    ),
+    "issuer-not-ca": _every(rejects("not-ca")),
+    "name-constraints-violated": _every(rejects("name-constraints")),
+    "path-length-exceeded": _every(rejects("path-length")),
+    "unknown-critical-extension": _every(rejects("critical-extension")),
+    "verification-failed": _every(
+        depends("the reference verifier's reason is not one a check names; most clients refuse such a chain")
+    ),
+    # --- the presented chain: order, extras, size ---
+    "wrong-order": _every(accepts("builds the path from the certificates sent, whatever their order")),
+    "duplicate-cert": _every(accepts("ignores a certificate sent twice")),
+    "contains-root": _every(accepts("ignores the root: it uses its own copy of the trust anchor")),
+    "extra-cert": _every(
+        accepts("ignores certificates it does not need to build the path"),
+        java=depends(
+            "refuses more than 10 certificates in the server's Certificate message (jdk.tls.maxCertificateChainLength)",
+            "too-many-certs",
+        ),
+    ),
+    "chain-truncated": _every(
+        depends("refuses a Certificate message larger than its handshake message limit", "too-large"),
+    ),
+    # --- algorithms and keys ---
+    "weak-signature": _every(
+        rejects("weak-signature"),
+        java=depends(
+            "refuses SHA-1 in chains that end at a root of the JDK's cacerts; accepts it below a private root "
+            "(jdk.certpath.disabledAlgorithms: SHA1 jdkCA & usage TLSServer)",
+            "weak-signature",
+        ),
+        dotnet=depends(
+            "uses the platform verifier: OpenSSL on Linux refuses SHA-1, Windows accepts it for private roots",
+            "weak-signature",
+        ),
+    ),
+    "weak-key": _every(
+        depends("refuses RSA keys shorter than 1024 bits; accepts 1024 to 2047", "weak-key-leaf"),
+        safari=rejects("weak-key-leaf"),
+        curl=rejects("weak-key-leaf"),
+        python=rejects("weak-key-leaf"),
+        go=depends("refuses RSA keys shorter than 1024 bits (Go 1.24 and later)", "weak-key-leaf"),
+    ),
+    "malformed-certificate": _every(
+        depends(
+            "refuses what its own DER parser cannot read; parsers differ on lenient encodings (OpenSSL accepts "
+            "some that cryptography and Go refuse)"
+        )
+    ),
+    # --- names ---
+    "hostname-mismatch": _every(
+        rejects("hostname"),
+        curl=_CN_FALLBACK,
+        python=_CN_FALLBACK,
+        node=_CN_FALLBACK,
+        java=_CN_FALLBACK,
+        dotnet=_CN_FALLBACK,
+    ),
+    "no-subject-alt-name": _every(
+        rejects("hostname-cn-only"),
+        curl=_CN_FALLBACK,
+        python=_CN_FALLBACK,
+        node=_CN_FALLBACK,
+        java=_CN_FALLBACK,
+        dotnet=_CN_FALLBACK,
+    ),
+    # --- usage ---
+    "missing-server-auth-eku": _every(rejects("eku")),
+    "leaf-is-ca": _every(
+        accepts("accepts a server certificate with basicConstraints CA:TRUE"),
+        firefox=rejects("leaf-ca"),
+    ),
+    # --- dates ---
+    "expired": _every(rejects("expired")),
+    "not-yet-valid": _every(rejects("not-yet-valid")),
+    "intermediate-expired": _every(rejects("intermediate-expired")),
+    "expiring-soon": _every(accepts("the certificate is still valid")),
+    "validity-too-long": _every(
+        accepts("does not limit the validity period"),
+        chrome=depends(
+            "refuses a validity over 398 days for certificates issued under a public root", "validity-too-long"
+        ),
+        safari=depends(
+            "refuses a validity over 398 days for certificates issued under a public root", "validity-too-long"
+        ),
+    ),
+    # --- revocation ---
+    "revoked": _every(
+        _NO_REVOCATION,
+        chrome=depends("refuses certificates that Google's CRLSet lists (public CAs only)", "revoked"),
+        firefox=depends(
+            "refuses a revoked certificate when the server staples its OCSP response, and public "
+            "certificates listed in CRLite",
+            "revoked",
+        ),
+    ),
+    "revocation-unknown": _every(_SOFT_FAIL),
+    "ocsp-stale": _every(
+        _SOFT_FAIL,
+        firefox=depends("refuses a stapled OCSP response it cannot use", "staple-invalid"),
+    ),
+    "ocsp-invalid": _every(
+        _SOFT_FAIL,
+        firefox=depends("refuses a stapled OCSP response it cannot use", "staple-invalid"),
+    ),
+    "must-staple-missing": _every(
+        accepts("ignores the TLS Feature (must-staple) extension"),
+        firefox=rejects("must-staple"),
+    ),
+    "stapling-absent": _every(accepts("does not require an OCSP staple")),
+    # --- the connection ---
+    "connection-failed": _every(rejects("connect")),
+    "handshake-failed": _every(rejects("handshake")),
+    "endpoints-differ": _every(depends("depends on which address the client connects to")),
+    # --- deployment and files ---
+    "served-differs-from-expected": _every(
+        unaffected("--expect compares what is served with what you meant to deploy; clients only see the former")
+    ),
+    "unreadable-file": _every(_FILES),
+    "no-certificate": _every(_FILES),
+    "pem-format": _every(_FILES),
+    "key-in-cert-file": _every(_FILES),
+    "key-mismatch": _every(unaffected("a server refuses to start with a key that does not match its certificate")),
+}
+
+
+def reaction(finding_id: str, client_id: str) -> Reaction:
+    """The reaction of ``client_id`` to ``finding_id``; raises KeyError when the table has no entry."""
+    return REACTIONS[finding_id][client_id]
