@@ -798,3 +798,200 @@ def test_verification_failed_runs_last_when_its_module_is_imported_first() -> No
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "verification-failed"
+
+
+# --- certificate profile (RFC 5280, CA/B Forum BR) and --crl -----------------------------------------------------
+
+
+def _custom(*certs: x509.Certificate, roots: tuple[x509.Certificate, ...], **kw: Any) -> Diagnosis:
+    """Judge a chain against ``roots`` given as --ca-file (your own CA: its profile is judged too)."""
+    return check(*certs, stores=(), extra_roots=roots, **kw)
+
+
+def _with_aki(cert_name: str, issuer: Any, aki: x509.AuthorityKeyIdentifier, **kw: Any) -> x509.Certificate:
+    """A leaf whose authorityKeyIdentifier is ``aki`` instead of the issuer's (the builder adds the right one:
+    rebuild without it)."""
+    from cryptography.hazmat.primitives import hashes
+
+    base = leaf(cert_name, issuer, **kw).cert
+    b = (
+        x509.CertificateBuilder()
+        .subject_name(base.subject)
+        .issuer_name(base.issuer)
+        .public_key(base.public_key())
+        .serial_number(base.serial_number)
+        .not_valid_before(base.not_valid_before_utc)
+        .not_valid_after(base.not_valid_after_utc)
+    )
+    for ext in base.extensions:
+        if not isinstance(ext.value, x509.AuthorityKeyIdentifier):
+            b = b.add_extension(ext.value, critical=ext.critical)
+    return b.add_extension(aki, critical=False).sign(issuer.key, hashes.SHA256())
+
+
+@covers("aki-ski-mismatch")
+def test_aki_ski_mismatch() -> None:
+    wrong = x509.AuthorityKeyIdentifier(b"\x01" * 20, None, None)
+    d = check(_with_aki("aki.test", CA, wrong), CA.cert, name="aki.test")
+    f = one(d, "aki-ski-mismatch")
+    assert f.severity is Severity.ERROR and f.cert_position == 0 and not d.valid
+    assert f.evidence["authority_key_identifier"] == "01:" * 19 + "01"
+    assert "unable to get local issuer certificate" in f.detail and "curl, Python, Node" in f.detail
+
+
+@covers("key-identifier-missing", "extension-criticality")
+def test_key_identifier_missing_and_criticality() -> None:
+    no_ski_root = root("No SKI Root", extensions=())
+    # a root without SKI: rebuild the builder's root without the extension
+    from cryptography.hazmat.primitives import hashes
+
+    b = x509.CertificateBuilder().subject_name(no_ski_root.name).issuer_name(no_ski_root.name)
+    b = b.public_key(no_ski_root.key.public_key()).serial_number(7)
+    b = b.not_valid_before(no_ski_root.cert.not_valid_before_utc).not_valid_after(no_ski_root.cert.not_valid_after_utc)
+    b = b.add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+    b = b.add_extension(
+        x509.NameConstraints(permitted_subtrees=[x509.DNSName("leaf.test")], excluded_subtrees=None), critical=False
+    )
+    bare_root = b.sign(no_ski_root.key, hashes.SHA256())
+    cert = leaf(NAME, no_ski_root).cert
+    d = _custom(cert, roots=(bare_root,))
+    f = one(d, "key-identifier-missing")
+    assert f.severity is Severity.WARNING and f.evidence == {"missing": ["subjectKeyIdentifier"]}
+    c = one(d, "extension-criticality")
+    assert c.evidence["extensions"] == [
+        {"extension": "nameConstraints", "must_be_critical": True, "rule": "RFC 5280 §4.2.1.10"}
+    ]
+    # (cryptography's verifier refuses such a root: verification-failed, not one of these warnings)
+    # a public-store root is not judged: the same root in a store gives neither finding
+    d2 = check(cert, stores=(store(bare_root),))
+    assert "key-identifier-missing" not in d2.ids() and "extension-criticality" not in d2.ids()
+
+
+@covers("aki-issuer-serial")
+def test_aki_issuer_serial() -> None:
+    aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(CA.key.public_key())
+    full = x509.AuthorityKeyIdentifier(aki.key_identifier, [x509.DirectoryName(ROOT.name)], CA.cert.serial_number)
+    d = check(_with_aki("full.test", CA, full), CA.cert, name="full.test")
+    f = one(d, "aki-issuer-serial")
+    assert f.severity is Severity.WARNING and f.evidence == {
+        "fields": ["authorityCertIssuer", "authorityCertSerialNumber"]
+    }
+    assert "aki-ski-mismatch" not in d.ids() and d.valid
+
+
+@covers("cn-not-in-san")
+def test_cn_not_in_san() -> None:
+    cert = leaf("Leaf.Test", CA, sans=["leaf.test"]).cert  # differs in case only: BR wants an exact copy
+    d = check(cert, CA.cert, name="leaf.test")
+    f = one(d, "cn-not-in-san")
+    assert f.severity is Severity.WARNING and d.valid
+    assert f.evidence["common_names"] == ["Leaf.Test"]
+    ip = issue(
+        "010.0.0.1",
+        issuer=CA,
+        sans=None,
+        extensions=[
+            (x509.SubjectAlternativeName([x509.IPAddress(__import__("ipaddress").ip_address("10.0.0.1"))]), False)
+        ],
+    ).cert
+    assert one(check(ip, CA.cert, name="10.0.0.1"), "cn-not-in-san").evidence["ip_addresses"] == ["10.0.0.1"]
+    good = issue(
+        "10.0.0.1",
+        issuer=CA,
+        sans=None,
+        extensions=[
+            (x509.SubjectAlternativeName([x509.IPAddress(__import__("ipaddress").ip_address("10.0.0.1"))]), False)
+        ],
+    ).cert
+    assert check(good, CA.cert, name="10.0.0.1").findings == ()
+
+
+@covers("leaf-without-eku", "leaf-any-eku")
+def test_leaf_eku_profile() -> None:
+    d = check(leaf(NAME, CA, eku=None).cert, CA.cert)
+    f = one(d, "leaf-without-eku")
+    assert f.severity is Severity.WARNING and "Apple" in f.detail and d.valid
+    any_eku = x509.ObjectIdentifier("2.5.29.37.0")
+    d = check(leaf(NAME, CA, eku=[any_eku]).cert, CA.cert)
+    assert one(d, "leaf-any-eku").evidence == {"extended_key_usage": ["anyExtendedKeyUsage"]}
+
+
+@covers("root-has-eku")
+def test_root_has_eku() -> None:
+    r = root("EKU Root", eku=[SERVER_AUTH])
+    d = _custom(leaf(NAME, r).cert, roots=(r.cert,))
+    f = one(d, "root-has-eku")
+    assert f.severity is Severity.WARNING and f.evidence == {"extended_key_usage": ["serverAuth"]} and d.valid
+
+
+@covers("rsa-modulus-size")
+def test_rsa_modulus_size() -> None:
+    cert = leaf(NAME, CA, key=rsa_key("odd", 2052)).cert
+    f = one(check(cert, CA.cert), "rsa-modulus-size")
+    assert f.severity is Severity.WARNING and f.evidence == {"key_type": "RSA", "key_bits": 2052}
+
+
+@covers("serial-number-invalid")
+@pytest.mark.filterwarnings("ignore::cryptography.utils.CryptographyDeprecationWarning")
+def test_serial_number_invalid() -> None:
+    """cryptography refuses to build a zero serial: build serial 1 and patch the DER (the signature breaks,
+    which the check does not care about)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    base = LEAF.cert
+    b = x509.CertificateBuilder().subject_name(base.subject).issuer_name(base.issuer).public_key(base.public_key())
+    b = b.serial_number(1).not_valid_before(base.not_valid_before_utc).not_valid_after(base.not_valid_after_utc)
+    for ext in base.extensions:
+        b = b.add_extension(ext.value, critical=ext.critical)
+    der = b.sign(CA.key, hashes.SHA256()).public_bytes(Encoding.DER)
+    version_and_serial = bytes.fromhex("a003020102020101")
+    assert der.count(version_and_serial) == 1
+    zero = x509.load_der_x509_certificate(der.replace(version_and_serial, bytes.fromhex("a003020102020100")))
+    f = one(check(zero, CA.cert), "serial-number-invalid")
+    assert f.severity is Severity.WARNING and f.evidence == {"serial_number": 0, "octets": 1}
+
+
+@covers("max-chain-depth-exceeded")
+def test_max_chain_depth_exceeded() -> None:
+    assert check(LEAF.cert, CA.cert, max_chain_depth=1).findings == ()
+    d = check(LEAF.cert, CA.cert, max_chain_depth=0)
+    f = one(d, "max-chain-depth-exceeded")
+    assert f.severity is Severity.ERROR and f.evidence == {"max_chain_depth": 0, "intermediates": 1}
+    assert "certificate chain too long" in f.detail and f.cert_position == 1
+
+
+def _crl(issuer: Any, revoked: tuple[int, ...] = (), *, number: bool | None = False) -> bytes:
+    """A CRL by ``issuer`` (DER), valid around AT; ``number`` None: no cRLNumber, True: a critical one."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    b = x509.CertificateRevocationListBuilder().issuer_name(issuer.name)
+    b = b.last_update(AT - timedelta(days=1)).next_update(AT + timedelta(days=6))
+    if number is not None:
+        b = b.add_extension(x509.CRLNumber(3), critical=number)
+    for serial in revoked:
+        entry = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(AT - timedelta(hours=2))
+        b = b.add_revoked_certificate(entry.build())
+    return b.sign(issuer.key, hashes.SHA256()).public_bytes(Encoding.DER)
+
+
+@covers("crl-nonconforming")
+def test_supplied_crl_revokes_and_is_linted() -> None:
+    d = check(LEAF.cert, CA.cert, crls=(("ca.crl", _crl(CA, (LEAF.cert.serial_number,))),))
+    f = one(d, "revoked")
+    assert f.evidence["source"] == "crl" and f.evidence["url"] == "ca.crl" and "the CRL file ca.crl" in f.detail
+    assert "crl-nonconforming" not in d.ids()
+    # not revoked, but no cRLNumber / a critical one
+    d = check(LEAF.cert, CA.cert, crls=(("ca.crl", _crl(CA, number=None)),))
+    assert one(d, "crl-nonconforming").evidence["problems"][0].startswith("it has no cRLNumber")
+    assert d.valid and "revoked" not in d.ids()
+    d = check(LEAF.cert, CA.cert, crls=(("ca.crl", _crl(CA, number=True)),))
+    assert "critical" in one(d, "crl-nonconforming").evidence["problems"][0]
+    # a CRL from a CA whose keyUsage lacks cRLSign is not used: the status is unknown
+    no_crlsign = x509.KeyUsage(False, False, False, False, False, True, False, False, False)
+    ca = intermediate("No CRLSign CA", ROOT, key_usage=no_crlsign)
+    cert = leaf(NAME, ca).cert
+    d = check(cert, ca.cert, crls=(("ca.crl", _crl(ca, (cert.serial_number,))),))
+    u = one(d, "revocation-unknown")
+    assert "cRLSign" in u.detail and "revoked" not in d.ids()

@@ -101,3 +101,28 @@ def test_verdicts_match_limbo(cases):
     # Ratchet: rejections that only the safety net explains (29 of ~8,800 when this was written).
     assert explained["verification-failed"] <= 40, explained
     assert explained["name-constraints-violated"] > 2000
+
+
+NOTICED_CORPUS = CORPUS.with_name("limbo-nobettertls.json.gz")
+
+
+@pytest.mark.filterwarnings("ignore::cryptography.utils.CryptographyDeprecationWarning")
+def test_noticed_without_bettertls():
+    """The 198 SERVER cases without bettertls, judged as bench/limbo_noticed.py does (CRLs and maximum depth
+    included): an expected FAILURE must carry an error or warning, an expected SUCCESS no error."""
+    if not NOTICED_CORPUS.exists():
+        pytest.skip(f"x509-limbo corpus not found at {NOTICED_CORPUS}")
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "limbo_noticed", Path(__file__).parents[1] / "bench" / "limbo_noticed.py"
+    )
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    cases = bench.load_cases(NOTICED_CORPUS)
+    assert len(cases) == 198
+    missed = [tc["id"] for tc in cases if not bench.noticed(tc)[0]]
+    assert len(cases) - len(missed) >= 190, missed
+    # an expected SUCCESS that now gets an error only from the lints would show here
+    assert "crl::revoked-certificate-with-crl" not in missed and "pathlen::max-chain-depth-0-exhausted" not in missed

@@ -190,6 +190,8 @@ class Evidence:
     revocation: Mapping[str, RevocationFetch] = field(default_factory=dict)
     revocation_checked: bool = False  # False: --no-revocation (only stapled responses are judged)
     revocation_notes: tuple[str, ...] = ()  # e.g. "revocation lookups stopped after 5 s"
+    crls: tuple[tuple[str, bytes], ...] = ()  # --crl: (file, DER) of CRLs supplied by the user, judged offline
+    max_chain_depth: int | None = None  # --max-chain-depth: intermediates a client allows (None: no limit)
 
     def __repr__(self) -> str:
         return f"<Evidence {self.target.label()} at {self.at.isoformat()}: {len(self.chains)} source(s)>"
@@ -265,6 +267,11 @@ class DiagnoseOptions:
     ``allow_private_fetch``: False refuses AIA, OCSP and CRL downloads from loopback, link-local, private (RFC
     1918, RFC 4193), CGNAT, multicast and unspecified addresses, checked on the address connected to
     (``--refuse-private-urls``; the refusal is the download's error, named in the findings).
+    ``crl_files``: CRL files (PEM or DER, at most :data:`certdoctor.collect.files.MAX_CRL_BYTES` each) judged
+    offline like downloaded ones: verified against the issuing CA of the path (issuer name, signature, cRLSign,
+    thisUpdate at the judged time) and looked up for every certificate that CA issued (``--crl``).
+    ``max_chain_depth``: the number of intermediates the modelled client allows (OpenSSL's verify depth;
+    None: no limit); a longer path is ``max-chain-depth-exceeded``.
 
     Raises :class:`certdoctor.errors.InputError` for an impossible value.
     """
@@ -286,9 +293,15 @@ class DiagnoseOptions:
     aia_timeout: float = DEFAULT_AIA_TIMEOUT
     allow_private_fetch: bool = True
     verdict_clients: tuple[str, ...] | None = None
+    crl_files: tuple[str, ...] = ()
+    max_chain_depth: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("ca_files", "ca_certs", "ca_bundle"):
+        if self.max_chain_depth is not None and not (
+            isinstance(self.max_chain_depth, int) and 0 <= self.max_chain_depth <= 1000
+        ):
+            raise InputError(f"max chain depth {self.max_chain_depth!r}: must be a whole number from 0 to 1000")
+        for name in ("ca_files", "ca_certs", "ca_bundle", "crl_files"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         for name in ("trust_stores", "verdict_clients"):
             if getattr(self, name) is not None:

@@ -428,7 +428,7 @@ class Session(AsyncClosing):
         by their owner, not by this session). Raises :class:`certdoctor.errors.InputError` when a file, key or
         explicitly requested trust store cannot be loaded.
         """
-        from .collect.files import load_certificate_files
+        from .collect.files import load_certificate_files, load_crl_files
         from .collect.stores import DEFAULT_STORES
 
         o = self.options = options if options is not None else DiagnoseOptions()
@@ -446,6 +446,8 @@ class Session(AsyncClosing):
         self.stores: tuple[TrustStore, ...] = tuple(stores)
         self.extra = (*o.ca_certs, *load_certificate_files(o.ca_files)) if o.ca_files else tuple(o.ca_certs)
         self.expected = tuple(load_certificate_files([o.expect])) if o.expect else None
+        self.crls = load_crl_files(o.crl_files)
+        self.max_chain_depth = o.max_chain_depth
         self.expect = o.expect
         self.key = o.key
         self.key_public = None
@@ -658,6 +660,8 @@ class Session(AsyncClosing):
             key_source=self.key,
             client_stores=self.client_stores,
             revocation_checked=self.revocation,
+            crls=self.crls,
+            max_chain_depth=self.max_chain_depth,
         )
         analyses = {
             tuple(certinfo.fingerprint(x) for x in chain.certs): analyse(chain, evidence, self.index) for chain in todo

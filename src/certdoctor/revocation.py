@@ -93,6 +93,8 @@ class Answer:
             return "the OCSP response stapled by the server"
         if self.source == "ocsp":
             return f"the OCSP responder {certinfo.short_url(self.url)}"
+        if self.url and not self.url.lower().startswith(("http://", "https://")):
+            return f"the CRL file {self.url}"
         return f"the CRL {certinfo.short_url(self.url)}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -425,6 +427,15 @@ def evaluate_crl(
             error=f"the CRL signature does not verify with the key of {certinfo.subject(issuer)}",
             error_kind="signature",
         )
+    usage = certinfo.key_usages(issuer)
+    if usage is not None and "crl_sign" not in usage:
+        return Answer(
+            **base,
+            **times,
+            error=f"the CRL issuer {certinfo.subject(issuer)} has a keyUsage without cRLSign "
+            f"({', '.join(usage) or 'none'}), so it may not sign CRLs (RFC 5280 §4.2.1.3, §6.3.3 (f))",
+            error_kind="issuer-usage",
+        )
     scope = _crl_scope_error(crl, cert)
     if scope:
         return Answer(**base, **times, error=scope, error_kind="scope")
@@ -585,9 +596,26 @@ def assess(
                 f = evidence.revocation.get(crl_key(url))
                 if f is not None:
                     answers.append(_from_fetch(f, cert, issuer, evidence.at))
+            for source, data in supplied_crls(evidence, cert):
+                answers.append(evaluate_crl(data, cert, issuer, evidence.at, url=source))
         out.append(
             CertRevocation(cert, issuer, depth, ocsp_urls, crl_urls, tuple(answers), evidence.revocation_checked)
         )
+    return out
+
+
+def supplied_crls(evidence: Evidence, cert: x509.Certificate) -> list[tuple[str, bytes]]:
+    """The CRLs given with --crl (``evidence.crls``) that name ``cert``'s issuer as their issuer."""
+    out = []
+    for source, data in evidence.crls:
+        crl = _crl_for(data)
+        if isinstance(crl, Exception):
+            continue
+        try:
+            if crl.issuer == cert.issuer:
+                out.append((source, data))
+        except Exception:  # an undecodable name
+            continue
     return out
 
 

@@ -121,6 +121,39 @@ def path_length_exceeded(ctx: ChainContext) -> Iterator[Hit]:
 
 
 @check(
+    "max-chain-depth-exceeded",
+    title="The chain has more intermediates than the client allows",
+    severity=Severity.ERROR,
+    citation="OpenSSL SSL_CTX_set_verify_depth(3) and openssl-verification-options(1) -verify_depth",
+)
+def max_chain_depth_exceeded(ctx: ChainContext) -> Iterator[Hit]:
+    """Only with ``--max-chain-depth N`` (DiagnoseOptions.max_chain_depth): the best path has more than N
+    intermediate certificates between the leaf and the trust anchor (neither counts, as in OpenSSL's verify
+    depth; a self-signed root the server sends counts as the anchor)."""
+    limit = ctx.evidence.max_chain_depth
+    if limit is None:
+        return
+    best = ctx.analysis.best
+    nodes = list(best.nodes)
+    ends_at_root = best.end == "anchor" or (best.end == "untrusted-root" and len(nodes) > 1)
+    intermediates = nodes[1:-1] if ends_at_root else nodes[1:]
+    if len(intermediates) <= limit:
+        return
+    yield Hit(
+        f"The path to the root has {len(intermediates)} intermediate certificate(s) "
+        f"({', '.join(label(n.cert) for n in intermediates)}), more than the depth of {limit} you gave. A client "
+        f"configured with that verify depth rejects it: OpenSSL 'certificate chain too long' "
+        f"(X509_V_ERR_CERT_CHAIN_TOO_LONG; curl, Python, Node with a set depth; nginx ssl_verify_depth {limit}). "
+        "Default depths are larger: OpenSSL 100, Java's jdk.tls.maxCertificateChainLength 10 certificates "
+        "received; Go and browsers have no depth limit.",
+        "Shorten the chain (use an intermediate issued directly by the root, or a shorter cross-sign), or raise "
+        "the client's verify depth.",
+        cert=intermediates[-1].cert,
+        evidence={"max_chain_depth": limit, "intermediates": len(intermediates)},
+    )
+
+
+@check(
     "unknown-critical-extension",
     title="A certificate has a critical extension that clients do not understand",
     severity=Severity.ERROR,

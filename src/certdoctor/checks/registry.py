@@ -35,6 +35,7 @@ _FAMILIES = (
     "constraints",
     "crypto",
     "usage",
+    "profile",
     "revocation",
     "verdict",
     "endpoints",

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from cryptography import x509
+
 from .. import certinfo
 from ..model import PresentedChain, Severity
-from ..revocation import Answer, CertRevocation
+from ..revocation import Answer, CertRevocation, parse_crl
 from ._text import ago, label, when
 from .registry import ChainContext, Hit, check
 
@@ -102,8 +104,9 @@ def revoked(ctx: ChainContext) -> Iterator[Hit]:
     citation="RFC 5280 §6.3; RFC 6960 §2.3; CA/B Forum BR §4.10.2 (status services available 24x7)",
 )
 def revocation_unknown(ctx: ChainContext) -> Iterator[Hit]:
-    """A certificate names OCSP or CRL URLs, but none of them gave a valid, current answer."""
-    if not ctx.evidence.revocation_checked:
+    """A certificate names OCSP or CRL URLs (or a CRL given with --crl is from its issuer), but none of them
+    gave a valid, current answer."""
+    if not ctx.evidence.revocation_checked and not ctx.evidence.crls:
         return
     for status in ctx.revocation:
         if status.status != "unknown":
@@ -275,4 +278,46 @@ def stapling_absent(ctx: ChainContext) -> Iterator[Hit]:
             cert=ctx.leaf,
             sources=tuple(missing),
             evidence={"unstapled_sources": missing, "ocsp_urls": urls},
+        )
+
+
+def _crl_number_problem(crl: x509.CertificateRevocationList) -> str | None:
+    try:
+        ext = crl.extensions.get_extension_for_class(x509.CRLNumber)
+    except x509.ExtensionNotFound:
+        return "it has no cRLNumber extension (RFC 5280 §5.2.3: conforming CRL issuers MUST include it)"
+    except Exception as exc:
+        return f"its extensions cannot be read ({type(exc).__name__})"
+    if ext.critical:
+        return "its cRLNumber extension is marked critical (RFC 5280 §5.2.3: MUST be non-critical)"
+    return None
+
+
+@check(
+    "crl-nonconforming",
+    title="A CRL given with --crl does not conform to RFC 5280",
+    severity=Severity.WARNING,
+    citation="RFC 5280 §5.2.3 (cRLNumber: MUST be included, MUST be non-critical); §5.1.2.5 (nextUpdate)",
+)
+def crl_nonconforming(ctx: ChainContext) -> Iterator[Hit]:
+    """A CRL supplied with ``--crl`` lacks its cRLNumber, marks it critical, or has no nextUpdate. OpenSSL
+    accepts such a CRL (it understands cRLNumber whatever its criticality and does not require it), so this is
+    about the CA's CRL profile; clients that track CRL numbers (delta CRLs, caches) cannot order such CRLs."""
+    for source, data in ctx.evidence.crls:
+        try:
+            crl = parse_crl(data)
+        except ValueError:
+            continue
+        problems = [p for p in (_crl_number_problem(crl),) if p]
+        if crl.next_update_utc is None:
+            problems.append("it has no nextUpdate (RFC 5280 §5.1.2.5: conforming CRL issuers MUST include it)")
+        if not problems:
+            continue
+        yield Hit(
+            f"The CRL {source} (issued by {certinfo.name_str(crl.issuer)}) does not conform: {'; '.join(problems)}. "
+            "OpenSSL-based clients accept it; strict verifiers reject it, and CRL caches cannot tell which of two "
+            "such CRLs is newer.",
+            "Configure the CA to issue CRLs with a non-critical, increasing cRLNumber and a nextUpdate (OpenSSL "
+            "`openssl ca -gencrl` with a crlnumber file and default_crl_days).",
+            evidence={"crl": source, "issuer": certinfo.name_str(crl.issuer), "problems": problems},
         )

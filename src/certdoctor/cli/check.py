@@ -43,6 +43,7 @@ examples:
   certdoctor check --each-file node1.pem --each-file node2.pem --name api.example.com
   certdoctor check api.example.com --pem > served.pem   # the chain as served, as PEM
   certdoctor check api.example.com --json | jq '.findings[].id'
+  certdoctor check --file chain.pem --name api.example.com --crl ca.crl --no-revocation   # revoked? offline
 
 {EXIT_CODES_HELP}
 """
@@ -72,6 +73,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_trust_options(p)
     add_judgement_options(p)
     p.add_argument("--expect", metavar="FILE", help="the certificate (or chain) you believe is deployed")
+    p.add_argument(
+        "--crl",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a CRL (PEM or DER) to judge revocation with, offline: verified against the issuing CA of the chain "
+        "(issuer, signature, cRLSign, dates) and looked up for each certificate that CA issued (repeatable)",
+    )
+    p.add_argument(
+        "--max-chain-depth",
+        type=int,
+        metavar="N",
+        help="report max-chain-depth-exceeded when the path has more than N intermediates (a client's verify "
+        "depth, e.g. nginx ssl_verify_depth; default: no limit)",
+    )
     add_key_options(
         p, what="the private key the server uses: reports key-mismatch if it does not belong to the certificate"
     )
@@ -87,6 +103,8 @@ def request(ns: argparse.Namespace) -> tuple[str | None, dict[str, Any]]:
     options = diagnose_options(
         ns,
         expect=ns.expect,
+        crl_files=tuple(ns.crl),
+        max_chain_depth=ns.max_chain_depth,
         key=ns.key,
         key_password=key_password(ns, prompt_for=ns.key) if ns.key else None,
         clients=not ns.no_clients and not ns.pem,

@@ -17,8 +17,9 @@ from ..model import Engine, RevocationChecks, Sha1Policy
 
 # Problem keys the engine can report, and the certdoctor finding ids that explain each of them.
 PROBLEMS: dict[str, tuple[str, ...]] = {
-    "issuer-unknown-leaf": ("missing-intermediate", "untrusted-root"),  # only the leaf; its issuer is unknown
-    "issuer-unknown": ("missing-intermediate", "untrusted-root"),  # an intermediate's issuer is unknown
+    # only the leaf; its issuer is unknown (OpenSSL also when the leaf's AKI does not match the issuer's SKI)
+    "issuer-unknown-leaf": ("missing-intermediate", "untrusted-root", "aki-ski-mismatch"),
+    "issuer-unknown": ("missing-intermediate", "untrusted-root", "aki-ski-mismatch"),  # an intermediate's issuer
     "root-untrusted": ("untrusted-root",),  # the chain ends in a self-signed root the client does not trust
     "self-signed": ("self-signed",),  # the leaf itself is self-signed and not trusted
     "expired": ("expired",),
@@ -32,7 +33,7 @@ PROBLEMS: dict[str, tuple[str, ...]] = {
     "weak-signature": ("weak-signature",),
     "weak-key-leaf": ("weak-key",),
     "weak-key-ca": ("weak-key",),
-    "eku": ("missing-server-auth-eku",),
+    "eku": ("missing-server-auth-eku", "leaf-without-eku"),
     "not-ca": ("issuer-not-ca",),
     "issuer-no-certsign": ("issuer-not-ca",),  # the issuer's keyUsage lacks keyCertSign
     "hostname-ip-none": ("hostname-mismatch",),  # connecting by IP; the certificate has no IP SAN at all

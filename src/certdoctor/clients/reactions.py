@@ -205,6 +205,41 @@ REACTIONS: dict[str, dict[str, Reaction]] = {
         firefox=rejects("must-staple"),
     ),
     "stapling-absent": _every(accepts("does not require an OCSP staple")),
+    # --- certificate profile (RFC 5280 / CA/B Forum lints; x509-limbo) ---
+    "aki-ski-mismatch": _every(
+        accepts("builds the path by subject name and signature; the key identifiers are only hints"),
+        curl=rejects("issuer-unknown"),
+        python=rejects("issuer-unknown"),
+        node=rejects("issuer-unknown"),
+        dotnet=depends(
+            "on Linux .NET builds the chain with OpenSSL, which refuses it; on Windows CryptoAPI builds it by name",
+            "issuer-unknown",
+        ),
+    ),
+    "max-chain-depth-exceeded": _every(
+        unaffected("judged against the verify depth you gave with --max-chain-depth: your client's own setting")
+    ),
+    "aki-issuer-serial": _every(accepts("ignores authorityCertIssuer/authorityCertSerialNumber when they are present")),
+    "key-identifier-missing": _every(accepts("builds the path without key identifiers when they are absent")),
+    "extension-criticality": _every(accepts("does not enforce the criticality RFC 5280 prescribes for this extension")),
+    "cn-not-in-san": _every(accepts("matches the host name against the subjectAltName only")),
+    "crl-nonconforming": _every(accepts("checks no CRL by default")),
+    "leaf-any-eku": _every(accepts("accepts anyExtendedKeyUsage for a server certificate")),
+    "leaf-without-eku": _every(
+        accepts("treats a certificate without extendedKeyUsage as good for any purpose"),
+        safari=depends("Apple requires serverAuth in the EKU of TLS certificates issued after 2019-07-01", "eku"),
+    ),
+    "root-has-eku": _every(
+        accepts("does not restrict a trust anchor by its extendedKeyUsage"),
+        curl=depends("OpenSSL checks the purpose of every certificate of the chain, the anchor's EKU included"),
+        python=depends("OpenSSL checks the purpose of every certificate of the chain, the anchor's EKU included"),
+        node=depends("OpenSSL checks the purpose of every certificate of the chain, the anchor's EKU included"),
+    ),
+    "rsa-modulus-size": _every(accepts("accepts an RSA modulus whose size is not a multiple of 8 bits")),
+    "serial-number-invalid": _every(
+        accepts("accepts a zero or negative serial number"),
+        go=depends("Go 1.23 and later refuse a negative serial number (GODEBUG x509negativeserial=1 allows it)"),
+    ),
     # --- the connection ---
     "connection-failed": _every(rejects("connect")),
     "handshake-failed": _every(rejects("handshake")),

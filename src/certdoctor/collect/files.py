@@ -300,3 +300,25 @@ def load_certificate_files(paths: Sequence[str | Path]) -> list[x509.Certificate
         except CertificateParseError as exc:
             raise CertificateParseError(f"{path}: {exc}") from None
     return result
+
+
+MAX_CRL_BYTES = 64 * 1024 * 1024  # large CAs publish CRLs of tens of MB
+
+
+def load_crl_files(paths: Sequence[str | Path]) -> tuple[tuple[str, bytes], ...]:
+    """(file, DER) of every CRL file (PEM or DER, one CRL per file) given with --crl; raises
+    CertificateParseError (an InputError: exit status 2) naming the file when one is unreadable, larger than
+    :data:`MAX_CRL_BYTES` or not a CRL."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from ..revocation import parse_crl
+
+    out: list[tuple[str, bytes]] = []
+    for path in paths:
+        data = read_capped(path, MAX_CRL_BYTES)
+        try:
+            crl = parse_crl(data)
+        except ValueError as exc:
+            raise CertificateParseError(f"{path}: not a CRL (PEM or DER): {short_reason(exc)}") from None
+        out.append((str(path), crl.public_bytes(Encoding.DER)))
+    return tuple(out)
