@@ -34,6 +34,7 @@ CLIENT_MODULES = {
     "java": "java",
     "go": "go",
     "chrome": "chromium",
+    "firefox": "firefox",
 }
 ARTIFACT = Path(__file__).resolve().parent.parent / "artifacts" / "client-matrix.md"
 VOLATILE_FAMILIES = {"protocol", "network"}  # texts carry sizes, hex ids, socket detail

@@ -1602,6 +1602,44 @@ SIGNATURES: tuple[Signature, ...] = (
         "SSL_ERROR_RX_MALFORMED_CERTIFICATE",
     ),
     _s(
+        "firefox-malformed-handshake",
+        "Firefox",
+        ("firefox",),
+        r"SSL_ERROR_RX_MALFORMED_HANDSHAKE",
+        "protocol",
+        "NSS could not accept a handshake message: it refuses any over 128 KiB (MAX_HANDSHAKE_MSG_LEN in NSS's "
+        "ssl3con.c), which a server sending a very long or bloated certificate chain hits, or a broken one.",
+        ("chain-too-large", "malformed-certificate"),
+        "SSL_ERROR_RX_MALFORMED_HANDSHAKE",
+    ),
+    _s(
+        "firefox-distrusted",
+        "Firefox",
+        ("firefox",),
+        r"SEC_ERROR_UNTRUSTED_(?:ISSUER|CERT)",
+        "untrusted",
+        "A certificate in the chain (ISSUER) or the server certificate itself (CERT) is explicitly distrusted in "
+        "Firefox's certificate store (trust flags without C/P), e.g. a root the user or Mozilla marked distrusted.",
+        ("private-ca", "tls-interception", "outdated-store"),
+        "SEC_ERROR_UNTRUSTED_ISSUER",
+        "SEC_ERROR_UNTRUSTED_CERT",
+    ),
+    _s(
+        "firefox-network",
+        "Firefox (WebDriver, devtools, about:neterror)",
+        ("firefox",),
+        r"NS_ERROR_(?:NET_TIMEOUT|CONNECTION_REFUSED|UNKNOWN_HOST|NET_RESET|NET_INTERRUPT|OFFLINE|"
+        r"PROXY_CONNECTION_REFUSED|UNKNOWN_PROXY_HOST)",
+        "network",
+        "Firefox never got a certificate to judge: the connection timed out, was refused or reset, or the name "
+        "did not resolve. The page shows 'The connection has timed out', 'Unable to connect' or 'Hmm. We're having "
+        "trouble finding that site.'; automation and the console show the NS_ERROR_… name.",
+        ("unreachable",),
+        "NS_ERROR_NET_TIMEOUT",
+        "NS_ERROR_CONNECTION_REFUSED",
+        "NS_ERROR_UNKNOWN_HOST",
+    ),
+    _s(
         "firefox-page",
         "Firefox (interstitial page)",
         ("firefox",),

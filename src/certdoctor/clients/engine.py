@@ -349,6 +349,8 @@ def predict_chain(
 def predict_failure(profile: ClientProfile, chain: PresentedChain, host: str | None, port: int | None) -> ClientVerdict:
     """A source where no certificate could be collected: the client fails the same way."""
     kind = chain.error_kind or "handshake"
+    if kind == "handshake" and "excessive message size" in (chain.error or ""):
+        kind = "too-large"  # OpenSSL's max_cert_list stopped the collector: the certificate flight is too large
     known = {"timeout", "connect", "resolve", "too-large", "not-tls"}
     problem = kind if kind in known else "handshake"
     values = {

@@ -572,7 +572,7 @@ FIREFOX = ClientProfile(
     id="firefox",
     name="Firefox",
     covers="Firefox, Thunderbird, Tor Browser (NSS / mozilla::pkix)",
-    describes="Firefox 128+ ESR (mozilla::pkix); not run by the conformance suite",
+    describes="Firefox 153 ESR (mozilla::pkix), checked by the conformance suite",
     engine="firefox",
     stores=("mozilla",),
     store_label="Mozilla's root store built into NSS (plus enterprise roots when security.enterprise_roots.enabled)",
@@ -591,26 +591,33 @@ FIREFOX = ClientProfile(
     "CRLite for public certificates; no OCSP fetching for domain-validated certificates (Firefox 137+)",
     revocation_checks="staple",
     must_staple=True,
+    # mozilla::pkix (pkixbuild.cpp BuildForward) finds a path first: no path is a trust error whatever else is
+    # wrong. On the path, an issuer's key usage is checked before its basicConstraints (pkixcheck.cpp
+    # CheckIssuerIndependentProperties: RFC 5280 4.2.1.3 before 4.2.1.9), then signatures and the issuers'
+    # dates. The leaf's own errors are deferred until a path is found. Of the overridable errors, Firefox
+    # reports trust, then the name, then the leaf's dates (SSLServerCertVerification.cpp
+    # DetermineCertOverrideErrors): a wrong name beats an expired leaf, not an expired intermediate (which is
+    # not overridable). Checked with real Firefox 153 ESR on the lab, also with a wrong name on each scenario.
     order=(
         "issuer-unknown-leaf",
         "issuer-unknown",
         "root-untrusted",
         "self-signed",
-        "not-ca",
         "issuer-no-certsign",
+        "not-ca",
         "weak-signature",
         "weak-key-leaf",
         "weak-key-ca",
         "root-expired",
         "intermediate-expired",
         "intermediate-not-yet-valid",
-        "expired",
-        "not-yet-valid",
         "eku",
         "revoked",
         "staple-invalid",
         "must-staple",
         *_HOSTNAME,
+        "expired",
+        "not-yet-valid",
     ),
     messages={
         "revoked": "SEC_ERROR_REVOKED_CERTIFICATE",
@@ -634,13 +641,15 @@ FIREFOX = ClientProfile(
         "hostname": "SSL_ERROR_BAD_CERT_DOMAIN",
         "hostname-ip": "SSL_ERROR_BAD_CERT_DOMAIN",
         "hostname-cn-only": "SSL_ERROR_BAD_CERT_DOMAIN",
-        "too-large": "SSL_ERROR_RX_MALFORMED_CERTIFICATE",
+        # NSS refuses any handshake message over MAX_HANDSHAKE_MSG_LEN (0x1ffff bytes) with this code (ssl3con.c)
+        "too-large": "SSL_ERROR_RX_MALFORMED_HANDSHAKE",
         "handshake": "SSL_ERROR_NO_CYPHER_OVERLAP",
         "not-tls": "SSL_ERROR_RX_RECORD_TOO_LONG",
         "timeout": "The connection has timed out",
         "connect": "Unable to connect",
         "resolve": "Hmm. We're having trouble finding that site.",
     },
+    max_handshake_bytes=131_071,
     notes=("Firefox knows the public intermediates (CCADB preload), so a missing public intermediate often works",),
 )
 
