@@ -794,8 +794,9 @@ FIREFOX = ClientProfile(
     },
     # mozilla::pkix: EKU chaining and pathLenConstraint/name constraints enforced (pkixcheck.cpp,
     # pkixnames.cpp); a CA:TRUE end entity is refused (CA_CERT_USED_AS_END_ENTITY, observed here); a wildcard
-    # must be the whole leftmost label; the AKI is ignored; a trailing dot is accepted. Ed25519 certificates
-    # are not supported by mozilla::pkix (not observed here).
+    # must be the whole leftmost label; the AKI is ignored; a trailing dot and a negative serial are accepted;
+    # a server with only an Ed25519 certificate gets SSL_ERROR_NO_CYPHER_OVERLAP. All observed on the lab
+    # scenarios with Firefox ESR 153 (headless, WebDriver BiDi).
     ca_eku_chained=True,
     leaf_ca_rejected=True,
     partial_wildcards=False,
