@@ -499,7 +499,11 @@ JAVA = ClientProfile(
     expiry_checks_anchor=False,
     max_handshake_bytes=32_768,
     max_chain_certs=10,
-    notes=("Java fetches missing intermediates only with -Dcom.sun.security.enableAIAcaIssuers=true",),
+    notes=(
+        "Java fetches missing intermediates only with -Dcom.sun.security.enableAIAcaIssuers=true",
+        "a handshake message over 32,768 bytes (a huge certificate chain) is refused: "
+        "-Djdk.tls.maxHandshakeMessageSize raises the limit; -Djdk.tls.maxCertificateChainLength (10) the count",
+    ),
 )
 
 _GO_UNKNOWN = "x509: certificate signed by unknown authority"
@@ -596,7 +600,8 @@ GO = ClientProfile(
     aki_must_match=False,
     trailing_dot=True,
     negative_serial=True,
-    max_handshake_bytes=65_536,
+    max_handshake_bytes=65_536,  # crypto/tls maxHandshake: a larger Certificate message is refused
+    notes=("a Certificate message over 65,536 bytes is refused (crypto/tls maxHandshake; not configurable)",),
 )
 
 _NET = "net::"
