@@ -18,14 +18,16 @@ from typing import Any, TypeVar
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.x509 import ocsp
-from cryptography.x509.oid import ObjectIdentifier
+from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
 
 import certdoctor
 import hostile_der
 from certdoctor import certinfo
 from certdoctor.api import Diagnosis, judge
 from certdoctor.checks import REGISTRY, ChainContext, load_all, registry, run_chain_checks
+from certdoctor.lab.pki import with_serial
 from certdoctor.model import (
     AiaFetch,
     Evidence,
@@ -452,8 +454,74 @@ def test_missing_server_auth_eku() -> None:
     assert d.ids() == ["missing-server-auth-eku"]
     f = one(d, "missing-server-auth-eku")
     assert f.severity is Severity.ERROR and f.cert_position == 0
-    assert f.evidence == {"extended_key_usage": ["clientAuth"]}
+    assert f.evidence == {"extended_key_usage": ["clientAuth"], "certificate": "leaf", "position": 0}
     assert check(leaf(NAME, CA, eku=[CLIENT_AUTH, SERVER_AUTH]).cert, CA.cert).ids() == []
+
+
+@covers("missing-server-auth-eku")
+def test_missing_server_auth_eku_on_an_intermediate() -> None:
+    """EKU chaining: an intermediate restricted to e-mail and client authentication spoils its leaves."""
+    email_ca = intermediate("Email CA", ROOT, eku=[ExtendedKeyUsageOID.EMAIL_PROTECTION, CLIENT_AUTH])
+    d = check(leaf(NAME, email_ca).cert, email_ca.cert)
+    assert d.ids() == ["missing-server-auth-eku"]
+    f = one(d, "missing-server-auth-eku")
+    assert f.severity is Severity.ERROR and f.cert_position == 1 and f.cert_subject == "CN=Email CA"
+    assert f.evidence == {
+        "extended_key_usage": ["emailProtection", "clientAuth"],
+        "certificate": "intermediate",
+        "position": 1,
+        "subject": "CN=Email CA",
+    }
+    assert "Java accepts" in f.detail and "INVALID_PURPOSE" in f.detail
+    server_ca = intermediate("Server CA", ROOT, eku=[SERVER_AUTH, CLIENT_AUTH])
+    assert check(leaf(NAME, server_ca).cert, server_ca.cert).ids() == []
+
+
+@covers("ed25519-key")
+def test_ed25519_key() -> None:
+    ed_leaf = leaf(NAME, CA, key=ed25519.Ed25519PrivateKey.generate())
+    d = check(ed_leaf.cert, CA.cert)
+    assert d.ids() == ["ed25519-key"]  # the verifier's refusal is explained: no verification-failed
+    f = one(d, "ed25519-key")
+    assert f.severity is Severity.ERROR and f.cert_position == 0
+    assert f.evidence == {"key_type": "Ed25519", "position": 0}
+    assert "ERR_SSL_VERSION_OR_CIPHER_MISMATCH" in f.detail
+
+
+@covers("negative-serial")
+def test_negative_serial() -> None:
+    negative = with_serial(LEAF.cert, -4242, CA.key)
+    d = check(negative, CA.cert)
+    assert d.ids() == ["negative-serial"]  # a warning; the verifier's refusal adds no verification-failed
+    assert d.verdict.value == "valid"
+    f = one(d, "negative-serial")
+    assert f.severity is Severity.WARNING and f.cert_position == 0
+    assert f.evidence == {"serial": "-4242", "position": 0}
+    assert check(with_serial(LEAF.cert, 4242, CA.key), CA.cert).ids() == []
+
+
+@covers("hostname-trailing-dot")
+def test_hostname_trailing_dot() -> None:
+    d = check(LEAF.cert, CA.cert, name=NAME + ".")
+    assert d.ids() == ["hostname-trailing-dot"]
+    f = one(d, "hostname-trailing-dot")
+    assert f.severity is Severity.WARNING
+    assert f.evidence == {"requested_name": NAME + ".", "matched_name": NAME}
+    assert "Python" in f.detail
+    assert check(leaf("other.test", CA).cert, CA.cert, name=NAME + ".").ids() == ["hostname-mismatch"]
+
+
+@covers("cross-signed-root")
+def test_cross_signed_root() -> None:
+    old_root = root("Old Root")
+    for until, expired in ((AT + timedelta(days=300), False), (AT - timedelta(days=30), True)):
+        cross = issue("Unit Root", issuer=old_root, key=ROOT.key, ca=True, not_after=until)
+        d = check(LEAF.cert, CA.cert, cross.cert)
+        assert d.ids() == ["cross-signed-root"] and d.verdict.value == "valid"
+        f = one(d, "cross-signed-root")
+        assert f.severity is Severity.INFO and f.cert_position == 2
+        assert f.evidence["issued_by"] == '"Old Root"' and f.evidence["expired"] is expired
+        assert "unrelated" not in f.detail and "trust only" in f.detail
 
 
 @covers("leaf-is-ca")
@@ -995,3 +1063,48 @@ def test_supplied_crl_revokes_and_is_linted() -> None:
     d = check(cert, ca.cert, crls=(("ca.crl", _crl(ca, (cert.serial_number,))),))
     u = one(d, "revocation-unknown")
     assert "cRLSign" in u.detail and "revoked" not in d.ids()
+
+
+# --- finding texts agree with the client profiles ------------------------------------------------------------
+# checks sit below clients (they cannot read the profiles), so the client errors a finding quotes are checked
+# here against the profiles' messages, which the conformance suite checks against the real clients.
+
+
+def _code(message: str) -> str:
+    """The part of a profile message a finding quotes: Node's code, or the text after the exception class."""
+    return message.split(": ")[0] if message.isupper() or message.split(":")[0].isupper() else message
+
+
+def test_finding_texts_quote_the_profiles() -> None:
+    from certdoctor.clients.profiles import CHROME, CURL, FIREFOX, GO, JAVA, NODE, PROFILES, PYTHON
+
+    eku_leaf = one(check(leaf(NAME, CA, eku=[CLIENT_AUTH]).cert, CA.cert), "missing-server-auth-eku").detail
+    for profile in (CURL, NODE, GO, CHROME, FIREFOX):
+        quoted = profile.messages["eku"].removeprefix("curl: (60) SSL certificate problem: ")
+        assert _code(quoted) in eku_leaf, profile.id
+    assert JAVA.messages["eku"].removeprefix("javax.net.ssl.SSLHandshakeException: ") in eku_leaf
+
+    email_ca = intermediate("Email CA", ROOT, eku=[ExtendedKeyUsageOID.EMAIL_PROTECTION])
+    eku_ca = one(check(leaf(NAME, email_ca).cert, email_ca.cert), "missing-server-auth-eku").detail
+    for profile in (CURL, NODE, GO, CHROME, FIREFOX):
+        assert profile.ca_eku_chained and _code(profile.messages["ca-eku"].split("problem: ")[-1]) in eku_ca
+    assert not JAVA.ca_eku_chained and "Java accepts" in eku_ca
+
+    rsa_ca = intermediate("Unit RSA CA", ROOT, key=rsa_key("unit rsa ca"))
+    sha1 = one(check(leaf(NAME, rsa_ca, sha1=True).cert, rsa_ca.cert), "weak-signature")
+    assert CHROME.messages["weak-signature"] in sha1.detail and FIREFOX.messages["weak-signature"] in sha1.detail
+    assert "CA signature digest algorithm too weak" in PYTHON.messages["weak-signature"]
+    assert JAVA.sha1 == "private-only" and "Java rejects them only under a public root" in sha1.detail
+
+    cn_only = one(check(leaf(NAME, CA, sans=None).cert, CA.cert), "hostname-mismatch").detail
+    fallback = {p.id for p in PROFILES if p.cn_fallback}
+    assert {"curl", "python", "node", "java"} <= fallback and not {"chrome", "firefox", "safari", "go"} & fallback
+    assert "OpenSSL clients (curl, Python, Node) and Java still fall back" in cn_only
+    assert CHROME.messages["hostname-cn-only"] in cn_only and GO.messages["hostname-cn-only"] in cn_only
+
+    ca_leaf = issue(NAME, issuer=CA, ca=True, sans=[NAME], eku=[SERVER_AUTH])
+    leaf_ca = one(check(ca_leaf.cert, CA.cert), "leaf-is-ca").detail
+    assert [p.id for p in PROFILES if p.leaf_ca_rejected] == ["firefox"] and FIREFOX.messages["leaf-ca"] in leaf_ca
+
+    ed = one(check(leaf(NAME, CA, key=ed25519.Ed25519PrivateKey.generate()).cert, CA.cert), "ed25519-key").detail
+    assert CHROME.messages["ed25519"] in ed and not CHROME.ed25519 and all(p.ed25519 for p in (CURL, JAVA, GO))

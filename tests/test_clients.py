@@ -118,3 +118,38 @@ def test_clients_command(capsys) -> None:  # type: ignore[no-untyped-def]
     (go,) = jsonschemas.loads(capsys.readouterr().out)["clients"]
     assert go["client"] == "go" and go["cn_fallback"] is False
     assert main(["clients", "lynx"]) == 2
+
+
+def test_stall_is_predicted_as_a_handshake_timeout(lab, capsys) -> None:  # type: ignore[no-untyped-def]
+    """The server accepts TCP and says nothing: each client's handshake-timeout wording, not a connect timeout."""
+    clients = by_client(check_json(lab, "stall", capsys, "--timeout", "1"))
+    assert {c["problem"] for c in clients.values()} == {"handshake-timeout"}
+    assert clients["python"]["error"] == "TimeoutError: _ssl.c:989: The handshake operation timed out"
+    assert clients["java"]["error"] == "java.net.SocketTimeoutException: Read timed out"
+    assert clients["curl"]["error"].startswith("curl: (28) Connection timed out after ")
+    assert clients["chrome"]["error"] == "net::ERR_TIMED_OUT"
+
+
+def test_path_rules_per_client(lab, capsys) -> None:  # type: ignore[no-untyped-def]
+    """The facts the conformance suite cannot see (Firefox, Safari, .NET are not run here) and the finding ids."""
+    eku = by_client(check_json(lab, "intermediate-eku", capsys))
+    assert eku["java"]["accepts"] is True
+    assert eku["firefox"]["error"] == "SEC_ERROR_INADEQUATE_CERT_TYPE"
+    assert eku["curl"]["because"] == ["missing-server-auth-eku"] and eku["curl"]["problem"] == "ca-eku"
+    ca_leaf = by_client(check_json(lab, "leaf-ca-true", capsys))
+    assert [c for c, v in ca_leaf.items() if not v["accepts"]] == ["firefox"]
+    assert ca_leaf["firefox"]["error"] == "MOZILLA_PKIX_ERROR_CA_CERT_USED_AS_END_ENTITY"
+    partial = by_client(check_json(lab, "partial-wildcard", capsys))
+    assert sorted(c for c, v in partial.items() if v["accepts"]) == ["java", "node"]
+    assert partial["node"]["note"] == "accepts the partial wildcard partial*.certdoctor.test"
+    ed = by_client(check_json(lab, "ed25519", capsys))
+    assert sorted(c for c, v in ed.items() if not v["accepts"]) == ["chrome", "dotnet", "firefox", "safari"]
+    assert ed["chrome"]["because"] == ["ed25519-key"]
+    nc = by_client(check_json(lab, "name-constraints", capsys))
+    assert nc["go"]["error"].endswith('DNS name "name-constraints.certdoctor.test" is not permitted by any constraint')
+    assert nc["firefox"]["error"] == "SEC_ERROR_CERT_NOT_IN_NAME_SPACE"
+    dot = by_client(check_json(lab, "trailing-dot", capsys))
+    assert [c for c, v in dot.items() if not v["accepts"]] == ["python"]
+    assert "not valid for 'trailing-dot.certdoctor.test.'" in dot["python"]["error"]
+    cross = by_client(check_json(lab, "expired-cross-root", capsys))
+    assert all(v["accepts"] for v in cross.values())  # every client uses its own copy of the root

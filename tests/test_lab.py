@@ -91,7 +91,8 @@ def test_scenario_table_is_consistent() -> None:
     }
     for scenario in SCENARIOS:
         assert scenario.description.endswith(".")
-        assert scenario.hostname.endswith(".certdoctor.test") or scenario.hostname == "127.0.0.1"
+        host = scenario.hostname.removesuffix(".") if scenario.name == "trailing-dot" else scenario.hostname
+        assert host.endswith(".certdoctor.test") or host == "127.0.0.1"
 
 
 def test_endpoints_and_commands(lab: Lab, lab_root: Path) -> None:
@@ -132,7 +133,8 @@ def test_endpoints_and_commands(lab: Lab, lab_root: Path) -> None:
 
 # --- curl, the reference client -------------------------------------------------------------------------
 
-GOOD = [s.name for s in SCENARIOS if not s.expected and not s.hostile] + ["evil-fields"]
+# aki-mismatch has no finding yet (its check, aki-ski-mismatch, is added separately) but curl rejects it.
+GOOD = [s.name for s in SCENARIOS if not s.expected and not s.hostile and s.name != "aki-mismatch"] + ["evil-fields"]
 
 
 @pytest.mark.parametrize("name", GOOD)

@@ -143,8 +143,8 @@ CA_ISSUERS_OID = x509.AuthorityInformationAccessOID.CA_ISSUERS.dotted_string
 
 def test_revocation_scenarios_are_appended_at_the_end() -> None:
     names = SCENARIOS.names()
-    assert names[-len(NEW_SCENARIOS) :] == list(NEW_SCENARIOS)
-    assert names.index("evil-fields") < names.index("revoked-ocsp")
+    after_hostile = names.index("evil-fields") + 1  # later groups of scenarios come after them
+    assert names[after_hostile : after_hostile + len(NEW_SCENARIOS)] == list(NEW_SCENARIOS)
     for name, expected in NEW_SCENARIOS.items():
         scenario = SCENARIOS[name]
         assert scenario.expected == frozenset(expected)

@@ -10,6 +10,7 @@ import ipaddress
 import itertools
 import math
 import re
+import warnings
 from collections.abc import Iterable
 from datetime import datetime
 from functools import lru_cache
@@ -18,7 +19,14 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+# cryptography warns (a UserWarning subclass, printed by default) each time it parses a certificate whose serial
+# number is not positive. Such certificates exist; the negative-serial check reports them once, as a finding.
+warnings.filterwarnings(
+    "ignore", message="Parsed a serial number which wasn't positive", category=CryptographyDeprecationWarning
+)
 
 
 @lru_cache(maxsize=4096)

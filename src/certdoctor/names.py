@@ -43,7 +43,11 @@ def _wildcard_match(pattern: str, host: str) -> tuple[bool, str | None]:
         return (pattern == host, None)
     labels = pattern.split(".")
     if labels[0] != "*":
-        return (False, f"{pattern}: partial or non-leftmost wildcards are not accepted by browsers")
+        return (
+            False,
+            f"{pattern}: partial or non-leftmost wildcards are not accepted by browsers, curl, Python or Go "
+            "(Node and Java accept a partial wildcard in the leftmost label)",
+        )
     if any("*" in lab for lab in labels[1:]):
         return (False, f"{pattern}: a wildcard is allowed only as the whole leftmost label")
     if len(labels) < 3:

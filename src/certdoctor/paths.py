@@ -202,7 +202,7 @@ def _subject_for(name: str | None):
     try:
         if certinfo.is_ip(name):
             return IPAddress(ipaddress.ip_address(name.strip("[]")))
-        return DNSName(name)
+        return DNSName(name.removesuffix("."))  # "example.com." is the same (absolute) name, RFC 1034 §3.1
     except Exception:
         return None
 

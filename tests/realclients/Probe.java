@@ -8,7 +8,9 @@
 // Each probe: an empty PKCS12 KeyStore holding only the ca_file certificates as trusted entries, a PKIX
 // TrustManagerFactory and an SSLContext "TLS"; a plain Socket to address:port (connect and read timeouts
 // 10 s), layered with createSocket(socket, hostname, port, true); endpoint identification "HTTPS" and SNI =
-// hostname unless it is an IP address (JSSE checks IP hostnames against IP SANs); then startHandshake().
+// hostname unless it is an IP address (JSSE checks IP hostnames against IP SANs) or ends with a dot (an
+// absolute name: new SNIHostName("name.") throws, while the JDK's own SNI from createSocket's host strips the
+// dot, as HttpsURLConnection and HttpClient get it); then startHandshake().
 // The error is the exception's toString() followed by each cause as "Caused by: <cause>", joined with " | ".
 // Default JVM security settings otherwise (no AIA fetching, no revocation checking).
 // Setup problems (bad input, unreadable ca_file) go to stderr with exit status 2.
@@ -97,7 +99,7 @@ public class Probe {
             socket = (SSLSocket) factory.createSocket(plain, hostname, port, true);
             SSLParameters params = socket.getSSLParameters();
             params.setEndpointIdentificationAlgorithm("HTTPS");
-            if (!isIp(hostname)) {
+            if (!isIp(hostname) && !hostname.endsWith(".")) {
                 params.setServerNames(List.of(new SNIHostName(hostname)));
             }
             socket.setSSLParameters(params);

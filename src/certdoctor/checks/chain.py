@@ -6,6 +6,8 @@ import itertools
 from collections import Counter
 from collections.abc import Iterator
 
+from cryptography.x509.oid import NameOID
+
 from .. import certinfo
 from ..model import Severity
 from ..paths import CUSTOM
@@ -292,6 +294,59 @@ def extra_cert(ctx: ChainContext) -> Iterator[Hit]:
         cert=extras[0],
         evidence={"unrelated": [certinfo.subject(c) for c in extras]},
     )
+
+
+@check(
+    "cross-signed-root",
+    title="The server sends a cross-certificate of a trusted root",
+    severity=Severity.INFO,
+    citation="RFC 4158 §2.3 (cross-certification); RFC 5280 §6.1 (the path ends at the trust anchor)",
+)
+def cross_signed_root(ctx: ChainContext) -> Iterator[Hit]:
+    """A presented certificate has the subject and key of a trust anchor but is issued by another CA (the
+    2020 AddTrust and 2021 Let's Encrypt/DST Root CA X3 chains).
+
+    Clients that trust the root itself stop at their own copy of it (OpenSSL >= 1.1.0 looks in the store first,
+    X509_V_FLAG_TRUSTED_FIRST; Go, Java, Chromium and mozilla::pkix take the shortest trusted path), so the
+    cross-certificate only matters to clients that trust the old issuing root alone.
+    """
+    for cert in ctx.analysis.unique[1:]:
+        if certinfo.is_self_signed(cert):
+            continue
+        stores = ctx.analysis.index.stores_trusting(cert)
+        if not stores:
+            continue
+        cns = cert.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)
+        old = f'"{cns[0].value}"' if cns else certinfo.issuer(cert)
+        expired = certinfo.expired_at(cert, ctx.at)
+        until = f"{certinfo.not_after(cert):%Y-%m-%d}"
+        if expired:
+            legacy = (
+                f"It expired on {until}: clients that trust only {old} cannot use it any more, and old clients "
+                "that follow the sent chain instead of stopping at their own root (OpenSSL 1.0.x, GnuTLS before "
+                "3.6.14: the AddTrust expiry of May 2020) fail although they trust the root."
+            )
+        else:
+            legacy = (
+                f"Legacy clients that trust only {old} (not the root itself) depend on it, and fail when {old} "
+                "has expired in their store (as with DST Root CA X3 in 2021; old Android ignores the root's "
+                f"expiry). It is valid until {until}."
+            )
+        yield Hit(
+            f"The server sends {label(cert)}, a cross-certificate of a trusted root (same name and key as the "
+            f"root in: {', '.join(sorted(stores))}) issued by the older root {old}. Clients that trust the root "
+            "stop at their own copy and ignore it (curl, Python, Node, Java, Go, Chrome, Firefox accept the "
+            f"chain). {legacy}",
+            "Keep it only for clients that trust the old root alone; otherwise serve the chain without it "
+            + ("(an expired cross-certificate helps nobody)." if expired else "(ask your CA for its short chain)."),
+            cert=cert,
+            evidence={
+                "trusted_as": sorted(stores),
+                "issued_by": old,
+                "not_after": certinfo.not_after(cert).isoformat(),
+                "expired": expired,
+            },
+        )
 
 
 @check(

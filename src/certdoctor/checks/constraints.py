@@ -34,8 +34,10 @@ def _ip_in_subtree(ip: str, network: object) -> bool:
     return isinstance(network, ipaddress.IPv4Network | ipaddress.IPv6Network) and addr in network
 
 
-def _violations(nc: x509.NameConstraints, cert: x509.Certificate) -> list[str]:
-    out: list[str] = []
+def name_constraint_problems(nc: x509.NameConstraints, cert: x509.Certificate) -> list[tuple[str, str, str, str]]:
+    """How ``cert``'s DNS and IP subjectAltNames break ``nc`` (RFC 5280 §4.2.1.10), one tuple per name:
+    (``"excluded"`` or ``"permitted"``, ``"DNS"`` or ``"IP"``, the name, the subtree(s) it breaks)."""
+    out: list[tuple[str, str, str, str]] = []
     permitted = list(nc.permitted_subtrees or [])
     excluded = list(nc.excluded_subtrees or [])
     checks = (
@@ -48,10 +50,24 @@ def _violations(nc: x509.NameConstraints, cert: x509.Certificate) -> list[str]:
         for name in names:
             hit = next((str(d) for d in denied if matches(name, d)), None)
             if hit is not None:
-                out.append(f"{label_}:{name} is inside the excluded subtree {hit}")
+                out.append(("excluded", label_, name, hit))
             elif allowed and not any(matches(name, a) for a in allowed):
-                out.append(f"{label_}:{name} is outside the permitted subtrees {', '.join(map(str, allowed))}")
+                out.append(("permitted", label_, name, ", ".join(map(str, allowed))))
     return out
+
+
+def _violations(nc: x509.NameConstraints, cert: x509.Certificate) -> list[str]:
+    return [
+        f"{kind}:{name} is inside the excluded subtree {base}"
+        if how == "excluded"
+        else f"{kind}:{name} is outside the permitted subtrees {base}"
+        for how, kind, name, base in name_constraint_problems(nc, cert)
+    ]
+
+
+def name_constraints_of(cert: x509.Certificate) -> x509.NameConstraints | None:
+    """The certificate's nameConstraints extension, or None (absent or undecodable)."""
+    return _name_constraints(cert)
 
 
 def _name_constraints(cert: x509.Certificate) -> x509.NameConstraints | None:

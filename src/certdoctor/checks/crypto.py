@@ -35,8 +35,10 @@ def weak_signature(ctx: ChainContext) -> Iterator[Hit]:
         if h and h.lower() in WEAK_HASHES:
             yield Hit(
                 f"{label(node.cert)} is signed with {certinfo.signature_algorithm(node.cert)}. SHA-1 and MD5 "
-                "signatures can be forged; browsers, OpenSSL 3 (curl, Python) and Node reject them "
-                "('CA signature digest algorithm too weak', NET::ERR_CERT_WEAK_SIGNATURE_ALGORITHM).",
+                "signatures can be forged; OpenSSL 3 (curl, Python: 'CA signature digest algorithm too weak'), "
+                "Node (the same text), Go ('x509: cannot verify signature: insecure algorithm'), Chrome "
+                "(net::ERR_CERT_INVALID) and Firefox (SEC_ERROR_CERT_SIGNATURE_ALGORITHM_DISABLED) reject them; "
+                "Java rejects them only under a public root (jdk.certpath.disabledAlgorithms: SHA1 jdkCA).",
                 "Re-issue the certificate with a SHA-256 (or stronger) signature; every current CA does by default.",
                 cert=node.cert,
                 evidence={"signature_algorithm": certinfo.signature_algorithm(node.cert), "hash": h},
@@ -66,6 +68,66 @@ def weak_key(ctx: ChainContext) -> Iterator[Hit]:
                 cert=node.cert,
                 evidence={"key_type": kind, "key_bits": bits},
             )
+
+
+@check(
+    "ed25519-key",
+    title="A certificate has an Ed25519 key, which browsers cannot use",
+    severity=Severity.ERROR,
+    citation="CA/B Forum BR §6.1.5 and §7.1.3.1 (RSA and ECDSA only); RFC 8410; RFC 8446 §4.2.3 (ed25519)",
+)
+def ed25519_key(ctx: ChainContext) -> Iterator[Hit]:
+    """The leaf or a CA on the path has an Ed25519 key.
+
+    Chromium offers no ed25519 signature scheme, so a server whose only certificate is Ed25519 cannot complete
+    a handshake with it (the server answers handshake_failure: ERR_SSL_VERSION_OR_CIPHER_MISMATCH, observed);
+    Firefox and Apple's TLS stack do not support Ed25519 certificates either. OpenSSL 1.1.1+ (curl, Python,
+    Node), Java 15+ and Go 1.13+ accept them. The web PKI (and so cryptography's verifier, certdoctor's
+    reference) allows only RSA and ECDSA keys.
+    """
+    for node in ctx.analysis.best.nodes:
+        if certinfo.key_description(node.cert)[0] != "Ed25519":
+            continue
+        where = "the server certificate" if node is ctx.analysis.best.nodes[0] else "a CA on the path"
+        yield Hit(
+            f"{label(node.cert)} ({where}) has an Ed25519 key. Chrome (and Edge) cannot connect "
+            "(net::ERR_SSL_VERSION_OR_CIPHER_MISMATCH: it offers no Ed25519 signature scheme), nor can Firefox "
+            "or Safari; OpenSSL clients (curl, Python, Node), Java and Go accept it. Public CAs do not issue "
+            "Ed25519 certificates (CA/B Forum Baseline Requirements allow RSA and ECDSA only).",
+            "Serve an ECDSA P-256 (or RSA 2048+) certificate, alone or next to the Ed25519 one (nginx and Apache "
+            "accept several ssl_certificate lines and pick by what the client supports).",
+            cert=node.cert,
+            evidence={"key_type": "Ed25519", "position": node.position},
+        )
+        return
+
+
+@check(
+    "negative-serial",
+    title="A certificate has a negative (or zero) serial number",
+    severity=Severity.WARNING,
+    citation="RFC 5280 §4.1.2.2 (the serial number MUST be a positive integer)",
+)
+def negative_serial(ctx: ChainContext) -> Iterator[Hit]:
+    """A certificate on the path has a serial number that is not positive.
+
+    Observed here: OpenSSL 3.0 (curl, Python, Node), Java 17, Go 1.19 and Chromium accept it. Go 1.23+ refuses
+    to parse such certificates ("x509: negative serial number", GODEBUG x509negativeserial=1 restores), and
+    cryptography deprecates loading them (its web-PKI verifier already rejects them).
+    """
+    for node in ctx.analysis.best.nodes:
+        serial = node.cert.serial_number  # cryptography's warning about it is silenced in certinfo
+        if serial > 0:
+            continue
+        yield Hit(
+            f"{label(node.cert)} has the serial number {serial}, which is not positive (RFC 5280 §4.1.2.2). The "
+            "clients checked here (OpenSSL: curl, Python, Node; Java 17; Go 1.19; Chrome) accept it, but Go 1.23 "
+            "and later refuse to parse the certificate ('x509: negative serial number'), and strict validators "
+            "reject it.",
+            "Have the certificate re-issued; a conforming CA uses a positive serial number of up to 20 bytes.",
+            cert=node.cert,
+            evidence={"serial": str(serial), "position": node.position},
+        )
 
 
 # What real clients do with each kind of undecodable field, as verified with OpenSSL 3.0 (openssl x509/verify and

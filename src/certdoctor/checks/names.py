@@ -28,8 +28,10 @@ def hostname_mismatch(ctx: ChainContext) -> Iterator[Hit]:
     if not m.has_san:
         why = (
             f"The certificate has no subjectAltName extension; its only name is the subject Common Name "
-            f"{', '.join(m.common_names) or '(none)'}. Browsers, Go, Python and Node ignore the Common "
-            "Name since 2017 (RFC 6125 deprecated it), so they reject it for every name"
+            f"{', '.join(m.common_names) or '(none)'}. Browsers (Chrome: net::ERR_CERT_COMMON_NAME_INVALID, "
+            "Firefox: SSL_ERROR_BAD_CERT_DOMAIN, Safari) and Go ('x509: certificate relies on legacy Common Name "
+            "field, use SANs instead') ignore the Common Name (RFC 6125 deprecated it), so they reject it for "
+            "every name; OpenSSL clients (curl, Python, Node) and Java still fall back to it"
         )
         fix = (
             f"Re-issue the certificate with a subjectAltName that lists {m.name} (every public CA and "
@@ -64,6 +66,34 @@ def hostname_mismatch(ctx: ChainContext) -> Iterator[Hit]:
             "common_names": list(m.common_names),
             "has_subject_alt_name": m.has_san,
         },
+    )
+
+
+@check(
+    "hostname-trailing-dot",
+    title="The client asks for the name with a trailing dot, which Python's ssl does not match",
+    severity=Severity.WARNING,
+    citation="RFC 1034 §3.1 (absolute names); RFC 6066 §3 (SNI HostName: no trailing dot); RFC 9525 §6.3",
+)
+def hostname_trailing_dot(ctx: ChainContext) -> Iterator[Hit]:
+    """The requested name ends with a dot ("example.com.") and the certificate matches it without the dot.
+
+    Observed here: curl, Node (tls.checkServerIdentity), Go (VerifyHostname), Java (the JDK derives SNI and
+    checks the name without the dot) and Chromium accept; Python's ssl passes the name to OpenSSL's
+    X509_VERIFY_PARAM_set1_host, which compares "example.com." literally and fails.
+    """
+    if not ctx.name or not ctx.name.endswith(".") or certinfo.is_ip(ctx.name.rstrip(".")):
+        return
+    if not match_hostname(ctx.leaf, ctx.name).matched:
+        return  # hostname-mismatch says what is wrong
+    bare = ctx.name.rstrip(".")
+    yield Hit(
+        f"The client asks for {ctx.name} (an absolute name, with a trailing dot); the certificate covers {bare}. "
+        "curl, Node, Go, Java and Chrome strip the dot and accept, but Python's ssl (urllib, requests, httpx) "
+        f"rejects it: 'Hostname mismatch, certificate is not valid for '{ctx.name}''.",
+        f"Configure clients with {bare} (without the dot). A certificate cannot list the dotted form.",
+        cert=ctx.leaf,
+        evidence={"requested_name": ctx.name, "matched_name": bare},
     )
 
 

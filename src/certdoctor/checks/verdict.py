@@ -7,6 +7,11 @@ from collections.abc import Iterator
 from ..model import Severity
 from .registry import ChainContext, Hit, check
 
+# Findings that explain the reference verifier's rejection although they are not errors: cryptography's
+# web-PKI policy is stricter than the real clients there (it refuses negative serial numbers, which OpenSSL,
+# Java, Go before 1.23 and Chrome accept).
+EXPLAINS_VERIFIER = frozenset({"negative-serial"})
+
 
 @check(
     "verification-failed",
@@ -17,7 +22,7 @@ from .registry import ChainContext, Hit, check
 )
 def verification_failed(ctx: ChainContext) -> Iterator[Hit]:
     """The web-PKI verifier rejects the chain for every store while no error finding explains it."""
-    if ctx.analysis.trusted or any(f.severity is Severity.ERROR for f in ctx.findings):
+    if ctx.analysis.trusted or any(f.severity is Severity.ERROR or f.id in EXPLAINS_VERIFIER for f in ctx.findings):
         return
     errors = {v.store: v.error for v in ctx.analysis.verdicts}
     yield Hit(

@@ -615,7 +615,7 @@ SIGNATURES: tuple[Signature, ...] = (
         "openssl-47",
         _OSSL,
         _OPENSSL,
-        r"permitted subtree violation|excluded subtree violation|name constraints",
+        r"subtree violation|name constraints",  # "permitted" or "excluded subtree violation"
         "usage",
         "A CA's name constraints do not allow this name.",
         ("name-constraints",),

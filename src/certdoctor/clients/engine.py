@@ -20,6 +20,7 @@ from typing import Any
 from cryptography import x509
 
 from .. import certinfo
+from ..checks.constraints import name_constraint_problems, name_constraints_of
 from ..model import Finding, PresentedChain, TrustStore
 from ..names import match_hostname, normalise_host
 from ..paths import PUBLIC_STORES, WEAK_HASHES, CandidatePath, ChainAnalysis, Node, StoreIndex, build_paths
@@ -107,8 +108,22 @@ def _cut_for(paths: Sequence[CandidatePath], profile: ClientProfile, at: datetim
         if key not in seen:
             seen.add(key)
             out.append(CandidatePath(tuple(nodes), end, anchored))
-    out.sort(key=lambda p: p.sort_key(at))
+    out.sort(key=lambda p: (_stand_in_anchor(p), *p.sort_key(at)))
     return out
+
+
+def _stand_in_anchor(path: CandidatePath) -> bool:
+    """The path ends at a presented certificate that only stands in for a trust anchor (same subject and key,
+    e.g. a cross-certificate of the root signed by an older root) rather than at the anchor itself.
+
+    Clients use their own copy of the anchor: OpenSSL looks in the trust store first (X509_V_FLAG_TRUSTED_FIRST,
+    the default since 1.1.0), Go, Java, Chromium and mozilla::pkix stop at the first trusted certificate. So a
+    path through the stand-in (whose dates and issuer are not the anchor's) is the client's last choice.
+    """
+    if path.end != "anchor" or len(path.nodes) < 2:
+        return False
+    top = path.nodes[-1]
+    return top.origin != "store" and not certinfo.is_self_signed(top.cert)
 
 
 # --- the problems on a path -------------------------------------------------------------------------------
@@ -155,10 +170,90 @@ def _lacks_cert_sign(cert: x509.Certificate) -> bool:
     return usages is not None and "key_cert_sign" not in usages
 
 
+def _key_id(cert: x509.Certificate, cls: type[x509.SubjectKeyIdentifier | x509.AuthorityKeyIdentifier]) -> bytes | None:
+    """The subjectKeyIdentifier digest, or the authorityKeyIdentifier keyIdentifier (None when absent)."""
+    try:
+        value = cert.extensions.get_extension_for_class(cls).value
+    except Exception:
+        return None
+    return value.digest if isinstance(value, x509.SubjectKeyIdentifier) else value.key_identifier
+
+
+def _aki_mismatch(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """``cert`` names its issuer's key with an authorityKeyIdentifier that is not ``issuer``'s SKI (OpenSSL's
+    X509_check_akid: then ``issuer`` is not the issuer, X509_V_ERR_AKID_SKID_MISMATCH during the search)."""
+    aki = _key_id(cert, x509.AuthorityKeyIdentifier)
+    ski = _key_id(issuer, x509.SubjectKeyIdentifier)
+    return aki is not None and ski is not None and aki != ski
+
+
+def _path_length_exceeded(certs: Sequence[x509.Certificate]) -> bool:
+    """A CA's pathLenConstraint is smaller than the number of non-self-issued intermediates below it
+    (RFC 5280 §6.1.4 (l)-(m))."""
+    for i, cert in enumerate(certs[1:], start=1):
+        try:
+            bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+        except Exception:
+            continue
+        if bc.ca and bc.path_length is not None:
+            below = [c for c in certs[1:i] if not certinfo.is_self_issued(c)]
+            if len(below) > bc.path_length:
+                return True
+    return False
+
+
+def _name_constraint_values(certs: Sequence[x509.Certificate]) -> dict[str, str] | None:
+    """The first name-constraint violation on the path, as the clients' messages need it: ``nc_kind``
+    ("permitted"/"excluded", OpenSSL's X509_V_ERR_PERMITTED_VIOLATION/EXCLUDED_VIOLATION) and ``go_nc`` (Go's
+    detail, crypto/x509 checkNameConstraints)."""
+    for i, ca in enumerate(certs[1:], start=1):
+        nc = name_constraints_of(ca)
+        if nc is None:
+            continue
+        for below in certs[:i]:
+            if below is not certs[0] and certinfo.is_self_issued(below):
+                continue
+            for how, kind, name, base in name_constraint_problems(nc, below):
+                what = "DNS name" if kind == "DNS" else "IP address"
+                go = (
+                    f'{what} "{name}" is excluded by constraint "{base}"'
+                    if how == "excluded"
+                    else f'{what} "{name}" is not permitted by any constraint'
+                )
+                return {"nc_kind": how, "go_nc": go}
+    return None
+
+
+def _partial_wildcard_match(leaf: x509.Certificate, host: str) -> str | None:
+    """A DNS name of ``leaf`` with a partial wildcard in its leftmost label ("partial*.example.com") that
+    matches ``host`` as Node's tls.checkServerIdentity and Java's HostnameChecker match it: one '*' standing
+    for one or more characters of the leftmost label, the other labels equal; None when there is none."""
+    labels = host.split(".")
+    for name in certinfo.dns_names(leaf):
+        pattern = name.lower().rstrip(".").split(".")
+        first = pattern[0]
+        if first == "*" or first.count("*") != 1 or len(pattern) != len(labels) or len(pattern) < 3:
+            continue
+        if pattern[1:] != labels[1:] or first.startswith("xn--"):
+            continue
+        head, tail = first.split("*")
+        label = labels[0]
+        if len(label) > len(head) + len(tail) and label.startswith(head) and label.endswith(tail):
+            return name
+    return None
+
+
 def _hostname_problems(facts: _Facts, profile: ClientProfile, leaf: x509.Certificate, host: str) -> None:
     match = match_hostname(leaf, host)
     if match.matched:
+        if host.endswith(".") and not profile.trailing_dot:
+            facts.add("hostname-trailing-dot", host=host.strip("[]"))
         return
+    if profile.partial_wildcards and match.kind != "ip":
+        pattern = _partial_wildcard_match(leaf, normalise_host(host))
+        if pattern is not None:
+            facts.note = f"accepts the partial wildcard {pattern}"
+            return
     name = normalise_host(host)
     values = {
         "host": name,
@@ -230,10 +325,37 @@ def _path_problems(
                     facts.add("weak-signature", issuer_cn=signer, **_algorithm_names(cert))
     if not _eku_allows_server(leaf):
         facts.add("eku")
+    _constraint_problems(facts, profile, path)
     if profile.public_only_rules and public_anchor and certinfo.validity_days(leaf) > MAX_VALIDITY_DAYS:
         facts.add("validity-too-long", days=f"{certinfo.validity_days(leaf):.0f}")
     if host:
         _hostname_problems(facts, profile, leaf, host)
+
+
+def _constraint_problems(facts: _Facts, profile: ClientProfile, path: CandidatePath) -> None:
+    """Rules on the path beyond dates, trust and algorithms: CA constraints, EKU chaining, the leaf's
+    basicConstraints, key identifiers and key types, each as the profile says the client applies it."""
+    certs = path.certs()
+    leaf = certs[0]
+    anchored = path.end == "anchor"
+    for i, cert in enumerate(certs[:-1]):
+        if profile.aki_must_match and _aki_mismatch(cert, certs[i + 1]):
+            facts.add("aki-mismatch-leaf" if i == 0 else "aki-mismatch")
+    if _path_length_exceeded(certs):
+        facts.add("path-length")
+    nc = _name_constraint_values(certs)
+    if nc is not None:
+        facts.add("name-constraints", **nc)
+    if profile.ca_eku_chained:
+        for i, cert in enumerate(certs[1:], start=1):
+            is_anchor = anchored and i == len(certs) - 1
+            if not is_anchor and not _eku_allows_server(cert):
+                facts.add("ca-eku", issuer_cn=certinfo.display_name(cert))
+                break
+    if profile.leaf_ca_rejected and certinfo.is_ca(leaf):
+        facts.add("leaf-ca")
+    if not profile.ed25519 and certinfo.key_description(leaf)[0] == "Ed25519":  # tolerant of unparsable keys
+        facts.add("ed25519")
 
 
 # mozilla::pkix error codes for a stapled response it cannot accept, by certdoctor's error kind.
@@ -346,18 +468,28 @@ def predict_chain(
     return ClientVerdict(accepts=True, note=note, **common)  # type: ignore[arg-type]
 
 
+def _failure_problem(chain: PresentedChain) -> str:
+    """The engine problem for a source that gave no certificate. A timeout after the TCP connection was made
+    (the server accepted and then said nothing) is "handshake-timeout": clients word it differently from a
+    connect timeout (Python: "The handshake operation timed out", Go's net/http: "TLS handshake timeout")."""
+    kind = chain.error_kind or "handshake"
+    if kind == "timeout" and "TCP" not in (chain.error or ""):  # collect: "no TLS handshake completed within"
+        return "handshake-timeout"
+    if kind == "handshake" and "excessive message size" in (chain.error or ""):
+        return "too-large"  # OpenSSL's max_cert_list stopped the collector: the certificate flight is too large
+    known = {"timeout", "connect", "resolve", "too-large", "not-tls"}
+    return kind if kind in known else "handshake"
+
+
 def predict_failure(profile: ClientProfile, chain: PresentedChain, host: str | None, port: int | None) -> ClientVerdict:
     """A source where no certificate could be collected: the client fails the same way."""
-    kind = chain.error_kind or "handshake"
-    if kind == "handshake" and "excessive message size" in (chain.error or ""):
-        kind = "too-large"  # OpenSSL's max_cert_list stopped the collector: the certificate flight is too large
-    known = {"timeout", "connect", "resolve", "too-large", "not-tls"}
-    problem = kind if kind in known else "handshake"
+    problem = _failure_problem(chain)
     values = {
         "host": normalise_host(host) if host else "",
         "port": str(port or ""),
         "reason": chain.error or "handshake failure",
         "size": "more than 1048576",
+        "timeout_ms": "300000",  # libcurl's default connect timeout, which covers the TLS handshake
     }
     return ClientVerdict(
         client=profile.id,

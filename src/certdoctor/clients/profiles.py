@@ -48,10 +48,16 @@ PROBLEMS: dict[str, tuple[str, ...]] = {
     "revoked": ("revoked",),
     "staple-invalid": ("ocsp-invalid", "ocsp-stale"),
     "must-staple": ("must-staple-missing",),
-    "name-constraints": ("name-constraints-violated",),  # a CA's name constraints exclude the leaf's name
-    "path-length": ("path-length-exceeded",),  # a CA's pathLenConstraint is exceeded
     "critical-extension": ("unknown-critical-extension",),  # an extension marked critical the client does not know
-    "leaf-ca": ("leaf-is-ca",),  # the server certificate is a CA certificate (basicConstraints CA:TRUE)
+    "path-length": ("path-length-exceeded",),  # a CA's pathLenConstraint is exceeded
+    "name-constraints": ("name-constraints-violated",),  # a name is outside a CA's name constraints
+    "ca-eku": ("missing-server-auth-eku",),  # an intermediate's EKU excludes serverAuth (EKU chaining)
+    "leaf-ca": ("leaf-is-ca",),  # the server certificate has basicConstraints CA:TRUE
+    "ed25519": ("ed25519-key",),  # no signature algorithm in common: the client does not do Ed25519
+    "aki-mismatch-leaf": ("aki-ski-mismatch",),  # the leaf's AKI names no certificate the client has
+    "aki-mismatch": ("aki-ski-mismatch",),  # an intermediate's AKI names no certificate the client has
+    "hostname-trailing-dot": ("hostname-trailing-dot",),  # the client compares "name." with "name" literally
+    "handshake-timeout": ("connection-failed",),  # TCP connected, then no TLS answer
 }
 
 # How problems are grouped for comparison with what real clients do ("the error family").
@@ -86,22 +92,33 @@ FAMILIES: dict[str, str] = {
     "revoked": "revoked",
     "staple-invalid": "revoked",
     "must-staple": "revoked",
-    "name-constraints": "usage",
-    "path-length": "usage",
     "critical-extension": "usage",
+    "path-length": "usage",
+    "name-constraints": "usage",
+    "ca-eku": "usage",
     "leaf-ca": "usage",
+    "ed25519": "protocol",
+    "aki-mismatch-leaf": "untrusted",
+    "aki-mismatch": "untrusted",
+    "hostname-trailing-dot": "hostname",
+    "handshake-timeout": "network",
 }
 
 # The order in which each verification engine reports problems (first match wins). Derived from the
 # engines' sources (OpenSSL x509_vfy.c, Java's PKIXValidator then HostnameChecker, Go's Certificate.Verify,
 # Chromium's CertVerifyProc) and checked against the real clients.
-_OPENSSL_CHAIN = (  # build_chain, then check_extensions (leaf first), then check_auth_level
+_OPENSSL_CHAIN = (  # build_chain, then check_extensions (leaf first), check_name_constraints, check_auth_level
     "issuer-unknown-leaf",
+    "aki-mismatch-leaf",
     "self-signed",
     "root-untrusted",
     "issuer-unknown",
+    "aki-mismatch",
     "eku",
     "not-ca",
+    "ca-eku",
+    "path-length",
+    "name-constraints",
     "weak-key-leaf",
     "weak-key-ca",
     "weak-signature",
@@ -113,7 +130,7 @@ _OPENSSL_DATES = (  # internal_verify: from the top of the chain down to the lea
     "expired",
     "not-yet-valid",
 )
-_HOSTNAME = ("hostname-ip", "hostname", "hostname-cn-only")
+_HOSTNAME = ("hostname-ip", "hostname", "hostname-cn-only", "hostname-trailing-dot")
 
 
 @dataclass(frozen=True)
@@ -136,6 +153,15 @@ class ClientProfile:
     revocation: str  # what it does about revocation by default
     order: tuple[str, ...]
     messages: dict[str, str]
+    # Path and name rules that differ between clients (each profile states every one; see the block comment
+    # above each profile for the client's documented behaviour and the conformance scenario that checks it).
+    ca_eku_chained: bool  # an intermediate's extendedKeyUsage without serverAuth fails the path (EKU chaining)
+    leaf_ca_rejected: bool  # a server certificate with basicConstraints CA:TRUE is refused
+    partial_wildcards: bool  # "partial*.example.com" matches "partial-x.example.com" (leftmost label only)
+    ed25519: bool  # can verify and negotiate with Ed25519 certificates (RFC 8410 / RFC 8446 ed25519)
+    aki_must_match: bool  # a candidate issuer whose subjectKeyIdentifier differs from the AKI is not the issuer
+    trailing_dot: bool  # verifies "name." (an absolute DNS name, RFC 1034 §3.1) like "name"
+    negative_serial: bool  # accepts a certificate with a negative serial number (RFC 5280 §4.1.2.2 forbids it)
     notes: tuple[str, ...] = field(default_factory=tuple)
     expiry_checks_anchor: bool = True  # an expired trust anchor is an error
     max_handshake_bytes: int = 102_400  # larger certificate flights are refused (OpenSSL max_cert_list)
@@ -165,6 +191,31 @@ _OPENSSL_VERIFY = {
     "weak-key-ca": "CA certificate key too weak",
     "eku": "unsuitable certificate purpose",
     "not-ca": "invalid CA certificate",
+    "ca-eku": "unsuitable certificate purpose",
+    "path-length": "path length constraint exceeded",
+    "name-constraints": "{nc_kind} subtree violation",
+    "aki-mismatch-leaf": "unable to get local issuer certificate",
+    "aki-mismatch": "unable to get local issuer certificate",
+}
+
+# OpenSSL 3.0 as curl, Python and Node use it (x509_vfy.c, v3_purp.c, v3_utl.c):
+# - EKU chaining: check_purpose() runs X509_check_purpose(SSL_SERVER) on every CA too, and check_purpose_ssl_server
+#   fails a CA whose EKU lacks serverAuth (xku_reject) -> X509_V_ERR_INVALID_PURPOSE.
+# - a leaf with CA:TRUE is accepted (no end-entity check without X509_V_FLAG_X509_STRICT).
+# - partial wildcards: Python sets X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS; curl matches names itself
+#   (Curl_cert_hostcheck: the wildcard must be the whole leftmost label). Node's checkServerIdentity allows them.
+# - Ed25519: supported (OpenSSL 1.1.1+ signs and verifies it; it is in the default signature_algorithms).
+# - AKI: X509_check_issued() rejects a candidate whose SKI differs from the AKI keyIdentifier (X509_check_akid),
+#   so the issuer is "not found".
+# - trailing dot: curl strips it (Curl_cert_hostcheck); Python passes the name to X509_VERIFY_PARAM_set1_host,
+#   which compares it literally ("name." never equals "name"); Node's checkServerIdentity strips it.
+# - negative serials: parsed and accepted.
+_OPENSSL_FACTS = {
+    "ca_eku_chained": True,
+    "leaf_ca_rejected": False,
+    "ed25519": True,
+    "aki_must_match": True,
+    "negative_serial": True,
 }
 
 CURL = ClientProfile(
@@ -199,7 +250,12 @@ CURL = ClientProfile(
         "timeout": "curl: (28) Operation timed out",
         "connect": "curl: (7) Failed to connect to {host} port {port}: Connection refused",
         "resolve": "curl: (6) Could not resolve host: {host}",
+        # curl's connect timeout covers the TLS handshake (multi.c: Curl_timeleft)
+        "handshake-timeout": "curl: (28) Connection timed out after {timeout_ms} milliseconds",
     },
+    **_OPENSSL_FACTS,
+    partial_wildcards=False,
+    trailing_dot=True,
 )
 
 PYTHON = ClientProfile(
@@ -240,8 +296,17 @@ PYTHON = ClientProfile(
         "timeout": "TimeoutError: The read operation timed out",
         "connect": "ConnectionRefusedError: [Errno 111] Connection refused",
         "resolve": "socket.gaierror: [Errno -2] Name or service not known",
+        "hostname-trailing-dot": "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: Hostname mismatch, "
+        "certificate is not valid for '{host}'. (_ssl.c:1006)",
+        "handshake-timeout": "TimeoutError: _ssl.c:989: The handshake operation timed out",
     },
-    notes=("requests and httpx verify against certifi (Mozilla's roots), not the system bundle",),
+    **_OPENSSL_FACTS,
+    partial_wildcards=False,
+    trailing_dot=False,
+    notes=(
+        "requests and httpx verify against certifi (Mozilla's roots), not the system bundle",
+        "a host name with a trailing dot ('example.com.') fails: ssl compares it literally with the certificate",
+    ),
 )
 
 # Node.js: OpenSSL 3 underneath, but its verify callback lets OpenSSL continue past every error and then
@@ -262,6 +327,14 @@ _NODE_CODES = {
     "eku": "INVALID_PURPOSE: unsuitable certificate purpose",
     "not-ca": "INVALID_PURPOSE: unsuitable certificate purpose",
     "issuer-no-certsign": "UNSPECIFIED: key usage does not include certificate signing",
+    "ca-eku": "INVALID_PURPOSE: unsuitable certificate purpose",
+    "path-length": "PATH_LENGTH_EXCEEDED: path length constraint exceeded",
+    "name-constraints": "UNSPECIFIED: {nc_kind} subtree violation",
+    "aki-mismatch-leaf": "UNABLE_TO_VERIFY_LEAF_SIGNATURE: unable to verify the first certificate",
+    "aki-mismatch": "UNABLE_TO_GET_ISSUER_CERT_LOCALLY: unable to get local issuer certificate",
+    # Node has no client-side handshake timeout: the application's socket timeout (socket.setTimeout, the
+    # timeout option of https.request) fires and the application destroys the socket with its own error.
+    "handshake-timeout": "ETIMEDOUT: no TLS handshake before the socket timeout (socket.setTimeout)",
     "hostname": "ERR_TLS_CERT_ALTNAME_INVALID: Hostname/IP does not match certificate's altnames: "
     "Host: {host}. is not in the cert's altnames: {names}",
     "hostname-cn-only": "ERR_TLS_CERT_ALTNAME_INVALID: Hostname/IP does not match certificate's altnames: "
@@ -303,18 +376,26 @@ NODE = ClientProfile(
         "intermediate-not-yet-valid",
         "root-expired",
         "issuer-no-certsign",
+        "name-constraints",
+        "path-length",
         "issuer-unknown-leaf",
+        "aki-mismatch-leaf",
         "weak-signature",
         "weak-key-ca",
         "weak-key-leaf",
         "not-ca",
+        "ca-eku",
         "eku",
         "issuer-unknown",
+        "aki-mismatch",
         "root-untrusted",
         "self-signed",
         *_HOSTNAME,
     ),
     messages=_NODE_CODES,
+    **_OPENSSL_FACTS,
+    partial_wildcards=True,  # tls.checkServerIdentity: a '*' anywhere in the leftmost label ("b*z.example.com")
+    trailing_dot=True,  # tls.checkServerIdentity strips a trailing dot from the host name
 )
 
 _PKIX_BUILD = (
@@ -356,6 +437,8 @@ JAVA = ClientProfile(
         "weak-key-ca",
         "issuer-no-certsign",
         "not-ca",
+        "path-length",
+        "name-constraints",
         "intermediate-expired",
         "intermediate-not-yet-valid",
         "expired",
@@ -381,6 +464,9 @@ JAVA = ClientProfile(
         "weak-key-ca": _PKIX_VALIDATION + _CPVE + "Algorithm constraints check failed on keysize limits",
         "issuer-no-certsign": _PKIX_VALIDATION + _CPVE + "CA key usage check failed: keyCertSign bit is not set",
         "not-ca": _PKIX_VALIDATION + _CPVE + "basic constraints check failed: this is not a CA certificate",
+        "path-length": _PKIX_VALIDATION + _CPVE + "basic constraints check failed: pathLenConstraint violated - "
+        "this cert must be the last cert in the certification path",
+        "name-constraints": _PKIX_VALIDATION + _CPVE + "name constraints check failed",
         "eku": "javax.net.ssl.SSLHandshakeException: Extended key usage does not permit use for TLS server "
         "authentication",
         "hostname": "javax.net.ssl.SSLHandshakeException: No subject alternative DNS name matching {host} found.",
@@ -398,11 +484,29 @@ JAVA = ClientProfile(
         "timeout": "java.net.SocketTimeoutException: Read timed out",
         "connect": "java.net.ConnectException: Connection refused",
         "resolve": "java.net.UnknownHostException: {host}",
+        "handshake-timeout": "java.net.SocketTimeoutException: Read timed out",
     },
+    # sun.security.validator.EndEntityChecker checks only the leaf's EKU; PKIXValidator ignores an
+    # intermediate's EKU, and nothing rejects a CA:TRUE leaf. HostnameChecker.matchLeftmostWildcard accepts a
+    # '*' inside the leftmost label. EdDSA: SunEC since JDK 15 (JEP 339), TLS 1.3 ed25519 signature scheme.
+    # The AKI is only a hint for path building (ForwardBuilder). The JDK derives SNI from the host with a
+    # trailing dot removed (Utilities.rawToSNIHostName) and matches the name without it; an application that
+    # builds new SNIHostName("name.") itself gets IllegalArgumentException.
+    ca_eku_chained=False,
+    leaf_ca_rejected=False,
+    partial_wildcards=True,
+    ed25519=True,
+    aki_must_match=False,
+    trailing_dot=True,
+    negative_serial=True,
     expiry_checks_anchor=False,
     max_handshake_bytes=32_768,
     max_chain_certs=10,
-    notes=("Java fetches missing intermediates only with -Dcom.sun.security.enableAIAcaIssuers=true",),
+    notes=(
+        "Java fetches missing intermediates only with -Dcom.sun.security.enableAIAcaIssuers=true",
+        "a handshake message over 32,768 bytes (a huge certificate chain) is refused: "
+        "-Djdk.tls.maxHandshakeMessageSize raises the limit; -Djdk.tls.maxCertificateChainLength (10) the count",
+    ),
 )
 
 _GO_UNKNOWN = "x509: certificate signed by unknown authority"
@@ -444,7 +548,10 @@ GO = ClientProfile(
         "issuer-unknown",
         "root-untrusted",
         "self-signed",
+        "path-length",
+        "name-constraints",
         "eku",
+        "ca-eku",
     ),
     messages={
         "issuer-unknown-leaf": _GO_UNKNOWN,
@@ -477,8 +584,27 @@ GO = ClientProfile(
         "timeout": "dial tcp {host}:{port}: i/o timeout",
         "connect": "dial tcp {host}:{port}: connect: connection refused",
         "resolve": "dial tcp: lookup {host}: no such host",
+        "path-length": "x509: too many intermediates for path length constraint",
+        "name-constraints": "x509: a root or intermediate certificate is not authorized to sign for this name: {go_nc}",
+        "ca-eku": "x509: certificate specifies an incompatible key usage",
+        # tls.DialWithDialer with a Dialer timeout; net/http's Transport says "net/http: TLS handshake timeout"
+        "handshake-timeout": "context deadline exceeded",
     },
-    max_handshake_bytes=65_536,
+    # crypto/x509 Certificate.Verify: checkChainForKeyUsage walks the whole chain (an intermediate's EKU
+    # without serverAuth or any fails); isValid checks pathLenConstraint and name constraints. Partial
+    # wildcards never match (matchHostnames: the leftmost label must be exactly '*'). Ed25519 since Go 1.13.
+    # The AKI is a hint only (CertPool.findPotentialParents). A trailing dot is removed from both sides
+    # (VerifyHostname). Negative serials: accepted by Go 1.19 here; Go 1.23+ refuses to parse them
+    # (GODEBUG x509negativeserial=1 restores).
+    ca_eku_chained=True,
+    leaf_ca_rejected=False,
+    partial_wildcards=False,
+    ed25519=True,
+    aki_must_match=False,
+    trailing_dot=True,
+    negative_serial=True,
+    max_handshake_bytes=65_536,  # crypto/tls maxHandshake: a larger Certificate message is refused
+    notes=("a Certificate message over 65,536 bytes is refused (crypto/tls maxHandshake; not configurable)",),
 )
 
 _NET = "net::"
@@ -514,13 +640,22 @@ def _chrome_messages(prefix: str) -> dict[str, str]:
         "timeout": prefix + "ERR_TIMED_OUT",
         "connect": prefix + "ERR_CONNECTION_REFUSED",
         "resolve": prefix + "ERR_NAME_NOT_RESOLVED",
+        "path-length": invalid,
+        "name-constraints": invalid,
+        "ca-eku": invalid,
+        "ed25519": prefix + "ERR_SSL_VERSION_OR_CIPHER_MISMATCH",
+        "handshake-timeout": prefix + "ERR_TIMED_OUT",
     }
 
 
 # Chromium's MapCertStatusToNetError: the first status bit in this order decides the error page.
 _CHROME_ORDER = (
+    "ed25519",  # the handshake fails before any certificate is verified
     "weak-signature",
     "eku",
+    "ca-eku",
+    "path-length",
+    "name-constraints",
     "not-ca",
     "issuer-no-certsign",
     "issuer-unknown-leaf",
@@ -566,6 +701,19 @@ CHROME = ClientProfile(
         "398-day validity, CT and the Chrome Root Store rules apply only to publicly trusted chains",
     ),
     expiry_checks_anchor=False,
+    # Chromium's verifier (net/cert/pki, path_builder + verify_certificate_chain): EKU chaining on intermediates,
+    # pathLenConstraint and name constraints enforced; a CA:TRUE leaf accepted; partial wildcards rejected
+    # (VerifyHostname: '*' must be the whole leftmost label); AKI only orders candidates. Chrome does not offer
+    # ed25519 in its signature_algorithms, so a server with only an Ed25519 certificate ends the handshake
+    # with handshake_failure (ERR_SSL_VERSION_OR_CIPHER_MISMATCH). A trailing dot is accepted (the URL host is
+    # canonicalised). Negative serials are accepted.
+    ca_eku_chained=True,
+    leaf_ca_rejected=False,
+    partial_wildcards=False,
+    ed25519=False,
+    aki_must_match=False,
+    trailing_dot=True,
+    negative_serial=True,
 )
 
 FIREFOX = ClientProfile(
@@ -599,12 +747,17 @@ FIREFOX = ClientProfile(
     # DetermineCertOverrideErrors): a wrong name beats an expired leaf, not an expired intermediate (which is
     # not overridable). Checked with real Firefox 153 ESR on the lab, also with a wrong name on each scenario.
     order=(
+        "ed25519",
         "issuer-unknown-leaf",
         "issuer-unknown",
         "root-untrusted",
         "self-signed",
         "issuer-no-certsign",
         "not-ca",
+        "path-length",
+        "name-constraints",
+        "ca-eku",
+        "leaf-ca",
         "weak-signature",
         "weak-key-leaf",
         "weak-key-ca",
@@ -648,8 +801,26 @@ FIREFOX = ClientProfile(
         "timeout": "The connection has timed out",
         "connect": "Unable to connect",
         "resolve": "Hmm. We're having trouble finding that site.",
+        "path-length": "SEC_ERROR_PATH_LEN_CONSTRAINT_INVALID",
+        "name-constraints": "SEC_ERROR_CERT_NOT_IN_NAME_SPACE",
+        "ca-eku": "SEC_ERROR_INADEQUATE_CERT_TYPE",
+        "leaf-ca": "MOZILLA_PKIX_ERROR_CA_CERT_USED_AS_END_ENTITY",
+        "ed25519": "SSL_ERROR_NO_CYPHER_OVERLAP",
+        "handshake-timeout": "The connection has timed out",
     },
     max_handshake_bytes=131_071,
+    # mozilla::pkix: EKU chaining and pathLenConstraint/name constraints enforced (pkixcheck.cpp,
+    # pkixnames.cpp); a CA:TRUE end entity is refused (CA_CERT_USED_AS_END_ENTITY, observed here); a wildcard
+    # must be the whole leftmost label; the AKI is ignored; a trailing dot and a negative serial are accepted;
+    # a server with only an Ed25519 certificate gets SSL_ERROR_NO_CYPHER_OVERLAP. All observed on the lab
+    # scenarios with Firefox ESR 153 (headless, WebDriver BiDi).
+    ca_eku_chained=True,
+    leaf_ca_rejected=True,
+    partial_wildcards=False,
+    ed25519=False,
+    aki_must_match=False,
+    trailing_dot=True,
+    negative_serial=True,
     notes=("Firefox knows the public intermediates (CCADB preload), so a missing public intermediate often works",),
 )
 
@@ -675,12 +846,16 @@ SAFARI = ClientProfile(
     public_only_rules=True,
     revocation="OCSP for EV/some public certificates (soft-fail); no CRL",
     order=(
+        "ed25519",
         "weak-signature",
         "weak-key-leaf",
         "weak-key-ca",
         "eku",
+        "ca-eku",
         "not-ca",
         "issuer-no-certsign",
+        "path-length",
+        "name-constraints",
         "issuer-unknown-leaf",
         "issuer-unknown",
         "root-untrusted",
@@ -709,6 +884,9 @@ SAFARI = ClientProfile(
                 "not-ca",
                 "issuer-no-certsign",
                 "validity-too-long",
+                "path-length",
+                "name-constraints",
+                "ca-eku",
                 "hostname",
                 "hostname-ip",
                 "hostname-cn-only",
@@ -725,7 +903,18 @@ SAFARI = ClientProfile(
         "timeout": "The request timed out.",
         "connect": "Could not connect to the server.",
         "resolve": "A server with the specified hostname could not be found.",
+        "ed25519": "An SSL error has occurred and a secure connection to the server cannot be made.",
+        "handshake-timeout": "The request timed out.",
     },
+    # SecTrust (SecPolicyServer): EKU checked on every certificate of the chain, basic and name constraints
+    # enforced, wildcards only as the whole leftmost label; Apple's TLS stack has no Ed25519 (not observed).
+    ca_eku_chained=True,
+    leaf_ca_rejected=False,
+    partial_wildcards=False,
+    ed25519=False,
+    aki_must_match=False,
+    trailing_dot=True,
+    negative_serial=True,
     notes=(
         "Apple requires RSA >= 2048 and SHA-2 for every TLS certificate, private CAs included (iOS 13+)",
         "Safari's page says 'This Connection Is Not Private'; URLSession apps get NSURLErrorServerCertificate…",
@@ -770,9 +959,13 @@ DOTNET = ClientProfile(
         "intermediate-not-yet-valid",
         "expired",
         "not-yet-valid",
+        "ed25519",
         "not-ca",
+        "path-length",
         "issuer-no-certsign",
+        "name-constraints",
         "eku",
+        "ca-eku",
         *_HOSTNAME,
     ),
     messages={
@@ -798,7 +991,23 @@ DOTNET = ClientProfile(
         "HttpClient.Timeout of 100 seconds elapsing.",
         "connect": "System.Net.Http.HttpRequestException: Connection refused ({host}:{port})",
         "resolve": "System.Net.Http.HttpRequestException: Name or service not known ({host}:{port})",
+        "path-length": _CHAIN + "InvalidBasicConstraints",
+        "name-constraints": _CHAIN + "HasNotPermittedNameConstraint",
+        "ca-eku": _CHAIN + "NotValidForUsage",
+        "ed25519": _DOTNET + "Authentication failed because the remote party sent a TLS alert: 'HandshakeFailure'.",
+        "handshake-timeout": "System.Threading.Tasks.TaskCanceledException: The request was canceled due to the "
+        "configured HttpClient.Timeout of 100 seconds elapsing.",
     },
+    # X509Chain (CryptoAPI on Windows): X509ChainStatusFlags NotValidForUsage for EKU chaining,
+    # InvalidBasicConstraints for path length, HasNotPermittedNameConstraint; SChannel has no Ed25519
+    # certificates. Not run here: these facts are from the documentation, not observed.
+    ca_eku_chained=True,
+    leaf_ca_rejected=False,
+    partial_wildcards=False,
+    ed25519=False,
+    aki_must_match=False,
+    trailing_dot=True,
+    negative_serial=True,
 )
 
 PROFILES: tuple[ClientProfile, ...] = (CHROME, FIREFOX, SAFARI, CURL, PYTHON, NODE, JAVA, GO, DOTNET)

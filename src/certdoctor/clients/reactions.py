@@ -208,9 +208,9 @@ REACTIONS: dict[str, dict[str, Reaction]] = {
     # --- certificate profile (RFC 5280 / CA/B Forum lints; x509-limbo) ---
     "aki-ski-mismatch": _every(
         accepts("builds the path by subject name and signature; the key identifiers are only hints"),
-        curl=rejects("issuer-unknown"),
-        python=rejects("issuer-unknown"),
-        node=rejects("issuer-unknown"),
+        curl=rejects("aki-mismatch-leaf"),
+        python=rejects("aki-mismatch-leaf"),
+        node=rejects("aki-mismatch-leaf"),
         dotnet=depends(
             "on Linux .NET builds the chain with OpenSSL, which refuses it; on Windows CryptoAPI builds it by name",
             "issuer-unknown",
@@ -237,8 +237,26 @@ REACTIONS: dict[str, dict[str, Reaction]] = {
     ),
     "rsa-modulus-size": _every(accepts("accepts an RSA modulus whose size is not a multiple of 8 bits")),
     "serial-number-invalid": _every(
-        accepts("accepts a zero or negative serial number"),
+        accepts("accepts a serial number longer than 20 octets"),
         go=depends("Go 1.23 and later refuse a negative serial number (GODEBUG x509negativeserial=1 allows it)"),
+    ),
+    "negative-serial": _every(
+        accepts("accepts a zero or negative serial number (checked here: OpenSSL 3.0, Java 17, Go 1.19, Chromium)"),
+        go=depends("Go 1.23 and later refuse to parse a negative serial number (GODEBUG x509negativeserial=1)"),
+    ),
+    "ed25519-key": _every(
+        accepts("negotiates Ed25519 signatures in TLS 1.3 and verifies Ed25519 certificates"),
+        chrome=rejects("ed25519"),
+        firefox=rejects("ed25519"),
+        safari=depends("Apple's TLS stack does not offer Ed25519 before macOS 14 / iOS 17", "ed25519"),
+        dotnet=depends("on Linux .NET uses OpenSSL (Ed25519 supported); on Windows SChannel has no Ed25519", "ed25519"),
+    ),
+    "hostname-trailing-dot": _every(
+        accepts("strips the trailing dot of a fully qualified name before matching"),
+        python=rejects("hostname-trailing-dot"),
+    ),
+    "cross-signed-root": _every(
+        accepts("builds the path to its own copy of the root and ignores the sent cross-certificate"),
     ),
     # --- the connection ---
     "connection-failed": _every(rejects("connect")),

@@ -49,6 +49,9 @@ def _leaf_args(scenario: Scenario, spec: LeafSpec, expand_url: Callable[[str], s
         "crl_url": expand_url(spec.crl_url) if spec.crl_url else None,
         "must_staple": spec.must_staple,
         "revoked": spec.revoked,
+        "claims_ca": spec.claims_ca,
+        "serial": spec.serial,
+        "authority_key_id": spec.authority_key_id,
     }
 
 
@@ -111,6 +114,11 @@ class ChainBuilder:
             chain_path, key_path, leaf = self._write(name, scenario, serve.leaf)
             stapler = self._stapler(leaf, issuer, serve.staple)
             return Built(chain_path, key_path, openssl_context=openssl_context(chain_path, key_path, stapler))
+        if serve.alerts:
+            if serve.no_sni is not None or serve.second_address is not None:
+                raise ValueError(f"{name}: a scenario served with alerts has one leaf")
+            chain_path, key_path, _ = self._write(name, scenario, serve.leaf)
+            return Built(chain_path, key_path, openssl_context=openssl_context(chain_path, key_path, lambda: b""))
         if serve.no_sni is not None:
             chain_path, key_path, _ = self._write(name, scenario, serve.no_sni)
             sni_chain, sni_key, _ = self._write(f"{name}@sni", scenario, serve.leaf)

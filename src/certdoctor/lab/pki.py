@@ -23,7 +23,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
@@ -82,12 +82,16 @@ def certs_pem(certs: Iterable[x509.Certificate]) -> bytes:
 def generate_key(kind: KeyKind) -> PrivateKey:
     if kind == "ec256":
         return ec.generate_private_key(ec.SECP256R1())
+    if kind == "ed25519":
+        return ed25519.Ed25519PrivateKey.generate()
     return rsa.generate_private_key(public_exponent=65537, key_size=2048 if kind == "rsa2048" else 1024)
 
 
 def _key_matches(key: object, kind: KeyKind) -> bool:
     if kind == "ec256":
         return isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name == "secp256r1"
+    if kind == "ed25519":
+        return isinstance(key, ed25519.Ed25519PrivateKey)
     return isinstance(key, rsa.RSAPrivateKey) and key.key_size == (2048 if kind == "rsa2048" else 1024)
 
 
@@ -151,10 +155,54 @@ def _hash(name: HashName) -> hashes.HashAlgorithm:
     return hashes.SHA256() if name == "sha256" else hashes.SHA1()
 
 
+def _sign(builder: x509.CertificateBuilder, key: PrivateKey, hash_name: HashName) -> x509.Certificate:
+    """``builder`` signed by ``key``: Ed25519 takes no separate hash (RFC 8410 §6), the others ``hash_name``."""
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return builder.sign(key, None)
+    if hash_name == "sha1":
+        return sign_sha1(builder, key)
+    return builder.sign(key, _hash(hash_name))
+
+
+def _sign_bytes(key: PrivateKey, data: bytes) -> bytes:
+    """``data`` signed as :func:`_sign` with SHA-256 signs a TBSCertificate."""
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return key.sign(data)
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return key.sign(data, ec.ECDSA(hashes.SHA256()))
+    return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+
+
+def with_serial(cert: x509.Certificate, serial: int, key: PrivateKey) -> x509.Certificate:
+    """``cert`` (signed by ``key`` with SHA-256, or Ed25519) re-issued with serial number ``serial``.
+
+    ``CertificateBuilder`` refuses serials that are not positive (RFC 5280 §4.1.2.2 requires a positive
+    integer), but real CAs have issued negative ones, so the lab needs them: the DER INTEGER in the TBS is
+    replaced (two's complement, RFC 5280 / X.690 §8.3) and the TBS re-signed. ValueError if the certificate's
+    serial does not occur exactly once in its TBS.
+    """
+    der = cert.public_bytes(serialization.Encoding.DER)
+    outer_header, _ = _der_header(der, 0)
+    tbs = cert.tbs_certificate_bytes
+    old = cert.serial_number
+    old_der = _der(0x02, old.to_bytes((old.bit_length() + 8) // 8, "big", signed=True))
+    size = max(1, (serial.bit_length() + 8) // 8)
+    new_der = _der(0x02, serial.to_bytes(size, "big", signed=True))
+    if tbs.count(old_der) != 1:
+        raise ValueError("unexpected certificate encoding")
+    tbs_content = tbs[_der_header(tbs, 0)[0] :].replace(old_der, new_der, 1)
+    new_tbs = _der(0x30, tbs_content)
+    algid_start = outer_header + len(tbs)
+    algid_header, algid_len = _der_header(der, algid_start)
+    algid = der[algid_start : algid_start + algid_header + algid_len]
+    signature = _sign_bytes(key, new_tbs)
+    return x509.load_der_x509_certificate(_der(0x30, new_tbs + algid + _der(0x03, b"\x00" + signature)))
+
+
 def build_certificate(
     *,
     subject: x509.Name,
-    public_key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey,
+    public_key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey,
     issuer: Issuer | None,
     self_key: PrivateKey | None = None,
     not_before: dt.datetime,
@@ -169,6 +217,10 @@ def build_certificate(
     crl_url: str | None = None,
     must_staple: bool = False,
     ocsp_no_check: bool = False,
+    path_length: int | None = None,
+    name_constraints: x509.NameConstraints | None = None,
+    basic_ca: bool | None = None,
+    authority_key_id: bytes | None = None,
 ) -> x509.Certificate:
     """Issue one certificate. ``issuer`` None means self-signed with ``self_key``.
 
@@ -181,6 +233,12 @@ def build_certificate(
     cRLDistributionPoints extension with that one URI), ``must_staple`` (the non-critical TLS Feature
     extension with status_request, RFC 7633) and ``ocsp_no_check`` (id-pkix-ocsp-nocheck, for a delegated
     OCSP signer).
+
+    Deliberate defects and constraints, for the lab's scenarios: ``path_length`` (basicConstraints
+    pathLenConstraint of a CA, RFC 5280 §4.2.1.9), ``name_constraints`` (critical, §4.2.1.10), ``basic_ca``
+    (overrides only the basicConstraints cA flag: True makes an end-entity certificate that claims to be a CA,
+    keeping its end-entity key usages plus keyCertSign), ``authority_key_id`` (an authorityKeyIdentifier
+    keyIdentifier that need not match the issuer's subjectKeyIdentifier). ``ekus`` is honoured for CAs too.
     """
     signing_key = issuer.key if issuer is not None else self_key
     if signing_key is None:
@@ -193,7 +251,10 @@ def build_certificate(
         .serial_number(x509.random_serial_number())
         .not_valid_before(not_before)
         .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .add_extension(
+            x509.BasicConstraints(ca=ca if basic_ca is None else basic_ca, path_length=path_length if ca else None),
+            critical=True,
+        )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
     )
     if key_usage:
@@ -204,19 +265,22 @@ def build_certificate(
                 key_encipherment=not ca and isinstance(public_key, rsa.RSAPublicKey),
                 data_encipherment=False,
                 key_agreement=False,
-                key_cert_sign=ca,
+                key_cert_sign=ca or bool(basic_ca),
                 crl_sign=ca,
                 encipher_only=False,
                 decipher_only=False,
             ),
             critical=True,
         )
-    if issuer is not None:
+    if issuer is not None and authority_key_id is not None:
+        aki = x509.AuthorityKeyIdentifier(authority_key_id, None, None)
+        builder = builder.add_extension(aki, critical=False)
+    elif issuer is not None:
         try:
             ski = issuer.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
             aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
         except x509.ExtensionNotFound:
-            aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key())
+            aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key())  # type: ignore[arg-type]
         builder = builder.add_extension(aki, critical=False)
     elif not ca:  # a self-signed end-entity certificate, as `openssl req -x509` makes them
         builder = builder.add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(public_key), critical=False)
@@ -238,9 +302,9 @@ def build_certificate(
         builder = builder.add_extension(x509.TLSFeature([x509.TLSFeatureType.status_request]), critical=False)
     if ocsp_no_check:
         builder = builder.add_extension(x509.OCSPNoCheck(), critical=False)
-    if hash_name == "sha1":
-        return sign_sha1(builder, signing_key)
-    return builder.sign(signing_key, _hash(hash_name))
+    if name_constraints is not None:
+        builder = builder.add_extension(name_constraints, critical=True)
+    return _sign(builder, signing_key, hash_name)
 
 
 # cryptography (>= 4x) refuses to *create* SHA-1 signatures on certificates, but it still signs arbitrary
@@ -326,6 +390,13 @@ class CASpec:
     crl_url: str | None = None
     must_staple: bool = False
     revoked: Revoke | None = None  # revoked by its issuer
+    path_length: int | None = None  # basicConstraints pathLenConstraint
+    permitted_dns: tuple[str, ...] = ()  # name constraints (critical): permitted DNS subtrees
+    excluded_dns: tuple[str, ...] = ()  # name constraints: excluded DNS subtrees
+    ekus: tuple[ObjectIdentifier, ...] | None = None  # an extendedKeyUsage extension on a CA (None: none)
+    # A cross-certificate: the subject name and key of the (earlier) CA ``cross_of``, issued by ``issuer``.
+    # Its slug names this certificate only; what it signs is signed by ``cross_of``'s key anyway.
+    cross_of: str | None = None
 
 
 _ROOT_OCSP = "{aia}/ocsp/" + ROOT_SLUG
@@ -355,6 +426,48 @@ CA_SPECS: tuple[CASpec, ...] = (
         ocsp_url=_ROOT_OCSP,
         crl_url=_ROOT_CRL,
         revoked=Revoke(x509.ReasonFlags.ca_compromise, days=-2),
+    ),
+    # path-length: a CA allowed no CA below it (pathLenConstraint 0) that nevertheless issued one.
+    CASpec("lab-pathlen0-ca", "certdoctor Lab PathLen0 CA", "rsa2048", ROOT_SLUG, path_length=0),
+    CASpec("lab-below-pathlen0-ca", "certdoctor Lab Below-PathLen0 CA", "rsa2048", "lab-pathlen0-ca"),
+    # name-constraints: may only issue for names under permitted.certdoctor.test.
+    CASpec(
+        "lab-constrained-ca",
+        "certdoctor Lab Constrained CA",
+        "rsa2048",
+        ROOT_SLUG,
+        permitted_dns=("permitted.certdoctor.test",),
+    ),
+    # intermediate-eku: an intermediate restricted to e-mail protection and client authentication.
+    CASpec(
+        "lab-email-eku-ca",
+        "certdoctor Lab Email EKU CA",
+        "rsa2048",
+        ROOT_SLUG,
+        ekus=(ExtendedKeyUsageOID.EMAIL_PROTECTION, ExtendedKeyUsageOID.CLIENT_AUTH),
+    ),
+    CASpec("lab-ed25519-ca", "certdoctor Lab Ed25519 CA", "ed25519", ROOT_SLUG),
+    # An old root, expired 650 days ago (the AddTrust External CA Root / DST Root CA X3 of the lab), and two
+    # cross-certificates of the lab root it issued: one expired 100 days ago (AddTrust, 2020), one still
+    # valid (ISRG Root X1 cross-signed by DST Root CA X3, 2021).
+    CASpec("lab-old-root", "certdoctor Lab Old Root", "rsa2048", None, starts=-3650, days=3000),
+    CASpec(
+        "lab-root-by-old-expired",
+        "certdoctor Lab Root CA",
+        "rsa2048",
+        "lab-old-root",
+        starts=-2000,
+        days=1900,
+        cross_of=ROOT_SLUG,
+    ),
+    CASpec(
+        "lab-root-by-old",
+        "certdoctor Lab Root CA",
+        "rsa2048",
+        "lab-old-root",
+        starts=-1000,
+        days=2000,
+        cross_of=ROOT_SLUG,
     ),
 )
 
@@ -459,11 +572,19 @@ class LabPKI:
     # intermediates
 
     def _issue_ca(self, spec: CASpec) -> Issuer:
-        key = self.keys.get(spec.slug, spec.key)
+        crossed = self.issuers[spec.cross_of] if spec.cross_of is not None else None
+        key = crossed.key if crossed is not None else self.keys.get(spec.slug, spec.key)
         issuer = self.issuers[spec.issuer] if spec.issuer is not None else None
         not_before = self.now + dt.timedelta(days=spec.starts)
+        constraints = None
+        if spec.permitted_dns or spec.excluded_dns:
+            constraints = x509.NameConstraints(
+                permitted_subtrees=[x509.DNSName(n) for n in spec.permitted_dns] or None,
+                excluded_subtrees=[x509.DNSName(n) for n in spec.excluded_dns] or None,
+            )
+        subject = crossed.cert.subject if crossed is not None else None
         cert = build_certificate(
-            subject=make_name(spec.common_name, (NameOID.ORGANIZATION_NAME, ORGANIZATION)),
+            subject=subject or make_name(spec.common_name, (NameOID.ORGANIZATION_NAME, ORGANIZATION)),
             public_key=key.public_key(),
             issuer=issuer,
             self_key=key,
@@ -471,11 +592,13 @@ class LabPKI:
             not_after=not_before + dt.timedelta(days=spec.days),
             ca=spec.ca,
             dns_names=None if spec.ca else ["not-a-ca.certdoctor.test"],
-            ekus=None if spec.ca else [ExtendedKeyUsageOID.SERVER_AUTH],
+            ekus=spec.ekus if spec.ca else [ExtendedKeyUsageOID.SERVER_AUTH],
             aia_url=self.aia_url(spec.issuer) if spec.issuer is not None else None,
             ocsp_url=self.expand_url(spec.ocsp_url) if spec.ocsp_url else None,
             crl_url=self.expand_url(spec.crl_url) if spec.crl_url else None,
             must_staple=spec.must_staple,
+            path_length=spec.path_length,
+            name_constraints=constraints,
         )
         if spec.issuer is not None:
             self.register(spec.issuer, cert, spec.revoked)
@@ -518,8 +641,14 @@ class LabPKI:
         crl_url: str | None = None,
         must_staple: bool = False,
         revoked: Revoke | None = None,
+        claims_ca: bool = False,
+        serial: int | None = None,
+        authority_key_id: bytes | None = None,
     ) -> tuple[x509.Certificate, PrivateKey]:
         """A server certificate. ``issuer`` is a CA slug, or None for a self-signed one.
+
+        Deliberate defects: ``claims_ca`` (basicConstraints cA TRUE), ``serial`` (this serial number, even a
+        negative one; see :func:`with_serial`), ``authority_key_id`` (see :func:`build_certificate`).
 
         ``starts`` and ``days`` are in days: the certificate is valid from now + ``starts`` for ``days``.
         ``ocsp_url``, ``crl_url`` and ``must_staple``: see :func:`build_certificate` (URLs, not templates).
@@ -543,7 +672,11 @@ class LabPKI:
             ocsp_url=ocsp_url,
             crl_url=crl_url,
             must_staple=must_staple,
+            basic_ca=True if claims_ca else None,
+            authority_key_id=authority_key_id,
         )
+        if serial is not None:
+            cert = with_serial(cert, serial, parent.key if parent is not None else key)
         if issuer is not None:
             self.register(issuer, cert, revoked)
         return cert, key

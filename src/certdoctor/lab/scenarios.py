@@ -48,6 +48,9 @@ class LeafSpec:
     crl_url: str | None = None
     must_staple: bool = False  # TLS Feature extension (status_request)
     revoked: Revoke | None = None  # revoked by its issuer (reason, when)
+    claims_ca: bool = False  # basicConstraints cA TRUE on the server certificate
+    serial: int | None = None  # this serial number (may be negative); None: random
+    authority_key_id: bytes | None = None  # this AKI keyIdentifier instead of the issuer's SKI
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,10 @@ class ServeSpec:
     # for the leaf from its issuer's responder to clients that ask: "good" is fresh (thisUpdate now - 1 h,
     # nextUpdate now + 7 days), "stale" expired 3 days ago (thisUpdate now - 10 days, nextUpdate now - 3 days).
     staple: Literal["good", "stale"] | None = None
+    # Served by OpenSSL through pyOpenSSL (without a staple) so that a failed handshake ends with the alert a
+    # real server sends (handshake_failure when no signature algorithm fits); the ssl module's asyncio server
+    # closes such a connection silently, which clients report differently (Chromium: ERR_CONNECTION_CLOSED).
+    alerts: bool = False
 
 
 @dataclass(frozen=True)
@@ -400,6 +407,77 @@ SCENARIOS: ScenarioTable = ScenarioTable(
             "The leaf's OCSP responder answers with random bytes.",
             ("ocsp-invalid", "revocation-unknown", "stapling-absent"),
             spec=ServeSpec(leaf=_revocation_leaf(ocsp_url="{aia}/ocsp-garbage"), chain=(REVOCATION_CA,)),
+        ),
+        # --- path building and client-specific rules (appended so that earlier ports stay where they were) ---
+        _s(
+            "path-length",
+            "An intermediate allowed no CA below it (pathLenConstraint 0) issued another intermediate.",
+            ("path-length-exceeded",),
+            spec=ServeSpec(
+                leaf=LeafSpec(issuer="lab-below-pathlen0-ca"), chain=("lab-below-pathlen0-ca", "lab-pathlen0-ca")
+            ),
+        ),
+        _s(
+            "name-constraints",
+            "The issuing CA may only issue for permitted.certdoctor.test (name constraints), not for this name.",
+            ("name-constraints-violated",),
+            spec=ServeSpec(leaf=LeafSpec(issuer="lab-constrained-ca"), chain=("lab-constrained-ca",)),
+        ),
+        _s(
+            "expired-cross-root",
+            "A good chain plus an expired cross-certificate of the trusted root by an old root (AddTrust, 2020).",
+            ("cross-signed-root",),
+            spec=ServeSpec(chain=("lab-rsa-ca", "lab-root-by-old-expired")),
+        ),
+        _s(
+            "le-2021-shape",
+            "A good chain plus the trusted root cross-signed by an expired old root (Let's Encrypt, 2021).",
+            ("cross-signed-root",),
+            spec=ServeSpec(chain=("lab-rsa-ca", "lab-root-by-old")),
+        ),
+        _s(
+            "trailing-dot",
+            "The client asks for the name with a trailing dot (fully qualified); the certificate has none.",
+            ("hostname-trailing-dot",),
+            hostname=_host("trailing-dot") + ".",
+            spec=ServeSpec(leaf=LeafSpec(dns_names=(_host("trailing-dot"),))),
+        ),
+        _s(
+            "intermediate-eku",
+            "The intermediate's extended key usage allows e-mail and client authentication, not TLS servers.",
+            ("missing-server-auth-eku",),
+            spec=ServeSpec(leaf=LeafSpec(issuer="lab-email-eku-ca"), chain=("lab-email-eku-ca",)),
+        ),
+        _s(
+            "leaf-ca-true",
+            "The server certificate says it is a CA (basicConstraints CA:TRUE).",
+            ("leaf-is-ca",),
+            spec=ServeSpec(leaf=LeafSpec(claims_ca=True)),
+        ),
+        _s(
+            "partial-wildcard",
+            "The certificate's name has a partial wildcard (partial*.certdoctor.test) that matches the name.",
+            ("hostname-mismatch",),
+            spec=ServeSpec(leaf=LeafSpec(dns_names=("partial*." + DOMAIN,))),
+        ),
+        _s(
+            "ed25519",
+            "An Ed25519 leaf under an Ed25519 intermediate (the root is RSA).",
+            ("ed25519-key",),
+            spec=ServeSpec(
+                leaf=LeafSpec(issuer="lab-ed25519-ca", key="ed25519"), chain=("lab-ed25519-ca",), alerts=True
+            ),
+        ),
+        _s(
+            "negative-serial",
+            "The leaf's serial number is negative, which RFC 5280 forbids.",
+            ("negative-serial",),
+            spec=ServeSpec(leaf=LeafSpec(serial=-0x5A17_C0DE_D00D_F00D_1234_5678_9ABC_DEF1)),
+        ),
+        _s(
+            "aki-mismatch",
+            "The leaf's authority key identifier does not match its intermediate's subject key identifier.",
+            spec=ServeSpec(leaf=LeafSpec(authority_key_id=bytes.fromhex("0badc0de" * 5))),
         ),
     )
 )

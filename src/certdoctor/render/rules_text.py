@@ -34,7 +34,8 @@ def render_rule(r: dict[str, Any], out: Console) -> None:
     """Everything about one rule."""
 
     def field(key: str, value: str, style: str = "") -> None:
-        out.print(Text(f"{key:<14}", style="bold").append(value, style=style))
+        label = f"{key:<14}" if len(key) < 14 else f"{key} "  # "not rejected by" is wider than the column
+        out.print(Text(label, style="bold").append(value, style=style))
 
     field("id", r["id"])
     field("severity", r["severity"], SEVERITY_STYLE[r["severity"]])
