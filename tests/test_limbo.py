@@ -1,8 +1,9 @@
 """x509-limbo as an outside oracle for the judgement layer.
 
-For every SERVER test case, certdoctor's verdict (valid = no error finding) must equal the expected result
-wherever cryptography's own verifier agrees with it; and every rejected chain must carry at least one error
-finding (never a silent "valid"). Checks run on in-memory evidence, so this exercises the whole judgement
+For every SERVER test case where cryptography's own verifier agrees with the expected result: an expected
+success gets no error finding, and an expected failure gets an error — or, when every client accepts the chain
+(the verdict is the clients', see certdoctor.clients.verdict), a warning that names the non-conformance; never a
+silent "valid". Checks run on in-memory evidence, so this exercises the whole judgement
 layer — path building, every check and the safety net — on ~9,800 adversarial chains.
 """
 
@@ -85,8 +86,14 @@ def test_verdicts_match_limbo(cases):
         # (jdk.tls.maxCertificateChainLength) is a transport limit it does not know, so Java is left out here
         d = judge(evidence, index=index, clients=PATH_VALIDATORS)
         stats["checked"] += 1
-        if d.valid != expected_ok:
-            mismatches.append(f"{tc['id']}: expected {tc['expected_result']}, got {d.ids()}")
+        if expected_ok and not d.valid:
+            mismatches.append(f"{tc['id']}: expected SUCCESS, got errors {[f.id for f in d.errors]}")
+        elif not expected_ok and d.valid:
+            # a rejection every client accepts is a warning by design (the verdict is the clients'), but it
+            # must be named: never a silent "valid"
+            if not d.warnings:
+                mismatches.append(f"{tc['id']}: expected FAILURE, got no error or warning: {d.ids()}")
+            stats["failure named as a warning only (every client accepts)"] += 1
         if not expected_ok:
             for fid in {f.id for f in d.errors}:
                 explained[fid] += 1

@@ -104,7 +104,7 @@ def ed25519_key(ctx: ChainContext) -> Iterator[Hit]:
 
 @check(
     "negative-serial",
-    title="A certificate has a negative (or zero) serial number",
+    title="A certificate has a negative serial number",
     severity=Severity.WARNING,
     citation="RFC 5280 §4.1.2.2 (the serial number MUST be a positive integer)",
 )
@@ -117,10 +117,10 @@ def negative_serial(ctx: ChainContext) -> Iterator[Hit]:
     """
     for node in ctx.analysis.best.nodes:
         serial = node.cert.serial_number  # cryptography's warning about it is silenced in certinfo
-        if serial > 0:
+        if serial >= 0:  # zero: serial-number-invalid
             continue
         yield Hit(
-            f"{label(node.cert)} has the serial number {serial}, which is not positive (RFC 5280 §4.1.2.2). The "
+            f"{label(node.cert)} has the serial number {serial}, which is negative (RFC 5280 §4.1.2.2). The "
             "clients checked here (OpenSSL: curl, Python, Node; Java 17; Go 1.19; Chrome) accept it, but Go 1.23 "
             "and later refuse to parse the certificate ('x509: negative serial number'), and strict validators "
             "reject it.",

@@ -417,19 +417,18 @@ def rsa_modulus_size(ctx: ChainContext) -> Iterator[Hit]:
 
 @check(
     "serial-number-invalid",
-    title="A certificate's serial number is longer than 20 octets",
+    title="A certificate's serial number is zero or longer than 20 octets",
     severity=Severity.WARNING,
     citation="RFC 5280 §4.1.2.2 (serialNumber MUST be a positive integer, at most 20 octets); CA/B Forum BR "
     "§7.1 (greater than zero, at least 64 bits from a CSPRNG)",
 )
 def serial_number_invalid(ctx: ChainContext) -> Iterator[Hit]:
-    """A path certificate's serial number is longer than 20 octets (OpenSSL and Java accept it). A zero or
-    negative one is ``negative-serial``'s, on the path; here only on the certificates that check does not see."""
-    on_path = {id(n.cert) for n in ctx.analysis.best.nodes}
+    """A path certificate's serial number is zero or longer than 20 octets (OpenSSL and Java accept it). A
+    negative one is ``negative-serial``'s."""
     for node in _judged(ctx):
         serial = node.cert.serial_number
         octets = (serial.bit_length() + 8) // 8  # DER INTEGER length, sign bit included
-        if (serial > 0 and octets <= 20) or (serial <= 0 and id(node.cert) in on_path):
+        if (serial > 0 and octets <= 20) or serial < 0:
             continue
         why = "zero" if serial == 0 else "negative" if serial < 0 else f"{octets} octets long"
         yield Hit(

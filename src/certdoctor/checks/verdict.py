@@ -10,7 +10,7 @@ from .registry import ChainContext, Hit, check
 # Findings that explain the reference verifier's rejection although they are not errors: cryptography's
 # web-PKI policy is stricter than the real clients there (it refuses negative serial numbers, which OpenSSL,
 # Java, Go before 1.23 and Chrome accept).
-EXPLAINS_VERIFIER = frozenset({"negative-serial"})
+EXPLAINS_VERIFIER = frozenset({"negative-serial", "serial-number-invalid"})
 
 
 @check(

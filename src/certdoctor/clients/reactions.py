@@ -237,11 +237,10 @@ REACTIONS: dict[str, dict[str, Reaction]] = {
     ),
     "rsa-modulus-size": _every(accepts("accepts an RSA modulus whose size is not a multiple of 8 bits")),
     "serial-number-invalid": _every(
-        accepts("accepts a serial number longer than 20 octets"),
-        go=depends("Go 1.23 and later refuse a negative serial number (GODEBUG x509negativeserial=1 allows it)"),
+        accepts("accepts a zero serial number, or one longer than 20 octets"),
     ),
     "negative-serial": _every(
-        accepts("accepts a zero or negative serial number (checked here: OpenSSL 3.0, Java 17, Go 1.19, Chromium)"),
+        accepts("accepts a negative serial number (checked here: OpenSSL 3.0, Java 17, Go 1.19, Chromium, Firefox)"),
         go=depends("Go 1.23 and later refuse to parse a negative serial number (GODEBUG x509negativeserial=1)"),
     ),
     "ed25519-key": _every(

@@ -477,6 +477,7 @@ SCENARIOS: ScenarioTable = ScenarioTable(
         _s(
             "aki-mismatch",
             "The leaf's authority key identifier does not match its intermediate's subject key identifier.",
+            ("aki-ski-mismatch",),
             spec=ServeSpec(leaf=LeafSpec(authority_key_id=bytes.fromhex("0badc0de" * 5))),
         ),
     )
