@@ -24,6 +24,7 @@ from ..model import Finding, PresentedChain, TrustStore
 from ..names import match_hostname, normalise_host
 from ..paths import CUSTOM, WEAK_HASHES, CandidatePath, ChainAnalysis, Node, StoreIndex, build_paths
 from ..revocation import CertRevocation
+from . import openssl
 from .profiles import FAMILIES, PROBLEMS, ClientProfile
 
 MAX_VALIDITY_DAYS = 398
@@ -290,6 +291,50 @@ def _store_label(profile: ClientProfile, stores: Sequence[TrustStore], extra: bo
     return names + (" + your --ca-file roots" if extra else "")
 
 
+def _openssl_problems(
+    facts: _Facts,
+    profile: ClientProfile,
+    chain: PresentedChain,
+    analysis: ChainAnalysis,
+    stores: Sequence[TrustStore],
+    host: str | None,
+) -> tuple[str, ...] | None:
+    """The chain verdict of OpenSSL's own ``X509_verify_cert`` for curl, Python and Node (clients/openssl.py).
+
+    Adds the one problem the client reports (its first error for curl/Python, its last for Node) to ``facts``
+    and returns the order to report in; then, when OpenSSL accepts, the name check the client does itself
+    (curl after the handshake, Node in ``tls.checkServerIdentity``). None: keep the declarative model.
+    """
+    settings = openssl.SETTINGS.get(profile.id)
+    if settings is None or profile.engine not in ("openssl", "node") or not chain.certs:
+        return None
+    result = openssl.verify(
+        chain.certs, [s.roots for s in stores], analysis.index.extra_roots, analysis.at, settings, host
+    )
+    if result is None:
+        return None
+    error = result.reported(settings)
+    if error is None:
+        if host and not settings.host_in_verify:
+            _hostname_problems(facts, profile, chain.certs[0], host)
+        return profile.order
+    problem = openssl.problem_for(error)
+    values = openssl.values_for(error, analysis.at)
+    if problem in ("hostname", "hostname-ip") and host:
+        leaf = chain.certs[0]
+        values.update(host=host, names=_names_for(profile, leaf), ips=", ".join(certinfo.ip_addresses(leaf)))
+    elif not _says(profile, problem, values, error):
+        problem = "openssl-other"  # the profile's text for this key is not what OpenSSL says here
+    facts.add(problem, **values)
+    return (problem,)
+
+
+def _says(profile: ClientProfile, problem: str, values: dict[str, str], error: openssl.VerifyError) -> bool:
+    """The profile's message for ``problem`` carries OpenSSL's text (and, for Node, its error code)."""
+    text = _render(profile, problem, values)
+    return error.text in text and (profile.engine != "node" or text.startswith(error.node_code + ":"))
+
+
 def predict_chain(
     profile: ClientProfile,
     chain: PresentedChain,
@@ -320,17 +365,19 @@ def predict_chain(
         facts.add("too-many-certs", count=str(chain.total_received))
     if chain.handshake_bytes > profile.max_handshake_bytes:
         facts.add("too-large", size=str(chain.handshake_bytes))
-    if not paths:
-        facts.add("issuer-unknown-leaf")
-        chosen = None
-    else:
-        chosen = paths[0]
-        public = chosen.end == "anchor" and any(s != CUSTOM for s in chosen.anchored_in)
-        _path_problems(facts, profile, chosen, analysis.at, host, public)
+    chosen = paths[0] if paths else None
+    order = _openssl_problems(facts, profile, chain, analysis, stores, host)
+    if order is None:  # not an OpenSSL client, or no OpenSSL library here: the declarative model
+        order = profile.order
+        if chosen is None:
+            facts.add("issuer-unknown-leaf")
+        else:
+            public = chosen.end == "anchor" and any(s != CUSTOM for s in chosen.anchored_in)
+            _path_problems(facts, profile, chosen, analysis.at, host, public)
     facts.unstapled_ok = stapled
     _revocation_problems(facts, profile, revocation)
     values = {"host": normalise_host(host) if host else "", "port": str(port or "")}
-    for problem in ("too-large", "too-many-certs", *profile.order):  # the handshake fails before verification
+    for problem in ("too-large", "too-many-certs", *order):  # the handshake fails before verification
         if problem in facts.problems:
             merged = {**values, **facts.problems[problem]}
             return ClientVerdict(

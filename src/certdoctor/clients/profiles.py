@@ -47,6 +47,15 @@ PROBLEMS: dict[str, tuple[str, ...]] = {
     "revoked": ("revoked",),
     "staple-invalid": ("ocsp-invalid",),
     "must-staple": ("must-staple-missing",),
+    # Errors OpenSSL's own verifier raises (clients/openssl.py) that the declarative model has no key for.
+    "path-length": ("path-length-exceeded",),  # X509_V_ERR_PATH_LENGTH_EXCEEDED
+    "name-not-permitted": ("name-constraints-violated",),  # X509_V_ERR_PERMITTED_VIOLATION
+    "name-excluded": ("name-constraints-violated",),  # X509_V_ERR_EXCLUDED_VIOLATION
+    "eku-ca": ("verification-failed",),  # X509_V_ERR_INVALID_PURPOSE at an intermediate (its EKU lacks serverAuth)
+    "bad-signature": ("verification-failed", "missing-intermediate"),  # X509_V_ERR_CERT_SIGNATURE_FAILURE
+    "unknown-critical": ("unknown-critical-extension",),  # X509_V_ERR_UNHANDLED_CRITICAL_EXTENSION
+    "chain-too-long": ("chain-truncated", "extra-cert"),  # X509_V_ERR_CERT_CHAIN_TOO_LONG
+    "openssl-other": ("verification-failed",),  # any other X509_V_ERR_*: rendered with OpenSSL's own text
 }
 
 # How problems are grouped for comparison with what real clients do ("the error family").
@@ -81,6 +90,14 @@ FAMILIES: dict[str, str] = {
     "revoked": "revoked",
     "staple-invalid": "revoked",
     "must-staple": "revoked",
+    "path-length": "usage",
+    "name-not-permitted": "usage",
+    "name-excluded": "usage",
+    "eku-ca": "usage",
+    "bad-signature": "untrusted",
+    "unknown-critical": "usage",
+    "chain-too-long": "protocol",
+    "openssl-other": "untrusted",
 }
 
 # The order in which each verification engine reports problems (first match wins). Derived from the
@@ -156,6 +173,16 @@ _OPENSSL_VERIFY = {
     "weak-key-ca": "CA certificate key too weak",
     "eku": "unsuitable certificate purpose",
     "not-ca": "invalid CA certificate",
+    # raised by OpenSSL's verifier (clients/openssl.py); the text is X509_verify_cert_error_string's
+    "issuer-no-certsign": "key usage does not include certificate signing",
+    "path-length": "path length constraint exceeded",
+    "name-not-permitted": "permitted subtree violation",
+    "name-excluded": "excluded subtree violation",
+    "eku-ca": "unsuitable certificate purpose",
+    "bad-signature": "certificate signature failure",
+    "unknown-critical": "unhandled critical extension",
+    "chain-too-long": "certificate chain too long",
+    "openssl-other": "{openssl}",
 }
 
 CURL = ClientProfile(
@@ -253,6 +280,14 @@ _NODE_CODES = {
     "eku": "INVALID_PURPOSE: unsuitable certificate purpose",
     "not-ca": "INVALID_PURPOSE: unsuitable certificate purpose",
     "issuer-no-certsign": "UNSPECIFIED: key usage does not include certificate signing",
+    "path-length": "PATH_LENGTH_EXCEEDED: path length constraint exceeded",
+    "name-not-permitted": "UNSPECIFIED: permitted subtree violation",
+    "name-excluded": "UNSPECIFIED: excluded subtree violation",
+    "eku-ca": "INVALID_PURPOSE: unsuitable certificate purpose",
+    "bad-signature": "CERT_SIGNATURE_FAILURE: certificate signature failure",
+    "unknown-critical": "UNSPECIFIED: unhandled critical extension",
+    "chain-too-long": "CERT_CHAIN_TOO_LONG: certificate chain too long",
+    "openssl-other": "{node_code}: {openssl}",  # Node: err.code (X509ErrorCode) and OpenSSL's text
     "hostname": "ERR_TLS_CERT_ALTNAME_INVALID: Hostname/IP does not match certificate's altnames: "
     "Host: {host}. is not in the cert's altnames: {names}",
     "hostname-cn-only": "ERR_TLS_CERT_ALTNAME_INVALID: Hostname/IP does not match certificate's altnames: "
