@@ -377,3 +377,27 @@ def test_predictions_match_real_clients(served: list[Served], cid: str) -> None:
     # the cases the declarative model got wrong are rejected by every real client
     assert {"path-length", "name-excluded", "name-not-permitted", "eku-ca", "aki-mismatch", "expired"} <= set(rejected)
     assert ("trailing-dot" in rejected) == (cid == "python")
+
+
+# --- wiring -----------------------------------------------------------------------------------------------
+
+
+def test_every_problem_the_verifier_maps_to_has_a_family_and_a_text_in_each_openssl_profile() -> None:
+    from certdoctor.clients import FAMILIES, PROBLEMS, profile
+
+    keys = {*openssl._PROBLEM_BY_NAME.values(), "openssl-other", "eku", "eku-ca", "expired", "root-expired"}
+    for key in keys:
+        assert key in PROBLEMS and key in FAMILIES, key
+        for cid in CLIENTS:
+            assert key in profile(cid).messages, (cid, key)
+
+
+def test_without_the_library_the_declarative_model_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No OpenSSL 3 libcrypto (e.g. macOS without Homebrew): the profiles' declarative rules still predict."""
+    monkeypatch.setattr(openssl, "_LIB", None)
+    case = build("expired", pb.AT)
+    verdicts = _predict_files(tmp_path, case, pb.AT)
+    assert verdicts["curl"].problem == "expired" and verdicts["node"].problem == "expired"
+    assert verdicts["python"].error == (
+        "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: certificate has expired (_ssl.c:1006)"
+    )
