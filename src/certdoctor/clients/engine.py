@@ -351,7 +351,6 @@ def predict_chain(
     """The verdict of one client on one presented chain (``stapled``: every source sent an OCSP staple)."""
     index = analysis.index
     _, all_paths = paths_for
-    paths = _cut_for(all_paths, profile, analysis.at)
     facts = _Facts()
     common = {
         "client": profile.id,
@@ -365,10 +364,12 @@ def predict_chain(
         facts.add("too-many-certs", count=str(chain.total_received))
     if chain.handshake_bytes > profile.max_handshake_bytes:
         facts.add("too-large", size=str(chain.handshake_bytes))
-    chosen = paths[0] if paths else None
+    chosen = None  # the path the declarative model judges (OpenSSL's verifier builds its own)
     order = _openssl_problems(facts, profile, chain, analysis, stores, host)
     if order is None:  # not an OpenSSL client, or no OpenSSL library here: the declarative model
         order = profile.order
+        paths = _cut_for(all_paths, profile, analysis.at)
+        chosen = paths[0] if paths else None
         if chosen is None:
             facts.add("issuer-unknown-leaf")
         else:

@@ -203,7 +203,8 @@ class Settings:
 SETTINGS: dict[str, Settings] = {
     "curl": Settings(2, X509_V_FLAG_TRUSTED_FIRST | X509_V_FLAG_PARTIAL_CHAIN, False, 0, "first"),
     "python": Settings(2, X509_V_FLAG_TRUSTED_FIRST, True, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, "first"),
-    "node": Settings(1, 0, False, 0, "last"),
+    # Node sets no flag; TRUSTED_FIRST is on by default since OpenSSL 1.1.0 (openssl-verification-options(1))
+    "node": Settings(1, X509_V_FLAG_TRUSTED_FIRST, False, 0, "last"),
 }
 
 
@@ -320,16 +321,29 @@ class VerifyError:
         return self.name if self.name in NODE_NAMED else "UNSPECIFIED"
 
 
+_NAME_ERRORS = frozenset(("HOSTNAME_MISMATCH", "IP_ADDRESS_MISMATCH", "EMAIL_MISMATCH"))
+
+
 @dataclass(frozen=True)
 class Verification:
     """The outcome of one ``X509_verify_cert`` run: every error in the order raised, and the chain built."""
 
     errors: tuple[VerifyError, ...]
-    chain: tuple[x509.Certificate, ...]
+    chain_der: tuple[bytes, ...]  # the chain OpenSSL built (leaf first, ending at the anchor when trusted)
 
     @property
     def ok(self) -> bool:
         return not self.errors
+
+    @property
+    def chain(self) -> tuple[x509.Certificate, ...]:
+        return tuple(x509.load_der_x509_certificate(der) for der in self.chain_der)
+
+    def without_name_errors(self) -> Verification:
+        """This run as a client that checks no name inside the verification would see it: OpenSSL's check_id
+        only reports (the callback goes on), so dropping its errors leaves exactly the other steps' errors."""
+        kept = tuple(e for e in self.errors if e.name not in _NAME_ERRORS)
+        return self if len(kept) == len(self.errors) else Verification(kept, self.chain_der)
 
     def reported(self, settings: Settings) -> VerifyError | None:
         """The error the client prints: the first (curl, Python) or the last (Node); None when accepted."""
@@ -347,6 +361,8 @@ class _Store:
     def __init__(self, anchors: Sequence[x509.Certificate]) -> None:
         assert _LIB is not None
         self.ptr = _LIB.X509_STORE_new()
+        # X509_V_FLAG_PARTIAL_CHAIN changes nothing unless some anchor is not self-signed (an intermediate)
+        self.partial_matters = any(not certinfo.is_self_signed(c) for c in anchors)
         for cert in anchors:
             handle = _x509(cert.public_bytes(Encoding.DER))
             if handle:
@@ -399,7 +415,7 @@ def _handle(cert: x509.Certificate) -> int | None:
     return handle
 
 
-def _from_handle(handle: int | None) -> x509.Certificate | None:
+def _der_of(handle: int | None) -> bytes | None:
     if not handle or _LIB is None:
         return None
     size = _LIB.i2d_X509(handle, None)
@@ -408,9 +424,16 @@ def _from_handle(handle: int | None) -> x509.Certificate | None:
     out = ctypes.create_string_buffer(size)
     cursor = ctypes.c_char_p(ctypes.addressof(out))
     _LIB.i2d_X509(handle, ctypes.byref(cursor))
+    return out.raw
+
+
+def _from_handle(handle: int | None) -> x509.Certificate | None:
+    der = _der_of(handle)
+    if der is None:
+        return None
     try:
-        return x509.load_der_x509_certificate(out.raw)
-    except ValueError:
+        return x509.load_der_x509_certificate(der)
+    except Exception:  # what OpenSSL accepted, cryptography may refuse: the error is kept without it
         return None
 
 
@@ -452,30 +475,61 @@ def verify(
     """Run ``X509_verify_cert`` on ``presented`` (leaf first; the rest is the untrusted stack) against the
     roots of every set in ``root_sets`` (one per trust store) + ``extra_roots`` at ``at`` as the client
     described by ``settings`` does; ``host`` is checked only when ``settings.host_in_verify``.
-    None when the library is unavailable or the leaf does not parse. Results are cached by (chain
-    fingerprints, store, time, settings, host)."""
+    None when the library is unavailable or the leaf does not parse.
+
+    Runs are shared: the name is always checked with Python's flags and its errors dropped for a client that
+    does not check it there (see :meth:`Verification.without_name_errors`); PARTIAL_CHAIN is left out when no
+    anchor is an intermediate; a lower security level reuses a level-2 run that raised no level error. So
+    curl, Python and Node usually share one run, cached by (chain fingerprints, store, time, security level,
+    flags, host)."""
     if _LIB is None or not presented:
         return None
     store_key, store = _store_for(root_sets, extra_roots)
-    name = host if settings.host_in_verify and host else None
-    key = (tuple(certinfo.fingerprint(c) for c in presented), store_key, int(at.timestamp()), settings, name)
-    with _LOCK:
-        hit = _RESULTS.get(key)
-        if hit is not None:
-            _RESULTS.move_to_end(key)
-            return hit
-    result = _run(presented, store, at, settings, name)
+    flags = settings.flags if store.partial_matters else settings.flags & ~X509_V_FLAG_PARTIAL_CHAIN
+    hostflags = settings.hostflags if settings.host_in_verify else _SHARED_HOSTFLAGS
+    fps = tuple(certinfo.fingerprint(c) for c in presented)
+
+    def cached(level: int) -> Verification | None:
+        key = (fps, store_key, int(at.timestamp()), level, flags, host or None, hostflags)
+        with _LOCK:
+            hit = _RESULTS.get(key)
+            if hit is not None:
+                _RESULTS.move_to_end(key)
+                return hit
+        done = _run(presented, store, at, level, flags, host or None, hostflags)
+        if done is not None:
+            with _LOCK:
+                _RESULTS[key] = done
+                while len(_RESULTS) > MAX_RESULTS:
+                    _RESULTS.popitem(last=False)
+        return done
+
+    result = None
+    if settings.auth_level < _SHARED_LEVEL:
+        # The level only adds check_auth_level's errors: a run at a higher level without any is this one too.
+        shared = cached(_SHARED_LEVEL)
+        if shared is not None and not any(e.name in _LEVEL_ERRORS for e in shared.errors):
+            result = shared
+    if result is None:
+        result = cached(settings.auth_level)
     if result is None:
         return None
-    with _LOCK:
-        _RESULTS[key] = result
-        while len(_RESULTS) > MAX_RESULTS:
-            _RESULTS.popitem(last=False)
-    return result
+    return result if settings.host_in_verify else result.without_name_errors()
+
+
+_SHARED_HOSTFLAGS = X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS  # Python's: a run made for curl can serve Python
+_SHARED_LEVEL = 2  # curl's and Python's: a run made for them serves Node unless it raised a level error
+_LEVEL_ERRORS = frozenset(("EE_KEY_TOO_SMALL", "CA_KEY_TOO_SMALL", "CA_MD_TOO_WEAK"))  # check_auth_level's
 
 
 def _run(
-    presented: Sequence[x509.Certificate], store: _Store, at: datetime, settings: Settings, host: str | None
+    presented: Sequence[x509.Certificate],
+    store: _Store,
+    at: datetime,
+    auth_level: int,
+    flags: int,
+    host: str | None,
+    hostflags: int,
 ) -> Verification | None:
     lib = _LIB
     assert lib is not None
@@ -495,33 +549,32 @@ def _run(
 
     def callback(ok: int, cctx: int) -> int:
         if not ok:
+            code = lib.X509_STORE_CTX_get_error(cctx)
+            depth = lib.X509_STORE_CTX_get_error_depth(cctx)
             chain = lib.X509_STORE_CTX_get0_chain(cctx)
-            errors.append(
-                VerifyError(
-                    code=lib.X509_STORE_CTX_get_error(cctx),
-                    depth=lib.X509_STORE_CTX_get_error_depth(cctx),
-                    chain_length=lib.OPENSSL_sk_num(chain) if chain else 0,
-                    cert=_from_handle(lib.X509_STORE_CTX_get_current_cert(cctx)),
-                )
-            )
+            try:  # an exception must not escape into C (ctypes would return 0 and print it)
+                cert = _from_handle(lib.X509_STORE_CTX_get_current_cert(cctx))
+            except Exception:
+                cert = None
+            errors.append(VerifyError(code, depth, lib.OPENSSL_sk_num(chain) if chain else 0, cert))
         return 1  # go on: every error is recorded (curl/Python stop at the first, Node reports the last)
 
     cb = _VERIFY_CB(callback)
-    built: list[x509.Certificate] = []
+    built: list[bytes] = []
     try:
         if not lib.X509_STORE_CTX_init(ctx, store_ptr, handles[0], untrusted):
             return None
         lib.X509_STORE_CTX_set_default(ctx, b"ssl_server")
         param = lib.X509_STORE_CTX_get0_param(ctx)
         lib.X509_VERIFY_PARAM_set_time(param, int(at.timestamp()))
-        lib.X509_VERIFY_PARAM_set_auth_level(param, settings.auth_level)
-        if settings.flags:
-            lib.X509_VERIFY_PARAM_set_flags(param, settings.flags)
+        lib.X509_VERIFY_PARAM_set_auth_level(param, auth_level)
+        if flags:
+            lib.X509_VERIFY_PARAM_set_flags(param, flags)
         if host:
             if certinfo.is_ip(host):
                 lib.X509_VERIFY_PARAM_set1_ip_asc(param, host.strip("[]").encode())
             else:
-                lib.X509_VERIFY_PARAM_set_hostflags(param, settings.hostflags)
+                lib.X509_VERIFY_PARAM_set_hostflags(param, hostflags)
                 lib.X509_VERIFY_PARAM_set1_host(param, _encode_host(host), 0)
         lib.X509_STORE_CTX_set_verify_cb(ctx, cb)
         ret = lib.X509_verify_cert(ctx)
@@ -530,9 +583,9 @@ def _run(
             errors.append(VerifyError(code, lib.X509_STORE_CTX_get_error_depth(ctx), 0, None))
         chain = lib.X509_STORE_CTX_get0_chain(ctx)
         for i in range(lib.OPENSSL_sk_num(chain) if chain else 0):
-            cert = _from_handle(lib.OPENSSL_sk_value(chain, i))
-            if cert is not None:
-                built.append(cert)
+            der = _der_of(lib.OPENSSL_sk_value(chain, i))
+            if der is not None:
+                built.append(der)
     finally:
         lib.X509_STORE_CTX_free(ctx)
         lib.X509_STORE_free(store_ptr)
