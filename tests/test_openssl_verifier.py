@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import json
 import shutil
 import socket
 import ssl
@@ -40,6 +41,7 @@ from test_clients_real import mismatch
 pytestmark = pytest.mark.skipif(not openssl.available(), reason="no OpenSSL 3 libcrypto on this machine")
 
 HOST = "api.example.test"
+PARTIAL_HOST = "api1.example.test"  # matched by the partial wildcard api*.example.test
 CLIENTS = ("curl", "python", "node")
 
 
@@ -112,6 +114,8 @@ def build(case: str, now: datetime | None = None) -> Case:
         leaf = _aki_mismatch_leaf(HOST, ca, now)
     elif case == "weak-key":
         leaf = pb.leaf(HOST, ca, key=pb.rsa_key("verifier-1024", 1024), **times)
+    elif case == "partial-wildcard":
+        leaf = pb.leaf(PARTIAL_HOST, ca, sans=["api*.example.test"], **times)
     else:
         leaf = pb.leaf(HOST, ca, **times)
     return Case((leaf.cert, ca.cert), root, leaf.key)
@@ -293,7 +297,16 @@ def test_trailing_dot_host_prediction(tmp_path: Path) -> None:
 
 # --- 3. against the real clients --------------------------------------------------------------------------
 
-REAL_CASES = ("good", "path-length", "name-excluded", "name-not-permitted", "eku-ca", "aki-mismatch", "expired")
+REAL_CASES = (
+    "good",
+    "path-length",
+    "name-excluded",
+    "name-not-permitted",
+    "eku-ca",
+    "aki-mismatch",
+    "expired",
+    "partial-wildcard",
+)
 
 
 @dataclass(frozen=True)
@@ -338,9 +351,13 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Served]]:
         server = hs.RawServer(_https(ctx))
         servers.append(server)
         root = _pem(workdir / f"{case}-root.pem", [built.root.cert])
-        out.append(Served(case, HOST, server.port, root))
+        out.append(Served(case, PARTIAL_HOST if case == "partial-wildcard" else HOST, server.port, root))
         if case == "good":
             out.append(Served("trailing-dot", HOST + ".", server.port, root))
+            out.append(Served("ip-target", "127.0.0.1", server.port, root))
+            # only the intermediate trusted: curl's PARTIAL_CHAIN accepts it as an anchor, Python and Node do not
+            anchor = _pem(workdir / "intermediate-anchor.pem", [built.certs[1]])
+            out.append(Served("intermediate-anchor", HOST, server.port, anchor))
     yield out
     for server in servers:
         server.close()
@@ -377,6 +394,8 @@ def test_predictions_match_real_clients(served: list[Served], cid: str) -> None:
     # the cases the declarative model got wrong are rejected by every real client
     assert {"path-length", "name-excluded", "name-not-permitted", "eku-ca", "aki-mismatch", "expired"} <= set(rejected)
     assert ("trailing-dot" in rejected) == (cid == "python")
+    assert ("intermediate-anchor" in rejected) == (cid != "curl")
+    assert "ip-target" in rejected
 
 
 # --- wiring -----------------------------------------------------------------------------------------------
@@ -401,3 +420,36 @@ def test_without_the_library_the_declarative_model_answers(tmp_path: Path, monke
     assert verdicts["python"].error == (
         "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: certificate has expired (_ssl.c:1006)"
     )
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node not installed")
+def test_node_wildcard_rule_agrees_with_node_check_server_identity() -> None:
+    """The engine's model of Node's partial wildcards against ``tls.checkServerIdentity`` itself."""
+    from certdoctor.clients.engine import node_wildcard_match
+
+    cases = [
+        ("api*.example.test", "api1.example.test"),
+        ("api*.example.test", "api.example.test"),
+        ("*i.example.test", "api.example.test"),
+        ("a*i.example.test", "ai.example.test"),
+        ("b*i.example.test", "api.example.test"),
+        ("*.example.test", "api.example.test"),
+        ("*.example.test", "a.b.example.test"),
+        ("*.test", "x.test"),
+        ("x*.test", "xy.test"),
+        ("xn--*.example.test", "xn--a.example.test"),
+        ("a**.example.test", "abc.example.test"),
+        ("API*.Example.test", "api1.example.test"),
+        ("api*.example.test", "api1.example.test."),
+        ("api*.example.test", "api1.other.test"),
+    ]
+    program = (
+        "const tls = require('tls'); const cases = JSON.parse(process.argv[1]);"
+        "console.log(JSON.stringify(cases.map(([p, h]) =>"
+        " tls.checkServerIdentity(h, {subject: {}, subjectaltname: 'DNS:' + p}) === undefined)));"
+    )
+    done = subprocess.run(
+        ["node", "-e", program, json.dumps(cases)], capture_output=True, text=True, timeout=60, check=True
+    )
+    real = json.loads(done.stdout)
+    assert [node_wildcard_match(p, h) for p, h in cases] == real

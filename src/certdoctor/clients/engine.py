@@ -315,8 +315,12 @@ def _openssl_problems(
         return None
     error = result.reported(settings)
     if error is None:
-        if host and not settings.host_in_verify:
-            _hostname_problems(facts, profile, chain.certs[0], host)
+        leaf = chain.certs[0]
+        node_match = (
+            profile.engine == "node" and host and any(node_wildcard_match(p, host) for p in certinfo.dns_names(leaf))
+        )
+        if host and not settings.host_in_verify and not node_match:
+            _hostname_problems(facts, profile, leaf, host)
         return profile.order
     problem = openssl.problem_for(error)
     values = openssl.values_for(error, analysis.at)
@@ -327,6 +331,24 @@ def _openssl_problems(
         problem = "openssl-other"  # the profile's text for this key is not what OpenSSL says here
     facts.add(problem, **values)
     return (problem,)
+
+
+def node_wildcard_match(pattern: str, host: str) -> bool:
+    """Node's ``tls.checkServerIdentity`` on one DNS subjectAltName with a wildcard, as observed with Node 20:
+    one ``*`` anywhere in the leftmost label (``api*``, ``*i``, ``a*i``; it may match nothing), the other
+    labels equal (case-insensitive, the host's trailing dot ignored), at least three labels in the pattern,
+    never in an ``xn--`` label. Stricter matchers (OpenSSL with Python's NO_PARTIAL_WILDCARDS, Go, browsers)
+    accept only a whole ``*`` label; the engine's name check covers those."""
+    host_labels = host.lower().rstrip(".").split(".")
+    labels = pattern.lower().split(".")
+    first = labels[0]
+    if first.count("*") != 1 or len(labels) < 3 or len(labels) != len(host_labels) or first.startswith("xn--"):
+        return False
+    if labels[1:] != host_labels[1:] or "" in labels:
+        return False
+    prefix, suffix = first.split("*")
+    label = host_labels[0]
+    return len(prefix) + len(suffix) <= len(label) and label.startswith(prefix) and label.endswith(suffix)
 
 
 def _says(profile: ClientProfile, problem: str, values: dict[str, str], error: openssl.VerifyError) -> bool:

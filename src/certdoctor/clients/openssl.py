@@ -624,7 +624,6 @@ _PROBLEM_BY_NAME = {
     "CA_MD_TOO_WEAK": "weak-signature",
     "HOSTNAME_MISMATCH": "hostname",
     "IP_ADDRESS_MISMATCH": "hostname-ip",
-    "UNHANDLED_CRITICAL_EXTENSION": "unknown-critical",
     "CERT_CHAIN_TOO_LONG": "chain-too-long",
 }
 

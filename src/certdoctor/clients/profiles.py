@@ -53,7 +53,6 @@ PROBLEMS: dict[str, tuple[str, ...]] = {
     "name-excluded": ("name-constraints-violated",),  # X509_V_ERR_EXCLUDED_VIOLATION
     "eku-ca": ("verification-failed",),  # X509_V_ERR_INVALID_PURPOSE at an intermediate (its EKU lacks serverAuth)
     "bad-signature": ("verification-failed", "missing-intermediate"),  # X509_V_ERR_CERT_SIGNATURE_FAILURE
-    "unknown-critical": ("unknown-critical-extension",),  # X509_V_ERR_UNHANDLED_CRITICAL_EXTENSION
     "chain-too-long": ("chain-truncated", "extra-cert"),  # X509_V_ERR_CERT_CHAIN_TOO_LONG
     "openssl-other": ("verification-failed",),  # any other X509_V_ERR_*: rendered with OpenSSL's own text
 }
@@ -95,7 +94,6 @@ FAMILIES: dict[str, str] = {
     "name-excluded": "usage",
     "eku-ca": "usage",
     "bad-signature": "untrusted",
-    "unknown-critical": "usage",
     "chain-too-long": "protocol",
     "openssl-other": "untrusted",
 }
@@ -180,7 +178,6 @@ _OPENSSL_VERIFY = {
     "name-excluded": "excluded subtree violation",
     "eku-ca": "unsuitable certificate purpose",
     "bad-signature": "certificate signature failure",
-    "unknown-critical": "unhandled critical extension",
     "chain-too-long": "certificate chain too long",
     "openssl-other": "{openssl}",
 }
@@ -285,7 +282,6 @@ _NODE_CODES = {
     "name-excluded": "UNSPECIFIED: excluded subtree violation",
     "eku-ca": "INVALID_PURPOSE: unsuitable certificate purpose",
     "bad-signature": "CERT_SIGNATURE_FAILURE: certificate signature failure",
-    "unknown-critical": "UNSPECIFIED: unhandled critical extension",
     "chain-too-long": "CERT_CHAIN_TOO_LONG: certificate chain too long",
     "openssl-other": "{node_code}: {openssl}",  # Node: err.code (X509ErrorCode) and OpenSSL's text
     "hostname": "ERR_TLS_CERT_ALTNAME_INVALID: Hostname/IP does not match certificate's altnames: "
