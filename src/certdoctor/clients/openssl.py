@@ -387,7 +387,7 @@ def _x509(der: bytes) -> int | None:
 
 _LOCK = threading.Lock()
 _HANDLES: OrderedDict[str, int] = OrderedDict()  # fingerprint -> X509* (one reference owned by the cache)
-MAX_HANDLES = 2048
+MAX_HANDLES = 512  # X509 structures live in OpenSSL memory: a few KiB each
 
 
 def _handle(cert: x509.Certificate) -> int | None:
@@ -440,7 +440,7 @@ def _from_handle(handle: int | None) -> x509.Certificate | None:
 _STORES: OrderedDict[tuple[object, ...], tuple[object, _Store]] = OrderedDict()
 _RESULTS: OrderedDict[tuple[object, ...], Verification] = OrderedDict()
 MAX_STORES = 16
-MAX_RESULTS = 4096
+MAX_RESULTS = 1024  # verdicts are reused within one diagnosis (clients, addresses), rarely later
 
 
 def _store_for(
