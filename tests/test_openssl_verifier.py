@@ -187,21 +187,33 @@ def test_node_reports_the_last_error_curl_and_python_the_first() -> None:
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="no openssl command")
-def test_exact_not_after_second_agrees_with_openssl_verify(tmp_path: Path) -> None:
-    """OpenSSL's notAfter is inclusive of nothing: at t == notAfter the certificate has expired; one second
-    earlier it has not. The oracle is the ``openssl verify -attime`` command."""
+@pytest.mark.parametrize("edge", ["not_after", "not_before"])
+def test_exact_validity_seconds_agree_with_openssl_verify(tmp_path: Path, edge: str) -> None:
+    """At t == notAfter OpenSSL says the certificate has expired (RFC 5280 §4.1.2.5 would still accept it),
+    one second earlier it has not; at t == notBefore it is valid, one second earlier not yet. The oracle is
+    the ``openssl verify -attime`` command."""
     chain = build("good")
-    not_after = chain.certs[0].not_valid_after_utc
+    leaf_cert = chain.certs[0]
     root = _pem(tmp_path / "root.pem", [chain.root.cert])
     untrusted = _pem(tmp_path / "ca.pem", list(chain.certs[1:]))
-    leaf = _pem(tmp_path / "leaf.pem", [chain.certs[0]])
-    for at, expired in ((not_after - timedelta(seconds=1), False), (not_after, True)):
+    leaf = _pem(tmp_path / "leaf.pem", [leaf_cert])
+    second = timedelta(seconds=1)
+    if edge == "not_after":
+        cases = [(leaf_cert.not_valid_after_utc - second, None), (leaf_cert.not_valid_after_utc, "CERT_HAS_EXPIRED")]
+    else:
+        cases = [
+            (leaf_cert.not_valid_before_utc - second, "CERT_NOT_YET_VALID"),
+            (leaf_cert.not_valid_before_utc, None),
+        ]
+    texts = {"CERT_HAS_EXPIRED": "certificate has expired", "CERT_NOT_YET_VALID": "certificate is not yet valid"}
+    for at, error in cases:
         argv = ["openssl", "verify", "-attime", str(int(at.timestamp())), "-CAfile", root, "-untrusted", untrusted]
         done = subprocess.run([*argv, leaf], capture_output=True, text=True, timeout=30, check=False)
-        said_expired = "certificate has expired" in done.stdout + done.stderr
-        assert said_expired == expired, done.stdout + done.stderr
+        said = done.stdout + done.stderr
+        assert (done.returncode == 0) == (error is None), said
+        assert error is None or texts[error] in said, said
         for client in CLIENTS:
-            assert (_errors(chain, client, at=at) == [("CERT_HAS_EXPIRED", 0)]) == expired, (client, at)
+            assert _errors(chain, client, at=at) == ([(error, 0)] if error else []), (client, at)
 
 
 def test_one_store_build_serves_many_chains(monkeypatch: pytest.MonkeyPatch) -> None:
