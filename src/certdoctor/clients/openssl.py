@@ -11,17 +11,19 @@ judged time as the verify parameter's time, and the context is set up the way li
   openssl.cnf says ``CipherString = DEFAULT:@SECLEVEL=2``), which rejects RSA keys under 2048 bits and SHA-1
   signatures (``check_auth_level``); Node ships its own OpenSSL with the compiled-in default, level 1;
 - the flags each client sets: curl 7.88 adds ``X509_V_FLAG_TRUSTED_FIRST | X509_V_FLAG_PARTIAL_CHAIN`` to its
-  store (lib/vtls/openssl.c, ``ossl_populate_x509_store``); Python 3.11's ``create_default_context`` leaves
-  ``VERIFY_X509_TRUSTED_FIRST`` only; Node 20 adds none;
-- Python checks the host name inside the verification (``_ssl__SSLSocket_impl`` → ``X509_VERIFY_PARAM_set1_host``
-  or ``_set1_ip``, with ``X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS``, the ``hostflags`` its SSLContext starts with,
-  Modules/_ssl.c); curl checks it after the handshake with its own code and Node in JavaScript
-  (``tls.checkServerIdentity``), so those two stay with the engine's declarative name check.
+  store when it loads the CA file (lib/vtls/openssl.c; PARTIAL_CHAIN unless --crlfile); Python 3.11's
+  ``create_default_context`` leaves ``VERIFY_X509_TRUSTED_FIRST`` only (``ctx.verify_flags``); Node 20 adds none;
+- Python checks the host name inside the verification: when a client socket gets its ``server_hostname``,
+  Modules/_ssl.c calls ``X509_VERIFY_PARAM_set1_host`` (or ``_set1_ip`` for an address) with the context's
+  ``hostflags``, which start as ``X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS`` (``ctx._host_flags == 4``); curl checks
+  the name after the handshake with its own code and Node in JavaScript (``tls.checkServerIdentity``), so those
+  two stay with the engine's name check.
 
 The verification callback lets OpenSSL continue past every error and records each one (code, depth), so one
 run gives both what curl and Python print — the *first* error, where their callback stops the handshake — and
-what Node prints — the *last* one, because Node's callback accepts everything and reads
-``SSL_get_verify_result`` afterwards (src/crypto/crypto_tls.cc, ``VerifyCallback`` returns 1).
+what Node prints — the *last* one, because Node's verify callback accepts everything and it reads
+``SSL_get_verify_result`` after the handshake (and names the code with ``X509ErrorCode``,
+src/crypto/crypto_common.cc). The tests compare all three with the real clients.
 
 The library is the system's ``libcrypto.so.3`` (the one curl and Python's ``ssl`` are linked with), loaded with
 :mod:`ctypes`: pyOpenSSL's binding is the OpenSSL statically linked into ``cryptography`` (another major
