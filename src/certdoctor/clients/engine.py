@@ -25,6 +25,7 @@ from ..model import Finding, PresentedChain, TrustStore
 from ..names import match_hostname, normalise_host
 from ..paths import PUBLIC_STORES, WEAK_HASHES, CandidatePath, ChainAnalysis, Node, StoreIndex, build_paths
 from ..revocation import CertRevocation
+from . import openssl
 from .profiles import FAMILIES, PROBLEMS, ClientProfile
 
 MAX_VALIDITY_DAYS = 398
@@ -412,6 +413,75 @@ def _store_label(profile: ClientProfile, stores: Sequence[TrustStore], extra: bo
     return names + (" + your --ca-file roots" if extra else "")
 
 
+def _openssl_problems(
+    facts: _Facts,
+    profile: ClientProfile,
+    chain: PresentedChain,
+    analysis: ChainAnalysis,
+    stores: Sequence[TrustStore],
+    host: str | None,
+) -> tuple[str, ...] | None:
+    """The chain verdict of OpenSSL's own ``X509_verify_cert`` for curl, Python and Node (clients/openssl.py).
+
+    Adds the one problem the client reports (its first error for curl/Python, its last for Node) to ``facts``
+    and returns the order to report in; then, when OpenSSL accepts, the name check the client does itself
+    (curl after the handshake, Node in ``tls.checkServerIdentity``). None: keep the declarative model.
+    """
+    settings = openssl.SETTINGS.get(profile.id)
+    if settings is None or profile.engine not in ("openssl", "node") or not chain.certs:
+        return None
+    result = openssl.verify(
+        chain.certs, [s.roots for s in stores], analysis.index.extra_roots, analysis.at, settings, host
+    )
+    if result is None:
+        return None
+    error = result.reported(settings)
+    if error is None:
+        leaf = chain.certs[0]
+        node_match = next(
+            (p for p in certinfo.dns_names(leaf) if profile.engine == "node" and host and node_wildcard_match(p, host)),
+            None,
+        )
+        if node_match is not None and "*" in node_match.split(".")[0] and node_match.split(".")[0] != "*":
+            facts.note = f"accepts the partial wildcard {node_match}"
+        elif host and not settings.host_in_verify and node_match is None:
+            _hostname_problems(facts, profile, leaf, host)
+        return profile.order
+    problem = openssl.problem_for(error)
+    values = openssl.values_for(error, analysis.at)
+    if problem in ("hostname", "hostname-ip") and host:
+        leaf = chain.certs[0]
+        values.update(host=host, names=_names_for(profile, leaf), ips=", ".join(certinfo.ip_addresses(leaf)))
+    elif not _says(profile, problem, values, error):
+        problem = "openssl-other"  # the profile's text for this key is not what OpenSSL says here
+    facts.add(problem, **values)
+    return (problem,)
+
+
+def node_wildcard_match(pattern: str, host: str) -> bool:
+    """Node's ``tls.checkServerIdentity`` on one DNS subjectAltName with a wildcard, as observed with Node 20:
+    one ``*`` anywhere in the leftmost label (``api*``, ``*i``, ``a*i``; it may match nothing), the other
+    labels equal (case-insensitive, the host's trailing dot ignored), at least three labels in the pattern,
+    never in an ``xn--`` label. Stricter matchers (OpenSSL with Python's NO_PARTIAL_WILDCARDS, Go, browsers)
+    accept only a whole ``*`` label; the engine's name check covers those."""
+    host_labels = host.lower().rstrip(".").split(".")
+    labels = pattern.lower().split(".")
+    first = labels[0]
+    if first.count("*") != 1 or len(labels) < 3 or len(labels) != len(host_labels) or first.startswith("xn--"):
+        return False
+    if labels[1:] != host_labels[1:] or "" in labels:
+        return False
+    prefix, suffix = first.split("*")
+    label = host_labels[0]
+    return len(prefix) + len(suffix) <= len(label) and label.startswith(prefix) and label.endswith(suffix)
+
+
+def _says(profile: ClientProfile, problem: str, values: dict[str, str], error: openssl.VerifyError) -> bool:
+    """The profile's message for ``problem`` carries OpenSSL's text (and, for Node, its error code)."""
+    text = _render(profile, problem, values)
+    return error.text in text and (profile.engine != "node" or text.startswith(error.node_code + ":"))
+
+
 def predict_chain(
     profile: ClientProfile,
     chain: PresentedChain,
@@ -428,7 +498,6 @@ def predict_chain(
     """The verdict of one client on one presented chain (``stapled``: every source sent an OCSP staple)."""
     index = analysis.index
     _, all_paths = paths_for
-    paths = _cut_for(all_paths, profile, analysis.at)
     facts = _Facts()
     common = {
         "client": profile.id,
@@ -442,17 +511,21 @@ def predict_chain(
         facts.add("too-many-certs", count=str(chain.total_received))
     if chain.handshake_bytes > profile.max_handshake_bytes:
         facts.add("too-large", size=str(chain.handshake_bytes))
-    if not paths:
-        facts.add("issuer-unknown-leaf")
-        chosen = None
-    else:
-        chosen = paths[0]
-        public = chosen.end == "anchor" and bool(PUBLIC_STORES & set(chosen.anchored_in))
-        _path_problems(facts, profile, chosen, analysis.at, host, public)
+    chosen = None  # the path the declarative model judges (OpenSSL's verifier builds its own)
+    order = _openssl_problems(facts, profile, chain, analysis, stores, host)
+    if order is None:  # not an OpenSSL client, or no OpenSSL library here: the declarative model
+        order = profile.order
+        paths = _cut_for(all_paths, profile, analysis.at)
+        chosen = paths[0] if paths else None
+        if chosen is None:
+            facts.add("issuer-unknown-leaf")
+        else:
+            public = chosen.end == "anchor" and bool(PUBLIC_STORES & set(chosen.anchored_in))
+            _path_problems(facts, profile, chosen, analysis.at, host, public)
     facts.unstapled_ok = stapled
     _revocation_problems(facts, profile, revocation)
     values = {"host": normalise_host(host) if host else "", "port": str(port or "")}
-    for problem in ("too-large", "too-many-certs", *profile.order):  # the handshake fails before verification
+    for problem in ("too-large", "too-many-certs", *order):  # the handshake fails before verification
         if problem in facts.problems:
             merged = {**values, **facts.problems[problem]}
             return ClientVerdict(

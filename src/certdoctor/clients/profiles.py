@@ -58,6 +58,10 @@ PROBLEMS: dict[str, tuple[str, ...]] = {
     "aki-mismatch": ("aki-ski-mismatch",),  # an intermediate's AKI names no certificate the client has
     "hostname-trailing-dot": ("hostname-trailing-dot",),  # the client compares "name." with "name" literally
     "handshake-timeout": ("connection-failed",),  # TCP connected, then no TLS answer
+    # Errors OpenSSL's own verifier raises (clients/openssl.py) that the declarative model has no key for.
+    "bad-signature": ("verification-failed", "missing-intermediate"),  # X509_V_ERR_CERT_SIGNATURE_FAILURE
+    "chain-too-long": ("chain-truncated", "extra-cert"),  # X509_V_ERR_CERT_CHAIN_TOO_LONG
+    "openssl-other": ("verification-failed",),  # any other X509_V_ERR_*: rendered with OpenSSL's own text
 }
 
 # How problems are grouped for comparison with what real clients do ("the error family").
@@ -102,6 +106,9 @@ FAMILIES: dict[str, str] = {
     "aki-mismatch": "untrusted",
     "hostname-trailing-dot": "hostname",
     "handshake-timeout": "network",
+    "bad-signature": "untrusted",
+    "chain-too-long": "protocol",
+    "openssl-other": "untrusted",
 }
 
 # The order in which each verification engine reports problems (first match wins). Derived from the
@@ -196,6 +203,11 @@ _OPENSSL_VERIFY = {
     "name-constraints": "{nc_kind} subtree violation",
     "aki-mismatch-leaf": "unable to get local issuer certificate",
     "aki-mismatch": "unable to get local issuer certificate",
+    # raised by OpenSSL's verifier (clients/openssl.py); the text is X509_verify_cert_error_string's
+    "issuer-no-certsign": "key usage does not include certificate signing",
+    "bad-signature": "certificate signature failure",
+    "chain-too-long": "certificate chain too long",
+    "openssl-other": "{openssl}",
 }
 
 # OpenSSL 3.0 as curl, Python and Node use it (x509_vfy.c, v3_purp.c, v3_utl.c):
@@ -335,6 +347,9 @@ _NODE_CODES = {
     # Node has no client-side handshake timeout: the application's socket timeout (socket.setTimeout, the
     # timeout option of https.request) fires and the application destroys the socket with its own error.
     "handshake-timeout": "ETIMEDOUT: no TLS handshake before the socket timeout (socket.setTimeout)",
+    "bad-signature": "CERT_SIGNATURE_FAILURE: certificate signature failure",
+    "chain-too-long": "CERT_CHAIN_TOO_LONG: certificate chain too long",
+    "openssl-other": "{node_code}: {openssl}",  # Node: err.code (X509ErrorCode) and OpenSSL's text
     "hostname": "ERR_TLS_CERT_ALTNAME_INVALID: Hostname/IP does not match certificate's altnames: "
     "Host: {host}. is not in the cert's altnames: {names}",
     "hostname-cn-only": "ERR_TLS_CERT_ALTNAME_INVALID: Hostname/IP does not match certificate's altnames: "
