@@ -10,7 +10,7 @@ how to fix it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -331,7 +331,7 @@ _UNTRUSTED = ("missing-intermediate", "private-ca", "tls-interception", "outdate
 _EXPIRED = ("expired", "intermediate-expired", "client-clock")
 _NAME = ("hostname-mismatch", "wrong-certificate", "no-san")
 
-SIGNATURES: tuple[Signature, ...] = (
+_BASE: tuple[Signature, ...] = (
     # --- OpenSSL verify results (curl, Python, PHP, Ruby, git, s_client, and Node's codes) ---
     _s(
         "openssl-20",
@@ -1874,3 +1874,54 @@ SIGNATURES: tuple[Signature, ...] = (
         "This certificate has expired.",
     ),
 )
+
+
+# Node reports OpenSSL's verify result as ``err.code``: the X509_V_ERR_* name without its prefix
+# (lib/_tls_wrap.js onConnectSecure, src/crypto/crypto_common.cc X509ErrorCode). curl, Python, PHP and
+# ``openssl s_client`` print OpenSSL's text, never that name: a paste carrying the code comes from Node.
+_X509_CODE = re.compile(r"^(?P<text>.+)\|(?P<code>(?:\(\?<!ERR_\))?[A-Z][A-Z0-9_]+(?:\\b)?)$")
+
+
+_PY_VERIFY = "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: "
+# Names Node never reports: it checks the host name in JavaScript (ERR_TLS_CERT_ALTNAME_INVALID).
+_NOT_NODE = frozenset({"HOSTNAME_MISMATCH", "IP_ADDRESS_MISMATCH"})
+
+
+def _node_twins(signatures: tuple[Signature, ...]) -> tuple[Signature, ...]:
+    """Each OpenSSL certificate-verification signature (``openssl-<X509_V_ERR number>``, pattern
+    ``text|CODE``) split in two: OpenSSL's text for curl, Python…, and the code for Node, ranked first."""
+    out: list[Signature] = []
+    for sig in signatures:
+        m = _X509_CODE.match(sig.pattern)
+        code = m.group("code").removeprefix("(?<!ERR_)").removesuffix("\\b") if m is not None else ""
+        if not sig.id.removeprefix("openssl-").isdigit() or m is None or code in _NOT_NODE:
+            out.append(sig)
+            continue
+        node_examples = tuple(e for e in sig.examples if code in e)
+        said = sig.examples[0]
+        for prefix in (f"{code}: ", "curl: (60) SSL certificate problem: ", _PY_VERIFY):
+            said = said.removeprefix(prefix)
+        text_examples = tuple(e for e in sig.examples if code not in e) or (
+            f"curl: (60) SSL certificate problem: {said}",
+        )
+        node_example = (
+            f"Error: {said}\n    at TLSSocket.onConnectSecure (node:_tls_wrap:1674:34) {{\n  code: '{code}'\n}}"
+        )
+        out.append(replace(sig, pattern=m.group("text"), examples=text_examples))
+        out.append(
+            Signature(
+                f"node-{code.lower().replace('_', '-')}",
+                f"Node.js (code {code}; also npm, yarn, Postman, VS Code)",
+                ("node",),
+                m.group("code"),
+                sig.family,
+                sig.meaning,
+                sig.causes,
+                node_examples or (node_example,),
+                specificity=sig.specificity + 0.1,
+            )
+        )
+    return tuple(out)
+
+
+SIGNATURES: tuple[Signature, ...] = _node_twins(_BASE)
