@@ -303,7 +303,7 @@ def test_prediction_at_the_not_after_second_is_expired(tmp_path: Path) -> None:
 def test_trailing_dot_host_prediction(tmp_path: Path) -> None:
     verdicts = _predict_files(tmp_path, build("good"), pb.AT, name=HOST + ".")
     assert verdicts["curl"].accepts and verdicts["node"].accepts
-    assert not verdicts["python"].accepts and verdicts["python"].problem == "hostname"
+    assert not verdicts["python"].accepts and verdicts["python"].problem == "hostname-trailing-dot"
     assert f"certificate is not valid for '{HOST}.'" in (verdicts["python"].error or "")
 
 

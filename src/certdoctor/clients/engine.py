@@ -449,7 +449,10 @@ def _openssl_problems(
         return profile.order
     problem = openssl.problem_for(error)
     values = openssl.values_for(error, analysis.at)
-    if problem in ("hostname", "hostname-ip") and host:
+    if problem == "hostname" and host and host.endswith(".") and match_hostname(chain.certs[0], host).matched:
+        problem = "hostname-trailing-dot"  # OpenSSL compares "name." literally; without the dot it matches
+        values.update(host=host.strip("[]"))
+    elif problem in ("hostname", "hostname-ip") and host:
         leaf = chain.certs[0]
         values.update(host=host, names=_names_for(profile, leaf), ips=", ".join(certinfo.ip_addresses(leaf)))
     elif not _says(profile, problem, values, error):
