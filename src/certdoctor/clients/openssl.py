@@ -366,7 +366,7 @@ class _Store:
         # X509_V_FLAG_PARTIAL_CHAIN changes nothing unless some anchor is not self-signed (an intermediate)
         self.partial_matters = any(not certinfo.is_self_signed(c) for c in anchors)
         for cert in anchors:
-            handle = _x509(cert.public_bytes(Encoding.DER))
+            handle = _handle(cert)
             if handle:
                 _LIB.X509_STORE_add_cert(self.ptr, handle)  # takes its own reference
                 _LIB.X509_free(handle)
@@ -440,27 +440,72 @@ def _from_handle(handle: int | None) -> x509.Certificate | None:
 
 
 _STORES: OrderedDict[tuple[object, ...], tuple[object, _Store]] = OrderedDict()
+_BY_SUBJECT: OrderedDict[int, tuple[object, dict[bytes, list[x509.Certificate]]]] = OrderedDict()
 _RESULTS: OrderedDict[tuple[object, ...], Verification] = OrderedDict()
-MAX_STORES = 16
+MAX_STORES = 64  # small stores: the few roots a chain can reach
 MAX_RESULTS = 1024  # verdicts are reused within one diagnosis (clients, addresses), rarely later
 
 
-def _store_for(
-    root_sets: Sequence[Sequence[x509.Certificate]], extra: Sequence[x509.Certificate]
-) -> tuple[tuple[object, ...], _Store]:
-    """The X509_STORE of the trust stores' roots plus the --ca-file roots: built once per store, not per chain.
+def _by_subject(roots: Sequence[x509.Certificate]) -> dict[bytes, list[x509.Certificate]]:
+    """The roots of one trust store by their subject name (DER), built once per store (the tuple is kept
+    alive in the cache, so its id cannot be reused)."""
+    key = id(roots)
+    with _LOCK:
+        hit = _BY_SUBJECT.get(key)
+        if hit is not None:
+            return hit[1]
+    index: dict[bytes, list[x509.Certificate]] = {}
+    for cert in roots:
+        index.setdefault(cert.subject.public_bytes(), []).append(cert)
+    with _LOCK:
+        _BY_SUBJECT[key] = (roots, index)
+        while len(_BY_SUBJECT) > MAX_STORES:
+            _BY_SUBJECT.popitem(last=False)
+    return index
 
-    Keyed by the identity of each store's roots tuple (kept alive in the cache, so an id cannot be reused)
-    and the fingerprints of the extra roots."""
-    key = (tuple(id(r) for r in root_sets), tuple(certinfo.fingerprint(c) for c in extra))
+
+def _candidates(
+    presented: Sequence[x509.Certificate], root_sets: Sequence[Sequence[x509.Certificate]]
+) -> list[x509.Certificate]:
+    """The trust store roots X509_verify_cert can reach from ``presented``: OpenSSL looks issuers up in the
+    store by subject name only (X509_STORE_CTX_get1_issuer), so the roots whose subject is the issuer of a
+    presented certificate, or of such a root (cross-signed anchors), are all that can change its answer.
+    A store of those few is built in microseconds instead of parsing every root of the bundle."""
+    indexes = [_by_subject(roots) for roots in root_sets]
+    wanted = [c.issuer.public_bytes() for c in presented]
+    seen_names: set[bytes] = set()
+    out: dict[str, x509.Certificate] = {}
+    while wanted:
+        name = wanted.pop()
+        if name in seen_names:
+            continue
+        seen_names.add(name)
+        for index in indexes:
+            for cert in index.get(name, ()):
+                fp = certinfo.fingerprint(cert)
+                if fp not in out:
+                    out[fp] = cert
+                    wanted.append(cert.issuer.public_bytes())
+    return list(out.values())
+
+
+def _store_for(
+    presented: Sequence[x509.Certificate],
+    root_sets: Sequence[Sequence[x509.Certificate]],
+    extra: Sequence[x509.Certificate],
+) -> tuple[tuple[object, ...], _Store]:
+    """The X509_STORE of the --ca-file roots plus the trust stores' roots that ``presented`` can reach (see
+    :func:`_candidates`); cached by the anchors' fingerprints."""
+    anchors = _candidates(presented, root_sets) + list(extra)
+    key = tuple(sorted(certinfo.fingerprint(c) for c in anchors))
     with _LOCK:
         hit = _STORES.get(key)
         if hit is not None:
             _STORES.move_to_end(key)
             return key, hit[1]
-    store = _Store([c for roots in root_sets for c in roots] + list(extra))
+    store = _Store(anchors)
     with _LOCK:
-        _STORES[key] = (tuple(root_sets), store)
+        _STORES[key] = (tuple(anchors), store)
         while len(_STORES) > MAX_STORES:
             _STORES.popitem(last=False)
     return key, store
@@ -486,7 +531,7 @@ def verify(
     flags, host)."""
     if _LIB is None or not presented:
         return None
-    store_key, store = _store_for(root_sets, extra_roots)
+    store_key, store = _store_for(presented, root_sets, extra_roots)
     flags = settings.flags if store.partial_matters else settings.flags & ~X509_V_FLAG_PARTIAL_CHAIN
     hostflags = settings.hostflags if settings.host_in_verify else _SHARED_HOSTFLAGS
     fps = tuple(certinfo.fingerprint(c) for c in presented)
