@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import timedelta
 
 import pytest
 
@@ -160,3 +161,39 @@ def test_verdict_line_in_text(lab: Lab) -> None:
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
     first = done.stdout.splitlines()[0]
     assert first.startswith("✗ INVALID — rejected by Safari, curl, Python (3 of 9 clients)"), first
+
+
+def test_at_the_notafter_second_openssl_clients_reject_and_the_verdict_names_them(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """RFC 5280 §4.1.2.5: valid through notAfter inclusive (Go and Java agree); OpenSSL's X509_cmp_time counts
+    the notAfter second as expired, so curl, Python and Node refuse (checked with `openssl verify -attime` in
+    test_openssl_verifier.py). No standard check fires; the verdict still says INVALID and names them."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from certdoctor import diagnose
+    from certdoctor.clients.openssl import available
+    from pki_builder import AT, intermediate, leaf, root
+
+    if not available():
+        pytest.skip("no OpenSSL 3 libcrypto to run OpenSSL's verifier in-process")
+    r = root("Second Root")
+    ca = intermediate("Second CA", r)
+    end = leaf("second.test", ca)
+    chain = tmp_path / "chain.pem"
+    chain.write_bytes(b"".join(c.cert.public_bytes(Encoding.PEM) for c in (end, ca)))
+    anchor = tmp_path / "root.pem"
+    anchor.write_bytes(r.cert.public_bytes(Encoding.PEM))
+    not_after = end.cert.not_valid_after_utc
+    assert not_after > AT
+    kw = {"files": [str(chain)], "ca_files": [str(anchor)], "name": "second.test", "revocation": False}
+    d = diagnose(at=not_after, **kw)
+    assert d.rejected_by == ("curl", "python", "node"), d.findings
+    [f] = d.errors
+    assert f.id == "expired" and "certificate has expired" in f.detail
+    before = diagnose(
+        files=[str(chain)],
+        ca_files=[str(anchor)],
+        name="second.test",
+        at=not_after - timedelta(seconds=1),
+        revocation=False,
+    )
+    assert before.valid and before.rejected_by == ()

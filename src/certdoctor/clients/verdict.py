@@ -164,26 +164,32 @@ _UNREACHABLE = frozenset({"handshake", "not-tls", "timeout", "connect", "resolve
 
 
 def _uncited(findings: Sequence[Finding], verdicts: Sequence[ClientVerdict], care: Sequence[str]) -> list[Finding]:
-    """A client of interest that refuses the chain for a reason no error finding carries: the first finding it
-    cites, as an error naming it (a rare gap between the checks and the engine; never a silent VALID)."""
+    """Clients of interest that refuse the chain for a reason no error finding carries (at the notAfter second
+    OpenSSL says "expired" while RFC 5280 says valid, for instance): one error per finding id they cite first,
+    naming every such client and what each prints. Never a silent VALID."""
     errors = {f.id for f in findings if f.severity is Severity.ERROR}
-    out: list[Finding] = []
+    grouped: dict[str, list[ClientVerdict]] = {}
     for v in verdicts:
         if v.client not in care or v.accepts or errors & set(v.because) or v.problem in _UNREACHABLE:
             continue
-        fid = v.because[0] if v.because else "verification-failed"
+        grouped.setdefault(v.because[0] if v.because else "verification-failed", []).append(v)
+    out: list[Finding] = []
+    for fid, refusing in grouped.items():
+        info = REGISTRY.get(fid)
+        names = _names([v.client for v in refusing])
+        said = "; ".join(f"{client_name(v.client)}: {v.error}" for v in refusing)
         out.append(
             Finding(
                 id=fid,
                 severity=Severity.ERROR,
-                title=f"{client_name(v.client)} refuses this chain",
-                detail=f"{client_name(v.client)} refuses it: {v.error}",
-                fix="See the client's line in the client table for what it needs.",
-                sources=v.sources,
-                rejected_by=(v.client,),
+                title=info.title if info is not None else f"{names} refuse this chain",
+                detail=f"{names} refuse this chain although no standard check does ({said}).",
+                fix="See those clients' lines in the client table for what they need.",
+                citation=info.citation if info is not None else "",
+                sources=tuple(dict.fromkeys(s for v in refusing for s in v.sources)),
+                rejected_by=tuple(c for c in care if any(v.client == c for v in refusing)),
             )
         )
-        errors.add(fid)
     return out
 
 
