@@ -456,12 +456,23 @@ def _by_subject(roots: Sequence[x509.Certificate]) -> dict[bytes, list[x509.Cert
             return hit[1]
     index: dict[bytes, list[x509.Certificate]] = {}
     for cert in roots:
-        index.setdefault(cert.subject.public_bytes(), []).append(cert)
+        subject = _name_der(cert, "subject")
+        if subject is not None:
+            index.setdefault(subject, []).append(cert)
     with _LOCK:
         _BY_SUBJECT[key] = (roots, index)
         while len(_BY_SUBJECT) > MAX_STORES:
             _BY_SUBJECT.popitem(last=False)
     return index
+
+
+def _name_der(cert: x509.Certificate, which: str) -> bytes | None:
+    """The DER of the certificate's issuer or subject name; None when cryptography cannot decode it (a
+    hostile certificate: no root can be looked up by it)."""
+    try:
+        return (cert.issuer if which == "issuer" else cert.subject).public_bytes()
+    except ValueError:
+        return None
 
 
 def _candidates(
@@ -472,7 +483,7 @@ def _candidates(
     presented certificate, or of such a root (cross-signed anchors), are all that can change its answer.
     A store of those few is built in microseconds instead of parsing every root of the bundle."""
     indexes = [_by_subject(roots) for roots in root_sets]
-    wanted = [c.issuer.public_bytes() for c in presented]
+    wanted = [name for c in presented if (name := _name_der(c, "issuer")) is not None]
     seen_names: set[bytes] = set()
     out: dict[str, x509.Certificate] = {}
     while wanted:
@@ -485,7 +496,9 @@ def _candidates(
                 fp = certinfo.fingerprint(cert)
                 if fp not in out:
                     out[fp] = cert
-                    wanted.append(cert.issuer.public_bytes())
+                    issuer = _name_der(cert, "issuer")
+                    if issuer is not None:
+                        wanted.append(issuer)
     return list(out.values())
 
 
