@@ -153,3 +153,44 @@ def test_path_rules_per_client(lab, capsys) -> None:  # type: ignore[no-untyped-
     assert "not valid for 'trailing-dot.certdoctor.test.'" in dot["python"]["error"]
     cross = by_client(check_json(lab, "expired-cross-root", capsys))
     assert all(v["accepts"] for v in cross.values())  # every client uses its own copy of the root
+
+
+# What each client prints for the critical-extension scenario: curl, Python, Node, Java, Go, Chromium and Firefox
+# as observed here (tests/test_clients_real.py checks them against the real clients); Safari and .NET from their
+# documentation (SecPolicyServer's CriticalExtensions check; X509ChainStatusFlags.HasNotSupportedCriticalExtension).
+CRITICAL_EXTENSION_TEXTS = {
+    "curl": "curl: (60) SSL certificate problem: unhandled critical extension",
+    "python": "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: unhandled critical extension (_ssl.c:1006)",
+    "node": "UNSPECIFIED: unhandled critical extension",
+    "java": "javax.net.ssl.SSLHandshakeException: PKIX path validation failed: "
+    "java.security.cert.CertPathValidatorException: unrecognized critical extension(s)",
+    "go": "x509: unhandled critical extension",
+    "chrome": "net::ERR_CERT_INVALID",
+    "firefox": "SEC_ERROR_UNKNOWN_CRITICAL_EXTENSION",
+    "safari": "The certificate for this server is invalid. You might be connecting to a server that is pretending "
+    "to be “critical-extension.certdoctor.test” which could put your confidential information at risk.",
+    "dotnet": "System.Security.Authentication.AuthenticationException: The remote certificate is invalid because of "
+    "errors in the certificate chain: HasNotSupportedCriticalExtension",
+}
+
+
+def test_unknown_critical_extension_is_refused_by_every_client(lab, capsys) -> None:  # type: ignore[no-untyped-def]
+    """RFC 5280 §4.2: every client refuses a certificate with a critical extension it does not recognise."""
+    doc = check_json(lab, "critical-extension", capsys)
+    assert {f["id"] for f in doc["findings"]} == {"unknown-critical-extension"}
+    clients = by_client(doc)
+    for cid, text in CRITICAL_EXTENSION_TEXTS.items():
+        got = clients[cid]
+        assert (got["accepts"], got["problem"], got["family"]) == (False, "critical-extension", "usage"), cid
+        assert got["because"] == ["unknown-critical-extension"] and got["error"] == text, (cid, got["error"])
+
+
+def test_unknown_critical_extension_without_openssl_library(lab, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """No OpenSSL 3 libcrypto: the declarative model finds the extension for curl, Python and Node too."""
+    from certdoctor.clients import openssl
+
+    monkeypatch.setattr(openssl, "_LIB", None)
+    clients = by_client(check_json(lab, "critical-extension", capsys))
+    for cid in ("curl", "python", "node"):
+        assert clients[cid]["problem"] == "critical-extension", cid
+        assert clients[cid]["error"] == CRITICAL_EXTENSION_TEXTS[cid], cid

@@ -234,6 +234,13 @@ CAUSES: dict[str, Cause] = {
             "Use a certificate from a CA permitted to issue for this name.",
         ),
         _C(
+            "unknown-critical-extension",
+            "A certificate marks as critical an extension the client does not know (a private or very new one)",
+            "certdoctor check reports unknown-critical-extension; `openssl x509 -noout -text` lists the extension "
+            "by its bare OID with 'critical'. Every client refuses it (RFC 5280 §4.2), whatever the trust store.",
+            "Re-issue the certificate without the critical marking on the private extension (or without it).",
+        ),
+        _C(
             "path-length",
             "The chain is longer than a CA's pathLenConstraint allows",
             "certdoctor check reports path-length-exceeded.",
@@ -622,6 +629,18 @@ _BASE: tuple[Signature, ...] = (
         "curl: (60) SSL certificate problem: permitted subtree violation",
     ),
     _s(
+        "openssl-34",
+        _OSSL,
+        _OPENSSL,
+        r"unhandled critical extension|UNHANDLED_CRITICAL_EXTENSION",
+        "usage",
+        "A certificate has an extension marked critical that OpenSSL does not know (X509_V_ERR_UNHANDLED_CRITICAL_"
+        "EXTENSION, check_extensions in x509_vfy.c).",
+        ("unknown-critical-extension",),
+        "curl: (60) SSL certificate problem: unhandled critical extension",
+        "UNSPECIFIED: unhandled critical extension",
+    ),
+    _s(
         "openssl-22",
         _OSSL,
         _OPENSSL,
@@ -947,6 +966,16 @@ _BASE: tuple[Signature, ...] = (
         "java.security.cert.CertPathValidatorException: basic constraints check failed: this is not a CA certificate",
     ),
     _s(
+        "java-critical-extension",
+        "Java (JSSE)",
+        ("java",),
+        r"unrecognized critical extension",
+        "usage",
+        "A certificate has an extension marked critical that no PKIX checker of the JDK processes.",
+        ("unknown-critical-extension",),
+        "java.security.cert.CertPathValidatorException: unrecognized critical extension(s)",
+    ),
+    _s(
         "java-algorithm",
         "Java (JSSE)",
         ("java",),
@@ -1190,6 +1219,17 @@ _BASE: tuple[Signature, ...] = (
         '"api.example.com" is not permitted by any constraint',
     ),
     _s(
+        "go-critical-extension",
+        "Go",
+        ("go",),
+        r"x509: unhandled critical extension",
+        "usage",
+        "A certificate has an extension marked critical that crypto/x509 does not parse "
+        "(Certificate.UnhandledCriticalExtensions).",
+        ("unknown-critical-extension",),
+        "tls: failed to verify certificate: x509: unhandled critical extension",
+    ),
+    _s(
         "go-message-size",
         "Go",
         ("go",),
@@ -1347,8 +1387,9 @@ _BASE: tuple[Signature, ...] = (
         ("chrome",),
         r"ERR_CERT_INVALID",
         "usage",
-        "The certificate is malformed or used for the wrong purpose (EKU, a non-CA issuer, bad encoding).",
-        ("missing-server-auth-eku", "issuer-not-ca", "weak-signature"),
+        "The certificate is malformed or used for the wrong purpose (EKU, a non-CA issuer, bad encoding, an "
+        "unknown critical extension).",
+        ("missing-server-auth-eku", "issuer-not-ca", "weak-signature", "unknown-critical-extension"),
         "NET::ERR_CERT_INVALID",
     ),
     _s(
@@ -1535,6 +1576,16 @@ _BASE: tuple[Signature, ...] = (
         "SEC_ERROR_CA_CERT_INVALID",
     ),
     _s(
+        "firefox-critical-extension",
+        "Firefox",
+        ("firefox",),
+        r"SEC_ERROR_UNKNOWN_CRITICAL_EXTENSION",
+        "usage",
+        "A certificate has an extension marked critical that mozilla::pkix does not know.",
+        ("unknown-critical-extension",),
+        "SEC_ERROR_UNKNOWN_CRITICAL_EXTENSION",
+    ),
+    _s(
         "firefox-mitm",
         "Firefox",
         ("firefox",),
@@ -1683,6 +1734,18 @@ _BASE: tuple[Signature, ...] = (
         "A certificate is outside its validity period.",
         _EXPIRED,
         "The remote certificate is invalid because of errors in the certificate chain: NotTimeValid",
+        specificity=0.1,
+    ),
+    _s(
+        "dotnet-critical-extension",
+        ".NET",
+        ("dotnet",),
+        r"HasNotSupportedCriticalExtension",
+        "usage",
+        "A certificate has an extension marked critical that the platform's chain engine does not support.",
+        ("unknown-critical-extension",),
+        "The remote certificate is invalid because of errors in the certificate chain: "
+        "HasNotSupportedCriticalExtension",
         specificity=0.1,
     ),
     _s(

@@ -188,6 +188,20 @@ def _aki_mismatch(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     return aki is not None and ski is not None and aki != ski
 
 
+def unknown_critical_oids(cert: x509.Certificate) -> list[str]:
+    """The dotted OIDs of ``cert``'s extensions marked critical that no client knows: those cryptography does
+    not parse (``x509.UnrecognizedExtension``). RFC 5280 §4.2: a certificate with a critical extension the
+    system does not recognise MUST be rejected; OpenSSL (check_extensions, EXFLAG_CRITICAL), Go (isValid,
+    UnhandledCriticalExtensions), Java (PKIXMasterCertPathValidator), Chromium (kUnconsumedCriticalExtension)
+    and mozilla::pkix (BackCert::Init) all do. Their sets of known extensions differ a little (policy
+    mappings, for instance); a private OID is unknown to every one. Empty when the extensions do not parse."""
+    try:
+        exts = list(cert.extensions)
+    except Exception:
+        return []
+    return [e.oid.dotted_string for e in exts if e.critical and isinstance(e.value, x509.UnrecognizedExtension)]
+
+
 def _path_length_exceeded(certs: Sequence[x509.Certificate]) -> bool:
     """A CA's pathLenConstraint is smaller than the number of non-self-issued intermediates below it
     (RFC 5280 §6.1.4 (l)-(m))."""
@@ -339,6 +353,13 @@ def _constraint_problems(facts: _Facts, profile: ClientProfile, path: CandidateP
     certs = path.certs()
     leaf = certs[0]
     anchored = path.end == "anchor"
+    for i, cert in enumerate(certs):
+        if anchored and i == len(certs) - 1 and path.nodes[i].origin == "store":
+            continue  # a trust anchor from the client's store is a name and a key, not a certificate checked
+        oids = unknown_critical_oids(cert)
+        if oids:
+            facts.add("critical-extension", oid=", ".join(oids), subject=certinfo.display_name(cert))
+            break
     for i, cert in enumerate(certs[:-1]):
         if profile.aki_must_match and _aki_mismatch(cert, certs[i + 1]):
             facts.add("aki-mismatch-leaf" if i == 0 else "aki-mismatch")

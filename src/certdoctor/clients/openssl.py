@@ -685,6 +685,7 @@ _PROBLEM_BY_NAME = {
     "HOSTNAME_MISMATCH": "hostname",
     "IP_ADDRESS_MISMATCH": "hostname-ip",
     "CERT_CHAIN_TOO_LONG": "chain-too-long",
+    "UNHANDLED_CRITICAL_EXTENSION": "critical-extension",  # check_extensions (x509_vfy.c), EXFLAG_CRITICAL
 }
 
 

@@ -121,6 +121,7 @@ _OPENSSL_CHAIN = (  # build_chain, then check_extensions (leaf first), check_nam
     "root-untrusted",
     "issuer-unknown",
     "aki-mismatch",
+    "critical-extension",  # check_extensions: EXFLAG_CRITICAL is tested first on each certificate
     "eku",
     "not-ca",
     "ca-eku",
@@ -207,6 +208,7 @@ _OPENSSL_VERIFY = {
     "issuer-no-certsign": "key usage does not include certificate signing",
     "bad-signature": "certificate signature failure",
     "chain-too-long": "certificate chain too long",
+    "critical-extension": "unhandled critical extension",  # X509_V_ERR_UNHANDLED_CRITICAL_EXTENSION
     "openssl-other": "{openssl}",
 }
 
@@ -349,6 +351,8 @@ _NODE_CODES = {
     "handshake-timeout": "ETIMEDOUT: no TLS handshake before the socket timeout (socket.setTimeout)",
     "bad-signature": "CERT_SIGNATURE_FAILURE: certificate signature failure",
     "chain-too-long": "CERT_CHAIN_TOO_LONG: certificate chain too long",
+    # X509_V_ERR_UNHANDLED_CRITICAL_EXTENSION has no name in Node's X509ErrorCode list (observed, Node 20)
+    "critical-extension": "UNSPECIFIED: unhandled critical extension",
     "openssl-other": "{node_code}: {openssl}",  # Node: err.code (X509ErrorCode) and OpenSSL's text
     "hostname": "ERR_TLS_CERT_ALTNAME_INVALID: Hostname/IP does not match certificate's altnames: "
     "Host: {host}. is not in the cert's altnames: {names}",
@@ -401,6 +405,7 @@ NODE = ClientProfile(
         "not-ca",
         "ca-eku",
         "eku",
+        "critical-extension",  # check_extensions: before the purpose checks of the same certificate
         "issuer-unknown",
         "aki-mismatch",
         "root-untrusted",
@@ -458,6 +463,7 @@ JAVA = ClientProfile(
         "intermediate-not-yet-valid",
         "expired",
         "not-yet-valid",
+        "critical-extension",  # PKIXMasterCertPathValidator: after every checker of the certificate
         "eku",
         "hostname-ip-none",
         "hostname-ip",
@@ -482,6 +488,7 @@ JAVA = ClientProfile(
         "path-length": _PKIX_VALIDATION + _CPVE + "basic constraints check failed: pathLenConstraint violated - "
         "this cert must be the last cert in the certification path",
         "name-constraints": _PKIX_VALIDATION + _CPVE + "name constraints check failed",
+        "critical-extension": _PKIX_VALIDATION + _CPVE + "unrecognized critical extension(s)",
         "eku": "javax.net.ssl.SSLHandshakeException: Extended key usage does not permit use for TLS server "
         "authentication",
         "hostname": "javax.net.ssl.SSLHandshakeException: No subject alternative DNS name matching {host} found.",
@@ -547,6 +554,7 @@ GO = ClientProfile(
     public_only_rules=False,
     revocation="none (crypto/x509 does no revocation checking)",
     order=(
+        "critical-extension",  # isValid: UnhandledCriticalExtensions is its first test
         "expired",
         "not-yet-valid",
         "hostname-cn-only",
@@ -589,6 +597,7 @@ GO = ClientProfile(
         'cannot sign this kind of certificate" while trying to verify candidate authority certificate '
         '"{issuer_cn}")',
         "eku": "x509: certificate specifies an incompatible key usage",
+        "critical-extension": "x509: unhandled critical extension",
         "hostname": "x509: certificate is valid for {names}, not {host}",
         "hostname-cn-only": "x509: certificate relies on legacy Common Name field, use SANs instead",
         "hostname-ip": "x509: certificate is valid for {ips}, not {host}",
@@ -658,6 +667,7 @@ def _chrome_messages(prefix: str) -> dict[str, str]:
         "path-length": invalid,
         "name-constraints": invalid,
         "ca-eku": invalid,
+        "critical-extension": invalid,  # kUnconsumedCriticalExtension -> CERT_STATUS_INVALID
         "ed25519": prefix + "ERR_SSL_VERSION_OR_CIPHER_MISMATCH",
         "handshake-timeout": prefix + "ERR_TIMED_OUT",
     }
@@ -673,6 +683,7 @@ _CHROME_ORDER = (
     "name-constraints",
     "not-ca",
     "issuer-no-certsign",
+    "critical-extension",
     "issuer-unknown-leaf",
     "issuer-unknown",
     "root-untrusted",
@@ -763,6 +774,7 @@ FIREFOX = ClientProfile(
     # not overridable). Checked with real Firefox 153 ESR on the lab, also with a wrong name on each scenario.
     order=(
         "ed25519",
+        "critical-extension",  # BackCert::Init refuses the certificate before any path is built
         "issuer-unknown-leaf",
         "issuer-unknown",
         "root-untrusted",
@@ -820,6 +832,7 @@ FIREFOX = ClientProfile(
         "name-constraints": "SEC_ERROR_CERT_NOT_IN_NAME_SPACE",
         "ca-eku": "SEC_ERROR_INADEQUATE_CERT_TYPE",
         "leaf-ca": "MOZILLA_PKIX_ERROR_CA_CERT_USED_AS_END_ENTITY",
+        "critical-extension": "SEC_ERROR_UNKNOWN_CRITICAL_EXTENSION",
         "ed25519": "SSL_ERROR_NO_CYPHER_OVERLAP",
         "handshake-timeout": "The connection has timed out",
     },
@@ -871,6 +884,7 @@ SAFARI = ClientProfile(
         "issuer-no-certsign",
         "path-length",
         "name-constraints",
+        "critical-extension",
         "issuer-unknown-leaf",
         "issuer-unknown",
         "root-untrusted",
@@ -902,6 +916,9 @@ SAFARI = ClientProfile(
                 "path-length",
                 "name-constraints",
                 "ca-eku",
+                # SecPolicyServer's CriticalExtensions check (errSecUnknownCriticalExtensionFlag): documented, not
+                # observed (no Apple client here); URLSession words every trust failure this way
+                "critical-extension",
                 "hostname",
                 "hostname-ip",
                 "hostname-cn-only",
@@ -979,6 +996,7 @@ DOTNET = ClientProfile(
         "path-length",
         "issuer-no-certsign",
         "name-constraints",
+        "critical-extension",
         "eku",
         "ca-eku",
         *_HOSTNAME,
@@ -1008,6 +1026,9 @@ DOTNET = ClientProfile(
         "resolve": "System.Net.Http.HttpRequestException: Name or service not known ({host}:{port})",
         "path-length": _CHAIN + "InvalidBasicConstraints",
         "name-constraints": _CHAIN + "HasNotPermittedNameConstraint",
+        # X509ChainStatusFlags.HasNotSupportedCriticalExtension (on Linux mapped from OpenSSL's
+        # X509_V_ERR_UNHANDLED_CRITICAL_EXTENSION): documented, not observed (no .NET here)
+        "critical-extension": _CHAIN + "HasNotSupportedCriticalExtension",
         "ca-eku": _CHAIN + "NotValidForUsage",
         "ed25519": _DOTNET + "Authentication failed because the remote party sent a TLS alert: 'HandshakeFailure'.",
         "handshake-timeout": "System.Threading.Tasks.TaskCanceledException: The request was canceled due to the "

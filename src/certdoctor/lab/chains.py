@@ -52,6 +52,7 @@ def _leaf_args(scenario: Scenario, spec: LeafSpec, expand_url: Callable[[str], s
         "claims_ca": spec.claims_ca,
         "serial": spec.serial,
         "authority_key_id": spec.authority_key_id,
+        "unknown_critical": spec.unknown_critical,
     }
 
 

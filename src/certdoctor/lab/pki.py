@@ -36,6 +36,9 @@ ROOT_SLUG = "lab-root"
 ROOT_MIN_REMAINING = dt.timedelta(days=30)
 ORGANIZATION = "certdoctor Lab"
 ONE_DAY = dt.timedelta(days=1)
+# A private-enterprise OID (1.3.6.1.4.1 arc, RFC 5280 §4.2 extnID) no client knows; the lab marks it critical.
+UNKNOWN_CRITICAL_OID = ObjectIdentifier("1.3.6.1.4.1.55738.666.1")
+UNKNOWN_CRITICAL_VALUE = bytes.fromhex("0500")  # DER NULL
 
 
 def utcnow() -> dt.datetime:
@@ -221,6 +224,7 @@ def build_certificate(
     name_constraints: x509.NameConstraints | None = None,
     basic_ca: bool | None = None,
     authority_key_id: bytes | None = None,
+    unknown_critical: bool = False,
 ) -> x509.Certificate:
     """Issue one certificate. ``issuer`` None means self-signed with ``self_key``.
 
@@ -238,7 +242,9 @@ def build_certificate(
     pathLenConstraint of a CA, RFC 5280 §4.2.1.9), ``name_constraints`` (critical, §4.2.1.10), ``basic_ca``
     (overrides only the basicConstraints cA flag: True makes an end-entity certificate that claims to be a CA,
     keeping its end-entity key usages plus keyCertSign), ``authority_key_id`` (an authorityKeyIdentifier
-    keyIdentifier that need not match the issuer's subjectKeyIdentifier). ``ekus`` is honoured for CAs too.
+    keyIdentifier that need not match the issuer's subjectKeyIdentifier), ``unknown_critical`` (an extension
+    :data:`UNKNOWN_CRITICAL_OID` with a DER NULL value, marked critical: RFC 5280 §4.2 says a system MUST reject
+    a certificate with a critical extension it does not recognise). ``ekus`` is honoured for CAs too.
     """
     signing_key = issuer.key if issuer is not None else self_key
     if signing_key is None:
@@ -304,6 +310,10 @@ def build_certificate(
         builder = builder.add_extension(x509.OCSPNoCheck(), critical=False)
     if name_constraints is not None:
         builder = builder.add_extension(name_constraints, critical=True)
+    if unknown_critical:
+        builder = builder.add_extension(
+            x509.UnrecognizedExtension(UNKNOWN_CRITICAL_OID, UNKNOWN_CRITICAL_VALUE), critical=True
+        )
     return _sign(builder, signing_key, hash_name)
 
 
@@ -644,11 +654,13 @@ class LabPKI:
         claims_ca: bool = False,
         serial: int | None = None,
         authority_key_id: bytes | None = None,
+        unknown_critical: bool = False,
     ) -> tuple[x509.Certificate, PrivateKey]:
         """A server certificate. ``issuer`` is a CA slug, or None for a self-signed one.
 
         Deliberate defects: ``claims_ca`` (basicConstraints cA TRUE), ``serial`` (this serial number, even a
-        negative one; see :func:`with_serial`), ``authority_key_id`` (see :func:`build_certificate`).
+        negative one; see :func:`with_serial`), ``authority_key_id`` and ``unknown_critical`` (see
+        :func:`build_certificate`).
 
         ``starts`` and ``days`` are in days: the certificate is valid from now + ``starts`` for ``days``.
         ``ocsp_url``, ``crl_url`` and ``must_staple``: see :func:`build_certificate` (URLs, not templates).
@@ -674,6 +686,7 @@ class LabPKI:
             must_staple=must_staple,
             basic_ca=True if claims_ca else None,
             authority_key_id=authority_key_id,
+            unknown_critical=unknown_critical,
         )
         if serial is not None:
             cert = with_serial(cert, serial, parent.key if parent is not None else key)

@@ -51,6 +51,7 @@ class LeafSpec:
     claims_ca: bool = False  # basicConstraints cA TRUE on the server certificate
     serial: int | None = None  # this serial number (may be negative); None: random
     authority_key_id: bytes | None = None  # this AKI keyIdentifier instead of the issuer's SKI
+    unknown_critical: bool = False  # an extension with a private OID (pki.UNKNOWN_CRITICAL_OID), marked critical
 
 
 @dataclass(frozen=True)
@@ -479,6 +480,12 @@ SCENARIOS: ScenarioTable = ScenarioTable(
             "The leaf's authority key identifier does not match its intermediate's subject key identifier.",
             ("aki-ski-mismatch",),
             spec=ServeSpec(leaf=LeafSpec(authority_key_id=bytes.fromhex("0badc0de" * 5))),
+        ),
+        _s(
+            "critical-extension",
+            "The leaf carries a private extension marked critical, which no client understands.",
+            ("unknown-critical-extension",),
+            spec=ServeSpec(leaf=LeafSpec(unknown_critical=True)),
         ),
     )
 )
