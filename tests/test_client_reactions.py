@@ -197,3 +197,16 @@ def test_at_the_notafter_second_openssl_clients_reject_and_the_verdict_names_the
         revocation=False,
     )
     assert before.valid and before.rejected_by == ()
+
+
+def test_every_rejection_in_the_table_has_the_clients_own_message() -> None:
+    """A "rejects" entry says what the client prints: its profile has that message (the conformance suite
+    checks the message against the real client where the client runs here)."""
+    profiles = {p.id: p for p in PROFILES}
+    missing = [
+        (fid, cid, r.problem)
+        for fid, row in REACTIONS.items()
+        for cid, r in row.items()
+        if r.kind == "rejects" and r.problem not in profiles[cid].messages
+    ]
+    assert not missing, missing
