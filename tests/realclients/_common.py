@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Sequence
+from pathlib import Path
 
 from . import Outcome, Probe
 
@@ -69,3 +70,22 @@ def run_program(argv: Sequence[str], probes: Sequence[Probe], what: str) -> list
         detail = (done.stderr.strip() or done.stdout.strip())[-2000:]
         raise RealClientError(f"{what}: exited with status {done.returncode}: {detail}")
     return parse_outcomes(done.stdout, len(probes), what)
+
+
+def nss_db(db: Path, ca_files: Sequence[str]) -> None:
+    """Create the NSS database ``db`` (empty password) trusting each of ``ca_files`` as a CA for TLS servers
+    (``certutil -t C,,``), as Chromium and Firefox read it; raise RealClientError when certutil fails."""
+    db.mkdir(parents=True, exist_ok=True)
+    commands = [["certutil", "-N", "--empty-password", "-d", f"sql:{db}"]]
+    commands += [
+        ["certutil", "-A", "-n", f"lab-root-{n}", "-t", "C,,", "-i", ca_file, "-d", f"sql:{db}"]
+        for n, ca_file in enumerate(ca_files, 1)
+    ]
+    for argv in commands:
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise RealClientError(f"{' '.join(argv)}: {exc}") from exc
+        if done.returncode != 0:
+            detail = (done.stderr or done.stdout).strip().splitlines()
+            raise RealClientError(f"{' '.join(argv)} failed: {detail[-1] if detail else done.returncode}")

@@ -37,9 +37,11 @@ from typing import TYPE_CHECKING, Any
 
 try:
     from . import Outcome, Probe
+    from ._common import RealClientError, nss_db
 except ImportError:  # run as a script: python tests/realclients/chromium.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from realclients import Outcome, Probe
+    from realclients._common import RealClientError, nss_db
 
 if TYPE_CHECKING:
     from certdoctor.lab import Lab
@@ -460,21 +462,10 @@ class ChromiumClient:
 
 def _trust(home: Path, ca_files: Sequence[str]) -> None:
     """``$HOME/.pki/nssdb`` trusting each of ``ca_files`` as a CA for TLS servers."""
-    db = home / ".pki" / "nssdb"
-    db.mkdir(parents=True)
-    commands = [["certutil", "-N", "-d", f"sql:{db}", "--empty-password"]]
-    commands += [
-        ["certutil", "-A", "-d", f"sql:{db}", "-t", "C,,", "-n", f"lab-root-{n}", "-i", ca_file]
-        for n, ca_file in enumerate(ca_files, 1)
-    ]
-    for argv in commands:
-        try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise ChromiumError(f"{' '.join(argv)}: {exc}") from exc
-        if done.returncode != 0:
-            detail = (done.stderr or done.stdout).strip().splitlines()
-            raise ChromiumError(f"{' '.join(argv)} failed: {detail[-1] if detail else done.returncode}")
+    try:
+        nss_db(home / ".pki" / "nssdb", ca_files)
+    except RealClientError as exc:
+        raise ChromiumError(str(exc)) from exc
 
 
 CLIENT = ChromiumClient()

@@ -50,9 +50,11 @@ from typing import TYPE_CHECKING, Any
 
 try:
     from . import Outcome, Probe
+    from ._common import RealClientError, nss_db
 except ImportError:  # run as a script: python tests/realclients/firefox.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from realclients import Outcome, Probe
+    from realclients._common import RealClientError, nss_db
 
 if TYPE_CHECKING:
     from websockets.sync.client import ClientConnection
@@ -138,19 +140,10 @@ def write_profile(profile: Path, ca_files: Sequence[str], address: str) -> None:
     ``address``: where every host name resolves (``network.dns.forceResolve``).
     """
     profile.mkdir(parents=True)
-    commands = [["certutil", "-N", "--empty-password", "-d", f"sql:{profile}"]]
-    commands += [
-        ["certutil", "-A", "-n", f"lab-root-{n}", "-t", "C,,", "-i", ca_file, "-d", f"sql:{profile}"]
-        for n, ca_file in enumerate(ca_files, 1)
-    ]
-    for argv in commands:
-        try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise FirefoxError(f"{' '.join(argv)}: {exc}") from exc
-        if done.returncode != 0:
-            detail = (done.stderr or done.stdout).strip().splitlines()
-            raise FirefoxError(f"{' '.join(argv)} failed: {detail[-1] if detail else done.returncode}")
+    try:
+        nss_db(profile, ca_files)
+    except RealClientError as exc:
+        raise FirefoxError(str(exc)) from exc
     prefs = {**PREFS, "network.dns.forceResolve": address}
     lines = [f"user_pref({_js(name)}, {_js(value)});" for name, value in prefs.items()]
     (profile / "user.js").write_text("\n".join(lines) + "\n", encoding="utf-8")

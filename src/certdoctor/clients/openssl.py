@@ -156,39 +156,9 @@ ERROR_NAMES: dict[int, str] = dict(
 )
 _CODE = {name: code for code, name in ERROR_NAMES.items()}
 
-# The codes Node names in err.code (X509ErrorCode in src/crypto/crypto_common.cc); any other is "UNSPECIFIED".
-NODE_NAMED = frozenset(
-    [
-        "UNABLE_TO_GET_ISSUER_CERT",
-        "UNABLE_TO_GET_CRL",
-        "UNABLE_TO_DECRYPT_CERT_SIGNATURE",
-        "UNABLE_TO_DECRYPT_CRL_SIGNATURE",
-        "UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY",
-        "CERT_SIGNATURE_FAILURE",
-        "CRL_SIGNATURE_FAILURE",
-        "CERT_NOT_YET_VALID",
-        "CERT_HAS_EXPIRED",
-        "CRL_NOT_YET_VALID",
-        "CRL_HAS_EXPIRED",
-        "ERROR_IN_CERT_NOT_BEFORE_FIELD",
-        "ERROR_IN_CERT_NOT_AFTER_FIELD",
-        "ERROR_IN_CRL_LAST_UPDATE_FIELD",
-        "ERROR_IN_CRL_NEXT_UPDATE_FIELD",
-        "OUT_OF_MEM",
-        "DEPTH_ZERO_SELF_SIGNED_CERT",
-        "SELF_SIGNED_CERT_IN_CHAIN",
-        "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
-        "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
-        "CERT_CHAIN_TOO_LONG",
-        "CERT_REVOKED",
-        "INVALID_CA",
-        "PATH_LENGTH_EXCEEDED",
-        "INVALID_PURPOSE",
-        "CERT_UNTRUSTED",
-        "CERT_REJECTED",
-        "HOSTNAME_MISMATCH",
-    ]
-)
+# The codes Node names in err.code (X509ErrorCode in src/crypto/crypto_common.cc), by X509_V_ERR_* value: 2 to 28
+# except NO_ISSUER_PUBLIC_KEY (24), then HOSTNAME_MISMATCH (62) and INVALID_CA (79); any other is "UNSPECIFIED".
+NODE_NAMED = frozenset(ERROR_NAMES[n] for n in (*range(2, 24), *range(25, 29), 62, 79))
 
 
 @dataclass(frozen=True)

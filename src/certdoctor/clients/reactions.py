@@ -231,9 +231,10 @@ REACTIONS: dict[str, dict[str, Reaction]] = {
     ),
     "root-has-eku": _every(
         accepts("does not restrict a trust anchor by its extendedKeyUsage"),
-        curl=depends("OpenSSL checks the purpose of every certificate of the chain, the anchor's EKU included"),
-        python=depends("OpenSSL checks the purpose of every certificate of the chain, the anchor's EKU included"),
-        node=depends("OpenSSL checks the purpose of every certificate of the chain, the anchor's EKU included"),
+        **dict.fromkeys(
+            OPENSSL_FAMILY,
+            depends("OpenSSL checks the purpose of every certificate of the chain, the anchor's EKU included"),
+        ),
     ),
     "rsa-modulus-size": _every(accepts("accepts an RSA modulus whose size is not a multiple of 8 bits")),
     "serial-number-invalid": _every(
