@@ -382,3 +382,20 @@ def test_hosts_are_picked_up_for_the_command(text: str, host: str) -> None:
     result = explain(text)
     assert result.recognised and result.host == host
     assert result.command() == f"certdoctor check {host}"
+
+
+def test_python_mismatch_on_a_dotted_name_is_the_trailing_dot_and_the_command_keeps_it() -> None:
+    text = (
+        "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: Hostname mismatch, certificate is not valid "
+        "for 'api.example.test.'. (_ssl.c:1006)"
+    )
+    result = explain(text)
+    assert result.host == "api.example.test." and result.causes[0].id == "trailing-dot"
+    assert "hostname-trailing-dot" in result.causes[0].tell_apart
+    node = explain("Host: api.example.test. is not in the cert's altnames: DNS:www.example.test")
+    assert node.host == "api.example.test" and node.causes[0].id != "trailing-dot"  # Node's sentence ends there
+
+
+def test_firefox_ca_as_end_entity_points_at_leaf_is_ca() -> None:
+    result = explain("MOZILLA_PKIX_ERROR_CA_CERT_USED_AS_END_ENTITY")
+    assert result.causes[0].id == "leaf-is-ca" and "leaf-is-ca" in result.causes[0].tell_apart

@@ -93,6 +93,6 @@ def match_hostname(cert: x509.Certificate, host: str) -> NameMatch:
     if not has_san and any(normalise_host(cn) == name for cn in cns):
         notes.append(
             "the name appears only in the subject Common Name; the certificate has no subjectAltName, "
-            "and browsers, Go and Python ignore the Common Name"
+            "and browsers and Go ignore the Common Name"
         )
     return NameMatch(name, False, None, "dns", dns, ips, cns, has_san, tuple(notes))

@@ -415,7 +415,8 @@ def chain_truncated(ctx: ChainContext) -> Iterator[Hit]:
     if got > kept:
         yield Hit(
             f"The server sent {got} certificates; certdoctor analysed the first {kept}. Real chains have 2–4. "
-            "Many clients refuse chains this large.",
+            "Java refuses more than 10 certificates (jdk.tls.maxCertificateChainLength), and a Certificate "
+            "message this large exceeds some clients' handshake limits.",
             CHAIN_FILE_FIX,
             evidence={"received": got, "analysed": kept},
         )

@@ -108,8 +108,8 @@ def aki_ski_mismatch(ctx: ChainContext) -> Iterator[Hit]:
         yield Hit(
             f"{label(node.cert)}: {'; '.join(problems)}. The key identifiers must match (RFC 5280 §4.2.1.1); "
             f"{who} (X509_V_ERR_AKID_SKID_MISMATCH). curl, Python, Node, Ruby and PHP (OpenSSL) reject the "
-            "chain; Go builds the path anyway (and by the brief's account Java, Chrome and Firefox too), so the "
-            "same chain works in some clients only.",
+            "chain; Go, Java, Chrome and Firefox build the path by name and signature anyway (checked on the "
+            "lab's aki-mismatch scenario), so the same chain works in some clients only.",
             f"{REISSUE}: the authorityKeyIdentifier must be copied from the issuing certificate's "
             "subjectKeyIdentifier (OpenSSL: authorityKeyIdentifier=keyid in the signing section). If the issuer "
             "was re-keyed or re-issued, serve the issuer certificate that matches this certificate.",

@@ -19,9 +19,9 @@ STAPLING_HOWTO = (
 )
 WHO_CHECKS = (
     "Clients that check revocation reject it: Windows (Schannel, CryptoAPI), Java and .NET with revocation "
-    "checking on, browsers for publicly trusted CAs (CRLite, CRLSets) and Firefox when the status is stapled. "
-    "Chrome, curl, Python, Node and Go check nothing by default and still connect, but the CA says this "
-    "certificate must no longer be trusted."
+    "checking on, Chrome for the publicly trusted certificates its CRLSet lists, Firefox when the status is "
+    "stapled (and CRLite for public CAs). curl, Python, Node, Go, Java, .NET and Safari check nothing by default "
+    "and still connect, but the CA says this certificate must no longer be trusted."
 )
 INVALID_KINDS = ("parse", "signature", "responder", "certid", "future")
 

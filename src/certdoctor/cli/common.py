@@ -225,13 +225,23 @@ def add_judgement_options(p: argparse.ArgumentParser, *, at_default: str = "now"
         "--for",
         dest="verdict_clients",
         type=client_list,
+        action="append",
         metavar="CLIENTS",
         help="the clients whose refusal makes the verdict INVALID, comma-separated: chrome, firefox, safari, curl, "
-        "python, node, java, go, dotnet, or the groups browsers and openssl (default: all of them); an error "
-        "that none of these clients minds becomes a warning",
+        "python, node, java, go, dotnet, the groups browsers and openssl, or names such as edge, wget, postman, "
+        "kubectl (default: all of them; repeatable); an error that none of these clients minds becomes a warning",
     )
     if fail_on:
         add_fail_on_option(g)
+
+
+def _union(lists: Sequence[tuple[str, ...]] | None) -> tuple[str, ...] | None:
+    """Several --for: every client any of them names, in the table's order."""
+    if not lists:
+        return None
+    from ..clients.verdict import parse_clients
+
+    return parse_clients(",".join(c for group in lists for c in group))
 
 
 def client_list(text: str) -> tuple[str, ...]:
@@ -287,7 +297,7 @@ def diagnose_options(ns: argparse.Namespace, **overrides: Any) -> DiagnoseOption
         "revocation_timeout": getattr(ns, "revocation_timeout", DEFAULT_REVOCATION_TIMEOUT),
         "aia_timeout": getattr(ns, "aia_timeout", DEFAULT_AIA_TIMEOUT),
         "allow_private_fetch": not getattr(ns, "refuse_private_urls", False),
-        "verdict_clients": getattr(ns, "verdict_clients", None),
+        "verdict_clients": _union(getattr(ns, "verdict_clients", None)),
     }
     if fields["ca_bundle"] and fields["trust_stores"]:
         raise UsageError("--ca-bundle replaces the trust stores: give it or --trust-store, not both")

@@ -124,9 +124,24 @@ CAUSES: dict[str, Cause] = {
         _C(
             "no-san",
             "The name is only in the Common Name; the certificate has no subjectAltName",
-            "certdoctor check reports no-subject-alt-name; Go, browsers and Python (with hostname_checks_common_name "
-            "off) refuse it, curl and Java accept it.",
+            "certdoctor check reports hostname-mismatch saying the certificate has no subjectAltName (or, with no "
+            "name to check, no-subject-alt-name); Go and browsers refuse it, curl, Python, Node and Java fall back "
+            "to the Common Name.",
             "Re-issue with the name in the subjectAltName extension.",
+        ),
+        _C(
+            "leaf-is-ca",
+            "The server certificate is a CA certificate (basicConstraints CA:TRUE)",
+            "certdoctor check reports leaf-is-ca; Firefox refuses it (MOZILLA_PKIX_ERROR_CA_CERT_USED_AS_END_ENTITY), "
+            "the other clients accept it.",
+            "Re-issue the server certificate with basicConstraints CA:FALSE (and no keyCertSign key usage).",
+        ),
+        _C(
+            "trailing-dot",
+            "The client asks for the name with a trailing dot (an absolute name, 'api.example.com.')",
+            "certdoctor check NAME. (with the dot) reports hostname-trailing-dot; Python's ssl compares the dotted "
+            "name literally and refuses, curl, Node, Go, Java and browsers strip the dot.",
+            "Configure the client with the name without the trailing dot.",
         ),
         _C(
             "wrong-certificate",
@@ -1500,7 +1515,7 @@ _BASE: tuple[Signature, ...] = (
         r"MOZILLA_PKIX_ERROR_CA_CERT_USED_AS_END_ENTITY",
         "usage",
         "The server certificate is a CA certificate (basicConstraints CA:TRUE).",
-        ("issuer-not-ca", "self-signed"),
+        ("leaf-is-ca", "self-signed"),
         "MOZILLA_PKIX_ERROR_CA_CERT_USED_AS_END_ENTITY",
     ),
     _s(

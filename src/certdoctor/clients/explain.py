@@ -167,7 +167,9 @@ def _host(text: str) -> str | None:
     for pattern in _HOST_PATTERNS:
         m = pattern.search(text)
         if m:
-            host = m.group(1).strip(".'\"")
+            quoted = text[m.end(1) : m.end(1) + 1] == "'"  # 'api.example.com.': the dot is the client's
+            host = m.group(1).strip("'\"")
+            host = host.lstrip(".") if quoted else host.strip(".")
             if len(m.groups()) > 1 and m.group(2):
                 host = f"{host}:{m.group(2)}"
             if re.fullmatch(r"[A-Za-z0-9.\-:\[\]*]+", host) and not host.startswith("*"):
@@ -259,7 +261,12 @@ def explain(text: str) -> Explanation:
     if not found:
         found = _fuzzy_fragments(clean)[:3]
     found.sort(key=lambda m: -m.score)
-    return Explanation(text=clean, matches=tuple(found), causes=_causes(found), host=_host(clean))
+    host = _host(clean)
+    causes = _causes(found)
+    if host and host.endswith(".") and any(m.signature.family == "hostname" for m in found):
+        # "not valid for 'api.example.com.'": the client asked for the absolute name (Python compares it literally)
+        causes = (CAUSES["trailing-dot"], *(c for c in causes if c.id != "trailing-dot"))
+    return Explanation(text=clean, matches=tuple(found), causes=causes, host=host)
 
 
 def classify(text: str, client: str | None = None) -> str | None:

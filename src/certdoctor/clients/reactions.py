@@ -117,6 +117,11 @@ REACTIONS: dict[str, dict[str, Reaction]] = {
     ),
     "chain-truncated": _every(
         depends("refuses a Certificate message larger than its handshake message limit", "too-large"),
+        java=depends(
+            "refuses more than 10 certificates (jdk.tls.maxCertificateChainLength) or a Certificate message "
+            "over 32,768 bytes (jdk.tls.maxHandshakeMessageSize)",
+            "too-many-certs",
+        ),
     ),
     # --- algorithms and keys ---
     "weak-signature": _every(
@@ -162,7 +167,14 @@ REACTIONS: dict[str, dict[str, Reaction]] = {
         dotnet=_CN_FALLBACK,
     ),
     # --- usage ---
-    "missing-server-auth-eku": _every(rejects("eku")),
+    "missing-server-auth-eku": _every(
+        rejects("eku"),
+        java=depends(
+            "checks only the server certificate's EKU; an intermediate's EKU without serverAuth is accepted "
+            "(lab scenario intermediate-eku)",
+            "eku",
+        ),
+    ),
     "leaf-is-ca": _every(
         accepts("accepts a server certificate with basicConstraints CA:TRUE"),
         firefox=rejects("leaf-ca"),

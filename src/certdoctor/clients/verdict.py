@@ -45,25 +45,47 @@ def client_name(client_id: str) -> str:
     return SHORT_NAMES.get(client_id, client_id)
 
 
-def parse_clients(spec: str) -> tuple[str, ...]:
-    """``"chrome,java"`` → ``("chrome", "java")``; ``"all"`` or ``"mainstream"`` → every client family.
+# Other names users know these clients by (the profiles' "covers"), and groups.
+ALIASES: dict[str, tuple[str, ...]] = {
+    "all": CLIENT_IDS,
+    "mainstream": CLIENT_IDS,
+    "browsers": ("chrome", "firefox", "safari"),
+    "openssl": ("curl", "python", "node"),
+    "edge": ("chrome",),
+    "chromium": ("chrome",),
+    "brave": ("chrome",),
+    "electron": ("chrome",),
+    "wget": ("curl",),
+    "git": ("curl",),
+    "php": ("curl",),
+    "ruby": ("curl",),
+    "requests": ("python",),
+    "postman": ("node",),
+    "kubectl": ("go",),
+    "terraform": ("go",),
+    "docker": ("go",),
+    "powershell": ("dotnet",),
+}
 
-    Raises ValueError naming the unknown ids."""
+
+def parse_clients(spec: str) -> tuple[str, ...]:
+    """``"chrome,java"`` → ``("chrome", "java")``, in the table's order, without repeats; ``"all"`` (or
+    ``"mainstream"``) is every client family, ``"browsers"`` and ``"openssl"`` are groups, and other names the
+    clients go by (``edge``, ``wget``, ``postman``, ``kubectl``…) stand for their family.
+
+    Raises ValueError naming an unknown id."""
     wanted = [p.strip().lower() for p in spec.split(",") if p.strip()]
     if not wanted:
         raise ValueError("no client named")
-    if wanted in (["all"], ["mainstream"]):
-        return DEFAULT_CLIENTS
-    aliases = {"browsers": ("chrome", "firefox", "safari"), "openssl": ("curl", "python", "node")}
-    out: list[str] = []
+    chosen: set[str] = set()
     for w in wanted:
-        ids = aliases.get(w, (w,))
+        ids = ALIASES.get(w, (w,))
         for cid in ids:
             if cid not in CLIENT_IDS:
-                raise ValueError(f"unknown client {w!r} (one of: {', '.join(CLIENT_IDS)}, browsers, openssl, all)")
-            if cid not in out:
-                out.append(cid)
-    return tuple(out)
+                names = ", ".join((*CLIENT_IDS, "browsers", "openssl", "all"))
+                raise ValueError(f"unknown client {w!r} (one of: {names}; or a name such as edge, wget, postman)")
+            chosen.add(cid)
+    return tuple(c for c in CLIENT_IDS if c in chosen)
 
 
 def _reactions(finding: Finding, care: Sequence[str]) -> dict[str, Reaction]:
@@ -150,8 +172,8 @@ def reconcile(
                     "a client says the certificate is invalid."
                 )
             out.append(_with(f, Severity.WARNING, (), note))
-        elif f.severity is not Severity.ERROR and rejected:
-            out.append(_with(f, Severity.ERROR, rejected, f"Rejected by {_names(rejected)}."))
+        elif f.severity is not Severity.ERROR and rejected:  # the reports show rejected_by ("Refused by: …")
+            out.append(_with(f, Severity.ERROR, rejected))
         else:
             out.append(_with(f, f.severity, rejected))
     if verdicts is not None:

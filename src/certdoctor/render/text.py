@@ -156,6 +156,9 @@ def _finding(f: Finding, verbose: bool = True) -> list[Text | Padding]:
     if where:
         out.append(Padding(Text(clean(" · ".join(where)), style="dim"), (0, 0, 0, 10), expand=False))
     out.append(Padding(Text(clean(f.detail, 4000)), (0, 0, 0, 10), expand=False))
+    if f.rejected_by:  # from the finding x client table and the predictions: the one source of client claims
+        refused = Text("Refused by: ", style="bold red").append(", ".join(client_name(c) for c in f.rejected_by))
+        out.append(Padding(refused, (0, 0, 0, 10), expand=False))
     out.append(Padding(Text("Fix: ", style="bold green").append(clean(f.fix, 4000)), (0, 0, 0, 10), expand=False))
     if f.citation and f.citation != "—":
         out.append(Padding(Text(f"See: {f.citation}", style="dim"), (0, 0, 0, 10), expand=False))
@@ -319,9 +322,14 @@ def verdict_line(d: Diagnosis) -> Text:
     rejecting = d.rejected_by
     if rejecting and len(rejecting) == considered and considered > 3:
         t.append(f" — rejected by all {considered} clients considered")
+    elif rejecting and considered == 1:
+        t.append(f" — rejected by {client_name(rejecting[0])}, the client considered")
     elif rejecting:
         names = ", ".join(client_name(c) for c in rejecting)
         t.append(f" — rejected by {names} ({len(rejecting)} of {considered or len(rejecting)} clients)")
     ids = ", ".join(dict.fromkeys(f.id for f in d.errors))
-    t.append(f" — {counts}: {ids}")
+    if not rejecting and considered:  # revoked: the clients connect, the certificate must still be replaced
+        t.append(f" — no client considered refuses it by default, yet {counts}: {ids}")
+    else:
+        t.append(f" — {counts}: {ids}")
     return t
