@@ -72,6 +72,11 @@ _CN_FALLBACK = depends(
     "(OpenSSL X509_check_host, Java HostnameChecker, .NET)",
     "hostname-cn-only",
 )
+_CN_FALLBACK_PARTIAL = depends(
+    "accepts a name found only in the subject Common Name when the certificate has no DNS subjectAltName, and "
+    "partial wildcards such as api*.example.com (Node's tls.checkServerIdentity, Java's HostnameChecker)",
+    "hostname-cn-only",
+)
 _AIA = depends("fetches the missing intermediate from the leaf's AIA caIssuers URL when there is one", "issuer-unknown")
 _NO_REVOCATION = accepts("checks no revocation by default")
 _FILES = unaffected("about the files you deploy, not about what a client verifies")
@@ -154,8 +159,8 @@ REACTIONS: dict[str, dict[str, Reaction]] = {
         rejects("hostname"),
         curl=_CN_FALLBACK,
         python=_CN_FALLBACK,
-        node=_CN_FALLBACK,
-        java=_CN_FALLBACK,
+        node=_CN_FALLBACK_PARTIAL,
+        java=_CN_FALLBACK_PARTIAL,
         dotnet=_CN_FALLBACK,
     ),
     "no-subject-alt-name": _every(
