@@ -1,13 +1,15 @@
-"""Shared fixtures: one lab (real TLS servers on loopback) for the whole test session."""
+"""Shared fixtures: one lab (real TLS servers on loopback) and one PostgreSQL server for the whole test session."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from certdoctor.lab import Lab
+from pgserver import PostgresServer, chmod_boundary, unavailable_reason
 
 
 @pytest.fixture(scope="session")
@@ -21,6 +23,29 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 def lab_root(lab: Lab) -> Path:
     """The lab root certificate (PEM): pass it as --ca-file / --cacert."""
     return lab.root_path
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """A real PostgreSQL server of our own (tests/pgserver.py) on 127.0.0.1, started once per session.
+
+    Skipped with the reason when PostgreSQL is not installed, except under CI=true, where that is a failure:
+    CI must never silently skip the database tests (.ci/run installs Debian's postgresql)."""
+    reason = unavailable_reason()
+    if reason is not None:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"CI=true but the PostgreSQL tests cannot run: {reason}", pytrace=False)
+        pytest.skip(reason)
+    # When root, the search bit may be opened up to /tmp/pytest-of-root, never above.
+    temp_root = chmod_boundary(tmp_path_factory.getbasetemp())
+    with PostgresServer(tmp_path_factory.mktemp("postgres"), temp_root=temp_root) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """SQLAlchemy URL of an empty database on that server: ``postgresql+psycopg://certdoctor@127.0.0.1:PORT/certdoctor_test``."""
+    return postgres_server.url
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
