@@ -556,7 +556,7 @@ class Store:
     def events(self, since: datetime | None = None, *, after_id: int | None = None) -> list[dict[str, Any]]:
         """Events at or after ``since`` (and with an id above ``after_id``), oldest first (each with its target)."""
         with self.engine.connect() as conn:
-            specs = dict(conn.execute(sa.select(t.targets.c.id, t.targets.c.spec)).tuples().all())
+            specs = {r.id: r.spec for r in conn.execute(sa.select(t.targets.c.id, t.targets.c.spec))}
             rows = self._events(conn, since=since, after_id=after_id, newest_first=False)
             return [_event_dict(r, specs.get(r.target_id)) for r in rows]
 
