@@ -217,12 +217,23 @@ def _run(ns: argparse.Namespace, store: Any) -> int:
     out = console(ns)
     verdicts = "  ".join(f"{n} {v}" for v, n in sorted(result.verdicts.items()))
     out.print(f"checked {result.checked} in {result.elapsed_s:.2f} s  {verdicts}".rstrip())
-    for target, _obs, events in result.results:
-        for kind, detail in events:
-            if kind == "first-seen":
-                continue
-            out.print(f"  {target.spec}  {kind}  {clean(_detail_text(kind, detail), 300)}")
+    shown = [(target.spec, k, d) for target, _obs, events in result.results for k, d in events if k != "first-seen"]
+    for spec, kind, text in _lines(shown):
+        out.print(f"  {spec}  {kind}  {clean(text, 1000)}")
     return result.exit_code
+
+
+def _lines(events: list[tuple[str, str, dict[str, Any]]]) -> list[tuple[str, str, str]]:
+    """(prefix, kind, text) per line, from (prefix, kind, detail) per event: the client events of one moment and
+    target (one per client family) on one line ("client-started-rejecting  chrome, firefox, …")."""
+    out: list[tuple[str, str, str]] = []
+    for prefix, kind, detail in events:
+        text = _detail_text(kind, detail)
+        if kind.startswith("client-") and out and out[-1][:2] == (prefix, kind):
+            out[-1] = (prefix, kind, f"{out[-1][2]}, {text}")
+        else:
+            out.append((prefix, kind, text))
+    return out
 
 
 def _detail_text(kind: str, d: dict[str, Any]) -> str:
@@ -240,6 +251,8 @@ def _detail_text(kind: str, d: dict[str, Any]) -> str:
         return " ".join(f"{a}:{str(s)[:12]}" for a, s in (d.get("leaves") or {}).items())
     if kind == "unreachable":
         return str(d.get("error") or "")
+    if kind == "first-seen":
+        return f"{d.get('verdict')}, leaf {str(d.get('leaf_sha256') or '-')[:12]}"
     return " ".join(f"{k}={v}" for k, v in d.items())
 
 
@@ -259,13 +272,14 @@ def _status(ns: argparse.Namespace, store: Any) -> int:
     for column in ("target", "verdict", "leaf days", "chain days", "rejected by", "checked", "problem", "labels"):
         table.add_column(column, no_wrap=column != "problem", overflow="fold")
     for r in rows:
-        problem = r["error"] if r["verdict"] == "unreachable" else r["first_error"]
+        # why it is broken; for a valid target, its first warning (expiring-soon, …)
+        problem = r["error"] if r["verdict"] == "unreachable" else (r["first_error"] or next(iter(r["findings"]), ""))
         table.add_row(
             r["target"],
             r["verdict"] or "not checked",
             _days(r["leaf_days_left"]),
             _days(r["chain_days_left"]),
-            ",".join(r["rejected_by"]),
+            "" if r["verdict"] == "unreachable" else ",".join(r["rejected_by"]),
             (r["checked_at"] or "")[:16].replace("T", " "),
             clean(problem or "", 120),
             _show_labels(r["labels"]),
@@ -283,9 +297,8 @@ def _history(ns: argparse.Namespace, store: Any) -> int:
     out = console(ns)
     out.print(f"#{target.id}  {target.spec}  {_show_labels(target.labels)}")
     out.print("events")
-    for e in events:
-        detail = clean(_detail_text(e["kind"], e["detail"]), 300)
-        out.print(f"  {e['at'][:19].replace('T', ' ')}  {e['kind']}  {detail}")
+    for at, kind, text in _lines([(e["at"][:19].replace("T", " "), e["kind"], e["detail"]) for e in events]):
+        out.print(f"  {at}  {kind}  {clean(text, 1000)}")
     out.print("observations")
     for o in observations:
         ids = " ".join(f["id"] for f in o["findings"])
@@ -303,9 +316,9 @@ def _events(ns: argparse.Namespace, store: Any) -> int:
     if _emit(ns, "watch-events", {"since": since.isoformat(), "events": events}):
         return 0
     out = console(ns)
-    for e in events:
-        detail = clean(_detail_text(e["kind"], e["detail"]), 300)
-        out.print(f"{e['at'][:19].replace('T', ' ')}  {e['target']}  {e['kind']}  {detail}")
+    shown = [(f"{e['at'][:19].replace('T', ' ')}  {e['target']}", e["kind"], e["detail"]) for e in events]
+    for prefix, kind, text in _lines(shown):
+        out.print(f"{prefix}  {kind}  {clean(text, 1000)}")
     return 0
 
 
