@@ -413,3 +413,30 @@ def test_cli_unreachable_exit_status(watch_db: str, capsys: pytest.CaptureFixtur
     assert capsys.readouterr().out.startswith("added  #1  refused.test:")
     code, doc = run_json(capsys, ["watch", "run", "--retries", "0", *db, "--json"])
     assert code == 3 and doc["verdicts"] == {"unreachable": 1} and doc["events"] == {"first-seen": 1, "unreachable": 1}
+
+
+def test_address_events_and_rotation_across_an_outage() -> None:
+    """The comparisons a real server cannot easily stage: an address added behind a name, one removed, and a
+    certificate changed while the target was down (compared with the last reachable observation)."""
+    from certdoctor.watch.events import Endpoint, Snapshot, derive
+
+    a, b = "a" * 64, "b" * 64
+    one = Snapshot("valid", a, "CN=CA", "k1", endpoints=(Endpoint("192.0.2.1", True, None, (a,)),))
+    two = Snapshot(
+        "valid",
+        a,
+        "CN=CA",
+        "k1",
+        endpoints=(Endpoint("192.0.2.1", True, None, (a,)), Endpoint("192.0.2.2", True, None, (a,))),
+    )
+    assert derive(one, one, two) == [("address-appeared", {"address": "192.0.2.2"})]
+    assert derive(two, two, one) == [("address-disappeared", {"address": "192.0.2.2"})]
+    down = Snapshot("unreachable", error="connection refused")
+    assert derive(two, two, down) == [("unreachable", {"error": "connection refused"})]
+    back = Snapshot("valid", b, "CN=CA", "k1", endpoints=two.endpoints)
+    events = derive(down, two, back)
+    assert [k for k, _ in events] == ["reachable-again", "certificate-rotated"]
+    assert events[1][1]["same_key"] is True and events[1][1]["issuer_changed"] is False
+    unreadable = Snapshot("valid", b, "CN=CA", "", endpoints=two.endpoints)
+    before = Snapshot("valid", a, "CN=CA", "", endpoints=two.endpoints)
+    assert derive(before, before, unreadable)[0][1]["same_key"] is False  # keys that could not be read: unknown

@@ -58,7 +58,7 @@ class Snapshot:
     verdict: str  # "valid", "invalid" or "unreachable"
     leaf_sha256: str | None = None
     leaf_issuer: str | None = None
-    leaf_spki_sha256: str | None = None
+    leaf_spki_sha256: str | None = None  # "" when the key could not be read
     leaf_not_after: datetime | None = None
     findings: tuple[tuple[str, str], ...] = ()  # (id, severity)
     clients: tuple[tuple[str, bool], ...] = ()  # (client family, accepts)
@@ -121,7 +121,7 @@ def _rotation(old: Snapshot, new: Snapshot) -> list[Event]:
                 "old_issuer": old.leaf_issuer,
                 "new_issuer": new.leaf_issuer,
                 "issuer_changed": old.leaf_issuer != new.leaf_issuer,
-                "same_key": old.leaf_spki_sha256 == new.leaf_spki_sha256,
+                "same_key": bool(old.leaf_spki_sha256) and old.leaf_spki_sha256 == new.leaf_spki_sha256,
                 "old_not_after": _time(old.leaf_not_after),
                 "new_not_after": _time(new.leaf_not_after),
             },

@@ -57,7 +57,13 @@ class PassResult:
 
 def _cert_row(cert: Any) -> CertRow:
     der = cert.public_bytes(serialization.Encoding.DER)
-    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    try:
+        spki = cert.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        spki_sha256 = hashlib.sha256(spki).hexdigest()
+    except Exception:  # a key cryptography cannot load (unknown algorithm, bad encoding): no key identity
+        spki_sha256 = ""
     return CertRow(
         certinfo.fingerprint(cert),
         der,
@@ -65,7 +71,7 @@ def _cert_row(cert: Any) -> CertRow:
         certinfo.issuer(cert),
         certinfo.not_before(cert),
         certinfo.not_after(cert),
-        hashlib.sha256(spki).hexdigest(),
+        spki_sha256,
     )
 
 
@@ -159,7 +165,10 @@ def run_pass(
     def observe(target: ScanTarget, record: dict[str, Any], diagnosis: Diagnosis | None) -> None:
         watched = by_id[target.line]
         moment = now()
-        obs = observation(watched.id, record, diagnosis, moment)
+        try:
+            obs = observation(watched.id, record, diagnosis, moment)
+        except Exception:  # defensive: a certificate the store cannot describe must not stop the pass
+            obs = observation(watched.id, record, None, moment)
         events = store.record(obs, next_due=next_due(watched, moment))
         result.checked += 1
         result.verdicts[obs.verdict] += 1
