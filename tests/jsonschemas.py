@@ -12,7 +12,25 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
-KINDS = ("check", "scan-record", "fix", "inspect", "rules", "rule", "stores", "clients", "explain", "demo", "lab")
+KINDS = (
+    "check",
+    "scan-record",
+    "fix",
+    "inspect",
+    "rules",
+    "rule",
+    "stores",
+    "clients",
+    "explain",
+    "demo",
+    "lab",
+    "watch-list",
+    "watch-run",
+    "watch-status",
+    "watch-history",
+    "watch-events",
+    "watch-prune",
+)
 
 
 @cache

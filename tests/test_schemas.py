@@ -31,7 +31,7 @@ def addr_line(lab: Lab, name: str) -> str:
 
 def test_every_kind_has_a_valid_schema() -> None:
     names = {p.name.removesuffix(".schema.json") for p in jsonschemas.SCHEMAS.glob("*.schema.json")}
-    assert names == {*jsonschemas.KINDS, "common"}
+    assert names == {*jsonschemas.KINDS, "common", "watch-common"}
     for kind in jsonschemas.KINDS:
         schema = json.loads((jsonschemas.SCHEMAS / f"{kind}.schema.json").read_text(encoding="utf-8"))
         assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"

@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "stores": "list the trust stores certdoctor can judge against",
     "lab": "run the local lab of misconfigured TLS servers (foreground)",
     "demo": "start the lab in-process and diagnose every scenario",
+    "watch": "monitor many servers: an inventory, checks stored over time, what changed",
 }
 
 MAIN_EPILOG = """\
@@ -46,6 +47,7 @@ examples:
   certdoctor explain 'PKIX path building failed'   # what a client's error means
   certdoctor rules                     # every finding id certdoctor can report
   certdoctor lab                       # run the lab in the foreground to test your own clients
+  certdoctor watch add example.com && certdoctor watch run   # monitor: store checks, report what changed
 
 exit status (every command): 0 no problem, 1 problems found, 2 usage error or unusable input, 3 could not check
 (unreachable, no certificate), 130 interrupted. `certdoctor COMMAND --help` says what each means for it.

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from ..diagnosis import Diagnosis
 from ..errors import CertdoctorError
 from ..model import DiagnoseOptions, PresentedChain, Target
 from ..pipeline import Session
@@ -66,6 +67,8 @@ def worst_severity(summary: dict[str, Any] | None) -> str | None:
 
 
 Emit = Callable[[str, Meta], None]
+# (target, record, diagnosis or None when the target could not be judged): see Engine's ``observe``
+Observe = Callable[[ScanTarget, dict[str, Any], Diagnosis | None], None]
 
 
 class RateLimiter:
@@ -132,11 +135,16 @@ def _unreachable_reason(record: dict[str, Any]) -> str | None:
 
 
 class Engine:
-    """Diagnoses targets with one session; ``emit(serialised_record, meta)`` gets each result."""
+    """Diagnoses targets with one session; ``emit(serialised_record, meta)`` gets each result.
 
-    def __init__(self, options: ScanOptions, emit: Emit) -> None:
+    ``observe``: instead of ``emit``, ``observe(target, record, diagnosis)`` gets each result unserialised, with
+    the :class:`Diagnosis` it was made from (None for a target that could not be judged: unresolvable, an
+    internal error), and no record is spliced from another target's (``certdoctor watch`` stores them)."""
+
+    def __init__(self, options: ScanOptions, emit: Emit, *, observe: Observe | None = None) -> None:
         self.options = options
         self.emit = emit
+        self.observe = observe
         self.limiter = RateLimiter(options.rate) if options.rate else None
         self.limit = options.concurrency  # workers allowed to take new targets (see share())
         self.session: Session | None = None
@@ -238,7 +246,7 @@ class Engine:
                 await self._backoff(attempts)
                 continue
             break
-        key = None if self.options.full else _evidence_key(target, chains)
+        key = None if self.options.full or self.observe is not None else _evidence_key(target, chains)
         if key is not None:
             cached = self._records.get(key)
             if cached is not None:
@@ -247,6 +255,7 @@ class Engine:
                 middle, meta, _ = cached
                 self.emit(splice(self.options.fmt, target.line, middle, attempts, time.perf_counter() - started), meta)
                 return
+        d: Diagnosis | None = None
         try:
             tgt = Target(target.name, target.port, target.sni, target.addresses, host=target.host)
             d = await session.judge_chains(tgt, chains, started=started)
@@ -259,9 +268,9 @@ class Engine:
                 clients=self.options.clients,
             )
         except Exception as exc:  # defensive, as above
-            key = None
+            key, d = None, None
             record = self._internal(target, exc, attempts, started)
-        self._record(target, key, record, chains)
+        self._record(target, key, record, chains, d)
 
     def _internal(self, target: ScanTarget, exc: Exception, attempts: int, started: float) -> dict[str, Any]:
         return error_record(
@@ -274,10 +283,18 @@ class Engine:
         )
 
     def _record(
-        self, target: ScanTarget, key: tuple[Any, ...] | None, record: dict[str, Any], evidence: object = None
+        self,
+        target: ScanTarget,
+        key: tuple[Any, ...] | None,
+        record: dict[str, Any],
+        evidence: object = None,
+        diagnosis: Diagnosis | None = None,
     ) -> None:
         """Emit a freshly built record, and keep it (with the ``evidence`` its key names) for splicing when
-        ``key`` is given."""
+        ``key`` is given; or hand it to ``observe``."""
+        if self.observe is not None:
+            self.observe(target, record, diagnosis)
+            return
         meta = _full_meta(record) if self.options.full else record_meta(record)
         if key is not None:
             self._records[key] = (middle_of(self.fmt, record), meta, evidence)

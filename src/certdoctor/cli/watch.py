@@ -1,0 +1,330 @@
+"""``certdoctor watch``: the fleet monitor's inventory, one pass, status, history, events and retention
+(a thin shell over :mod:`certdoctor.watch`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import timedelta
+from typing import Any
+
+from .common import (
+    UsageError,
+    add_judgement_options,
+    add_output_options,
+    add_timeout_option,
+    add_trust_options,
+    console,
+    diagnose_options,
+    non_negative_int,
+    positive_int,
+)
+
+NAME = "watch"
+HELP = "monitor many servers: an inventory, checks stored over time, what changed"
+DESCRIPTION = (
+    "Keep a list of targets, check the ones that are due (`watch run`, from cron or a systemd timer), store every "
+    "observation, and report what changed between two checks: a certificate rotated, a finding appeared or was "
+    "resolved, a client started rejecting, an address appeared. The database is SQLite in "
+    "$XDG_DATA_HOME/certdoctor/watch.db (~/.local/share/…) unless --db URL or CERTDOCTOR_DB names another "
+    "(postgresql+psycopg://user@host/db with the `postgres` extra)."
+)
+EPILOG = """\
+examples:
+  certdoctor watch add example.com api.example.com:8443 --label team=payments --every 1h
+  certdoctor watch import hosts.txt --label env=prod      # scan's input format; importing again adds nothing
+  certdoctor watch run                                    # check the targets that are due (cron: every 5 min)
+  certdoctor watch status                                 # broken now first, then soonest expiry
+  certdoctor watch history example.com                    # observations and events of one target
+  certdoctor watch events --since 7d --json | jq -r '.events[] | [.at, .target, .kind] | @tsv'
+  certdoctor watch prune --keep 30d                       # drop old observations (events stay)
+
+durations: 90s, 15m, 1h, 7d, 2w. Targets: anything `certdoctor scan` reads (host, host:port, https:// URL,
+,addr=IP ,sni=NAME ,name=NAME).
+
+exit status: 0 done (run: every target checked is valid), 1 run: an invalid target, 2 usage error (a bad
+target, an unknown target to remove or show), 3 run: no invalid target but an unreachable one
+"""
+
+SUBCOMMANDS = {
+    "add": "add targets (labels, interval); an existing one gets the new labels",
+    "import": "add every target of a file in scan's input format (idempotent)",
+    "remove": "remove targets (by id or as added) with their history",
+    "list": "the targets, with labels and next check",
+    "run": "check the targets that are due and store the observations",
+    "status": "one line per target, most urgent first",
+    "history": "a target's observations and events",
+    "events": "what changed, across every target",
+    "prune": "delete old observations (never a target's latest, never events)",
+}
+
+
+def _duration(text: str) -> float:
+    from ..errors import InputError
+    from ..watch import parse_duration
+
+    try:
+        return parse_duration(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _db(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--db",
+        metavar="URL",
+        help="SQLAlchemy database URL (default: $CERTDOCTOR_DB, else SQLite in $XDG_DATA_HOME/certdoctor/watch.db)",
+    )
+
+
+def _label_option(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", help=help)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from .common import Parser
+
+    sub = p.add_subparsers(dest="watch_command", metavar="SUBCOMMAND", parser_class=Parser)
+    sub.required = True
+    parsers = {name: sub.add_parser(name, help=text, description=text) for name, text in SUBCOMMANDS.items()}
+    a = parsers["add"]
+    a.add_argument("targets", nargs="+", metavar="TARGET", help="as `certdoctor scan` reads a line")
+    _label_option(a, "a label (repeatable): team=payments")
+    a.add_argument("--every", type=_duration, default=3600.0, metavar="DURATION", help="check interval (default 1h)")
+    i = parsers["import"]
+    i.add_argument("file", metavar="FILE", help="targets, one per line or CSV, as `certdoctor scan` reads them")
+    _label_option(i, "a label given to every target of FILE (repeatable)")
+    i.add_argument("--every", type=_duration, default=3600.0, metavar="DURATION", help="check interval (default 1h)")
+    r = parsers["remove"]
+    r.add_argument("targets", nargs="+", metavar="TARGET|ID", help="the target as added, or its id")
+    ls = parsers["list"]
+    _label_option(ls, "only targets with this label (repeatable: all of them)")
+    run = parsers["run"]
+    run.add_argument("--all", action="store_true", help="check every enabled target, due or not")
+    run.add_argument("--concurrency", type=positive_int, default=100, metavar="N", help="targets in flight (100)")
+    run.add_argument(
+        "--retries", type=non_negative_int, default=2, metavar="N", help="retries of transient failures (2)"
+    )
+    add_timeout_option(run.add_argument_group("connection"))
+    add_trust_options(run)
+    add_judgement_options(run, fail_on=False)
+    st = parsers["status"]
+    _label_option(st, "only targets with this label (repeatable)")
+    h = parsers["history"]
+    h.add_argument("target", metavar="TARGET|ID", help="the target as added, or its id")
+    h.add_argument("--limit", type=positive_int, default=20, metavar="N", help="observations shown (20)")
+    e = parsers["events"]
+    e.add_argument("--since", type=_duration, default=7 * 86400.0, metavar="DURATION", help="how far back (7d)")
+    pr = parsers["prune"]
+    pr.add_argument("--keep", type=_duration, default=30 * 86400.0, metavar="DURATION", help="observations kept (30d)")
+    for sp in parsers.values():
+        _db(sp)
+        add_output_options(sp, quiet=False)
+
+
+def run(ns: argparse.Namespace) -> int:
+    from ..watch import Store
+
+    with Store(ns.db) as store:
+        return int(globals()[f"_{ns.watch_command}"](ns, store))
+
+
+def _emit(ns: argparse.Namespace, kind: str, body: dict[str, Any]) -> bool:
+    """Write the ``kind`` document when --json was given; True if it was."""
+    if not ns.json:
+        return False
+    from ..render import json as render_json
+
+    sys.stdout.write(render_json.dumps(render_json.document(kind, body)) + "\n")
+    return True
+
+
+def _labels(ns: argparse.Namespace) -> dict[str, str]:
+    from ..watch import parse_labels
+
+    return parse_labels(ns.label)
+
+
+def _show_labels(labels: dict[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+def _list_doc(targets: Any) -> dict[str, Any]:
+    return {"targets": [t.to_dict() for t in targets]}
+
+
+def _add(ns: argparse.Namespace, store: Any) -> int:
+    done = store.add(ns.targets, _labels(ns), ns.every)
+    if _emit(ns, "watch-list", _list_doc(t for t, _ in done)):
+        return 0
+    out = console(ns)
+    for target, added in done:
+        out.print(f"{'added' if added else 'updated'}  #{target.id}  {target.spec}  {_show_labels(target.labels)}")
+    return 0
+
+
+def _import(ns: argparse.Namespace, store: Any) -> int:
+    from ..render.escape import clean
+
+    done, bad = store.import_file(ns.file, _labels(ns), ns.every)
+    for b in bad:
+        print(f"certdoctor watch import: line {b.line}: {clean(b.reason, 200)} — skipped", file=sys.stderr)
+    if _emit(ns, "watch-list", _list_doc(t for t, _ in done)):
+        return 0
+    added = sum(1 for _, a in done if a)
+    console(ns).print(f"{added} added, {len(done) - added} already watched, {len(bad)} bad lines skipped")
+    return 0
+
+
+def _remove(ns: argparse.Namespace, store: Any) -> int:
+    removed, unknown = store.remove(ns.targets)
+    if not ns.json:
+        for target in removed:
+            console(ns).print(f"removed  #{target.id}  {target.spec}")
+    _emit(ns, "watch-list", _list_doc(removed))
+    if unknown:
+        raise UsageError(f"no such target in the watch list: {', '.join(unknown)}")
+    return 0
+
+
+def _list(ns: argparse.Namespace, store: Any) -> int:
+    targets = store.targets(_labels(ns))
+    if _emit(ns, "watch-list", _list_doc(targets)):
+        return 0
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for column in ("id", "target", "labels", "every", "next check"):
+        table.add_column(column, no_wrap=True)
+    from ..watch import format_duration
+
+    for t in targets:
+        table.add_row(
+            str(t.id), t.spec, _show_labels(t.labels), format_duration(t.every_s), t.next_due.strftime("%Y-%m-%d %H:%M")
+        )
+    console(ns).print(table)
+    return 0
+
+
+def _run(ns: argparse.Namespace, store: Any) -> int:
+    from ..render.escape import clean
+    from ..watch import run_pass
+
+    options = diagnose_options(ns)
+    result = run_pass(store, options, everything=ns.all, concurrency=ns.concurrency, retries=ns.retries)
+    if _emit(ns, "watch-run", result.to_dict()):
+        return result.exit_code
+    out = console(ns)
+    verdicts = "  ".join(f"{n} {v}" for v, n in sorted(result.verdicts.items()))
+    out.print(f"checked {result.checked} in {result.elapsed_s:.2f} s  {verdicts}".rstrip())
+    shown = [(target.spec, k, d) for target, _obs, events in result.results for k, d in events if k != "first-seen"]
+    for spec, kind, text in _lines(shown):
+        out.print(f"  {spec}  {kind}  {clean(text, 1000)}")
+    return result.exit_code
+
+
+def _lines(events: list[tuple[str, str, dict[str, Any]]]) -> list[tuple[str, str, str]]:
+    """(prefix, kind, text) per line, from (prefix, kind, detail) per event: the client events of one moment and
+    target (one per client family) on one line ("client-started-rejecting  chrome, firefox, …")."""
+    out: list[tuple[str, str, str]] = []
+    for prefix, kind, detail in events:
+        text = _detail_text(kind, detail)
+        if kind.startswith("client-") and out and out[-1][:2] == (prefix, kind):
+            out[-1] = (prefix, kind, f"{out[-1][2]}, {text}")
+        else:
+            out.append((prefix, kind, text))
+    return out
+
+
+def _detail_text(kind: str, d: dict[str, Any]) -> str:
+    if kind == "certificate-rotated":
+        key = "same key" if d.get("same_key") else "new key"
+        issuer = f", new issuer {d.get('new_issuer')}" if d.get("issuer_changed") else ""
+        return f"{str(d.get('old_sha256'))[:12]} → {str(d.get('new_sha256'))[:12]} ({key}{issuer})"
+    if kind in ("finding-appeared", "finding-resolved"):
+        return f"{d.get('id')} ({d.get('severity')})"
+    if kind.startswith("client-"):
+        return str(d.get("client"))
+    if kind.startswith("address-") and "address" in d:
+        return str(d["address"])
+    if kind == "addresses-disagree":
+        return " ".join(f"{a}:{str(s)[:12]}" for a, s in (d.get("leaves") or {}).items())
+    if kind == "unreachable":
+        return str(d.get("error") or "")
+    if kind == "first-seen":
+        return f"{d.get('verdict')}, leaf {str(d.get('leaf_sha256') or '-')[:12]}"
+    return " ".join(f"{k}={v}" for k, v in d.items())
+
+
+def _days(value: float | None) -> str:
+    return "" if value is None else f"{value:g}"
+
+
+def _status(ns: argparse.Namespace, store: Any) -> int:
+    from ..render.escape import clean
+
+    rows = store.status(labels=_labels(ns))
+    if _emit(ns, "watch-status", {"targets": rows}):
+        return 0
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for column in ("target", "verdict", "leaf days", "chain days", "rejected by", "checked", "problem", "labels"):
+        table.add_column(column, no_wrap=column != "problem", overflow="fold")
+    for r in rows:
+        # why it is broken; for a valid target, its first warning (expiring-soon, …)
+        problem = r["error"] if r["verdict"] == "unreachable" else (r["first_error"] or next(iter(r["findings"]), ""))
+        table.add_row(
+            r["target"],
+            r["verdict"] or "not checked",
+            _days(r["leaf_days_left"]),
+            _days(r["chain_days_left"]),
+            "" if r["verdict"] == "unreachable" else ",".join(r["rejected_by"]),
+            (r["checked_at"] or "")[:16].replace("T", " "),
+            clean(problem or "", 120),
+            _show_labels(r["labels"]),
+        )
+    console(ns).print(table)
+    return 0
+
+
+def _history(ns: argparse.Namespace, store: Any) -> int:
+    from ..render.escape import clean
+
+    target, observations, events = store.history(ns.target, limit=ns.limit)
+    if _emit(ns, "watch-history", {"target": target.to_dict(), "observations": observations, "events": events}):
+        return 0
+    out = console(ns)
+    out.print(f"#{target.id}  {target.spec}  {_show_labels(target.labels)}")
+    out.print("events")
+    for at, kind, text in _lines([(e["at"][:19].replace("T", " "), e["kind"], e["detail"]) for e in events]):
+        out.print(f"  {at}  {kind}  {clean(text, 1000)}")
+    out.print("observations")
+    for o in observations:
+        ids = " ".join(f["id"] for f in o["findings"])
+        leaf = (o["leaf_sha256"] or "")[:12]
+        out.print(f"  {o['at'][:19].replace('T', ' ')}  {o['verdict']:<11}  {leaf:<12}  {clean(ids, 300)}")
+    return 0
+
+
+def _events(ns: argparse.Namespace, store: Any) -> int:
+    from ..render.escape import clean
+    from ..watch.store import now
+
+    since = now() - timedelta(seconds=ns.since)
+    events = store.events(since)
+    if _emit(ns, "watch-events", {"since": since.isoformat(), "events": events}):
+        return 0
+    out = console(ns)
+    shown = [(f"{e['at'][:19].replace('T', ' ')}  {e['target']}", e["kind"], e["detail"]) for e in events]
+    for prefix, kind, text in _lines(shown):
+        out.print(f"{prefix}  {kind}  {clean(text, 1000)}")
+    return 0
+
+
+def _prune(ns: argparse.Namespace, store: Any) -> int:
+    deleted = store.prune(ns.keep)
+    if _emit(ns, "watch-prune", {"deleted": deleted}):
+        return 0
+    console(ns).print(f"deleted {deleted['observations']} observations, {deleted['certificates']} certificates")
+    return 0

@@ -1,0 +1,183 @@
+"""One pass (``certdoctor watch run``): the targets that are due, diagnosed by the scan engine (its session,
+judgement cache, concurrency, retries), each result stored as one observation in its own transaction — a pass
+killed midway loses only the targets in flight."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+
+from .. import certinfo
+from ..diagnosis import Diagnosis
+from ..model import DiagnoseOptions
+from ..scan.engine import Engine, ScanOptions
+from ..scan.targets import ScanTarget
+from .events import Endpoint, Event
+from .store import CertRow, Observation, Store, WatchedTarget, now
+
+JITTER = 0.1  # the next check of a target is due after its interval ± 10 %, so that a fleet spreads out
+
+
+@dataclass
+class PassResult:
+    """What one pass did: targets checked, verdict counts, events made (kind → count), seconds."""
+
+    checked: int = 0
+    verdicts: Counter[str] = field(default_factory=Counter)
+    events: Counter[str] = field(default_factory=Counter)
+    elapsed_s: float = 0.0
+    results: list[tuple[WatchedTarget, Observation, list[Event]]] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        """1 when a target is invalid, else 3 when one is unreachable, else 0 (the CLI's statuses)."""
+        if self.verdicts["invalid"]:
+            return 1
+        if self.verdicts["unreachable"]:
+            return 3
+        return 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "checked": self.checked,
+            "verdicts": dict(self.verdicts),
+            "events": dict(self.events),
+            "elapsed_s": round(self.elapsed_s, 2),
+        }
+
+
+def _cert_row(cert: Any) -> CertRow:
+    der = cert.public_bytes(serialization.Encoding.DER)
+    try:
+        spki = cert.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        spki_sha256 = hashlib.sha256(spki).hexdigest()
+    except Exception:  # a key cryptography cannot load (unknown algorithm, bad encoding): no key identity
+        spki_sha256 = ""
+    return CertRow(
+        certinfo.fingerprint(cert),
+        der,
+        certinfo.subject(cert),
+        certinfo.issuer(cert),
+        certinfo.not_before(cert),
+        certinfo.not_after(cert),
+        spki_sha256,
+    )
+
+
+def observation(target_id: int, record: dict[str, Any], diagnosis: Diagnosis | None, at: datetime) -> Observation:
+    """An :class:`Observation` of a scan record (``clients`` on) and the :class:`Diagnosis` behind it (None for
+    a target that could not be judged: then the record's error)."""
+    certs: dict[str, CertRow] = {}
+    endpoints: list[Endpoint] = []
+    chain_end: datetime | None = None
+    if diagnosis is not None:
+        seen: dict[int, CertRow] = {}  # by object: the collector hands out one object per distinct certificate
+        for chain in diagnosis.evidence.chains:
+            shas = []
+            for cert in chain.certs:
+                row = seen.get(id(cert))
+                if row is None:
+                    row = seen[id(cert)] = _cert_row(cert)
+                    certs[row.sha256] = row
+                shas.append(row.sha256)
+            endpoints.append(Endpoint(chain.address or chain.source, chain.ok, chain.error, tuple(shas)))
+        for report in diagnosis.reports:
+            path = report.analysis.best.certs() if report.analysis.paths else report.chain.certs
+            for cert in path:
+                end = certinfo.not_after(cert)
+                if chain_end is None or end < chain_end:
+                    chain_end = end
+    leaf = record.get("leaf") or {}
+    findings = tuple((f["id"], f["severity"]) for f in record.get("findings") or ())
+    first_error = next((f for f in record.get("findings") or () if f["severity"] == "error"), None)
+    verdict = record.get("verdict", "unreachable")
+    if verdict == "unreachable":
+        error = (
+            record.get("error")
+            or "; ".join(dict.fromkeys(e["error"] for e in record.get("endpoints") or () if e.get("error")))
+            or (first_error["detail"] if first_error else None)
+        )
+    else:
+        error = first_error["detail"] if first_error else None
+    return Observation(
+        target_id=target_id,
+        at=at,
+        duration_ms=float(record.get("elapsed_ms") or 0.0),
+        verdict=verdict,
+        exit_code=int(record.get("exit_code", 3)),
+        rejected_by=tuple(record.get("rejected_by") or ()),
+        leaf_sha256=leaf.get("sha256"),
+        leaf_not_after=datetime.fromisoformat(leaf["not_after"]) if leaf.get("not_after") else None,
+        chain_not_after=chain_end,
+        findings=findings,
+        clients=tuple((c["client"], bool(c["accepts"])) for c in record.get("clients") or ()),
+        endpoints=tuple(endpoints),
+        certificates=tuple(certs.values()),
+        error=error,
+        first_error=first_error["id"] if first_error else None,
+    )
+
+
+def next_due(target: WatchedTarget, at: datetime) -> datetime:
+    """When ``target`` is checked again: its interval from ``at``, ± :data:`JITTER`."""
+    return at + timedelta(seconds=target.every_s * random.uniform(1 - JITTER, 1 + JITTER))
+
+
+def run_pass(
+    store: Store,
+    diagnose: DiagnoseOptions | None = None,
+    *,
+    everything: bool = False,
+    targets: Sequence[WatchedTarget] | None = None,
+    concurrency: int = 100,
+    retries: int = 2,
+    on_result: Callable[[WatchedTarget, Observation, list[Event]], None] | None = None,
+) -> PassResult:
+    """Check the targets that are due (every enabled one with ``everything``; or exactly ``targets``) and store
+    an observation and its events for each, as each completes.
+
+    ``diagnose``: the judgement options (trust stores, --ca-file, timeouts); client predictions are always on.
+    """
+    started = time.monotonic()
+    todo = list(targets) if targets is not None else store.due(everything=everything)
+    result = PassResult()
+    if not todo:
+        return result
+    by_id = {x.id: x for x in todo}
+    options = ScanOptions(
+        concurrency=max(1, min(concurrency, len(todo))),
+        retries=retries,
+        clients=True,
+        diagnose=replace(diagnose or DiagnoseOptions(), clients=True),
+    )
+
+    def observe(target: ScanTarget, record: dict[str, Any], diagnosis: Diagnosis | None) -> None:
+        watched = by_id[target.line]
+        moment = now()
+        try:
+            obs = observation(watched.id, record, diagnosis, moment)
+        except Exception:  # defensive: a certificate the store cannot describe must not stop the pass
+            obs = observation(watched.id, record, None, moment)
+        events = store.record(obs, next_due=next_due(watched, moment))
+        result.checked += 1
+        result.verdicts[obs.verdict] += 1
+        result.events.update(kind for kind, _ in events)
+        result.results.append((watched, obs, events))
+        if on_result is not None:
+            on_result(watched, obs, events)
+
+    engine = Engine(options, lambda _text, _meta: None, observe=observe)
+    asyncio.run(engine.run([x.scan_target() for x in todo]))
+    result.elapsed_s = time.monotonic() - started
+    return result
