@@ -38,6 +38,7 @@ examples:
   certdoctor watch history example.com                    # observations and events of one target
   certdoctor watch events --since 7d --json | jq -r '.events[] | [.at, .target, .kind] | @tsv'
   certdoctor watch prune --keep 30d                       # drop old observations (events stay)
+  certdoctor watch metrics -o /var/lib/node_exporter/textfile/certdoctor.prom   # Prometheus exposition
 
 durations: 90s, 15m, 1h, 7d, 2w. Targets: anything `certdoctor scan` reads (host, host:port, https:// URL,
 ,addr=IP ,sni=NAME ,name=NAME).
@@ -120,6 +121,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     for sp in parsers.values():
         _db(sp)
         add_output_options(sp, quiet=False)
+    _add_metrics_parser(sub)
 
 
 def run(ns: argparse.Namespace) -> int:
@@ -327,4 +329,44 @@ def _prune(ns: argparse.Namespace, store: Any) -> int:
     if _emit(ns, "watch-prune", {"deleted": deleted}):
         return 0
     console(ns).print(f"deleted {deleted['observations']} observations, {deleted['certificates']} certificates")
+    return 0
+
+
+METRICS_HELP = "the Prometheus exposition of every target's latest check (for node_exporter's textfile collector)"
+
+
+def _add_metrics_parser(sub: Any) -> None:
+    m = sub.add_parser("metrics", help=METRICS_HELP, description=METRICS_HELP)
+    m.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="write FILE atomically (a temporary file renamed over it, as the textfile collector needs) "
+        "instead of stdout",
+    )
+    _db(m)
+
+
+def _metrics(ns: argparse.Namespace, store: Any) -> int:
+    from ..watch.metrics import render_metrics
+
+    body = render_metrics(store)
+    if not ns.output:
+        sys.stdout.buffer.write(body)
+        sys.stdout.flush()
+        return 0
+    import os
+    import tempfile
+    from pathlib import Path
+
+    path = Path(ns.output)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(body)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return 0
