@@ -159,6 +159,8 @@ def test_cli_prints_and_writes_the_exposition(
     assert {k: v for k, v in written.items() if k[0] != read_time} == {
         k: v for k, v in printed.items() if k[0] != read_time
     }
+    assert main(["watch", "metrics", "-o", str(tmp_path / "missing" / "x.prom"), *db]) == 2
+    assert "--output" in capsysbinary.readouterr().err.decode()
 
 
 def test_a_database_that_cannot_be_read_is_store_up_0(tmp_path: Path) -> None:

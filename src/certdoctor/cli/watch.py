@@ -360,7 +360,10 @@ def _metrics(ns: argparse.Namespace, store: Any) -> int:
     from pathlib import Path
 
     path = Path(ns.output)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as exc:
+        raise UsageError(f"--output {ns.output}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(body)
