@@ -131,6 +131,10 @@ def test_exposition_of_a_pass_over_the_lab(lab: Lab, watched: tuple[Store, str])
     assert value(s, "certdoctor_last_pass_timestamp_seconds") == at.timestamp()
     assert value(s, "certdoctor_last_pass_duration_seconds") == 1.5
     assert value(s, "certdoctor_last_pass_checked_targets") == 5
+    again = run_pass(store, lab_options(lab), retries=0)  # nothing due: a pass that checked nothing
+    s = parse(render_metrics(store, PassInfo.of(again, at)))
+    assert value(s, "certdoctor_last_pass_checked_targets") == 0
+    assert value(s, "certdoctor_last_pass_timestamp_seconds") == at.timestamp()
     store.add(["new.example"], every=900)
     s = parse(render_metrics(store))
     assert value(s, "certdoctor_targets") == 6 and value(s, "certdoctor_targets_due") == 1

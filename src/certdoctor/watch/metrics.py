@@ -50,10 +50,9 @@ The store and the passes:
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, generate_latest
@@ -61,6 +60,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from . import tables as t
+from .runner import PassResult
 from .store import Store, now, utc
 
 # The classic text format, which every Prometheus and textfile collector reads (prometheus_client ≥ 0.22 calls its
@@ -71,11 +71,16 @@ PREFIX = "certdoctor_"
 
 @dataclass(frozen=True)
 class PassInfo:
-    """The last pass a process ran: when it ended, seconds it took, targets it checked."""
+    """The last pass a process ran: when it ended (UTC), seconds it took, targets it checked."""
 
     at: datetime
     elapsed_s: float
     checked: int
+
+    @classmethod
+    def of(cls, result: PassResult, at: datetime | None = None) -> PassInfo:
+        """From :func:`certdoctor.watch.run_pass`'s result, ended at ``at`` (default: now)."""
+        return cls(at or now(), result.elapsed_s, result.checked)
 
 
 def _ts(value: datetime | None) -> float | None:
@@ -97,8 +102,8 @@ class StoreCollector(Collector):
     def __init__(
         self,
         store: Store,
-        last_pass: Any = None,
-        clock: Any = now,
+        last_pass: Callable[[], PassInfo | None] | None = None,
+        clock: Callable[[], datetime] = now,
     ) -> None:
         self.store = store
         self.last_pass = last_pass
@@ -221,7 +226,7 @@ class StoreCollector(Collector):
         return [f for f in per_target if f.samples] + store_families
 
 
-def registry(store: Store, last_pass: Any = None) -> CollectorRegistry:
+def registry(store: Store, last_pass: Callable[[], PassInfo | None] | None = None) -> CollectorRegistry:
     """A registry of its own holding one :class:`StoreCollector` (no process or platform metrics)."""
     reg = CollectorRegistry(auto_describe=False)
     reg.register(StoreCollector(store, last_pass))
@@ -231,7 +236,9 @@ def registry(store: Store, last_pass: Any = None) -> CollectorRegistry:
 def render_metrics(store: Store, last_pass: PassInfo | None = None) -> bytes:
     """The text exposition (format 0.0.4, :data:`CONTENT_TYPE`) of ``store``'s latest state, read now.
 
-    ``last_pass``: the last pass this process ran, for the ``certdoctor_last_pass_*`` series (None: absent).
+    ``last_pass``: the last pass this process ran, for the ``certdoctor_last_pass_*`` series (None: absent);
+    ``PassInfo.of(run_pass(…))``. A long-running server may rather register :func:`registry`'s collector once,
+    with a callable that returns its latest pass.
     A database that cannot be read gives ``certdoctor_store_up 0`` rather than an exception.
     """
     return generate_latest(registry(store, lambda: last_pass))
