@@ -30,6 +30,9 @@ KINDS = (
     "watch-history",
     "watch-events",
     "watch-prune",
+    "watch-alert",
+    "watch-alerts",
+    "watch-channels",
 )
 
 

@@ -30,6 +30,9 @@ from hostile_servers import RawServer
 from netutil import free_port
 from pki_builder import Issued, ec_key, intermediate, leaf, root
 
+BASE_TABLES = ("events", "observation_endpoints", "observations", "certificates", "targets")
+ALERT_TABLES = ("alerts", "alert_snoozes", "alert_channels", "alert_policies")
+
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def watch_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
@@ -43,7 +46,7 @@ def watch_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         pytest.skip("no postgres_url fixture (a PostgreSQL cluster) in this test suite")
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        for table in ("events", "observation_endpoints", "observations", "certificates", "targets", "alembic_version"):
+        for table in (*ALERT_TABLES, *BASE_TABLES, "alembic_version"):
             conn.execute(sa.text(f"DROP TABLE IF EXISTS {table} CASCADE"))
     engine.dispose()
     return url
@@ -342,7 +345,7 @@ def test_the_migrations_create_exactly_the_tables(watch_db: str) -> None:
         diff = compare_metadata(MigrationContext.configure(conn), watch_tables.metadata)
         version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
     engine.dispose()
-    assert diff == [] and version == "0001"
+    assert diff == [] and version == "0002"
 
 
 def test_default_database_location(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -57,6 +57,12 @@ SUBCOMMANDS = {
     "history": "a target's observations and events",
     "events": "what changed, across every target",
     "prune": "delete old observations (never a target's latest, never events)",
+    "channel": "alert channels: add URL (Apprise URL, or https:// webhook) [--label], list, remove",
+    "alerts": "the open alerts (--all: every alert)",
+    "ack": "acknowledge a target's open alerts: no more repeats until resolved",
+    "snooze": "send no alert for a target for a while",
+    "policy": "alert thresholds for targets with labels (expiry days and %, re-notify interval, damping)",
+    "test-alert": "send a test message to every channel (or one)",
 }
 
 
@@ -118,6 +124,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     e.add_argument("--since", type=_duration, default=7 * 86400.0, metavar="DURATION", help="how far back (7d)")
     pr = parsers["prune"]
     pr.add_argument("--keep", type=_duration, default=30 * 86400.0, metavar="DURATION", help="observations kept (30d)")
+    _alert_arguments(parsers)
     for sp in parsers.values():
         _db(sp)
         add_output_options(sp, quiet=False)
@@ -128,7 +135,7 @@ def run(ns: argparse.Namespace) -> int:
     from ..watch import Store
 
     with Store(ns.db) as store:
-        return int(globals()[f"_{ns.watch_command}"](ns, store))
+        return int(globals()[f"_{ns.watch_command.replace('-', '_')}"](ns, store))
 
 
 def _emit(ns: argparse.Namespace, kind: str, body: dict[str, Any]) -> bool:
@@ -214,6 +221,7 @@ def _run(ns: argparse.Namespace, store: Any) -> int:
 
     options = diagnose_options(ns)
     result = run_pass(store, options, everything=ns.all, concurrency=ns.concurrency, retries=ns.retries)
+    _send_alerts(store, result.results)
     if _emit(ns, "watch-run", result.to_dict()):
         return result.exit_code
     out = console(ns)
@@ -373,3 +381,129 @@ def _metrics(ns: argparse.Namespace, store: Any) -> int:
         Path(tmp).unlink(missing_ok=True)
         raise
     return 0
+
+
+# --- alerts -------------------------------------------------------------------------------------------------------
+
+
+def _alert_arguments(parsers: dict[str, argparse.ArgumentParser]) -> None:
+    ch = parsers["channel"]
+    ch.add_argument("action", choices=("add", "list", "remove"))
+    ch.add_argument("url", nargs="?", metavar="URL|ID", help="add: the URL; remove: the channel's id or URL")
+    _label_option(ch, "add: only targets with this label (repeatable: all of them)")
+    ch.add_argument("--secret", metavar="TEXT", help="add: HMAC key of a webhook's X-Certdoctor-Signature")
+    al = parsers["alerts"]
+    al.add_argument("--all", action="store_true", help="resolved alerts and notices too")
+    for name in ("ack", "snooze"):
+        sp = parsers[name]
+        sp.add_argument("target", metavar="TARGET|ID", help="the target as added, or its id")
+        if name == "snooze":
+            sp.add_argument("duration", type=_duration, metavar="DURATION", help="how long: 2h, 2d")
+        sp.add_argument("--condition", metavar="COND", help="only this condition (finding:expired, unreachable, …)")
+    po = parsers["policy"]
+    _label_option(po, "targets with this label (repeatable; none: every target)")
+    po.add_argument("--expiry-days", type=float, metavar="DAYS", help="alert this many days before notAfter (30)")
+    po.add_argument("--expiry-percent", type=float, metavar="PCT", help="… or this %% of the lifetime, if less (33)")
+    po.add_argument("--renotify", type=_duration, metavar="DURATION", help="repeat an open alert every (24h)")
+    po.add_argument("--after", type=positive_int, metavar="N", help="unreachable: after N consecutive checks (3)")
+    ta = parsers["test-alert"]
+    ta.add_argument("--channel", metavar="ID|URL", help="only this channel")
+
+
+def _send_alerts(store: Any, results: Any) -> None:
+    """Evaluate the alerts of a pass and send them; a failed delivery is reported on stderr."""
+    from ..render.escape import clean
+    from ..watch import alerts, channels
+
+    messages = alerts.evaluate(store, results)
+    if not messages:
+        return
+    for d in channels.deliver(messages, channels.channels(store)):
+        if not d.ok:
+            print(
+                f"certdoctor watch: alert to channel {d.channel} failed: {clean(d.error or '', 300)}", file=sys.stderr
+            )
+
+
+def _channel(ns: argparse.Namespace, store: Any) -> int:
+    from ..watch import channels
+
+    if ns.action == "add":
+        if not ns.url:
+            raise UsageError("watch channel add: a URL is required")
+        channels.add_channel(store, ns.url, _labels(ns), ns.secret)
+    elif ns.action == "remove" and (not ns.url or not channels.remove_channel(store, ns.url)):
+        raise UsageError(f"no such channel: {ns.url}")
+    found = [c.to_dict() for c in channels.channels(store)]
+    if _emit(ns, "watch-channels", {"channels": found}):
+        return 0
+    out = console(ns)
+    for c in found:
+        signed = " signed" if c["signed"] else ""
+        out.print(f"#{c['id']}  {c['kind']}{signed}  {c['url']}  {_show_labels(c['labels'])}")
+    return 0
+
+
+def _alerts(ns: argparse.Namespace, store: Any) -> int:
+    from ..render.escape import clean
+    from ..watch import alerts
+
+    rows = alerts.alerts(store, everything=ns.all)
+    if _emit(ns, "watch-alerts", {"alerts": rows}):
+        return 0
+    out = console(ns)
+    for r in rows:
+        acked = " acked" if r["acked"] else ""
+        out.print(f"#{r['id']}  {r['status']}{acked}  {r['target']}  {r['condition']}  {clean(r['summary'], 200)}")
+    return 0
+
+
+def _ack(ns: argparse.Namespace, store: Any) -> int:
+    from ..watch import alerts
+
+    n = alerts.ack(store, ns.target, ns.condition)
+    console(ns).print(f"acknowledged {n} alerts")
+    return 0
+
+
+def _snooze(ns: argparse.Namespace, store: Any) -> int:
+    from ..watch import alerts
+
+    until = alerts.snooze(store, ns.target, ns.duration, ns.condition)
+    console(ns).print(f"snoozed until {until.isoformat(timespec='minutes')}")
+    return 0
+
+
+def _policy(ns: argparse.Namespace, store: Any) -> int:
+    from ..watch import alerts
+
+    if any(v is not None for v in (ns.expiry_days, ns.expiry_percent, ns.renotify, ns.after)):
+        alerts.set_policy(
+            store,
+            _labels(ns),
+            expiry_days=ns.expiry_days,
+            expiry_percent=ns.expiry_percent,
+            renotify_s=None if ns.renotify is None else int(ns.renotify),
+            after=ns.after,
+        )
+    out = console(ns)
+    for p in alerts.policies(store):
+        values = " ".join(f"{k}={p[k]}" for k in ("expiry_days", "expiry_percent", "renotify_s", "after") if p[k])
+        out.print(f"{_show_labels(p['selector']) or '(every target)'}  {values}")
+    return 0
+
+
+def _test_alert(ns: argparse.Namespace, store: Any) -> int:
+    from ..render.escape import clean
+    from ..watch import channels
+
+    found = channels.channels(store)
+    if not found:
+        raise UsageError("no alert channel: add one with `certdoctor watch channel add URL`")
+    sent = channels.deliver([channels.sample_message()], found, only=ns.channel)
+    if not sent:
+        raise UsageError(f"no such channel: {ns.channel}")
+    out = console(ns)
+    for d in sent:
+        out.print(f"channel {d.channel}: {'sent' if d.ok else 'failed: ' + clean(d.error or '', 300)}")
+    return 0 if all(d.ok for d in sent) else 1

@@ -126,6 +126,30 @@ def observation(target_id: int, record: dict[str, Any], diagnosis: Diagnosis | N
         certificates=tuple(certs.values()),
         error=error,
         first_error=first_error["id"] if first_error else None,
+        finding_details=_finding_details(record, diagnosis),
+    )
+
+
+def _finding_details(record: dict[str, Any], diagnosis: Diagnosis | None) -> tuple[dict[str, Any], ...]:
+    """Each finding as alerts carry it: id, severity, title, detail, fix, rejected_by (client family ids)."""
+    if diagnosis is not None:
+        return tuple(
+            {
+                "id": f.id,
+                "severity": f.severity.value,
+                "title": f.title,
+                "detail": f.detail,
+                "fix": f.fix,
+                "rejected_by": list(f.rejected_by),
+            }
+            for f in diagnosis.findings
+        )
+    return tuple(
+        {
+            k: f.get(k, [] if k == "rejected_by" else "")
+            for k in ("id", "severity", "title", "detail", "fix", "rejected_by")
+        }
+        for f in record.get("findings") or ()
     )
 
 

@@ -181,6 +181,8 @@ class Observation:
     certificates: tuple[CertRow, ...]  # every certificate the endpoints presented (stored once)
     error: str | None  # why nothing was judged (unreachable), or the first error finding's detail
     first_error: str | None = None  # the first error finding's id
+    # each finding in full for alerts (not stored): id, severity, title, detail, fix, rejected_by
+    finding_details: tuple[Mapping[str, Any], ...] = ()
 
 
 def parse_labels(pairs: Iterable[str]) -> dict[str, str]:

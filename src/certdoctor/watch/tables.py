@@ -14,6 +14,13 @@ back as UTC by :func:`certdoctor.watch.store.utc`).
   chain as SHA-256s in the order presented.
 - ``events``: what changed between two observations of a target (see :mod:`certdoctor.watch.events`); kept
   forever by ``prune``; alerts read them by ``id`` (monotonic) or ``at``.
+- ``alerts`` (migration 0002, see :mod:`certdoctor.watch.alerts`): one row per alert — at most one ``open`` per
+  (target, condition), ``resolved`` once the condition cleared, ``notice`` for one-shot notices (certificate
+  changed); when it was last notified, acknowledged, and its latest ``detail``.
+- ``alert_snoozes``: a target (optionally one condition) silenced until ``until``.
+- ``alert_channels``: where alerts go — an Apprise URL or a signed JSON webhook (``http(s)://``, ``secret``),
+  routed by ``labels`` (a selector: every key=value must be among the target's labels; empty: every target).
+- ``alert_policies``: thresholds per label ``selector`` (the most specific matching one wins).
 """
 
 from __future__ import annotations
@@ -102,4 +109,53 @@ events = sa.Table(
     sa.Column("detail", sa.JSON, nullable=False),
     sa.Index("ix_events_at", "at"),
     sa.Index("ix_events_target_at", "target_id", "at"),
+)
+
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("target_id", sa.Integer, sa.ForeignKey("targets.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("condition", sa.String(120), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("detail", sa.JSON, nullable=False),
+    sa.Column("opened_at", Time, nullable=False),
+    sa.Column("resolved_at", Time),
+    sa.Column("last_notified_at", Time),
+    sa.Column("notified", sa.Integer, nullable=False),
+    sa.Column("acked_at", Time),
+    sa.Index("ix_alerts_target_condition_state", "target_id", "condition", "state"),
+)
+
+alert_snoozes = sa.Table(
+    "alert_snoozes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("target_id", sa.Integer, sa.ForeignKey("targets.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("condition", sa.String(120)),
+    sa.Column("until", Time, nullable=False),
+    sa.Index("ix_alert_snoozes_target", "target_id"),
+)
+
+alert_channels = sa.Table(
+    "alert_channels",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("url", sa.Text, nullable=False, unique=True),
+    sa.Column("labels", sa.JSON, nullable=False),
+    sa.Column("secret", sa.Text),
+    sa.Column("created", Time, nullable=False),
+)
+
+alert_policies = sa.Table(
+    "alert_policies",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("selector", sa.JSON, nullable=False),
+    sa.Column("expiry_days", sa.Float),
+    sa.Column("expiry_percent", sa.Float),
+    sa.Column("renotify_s", sa.Integer),
+    sa.Column("after", sa.Integer),
 )

@@ -1,0 +1,492 @@
+"""Alerts: raised from a pass's observations, events and thresholds, not on every check.
+
+Conditions of a target (``condition`` keys), computed from its newest observation:
+
+- ``expiring`` (warning): the earliest notAfter of the leaf and of the chain a client builds is in the future
+  and nearer than ``min(expiry_days, expiry_percent % of the leaf's lifetime)`` — 30 days / 33 % by default, so
+  a 90-day certificate alerts at ~30 days, a one-year one at 30 days and a 24-hour one at ~8 hours. An expired
+  certificate is the ``finding:expired`` error instead.
+- ``finding:<id>`` (critical): every error finding, with certdoctor's title, detail, fix and ``rejected_by``
+  (the client families that refuse the chain because of it). Damped findings (:data:`DAMPED_FINDINGS`:
+  revocation could not be checked) count only once present in ``after`` consecutive observations, of any
+  severity.
+- ``client:<family>`` (critical): a client family whose predicted verdict is a rejection.
+- ``unreachable`` (critical): no address presented a certificate in ``after`` consecutive observations
+  (default 3), so that one failed connection does not page anyone.
+- ``certificate-changed`` (info): a one-shot notice per ``certificate-rotated`` event.
+
+An unreachable observation leaves the other conditions as they were (nothing is resolved by an outage).
+
+State (tables ``alerts``, ``alert_snoozes``): at most one ``open`` alert per (target, condition). A condition
+that appears opens one and notifies (``firing``); while it lasts, it is notified again every ``renotify``
+(default 24 h; ``repeat``) unless acknowledged; when it clears, the alert is ``resolved`` and, if it was ever
+notified, a ``resolved`` message goes out. A snoozed target (or condition) sends nothing until the snooze ends;
+an alert opened meanwhile is notified then. Messages are grouped per target: one message per target and pass.
+
+Every function takes ``at`` (the clock) so that tests can move time forward without sleeping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..errors import InputError
+from . import tables as t
+from .events import Event
+from .store import Observation, Store, WatchedTarget, now, utc
+
+DEFAULT_EXPIRY_DAYS = 30.0
+DEFAULT_EXPIRY_PERCENT = 33.0
+DEFAULT_RENOTIFY = 86400  # seconds
+DEFAULT_AFTER = 3  # consecutive observations before unreachable / a damped finding alerts
+# findings that a transient network failure produces (the OCSP responder or CRL server did not answer)
+DAMPED_FINDINGS = frozenset({"revocation-unknown", "revocation-unreachable"})
+SEVERITY = {"firing": 0, "repeat": 1, "notice": 2, "resolved": 3, "test": 4}
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Thresholds for a target: ``expiry_days``, ``expiry_percent`` (of the leaf's lifetime), ``renotify_s``
+    (seconds between repeats), ``after`` (consecutive observations for damped conditions)."""
+
+    expiry_days: float = DEFAULT_EXPIRY_DAYS
+    expiry_percent: float = DEFAULT_EXPIRY_PERCENT
+    renotify_s: int = DEFAULT_RENOTIFY
+    after: int = DEFAULT_AFTER
+
+    def expiry_threshold(self, lifetime: timedelta | None) -> timedelta:
+        days = timedelta(days=self.expiry_days)
+        if lifetime is None or lifetime.total_seconds() <= 0:
+            return days
+        return min(days, lifetime * (self.expiry_percent / 100))
+
+
+def matches(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
+    """True when every key=value of ``selector`` is among ``labels`` (an empty selector matches every target)."""
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+@dataclass(frozen=True)
+class Condition:
+    key: str
+    severity: str  # "critical", "warning", "info"
+    summary: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Message:
+    """What one channel receives for one target: its alerts that changed or are due again in this pass."""
+
+    target: dict[str, Any]  # id, target (spec), labels
+    alerts: list[dict[str, Any]]  # id, condition, status, severity, summary, opened_at, resolved_at, detail
+    observation: dict[str, Any] | None = None  # verdict, rejected_by, leaf_not_after, chain_not_after, checked_at
+    test: bool = False
+
+    def payload(self, at: datetime | None = None) -> dict[str, Any]:
+        """The JSON document (schemas/watch-alert.schema.json) a webhook receives."""
+        return {
+            "certdoctor": 1,
+            "kind": "watch-alert",
+            "sent_at": (at or now()).isoformat(),
+            "test": self.test,
+            "target": self.target,
+            "observation": self.observation,
+            "alerts": self.alerts,
+        }
+
+    def title(self) -> str:
+        counts: dict[str, int] = {}
+        for a in self.alerts:
+            counts[a["status"]] = counts.get(a["status"], 0) + 1
+        status = ", ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda x: SEVERITY[x[0]]))
+        first = self.alerts[0]["summary"] if self.alerts else ""
+        return f"[certdoctor] {self.target['target']}: {first}" + (f" ({status})" if len(self.alerts) > 1 else "")
+
+    def body(self) -> str:
+        """Plain text: per alert its status, condition and summary, then the diagnosis (finding detail, the
+        clients that reject, the fix)."""
+        lines = [f"certdoctor watch — {self.target['target']}"]
+        if self.target.get("labels"):
+            lines.append("labels: " + ", ".join(f"{k}={v}" for k, v in sorted(self.target["labels"].items())))
+        if self.observation:
+            o = self.observation
+            lines.append(f"verdict: {o.get('verdict')}   checked: {o.get('checked_at')}")
+            if o.get("rejected_by"):
+                lines.append("rejected by: " + ", ".join(o["rejected_by"]))
+        for a in self.alerts:
+            lines += ["", f"{a['status'].upper()}  [{a['severity']}]  {a['condition']}: {a['summary']}"]
+            d = a.get("detail") or {}
+            finding = d.get("finding")
+            if finding:
+                lines.append(f"  finding: {finding['id']} — {finding['title']}")
+                lines.append(f"  detail: {finding['detail']}")
+                if finding.get("rejected_by"):
+                    lines.append("  rejected by: " + ", ".join(finding["rejected_by"]))
+                if finding.get("fix"):
+                    lines.append(f"  fix: {finding['fix']}")
+            for key in ("error", "consecutive", "not_after", "days_left", "threshold_days", "because_of"):
+                if key in d:
+                    value = ", ".join(d[key]) if isinstance(d[key], list) else d[key]
+                    lines.append(f"  {key.replace('_', ' ')}: {value}")
+            if a["condition"] == "certificate-changed":
+                lines.append(f"  {d.get('old_sha256')} → {d.get('new_sha256')}")
+                lines.append(f"  issuer: {d.get('new_issuer')}   same key: {d.get('same_key')}")
+            lines.append(
+                f"  opened: {a['opened_at']}" + (f"   resolved: {a['resolved_at']}" if a["resolved_at"] else "")
+            )
+        return "\n".join(lines) + "\n"
+
+
+# --- policies -----------------------------------------------------------------------------------------------------
+
+
+def set_policy(
+    store: Store,
+    selector: Mapping[str, str],
+    *,
+    expiry_days: float | None = None,
+    expiry_percent: float | None = None,
+    renotify_s: int | None = None,
+    after: int | None = None,
+) -> None:
+    """Thresholds for the targets whose labels include ``selector`` (replacing that selector's earlier ones);
+    a None leaves the value to less specific policies and the defaults."""
+    p = t.alert_policies
+    with store.engine.begin() as conn:
+        for row in conn.execute(sa.select(p)).all():
+            if dict(row.selector or {}) == dict(selector):
+                conn.execute(sa.delete(p).where(p.c.id == row.id))
+        conn.execute(
+            sa.insert(p).values(
+                selector=dict(selector),
+                expiry_days=expiry_days,
+                expiry_percent=expiry_percent,
+                renotify_s=renotify_s,
+                after=after,
+            )
+        )
+
+
+def policies(store: Store) -> list[dict[str, Any]]:
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(t.alert_policies).order_by(t.alert_policies.c.id)).all()
+    return [{**r._asdict(), "selector": dict(r.selector or {})} for r in rows]
+
+
+def policy_for(labels: Mapping[str, str], rows: Sequence[Mapping[str, Any]]) -> Policy:
+    """The defaults, overridden by every matching policy, the more specific (more selector keys) winning."""
+    values: dict[str, Any] = {}
+    for row in sorted((r for r in rows if matches(r["selector"], labels)), key=lambda r: (len(r["selector"]), r["id"])):
+        values.update(
+            {k: row[k] for k in ("expiry_days", "expiry_percent", "renotify_s", "after") if row[k] is not None}
+        )
+    return Policy(**values)
+
+
+# --- conditions ---------------------------------------------------------------------------------------------------
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def conditions(
+    obs: Observation, events: Sequence[Event], policy: Policy, streaks: Mapping[str, int], at: datetime
+) -> tuple[list[Condition] | None, list[Condition]]:
+    """(the target's conditions, or None when it was unreachable — only ``unreachable`` is judged then — and
+    the one-shot notices). ``streaks``: consecutive observations (this one included) that were unreachable
+    (``"unreachable"``) or had each damped finding id."""
+    notices = [
+        Condition(
+            "certificate-changed",
+            "info",
+            f"certificate changed (issuer {d.get('new_issuer')}, {'same' if d.get('same_key') else 'new'} key)",
+            dict(d),
+        )
+        for kind, d in events
+        if kind == "certificate-rotated"
+    ]
+    if obs.verdict == "unreachable":
+        return None, notices
+    out: list[Condition] = []
+    ends = [x for x in (obs.leaf_not_after, obs.chain_not_after) if x is not None]
+    if ends:
+        end = min(ends)
+        leaf = next((c for c in obs.certificates if c.sha256 == obs.leaf_sha256), None)
+        lifetime = (utc(leaf.not_after) - utc(leaf.not_before)) if leaf else None  # type: ignore[operator]
+        threshold = policy.expiry_threshold(lifetime)
+        left = end - at
+        if timedelta(0) < left <= threshold:
+            days = round(left.total_seconds() / 86400, 2)
+            out.append(
+                Condition(
+                    "expiring",
+                    "warning",
+                    f"certificate expires in {days:g} days ({end.isoformat()})",
+                    {
+                        "not_after": end.isoformat(),
+                        "days_left": days,
+                        "threshold_days": round(threshold.total_seconds() / 86400, 2),
+                        "lifetime_days": None if lifetime is None else round(lifetime.total_seconds() / 86400, 2),
+                    },
+                )
+            )
+    details = {f["id"]: f for f in obs.finding_details}
+    for fid, severity in obs.findings:
+        damped = fid in DAMPED_FINDINGS
+        if severity != "error" and not damped:
+            continue
+        if damped and streaks.get(fid, 0) < policy.after:
+            continue
+        f = dict(details.get(fid) or {"id": fid, "severity": severity, "title": fid, "detail": "", "fix": ""})
+        f.setdefault("rejected_by", [])
+        detail: dict[str, Any] = {"finding": f}
+        if damped:
+            detail["consecutive"] = streaks.get(fid, 0)
+        out.append(Condition(f"finding:{fid}", "critical" if severity == "error" else "warning", f["title"], detail))
+    for client, accepts in obs.clients:
+        if not accepts:
+            because = [f["id"] for f in obs.finding_details if client in (f.get("rejected_by") or ())]
+            out.append(
+                Condition(f"client:{client}", "critical", f"{client} rejects the chain", {"because_of": because})
+            )
+    return out, notices
+
+
+def _streaks(conn: sa.Connection, target_id: int, limit: int) -> dict[str, int]:
+    o = t.observations
+    rows = conn.execute(
+        sa.select(o.c.verdict, o.c.findings)
+        .where(o.c.target_id == target_id)
+        .order_by(o.c.at.desc(), o.c.id.desc())
+        .limit(limit)
+    ).all()
+    out: dict[str, int] = {}
+    keys = ["unreachable", *DAMPED_FINDINGS]
+    for key in keys:
+        n = 0
+        for r in rows:
+            has = r.verdict == "unreachable" if key == "unreachable" else key in {f[0] for f in r.findings or ()}
+            if not has:
+                break
+            n += 1
+        out[key] = n
+    return out
+
+
+# --- state --------------------------------------------------------------------------------------------------------
+
+
+def _alert_dict(row: Any, status: str) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "condition": row.condition,
+        "status": status,
+        "severity": row.severity,
+        "summary": row.summary,
+        "opened_at": _iso(utc(row.opened_at)),
+        "resolved_at": _iso(utc(row.resolved_at)),
+        "acked": row.acked_at is not None,
+        "detail": dict(row.detail or {}),
+    }
+
+
+def _snoozed(conn: sa.Connection, at: datetime) -> dict[int, list[str | None]]:
+    s = t.alert_snoozes
+    out: dict[int, list[str | None]] = {}
+    for r in conn.execute(sa.select(s).where(s.c.until > at)):
+        out.setdefault(r.target_id, []).append(r.condition)
+    return out
+
+
+def _is_snoozed(snoozed: Mapping[int, list[str | None]], target_id: int, condition: str) -> bool:
+    return any(c is None or c == condition for c in snoozed.get(target_id, ()))
+
+
+def evaluate(
+    store: Store,
+    results: Iterable[tuple[WatchedTarget, Observation, Sequence[Event]]],
+    at: datetime | None = None,
+) -> list[Message]:
+    """Update the alert state with a pass's results (target, observation, events) and return the messages to
+    send: per target, its alerts newly firing, due again, resolved, and its notices. Alerts of targets not in
+    ``results`` are re-notified too when due (a pass with nothing due still repeats what lasts)."""
+    moment = at or now()
+    a = t.alerts
+    rows_policies = policies(store)
+    out: dict[int, Message] = {}
+    targets: dict[int, WatchedTarget] = {}
+
+    def message(target: WatchedTarget) -> Message:
+        if target.id not in out:
+            out[target.id] = Message({"id": target.id, "target": target.spec, "labels": dict(target.labels)}, [])
+        return out[target.id]
+
+    with store.engine.begin() as conn:
+        snoozed = _snoozed(conn, moment)
+        for target, obs, events in results:
+            targets[target.id] = target
+            policy = policy_for(target.labels, rows_policies)
+            streaks = _streaks(conn, target.id, max(policy.after, 1))
+            current, notices = conditions(obs, events, policy, streaks, moment)
+            msg = message(target)
+            msg.observation = {
+                "verdict": obs.verdict,
+                "rejected_by": list(obs.rejected_by),
+                "leaf_sha256": obs.leaf_sha256,
+                "leaf_not_after": _iso(obs.leaf_not_after),
+                "chain_not_after": _iso(obs.chain_not_after),
+                "checked_at": _iso(obs.at),
+                "error": obs.error,
+            }
+            open_rows = {
+                r.condition: r
+                for r in conn.execute(sa.select(a).where(a.c.target_id == target.id, a.c.state == "open")).all()
+            }
+            if current is None:  # unreachable: judge only that
+                current = [c for c in _unreachable(obs, policy, streaks)]
+                keep = {k for k in open_rows if k != "unreachable"}
+            else:
+                keep = set()
+            wanted = {c.key: c for c in current}
+            for key, row in open_rows.items():
+                if key in wanted or key in keep:
+                    continue
+                conn.execute(sa.update(a).where(a.c.id == row.id).values(state="resolved", resolved_at=moment))
+                if row.notified:
+                    fresh = conn.execute(sa.select(a).where(a.c.id == row.id)).one()
+                    msg.alerts.append(_alert_dict(fresh, "resolved"))
+            for key, cond in wanted.items():
+                row = open_rows.get(key)
+                if row is not None:
+                    conn.execute(sa.update(a).where(a.c.id == row.id).values(detail=cond.detail, summary=cond.summary))
+                    continue
+                conn.execute(
+                    sa.insert(a).values(
+                        target_id=target.id,
+                        condition=key,
+                        state="open",
+                        severity=cond.severity,
+                        summary=cond.summary,
+                        detail=cond.detail,
+                        opened_at=moment,
+                        notified=0,
+                    )
+                )
+            for cond in notices:
+                new_id = conn.execute(
+                    sa.insert(a).values(
+                        target_id=target.id,
+                        condition=cond.key,
+                        state="notice",
+                        severity=cond.severity,
+                        summary=cond.summary,
+                        detail=cond.detail,
+                        opened_at=moment,
+                        resolved_at=moment,
+                        notified=0,
+                    )
+                ).inserted_primary_key[0]
+                if not _is_snoozed(snoozed, target.id, cond.key):
+                    conn.execute(sa.update(a).where(a.c.id == new_id).values(notified=1, last_notified_at=moment))
+                    msg.alerts.append(_alert_dict(conn.execute(sa.select(a).where(a.c.id == new_id)).one(), "notice"))
+        # firing (never notified) and repeats, across every target
+        specs = {r.id: r for r in conn.execute(sa.select(t.targets.c.id, t.targets.c.spec, t.targets.c.labels))}
+        for row in conn.execute(sa.select(a).where(a.c.state == "open").order_by(a.c.id)).all():
+            if row.acked_at is not None or _is_snoozed(snoozed, row.target_id, row.condition):
+                continue
+            spec = specs.get(row.target_id)
+            if spec is None:
+                continue
+            labels = dict(spec.labels or {})
+            if row.last_notified_at is None:
+                status = "firing"
+            elif moment - utc(row.last_notified_at) >= timedelta(  # type: ignore[operator]
+                seconds=policy_for(labels, rows_policies).renotify_s
+            ):
+                status = "repeat"
+            else:
+                continue
+            conn.execute(
+                sa.update(a).where(a.c.id == row.id).values(last_notified_at=moment, notified=row.notified + 1)
+            )
+            target = targets.get(row.target_id)
+            msg = (
+                message(target)
+                if target is not None
+                else out.setdefault(
+                    row.target_id, Message({"id": row.target_id, "target": spec.spec, "labels": labels}, [])
+                )
+            )
+            msg.alerts.append(_alert_dict(row, status))
+    messages = [m for m in out.values() if m.alerts]
+    for m in messages:
+        m.alerts.sort(key=lambda x: (SEVERITY[x["status"]], x["id"]))
+    return messages
+
+
+def _unreachable(obs: Observation, policy: Policy, streaks: Mapping[str, int]) -> list[Condition]:
+    n = streaks.get("unreachable", 0)
+    if n < policy.after:
+        return []
+    return [
+        Condition(
+            "unreachable",
+            "critical",
+            f"unreachable in {n} consecutive checks",
+            {"error": obs.error or "", "consecutive": n},
+        )
+    ]
+
+
+# --- acknowledge, snooze, list ------------------------------------------------------------------------------------
+
+
+def _target_or_fail(store: Store, conn: sa.Connection, ref: str) -> WatchedTarget:
+    target = store.resolve(conn, ref)
+    if target is None:
+        raise InputError(f"no such target in the watch list: {ref}")
+    return target
+
+
+def ack(store: Store, ref: str, condition: str | None = None, at: datetime | None = None) -> int:
+    """Acknowledge a target's open alerts (or the one of ``condition``): no repeats; resolved is still sent.
+
+    Returns: how many alerts were acknowledged. Raises: InputError for an unknown target.
+    """
+    a = t.alerts
+    with store.engine.begin() as conn:
+        target = _target_or_fail(store, conn, ref)
+        query = sa.update(a).where(a.c.target_id == target.id, a.c.state == "open", a.c.acked_at.is_(None))
+        if condition:
+            query = query.where(a.c.condition == condition)
+        return int(conn.execute(query.values(acked_at=at or now())).rowcount)
+
+
+def snooze(
+    store: Store, ref: str, seconds: float, condition: str | None = None, at: datetime | None = None
+) -> datetime:
+    """Send nothing for a target (or one condition of it) for ``seconds``. Returns: until when.
+    Raises: InputError for an unknown target."""
+    until = (at or now()) + timedelta(seconds=seconds)
+    with store.engine.begin() as conn:
+        target = _target_or_fail(store, conn, ref)
+        conn.execute(sa.insert(t.alert_snoozes).values(target_id=target.id, condition=condition, until=until))
+    return until
+
+
+def alerts(store: Store, *, everything: bool = False) -> list[dict[str, Any]]:
+    """The open alerts (every alert with ``everything``), newest first, each with its target."""
+    a = t.alerts
+    query = sa.select(a, t.targets.c.spec).select_from(a.join(t.targets, t.targets.c.id == a.c.target_id))
+    if not everything:
+        query = query.where(a.c.state == "open")
+    with store.engine.connect() as conn:
+        rows = conn.execute(query.order_by(a.c.id.desc())).all()
+    return [{**_alert_dict(r, r.state), "target": r.spec, "notified": r.notified} for r in rows]
