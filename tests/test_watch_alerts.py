@@ -54,9 +54,15 @@ def smtp() -> Iterator[tuple[Mailbox, int]]:
     from aiosmtpd.controller import Controller
 
     box = Mailbox()
-    port = free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
+    for attempt in range(5):  # a free port can be taken by another process before the server binds it
+        port = free_port()
+        controller = Controller(box, hostname="127.0.0.1", port=port)
+        try:
+            controller.start()
+            break
+        except (OSError, RuntimeError):
+            if attempt == 4:
+                raise
     yield box, port
     controller.stop()
 
