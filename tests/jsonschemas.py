@@ -30,6 +30,8 @@ KINDS = (
     "watch-history",
     "watch-events",
     "watch-prune",
+    "watch-health",
+    "watch-api-error",
 )
 
 
