@@ -7,6 +7,7 @@ safety: an AIA URL naming 169.254.169.254 gets no connection and is a finding.""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
 import signal
@@ -201,6 +202,12 @@ def test_serve_checks_due_targets_and_answers_the_api(lab: Lab, watch_db: str, s
         jsonschemas.validate(body)
         assert body["kind"] == "watch-api-error" and body["status"] == status
 
+    code, body, headers = served.get("/metrics")
+    if importlib.util.find_spec("certdoctor.watch.metrics") is None:  # served only where that module exists
+        assert code == 404
+    else:
+        assert code == 200 and headers.get("content-type", "").startswith("text/plain")
+
     health = served.doc("/healthz")
     assert health["checks"] == len(LAB_TARGETS) + 1 and health["in_flight"] == 0
     code, err = served.stop(signal.SIGTERM)
@@ -250,6 +257,22 @@ def test_with_a_token_every_request_needs_it(tmp_path: Path, start) -> None:
     assert served.doc("/healthz")["status"] == "ok"
     assert served.doc("/api/targets")["targets"] == []
     assert served.stop(signal.SIGINT)[0] == 0
+
+
+def test_sigterm_abandons_the_targets_still_in_flight_after_the_grace(lab: Lab, tmp_path: Path, start) -> None:
+    db = f"sqlite:///{tmp_path / 'watch.db'}"
+    ep = lab.endpoints["stall"]
+    with Store(db) as store:
+        store.add([f"{ep.hostname}:{ep.port},addr={ep.addresses[0]},name=stall{i}.test" for i in range(2)])
+        store.add([spec(lab, "good-rsa")])
+    served = start(db, "--timeout", "120", "--grace", "1s")
+    wait_for("the stalled targets in flight", lambda: served.doc("/healthz")["in_flight"] == 2, served.proc)
+    wait_for("good-rsa checked", lambda: checked(served)[spec(lab, "good-rsa")] == "valid", served.proc)
+    code, err = served.stop(signal.SIGTERM)
+    assert code == 0, err
+    with Store(db) as store:
+        assert [r["verdict"] for r in store.status()] == ["valid", None, None]  # nothing stored for the abandoned
+        assert len(store.due()) == 2  # due again at the next start
 
 
 # --- SIGKILL in the middle of a pass ------------------------------------------------------------------------
@@ -330,6 +353,28 @@ def test_backoff_doubles_an_unreachable_targets_interval_up_to_the_cap() -> None
     assert [backoff_interval(3600, n, 86400) for n in range(7)] == [3600, 3600, 7200, 14400, 28800, 57600, 86400]
     assert backoff_interval(3600, 100, 86400) == 86400
     assert backoff_interval(7 * 86400, 3, 86400) == 7 * 86400  # never more often than the interval
+
+
+def test_an_unreachable_targets_next_check_backs_off(tmp_path: Path) -> None:
+    with Store(f"sqlite:///{tmp_path / 'watch.db'}") as store:
+        ((target, _),) = store.add([f"down.test:{free_port()},addr=127.0.0.1"], every=600)
+        daemon = Daemon(store, None, ServeConfig(max_backoff=3000))
+        moment = datetime.now(UTC)
+
+        def unreachable(minutes: int) -> Any:
+            from certdoctor.watch.store import Observation
+
+            at = moment + timedelta(minutes=minutes)
+            return Observation(target.id, at, 1.0, "unreachable", 3, (), None, None, None, (), (), (), (), "refused")
+
+        intervals = []
+        for n in range(5):
+            obs = unreachable(n)
+            due = daemon._next_due(target, obs)
+            intervals.append((due - obs.at).total_seconds())
+            store.record(obs, next_due=due)
+    for got, want in zip(intervals, [600, 1200, 2400, 3000, 3000], strict=True):
+        assert want * 0.9 <= got <= want * 1.1, intervals
 
 
 def test_aia_at_the_metadata_address_gets_no_connection_and_is_a_finding(
