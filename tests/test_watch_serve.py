@@ -435,3 +435,99 @@ def test_aia_at_the_metadata_address_gets_no_connection_and_is_a_finding(
     assert not [a for a in attempts if "169.254" in str(a)], attempts
     assert obs["verdict"] == "invalid" and row["first_error"] == "missing-intermediate"
     assert "refused: 169.254.169.254 is a link-local address" in obs["error"]
+
+
+NETNS_SCRIPT = r"""
+import asyncio, json, socket, ssl, sys, threading
+from certdoctor.model import DiagnoseOptions
+from certdoctor.watch import Store
+from certdoctor.watch.daemon import Daemon, ServeConfig
+
+tmp, allow = sys.argv[1], sys.argv[2] == "allow"
+connections = []
+metadata = socket.create_server(("169.254.169.254", 80))  # what a cloud's metadata service would be
+
+
+def answer_metadata():
+    while True:
+        conn, peer = metadata.accept()
+        connections.append(peer[0])
+        conn.recv(4096)
+        conn.sendall(b"HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+        conn.close()
+
+
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(f"{tmp}/leaf.pem", f"{tmp}/key.pem")
+tls = socket.create_server(("127.0.0.1", 0))
+
+
+def answer_tls():
+    while True:
+        conn, _ = tls.accept()
+        try:
+            with ctx.wrap_socket(conn, server_side=True) as c:
+                c.settimeout(5)
+                c.recv(1)
+        except (OSError, ssl.SSLError):
+            pass
+
+
+for fn in (answer_metadata, answer_tls):
+    threading.Thread(target=fn, daemon=True).start()
+options = DiagnoseOptions(ca_files=(f"{tmp}/root.pem",), timeout=3, allow_private_fetch=allow, revocation=False)
+with Store(f"sqlite:///{tmp}/watch-{sys.argv[2]}.db") as store:
+    store.add([f"aia.serve.test:{tls.getsockname()[1]},addr=127.0.0.1"])
+    daemon = Daemon(store, options, ServeConfig(poll=0.2, retries=0))
+
+    async def once():
+        task = asyncio.ensure_future(daemon.schedule())
+        while daemon.state.checks < 1 and not task.done():
+            await asyncio.sleep(0.05)
+        daemon.stop()
+        await task
+
+    asyncio.run(once())
+    (row,) = store.status()
+    _, (obs,), _ = store.history(row["id"])
+print(json.dumps({"connections": connections, "error": obs["error"], "findings": row["findings"]}))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="unshare -n needs root")
+def test_in_a_network_namespace_no_packet_reaches_the_metadata_address(tmp_path: Path) -> None:
+    """In a network namespace of its own (only loopback, with 169.254.169.254 on it and a listener there), the
+    daemon's default makes no connection to the metadata address; the opt-out does (so the listener would have
+    seen a leak)."""
+    if subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode != 0:
+        pytest.skip("unshare -n does not work here")
+    ca = root("Netns Root")
+    issuing = intermediate("Netns CA", ca)
+    moment = datetime.now(UTC)
+    cert = leaf(
+        "aia.serve.test",
+        issuing,
+        aia_ca_issuers="http://169.254.169.254/latest/meta-data/ca.der",
+        not_before=moment - timedelta(days=1),
+        not_after=moment + timedelta(days=60),
+    )
+    pem = serialization.Encoding.PEM
+    (tmp_path / "root.pem").write_bytes(ca.cert.public_bytes(pem))
+    (tmp_path / "leaf.pem").write_bytes(cert.cert.public_bytes(pem))
+    (tmp_path / "key.pem").write_bytes(
+        cert.key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    (tmp_path / "netns.py").write_text(NETNS_SCRIPT, encoding="utf-8")
+    results = {}
+    for mode in ("refuse", "allow"):
+        shell = (
+            "ip link set lo up && ip addr add 169.254.169.254/32 dev lo && "
+            f'exec "{sys.executable}" "{tmp_path / "netns.py"}" "{tmp_path}" {mode}'
+        )
+        run = subprocess.run(["unshare", "-n", "sh", "-c", shell], env=_env(), capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr[-3000:]
+        results[mode] = json.loads(run.stdout.strip().splitlines()[-1])
+    assert results["refuse"]["connections"] == []
+    assert "refused: 169.254.169.254 is a link-local address" in results["refuse"]["error"]
+    assert "missing-intermediate" in results["refuse"]["findings"]
+    assert set(results["allow"]["connections"]) == {"169.254.169.254"}  # the opt-out connects: a leak would be seen
