@@ -215,6 +215,18 @@ def test_serve_checks_due_targets_and_answers_the_api(lab: Lab, watch_db: str, s
     assert "stopped after" in err
 
 
+def test_one_session_serves_every_pass_and_its_judgement_cache(lab: Lab, tmp_path: Path, start) -> None:
+    db = f"sqlite:///{tmp_path / 'watch.db'}"
+    with Store(db) as store:
+        store.add([spec(lab, "good-rsa")], every=1)
+    served = start(db)
+    health = wait_for("three checks", lambda: (h := served.doc("/healthz"))["checks"] >= 3 and h, served.proc)
+    assert health["verdicts"] == {"valid": health["checks"]}
+    # the same chain again: judged once, then from the cache the daemon keeps between passes
+    assert health["judgement_cache"]["misses"] == 1 and health["judgement_cache"]["hits"] >= 2
+    assert served.stop()[0] == 0
+
+
 def test_serve_refuses_private_fetches_by_default(lab: Lab, tmp_path: Path, start, lab_requests) -> None:
     db = f"sqlite:///{tmp_path / 'watch.db'}"
     with Store(db) as store:

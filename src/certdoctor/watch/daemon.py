@@ -39,7 +39,7 @@ from ..scan.engine import Engine, ScanOptions
 from ..scan.targets import ScanTarget
 from . import tables as t
 from .runner import JITTER, observation
-from .store import Observation, Store, WatchedTarget, now, utc
+from .store import Observation, Store, WatchedTarget, _target, now, utc
 
 DEFAULT_LISTEN = ("127.0.0.1", 8427)
 BACKOFF_HISTORY = 16  # consecutive unreachable observations counted at most (2**15 × interval is past any cap)
@@ -173,10 +173,14 @@ class Daemon:
         self._clock_set = time.monotonic()
 
     def _next_wake(self) -> float:
-        """Seconds until the soonest ``next_due`` of a target not in flight (at most ``poll``)."""
+        """Seconds until the soonest ``next_due`` of a target neither in flight nor cooling down (at most
+        ``poll``); ``poll`` when every slot is taken (a completion wakes the scheduler)."""
+        if len(self.inflight) >= self.config.concurrency:
+            return self.config.poll
         query = sa.select(sa.func.min(t.targets.c.next_due)).where(t.targets.c.enabled.is_(True))
-        if self.inflight:
-            query = query.where(t.targets.c.id.not_in(list(self.inflight)))
+        busy = [*self.inflight, *self._cooldown]
+        if busy:
+            query = query.where(t.targets.c.id.not_in(busy))
         with self.store.engine.connect() as conn:
             soonest = utc(conn.execute(query).scalar())
         if soonest is None:
@@ -189,11 +193,15 @@ class Daemon:
             return
         moment = time.monotonic()
         self._cooldown = {k: v for k, v in self._cooldown.items() if v > moment}
-        for watched in self.store.due():
-            if free <= 0:
-                break
-            if watched.id in self.inflight or watched.id in self._cooldown:
-                continue
+        busy = [*self.inflight, *self._cooldown]
+        query = sa.select(t.targets).where(t.targets.c.enabled.is_(True), t.targets.c.next_due <= now())
+        if busy:
+            query = query.where(t.targets.c.id.not_in(busy))
+        # only as many as there are free slots: a fleet of 10,000 due targets is not read at each completion
+        query = query.order_by(t.targets.c.next_due, t.targets.c.id).limit(free)
+        with self.store.engine.connect() as conn:
+            due = [_target(row) for row in conn.execute(query)]
+        for watched in due:
             self._by_id[watched.id] = watched
             self.inflight[watched.id] = asyncio.ensure_future(self._check(watched))
             free -= 1
@@ -252,6 +260,10 @@ class Daemon:
             "verdicts": dict(self.state.verdicts),
             "last_check": None if self.state.last_check is None else self.state.last_check.isoformat(),
             "check_time": None if self.session is None or self.session.at is None else self.session.at.isoformat(),
+            "judgement_cache": {
+                "hits": 0 if self.session is None else self.session.chain_hits,
+                "misses": 0 if self.session is None else self.session.chain_misses,
+            },
         }
 
 
