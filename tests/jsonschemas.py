@@ -33,6 +33,8 @@ KINDS = (
     "watch-alert",
     "watch-alerts",
     "watch-channels",
+    "watch-health",
+    "watch-api-error",
 )
 
 

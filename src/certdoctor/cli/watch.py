@@ -63,6 +63,7 @@ SUBCOMMANDS = {
     "snooze": "send no alert for a target for a while",
     "policy": "alert thresholds for targets with labels (expiry days and %%, re-notify interval, damping)",
     "test-alert": "send a test message to every channel (or one)",
+    "serve": "run as a daemon: check targets when due, serve a JSON API and /metrics",
 }
 
 
@@ -125,6 +126,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     pr = parsers["prune"]
     pr.add_argument("--keep", type=_duration, default=30 * 86400.0, metavar="DURATION", help="observations kept (30d)")
     _alert_arguments(parsers)
+    _serve_arguments(parsers["serve"])
     for sp in parsers.values():
         _db(sp)
         add_output_options(sp, quiet=False)
@@ -507,3 +509,129 @@ def _test_alert(ns: argparse.Namespace, store: Any) -> int:
     for d in sent:
         out.print(f"channel {d.channel}: {'sent' if d.ok else 'failed: ' + clean(d.error or '', 300)}")
     return 0 if all(d.ok for d in sent) else 1
+
+
+# --- serve ---------------------------------------------------------------------------------------------------
+
+SERVE_EPILOG = """\
+The API: GET /healthz, /api/targets[?label=K=V], /api/targets/ID[?limit=N], /api/events[?since=7d][&after=ID],
+/metrics (Prometheus). Off loopback every request needs `Authorization: Bearer TOKEN`. AIA, OCSP and CRL
+downloads from loopback, link-local and private addresses are refused (a finding names the refusal) unless
+--allow-private-fetch. SIGTERM or SIGINT: targets in flight get --grace seconds, then the daemon exits 0; a
+target abandoned (or a daemon killed) is checked again at the next start.
+"""
+
+
+def _listen(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536 or not host:
+        raise argparse.ArgumentTypeError(f"not HOST:PORT: {text!r} (e.g. 127.0.0.1:8427, [::1]:8427)")
+    return host.strip("[]"), int(port)
+
+
+def _seconds(text: str) -> float:
+    return _duration(text)
+
+
+def _serve_arguments(p: argparse.ArgumentParser) -> None:
+    p.epilog = SERVE_EPILOG
+    g = p.add_argument_group("service")
+    g.add_argument(
+        "--listen",
+        type=_listen,
+        default=("127.0.0.1", 8427),
+        metavar="HOST:PORT",
+        help="where the API listens (default 127.0.0.1:8427); another address than loopback requires --token",
+    )
+    g.add_argument(
+        "--token",
+        metavar="TOKEN",
+        help="Bearer token every request must carry (default: $CERTDOCTOR_TOKEN)",
+    )
+    g.add_argument("--concurrency", type=positive_int, default=20, metavar="N", help="targets in flight (20)")
+    g.add_argument("--retries", type=non_negative_int, default=2, metavar="N", help="retries of transient failures (2)")
+    g.add_argument(
+        "--grace",
+        type=_seconds,
+        default=10.0,
+        metavar="DURATION",
+        help="on SIGTERM, how long targets in flight may finish (10s)",
+    )
+    g.add_argument(
+        "--max-backoff",
+        type=_seconds,
+        default=86400.0,
+        metavar="DURATION",
+        help="an unreachable target's interval doubles per failed check up to this (1d)",
+    )
+    g.add_argument(
+        "--allow-private-fetch",
+        action="store_true",
+        help="allow AIA, OCSP and CRL downloads from loopback, link-local and private addresses (refused by "
+        "default in serve: a monitored server's certificate chooses those URLs)",
+    )
+    add_timeout_option(p.add_argument_group("connection"))
+    add_trust_options(p)
+    add_judgement_options(p, fail_on=False)
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _serve(ns: argparse.Namespace, store: Any) -> int:
+    import asyncio
+    import importlib.util
+    import os
+    import time
+    from dataclasses import replace
+
+    host, port = ns.listen
+    token = ns.token if ns.token is not None else os.environ.get("CERTDOCTOR_TOKEN")
+    if token is not None and not token.strip():
+        raise UsageError("--token: empty")
+    if not _is_loopback(host) and not token:
+        raise UsageError(f"listening on {host} (not loopback) requires --token or CERTDOCTOR_TOKEN")
+    if importlib.util.find_spec("starlette") is None or importlib.util.find_spec("uvicorn") is None:
+        raise UsageError("watch serve needs Starlette and uvicorn: pip install 'certdoctor[serve]'")
+    options = diagnose_options(ns)
+    if options.at is not None:
+        raise UsageError("--at: serve judges every target at the time it is checked")
+    options = replace(options, allow_private_fetch=ns.allow_private_fetch and not ns.refuse_private_urls)
+    from ..watch.daemon import ServeConfig, bind, serve
+
+    config = ServeConfig(
+        host=host,
+        port=port,
+        token=token,
+        concurrency=ns.concurrency,
+        retries=ns.retries,
+        grace=ns.grace,
+        max_backoff=ns.max_backoff,
+    )
+    try:
+        sock = bind(host, port)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    started = time.monotonic()
+    shown = f"[{host}]" if ":" in host else host
+    fetch = "private fetches allowed" if options.allow_private_fetch else "private fetches refused"
+    print(
+        f"certdoctor watch serve: listening on http://{shown}:{sock.getsockname()[1]} "
+        f"({len(store.targets())} targets, {fetch})",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        asyncio.run(serve(store, options, config, sock))
+    finally:
+        sock.close()
+    print(f"certdoctor watch serve: stopped after {time.monotonic() - started:.1f} s", file=sys.stderr)
+    return 0

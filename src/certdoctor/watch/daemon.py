@@ -1,0 +1,325 @@
+"""``certdoctor watch serve``: the long-running monitor — a scheduler over the store's ``next_due`` times, the
+scan engine's :class:`~certdoctor.scan.engine.Engine` with one :class:`~certdoctor.pipeline.Session` kept for
+the daemon's life (trust stores, client stores, AIA and OCSP/CRL caches, chain judgements), and the HTTP API
+(:mod:`certdoctor.watch.httpapi`, Starlette under uvicorn, imported only here).
+
+Scheduling: a target is started when its ``next_due`` has come and it is not already in flight, at most
+``concurrency`` at a time. Each result is stored by :meth:`Store.record` in one transaction (observation,
+endpoints, certificates, events, the target's next check), so a daemon killed with SIGKILL loses only the
+targets in flight: their ``next_due`` was never moved, so they are due again at the next start.
+
+Next check: the target's interval ± :data:`~certdoctor.watch.runner.JITTER`; after ``n`` consecutive
+unreachable observations, the interval doubled ``n - 1`` times, at most ``max_backoff`` (never below the
+interval itself) — a dead host is not hammered, and is still looked at daily by default.
+
+Check time: a cached chain judgement is only true at the time it was made (expiry, "expiring soon"), so the
+session's check time is moved to now, and its judgement cache emptied, once it is ``judgement_ttl`` old.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import signal
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..diagnosis import Diagnosis
+from ..model import DiagnoseOptions
+from ..pipeline import Session
+from ..scan.engine import Engine, ScanOptions
+from ..scan.targets import ScanTarget
+from . import tables as t
+from .runner import JITTER, observation
+from .store import Observation, Store, WatchedTarget, _target, now, utc
+
+DEFAULT_LISTEN = ("127.0.0.1", 8427)
+BACKOFF_HISTORY = 16  # consecutive unreachable observations counted at most (2**15 × interval is past any cap)
+
+
+@dataclass
+class ServeConfig:
+    """How the daemon runs. Seconds throughout."""
+
+    host: str = DEFAULT_LISTEN[0]
+    port: int = DEFAULT_LISTEN[1]
+    token: str | None = None  # Bearer token every request must carry (required off loopback)
+    concurrency: int = 20  # targets in flight
+    retries: int = 2  # retries of transient failures within one check (the scan engine's)
+    grace: float = 10.0  # on SIGTERM: how long the targets in flight may finish before they are abandoned
+    poll: float = 5.0  # longest sleep between two looks at the due targets (targets added meanwhile)
+    max_backoff: float = 86400.0  # the longest interval back-off gives an unreachable target
+    judgement_ttl: float = 300.0  # oldest check time a cached chain judgement is reused at
+
+
+@dataclass
+class DaemonState:
+    """What /healthz reports."""
+
+    started: datetime = field(default_factory=now)
+    checks: int = 0
+    errors: int = 0  # checks that could not be stored (the database failing), since start
+    last_check: datetime | None = None
+    verdicts: dict[str, int] = field(default_factory=dict)
+
+
+def backoff_interval(every_s: float, failures: int, cap: float) -> float:
+    """Seconds until the next check of a target with ``failures`` consecutive unreachable observations (the
+    latest included; 0 for a reachable target): ``every_s`` doubled per failure after the first, at most
+    ``max(cap, every_s)``."""
+    if failures <= 1:
+        return every_s
+    return min(every_s * 2 ** min(failures - 1, BACKOFF_HISTORY), max(cap, every_s))
+
+
+class Daemon:
+    """The scheduler and the engine; :meth:`run` until :meth:`stop`."""
+
+    def __init__(self, store: Store, diagnose: DiagnoseOptions | None, config: ServeConfig) -> None:
+        self.store = store
+        self.config = config
+        self.diagnose = replace(diagnose or DiagnoseOptions(), clients=True)
+        self.state = DaemonState()
+        self.inflight: dict[int, asyncio.Task[None]] = {}
+        self._cooldown: dict[int, float] = {}  # target id → monotonic time before which it is not retried
+        self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._by_id: dict[int, WatchedTarget] = {}
+        self.session: Session | None = None
+        self.engine: Engine | None = None
+        self._clock_set = 0.0
+
+    def stop(self) -> None:
+        """Stop starting targets; :meth:`run` then lets those in flight finish within ``grace``."""
+        self._stopping.set()
+        self._wake.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    # --- one check ------------------------------------------------------------------------------------------
+
+    def _failures(self, target_id: int) -> int:
+        """Consecutive unreachable observations of a target, newest first (at most :data:`BACKOFF_HISTORY`)."""
+        o = t.observations
+        with self.store.engine.connect() as conn:
+            verdicts = conn.execute(
+                sa.select(o.c.verdict)
+                .where(o.c.target_id == target_id)
+                .order_by(o.c.at.desc(), o.c.id.desc())
+                .limit(BACKOFF_HISTORY)
+            ).scalars()
+            count = 0
+            for verdict in verdicts:
+                if verdict != "unreachable":
+                    break
+                count += 1
+        return count
+
+    def _next_due(self, watched: WatchedTarget, obs: Observation) -> datetime:
+        interval = float(watched.every_s)
+        if obs.verdict == "unreachable":
+            interval = backoff_interval(interval, self._failures(watched.id) + 1, self.config.max_backoff)
+        return obs.at + timedelta(seconds=interval * random.uniform(1 - JITTER, 1 + JITTER))
+
+    def _observe(self, target: ScanTarget, record: dict[str, Any], diagnosis: Diagnosis | None) -> None:
+        watched = self._by_id[target.line]
+        moment = now()
+        try:
+            obs = observation(watched.id, record, diagnosis, moment)
+        except Exception:  # defensive, as in run_pass: a certificate the store cannot describe
+            obs = observation(watched.id, record, None, moment)
+        self.store.record(obs, next_due=self._next_due(watched, obs))
+        self.state.checks += 1
+        self.state.last_check = moment
+        self.state.verdicts[obs.verdict] = self.state.verdicts.get(obs.verdict, 0) + 1
+
+    async def _check(self, watched: WatchedTarget) -> None:
+        assert self.engine is not None
+        try:
+            await self.engine.one(watched.scan_target())
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the database failing: retried after a poll, not in a tight loop
+            self.state.errors += 1
+            self._cooldown[watched.id] = time.monotonic() + max(self.config.poll, 30.0)
+            print(f"certdoctor watch serve: {watched.spec}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        finally:
+            self.inflight.pop(watched.id, None)
+            self._by_id.pop(watched.id, None)
+            self._wake.set()
+
+    # --- the scheduler --------------------------------------------------------------------------------------
+
+    def _refresh_clock(self) -> None:
+        """Move the session's check time to now once it is ``judgement_ttl`` old, dropping the judgements made
+        at the old time (they name days left and expiry as of then)."""
+        session, engine = self.session, self.engine
+        assert session is not None and engine is not None
+        if time.monotonic() - self._clock_set < self.config.judgement_ttl:
+            return
+        session.at = now()
+        session._judged.clear()  # chain judgements made at the old check time
+        engine.at = session.at
+        self._clock_set = time.monotonic()
+
+    def _next_wake(self) -> float:
+        """Seconds until the soonest ``next_due`` of a target neither in flight nor cooling down (at most
+        ``poll``); ``poll`` when every slot is taken (a completion wakes the scheduler)."""
+        if len(self.inflight) >= self.config.concurrency:
+            return self.config.poll
+        query = sa.select(sa.func.min(t.targets.c.next_due)).where(t.targets.c.enabled.is_(True))
+        busy = [*self.inflight, *self._cooldown]
+        if busy:
+            query = query.where(t.targets.c.id.not_in(busy))
+        with self.store.engine.connect() as conn:
+            soonest = utc(conn.execute(query).scalar())
+        if soonest is None:
+            return self.config.poll
+        return max(0.05, min(self.config.poll, (soonest - now()).total_seconds()))
+
+    def _start_due(self) -> None:
+        free = self.config.concurrency - len(self.inflight)
+        if free <= 0:
+            return
+        moment = time.monotonic()
+        self._cooldown = {k: v for k, v in self._cooldown.items() if v > moment}
+        busy = [*self.inflight, *self._cooldown]
+        query = sa.select(t.targets).where(t.targets.c.enabled.is_(True), t.targets.c.next_due <= now())
+        if busy:
+            query = query.where(t.targets.c.id.not_in(busy))
+        # only as many as there are free slots: a fleet of 10,000 due targets is not read at each completion
+        query = query.order_by(t.targets.c.next_due, t.targets.c.id).limit(free)
+        with self.store.engine.connect() as conn:
+            due = [_target(row) for row in conn.execute(query)]
+        for watched in due:
+            self._by_id[watched.id] = watched
+            self.inflight[watched.id] = asyncio.ensure_future(self._check(watched))
+            free -= 1
+
+    async def schedule(self) -> None:
+        """Start due targets until :meth:`stop`; then wait ``grace`` for those in flight, cancel the rest."""
+        async with Session(self.diagnose, cache=True) as session:
+            self.session = session
+            self.engine = Engine(
+                ScanOptions(
+                    concurrency=self.config.concurrency,
+                    retries=self.config.retries,
+                    clients=True,
+                    diagnose=self.diagnose,
+                ),
+                lambda _text, _meta: None,
+                observe=self._observe,
+            )
+            self.engine.session = session
+            self._clock_set = -self.config.judgement_ttl  # set at the first look
+            while not self.stopping:
+                self._wake.clear()
+                try:
+                    self._refresh_clock()
+                    self._start_due()
+                    delay = self._next_wake()
+                except Exception as exc:  # the database unreachable: say so, try again after a poll
+                    print(f"certdoctor watch serve: {type(exc).__name__}: {exc}", file=sys.stderr)
+                    delay = self.config.poll
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), delay)
+            tasks = list(self.inflight.values())
+            if tasks:
+                _done, pending = await asyncio.wait(tasks, timeout=self.config.grace)
+                for task in pending:  # abandoned: nothing stored, so due again at the next start
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+
+    def health(self) -> dict[str, Any]:
+        """The ``watch-health`` document's body."""
+        database = "ok"
+        try:
+            with self.store.engine.connect() as conn:
+                targets = conn.execute(sa.select(sa.func.count()).select_from(t.targets)).scalar_one()
+        except Exception as exc:
+            database, targets = f"{type(exc).__name__}: {exc}"[:500], None
+        return {
+            "status": "ok" if database == "ok" and not self.stopping else ("stopping" if self.stopping else "error"),
+            "database": database,
+            "started": self.state.started.isoformat(),
+            "uptime_s": round((now() - self.state.started).total_seconds(), 1),
+            "targets": targets,
+            "in_flight": len(self.inflight),
+            "checks": self.state.checks,
+            "check_errors": self.state.errors,
+            "verdicts": dict(self.state.verdicts),
+            "last_check": None if self.state.last_check is None else self.state.last_check.isoformat(),
+            "check_time": None if self.session is None or self.session.at is None else self.session.at.isoformat(),
+            "judgement_cache": {
+                "hits": 0 if self.session is None else self.session.chain_hits,
+                "misses": 0 if self.session is None else self.session.chain_misses,
+            },
+        }
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (IPv4 or IPv6), made before anything else starts so that a
+    port in use is reported at once. Raises OSError."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, kind, proto, _name, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+        sock.listen(128)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+@contextlib.contextmanager
+def _no_signal_capture() -> Iterator[None]:
+    yield
+
+
+async def serve(store: Store, diagnose: DiagnoseOptions | None, config: ServeConfig, sock: socket.socket) -> None:
+    """Run the daemon and its HTTP API on ``sock`` until SIGTERM or SIGINT; then stop taking targets, let
+    those in flight finish within ``config.grace`` seconds, stop the server. The caller closes the store."""
+    import uvicorn
+
+    from .httpapi import make_app
+
+    daemon = Daemon(store, diagnose, config)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, daemon.stop)
+    app = make_app(store, daemon, token=config.token)
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False, timeout_graceful_shutdown=2)
+    )
+    # uvicorn re-raises the signals it captured once it has shut down (killing the process with them); the
+    # daemon owns SIGTERM/SIGINT here and stops the server itself.
+    server.capture_signals = _no_signal_capture  # type: ignore[method-assign]
+    http = asyncio.ensure_future(server.serve(sockets=[sock]))
+    scheduler = asyncio.ensure_future(daemon.schedule())
+    try:
+        done, _ = await asyncio.wait({http, scheduler}, return_when=asyncio.FIRST_COMPLETED)
+        if http in done and not scheduler.done():  # the server failed: stop the scheduler too
+            daemon.stop()
+        await scheduler
+    finally:
+        server.should_exit = True
+        await asyncio.gather(http, return_exceptions=True)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    if http.done() and not http.cancelled() and http.exception() is not None:
+        raise http.exception()  # type: ignore[misc]
