@@ -58,11 +58,15 @@ class Served:
         request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}")
         if token is not None:
             request.add_header("Authorization", f"Bearer {token}")
+
+        def parsed(body: bytes, headers: Any) -> Any:  # /metrics is text, everything else a JSON document
+            return json.loads(body) if "json" in headers.get("content-type", "") else body.decode()
+
         try:
             with urllib.request.urlopen(request, timeout=30) as answer:
-                return answer.status, json.loads(answer.read()), dict(answer.headers)
+                return answer.status, parsed(answer.read(), answer.headers), dict(answer.headers)
         except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read()), dict(exc.headers)
+            return exc.code, parsed(exc.read(), exc.headers), dict(exc.headers)
 
     def doc(self, path: str) -> dict[str, Any]:
         status, body, _ = self.get(path)
@@ -207,6 +211,7 @@ def test_serve_checks_due_targets_and_answers_the_api(lab: Lab, watch_db: str, s
         assert code == 404
     else:
         assert code == 200 and headers.get("content-type", "").startswith("text/plain")
+        assert "certdoctor_target_valid{" in body and "certdoctor_store_up 1.0" in body
 
     health = served.doc("/healthz")
     assert health["checks"] == len(LAB_TARGETS) + 1 and health["in_flight"] == 0

@@ -20,20 +20,17 @@ from __future__ import annotations
 import hmac
 import importlib.util
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..errors import InputError
 from .durations import parse_duration
 from .store import Store, now, parse_labels
-
-if TYPE_CHECKING:
-    from .daemon import Daemon
 
 JSON_VERSION = 1
 METRICS_MODULE = "certdoctor.watch.metrics"
@@ -97,7 +94,7 @@ def _int(request: Request, name: str, default: int | None, low: int = 0, high: i
     return value
 
 
-def make_app(store: Store, daemon: Daemon | None = None, *, token: str | None = None) -> ASGIApp:
+def make_app(store: Store, daemon: Any | None = None, *, token: str | None = None) -> ASGIApp:
     """The ASGI application over ``store`` (``daemon`` feeds /healthz). The endpoints are plain functions:
     Starlette runs them in its thread pool, so database reads never block the scheduler's event loop."""
 
@@ -134,10 +131,8 @@ def make_app(store: Store, daemon: Daemon | None = None, *, token: str | None = 
     if importlib.util.find_spec(METRICS_MODULE) is not None:
 
         def metrics(_request: Request) -> Response:
-            render = importlib.import_module(METRICS_MODULE).render_metrics
-            text = render(store)
-            body = text.decode() if isinstance(text, bytes) else str(text)
-            return PlainTextResponse(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+            module = importlib.import_module(METRICS_MODULE)
+            return Response(module.render_metrics(store), media_type=module.CONTENT_TYPE)
 
         routes.append(Route("/metrics", metrics))
 
