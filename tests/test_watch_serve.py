@@ -14,12 +14,14 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -548,3 +550,57 @@ def test_in_a_network_namespace_no_packet_reaches_the_metadata_address(tmp_path:
     assert "refused: 169.254.169.254 is a link-local address" in results["refuse"]["error"]
     assert "missing-intermediate" in results["refuse"]["findings"]
     assert set(results["allow"]["connections"]) == {"169.254.169.254"}  # the opt-out connects: a leak would be seen
+
+
+def test_serve_sends_alerts_for_a_swapped_certificate(tmp_path: Path, swappable: Swappable, start) -> None:
+    """The daemon alerts as `watch run` does: a certificate swapped for an expired one fires a signed webhook
+    alert carrying the finding, its fix and the rejecting clients; swapped back, it resolves."""
+    from test_watch_alerts import SECRET, Hooks, statuses, verified
+
+    hooks = Hooks()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            hooks.received.append((dict(self.headers), self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    db = f"sqlite:///{tmp_path / 'watch.db'}"
+    root_ca = root("Serve Alert Root")
+    ca = intermediate("Serve Alert CA", root_ca)
+    moment = datetime.now(UTC)
+    good = leaf("alerting.test", ca, not_before=moment - timedelta(days=10), not_after=moment + timedelta(days=80))
+    swappable.serve(good, [ca])
+    anchor = tmp_path / "root.pem"
+    anchor.write_bytes(root_ca.cert.public_bytes(serialization.Encoding.PEM))
+    with Store(db) as store:
+        store.add([f"alerting.test:{swappable.server.port},addr=127.0.0.1"], every=1)
+        from certdoctor.watch import channels
+
+        channels.add_channel(store, f"http://127.0.0.1:{receiver.server_address[1]}/hook", {}, SECRET)
+    try:
+        served = start(db, "--ca-file", str(anchor), "--alert-every", "1s", "--no-revocation")
+        wait_for("a valid check", lambda: served.doc("/healthz")["verdicts"].get("valid"), served.proc)
+        expired = leaf(
+            "alerting.test", ca, not_before=moment - timedelta(days=100), not_after=moment - timedelta(days=2)
+        )
+        swappable.serve(expired, [ca])
+        wait_for("the alert", lambda: any(h for h in hooks.received), served.proc)
+        docs = verified(hooks)
+        assert ("firing", "finding:expired") in statuses(docs)
+        finding = next(a for d in docs for a in d["alerts"] if a["condition"] == "finding:expired")["detail"]["finding"]
+        assert finding["fix"] and "curl" in finding["rejected_by"]
+        swappable.serve(good, [ca])
+        wait_for("resolved", lambda: any(b"resolved" in body for _h, body in hooks.received), served.proc)
+        assert ("resolved", "finding:expired") in statuses(verified(hooks))
+        assert served.doc("/healthz")["alerts"]["sent"] >= 2
+        code, err = served.stop(signal.SIGTERM)
+        assert code == 0, err
+    finally:
+        receiver.shutdown()
+        receiver.server_close()

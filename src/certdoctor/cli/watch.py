@@ -558,6 +558,13 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
         help="on SIGTERM, how long targets in flight may finish (10s)",
     )
     g.add_argument(
+        "--alert-every",
+        type=_seconds,
+        default=30.0,
+        metavar="DURATION",
+        help="how often the checks made meanwhile become alerts sent to the channels (30s; see watch channel)",
+    )
+    g.add_argument(
         "--max-backoff",
         type=_seconds,
         default=86400.0,
@@ -615,6 +622,7 @@ def _serve(ns: argparse.Namespace, store: Any) -> int:
         retries=ns.retries,
         grace=ns.grace,
         max_backoff=ns.max_backoff,
+        alert_every=ns.alert_every,
     )
     try:
         sock = bind(host, port)

@@ -58,6 +58,7 @@ class ServeConfig:
     poll: float = 5.0  # longest sleep between two looks at the due targets (targets added meanwhile)
     max_backoff: float = 86400.0  # the longest interval back-off gives an unreachable target
     judgement_ttl: float = 300.0  # oldest check time a cached chain judgement is reused at
+    alert_every: float = 30.0  # how often the checks made meanwhile are turned into alerts and sent
 
 
 @dataclass
@@ -69,6 +70,8 @@ class DaemonState:
     errors: int = 0  # checks that could not be stored (the database failing), since start
     last_check: datetime | None = None
     verdicts: dict[str, int] = field(default_factory=dict)
+    alerts_sent: int = 0  # alert messages delivered (per channel), since start
+    alert_failures: int = 0  # deliveries that failed
 
 
 def backoff_interval(every_s: float, failures: int, cap: float) -> float:
@@ -96,6 +99,7 @@ class Daemon:
         self.session: Session | None = None
         self.engine: Engine | None = None
         self._clock_set = 0.0
+        self._results: list[tuple[WatchedTarget, Observation, list[Any]]] = []  # checked, not yet alerted on
 
     def stop(self) -> None:
         """Stop starting targets; :meth:`run` then lets those in flight finish within ``grace``."""
@@ -138,7 +142,8 @@ class Daemon:
             obs = observation(watched.id, record, diagnosis, moment)
         except Exception:  # defensive, as in run_pass: a certificate the store cannot describe
             obs = observation(watched.id, record, None, moment)
-        self.store.record(obs, next_due=self._next_due(watched, obs))
+        events = self.store.record(obs, next_due=self._next_due(watched, obs))
+        self._results.append((watched, obs, events))
         self.state.checks += 1
         self.state.last_check = moment
         self.state.verdicts[obs.verdict] = self.state.verdicts.get(obs.verdict, 0) + 1
@@ -206,6 +211,43 @@ class Daemon:
             self.inflight[watched.id] = asyncio.ensure_future(self._check(watched))
             free -= 1
 
+    def _alert(self, results: list[tuple[WatchedTarget, Observation, list[Any]]]) -> None:
+        """Turn checks into alerts (as ``watch run`` does at the end of a pass: thresholds, damping, dedupe,
+        repeats of what lasts) and deliver them to the channels; run in a worker thread, since delivery waits on
+        the network (bounded by each channel's timeout and retries)."""
+        from . import alerts, channels
+
+        messages = alerts.evaluate(self.store, results)
+        if not messages:
+            return
+        for delivery in channels.deliver(messages, channels.channels(self.store)):
+            if delivery.ok:
+                self.state.alerts_sent += 1
+            else:
+                self.state.alert_failures += 1
+                print(
+                    f"certdoctor watch serve: alert to channel {delivery.channel} failed: {delivery.error}",
+                    file=sys.stderr,
+                )
+
+    async def alert_round(self) -> None:
+        """Alert on the checks made since the last round (and repeat what lasts)."""
+        results, self._results = self._results, []
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, self._alert, results)
+        except Exception as exc:  # the database or a channel failing: said, tried again at the next round
+            self._results[:0] = results
+            print(f"certdoctor watch serve: alerts: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+    async def alerting(self) -> None:
+        """An alert round every ``alert_every`` seconds until :meth:`stop` (the caller runs the last one once the
+        targets in flight are done)."""
+        while not self.stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.config.alert_every)
+            if not self.stopping:
+                await self.alert_round()
+
     async def schedule(self) -> None:
         """Start due targets until :meth:`stop`; then wait ``grace`` for those in flight, cancel the rest."""
         async with Session(self.diagnose, cache=True) as session:
@@ -260,6 +302,7 @@ class Daemon:
             "verdicts": dict(self.state.verdicts),
             "last_check": None if self.state.last_check is None else self.state.last_check.isoformat(),
             "check_time": None if self.session is None or self.session.at is None else self.session.at.isoformat(),
+            "alerts": {"sent": self.state.alerts_sent, "failed": self.state.alert_failures},
             "judgement_cache": {
                 "hits": 0 if self.session is None else self.session.chain_hits,
                 "misses": 0 if self.session is None else self.session.chain_misses,
@@ -311,11 +354,14 @@ async def serve(store: Store, diagnose: DiagnoseOptions | None, config: ServeCon
     server.capture_signals = _no_signal_capture  # type: ignore[method-assign]
     http = asyncio.ensure_future(server.serve(sockets=[sock]))
     scheduler = asyncio.ensure_future(daemon.schedule())
+    alerting = asyncio.ensure_future(daemon.alerting())
     try:
         done, _ = await asyncio.wait({http, scheduler}, return_when=asyncio.FIRST_COMPLETED)
         if http in done and not scheduler.done():  # the server failed: stop the scheduler too
             daemon.stop()
         await scheduler
+        await alerting
+        await daemon.alert_round()  # the last checks' alerts
     finally:
         server.should_exit = True
         await asyncio.gather(http, return_exceptions=True)
