@@ -604,3 +604,32 @@ def test_serve_sends_alerts_for_a_swapped_certificate(tmp_path: Path, swappable:
     finally:
         receiver.shutdown()
         receiver.server_close()
+
+
+def test_serve_applies_the_retention(lab: Lab, tmp_path: Path, start) -> None:
+    """Raw observations older than --keep go (each target's latest and the events stay): the database of a
+    daemon does not grow without bound."""
+    db = f"sqlite:///{tmp_path / 'watch.db'}"
+    with Store(db) as store:
+        store.add([spec(lab, "good-rsa")], every=3600)
+    served = start(db, "--keep-all")
+    wait_for("a check", lambda: served.doc("/healthz")["checks"] >= 1, served.proc)
+    assert served.stop(signal.SIGTERM)[0] == 0
+    with Store(db) as store:  # age what is stored: three observations, two days old
+        with store.engine.begin() as conn:
+            (target_id,) = conn.execute(sa.select(wt.targets.c.id)).scalars().all()
+            first = conn.execute(sa.select(wt.observations)).mappings().one()
+            row = {k: v for k, v in first.items() if k != "id"}
+            for _ in range(2):
+                conn.execute(sa.insert(wt.observations).values(row))
+            conn.execute(sa.update(wt.observations).values(at=datetime.now(UTC) - timedelta(days=2)))
+        count = lambda: store.engine.connect().execute(sa.select(sa.func.count()).select_from(wt.observations))  # noqa: E731
+        assert count().scalar_one() == 3
+    served = start(db, "--keep", "1d")
+    health = wait_for("the retention", lambda: (h := served.doc("/healthz"))["pruned"] >= 2 and h, served.proc)
+    assert health["pruned"] == 2
+    assert served.stop(signal.SIGTERM)[0] == 0
+    with Store(db) as store, store.engine.connect() as conn:
+        kept = conn.execute(sa.select(wt.observations.c.id)).scalars().all()
+        latest = conn.execute(sa.select(wt.targets.c.last_observation_id).where(wt.targets.c.id == target_id)).scalar()
+        assert latest in kept

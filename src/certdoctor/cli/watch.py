@@ -558,6 +558,14 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
         help="on SIGTERM, how long targets in flight may finish (10s)",
     )
     g.add_argument(
+        "--keep",
+        type=_seconds,
+        default=30 * 86400.0,
+        metavar="DURATION",
+        help="retention: delete observations older than this every hour, never a target's latest nor events (30d)",
+    )
+    g.add_argument("--keep-all", action="store_true", help="no retention: keep every observation")
+    g.add_argument(
         "--alert-every",
         type=_seconds,
         default=30.0,
@@ -623,6 +631,7 @@ def _serve(ns: argparse.Namespace, store: Any) -> int:
         grace=ns.grace,
         max_backoff=ns.max_backoff,
         alert_every=ns.alert_every,
+        keep=None if ns.keep_all else ns.keep,
     )
     try:
         sock = bind(host, port)

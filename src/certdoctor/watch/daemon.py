@@ -59,6 +59,8 @@ class ServeConfig:
     max_backoff: float = 86400.0  # the longest interval back-off gives an unreachable target
     judgement_ttl: float = 300.0  # oldest check time a cached chain judgement is reused at
     alert_every: float = 30.0  # how often the checks made meanwhile are turned into alerts and sent
+    keep: float | None = 30 * 86400.0  # retention of raw observations (None: keep all); applied hourly
+    prune_every: float = 3600.0
 
 
 @dataclass
@@ -70,6 +72,7 @@ class DaemonState:
     errors: int = 0  # checks that could not be stored (the database failing), since start
     last_check: datetime | None = None
     verdicts: dict[str, int] = field(default_factory=dict)
+    pruned: int = 0  # observations deleted by retention, since start
     alerts_sent: int = 0  # alert messages delivered (per channel), since start
     alert_failures: int = 0  # deliveries that failed
 
@@ -239,6 +242,21 @@ class Daemon:
             self._results[:0] = results
             print(f"certdoctor watch serve: alerts: {type(exc).__name__}: {exc}", file=sys.stderr)
 
+    async def retention(self) -> None:
+        """Apply the retention (``keep``) at start and every ``prune_every`` seconds until :meth:`stop`, so that
+        the database does not grow without bound (events and each target's latest observation are kept)."""
+        if self.config.keep is None:
+            return
+        loop = asyncio.get_running_loop()
+        while not self.stopping:
+            try:
+                deleted = await loop.run_in_executor(None, self.store.prune, self.config.keep)
+                self.state.pruned += deleted["observations"]
+            except Exception as exc:  # the database failing: said, tried again later
+                print(f"certdoctor watch serve: retention: {type(exc).__name__}: {exc}", file=sys.stderr)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.config.prune_every)
+
     async def alerting(self) -> None:
         """An alert round every ``alert_every`` seconds until :meth:`stop` (the caller runs the last one once the
         targets in flight are done)."""
@@ -303,6 +321,7 @@ class Daemon:
             "last_check": None if self.state.last_check is None else self.state.last_check.isoformat(),
             "check_time": None if self.session is None or self.session.at is None else self.session.at.isoformat(),
             "alerts": {"sent": self.state.alerts_sent, "failed": self.state.alert_failures},
+            "pruned": self.state.pruned,
             "judgement_cache": {
                 "hits": 0 if self.session is None else self.session.chain_hits,
                 "misses": 0 if self.session is None else self.session.chain_misses,
@@ -355,12 +374,14 @@ async def serve(store: Store, diagnose: DiagnoseOptions | None, config: ServeCon
     http = asyncio.ensure_future(server.serve(sockets=[sock]))
     scheduler = asyncio.ensure_future(daemon.schedule())
     alerting = asyncio.ensure_future(daemon.alerting())
+    retention = asyncio.ensure_future(daemon.retention())
     try:
         done, _ = await asyncio.wait({http, scheduler}, return_when=asyncio.FIRST_COMPLETED)
         if http in done and not scheduler.done():  # the server failed: stop the scheduler too
             daemon.stop()
         await scheduler
         await alerting
+        await retention
         await daemon.alert_round()  # the last checks' alerts
     finally:
         server.should_exit = True
