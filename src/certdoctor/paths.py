@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
+from typing import Any
 
 from cryptography import x509
 
@@ -106,6 +107,9 @@ def _entries(roots: tuple[x509.Certificate, ...]) -> list[tuple[x509.Certificate
     return out
 
 
+_SHARED: dict[tuple[tuple[int, ...], tuple[int, ...]], tuple[tuple[Any, ...], tuple[Any, ...], StoreIndex]] = {}
+
+
 class StoreIndex:
     """Trust anchors of the selected stores (plus --ca-file roots), indexed by subject."""
 
@@ -121,6 +125,22 @@ class StoreIndex:
             self._add(root, CUSTOM, fp, key)
         self._verifier_stores: dict[str, object] = {}
         self._issuer_index: certinfo.IssuerIndex | None = None
+
+    @classmethod
+    def shared(cls, stores: Sequence[TrustStore], extra_roots: Sequence[x509.Certificate] = ()) -> StoreIndex:
+        """An index of these very store objects and roots, built once and reused (a scan or watch pass predicts
+        every client for every target: rebuilding the index, and its lazily built issuer index, per target was
+        most of a prediction's cost). Keyed by object identity; the cache holds the objects, so no id is reused
+        while its entry lives. The index is never changed after it is built, apart from its lazy caches."""
+        key = (tuple(map(id, stores)), tuple(map(id, extra_roots)))
+        cached = _SHARED.get(key)
+        if cached is not None:
+            return cached[2]
+        index = cls(stores, extra_roots)
+        if len(_SHARED) > 64:
+            _SHARED.clear()
+        _SHARED[key] = (tuple(stores), tuple(extra_roots), index)
+        return index
 
     def _add(self, cert: x509.Certificate, store: str, fp: str, key: bytes) -> None:
         if fp in self._by_fp:

@@ -61,7 +61,7 @@ SUBCOMMANDS = {
     "alerts": "the open alerts (--all: every alert)",
     "ack": "acknowledge a target's open alerts: no more repeats until resolved",
     "snooze": "send no alert for a target for a while",
-    "policy": "alert thresholds for targets with labels (expiry days and %%, re-notify interval, damping)",
+    "policy": "alert thresholds for targets with labels (expiry days and percent of lifetime, repeats, damping)",
     "test-alert": "send a test message to every channel (or one)",
     "serve": "run as a daemon: check targets when due, serve a JSON API and /metrics",
 }

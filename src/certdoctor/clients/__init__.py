@@ -80,7 +80,7 @@ def predict(diagnosis: Diagnosis, clients: Sequence[str] | None = None) -> list[
         for n, report in enumerate(diagnosis.reports):
             key = (n, tuple(s.name for s in stores))
             if key not in paths_cache:
-                cindex = StoreIndex(stores, ev.extra_roots)
+                cindex = StoreIndex.shared(stores, ev.extra_roots)
                 paths_cache[key] = (cindex, client_paths(report.analysis, cindex))
             verdicts.append(
                 predict_chain(

@@ -330,6 +330,14 @@ def evaluate(
 
     with store.engine.begin() as conn:
         snoozed = _snoozed(conn, moment)
+        # Every open alert in one query, and the new open alerts and detail updates written in one executemany
+        # each after the loop (before the firing/repeat query below reads them): per-statement overhead was
+        # most of this function's time on a 10,000-target pass.
+        open_all: dict[int, dict[str, Any]] = {}
+        for r in conn.execute(sa.select(a).where(a.c.state == "open")).all():
+            open_all.setdefault(r.target_id, {})[r.condition] = r
+        new_open: list[dict[str, Any]] = []
+        refreshed: list[dict[str, Any]] = []
         for target, obs, events in results:
             targets[target.id] = target
             policy = policy_for(target.labels, rows_policies)
@@ -345,10 +353,7 @@ def evaluate(
                 "checked_at": _iso(obs.at),
                 "error": obs.error,
             }
-            open_rows = {
-                r.condition: r
-                for r in conn.execute(sa.select(a).where(a.c.target_id == target.id, a.c.state == "open")).all()
-            }
+            open_rows = open_all.pop(target.id, {})  # popped: a target listed twice sees no stale rows
             if current is None:  # unreachable: judge only that
                 current = [c for c in _unreachable(obs, policy, streaks)]
                 keep = {k for k in open_rows if k != "unreachable"}
@@ -365,19 +370,19 @@ def evaluate(
             for key, cond in wanted.items():
                 row = open_rows.get(key)
                 if row is not None:
-                    conn.execute(sa.update(a).where(a.c.id == row.id).values(detail=cond.detail, summary=cond.summary))
+                    refreshed.append({"alert_id": row.id, "new_detail": cond.detail, "new_summary": cond.summary})
                     continue
-                conn.execute(
-                    sa.insert(a).values(
-                        target_id=target.id,
-                        condition=key,
-                        state="open",
-                        severity=cond.severity,
-                        summary=cond.summary,
-                        detail=cond.detail,
-                        opened_at=moment,
-                        notified=0,
-                    )
+                new_open.append(
+                    {
+                        "target_id": target.id,
+                        "condition": key,
+                        "state": "open",
+                        "severity": cond.severity,
+                        "summary": cond.summary,
+                        "detail": cond.detail,
+                        "opened_at": moment,
+                        "notified": 0,
+                    }
                 )
             for cond in notices:
                 new_id = conn.execute(
@@ -396,6 +401,15 @@ def evaluate(
                 if not _is_snoozed(snoozed, target.id, cond.key):
                     conn.execute(sa.update(a).where(a.c.id == new_id).values(notified=1, last_notified_at=moment))
                     msg.alerts.append(_alert_dict(conn.execute(sa.select(a).where(a.c.id == new_id)).one(), "notice"))
+        if refreshed:
+            conn.execute(
+                sa.update(a)
+                .where(a.c.id == sa.bindparam("alert_id"))
+                .values(detail=sa.bindparam("new_detail"), summary=sa.bindparam("new_summary")),
+                refreshed,
+            )
+        if new_open:
+            conn.execute(sa.insert(a), new_open)
         # firing (never notified) and repeats, across every target
         specs = {r.id: r for r in conn.execute(sa.select(t.targets.c.id, t.targets.c.spec, t.targets.c.labels))}
         for row in conn.execute(sa.select(a).where(a.c.state == "open").order_by(a.c.id)).all():
