@@ -1258,12 +1258,15 @@ _BASE: tuple[Signature, ...] = (
         "go-not-tls",
         "Go",
         ("go",),
-        r"first record does not look like a TLS handshake|server gave HTTP response to HTTPS client",
+        r"first record does not look like a TLS handshake|server gave HTTP response to HTTPS client|"
+        r"unsupported SSLv2 handshake received",
         "protocol",
-        "The server did not answer with TLS.",
+        "The server did not answer with TLS (Go reads the first bytes as a record header: bytes that look like an "
+        "SSLv2 header give 'unsupported SSLv2 handshake received').",
         ("not-tls",),
         "tls: first record does not look like a TLS handshake",
         "http: server gave HTTP response to HTTPS client",
+        "tls: unsupported SSLv2 handshake received",
     ),
     _s(
         "go-macos-not-trusted",

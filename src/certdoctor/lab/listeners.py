@@ -237,8 +237,8 @@ class ServerThread:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(reader.read(1024), 2.0)  # typically the ClientHello
         data = bytearray(os.urandom(4096))
-        if 20 <= data[0] <= 24:  # never look like a TLS record header
-            data[0] ^= 0x80
+        if 20 <= data[0] <= 24 or data[0] == 0x80:  # never a TLS record header, nor Go's SSLv2 header byte
+            data[0] = 0x5A
         writer.write(bytes(data))
         await writer.drain()
         await close_writer(writer)
