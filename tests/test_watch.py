@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -443,3 +445,24 @@ def test_address_events_and_rotation_across_an_outage() -> None:
     unreadable = Snapshot("valid", b, "CN=CA", "", endpoints=two.endpoints)
     before = Snapshot("valid", a, "CN=CA", "", endpoints=two.endpoints)
     assert derive(before, before, unreadable)[0][1]["same_key"] is False  # keys that could not be read: unknown
+
+
+def test_an_unusable_database_is_one_line_and_a_documented_exit_code(tmp_path: Path) -> None:
+    """A database that does not answer is exit 3 (nothing could be checked), a path that cannot be one exit 2."""
+    refused = f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/x"
+    for db, code, said in [
+        (refused, 3, "cannot open the watch database postgresql+psycopg://nobody@127.0.0.1"),
+        (f"sqlite:///{tmp_path}/file/x.db", 2, "cannot create the watch database's folder"),
+        ("not a url", 2, "not a database URL"),
+    ]:
+        if db.startswith("sqlite"):
+            (tmp_path / "file").write_text("a file, not a folder")
+        done = subprocess.run(
+            [sys.executable, "-m", "certdoctor", "watch", "status", "--db", db],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == code, done.stderr
+        assert said in done.stderr and "Traceback" not in done.stderr and len(done.stderr.splitlines()) == 1

@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from ..errors import InputError
+from ..errors import CollectError, InputError
 from ..scan.targets import BadLine, ScanTarget, lines_of, parse_line, read_targets
 from . import tables as t
 from .events import Endpoint, Event, Snapshot, derive
@@ -72,7 +72,11 @@ def create_engine(url: str) -> Engine:
     except sa.exc.ArgumentError as exc:
         raise InputError(f"not a database URL: {url!r} ({exc})") from None
     if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(parsed.database).expanduser().parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"cannot create the watch database's folder {folder}: {exc.strerror or exc}") from None
     try:
         engine = sa.create_engine(parsed)
     except ModuleNotFoundError as exc:
@@ -218,9 +222,16 @@ class Store:
     """The monitor's database. ``Store(url)`` opens it (and migrates it); ``close()`` releases its connections."""
 
     def __init__(self, url: str | None = None) -> None:
+        """Raises InputError for a URL that cannot be used, CollectError when the database does not answer."""
         self.url = url or default_url()
         self.engine = create_engine(self.url)
-        migrate(self.engine)
+        try:
+            migrate(self.engine)
+        except sa.exc.OperationalError as exc:  # the server is down, refuses us, or the file cannot be opened
+            self.engine.dispose()
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+            shown = sa.engine.make_url(self.url).render_as_string(hide_password=True)
+            raise CollectError(f"cannot open the watch database {shown}: {reason}") from None
         self._insert_cert = _insert_ignoring_duplicates(self.engine.dialect.name)
 
     def close(self) -> None:
