@@ -48,9 +48,9 @@ def _extras(crls: tuple[tuple[str, bytes], ...], depth: int | None) -> dict[str,
     return {k: v for k, v in extras.items() if k in have}
 
 
-def judge_case(tc: dict[str, Any]):
-    """certdoctor's Diagnosis of one limbo case (in memory: trusted certs as extra roots, the case's time,
-    peer name, CRLs and maximum chain depth); raises on an unparsable certificate."""
+def case_inputs(tc: dict[str, Any]) -> tuple[list[x509.Certificate], list[x509.Certificate], str | None, datetime]:
+    """(trusted roots, chain leaf first, the expected peer name or None, the validation time) of one limbo case;
+    raises on an unparsable certificate."""
     trusted = [_load(p) for p in tc["trusted_certs"]]
     chain = [_load(tc["peer_certificate"]), *(_load(p) for p in tc["untrusted_intermediates"])]
     peer = tc["expected_peer_name"]
@@ -58,6 +58,13 @@ def judge_case(tc: dict[str, Any]):
     if peer:
         name = str(ipaddress.ip_address(peer["value"])) if peer["kind"] == "IP" else peer["value"]
     at = datetime.fromisoformat(tc["validation_time"]) if tc["validation_time"] else datetime.now().astimezone()
+    return trusted, chain, name, at
+
+
+def judge_case(tc: dict[str, Any]):
+    """certdoctor's Diagnosis of one limbo case (in memory: trusted certs as extra roots, the case's time,
+    peer name, CRLs and maximum chain depth); raises on an unparsable certificate."""
+    trusted, chain, name, at = case_inputs(tc)
     crls = tuple(
         (f"crl-{i}.pem", x509.load_pem_x509_crl(p.encode()).public_bytes(Encoding.DER))
         for i, p in enumerate(tc.get("crls") or ())

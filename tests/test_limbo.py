@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import collections
 import gzip
-import ipaddress
 import json
 import os
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
 
 from certdoctor.api import judge
 from certdoctor.clients.reactions import CLIENT_IDS
@@ -31,19 +28,21 @@ CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "limbo.jso
 ARTIFACTS = Path(os.environ.get("CERTDOCTOR_ARTIFACTS", Path(__file__).resolve().parents[1] / "artifacts"))
 
 
-def _load(pem: str) -> x509.Certificate:
-    return x509.load_pem_x509_certificate(pem.encode())
+def _bench_module() -> Any:
+    """bench/limbo_noticed.py, which reads a limbo case and judges it as certdoctor does (one reader for both)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "limbo_noticed", Path(__file__).parents[1] / "bench" / "limbo_noticed.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def _case_inputs(tc: dict[str, Any]):
-    trusted = [_load(p) for p in tc["trusted_certs"]]
-    chain = [_load(tc["peer_certificate"]), *(_load(p) for p in tc["untrusted_intermediates"])]
-    peer = tc["expected_peer_name"]
-    name = None
-    if peer:
-        name = str(ipaddress.ip_address(peer["value"])) if peer["kind"] == "IP" else peer["value"]
-    at = datetime.fromisoformat(tc["validation_time"]) if tc["validation_time"] else datetime.now().astimezone()
-    return trusted, chain, name, at
+BENCH = _bench_module()
+_case_inputs = BENCH.case_inputs
 
 
 @pytest.fixture(scope="module")
@@ -119,14 +118,7 @@ def test_noticed_without_bettertls():
     included): an expected FAILURE must carry an error or warning, an expected SUCCESS no error."""
     if not NOTICED_CORPUS.exists():
         pytest.skip(f"x509-limbo corpus not found at {NOTICED_CORPUS}")
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "limbo_noticed", Path(__file__).parents[1] / "bench" / "limbo_noticed.py"
-    )
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = BENCH
     cases = bench.load_cases(NOTICED_CORPUS)
     assert len(cases) == 198
     missed = [tc["id"] for tc in cases if not bench.noticed(tc)[0]]
