@@ -194,3 +194,33 @@ def test_unknown_critical_extension_without_openssl_library(lab, capsys, monkeyp
     for cid in ("curl", "python", "node"):
         assert clients[cid]["problem"] == "critical-extension", cid
         assert clients[cid]["error"] == CRITICAL_EXTENSION_TEXTS[cid], cid
+
+
+def test_the_sessions_prediction_memo_gives_the_verdicts_a_fresh_prediction_does(lab) -> None:  # type: ignore[no-untyped-def]
+    """A scan session reuses the client verdicts of a chain presented the same way (watch predicts every client
+    for every target); each reused verdict is the one predict() makes afresh for that diagnosis."""
+    import asyncio
+
+    from certdoctor.clients import predict
+    from certdoctor.model import DiagnoseOptions
+    from certdoctor.scan import Engine, ScanOptions, parse_line
+
+    names = ["good-rsa", "incomplete-no-aia", "expired", "multi-address", "wrong-host", "sha1"]
+    specs = []
+    for n in names:
+        ep = lab.endpoints[n]
+        specs.append(f"{ep.hostname}:{ep.port}," + ",".join(f"addr={a}" for a in ep.addresses))
+    targets = [parse_line(i + 1, s) for i, s in enumerate(specs * 3)]
+    seen: list = []
+    options = ScanOptions(
+        concurrency=4, clients=True, diagnose=DiagnoseOptions(ca_files=(str(lab.root_path),), clients=True)
+    )
+    engine = Engine(options, lambda *_: None, observe=lambda target, record, d: seen.append((target, record, d)))
+    asyncio.run(engine.run(targets))
+    assert len(seen) == len(targets) and all(d is not None for _, _, d in seen)
+    memo = engine.session.predicted
+    assert memo.hits >= len(names) * 2 * 9 // 2  # the repeats are (mostly) reused
+    for target, record, d in seen:
+        fresh = [v.to_dict() for v in predict(d)]
+        assert [v.to_dict() for v in d.clients] == fresh, target.text
+        assert [c["accepts"] for c in record["clients"]] == [v["accepts"] for v in fresh]

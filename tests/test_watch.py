@@ -125,6 +125,33 @@ def test_a_pass_over_lab_targets_status_and_history(lab: Lab, store: Store) -> N
     assert store.counts()["observations"] == 12
 
 
+def test_a_pass_with_helper_processes_stores_what_one_process_does(lab: Lab, store: Store, tmp_path: Path) -> None:
+    """Helpers (forked, as scan's) diagnose, this process alone writes: every target gets one observation, and
+    the same verdicts, findings, per-client verdicts and chains as a pass in one process on another store."""
+    names = ["good-rsa", "expired", "incomplete-no-aia", "multi-address", "wrong-host", "good-ecdsa"]
+    specs = [spec(lab, n) for n in names]
+    # the same targets several times over (distinct specs: an URL path of their own), in more than one batch
+    many = [f"https://{s.split(',', 1)[0]}/p{i},{s.split(',', 1)[1]}" for i in range(12) for s in specs]
+    store.add(many)
+    helped = run_pass(store, lab_options(lab), retries=0, workers=2)
+    with Store(f"sqlite:///{tmp_path / 'alone.db'}") as alone:
+        alone.add(many)
+        single = run_pass(alone, lab_options(lab), retries=0, workers=1)
+        expected = {r["target"]: r for r in alone.status()}
+    assert helped.checked == single.checked == len(many) and helped.verdicts == single.verdicts
+    assert store.counts()["observations"] == len(many)
+    for row in store.status():
+        other = expected[row["target"]]
+        assert (row["verdict"], row["findings"], row["rejected_by"], row["first_error"]) == (
+            other["verdict"],
+            other["findings"],
+            other["rejected_by"],
+            other["first_error"],
+        ), row["target"]
+    _, observations, _ = store.history(many[0])
+    assert observations[0]["endpoints"][0]["chain"] and {c["accepts"] for c in observations[0]["clients"]} == {True}
+
+
 # --- a server whose certificate is swapped ------------------------------------------------------------------------
 
 
@@ -348,6 +375,20 @@ def test_the_migrations_create_exactly_the_tables(watch_db: str) -> None:
         version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
     engine.dispose()
     assert diff == [] and version == "0002"
+
+
+def test_head_revision_is_alembics_head() -> None:
+    """`migrate` skips Alembic when the database is at the head read from the migrations' file names."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from certdoctor.watch.store import MIGRATIONS, head_revision
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    script = ScriptDirectory.from_config(config)
+    assert head_revision() == script.get_current_head()
+    assert len(script.get_heads()) == 1
 
 
 def test_default_database_location(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -294,6 +294,7 @@ def judge(
     analyses: dict[tuple[str, ...], ChainAnalysis] | None = None,
     judged: Callable[[tuple[str, ...], list[PresentedChain]], Any] | None = None,
     clients: Sequence[str] | None = None,
+    memo: Any = None,
 ) -> Diagnosis:
     """Run every registered check on collected evidence, then set each finding's severity by what the clients
     do (:func:`certdoctor.clients.verdict.reconcile`). Pure: no network or file access.
@@ -303,6 +304,7 @@ def judge(
     ``analyses``: path analyses already computed for this evidence, by the chain's fingerprints.
     ``judged(sources, members)``: a cache of earlier judgements of the same chain presented the same way
     (a :class:`certdoctor.session.ChainJudgement`, or None); used by sessions that diagnose many targets.
+    ``memo``: a :class:`certdoctor.clients.PredictionMemo` of the same session's earlier client verdicts.
     """
     from .checks import ChainContext, TargetContext, run_chain_checks, run_checks
 
@@ -338,16 +340,16 @@ def judge(
         (*notes, *evidence.aia_notes, *evidence.revocation_notes),
         predictor=_predict,
     )
-    return by_clients(standards, clients)
+    return by_clients(standards, clients, memo)
 
 
-def _predict(d: Diagnosis) -> Any:
+def _predict(d: Diagnosis, memo: Any = None) -> Any:
     from .clients import predict
 
-    return predict(d)
+    return predict(d, memo=memo)
 
 
-def by_clients(d: Diagnosis, clients: Sequence[str] | None = None) -> Diagnosis:
+def by_clients(d: Diagnosis, clients: Sequence[str] | None = None, memo: Any = None) -> Diagnosis:
     """``d`` with its findings' severities set by the clients (see :mod:`certdoctor.clients.verdict`); the
     per-client predictions, when computed for that, are kept for ``d.clients``."""
     from .clients.verdict import DEFAULT_CLIENTS, reconcile
@@ -356,11 +358,11 @@ def by_clients(d: Diagnosis, clients: Sequence[str] | None = None) -> Diagnosis:
 
     def predictions() -> Any:
         if not computed:
-            computed.append(tuple(_predict(d)))
+            computed.append(tuple(_predict(d, memo)))
         return computed[0]
 
     findings = reconcile(d.findings, clients or DEFAULT_CLIENTS, predictions, eager=bool(d.evidence.client_stores))
-    keep = (lambda _d: computed[0]) if computed else _predict
+    keep = (lambda _d: computed[0]) if computed else (lambda later: _predict(later, memo))
     return replace(d, findings=tuple(findings), predictor=keep, verdict_clients=tuple(clients or DEFAULT_CLIENTS))
 
 
@@ -478,6 +480,9 @@ class Session(AsyncClosing):
         self._revocation_stats: dict[str, int] = {}
         self.cache = cache
         self._judged: OrderedDict[tuple[Any, ...], ChainJudgement] = OrderedDict()
+        from .clients import PredictionMemo  # every judgement imports the clients package anyway
+
+        self.predicted = PredictionMemo()  # client verdicts of earlier targets (used when ``cache``)
         self._inflight: dict[tuple[Any, ...], asyncio.Future[None]] = {}
         self.chain_hits = 0
         self.chain_misses = 0
@@ -677,6 +682,7 @@ class Session(AsyncClosing):
             analyses=analyses,
             judged=self._lookup(tgt, chains) if self.cache else None,
             clients=self.verdict_clients,
+            memo=self.predicted if self.cache else None,
         )
         if self.cache:
             self._remember(tgt, chains, diagnosis)

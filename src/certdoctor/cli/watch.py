@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from datetime import timedelta
 from typing import Any
@@ -110,6 +111,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     run = parsers["run"]
     run.add_argument("--all", action="store_true", help="check every enabled target, due or not")
     run.add_argument("--concurrency", type=positive_int, default=100, metavar="N", help="targets in flight (100)")
+    run.add_argument(
+        "-w",
+        "--workers",
+        type=positive_int,
+        metavar="K",
+        help="processes that diagnose, as scan's (default: up to one per core, added while cores are idle); "
+        "this one alone writes the database",
+    )
     run.add_argument(
         "--retries", type=non_negative_int, default=2, metavar="N", help="retries of transient failures (2)"
     )
@@ -222,7 +231,15 @@ def _run(ns: argparse.Namespace, store: Any) -> int:
     from ..watch import run_pass
 
     options = diagnose_options(ns)
-    result = run_pass(store, options, everything=ns.all, concurrency=ns.concurrency, retries=ns.retries)
+    result = run_pass(
+        store,
+        options,
+        everything=ns.all,
+        concurrency=ns.concurrency,
+        retries=ns.retries,
+        workers=ns.workers or os.cpu_count() or 1,
+        adaptive=ns.workers is None,
+    )
     _send_alerts(store, result.results)
     if _emit(ns, "watch-run", result.to_dict()):
         return result.exit_code

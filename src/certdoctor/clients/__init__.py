@@ -11,8 +11,9 @@ trust stores, see ``diagnose(clients=True)``) and does no I/O.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..model import Finding, TrustStore
 from ..paths import CandidatePath, StoreIndex
@@ -22,7 +23,16 @@ from .profiles import FAMILIES, PROBLEMS, PROFILES, ClientProfile
 if TYPE_CHECKING:
     from ..diagnosis import ChainReport, Diagnosis
 
-__all__ = ["FAMILIES", "PROBLEMS", "PROFILES", "ClientProfile", "ClientVerdict", "predict", "profile"]
+__all__ = [
+    "FAMILIES",
+    "PROBLEMS",
+    "PROFILES",
+    "ClientProfile",
+    "ClientVerdict",
+    "PredictionMemo",
+    "predict",
+    "profile",
+]
 
 CLIENT_STORES = ("chrome", "mozilla", "system", "java", "microsoft")
 
@@ -65,8 +75,47 @@ def _merge(p: ClientProfile, verdicts: list[ClientVerdict]) -> ClientVerdict:
     )
 
 
-def predict(diagnosis: Diagnosis, clients: Sequence[str] | None = None) -> list[ClientVerdict]:
-    """One verdict per client family (all of :data:`PROFILES`, or the ids in ``clients``)."""
+MEMO_SIZE = 16384  # (client, chain) verdicts a memo keeps (see :class:`PredictionMemo`)
+
+
+class PredictionMemo:
+    """Verdicts of earlier predictions, for a session that judges many targets: one client on one chain
+    presented the same way (the same certificate objects, path analysis, revocation evidence and finding ids,
+    host name, port, sources and stapling) is the same verdict. Keys name the collector's and the judgement
+    cache's objects by ``id()``; each entry keeps those objects alive, so no id is reused while it exists.
+    Bounded: the least recently used entries go first beyond ``size``."""
+
+    def __init__(self, size: int = MEMO_SIZE) -> None:
+        self.size = size
+        self.hits = 0
+        self.misses = 0
+        self._entries: OrderedDict[tuple[Any, ...], tuple[ClientVerdict, tuple[Any, ...]]] = OrderedDict()
+
+    def get(self, key: tuple[Any, ...]) -> ClientVerdict | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        self._entries.move_to_end(key)
+        return entry[0]
+
+    def put(self, key: tuple[Any, ...], verdict: ClientVerdict, keep: tuple[Any, ...]) -> None:
+        self._entries[key] = (verdict, keep)
+        if len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def predict(
+    diagnosis: Diagnosis, clients: Sequence[str] | None = None, *, memo: PredictionMemo | None = None
+) -> list[ClientVerdict]:
+    """One verdict per client family (all of :data:`PROFILES`, or the ids in ``clients``).
+
+    ``memo``: verdicts of earlier diagnoses of the same session to reuse (see :class:`PredictionMemo`).
+    """
     ev = diagnosis.evidence
     available = list(ev.client_stores) or list(ev.stores)
     host = ev.target.name
@@ -77,26 +126,51 @@ def predict(diagnosis: Diagnosis, clients: Sequence[str] | None = None) -> list[
     for p in profiles:
         stores = _stores_for(p, available)
         verdicts: list[ClientVerdict] = []
+        store_names = tuple(s.name for s in stores)
         for n, report in enumerate(diagnosis.reports):
-            key = (n, tuple(s.name for s in stores))
+            findings = _findings_for(report, diagnosis.findings)
+            stapled = all(c.ocsp_staple for c in ev.chains if c.source in report.sources and c.address is not None)
+            chain = report.chain
+            memo_key = (
+                p.id,
+                store_names,
+                tuple(map(id, ev.extra_roots)),
+                id(report.analysis),
+                tuple(map(id, chain.certs)),
+                chain.total_received,
+                chain.handshake_bytes,
+                host,
+                port,
+                report.sources,
+                tuple(f.id for f in findings),
+                tuple(map(id, report.revocation)),
+                stapled,
+            )
+            if memo is not None:
+                known = memo.get(memo_key)
+                if known is not None:
+                    verdicts.append(known)
+                    continue
+            key = (n, store_names)
             if key not in paths_cache:
                 cindex = StoreIndex.shared(stores, ev.extra_roots)
                 paths_cache[key] = (cindex, client_paths(report.analysis, cindex))
-            verdicts.append(
-                predict_chain(
-                    p,
-                    report.chain,
-                    report.analysis,
-                    _findings_for(report, diagnosis.findings),
-                    stores,
-                    paths_cache[key],
-                    host,
-                    port,
-                    report.sources,
-                    report.revocation,
-                    all(c.ocsp_staple for c in ev.chains if c.source in report.sources and c.address is not None),
-                )
+            verdict = predict_chain(
+                p,
+                chain,
+                report.analysis,
+                findings,
+                stores,
+                paths_cache[key],
+                host,
+                port,
+                report.sources,
+                report.revocation,
+                stapled,
             )
+            if memo is not None:
+                memo.put(memo_key, verdict, (ev.extra_roots, report.analysis, chain.certs, report.revocation))
+            verdicts.append(verdict)
         verdicts.extend(predict_failure(p, failure, host, port) for failure in diagnosis.failures)
         if verdicts:
             out.append(_merge(p, verdicts))

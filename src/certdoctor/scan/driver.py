@@ -342,6 +342,23 @@ def run_scan(
     return summary
 
 
+def run_pool(
+    options: ScanOptions,
+    targets: Iterable[ScanTarget],
+    record: Any,
+    writer: Any,
+    *,
+    workers: int,
+    adaptive: bool = False,
+) -> None:
+    """Diagnose ``targets`` with this process and up to ``workers - 1`` helper processes, as :func:`run_scan`
+    does (``adaptive``: helpers only while this process is CPU-bound and cores are idle); ``record(value,
+    meta)`` gets each result in this process as it arrives (with ``options.produce``: ``(produced, None)``),
+    and ``writer.tick()`` is called every FLUSH_SECONDS. Raises KeyboardInterrupt when interrupted, after
+    handing over what the helpers had sent."""
+    _Pool(options, max(1, workers), adaptive, record, writer).run(iter(targets))
+
+
 def _good(
     items: Iterable[ScanTarget | BadLine],
     bad: Any,
@@ -596,7 +613,10 @@ class _Pool:
             record = error_record(
                 target, "a helper process of the scan died", "internal", attempts=0, elapsed=0.0, at=at
             )
-            self.record(serialise(self.options.fmt, record), record_meta(record))
+            if self.options.produce is not None:
+                self.record(self.options.produce(target, record, None), None)
+            else:
+                self.record(serialise(self.options.fmt, record), record_meta(record))
 
     async def _collect(self) -> None:
         """Write the helpers' records as they come, until every helper has finished (or died)."""

@@ -40,6 +40,11 @@ class ScanOptions:
     clients: bool = False  # per-client predictions in each record
     fmt: str = "jsonl"  # "jsonl" or "csv": how workers serialise records
     diagnose: DiagnoseOptions = field(default_factory=DiagnoseOptions)  # the Session's options
+    # Instead of a serialised record, each result is produce(target, record, diagnosis or None), emitted as
+    # (that value, None) — from every process of the scan: a module-level function (helper processes started
+    # with "spawn" get it by name) whose value crosses process boundaries (picklable). `certdoctor watch`
+    # makes its observations so.
+    produce: Callable[[ScanTarget, dict[str, Any], Diagnosis | None], Any] | None = None
 
 
 class Meta(NamedTuple):
@@ -66,7 +71,7 @@ def worst_severity(summary: dict[str, Any] | None) -> str | None:
     return None
 
 
-Emit = Callable[[str, Meta], None]
+Emit = Callable[[Any, Meta | None], None]  # (serialised record, meta), or (produced value, None): see produce
 # (target, record, diagnosis or None when the target could not be judged): see Engine's ``observe``
 Observe = Callable[[ScanTarget, dict[str, Any], Diagnosis | None], None]
 
@@ -144,6 +149,9 @@ class Engine:
     def __init__(self, options: ScanOptions, emit: Emit, *, observe: Observe | None = None) -> None:
         self.options = options
         self.emit = emit
+        if observe is None and options.produce is not None:
+            produce = options.produce
+            observe = lambda target, record, d: emit(produce(target, record, d), None)  # noqa: E731
         self.observe = observe
         self.limiter = RateLimiter(options.rate) if options.rate else None
         self.limit = options.concurrency  # workers allowed to take new targets (see share())

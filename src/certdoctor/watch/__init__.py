@@ -14,36 +14,41 @@ See :mod:`certdoctor.watch.tables` for what is stored and :mod:`certdoctor.watch
 
 from __future__ import annotations
 
-from .durations import format_duration, parse_duration
-from .events import KINDS as EVENT_KINDS
-from .events import Snapshot, derive
-from .runner import PassResult, observation, run_pass
-from .store import (
-    DEFAULT_EVERY,
-    DEFAULT_KEEP,
-    Observation,
-    Store,
-    WatchedTarget,
-    default_url,
-    parse_labels,
-    parse_spec,
-)
+import importlib
+from typing import Any
 
-__all__ = [
-    "DEFAULT_EVERY",
-    "DEFAULT_KEEP",
-    "EVENT_KINDS",
-    "Observation",
-    "PassResult",
-    "Snapshot",
-    "Store",
-    "WatchedTarget",
-    "default_url",
-    "derive",
-    "format_duration",
-    "observation",
-    "parse_duration",
-    "parse_labels",
-    "parse_spec",
-    "run_pass",
-]
+# Exports load on first use: `watch status` needs the store, not the scan engine behind `run_pass`.
+_EXPORTS = {
+    "format_duration": "durations",
+    "parse_duration": "durations",
+    "EVENT_KINDS": "events",
+    "Snapshot": "events",
+    "derive": "events",
+    "PassResult": "runner",
+    "observation": "runner",
+    "run_pass": "runner",
+    "DEFAULT_EVERY": "store",
+    "DEFAULT_KEEP": "store",
+    "Observation": "store",
+    "Store": "store",
+    "WatchedTarget": "store",
+    "default_url": "store",
+    "parse_labels": "store",
+    "parse_spec": "store",
+}
+_NAMES = {"EVENT_KINDS": "KINDS"}  # exported under another name than the module's
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), _NAMES.get(name, name))
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -341,7 +341,9 @@ def evaluate(
         for target, obs, events in results:
             targets[target.id] = target
             policy = policy_for(target.labels, rows_policies)
-            streaks = _streaks(conn, target.id, max(policy.after, 1))
+            # consecutive observations matter only to damped conditions: read them only for those
+            damped = obs.verdict == "unreachable" or any(fid in DAMPED_FINDINGS for fid, _ in obs.findings)
+            streaks = _streaks(conn, target.id, max(policy.after, 1)) if damped else {}
             current, notices = conditions(obs, events, policy, streaks, moment)
             msg = message(target)
             msg.observation = {

@@ -1,10 +1,10 @@
 """One pass (``certdoctor watch run``): the targets that are due, diagnosed by the scan engine (its session,
-judgement cache, concurrency, retries), each result stored as one observation in its own transaction — a pass
-killed midway loses only the targets in flight."""
+judgement cache, concurrency, retries, helper processes), each result stored as an observation as it arrives:
+in small transactions (at most :data:`BATCH` observations, committed at least every :data:`FLUSH_SECONDS`), so
+that a pass killed midway loses only the targets in flight and the last fraction of a second of results."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import random
 import time
@@ -17,14 +17,20 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 
 from .. import certinfo
+from ..collect.http import preload as preload_http
 from ..diagnosis import Diagnosis
 from ..model import DiagnoseOptions
-from ..scan.engine import Engine, ScanOptions
+from ..pipeline import Session, parse_at
+from ..scan.driver import run_pool
+from ..scan.engine import ScanOptions
 from ..scan.targets import ScanTarget
 from .events import Endpoint, Event
 from .store import CertRow, Observation, Store, WatchedTarget, now
 
 JITTER = 0.1  # the next check of a target is due after its interval ± 10 %, so that a fleet spreads out
+BATCH = 64  # observations per transaction at most
+SMALL_PASS = 200  # fewer targets than this: one process, even when helpers may be added
+FLUSH_SECONDS = 0.25  # an observation waits at most this long (plus a helper's own quarter second) to be stored
 
 
 @dataclass
@@ -158,6 +164,70 @@ def next_due(target: WatchedTarget, at: datetime) -> datetime:
     return at + timedelta(seconds=target.every_s * random.uniform(1 - JITTER, 1 + JITTER))
 
 
+def observe_target(target: ScanTarget, record: dict[str, Any], diagnosis: Diagnosis | None) -> Observation:
+    """The scan engine's result for one watched target (whose ``line`` is its id) as an :class:`Observation`;
+    run in whichever process diagnosed it (see ScanOptions.produce)."""
+    moment = now()
+    try:
+        return observation(target.line, record, diagnosis, moment)
+    except Exception:  # defensive: a certificate the store cannot describe must not stop the pass
+        return observation(target.line, record, None, moment)
+
+
+def kept(obs: Observation) -> Observation:
+    """What a pass keeps of an observation for the alerts at its end: no endpoints, only the leaf certificate
+    without its DER (10,000 observations with their chains were most of a pass's memory)."""
+    leaf = tuple(replace(c, der=b"") for c in obs.certificates if c.sha256 == obs.leaf_sha256)
+    return replace(obs, endpoints=(), certificates=leaf)
+
+
+class _Writer:
+    """Stores the observations of a pass as they arrive, :data:`BATCH` at a time or every :data:`FLUSH_SECONDS`
+    (``tick``), and counts them into the :class:`PassResult`.
+
+    In the event loop's thread: a writer thread measured twice as slow, its Python work taking the GIL from
+    the event loop for a switch interval at a time."""
+
+    def __init__(
+        self,
+        store: Store,
+        by_id: dict[int, WatchedTarget],
+        result: PassResult,
+        on_result: Callable[[WatchedTarget, Observation, list[Event]], None] | None,
+    ) -> None:
+        self.store = store
+        self.by_id = by_id
+        self.result = result
+        self.on_result = on_result
+        self.pending: list[Observation] = []
+        self.last = time.monotonic()
+
+    def add(self, obs: Observation, _meta: object = None) -> None:
+        self.pending.append(obs)
+        if len(self.pending) >= BATCH:
+            self.flush()
+
+    def tick(self) -> None:
+        if self.pending and time.monotonic() - self.last >= FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        self.last = time.monotonic()
+        if not self.pending:
+            return
+        batch, self.pending = self.pending, []
+        made = self.store.record_many([(obs, next_due(self.by_id[obs.target_id], obs.at)) for obs in batch])
+        result = self.result
+        for obs, events in zip(batch, made, strict=True):
+            watched = self.by_id[obs.target_id]
+            result.checked += 1
+            result.verdicts[obs.verdict] += 1
+            result.events.update(kind for kind, _ in events)
+            result.results.append((watched, kept(obs), events))
+            if self.on_result is not None:
+                self.on_result(watched, obs, events)
+
+
 def run_pass(
     store: Store,
     diagnose: DiagnoseOptions | None = None,
@@ -166,12 +236,18 @@ def run_pass(
     targets: Sequence[WatchedTarget] | None = None,
     concurrency: int = 100,
     retries: int = 2,
+    workers: int = 1,
+    adaptive: bool = False,
     on_result: Callable[[WatchedTarget, Observation, list[Event]], None] | None = None,
 ) -> PassResult:
     """Check the targets that are due (every enabled one with ``everything``; or exactly ``targets``) and store
-    an observation and its events for each, as each completes.
+    an observation and its events for each, as each completes (see the module docstring for the batches).
 
     ``diagnose``: the judgement options (trust stores, --ca-file, timeouts); client predictions are always on.
+    ``workers``: processes that diagnose (this one and ``workers - 1`` helpers, as `certdoctor scan` runs them;
+    ``adaptive``: helpers only while this process is CPU-bound); this process alone writes the database.
+    ``on_result(target, observation, events)``: called after each observation is committed.
+    The result's ``results`` keep each observation without its endpoints and chain (see :func:`kept`).
     """
     started = time.monotonic()
     todo = list(targets) if targets is not None else store.due(everything=everything)
@@ -184,24 +260,21 @@ def run_pass(
         retries=retries,
         clients=True,
         diagnose=replace(diagnose or DiagnoseOptions(), clients=True),
+        produce=observe_target,
     )
-
-    def observe(target: ScanTarget, record: dict[str, Any], diagnosis: Diagnosis | None) -> None:
-        watched = by_id[target.line]
-        moment = now()
-        try:
-            obs = observation(watched.id, record, diagnosis, moment)
-        except Exception:  # defensive: a certificate the store cannot describe must not stop the pass
-            obs = observation(watched.id, record, None, moment)
-        events = store.record(obs, next_due=next_due(watched, moment))
-        result.checked += 1
-        result.verdicts[obs.verdict] += 1
-        result.events.update(kind for kind, _ in events)
-        result.results.append((watched, obs, events))
-        if on_result is not None:
-            on_result(watched, obs, events)
-
-    engine = Engine(options, lambda _text, _meta: None, observe=observe)
-    asyncio.run(engine.run([x.scan_target() for x in todo]))
-    result.elapsed_s = time.monotonic() - started
+    writer = _Writer(store, by_id, result, on_result)
+    processes = 1 if adaptive and len(todo) < SMALL_PASS else max(1, min(workers, len(todo)))
+    if processes > 1:
+        # As `certdoctor scan` does: one moment for every process's judgements, and the trust stores loaded
+        # (cached by the module) before helpers fork, so that they share them.
+        options.diagnose = replace(options.diagnose, at=parse_at(options.diagnose.at))
+        Session(options.diagnose, cache=True)
+        if options.diagnose.fetch_aia or options.diagnose.revocation:
+            preload_http()
+        store.engine.dispose()  # no pooled database connection is shared with a forked helper
+    try:
+        run_pool(options, [x.scan_target() for x in todo], writer.add, writer, workers=processes, adaptive=adaptive)
+    finally:
+        writer.flush()  # interrupted too: what is done is stored
+        result.elapsed_s = time.monotonic() - started
     return result
