@@ -347,6 +347,11 @@ def test_import_is_idempotent_and_updates_labels(store: Store, tmp_path: Path) -
     assert store.targets() == []
     with pytest.raises(InputError, match="unsupported scheme"):
         store.add(["ftp://example.com"])
+    # added in chunks (a few statements per 500): a spec repeated in a later chunk is not added twice
+    many = [f"h{i}.example:443" for i in range(1001)]
+    done = store.add([*many, "h0.example:443"], {"bulk": "1"})
+    assert [added for _, added in done] == [True] * 1001 + [False]
+    assert done[-1][0].id == done[0][0].id and len(store.targets({"bulk": "1"})) == 1001
 
 
 def test_durations() -> None:

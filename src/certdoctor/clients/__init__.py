@@ -122,30 +122,33 @@ def predict(
     port = None if ev.target.is_files else ev.target.port
     profiles = [p for p in PROFILES if clients is None or p.id in clients]
     paths_cache: dict[tuple[int, tuple[str, ...]], tuple[StoreIndex, list[CandidatePath]]] = {}
+    # per presented chain, what every client's verdict depends on besides the client (and its memo key's part)
+    reports = []
+    for report in diagnosis.reports:
+        findings = _findings_for(report, diagnosis.findings)
+        stapled = all(c.ocsp_staple for c in ev.chains if c.source in report.sources and c.address is not None)
+        chain = report.chain
+        shared = (
+            tuple(map(id, ev.extra_roots)),
+            id(report.analysis),
+            tuple(map(id, chain.certs)),
+            chain.total_received,
+            chain.handshake_bytes,
+            host,
+            port,
+            report.sources,
+            tuple(f.id for f in findings),
+            tuple(map(id, report.revocation)),
+            stapled,
+        )
+        reports.append((report, findings, stapled, shared))
     out: list[ClientVerdict] = []
     for p in profiles:
         stores = _stores_for(p, available)
         verdicts: list[ClientVerdict] = []
         store_names = tuple(s.name for s in stores)
-        for n, report in enumerate(diagnosis.reports):
-            findings = _findings_for(report, diagnosis.findings)
-            stapled = all(c.ocsp_staple for c in ev.chains if c.source in report.sources and c.address is not None)
-            chain = report.chain
-            memo_key = (
-                p.id,
-                store_names,
-                tuple(map(id, ev.extra_roots)),
-                id(report.analysis),
-                tuple(map(id, chain.certs)),
-                chain.total_received,
-                chain.handshake_bytes,
-                host,
-                port,
-                report.sources,
-                tuple(f.id for f in findings),
-                tuple(map(id, report.revocation)),
-                stapled,
-            )
+        for n, (report, findings, stapled, shared) in enumerate(reports):
+            memo_key = (p.id, store_names, shared)
             if memo is not None:
                 known = memo.get(memo_key)
                 if known is not None:
@@ -157,7 +160,7 @@ def predict(
                 paths_cache[key] = (cindex, client_paths(report.analysis, cindex))
             verdict = predict_chain(
                 p,
-                chain,
+                report.chain,
                 report.analysis,
                 findings,
                 stores,
@@ -169,7 +172,7 @@ def predict(
                 stapled,
             )
             if memo is not None:
-                memo.put(memo_key, verdict, (ev.extra_roots, report.analysis, chain.certs, report.revocation))
+                memo.put(memo_key, verdict, (ev.extra_roots, report.analysis, report.chain.certs, report.revocation))
             verdicts.append(verdict)
         verdicts.extend(predict_failure(p, failure, host, port) for failure in diagnosis.failures)
         if verdicts:

@@ -259,24 +259,38 @@ def conditions(
     return out, notices
 
 
-def _streaks(conn: sa.Connection, target_id: int, limit: int) -> dict[str, int]:
+def _streaks(conn: sa.Connection, limits: Mapping[int, int]) -> dict[int, dict[str, int]]:
+    """Per target (id → how many of its latest observations to look at): how many consecutive latest
+    observations were unreachable, or had each damped finding. One query per 500 targets (a window function,
+    which SQLite ≥ 3.25 and PostgreSQL have), not one per target."""
     o = t.observations
-    rows = conn.execute(
-        sa.select(o.c.verdict, o.c.findings)
-        .where(o.c.target_id == target_id)
-        .order_by(o.c.at.desc(), o.c.id.desc())
-        .limit(limit)
-    ).all()
-    out: dict[str, int] = {}
-    keys = ["unreachable", *DAMPED_FINDINGS]
-    for key in keys:
-        n = 0
-        for r in rows:
-            has = r.verdict == "unreachable" if key == "unreachable" else key in {f[0] for f in r.findings or ()}
-            if not has:
-                break
-            n += 1
-        out[key] = n
+    rows: dict[int, list[Any]] = {}
+    ids = sorted(limits)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        rank = sa.func.row_number().over(partition_by=o.c.target_id, order_by=(o.c.at.desc(), o.c.id.desc()))
+        inner = sa.select(o.c.target_id, o.c.verdict, o.c.findings, rank.label("rank")).where(o.c.target_id.in_(chunk))
+        latest = inner.subquery()
+        query = (
+            sa.select(latest)
+            .where(latest.c.rank <= max(limits[i] for i in chunk))
+            .order_by(latest.c.target_id, latest.c.rank)
+        )
+        for r in conn.execute(query):
+            if r.rank <= limits[r.target_id]:
+                rows.setdefault(r.target_id, []).append(r)
+    out: dict[int, dict[str, int]] = {}
+    for target_id in ids:
+        counts: dict[str, int] = {}
+        for key in ["unreachable", *DAMPED_FINDINGS]:
+            n = 0
+            for r in rows.get(target_id, ()):
+                has = r.verdict == "unreachable" if key == "unreachable" else key in {f[0] for f in r.findings or ()}
+                if not has:
+                    break
+                n += 1
+            counts[key] = n
+        out[target_id] = counts
     return out
 
 
@@ -338,12 +352,20 @@ def evaluate(
             open_all.setdefault(r.target_id, {})[r.condition] = r
         new_open: list[dict[str, Any]] = []
         refreshed: list[dict[str, Any]] = []
+        results = list(results)
+        # consecutive observations matter only to damped conditions: read them only for those, all at once
+        streaks_of = _streaks(
+            conn,
+            {
+                target.id: max(policy_for(target.labels, rows_policies).after, 1)
+                for target, obs, _ in results
+                if obs.verdict == "unreachable" or any(fid in DAMPED_FINDINGS for fid, _ in obs.findings)
+            },
+        )
         for target, obs, events in results:
             targets[target.id] = target
             policy = policy_for(target.labels, rows_policies)
-            # consecutive observations matter only to damped conditions: read them only for those
-            damped = obs.verdict == "unreachable" or any(fid in DAMPED_FINDINGS for fid, _ in obs.findings)
-            streaks = _streaks(conn, target.id, max(policy.after, 1)) if damped else {}
+            streaks = streaks_of.get(target.id, {})
             current, notices = conditions(obs, events, policy, streaks, moment)
             msg = message(target)
             msg.observation = {

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import random
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -61,7 +61,24 @@ class PassResult:
         }
 
 
+_ROWS: OrderedDict[int, tuple[Any, CertRow]] = OrderedDict()  # id(cert) → (cert, its row): see _cert_row
+ROWS_CACHED = 4096
+
+
 def _cert_row(cert: Any) -> CertRow:
+    """The stored description of a certificate. The collector hands out one object per distinct certificate,
+    so rows are remembered by object (the entry keeps the object alive, so its id is not reused)."""
+    hit = _ROWS.get(id(cert))
+    if hit is not None and hit[0] is cert:
+        return hit[1]
+    row = _describe(cert)
+    _ROWS[id(cert)] = (cert, row)
+    if len(_ROWS) > ROWS_CACHED:
+        _ROWS.popitem(last=False)
+    return row
+
+
+def _describe(cert: Any) -> CertRow:
     der = cert.public_bytes(serialization.Encoding.DER)
     try:
         spki = cert.public_key().public_bytes(

@@ -27,6 +27,7 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 DEFAULT_EVERY = 3600  # seconds between checks of a target (`--every`)
 DEFAULT_KEEP = 30 * 86400  # seconds of raw observations kept by prune (`--keep`)
 URGENT = ("unreachable", "invalid")  # verdicts that put a target at the top of status
+ADD_CHUNK = 500  # targets added per round of statements
 KNOWN_CERTS = 100_000  # certificates remembered as stored (beyond that, forgotten: looked up again)
 
 
@@ -278,37 +279,54 @@ class Store:
         Raises: InputError for a spec scan would not accept (nothing is added then).
         """
         parsed = [parse_spec(s) if isinstance(s, str) else s for s in specs]
-        out: list[tuple[WatchedTarget, bool]] = []
         moment = now()
+        table = t.targets
+        added: set[str] = set()
+        rows: dict[str, Any] = {}
         with self.engine.begin() as conn:
-            for target in parsed:
-                row = conn.execute(sa.select(t.targets).where(t.targets.c.spec == target.text)).first()
-                if row is None:
-                    new_id = conn.execute(
-                        sa.insert(t.targets).values(
-                            spec=target.text,
-                            host=target.host,
-                            port=target.port,
-                            sni=target.sni,
-                            name=target.name,
-                            addresses=list(target.addresses),
-                            labels=dict(labels or {}),
-                            every_s=int(every),
-                            next_due=moment,
-                            created=moment,
-                            enabled=True,
-                        )
-                    ).inserted_primary_key[0]
-                    added = True
-                else:
-                    new_id = row.id
-                    merged = {**(row.labels or {}), **(labels or {})}
+            for start in range(0, len(parsed), ADD_CHUNK):  # a few statements per chunk, not three per target
+                chunk = list({p.text: p for p in parsed[start : start + ADD_CHUNK]}.values())
+                existing = {
+                    r.spec: r for r in conn.execute(sa.select(table).where(table.c.spec.in_([p.text for p in chunk])))
+                }
+                new = [
+                    {
+                        "spec": p.text,
+                        "host": p.host,
+                        "port": p.port,
+                        "sni": p.sni,
+                        "name": p.name,
+                        "addresses": list(p.addresses),
+                        "labels": dict(labels or {}),
+                        "every_s": int(every),
+                        "next_due": moment,
+                        "created": moment,
+                        "enabled": True,
+                    }
+                    for p in chunk
+                    if p.text not in existing and p.text not in rows
+                ]
+                if new:
+                    conn.execute(sa.insert(table), new)
+                    added.update(n["spec"] for n in new)
+                updates = [
+                    {"tid": r.id, "new_labels": {**(r.labels or {}), **(labels or {})}, "new_every": int(every)}
+                    for r in existing.values()
+                ]
+                if updates:
                     conn.execute(
-                        sa.update(t.targets).where(t.targets.c.id == row.id).values(labels=merged, every_s=int(every))
+                        sa.update(table)
+                        .where(table.c.id == sa.bindparam("tid"))
+                        .values(labels=sa.bindparam("new_labels"), every_s=sa.bindparam("new_every")),
+                        updates,
                     )
-                    added = False
-                fresh = conn.execute(sa.select(t.targets).where(t.targets.c.id == new_id)).one()
-                out.append((_target(fresh), added))
+                wanted = [p.text for p in chunk]
+                rows.update({r.spec: r for r in conn.execute(sa.select(table).where(table.c.spec.in_(wanted)))})
+        out: list[tuple[WatchedTarget, bool]] = []
+        for p in parsed:
+            first = p.text in added
+            added.discard(p.text)  # the same spec again in this call: already there by then
+            out.append((_target(rows[p.text]), first))
         return out
 
     def import_file(
