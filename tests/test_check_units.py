@@ -732,6 +732,15 @@ def test_not_reloaded() -> None:
     assert "commit ssl cert" in one(haproxy, "not-reloaded").fix
     # in sync: nothing
     assert check(LEAF.cert, CA.cert, deployed=(deployed_file(LEAF.cert, CA.cert),)).ids() == []
+    # --expect FILE and --deployed FILE: one finding, the deployment's
+    both = check(
+        LEAF.cert,
+        CA.cert,
+        deployed=(deployed_file(RENEWED.cert, CA.cert),),
+        expected=(RENEWED.cert, CA.cert),
+        expected_source="/etc/nginx/fullchain.pem",
+    )
+    assert both.ids() == ["not-reloaded"]
 
 
 @covers("served-not-deployed")

@@ -488,7 +488,7 @@ def test_java_keystore_made_by_keytool(pki, tmp_path, store_type):
     assert nopw.leaf == pki.new.cert and nopw.key_matches is None and nopw.problems
 
 
-def test_missing_pyjks_is_one_line(pki, tmp_path, monkeypatch):
+def test_missing_pyjks_is_one_line(pki, tmp_path, monkeypatch, capsys):
     import builtins
 
     store = tmp_path / "x.jks"
@@ -504,6 +504,11 @@ def test_missing_pyjks_is_one_line(pki, tmp_path, monkeypatch):
     f = read_deployed_file(str(store))
     assert f.error_kind == "library" and "pip install 'certdoctor[jks]'" in (f.error or "")
     assert "\n" not in (f.error or "")
+    good = tmp_path / "good.pem"
+    good.write_bytes(_pem(pki.new, pki.ca))
+    code = main(["check", "--file", str(good), "--name", HOST, "--no-revocation", "--deployed", str(store)])
+    err = capsys.readouterr().err
+    assert code == 2 and "pyjks" in err and len(err.strip().splitlines()) == 1, err
 
 
 # --- hostile files -------------------------------------------------------------------------------------------
@@ -561,3 +566,43 @@ def test_hostile_files_through_check_are_findings(pki, tmp_path, capsys):
     assert set(unreadable) == {str(big), str(truncated)}
     assert unreadable[str(big)]["evidence"]["error_kind"] == "too-large"
     assert code == 1
+
+
+def test_key_derivation_iteration_caps(pki, tmp_path, monkeypatch):
+    """A PKCS#12 file or JCEKS key asking for more key-derivation iterations than the cap is refused before any
+    key is derived (the cap is lowered here so that an ordinary file is over it)."""
+    import certdoctor.collect.deployed as deployed_module
+    import certdoctor.collect.keys as keys_module
+
+    p12 = _formats(pki, tmp_path)["p12"]
+    monkeypatch.setattr(keys_module, "MAX_PKCS12_ITERATIONS", 100)
+    f = read_deployed_file(str(p12), password=b"s3cret pw")
+    assert f.error_kind == "parse" and "iteration count" in (f.error or "") and "above certdoctor's limit" in f.error
+    if shutil.which("keytool") is None:
+        return
+    pytest.importorskip("jks")
+    store = tmp_path / "server.jceks"
+    out = subprocess.run(
+        [shutil.which("keytool"), "-importkeystore", "-srckeystore", str(p12), "-srcstoretype", "PKCS12",
+         "-srcstorepass", "s3cret pw", "-destkeystore", str(store), "-deststoretype", "JCEKS", "-deststorepass",
+         "s3cret pw", "-noprompt"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    monkeypatch.setattr(deployed_module, "MAX_PKCS12_ITERATIONS", 100)
+    f = read_deployed_file(str(store), password=b"s3cret pw")
+    assert f.leaf == pki.new.cert and f.key_matches is None
+    assert any("key-derivation iterations" in p for p in f.problems), f.problems
+
+
+def test_usage_errors_are_one_line(pki, tmp_path, capsys, monkeypatch):
+    good = tmp_path / "good.pem"
+    good.write_bytes(_pem(pki.new, pki.ca))
+    monkeypatch.delenv("NO_SUCH_PASSWORD_VARIABLE", raising=False)
+    for argv, says in (
+        (["--deployed", str(good), "--password-env", "NO_SUCH_PASSWORD_VARIABLE"], "no such environment variable"),
+        (["--server-type", "nginx"], "--server-type goes with --deployed"),
+    ):
+        code = main(["check", "--file", str(good), "--name", HOST, "--no-revocation", *argv])
+        err = capsys.readouterr().err
+        assert code == 2 and says in err and "Traceback" not in err, err
