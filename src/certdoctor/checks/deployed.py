@@ -44,7 +44,9 @@ __all__ = [
     "REUSED_FILE_CHECKS",
     "Drift",
     "classify",
+    "relevant_files",
     "reload_fix",
+    "who_answers_fix",
 ]
 
 DRIFT_IDS = ("not-reloaded", "served-not-deployed", "partially-reloaded")
