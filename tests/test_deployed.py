@@ -170,12 +170,18 @@ class Nginx:
             [NGINX, "-p", str(self.prefix), "-c", str(self.conf), "-s", "reload"], capture_output=True, text=True
         )
         assert out.returncode == 0, out.stderr
-        for _ in range(400):
-            now = set(children(self.proc.pid))
-            if now and not now & before:
-                return
-            time.sleep(0.05)
-        raise AssertionError("the old nginx worker did not exit after the reload")
+        wait_children_replaced(self.proc.pid, before)
+
+
+def wait_children_replaced(pid: int, before: set[int], attempts: int = 600) -> None:
+    """Poll until none of the child processes ``before`` of ``pid`` is left and a new one runs (after a reload,
+    the old workers finish and exit; until then they may still take connections with the old certificate)."""
+    for _ in range(attempts):
+        now = set(children(pid))
+        if now and not now & before:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the old workers of {pid} did not exit after the reload")
 
 
 def children(pid: int) -> list[int]:
@@ -361,8 +367,10 @@ DefaultRuntimeDir {root}
         assert "apachectl configtest && systemctl reload apache2" in f["fix"]
         assert f["evidence"]["served_sha256"] == fp(pki.old)
         # a graceful restart (what `apachectl -k graceful` sends: SIGUSR1 to the parent)
+        before = set(children(proc.pid))
         graceful = subprocess.run([APACHE, "-f", str(conf), "-k", "graceful"], env=env, capture_output=True, text=True)
         assert graceful.returncode == 0, graceful.stderr
+        wait_children_replaced(proc.pid, before)  # an old child may still answer until it has exited
         wait_serving("127.0.0.1", port, fp(pki.new))
         doc = check_json(pki, port, ["127.0.0.1"], "--deployed", str(chain), "--server-type", "apache", capsys=capsys)
         assert [f["id"] for f in doc["findings"]] == [] and doc["verdict"] == "valid"
