@@ -614,3 +614,20 @@ def test_usage_errors_are_one_line(pki, tmp_path, capsys, monkeypatch):
         code = main(["check", "--file", str(good), "--name", HOST, "--no-revocation", *argv])
         err = capsys.readouterr().err
         assert code == 2 and says in err and "Traceback" not in err, err
+
+
+def test_library_call_with_deployed(pki, tmp_path):
+    """certdoctor.diagnose(..., deployed=[...], server_type=...): the same judgement as the command line."""
+    from certdoctor import diagnose
+
+    served = tmp_path / "served.pem"
+    served.write_bytes(_pem(pki.old, pki.ca))
+    on_disk = tmp_path / "renewed.pem"
+    on_disk.write_bytes(_pem(pki.new, pki.ca))
+    d = diagnose(
+        files=[str(served)], name=HOST, ca_files=[pki.root_path], revocation=False, clients=False,
+        deployed=[str(on_disk)], server_type="haproxy",
+    )  # fmt: skip
+    [f] = [f for f in d.findings if f.id == "not-reloaded"]
+    assert f.sources == (str(served),) and f"set ssl cert {on_disk}" in f.fix
+    assert d.evidence.deployed[0].leaf == pki.new.cert and d.evidence.server_type == "haproxy"
