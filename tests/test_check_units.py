@@ -30,6 +30,7 @@ from certdoctor.checks import REGISTRY, ChainContext, load_all, registry, run_ch
 from certdoctor.lab.pki import with_serial
 from certdoctor.model import (
     AiaFetch,
+    DeployedFile,
     Evidence,
     Finding,
     PemIssue,
@@ -700,6 +701,94 @@ def test_served_differs_from_expected() -> None:
         "expected_not_after": wanted.cert.not_valid_after_utc.isoformat(),
     }
     assert "not reloaded" in f.detail
+
+
+def deployed_file(*certs: x509.Certificate, path: str = "/etc/nginx/fullchain.pem", **kw: Any) -> DeployedFile:
+    """A deployed file as collect.deployed reads it (leaf: the first certificate unless ``leaf_index``)."""
+    kw.setdefault("leaf_index", 0 if certs else None)
+    return DeployedFile(path, mtime=AT - timedelta(hours=1), size=1000, format="pem", certs=certs, **kw)
+
+
+RENEWED = leaf(NAME, CA, not_before=AT - timedelta(days=1))
+
+
+@covers("not-reloaded")
+def test_not_reloaded() -> None:
+    d = check(LEAF.cert, CA.cert, deployed=(deployed_file(RENEWED.cert, CA.cert),), server_type="nginx")
+    assert d.ids() == ["not-reloaded"]
+    f = one(d, "not-reloaded")
+    assert f.severity is Severity.ERROR and f.cert_position == 0 and f.sources == (NET,) and f.rejected_by == ()
+    assert "nginx -t && nginx -s reload" in f.fix
+    ev = f.evidence
+    assert (ev["served_sha256"], ev["deployed_sha256"]) == (fp(LEAF.cert), fp(RENEWED.cert))
+    assert ev["deployed_path"] == "/etc/nginx/fullchain.pem" and ev["addresses"] == [NET] and ev["stale"] == "leaf"
+    assert ev["deployed_mtime"] == (AT - timedelta(hours=1)).isoformat()
+    assert ev["served_not_before"] < ev["deployed_not_before"]
+    # the fix follows the server type
+    assert "apachectl configtest" in one(check(LEAF.cert, CA.cert, deployed=(deployed_file(RENEWED.cert, CA.cert),),
+                                                server_type="apache"), "not-reloaded").fix  # fmt: skip
+    haproxy = check(LEAF.cert, CA.cert, deployed=(deployed_file(RENEWED.cert, CA.cert),), server_type="haproxy")
+    assert "set ssl cert /etc/nginx/fullchain.pem" in one(haproxy, "not-reloaded").fix
+    assert "commit ssl cert" in one(haproxy, "not-reloaded").fix
+    # in sync: nothing
+    assert check(LEAF.cert, CA.cert, deployed=(deployed_file(LEAF.cert, CA.cert),)).ids() == []
+    # --expect FILE and --deployed FILE: one finding, the deployment's
+    both = check(
+        LEAF.cert,
+        CA.cert,
+        deployed=(deployed_file(RENEWED.cert, CA.cert),),
+        expected=(RENEWED.cert, CA.cert),
+        expected_source="/etc/nginx/fullchain.pem",
+    )
+    assert both.ids() == ["not-reloaded"]
+
+
+@covers("served-not-deployed")
+def test_served_not_deployed() -> None:
+    other = leaf("other.test", CA)
+    d = check(other.cert, CA.cert, deployed=(deployed_file(LEAF.cert, CA.cert),), server_type="lb")
+    f = one(d, "served-not-deployed")
+    assert f.severity is Severity.ERROR and f.sources == (NET,)
+    assert f.evidence["served_sha256"] == fp(other.cert) and f.evidence["deployed_sha256"] == fp(LEAF.cert)
+    assert "re-upload" in f.fix
+    assert "hostname-mismatch" in d.ids()  # what clients reject, the served chain's own finding
+
+
+@covers("partially-reloaded")
+def test_partially_reloaded() -> None:
+    ev = evidence(
+        served(RENEWED.cert, CA.cert, source=NET),
+        served(LEAF.cert, CA.cert, source=NET2),
+        deployed=(deployed_file(RENEWED.cert, CA.cert),),
+    )
+    d = judge(ev)
+    assert sorted(d.ids()) == ["endpoints-differ", "partially-reloaded"]
+    f = one(d, "partially-reloaded")
+    assert f.sources == (NET2,) and f.evidence["reloaded_addresses"] == [NET]
+    assert f.evidence["served_sha256"] == fp(LEAF.cert)
+
+
+@covers("deployed-file-unreadable")
+def test_deployed_file_unreadable() -> None:
+    broken = DeployedFile("/etc/nginx/x.pem", error="/etc/nginx/x.pem: no certificate found", error_kind="parse")
+    d = check(LEAF.cert, CA.cert, deployed=(broken,))
+    f = one(d, "deployed-file-unreadable")
+    assert f.sources == ("/etc/nginx/x.pem",) and f.evidence["error_kind"] == "parse"
+    assert f.severity is Severity.ERROR
+
+
+@covers("deployed-file-problem")
+def test_deployed_file_problem() -> None:
+    # the renewal on disk lacks its intermediate: clients will refuse it once the server reloads
+    d = check(LEAF.cert, CA.cert, deployed=(deployed_file(RENEWED.cert),))
+    assert sorted(d.ids()) == ["deployed-file-problem", "not-reloaded"]
+    f = one(d, "deployed-file-problem")
+    assert f.evidence["problem"] == "missing-intermediate" and f.severity is Severity.WARNING
+    assert f.sources == ("/etc/nginx/fullchain.pem",)
+    # a key that does not belong to the deployed leaf: the reload would fail
+    d = check(LEAF.cert, CA.cert, deployed=(deployed_file(LEAF.cert, CA.cert, key_matches=False, key_source="k"),))
+    f = one(d, "deployed-file-problem")
+    assert f.evidence["problem"] == "key-mismatch" and f.severity is Severity.ERROR
 
 
 @covers("served-differs-from-expected")

@@ -81,6 +81,9 @@ async def diagnose_async(
     aia_timeout: float = DEFAULT_AIA_TIMEOUT,
     allow_private_fetch: bool = True,
     verdict_clients: Sequence[str] | None = None,
+    deployed: Sequence[str] = (),
+    deployed_password: bytes | None = None,
+    server_type: str | None = None,
     aia_fetcher: Any = None,
     revocation_fetcher: Any = None,
 ) -> Diagnosis:
@@ -98,7 +101,9 @@ async def diagnose_async(
     connection, ``ca_files``, ``ca_bundle``, ``trust_stores``, ``at`` (UTC), ``expect``, ``warn_days``,
     ``fetch_aia``, ``key``/``key_password``, ``clients``, ``revocation``, ``revocation_timeout`` seconds in
     all, ``aia_timeout`` seconds in all, ``allow_private_fetch``, ``verdict_clients``: the client family ids whose
-    refusal makes the verdict INVALID, default all); the keyword arguments are ignored when
+    refusal makes the verdict INVALID, default all; ``deployed``: the certificate files or globs on the server's
+    disk, compared with what is served, with ``deployed_password`` for PKCS#12/keystores and ``server_type`` for
+    the fix text); the keyword arguments are ignored when
     ``options`` is given. ``aia_fetcher`` and
     ``revocation_fetcher`` may be shared across calls to share their caches.
 
@@ -126,6 +131,9 @@ async def diagnose_async(
             aia_timeout=aia_timeout,
             allow_private_fetch=allow_private_fetch,
             verdict_clients=None if verdict_clients is None else tuple(verdict_clients),
+            deployed=tuple(deployed),
+            deployed_password=deployed_password,
+            server_type=server_type,  # type: ignore[arg-type]  # checked by DiagnoseOptions
         )
     async with Session(options, aia_fetcher=aia_fetcher, revocation_fetcher=revocation_fetcher) as session:
         tgt, host = session.target_for(

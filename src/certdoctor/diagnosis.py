@@ -169,7 +169,17 @@ class Diagnosis:
             },
             "notes": list(self.notes),
             "elapsed_ms": round(self.elapsed * 1000, 1),
+            "deployed": _deployed(ev),
         }
+
+
+def _deployed(ev: Any) -> list[dict[str, Any]]:
+    """The ``deployed`` files of --deployed, as read for this diagnosis ([] without)."""
+    if not ev.deployed:
+        return []
+    from .collect.deployed import deployed_to_dict
+
+    return [deployed_to_dict(f) for f in ev.deployed]
 
 
 def _report_dict(r: ChainReport, at: datetime) -> dict[str, Any]:

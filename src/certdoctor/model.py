@@ -26,6 +26,14 @@ RevocationKind = Literal["ocsp", "crl"]
 Engine = Literal["openssl", "chrome", "firefox", "safari", "java", "go", "dotnet"]  # a client's verifier
 RevocationChecks = Literal["none", "crlset", "staple"]  # what revocation evidence a client acts on by default
 Sha1Policy = Literal["reject", "accept", "private-only"]
+# How a deployed certificate file is written (see certdoctor.collect.deployed), and the server that reads it.
+DeployedFormat = Literal["pem", "der", "pkcs7", "pkcs12", "jks", "jceks"]
+# Why a deployed file gave nothing usable: "unreadable" (missing, a directory, permissions), "too-large", "parse"
+# (no certificate in it), "password" (a PKCS#12 or keystore password that is missing or wrong), "library" (pyjks
+# is not installed), "no-match" (a glob that matches no file).
+DeployedErrorKind = Literal["unreadable", "too-large", "parse", "password", "library", "no-match"]
+ServerType = Literal["nginx", "apache", "haproxy", "lb", "other"]
+SERVER_TYPES: tuple[str, ...] = ("nginx", "apache", "haproxy", "lb", "other")
 
 
 class Verdict(StrEnum):
@@ -128,6 +136,49 @@ class PresentedChain:
         return self.error is None and bool(self.certs)
 
 
+@dataclass(frozen=True, repr=False)
+class DeployedFile:
+    """A certificate file as deployed on a server's disk (``--deployed``), read by
+    :func:`certdoctor.collect.deployed.read_deployed_file`.
+
+    ``mtime``: the file's modification time (UTC; None when it could not be read). ``size`` in bytes. ``certs``:
+    every certificate in file order (a PKCS#12 bundle's own certificate first, a keystore's key entries' chains,
+    then its trusted certificates); ``leaf_index``: which of them is the server certificate (the one matching the
+    private key when there is one, else the first that is not a CA; None without certificates). ``has_key``: the
+    file itself holds a private key (PEM key block, PKCS#12 key bag, keystore key entry). ``key_matches``: that
+    key, or the ``--key`` file (``key_source``), belongs to the leaf (None: no key to compare, or an encrypted
+    one). ``error``/``error_kind``: nothing usable could be read. ``problems``: what was skipped or could not be
+    checked while reading (a truncated PEM block, an encrypted key without its password), one sentence each.
+    ``pem_issues``: the PEM formatting facts (:mod:`certdoctor.collect.pemlint`), for PEM files.
+    """
+
+    path: str
+    mtime: datetime | None = None
+    size: int = 0
+    format: DeployedFormat | None = None
+    certs: tuple[x509.Certificate, ...] = ()
+    leaf_index: int | None = None
+    has_key: bool = False
+    key_matches: bool | None = None
+    key_source: str | None = None
+    error: str | None = None
+    error_kind: DeployedErrorKind | None = None
+    problems: tuple[str, ...] = ()
+    pem_issues: tuple[PemIssue, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.leaf_index is not None
+
+    @property
+    def leaf(self) -> x509.Certificate | None:
+        return None if self.leaf_index is None else self.certs[self.leaf_index]
+
+    def __repr__(self) -> str:
+        what = self.error or f"{self.format}, {len(self.certs)} certificate(s)"
+        return f"<DeployedFile {self.path}: {what}>"
+
+
 @dataclass(frozen=True)
 class AiaFetch:
     """The result of downloading one AIA caIssuers URL."""
@@ -192,6 +243,8 @@ class Evidence:
     revocation_notes: tuple[str, ...] = ()  # e.g. "revocation lookups stopped after 5 s"
     crls: tuple[tuple[str, bytes], ...] = ()  # --crl: (file, DER) of CRLs supplied by the user, judged offline
     max_chain_depth: int | None = None  # --max-chain-depth: intermediates a client allows (None: no limit)
+    deployed: tuple[DeployedFile, ...] = ()  # --deployed: the certificate files on the server's disk
+    server_type: ServerType | None = None  # --server-type: which server reads them (for the fix text)
 
     def __repr__(self) -> str:
         return f"<Evidence {self.target.label()} at {self.at.isoformat()}: {len(self.chains)} source(s)>"
@@ -272,6 +325,10 @@ class DiagnoseOptions:
     thisUpdate at the judged time) and looked up for every certificate that CA issued (``--crl``).
     ``max_chain_depth``: the number of intermediates the modelled client allows (OpenSSL's verify depth;
     None: no limit); a longer path is ``max-chain-depth-exceeded``.
+    ``deployed``: certificate files or globs as deployed on the server (PEM, DER, PKCS#7, PKCS#12, JKS/JCEKS),
+    re-read at every diagnosis and compared with what is served (``not-reloaded``, ``served-not-deployed``,
+    ``partially-reloaded``, ``deployed-file-*``); ``deployed_password``: their PKCS#12/keystore password;
+    ``server_type``: one of :data:`SERVER_TYPES`, for the fix text.
 
     Raises :class:`certdoctor.errors.InputError` for an impossible value.
     """
@@ -295,13 +352,18 @@ class DiagnoseOptions:
     verdict_clients: tuple[str, ...] | None = None
     crl_files: tuple[str, ...] = ()
     max_chain_depth: int | None = None
+    deployed: tuple[str, ...] = ()
+    deployed_password: bytes | None = field(default=None, repr=False)
+    server_type: ServerType | None = None
 
     def __post_init__(self) -> None:
         if self.max_chain_depth is not None and not (
             isinstance(self.max_chain_depth, int) and 0 <= self.max_chain_depth <= 1000
         ):
             raise InputError(f"max chain depth {self.max_chain_depth!r}: must be a whole number from 0 to 1000")
-        for name in ("ca_files", "ca_certs", "ca_bundle", "crl_files"):
+        if self.server_type is not None and self.server_type not in SERVER_TYPES:
+            raise InputError(f"server type {self.server_type!r}: one of {', '.join(SERVER_TYPES)}")
+        for name in ("ca_files", "ca_certs", "ca_bundle", "crl_files", "deployed"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         for name in ("trust_stores", "verdict_clients"):
             if getattr(self, name) is not None:

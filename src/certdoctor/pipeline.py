@@ -41,6 +41,7 @@ from .errors import InputError
 from .model import (
     DEFAULT_AIA_TIMEOUT,
     AiaFetch,
+    DeployedFile,
     DiagnoseOptions,
     Evidence,
     Finding,
@@ -457,6 +458,13 @@ class Session(AsyncClosing):
             from .collect.keys import load_private_key
 
             self.key_public = load_private_key(o.key, o.key_password).public_key()
+        self.deployed = o.deployed
+        self.deployed_password = o.deployed_password
+        self.server_type = o.server_type
+        if o.deployed:
+            from .collect.deployed import require_usable
+
+            require_usable(self.load_deployed())
         if not self.stores and not self.extra:
             raise InputError("no trust store available: select one with --trust-store or give --ca-file")
         self.index = StoreIndex(self.stores, self.extra)
@@ -486,6 +494,16 @@ class Session(AsyncClosing):
         self._inflight: dict[tuple[Any, ...], asyncio.Future[None]] = {}
         self.chain_hits = 0
         self.chain_misses = 0
+
+    def load_deployed(self) -> tuple[DeployedFile, ...]:
+        """The ``deployed`` files of the options as they are on disk now (globs expanded now); never raises (see
+        :func:`certdoctor.collect.deployed.load_deployed`). Read again at every diagnosis: a file renewed since the
+        last one is what the drift checks must see."""
+        if not self.deployed:
+            return ()
+        from .collect.deployed import load_deployed
+
+        return load_deployed(self.deployed, password=self.deployed_password, key=self.key, key_public=self.key_public)
 
     # fetchers (created on first use, closed with the session when the session made them)
 
@@ -667,6 +685,8 @@ class Session(AsyncClosing):
             revocation_checked=self.revocation,
             crls=self.crls,
             max_chain_depth=self.max_chain_depth,
+            deployed=self.load_deployed(),
+            server_type=self.server_type,
         )
         analyses = {
             tuple(certinfo.fingerprint(x) for x in chain.certs): analyse(chain, evidence, self.index) for chain in todo

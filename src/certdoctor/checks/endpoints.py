@@ -62,9 +62,12 @@ def endpoints_differ(ctx: TargetContext) -> Iterator[Hit]:
     scope="target",
 )
 def served_differs_from_expected(ctx: TargetContext) -> Iterator[Hit]:
-    """With --expect: the served leaf (or chain) differs from the given file."""
+    """With --expect: the served leaf (or chain) differs from the given file. When the same file is also given
+    as --deployed, the deployment checks (:mod:`.deployed`: not-reloaded, served-not-deployed...) say it."""
     expected = ctx.evidence.expected
     if not expected:
+        return
+    if ctx.evidence.expected_source in {f.path for f in ctx.evidence.deployed}:
         return
     leaves = [c for c in expected if not certinfo.is_ca(c)] or list(expected)
     want = leaves[0]

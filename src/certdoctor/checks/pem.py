@@ -119,9 +119,13 @@ def key_in_cert_file(ctx: TargetContext) -> Iterator[Hit]:
     scope="target",
 )
 def key_mismatch(ctx: TargetContext) -> Iterator[Hit]:
-    """With --key: the key's public half differs from the served certificate's public key."""
+    """With --key: the key's public half differs from the served certificate's public key. With --deployed, a
+    key that belongs to a deployed file's leaf is the deployed pair: when that leaf is not the one served, the
+    deployment checks (not-reloaded...) report it, and deployed-file-problem reports a key of no deployed leaf."""
     key = ctx.evidence.key_public
     if key is None:
+        return
+    if any(f.leaf is not None and _same(f.leaf, key) for f in ctx.evidence.deployed):
         return
     for c in ctx.chains:
         if _same(c.leaf, key):

@@ -40,6 +40,7 @@ _FAMILIES = (
     "verdict",
     "endpoints",
     "pem",
+    "deployed",
 )
 
 

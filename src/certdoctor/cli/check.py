@@ -39,6 +39,8 @@ examples:
   certdoctor check api.example.com --at 2027-01-01      # will it still work then?
   certdoctor check api.example.com --for java,go        # INVALID only if Java or Go refuses it
   certdoctor check api.example.com --expect /etc/nginx/certs/fullchain.pem
+  certdoctor check api.example.com --deployed /etc/nginx/certs/fullchain.pem --server-type nginx
+  certdoctor check api.example.com --deployed 'certs/*.p12' --password-file p12.pass --server-type lb
   certdoctor check --file cert.crt --file chain.crt --name api.example.com   # offline, one chain
   certdoctor check --each-file node1.pem --each-file node2.pem --name api.example.com
   certdoctor check api.example.com --pem > served.pem   # the chain as served, as PEM
@@ -74,6 +76,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_judgement_options(p)
     p.add_argument("--expect", metavar="FILE", help="the certificate (or chain) you believe is deployed")
     p.add_argument(
+        "--deployed",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a certificate file as deployed on the server (PEM, DER, PKCS#7, PKCS#12, JKS/JCEKS; a glob in "
+        "quotes for several): reports not-reloaded, served-not-deployed, partially-reloaded and problems of the "
+        "file itself (repeatable; PKCS#12/keystore password: --password-file or --password-env)",
+    )
+    p.add_argument(
+        "--server-type",
+        choices=("nginx", "apache", "haproxy", "lb", "other"),
+        help="what serves the deployed files, for the fix text (lb: a load balancer or CDN with its own upload)",
+    )
+    p.add_argument(
         "--crl",
         action="append",
         default=[],
@@ -100,13 +116,21 @@ def request(ns: argparse.Namespace) -> tuple[str | None, dict[str, Any]]:
     """The target and :func:`certdoctor.api.diagnose` arguments of parsed ``check`` options."""
     from ..pipeline import parse_target
 
+    if ns.server_type and not ns.deployed:
+        raise UsageError("--server-type goes with --deployed FILE")
+    password = key_password(ns, prompt_for=ns.key) if ns.key else None
+    if ns.deployed and password is None:
+        password = key_password(ns)
     options = diagnose_options(
         ns,
         expect=ns.expect,
+        deployed=tuple(ns.deployed),
+        deployed_password=password if ns.deployed else None,
+        server_type=ns.server_type,
         crl_files=tuple(ns.crl),
         max_chain_depth=ns.max_chain_depth,
         key=ns.key,
-        key_password=key_password(ns, prompt_for=ns.key) if ns.key else None,
+        key_password=password if ns.key else None,
         clients=not ns.no_clients and not ns.pem,
     )
     kwargs: dict[str, Any] = {"options": options}

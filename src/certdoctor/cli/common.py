@@ -269,7 +269,7 @@ def add_name_option(p: Any, help: str) -> None:
 
 
 def add_key_options(p: Any, *, what: str) -> None:
-    """--key, --password, --password-file."""
+    """--key, --password, --password-file, --password-env."""
     p.add_argument("--key", metavar="FILE", help=what)
     pw = p.add_mutually_exclusive_group()
     pw.add_argument(
@@ -279,6 +279,7 @@ def add_key_options(p: Any, *, what: str) -> None:
         "CERTDOCTOR_KEY_PASSWORD; prompted on a terminal)",
     )
     pw.add_argument("--password-file", metavar="FILE", help="read that password from the first line of FILE")
+    pw.add_argument("--password-env", metavar="NAME", help="read that password from the environment variable NAME")
 
 
 def diagnose_options(ns: argparse.Namespace, **overrides: Any) -> DiagnoseOptions:
@@ -358,8 +359,8 @@ def parse_resolve(entries: Sequence[str], host: str, port: int) -> list[str]:
 
 
 def key_password(ns: argparse.Namespace, *, prompt_for: str | None = None) -> bytes | None:
-    """--password, --password-file or CERTDOCTOR_KEY_PASSWORD; on a terminal, a prompt when ``prompt_for`` (a
-    file) turns out to need one."""
+    """--password, --password-file, --password-env NAME or CERTDOCTOR_KEY_PASSWORD; on a terminal, a prompt when
+    ``prompt_for`` (a file) turns out to need one. Raises UsageError for an unreadable file or unset variable."""
     if getattr(ns, "password", None) is not None:
         return ns.password.encode()
     if getattr(ns, "password_file", None):
@@ -371,6 +372,11 @@ def key_password(ns: argparse.Namespace, *, prompt_for: str | None = None) -> by
         if not data.strip(b"\r\n"):
             raise UsageError(f"--password-file {ns.password_file} is empty")
         return data.splitlines()[0]
+    if getattr(ns, "password_env", None):
+        value = os.environ.get(ns.password_env)
+        if value is None:
+            raise UsageError(f"--password-env {ns.password_env}: no such environment variable")
+        return value.encode()
     env = os.environ.get("CERTDOCTOR_KEY_PASSWORD")
     if env is not None:
         return env.encode()

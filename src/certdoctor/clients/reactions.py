@@ -80,6 +80,10 @@ _CN_FALLBACK_PARTIAL = depends(
 _AIA = depends("fetches the missing intermediate from the leaf's AIA caIssuers URL when there is one", "issuer-unknown")
 _NO_REVOCATION = accepts("checks no revocation by default")
 _FILES = unaffected("about the files you deploy, not about what a client verifies")
+_DRIFT = unaffected(
+    "deployment drift: what is served differs from what is deployed; the served chain's own findings say whether "
+    "clients reject it"
+)
 _SOFT_FAIL = accepts("revocation checking, where done, soft-fails: an unanswered or unusable response is ignored")
 
 REACTIONS: dict[str, dict[str, Reaction]] = {
@@ -288,6 +292,14 @@ REACTIONS: dict[str, dict[str, Reaction]] = {
     "pem-format": _every(_FILES),
     "key-in-cert-file": _every(_FILES),
     "key-mismatch": _every(unaffected("a server refuses to start with a key that does not match its certificate")),
+    # --- deployment drift (--deployed): the served chain's own findings say whether clients reject it ---
+    "not-reloaded": _every(_DRIFT),
+    "served-not-deployed": _every(_DRIFT),
+    "partially-reloaded": _every(_DRIFT),
+    "deployed-file-unreadable": _every(_FILES),
+    "deployed-file-problem": _every(
+        unaffected("about the file on the server's disk, which clients see only once the server reloads it")
+    ),
 }
 
 

@@ -16,7 +16,7 @@ from .. import certinfo
 from ..clients.engine import ClientVerdict
 from ..clients.verdict import client_name
 from ..diagnosis import ChainReport, Diagnosis
-from ..model import Finding, Severity
+from ..model import Evidence, Finding, Severity
 from .escape import clean
 
 SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
@@ -271,6 +271,11 @@ def render(d: Diagnosis, console: Console, *, quiet: bool = False, clients: bool
         revocation = _revocation_line(r)
         if revocation is not None:
             console.print(revocation)
+    if ev.deployed:
+        console.print()
+        console.print(Text("Deployed files", style="bold"))
+        for line in _deployed_lines(ev):
+            console.print(line)
     for note in d.notes:
         console.print(Text(f"note: {clean(note)}", style="dim"))
     if console.is_terminal:  # the answer again where the eye lands after scrolling
@@ -281,6 +286,32 @@ def render(d: Diagnosis, console: Console, *, quiet: bool = False, clients: bool
         )
         if first is not None:
             console.print(Text(f"First fix ({first.id}): ", style="bold green").append(clean(first.fix, 4000)))
+
+
+def _deployed_lines(ev: Evidence) -> list[Text]:
+    """One line per --deployed file: path, format, modification time, certificates, the leaf's full SHA-256 and
+    notBefore, and the key comparison (or why it could not be read)."""
+    lines = []
+    for f in ev.deployed:
+        line = Text("  ")
+        if f.error is not None:
+            lines.append(line.append("● ", style="red").append(clean(f.error), style="red"))
+            continue
+        line.append("● ", style="green").append(clean(f.path))
+        line.append(f"  {f.format}", style="dim")
+        if f.mtime is not None:
+            line.append(f"  modified {f.mtime:%Y-%m-%d %H:%M:%S} UTC", style="dim")
+        what = f"{len(f.certs)} certificate(s)" if f.certs else "a private key, no certificate"
+        line.append(f"  {what}" + (" + private key" if f.has_key and f.certs else ""), style="dim")
+        leaf = f.leaf
+        if leaf is not None:
+            line.append(f"\n       leaf sha256 {certinfo.fingerprint(leaf)}  valid from ")
+            line.append(f"{certinfo.not_before(leaf):%Y-%m-%d %H:%M} UTC")
+        if f.key_matches is not None:
+            good = f.key_matches
+            line.append(f"  key {'matches' if good else 'does NOT match'}", style="green" if good else "red")
+        lines.append(line)
+    return lines
 
 
 def _trust_howto(verdicts: Sequence[ClientVerdict]) -> list[tuple[str, str]]:
