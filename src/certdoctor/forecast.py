@@ -13,9 +13,11 @@ certificates presented, those fetched through AIA, and the trust anchors of ever
 (or that has the subject and key of one: the stand-in of a cross-certificate) — and the contents of its trust
 store. So the candidate instants are
 
-* each such certificate's notAfter + 1 second (notAfter is inclusive, RFC 5280 §4.1.2.5; OpenSSL's
-  ``X509_cmp_time``, Go's ``Certificate.Verify``, Java's ``checkValidity`` and mozilla::pkix all reject from the
-  next second on);
+* each such certificate's notAfter, and notAfter + 1 second: notAfter is inclusive (RFC 5280 §4.1.2.5) and Go
+  (``Certificate.Verify``: ``now.After(NotAfter)``), Java (``X509CertImpl.checkValidity``), mozilla::pkix and
+  the declarative model reject from the next second on, but OpenSSL's ``X509_cmp_time`` counts the notAfter
+  second itself as expired (``openssl verify -attime notAfter`` fails; tests/test_openssl_verifier.py), so
+  curl, Python and Node break one second earlier than the others;
 * each such certificate's notBefore when it lies ahead (a certificate becoming valid can change the path a
   client prefers, so it is judged too);
 * each scheduled removal of one of those anchors from a store (:class:`Removal`, see below).
@@ -302,12 +304,13 @@ def _events(
     fps = {certinfo.fingerprint(c): c for c in certs}
     for cert in certs:
         role = _role(cert, leaves, indexes)
-        end = certinfo.not_after(cert) + ONE_SECOND
-        if now < end <= until:
-            kind = f"{role}-expiry"
-            if role == "intermediate" and any(index.stores_trusting(cert) for index in indexes):
-                kind = "cross-signature-expiry"  # the subject and key of an anchor, signed by another CA
-            events.setdefault(end, []).append(_Event(end, kind, cert, role))
+        kind = f"{role}-expiry"
+        if role == "intermediate" and any(index.stores_trusting(cert) for index in indexes):
+            kind = "cross-signature-expiry"  # the subject and key of an anchor, signed by another CA
+        last = certinfo.not_after(cert)
+        for end in (last, last + ONE_SECOND):  # OpenSSL's first expired second, then everyone else's
+            if now < end <= until:
+                events.setdefault(end, []).append(_Event(end, kind, cert, role))
         start = certinfo.not_before(cert)
         if now < start <= until:
             events.setdefault(start, []).append(_Event(start, "path-change", cert, role))
@@ -515,4 +518,6 @@ def first_break_line(f: Forecast, clients: Sequence[str] | None = None) -> str |
         who = ", ".join(b.name for b in first)
     reasons = list(dict.fromkeys(b.reason_text for b in first))
     more = "" if len(reasons) == 1 else f"; {len(reasons) - 1} other reason(s) for some of them"
-    return f"First break: {when:%Y-%m-%d %H:%M:%S} UTC — {who} ({reasons[0]}{more})"
+    later = [b for b in f.breaks if b.client in accepting and b.at > when]
+    then = f"; then {len(later)} more by {later[-1].at:%Y-%m-%d %H:%M:%S} UTC" if later else ""
+    return f"First break: {when:%Y-%m-%d %H:%M:%S} UTC — {who} ({reasons[0]}{more}){then}"
