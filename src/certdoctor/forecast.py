@@ -262,8 +262,19 @@ def _indexes(d: Diagnosis) -> list[StoreIndex]:
     diagnosis's stores together)."""
     ev = d.evidence
     out = [StoreIndex.shared((s,), ev.extra_roots) for s in ev.client_stores]
-    out.append(StoreIndex.shared(ev.stores, ev.extra_roots))
+    out.append(_judge_index(d, ev.stores))
     return out
+
+
+def _judge_index(d: Diagnosis, stores: tuple[TrustStore, ...]) -> StoreIndex:
+    """The index of the diagnosis's own stores: the one its path analyses used (a session's, so that it is not
+    built again), unless removals changed the stores."""
+    for r in d.reports:
+        index = r.analysis.index
+        same = len(index.stores) == len(stores) and all(a is b for a, b in zip(index.stores, stores, strict=False))
+        if same and index.extra_roots == tuple(d.evidence.extra_roots):
+            return index
+    return StoreIndex.shared(stores, d.evidence.extra_roots)
 
 
 def _pool(d: Diagnosis, indexes: Sequence[StoreIndex]) -> tuple[list[x509.Certificate], set[str]]:
@@ -380,7 +391,7 @@ Verdicts = dict[str, tuple[bool, str | None, str | None, tuple[str, ...]]]
 def _judge_at(d: Diagnosis, when: datetime, stores: _Stores) -> tuple[frozenset[tuple[str, str]], Verdicts]:
     gone, evidence_stores, client_stores = stores.at(when)
     ev = replace(d.evidence, at=when, stores=evidence_stores, client_stores=client_stores)
-    later = judge(ev, index=StoreIndex.shared(ev.stores, ev.extra_roots), clients=d.verdict_clients or None)
+    later = judge(ev, index=_judge_index(d, ev.stores), clients=d.verdict_clients or None)
     return gone, {v.client: (v.accepts, v.problem, v.error, tuple(v.because)) for v in later.clients}
 
 
