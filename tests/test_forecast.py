@@ -304,3 +304,24 @@ def test_openssl_verify_agrees_with_the_predicted_break(lab: Any, tmp_path: Path
     assert said[b.last_accepted][0] == 0, said
     code, text = said[b.at]
     assert code != 0 and "error 10 at 1 depth lookup: certificate has expired" in text, text
+
+
+@pytest.mark.parametrize("client_id", ["java", "go", "curl"])
+def test_real_clients_agree_on_who_is_on_the_cross_path_today(lab: Any, tmp_path: Path, client_id: str) -> None:
+    """The premise of the cross-certificate break, with real clients: trusting only the expired old root, Java
+    accepts the chain today (it does not check an anchor's dates, so it rides the cross-certificate and breaks
+    when that expires) while Go and curl already refuse — as the forecast's ``accepting`` says."""
+    import importlib
+
+    from realclients import Probe
+
+    client = importlib.import_module(f"realclients.{client_id}").CLIENT
+    reason = client.unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    old = old_root(lab, tmp_path)
+    ep = lab.endpoints["cross-expires-first"]
+    (outcome,) = client.run([Probe("cross-expires-first", ep.hostname, ep.addresses[0], ep.port, str(old))])
+    f = forecast(check(lab, "cross-expires-first", [str(old)]))
+    assert outcome.accepted == (client_id in f.accepting), outcome.error
+    assert (client_id in f.accepting) == (client_id == "java")
