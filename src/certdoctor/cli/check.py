@@ -108,8 +108,38 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         p, what="the private key the server uses: reports key-mismatch if it does not belong to the certificate"
     )
     p.add_argument("--no-clients", action="store_true", help="skip the per-client predictions (Chrome, curl, Java…)")
+    p.add_argument(
+        "--forecast-days",
+        type=_days,
+        default=None,
+        metavar="N",
+        help="look N days ahead for the first instant each client will reject the chain served today "
+        '("First break" line, "forecast" in --json; default 825, the longest leaf validity a client '
+        "accepts; 0: no forecast; never with -q, --pem or --no-clients)",
+    )
     add_output_options(p)
     p.add_argument("--pem", action="store_true", help="print the chain as presented, as PEM, instead of a report")
+
+
+def _days(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of days: {text!r}") from None
+    if not 0 <= value <= 36500:
+        raise argparse.ArgumentTypeError(f"give 0 to 36500 days, not {value}")
+    return value
+
+
+def break_forecast(ns: argparse.Namespace, d: Any) -> Any:
+    """The break forecast of ``d`` (:class:`certdoctor.forecast.Forecast`), or None when it is not wanted: -q,
+    --pem, --no-clients, --forecast-days 0, or no certificate obtained."""
+    from ..forecast import DEFAULT_HORIZON_DAYS, forecast
+
+    days = DEFAULT_HORIZON_DAYS if ns.forecast_days is None else ns.forecast_days
+    if ns.quiet or ns.pem or ns.no_clients or not days or not d.reachable:
+        return None
+    return forecast(d, horizon_days=days)
 
 
 def request(ns: argparse.Namespace) -> tuple[str | None, dict[str, Any]]:
@@ -177,14 +207,20 @@ def run(ns: argparse.Namespace) -> int:
     else:
         d = diagnose(target, **kwargs)
     code = d.exit_code_for(fail_on(ns))
+    ahead = break_forecast(ns, d)
     if ns.pem:
         from ..render.pem import chains_pem
 
         sys.stdout.write(chains_pem(d))
     elif ns.json:
-        sys.stdout.write(render_json.dumps(d.to_dict(fail_on=fail_on(ns))) + "\n")
+        doc = d.to_dict(fail_on=fail_on(ns))
+        doc["forecast"] = ahead.to_list() if ahead is not None else []
+        sys.stdout.write(render_json.dumps(doc) + "\n")
     else:
-        render(d, console(ns), quiet=ns.quiet)
+        from ..forecast import first_break_line
+
+        line = first_break_line(ahead, d.verdict_clients or None) if ahead is not None else None
+        render(d, console(ns), quiet=ns.quiet, forecast=line)
     if not d.reachable:
         from ..render import clean
 

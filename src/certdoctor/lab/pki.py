@@ -479,6 +479,19 @@ CA_SPECS: tuple[CASpec, ...] = (
         days=2000,
         cross_of=ROOT_SLUG,
     ),
+    # The break forecast: an intermediate that expires 30 days from now, well before its leaves (89 days), and a
+    # cross-certificate of the lab root by the old root that expires in 40 days (the path old clients build
+    # through it ends then; clients that trust the lab root itself do not notice).
+    CASpec("lab-expiring-ca", "certdoctor Lab Expiring CA", "rsa2048", ROOT_SLUG, starts=-335, days=365),
+    CASpec(
+        "lab-root-by-old-soon",
+        "certdoctor Lab Root CA",
+        "rsa2048",
+        "lab-old-root",
+        starts=-1000,
+        days=1040,
+        cross_of=ROOT_SLUG,
+    ),
 )
 
 

@@ -487,5 +487,17 @@ SCENARIOS: ScenarioTable = ScenarioTable(
             ("unknown-critical-extension",),
             spec=ServeSpec(leaf=LeafSpec(unknown_critical=True)),
         ),
+        # --- the break forecast (appended so that earlier ports stay where they were) ---
+        _s(
+            "intermediate-expires-first",
+            "A good chain whose intermediate expires in 30 days, before the leaf (89 days).",
+            spec=ServeSpec(leaf=LeafSpec(issuer="lab-expiring-ca"), chain=("lab-expiring-ca",)),
+        ),
+        _s(
+            "cross-expires-first",
+            "A good chain plus the root cross-signed by an expired old root; the cross-certificate expires in 40 days.",
+            ("cross-signed-root",),
+            spec=ServeSpec(chain=("lab-rsa-ca", "lab-root-by-old-soon")),
+        ),
     )
 )

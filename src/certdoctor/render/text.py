@@ -202,10 +202,14 @@ def fix_command(d: Diagnosis) -> str | None:
     return f"certdoctor fix {name}:{d.target.port} -d fixed/   (then deploy fixed/fullchain.pem and reload)"
 
 
-def render(d: Diagnosis, console: Console, *, quiet: bool = False, clients: bool = True) -> None:
+def render(
+    d: Diagnosis, console: Console, *, quiet: bool = False, clients: bool = True, forecast: str | None = None
+) -> None:
     """A diagnosis for a terminal or a pipe. The answer first: the verdict, then every problem (cause, evidence,
     fix), then what each client will say, then the details (addresses, chains, paths). On a terminal the last
-    lines repeat the verdict and the first fix. ``quiet``: the verdict and one line per problem, nothing else."""
+    lines repeat the verdict and the first fix. ``quiet``: the verdict and one line per problem, nothing else.
+    ``forecast``: a line printed under the verdict (the break forecast's "First break: …",
+    :func:`certdoctor.forecast.first_break_line`)."""
     ev = d.evidence
     if quiet:
         console.print(verdict_line(d))
@@ -217,6 +221,8 @@ def render(d: Diagnosis, console: Console, *, quiet: bool = False, clients: bool
     title.append(f"   checked as of {ev.at:%Y-%m-%d %H:%M} UTC", style="dim")
     console.print(title)
     console.print(verdict_line(d))
+    if forecast:
+        console.print(Text(clean(forecast, 4000), style="yellow" if forecast.startswith("First") else "dim"))
     console.print()
     if d.findings:
         console.print(Text("Problems", style="bold underline"))
