@@ -28,7 +28,7 @@ from .events import Endpoint, Event
 from .store import CertRow, Observation, Store, WatchedTarget, now
 
 JITTER = 0.1  # the next check of a target is due after its interval ± 10 %, so that a fleet spreads out
-BATCH = 64  # observations per transaction at most
+BATCH = 256  # observations per transaction at most
 SMALL_PASS = 200  # fewer targets than this: one process, even when helpers may be added
 FLUSH_SECONDS = 0.25  # an observation waits at most this long (plus a helper's own quarter second) to be stored
 

@@ -539,7 +539,7 @@ class Store:
         ``last_observation_id``; the latest reachable one only for the targets whose latest was unreachable."""
         o, e = t.observations, t.observation_endpoints
         latest = conn.execute(
-            sa.select(o)
+            sa.select(*_SNAPSHOT_COLUMNS)
             .join(t.targets, t.targets.c.last_observation_id == o.c.id)
             .where(t.targets.c.id.in_(list(target_ids)))
         ).all()
@@ -720,6 +720,19 @@ class Store:
                 table.name: conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
                 for table in t.metadata.sorted_tables
             }
+
+
+# what a snapshot is made of (SQLite keeps times as text, each parsed on reading: no column not needed)
+_SNAPSHOT_COLUMNS = (
+    t.observations.c.id,
+    t.observations.c.target_id,
+    t.observations.c.verdict,
+    t.observations.c.leaf_sha256,
+    t.observations.c.leaf_not_after,
+    t.observations.c.findings,
+    t.observations.c.clients,
+    t.observations.c.error,
+)
 
 
 def _snapshot_of(row: Any, endpoints: tuple[Endpoint, ...], leaf: Any) -> Snapshot:
