@@ -34,6 +34,7 @@ from pki_builder import Issued, ec_key, intermediate, leaf, root
 
 BASE_TABLES = ("events", "observation_endpoints", "observations", "certificates", "targets")
 ALERT_TABLES = ("alerts", "alert_snoozes", "alert_channels", "alert_policies")
+DEPLOYED_TABLES = ("deployed_links", "deployed_files", "renewal_runs", "renewal_hooks", "forecasts")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -48,7 +49,7 @@ def watch_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         pytest.skip("no postgres_url fixture (a PostgreSQL cluster) in this test suite")
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        for table in (*ALERT_TABLES, *BASE_TABLES, "alembic_version"):
+        for table in (*DEPLOYED_TABLES, *ALERT_TABLES, *BASE_TABLES, "alembic_version"):
             conn.execute(sa.text(f"DROP TABLE IF EXISTS {table} CASCADE"))
     engine.dispose()
     return url
@@ -379,7 +380,28 @@ def test_the_migrations_create_exactly_the_tables(watch_db: str) -> None:
         diff = compare_metadata(MigrationContext.configure(conn), watch_tables.metadata)
         version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
     engine.dispose()
-    assert diff == [] and version == "0002"
+    assert diff == [] and version == "0003"
+
+
+def test_a_database_of_an_earlier_release_is_upgraded_in_place(watch_db: str) -> None:
+    """A store made by the previous schema (0002) opens: migrated to the head, its rows kept."""
+    from alembic import command
+    from alembic.config import Config
+
+    from certdoctor.watch.store import MIGRATIONS, head_revision
+
+    engine = sa.create_engine(watch_db)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0002")
+        conn.execute(sa.text('INSERT INTO alert_policies (selector, expiry_days) VALUES (\'{"team": "web"}\', 9)'))
+    engine.dispose()
+    with Store(watch_db) as store, store.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == head_revision()
+        row = conn.execute(sa.select(watch_tables.alert_policies)).one()
+        assert row.expiry_days == 9 and row.drift_grace_s is None and row.selector == {"team": "web"}
 
 
 def test_head_revision_is_alembics_head() -> None:

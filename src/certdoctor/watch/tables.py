@@ -20,7 +20,19 @@ back as UTC by :func:`certdoctor.watch.store.utc`).
 - ``alert_snoozes``: a target (optionally one condition) silenced until ``until``.
 - ``alert_channels``: where alerts go — an Apprise URL or a signed JSON webhook (``http(s)://``, ``secret``),
   routed by ``labels`` (a selector: every key=value must be among the target's labels; empty: every target).
-- ``alert_policies``: thresholds per label ``selector`` (the most specific matching one wins).
+- ``alert_policies``: thresholds per label ``selector`` (the most specific matching one wins); ``drift_grace_s``
+  and ``forecast_days`` from migration 0003.
+- ``deployed_files`` (migration 0003): certificate files on disk (``watch add-file``, ``watch discover``): path,
+  how to read it (server type, key file, password source), where it came from (``source``), and as last read:
+  mtime, format, leaf SHA-256 and validity, the chain as SHA-256s in file order, or the error.
+- ``deployed_links``: which targets should serve which files (``discovered``: found in a server configuration).
+- ``renewal_hooks``: a command run when a target (``target_id``) or targets with labels (``selector``) come within
+  ``threshold_days`` of expiry; ``window_s``: how long after a successful run the served certificate may take to
+  change; ``timeout_s``: the command's limit.
+- ``renewal_runs``: each run of a hook (or a certbot deploy-hook notice, ``trigger``): exit code, output tail, the
+  leaf served before and after, ``state`` (running, waiting, served, not-served, failed) and its ``deadline``.
+- ``forecasts``: per target, the break forecast of the chain it served at ``computed_at`` (``chain_key``: what it
+  was computed for; ``breaks``: per client, when and why it first rejects; ``first_break``: the earliest).
 """
 
 from __future__ import annotations
@@ -158,4 +170,82 @@ alert_policies = sa.Table(
     sa.Column("expiry_percent", sa.Float),
     sa.Column("renotify_s", sa.Integer),
     sa.Column("after", sa.Integer),
+    sa.Column("drift_grace_s", sa.Integer),
+    sa.Column("forecast_days", sa.Float),
+)
+
+
+deployed_files = sa.Table(
+    "deployed_files",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("path", sa.Text, nullable=False, unique=True),
+    sa.Column("server_type", sa.String(16)),
+    sa.Column("key_path", sa.Text),
+    sa.Column("password_env", sa.Text),
+    sa.Column("password_file", sa.Text),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("added", Time, nullable=False),
+    sa.Column("read_at", Time),
+    sa.Column("mtime", Time),
+    sa.Column("format", sa.String(16)),
+    sa.Column("leaf_sha256", Sha),
+    sa.Column("leaf_not_before", Time),
+    sa.Column("leaf_not_after", Time),
+    sa.Column("chain", sa.JSON, nullable=False),
+    sa.Column("error", sa.Text),
+)
+
+deployed_links = sa.Table(
+    "deployed_links",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("file_id", sa.Integer, sa.ForeignKey("deployed_files.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("target_id", sa.Integer, sa.ForeignKey("targets.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("discovered", sa.Boolean, nullable=False),
+    sa.UniqueConstraint("file_id", "target_id", name="uq_deployed_links_file_target"),
+    sa.Index("ix_deployed_links_target", "target_id"),
+)
+
+renewal_hooks = sa.Table(
+    "renewal_hooks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("selector", sa.JSON, nullable=False),
+    sa.Column("target_id", sa.Integer, sa.ForeignKey("targets.id", ondelete="CASCADE")),
+    sa.Column("command", sa.Text, nullable=False),
+    sa.Column("threshold_days", sa.Float, nullable=False),
+    sa.Column("window_s", sa.Integer, nullable=False),
+    sa.Column("timeout_s", sa.Integer, nullable=False),
+    sa.Column("created", Time, nullable=False),
+)
+
+renewal_runs = sa.Table(
+    "renewal_runs",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("hook_id", sa.Integer, sa.ForeignKey("renewal_hooks.id", ondelete="CASCADE")),
+    sa.Column("target_id", sa.Integer, sa.ForeignKey("targets.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("trigger", sa.String(32), nullable=False),
+    sa.Column("started", Time, nullable=False),
+    sa.Column("finished", Time),
+    sa.Column("exit_code", sa.Integer),
+    sa.Column("output_tail", sa.Text),
+    sa.Column("old_leaf_sha256", Sha),
+    sa.Column("new_leaf_sha256", Sha),
+    sa.Column("state", sa.String(24), nullable=False),
+    sa.Column("deadline", Time),
+    sa.Index("ix_renewal_runs_target_started", "target_id", "started"),
+)
+
+forecasts = sa.Table(
+    "forecasts",
+    metadata,
+    sa.Column("target_id", sa.Integer, sa.ForeignKey("targets.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("computed_at", Time, nullable=False),
+    sa.Column("chain_key", Sha, nullable=False),
+    sa.Column("until", Time, nullable=False),
+    sa.Column("first_break", Time),
+    sa.Column("breaks", sa.JSON, nullable=False),
+    sa.Index("ix_forecasts_first_break", "first_break"),
 )
