@@ -39,6 +39,7 @@ examples:
   certdoctor watch history example.com                    # observations and events of one target
   certdoctor watch events --since 7d --json | jq -r '.events[] | [.at, .target, .kind] | @tsv'
   certdoctor watch prune --keep 30d                       # drop old observations (events stay)
+  certdoctor watch forecast --days 90                     # upcoming breaks per client, soonest first
   certdoctor watch metrics -o /var/lib/node_exporter/textfile/certdoctor.prom   # Prometheus exposition
 
 durations: 90s, 15m, 1h, 7d, 2w. Targets: anything `certdoctor scan` reads (host, host:port, https:// URL,
@@ -65,6 +66,7 @@ SUBCOMMANDS = {
     "policy": "alert thresholds for targets with labels (expiry days and percent of lifetime, repeats, damping)",
     "test-alert": "send a test message to every channel (or one)",
     "serve": "run as a daemon: check targets when due, serve a JSON API and /metrics",
+    "forecast": "the fleet's upcoming breaks (when a client will first reject a served chain), in date order",
 }
 
 
@@ -136,6 +138,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     pr.add_argument("--keep", type=_duration, default=30 * 86400.0, metavar="DURATION", help="observations kept (30d)")
     _alert_arguments(parsers)
     _serve_arguments(parsers["serve"])
+    _forecast_arguments(parsers["forecast"])
     for sp in parsers.values():
         _db(sp)
         add_output_options(sp, quiet=False)
@@ -425,6 +428,9 @@ def _alert_arguments(parsers: dict[str, argparse.ArgumentParser]) -> None:
     po.add_argument("--expiry-percent", type=float, metavar="PCT", help="… or this %% of the lifetime, if less (33)")
     po.add_argument("--renotify", type=_duration, metavar="DURATION", help="repeat an open alert every (24h)")
     po.add_argument("--after", type=positive_int, metavar="N", help="unreachable: after N consecutive checks (3)")
+    po.add_argument(
+        "--forecast-days", type=float, metavar="DAYS", help="alert on a forecast break this many days ahead (30)"
+    )
     ta = parsers["test-alert"]
     ta.add_argument("--channel", metavar="ID|URL", help="only this channel")
 
@@ -496,7 +502,7 @@ def _snooze(ns: argparse.Namespace, store: Any) -> int:
 def _policy(ns: argparse.Namespace, store: Any) -> int:
     from ..watch import alerts
 
-    if any(v is not None for v in (ns.expiry_days, ns.expiry_percent, ns.renotify, ns.after)):
+    if any(v is not None for v in (ns.expiry_days, ns.expiry_percent, ns.renotify, ns.after, ns.forecast_days)):
         alerts.set_policy(
             store,
             _labels(ns),
@@ -504,10 +510,12 @@ def _policy(ns: argparse.Namespace, store: Any) -> int:
             expiry_percent=ns.expiry_percent,
             renotify_s=None if ns.renotify is None else int(ns.renotify),
             after=ns.after,
+            forecast_days=ns.forecast_days,
         )
     out = console(ns)
+    keys = ("expiry_days", "expiry_percent", "renotify_s", "after", "forecast_days")
     for p in alerts.policies(store):
-        values = " ".join(f"{k}={p[k]}" for k in ("expiry_days", "expiry_percent", "renotify_s", "after") if p[k])
+        values = " ".join(f"{k}={p[k]}" for k in keys if p.get(k))
         out.print(f"{_show_labels(p['selector']) or '(every target)'}  {values}")
     return 0
 
@@ -526,6 +534,62 @@ def _test_alert(ns: argparse.Namespace, store: Any) -> int:
     for d in sent:
         out.print(f"channel {d.channel}: {'sent' if d.ok else 'failed: ' + clean(d.error or '', 300)}")
     return 0 if all(d.ok for d in sent) else 1
+
+
+# --- forecast ------------------------------------------------------------------------------------------------
+
+
+def _forecast_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--days", type=float, default=90.0, metavar="N", help="breaks within this many days from now (90)")
+    _label_option(p, "only targets with this label (repeatable: all of them)")
+    p.add_argument(
+        "--client", action="append", default=[], metavar="ID", help="only this client family (repeatable): java, go, …"
+    )
+
+
+def _forecast(ns: argparse.Namespace, store: Any) -> int:
+    """The stored forecasts' breaks within --days, soonest first; in text, the clients breaking at one instant
+    for one reason on one line."""
+    from ..render.escape import clean
+    from ..watch.forecasting import fleet
+    from ..watch.store import now
+
+    if ns.days < 0:
+        raise UsageError(f"--days: must be >= 0, not {ns.days:g}")
+    body = fleet(store, ns.days, labels=_labels(ns), clients=ns.client, at=now())
+    if _emit(ns, "watch-forecast", body):
+        return 0
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for column in ("date (UTC)", "days", "target", "clients", "reason", "certificate"):
+        table.add_column(column, no_wrap=column not in ("reason", "clients"), overflow="fold")
+    rows: list[list[Any]] = []
+    for e in body["breaks"]:
+        b = e["break"]
+        cert = b["certificate"] or {}
+        key = (e["target"], b["at"], b["reason_id"], cert.get("sha256"))
+        if rows and rows[-1][0] == key:
+            rows[-1][1]["clients"].append(e["name"])
+            continue
+        rows.append([key, {"entry": e, "clients": [e["name"]]}])
+    for _key, row in rows:
+        e, b = row["entry"], row["entry"]["break"]
+        cert = b["certificate"]
+        table.add_row(
+            b["at"][:19].replace("T", " "),
+            f"{e['days_left']:g}",
+            e["target"],
+            ", ".join(row["clients"]),
+            clean(b["reason_id"], 40),
+            "" if cert is None else f"{cert['role']} {clean(cert['subject'], 120)}",
+        )
+    out = console(ns)
+    if not rows:
+        out.print(f"no break forecast within {ns.days:g} days ({body['forecast_targets']} targets forecast)")
+        return 0
+    out.print(table)
+    return 0
 
 
 # --- serve ---------------------------------------------------------------------------------------------------

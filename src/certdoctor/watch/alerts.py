@@ -14,6 +14,9 @@ Conditions of a target (``condition`` keys), computed from its newest observatio
 - ``unreachable`` (critical): no address presented a certificate in ``after`` consecutive observations
   (default 3), so that one failed connection does not page anyone.
 - ``certificate-changed`` (info): a one-shot notice per ``certificate-rotated`` event.
+- ``break:<client>`` (warning; critical within 7 days): the target's stored break forecast says client family
+  ``client`` will reject the chain served now within ``forecast_days`` (30 by default); resolved when the
+  break moves out (renewed) — see :func:`certdoctor.watch.forecasting.break_conditions`.
 
 An unreachable observation leaves the other conditions as they were (nothing is resolved by an outage).
 
@@ -36,6 +39,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..errors import InputError
+from . import forecasting
 from . import tables as t
 from .events import Event
 from .store import Observation, Store, WatchedTarget, now, utc
@@ -52,12 +56,14 @@ SEVERITY = {"firing": 0, "repeat": 1, "notice": 2, "resolved": 3, "test": 4}
 @dataclass(frozen=True)
 class Policy:
     """Thresholds for a target: ``expiry_days``, ``expiry_percent`` (of the leaf's lifetime), ``renotify_s``
-    (seconds between repeats), ``after`` (consecutive observations for damped conditions)."""
+    (seconds between repeats), ``after`` (consecutive observations for damped conditions), ``forecast_days``
+    (alert on a forecast break this many days ahead)."""
 
     expiry_days: float = DEFAULT_EXPIRY_DAYS
     expiry_percent: float = DEFAULT_EXPIRY_PERCENT
     renotify_s: int = DEFAULT_RENOTIFY
     after: int = DEFAULT_AFTER
+    forecast_days: float = forecasting.DEFAULT_FORECAST_DAYS
 
     def expiry_threshold(self, lifetime: timedelta | None) -> timedelta:
         days = timedelta(days=self.expiry_days)
@@ -154,6 +160,7 @@ def set_policy(
     expiry_percent: float | None = None,
     renotify_s: int | None = None,
     after: int | None = None,
+    forecast_days: float | None = None,
 ) -> None:
     """Thresholds for the targets whose labels include ``selector`` (replacing that selector's earlier ones);
     a None leaves the value to less specific policies and the defaults."""
@@ -169,6 +176,7 @@ def set_policy(
                 expiry_percent=expiry_percent,
                 renotify_s=renotify_s,
                 after=after,
+                forecast_days=forecast_days,
             )
         )
 
@@ -184,7 +192,11 @@ def policy_for(labels: Mapping[str, str], rows: Sequence[Mapping[str, Any]]) -> 
     values: dict[str, Any] = {}
     for row in sorted((r for r in rows if matches(r["selector"], labels)), key=lambda r: (len(r["selector"]), r["id"])):
         values.update(
-            {k: row[k] for k in ("expiry_days", "expiry_percent", "renotify_s", "after") if row[k] is not None}
+            {
+                k: row[k]
+                for k in ("expiry_days", "expiry_percent", "renotify_s", "after", "forecast_days")
+                if row.get(k) is not None
+            }
         )
     return Policy(**values)
 
@@ -364,11 +376,19 @@ def evaluate(
                 if obs.verdict == "unreachable" or any(fid in DAMPED_FINDINGS for fid, _ in obs.findings)
             },
         )
+        # the stored forecasts with a break within the longest forecast_days of any policy, in one query
+        farthest = max([forecasting.DEFAULT_FORECAST_DAYS, *(r.get("forecast_days") or 0 for r in rows_policies)])
+        breaks_of = forecasting.breaks_within(
+            conn, [x.id for x, o, _ in results if o.verdict != "unreachable"], moment + timedelta(days=farthest)
+        )
         for target, obs, events in results:
             targets[target.id] = target
             policy = policy_for(target.labels, rows_policies)
             streaks = streaks_of.get(target.id, {})
             current, notices = conditions(obs, events, policy, streaks, moment)
+            if current is not None and target.id in breaks_of:
+                found = forecasting.break_conditions(breaks_of[target.id], policy.forecast_days, moment)
+                current += [Condition(*c) for c in found]
             msg = message(target)
             msg.observation = {
                 "verdict": obs.verdict,

@@ -14,6 +14,11 @@ and their ``detail`` (JSON objects):
 - ``address-appeared`` / ``address-disappeared``: per address — ``address``.
 - ``addresses-disagree``: the addresses started serving different chains — ``leaves`` (address → leaf
   SHA-256).
+- ``break-forecast``: the first break of the target's forecast (:mod:`certdoctor.watch.forecasting`) moved —
+  ``old_first_break``, ``new_first_break``, ``change`` (``earlier``: a new, nearer break; ``later``: renewed),
+  ``days`` (new − old), and of the new first break ``clients``, ``reason_id``, ``reason``, ``certificate``
+  (subject). Only between two forecasts that both have a break (a chain every client already rejects has
+  none: the finding and client events say it).
 
 Findings, clients, addresses and rotation compare two *reachable* observations (the last one with a
 certificate): a target that was unreachable for a while and comes back with the same certificate gets
@@ -40,6 +45,7 @@ KINDS = (
     "address-appeared",
     "address-disappeared",
     "addresses-disagree",
+    "break-forecast",
 )
 
 
@@ -49,6 +55,18 @@ class Endpoint:
     ok: bool
     error: str | None
     chain: tuple[str, ...]  # SHA-256 of each certificate presented, in the order presented
+
+
+@dataclass(frozen=True)
+class FirstBreak:
+    """The first break of a target's forecast: when (None: no break forecast within its horizon), the client
+    families that break then, why (``reason_id`` and text), the certificate's subject."""
+
+    at: datetime | None
+    clients: tuple[str, ...] = ()
+    reason_id: str | None = None
+    reason: str | None = None
+    certificate: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +83,7 @@ class Snapshot:
     endpoints: tuple[Endpoint, ...] = ()
     error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    first_break: FirstBreak | None = None  # None: no forecast made with this observation (or none stored)
 
     @property
     def reachable(self) -> bool:
@@ -103,6 +122,7 @@ def derive(previous: Snapshot | None, last_reachable: Snapshot | None, new: Snap
         out += _findings(base, new)
         out += _clients(base, new)
         out += _addresses(base, new)
+        out += _break_forecast(base, new)
     leaves = new.disagreeing()
     if leaves is not None and (base is None or base.disagreeing() is None):
         out.append(("addresses-disagree", {"leaves": leaves}))
@@ -154,3 +174,26 @@ def _addresses(old: Snapshot, new: Snapshot) -> list[Event]:
     out: list[Event] = [("address-appeared", {"address": a}) for a in after if a not in before]
     out += [("address-disappeared", {"address": a}) for a in before if a not in after]
     return out
+
+
+def _break_forecast(old: Snapshot, new: Snapshot) -> list[Event]:
+    if old.first_break is None or new.first_break is None:
+        return []
+    before, after = old.first_break.at, new.first_break.at
+    if before is None or after is None or before == after:
+        return []
+    return [
+        (
+            "break-forecast",
+            {
+                "old_first_break": before.isoformat(),
+                "new_first_break": after.isoformat(),
+                "change": "earlier" if after < before else "later",
+                "days": round((after - before).total_seconds() / 86400, 2),
+                "clients": list(new.first_break.clients),
+                "reason_id": new.first_break.reason_id,
+                "reason": new.first_break.reason,
+                "certificate": new.first_break.certificate,
+            },
+        )
+    ]

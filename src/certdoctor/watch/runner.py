@@ -5,6 +5,7 @@ that a pass killed midway loses only the targets in flight and the last fraction
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 import time
@@ -24,6 +25,7 @@ from ..pipeline import Session, parse_at
 from ..scan.driver import run_pool
 from ..scan.engine import ScanOptions
 from ..scan.targets import ScanTarget
+from . import forecasting
 from .events import Endpoint, Event
 from .store import CertRow, Observation, Store, WatchedTarget, now
 
@@ -181,14 +183,22 @@ def next_due(target: WatchedTarget, at: datetime) -> datetime:
     return at + timedelta(seconds=target.every_s * random.uniform(1 - JITTER, 1 + JITTER))
 
 
-def observe_target(target: ScanTarget, record: dict[str, Any], diagnosis: Diagnosis | None) -> Observation:
+def observe_target(
+    target: ScanTarget,
+    record: dict[str, Any],
+    diagnosis: Diagnosis | None,
+    known: forecasting.Known | None = None,
+) -> Observation:
     """The scan engine's result for one watched target (whose ``line`` is its id) as an :class:`Observation`;
-    run in whichever process diagnosed it (see ScanOptions.produce)."""
+    run in whichever process diagnosed it (see ScanOptions.produce). ``known``: the stored forecasts (target id
+    → chain key, computed at): given, the observation carries a new forecast when the target needs one (see
+    :func:`certdoctor.watch.forecasting.attach`)."""
     moment = now()
     try:
-        return observation(target.line, record, diagnosis, moment)
+        obs = observation(target.line, record, diagnosis, moment)
     except Exception:  # defensive: a certificate the store cannot describe must not stop the pass
         return observation(target.line, record, None, moment)
+    return obs if known is None else forecasting.attach(obs, diagnosis, known)
 
 
 def kept(obs: Observation) -> Observation:
@@ -277,7 +287,8 @@ def run_pass(
         retries=retries,
         clients=True,
         diagnose=replace(diagnose or DiagnoseOptions(), clients=True),
-        produce=observe_target,
+        # a partial of a module-level function: it pickles, for helpers started with "spawn"
+        produce=functools.partial(observe_target, known=forecasting.known(store, by_id)),
     )
     writer = _Writer(store, by_id, result, on_result)
     processes = 1 if adaptive and len(todo) < SMALL_PASS else max(1, min(workers, len(todo)))

@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ..errors import CollectError, InputError
 from ..scan.targets import BadLine, ScanTarget, lines_of, parse_line, read_targets
+from . import forecasting
 from . import tables as t
-from .events import Endpoint, Event, Snapshot, derive
+from .events import Endpoint, Event, FirstBreak, Snapshot, derive
+
+if TYPE_CHECKING:
+    from .forecasting import ForecastRow
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 DEFAULT_EVERY = 3600  # seconds between checks of a target (`--every`)
@@ -207,6 +211,8 @@ class Observation:
     first_error: str | None = None  # the first error finding's id
     # each finding in full for alerts (not stored): id, severity, title, detail, fix, rejected_by
     finding_details: tuple[Mapping[str, Any], ...] = ()
+    # the target's break forecast when it was computed with this check (not a column: table ``forecasts``)
+    forecast: ForecastRow | None = None
 
 
 def parse_labels(pairs: Iterable[str]) -> dict[str, str]:
@@ -440,6 +446,8 @@ class Store:
         written: set[str] = set()
         with self.engine.begin() as conn:
             previous = self._previous_many(conn, [obs.target_id for obs, _ in items])
+            forecasts = {obs.target_id: obs.forecast for obs, _ in items if obs.forecast is not None}
+            stored_breaks = forecasting.stored_first_breaks(conn, list(forecasts)) if forecasts else {}
             all_events: list[list[Event]] = []
             certs: dict[str, CertRow] = {}
             for obs, _ in items:
@@ -456,8 +464,11 @@ class Store:
                     obs.clients,
                     obs.endpoints,
                     obs.error,
+                    first_break=_first_break(obs.forecast),
                 )
                 before, reachable = previous.get(obs.target_id, (None, None))
+                if reachable is not None and obs.target_id in stored_breaks:
+                    reachable = replace(reachable, first_break=FirstBreak(stored_breaks[obs.target_id]))
                 all_events.append(derive(before, reachable, snapshot))
             unknown = [sha for sha in certs if sha not in self._known_certs]
             if unknown:
@@ -507,6 +518,7 @@ class Store:
                 for obs_id, (obs, due) in zip(ids, items, strict=True)
                 if due is not None
             ]
+            forecasting.upsert(conn, forecasts)
             if pointers:
                 conn.execute(
                     sa.update(t.targets)
@@ -748,6 +760,23 @@ def _snapshot_of(row: Any, endpoints: tuple[Endpoint, ...], leaf: Any) -> Snapsh
         tuple((c[0], bool(c[1])) for c in row.clients or ()),
         endpoints,
         row.error,
+    )
+
+
+def _first_break(row: ForecastRow | None) -> FirstBreak | None:
+    """What events compare of a forecast made with an observation (None: none was made)."""
+    if row is None:
+        return None
+    first = row.first()
+    if not first:
+        return FirstBreak(None)
+    cert = first[0].get("certificate") or {}
+    return FirstBreak(
+        row.first_break,
+        tuple(b["client"] for b in first),
+        first[0]["reason_id"],
+        first[0]["reason"],
+        cert.get("subject"),
     )
 
 

@@ -1,0 +1,313 @@
+"""The break forecast in the watch pass: when each client family will first reject the chain a target serves,
+kept per target in the ``forecasts`` table, listed by ``watch forecast``, alerted on (``break:<client>``) and
+turned into ``break-forecast`` events.
+
+Cost (a watch pass must stay near `certdoctor scan`'s rate): :func:`certdoctor.forecast.forecast` re-judges a
+diagnosis at each candidate instant (about 9 ms of CPU per distinct chain), so a target's forecast is computed
+only when it is *needed*: no forecast is stored for it, the chain it serves now differs from the one its forecast
+was computed for (:func:`chain_key`), or its forecast is older than :data:`REFRESH` (24 h: the trust stores'
+removal dates and the clients' code may have changed meanwhile). What is stored is read once before the pass
+(:func:`known`, target id → (chain key, computed at)) and handed to the processes that diagnose
+(:func:`attach`, called by :func:`certdoctor.watch.runner.observe_target`); each process keeps one judgement
+cache for :func:`~certdoctor.forecast.forecast` and the forecasts it made per chain key (a fleet serving one
+chain under one name computes it once per process). The forecast travels on the
+:class:`~certdoctor.watch.store.Observation` (``forecast``: a :class:`ForecastRow`) back to the process that
+writes, which upserts it (:func:`upsert`) in the observation's transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from . import tables as t
+
+if TYPE_CHECKING:
+    from ..diagnosis import Diagnosis
+    from .store import Observation, Store
+
+REFRESH = timedelta(hours=24)  # a forecast of an unchanged chain is computed again after this
+DEFAULT_FORECAST_DAYS = 30.0  # alert on a break this many days ahead (`watch policy --forecast-days`)
+CRITICAL_DAYS = 7.0  # a break this near is a critical alert, else a warning
+CACHE_LIMIT = 20_000  # judgements kept per process (forecast()'s cache), then dropped
+MEMO_LIMIT = 4_096  # forecasts kept per process by chain key, then dropped
+CHUNK = 500  # target ids per IN (...) list
+
+Known = Mapping[int, tuple[str, datetime]]  # target id → (chain key, computed at) of its stored forecast
+
+
+@dataclass(frozen=True)
+class ForecastRow:
+    """A target's forecast as stored in ``forecasts`` (and carried by an observation across processes).
+
+    ``chain_key``: :func:`chain_key` of the diagnosis it was computed for; ``computed_at``: the observation's
+    time (UTC); ``until``: the end of the horizon; ``first_break``: the earliest break (None: no client that
+    accepts today breaks before ``until``); ``breaks``: per client family that breaks, in date order, its
+    :meth:`certdoctor.forecast.Break.to_dict` with ``client`` (id) and ``name`` added."""
+
+    chain_key: str
+    computed_at: datetime
+    until: datetime
+    first_break: datetime | None
+    breaks: tuple[dict[str, Any], ...]
+
+    def first(self) -> tuple[dict[str, Any], ...]:
+        """The breaks at ``first_break`` (several clients may break at one instant)."""
+        return tuple(b for b in self.breaks if b["at"] == self.breaks[0]["at"]) if self.breaks else ()
+
+
+def chain_key(d: Diagnosis) -> str:
+    """SHA-256 (hex) of what a forecast depends on: the name and port, each chain presented (certificate
+    SHA-256s in order), the trust stores (name, description, number of roots) and --ca-file roots, the client
+    families predicted, and those that accept today (a client that starts rejecting for another reason — a
+    revocation — changes the forecast too). Equal keys: the forecast of one holds for the other."""
+    from .. import certinfo
+
+    ev = d.evidence
+    h = hashlib.sha256()
+    parts: list[str] = [ev.target.name or "", str(None if ev.target.is_files else ev.target.port)]
+    for r in d.reports:
+        parts.append(",".join(certinfo.fingerprint(c) for c in r.chain.certs))
+    for s in (*ev.stores, "|", *ev.client_stores):
+        parts.append(s if isinstance(s, str) else f"{s.name}:{s.description}:{len(s.roots)}")
+    parts.append(",".join(certinfo.fingerprint(c) for c in ev.extra_roots))
+    parts.append(",".join(d.verdict_clients))
+    parts.append(",".join(v.client for v in d.clients if v.accepts))
+    h.update("\n".join(parts).encode("utf-8", "surrogateescape"))
+    return h.hexdigest()
+
+
+_CACHE: dict[Any, Any] = {}  # forecast()'s judgements, per process
+_MEMO: dict[str, ForecastRow] = {}  # chain key → the forecast this process made for it
+COMPUTED = [0]  # forecasts computed by this process (not taken from the memo): for tests and the bench
+
+
+def needed(target_id: int, key: str, at: datetime, known: Known) -> bool:
+    """True when target ``target_id``'s stored forecast (``known``) is missing, for another chain than ``key``,
+    or older than :data:`REFRESH` at ``at``."""
+    stored = known.get(target_id)
+    return stored is None or stored[0] != key or at - stored[1] >= REFRESH
+
+
+def compute(d: Diagnosis, key: str, at: datetime) -> ForecastRow:
+    """The forecast of ``d`` as a :class:`ForecastRow` computed at ``at``: taken from this process's memo when
+    one for the same chain key is younger than :data:`REFRESH`, else computed
+    (:func:`certdoctor.forecast.forecast`, default horizon and store removal dates, this process's cache).
+    Raises what forecast() raises."""
+    memo = _MEMO.get(key)
+    if memo is not None and at - memo.computed_at < REFRESH:
+        return replace(memo, computed_at=at)
+    from ..forecast import forecast
+
+    if len(_CACHE) > CACHE_LIMIT:
+        _CACHE.clear()
+    f = forecast(d, cache=_CACHE)
+    COMPUTED[0] += 1
+    breaks = tuple({"client": b.client, "name": b.name, **b.to_dict()} for b in f.breaks)
+    row = ForecastRow(key, at, f.until, f.breaks[0].at if f.breaks else None, breaks)
+    if len(_MEMO) >= MEMO_LIMIT:
+        _MEMO.clear()
+    _MEMO[key] = row
+    return row
+
+
+def attach(obs: Observation, diagnosis: Diagnosis | None, known: Known) -> Observation:
+    """``obs`` with its target's forecast when one is needed (see :func:`needed`), else ``obs`` itself. A
+    target that was not judged (unreachable) keeps its stored forecast; a forecast that fails is skipped (the
+    observation matters more), and tried again at the next check."""
+    if diagnosis is None or obs.verdict == "unreachable" or not diagnosis.reports:
+        return obs
+    try:
+        key = chain_key(diagnosis)
+        if not needed(obs.target_id, key, obs.at, known):
+            return obs
+        return replace(obs, forecast=compute(diagnosis, key, obs.at))
+    except Exception:  # defensive: a chain the forecast cannot judge must not cost the observation
+        return obs
+
+
+# --- the database -------------------------------------------------------------------------------------------------
+
+
+def _chunks(ids: Sequence[int]) -> Iterable[list[int]]:
+    for start in range(0, len(ids), CHUNK):
+        yield list(ids[start : start + CHUNK])
+
+
+def known(store: Store, target_ids: Iterable[int] | None = None) -> dict[int, tuple[str, datetime]]:
+    """Target id → (chain key, computed at) of every stored forecast (of ``target_ids`` only, when given): one
+    query for the whole table when most targets are wanted."""
+    from .store import utc
+
+    f = t.forecasts
+    query = sa.select(f.c.target_id, f.c.chain_key, f.c.computed_at)
+    with store.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    wanted = None if target_ids is None else set(target_ids)
+    return {
+        r.target_id: (r.chain_key, utc(r.computed_at))  # type: ignore[misc]
+        for r in rows
+        if wanted is None or r.target_id in wanted
+    }
+
+
+def stored_first_breaks(conn: Connection, target_ids: Sequence[int]) -> dict[int, datetime | None]:
+    """Target id → the first break of its stored forecast (targets without one are absent)."""
+    from .store import utc
+
+    f = t.forecasts
+    out: dict[int, datetime | None] = {}
+    for chunk in _chunks(target_ids):
+        for r in conn.execute(sa.select(f.c.target_id, f.c.first_break).where(f.c.target_id.in_(chunk))):
+            out[r.target_id] = utc(r.first_break)
+    return out
+
+
+def upsert(conn: Connection, rows: Mapping[int, ForecastRow]) -> None:
+    """Store each target's forecast, replacing the one it had: INSERT … ON CONFLICT (target_id) DO UPDATE on
+    SQLite (≥ 3.24) and PostgreSQL, one statement for the batch; delete then insert elsewhere."""
+    if not rows:
+        return
+    f = t.forecasts
+    values = [
+        {
+            "target_id": tid,
+            "computed_at": r.computed_at,
+            "chain_key": r.chain_key,
+            "until": r.until,
+            "first_break": r.first_break,
+            "breaks": list(r.breaks),
+        }
+        for tid, r in rows.items()
+    ]
+    dialect = conn.dialect.name
+    if dialect in ("postgresql", "sqlite"):
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        stmt = insert(f)
+        columns = ("computed_at", "chain_key", "until", "first_break", "breaks")
+        conn.execute(
+            stmt.on_conflict_do_update(index_elements=["target_id"], set_={c: stmt.excluded[c] for c in columns}),
+            values,
+        )
+        return
+    conn.execute(sa.delete(f).where(f.c.target_id.in_(list(rows))))
+    conn.execute(sa.insert(f), values)
+
+
+def breaks_within(conn: Connection, target_ids: Sequence[int], until: datetime) -> dict[int, list[dict[str, Any]]]:
+    """Target id → its stored breaks, for the targets whose first break is at or before ``until`` (the others
+    have nothing to alert on): one query per :data:`CHUNK` targets, through the first_break index."""
+    f = t.forecasts
+    out: dict[int, list[dict[str, Any]]] = {}
+    for chunk in _chunks(sorted(set(target_ids))):
+        query = sa.select(f.c.target_id, f.c.breaks).where(
+            f.c.target_id.in_(chunk), f.c.first_break.is_not(None), f.c.first_break <= until
+        )
+        for r in conn.execute(query):
+            out[r.target_id] = list(r.breaks or ())
+    return out
+
+
+# --- alerts -------------------------------------------------------------------------------------------------------
+
+
+def break_conditions(
+    breaks: Sequence[Mapping[str, Any]], forecast_days: float, at: datetime
+) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """(key, severity, summary, detail) of each ``break:<client>`` alert condition: a break still ahead of ``at``
+    and at most ``forecast_days`` days away; critical within :data:`CRITICAL_DAYS`, else warning. A break already
+    past is not one (the client rejects now: ``client:<family>``)."""
+    out = []
+    horizon = timedelta(days=forecast_days)
+    for b in breaks:
+        when = datetime.fromisoformat(b["at"])
+        left = when - at
+        if not timedelta(0) < left <= horizon:
+            continue
+        days = round(left.total_seconds() / 86400, 2)
+        cert = b.get("certificate") or {}
+        out.append(
+            (
+                f"break:{b['client']}",
+                "critical" if days <= CRITICAL_DAYS else "warning",
+                f"{b['name']} will reject the chain in {days:g} days ({when:%Y-%m-%d %H:%M:%S} UTC): {b['reason']}",
+                {
+                    "client": b["client"],
+                    "at": b["at"],
+                    "days_left": days,
+                    "threshold_days": forecast_days,
+                    "reason_id": b["reason_id"],
+                    "reason": b["reason"],
+                    "certificate": cert.get("subject"),
+                    "role": cert.get("role"),
+                },
+            )
+        )
+    return out
+
+
+# --- `watch forecast` ---------------------------------------------------------------------------------------------
+
+
+def fleet(
+    store: Store,
+    days: float,
+    *,
+    labels: Mapping[str, str] | None = None,
+    clients: Sequence[str] = (),
+    at: datetime,
+) -> dict[str, Any]:
+    """The body of a ``watch-forecast`` document: every stored break after ``at`` and within ``days`` days, of
+    the targets carrying every label of ``labels`` and the client families of ``clients`` (empty: all), in date
+    order (then target, then the forecast's client order). Reads only the database (no network)."""
+    from .store import utc
+
+    f, tg = t.forecasts, t.targets
+    until = at + timedelta(days=days)
+    query = (
+        sa.select(tg.c.id, tg.c.spec, tg.c.labels, f.c.computed_at, f.c.breaks)
+        .select_from(f.join(tg, tg.c.id == f.c.target_id))
+        .where(f.c.first_break.is_not(None), f.c.first_break <= until)
+    )
+    count = sa.select(sa.func.count()).select_from(f)
+    with store.engine.connect() as conn:
+        rows = conn.execute(query).all()
+        forecast_targets = conn.execute(count).scalar_one()
+    want = dict(labels or {})
+    out: list[tuple[datetime, str, int, dict[str, Any]]] = []
+    for r in rows:
+        if not all((r.labels or {}).get(k) == v for k, v in want.items()):
+            continue
+        for order, b in enumerate(r.breaks or ()):
+            when = datetime.fromisoformat(b["at"])
+            if not at < when <= until or (clients and b["client"] not in clients):
+                continue
+            brk = {k: v for k, v in b.items() if k not in ("client", "name")}
+            entry = {
+                "target_id": r.id,
+                "target": r.spec,
+                "labels": dict(r.labels or {}),
+                "client": b["client"],
+                "name": b["name"],
+                "days_left": round((when - at).total_seconds() / 86400, 2),
+                "computed_at": utc(r.computed_at).isoformat(),  # type: ignore[union-attr]
+                "break": brk,
+            }
+            out.append((when, r.spec, order, entry))
+    out.sort(key=lambda x: x[:3])
+    return {
+        "at": at.isoformat(),
+        "until": until.isoformat(),
+        "days": days,
+        "forecast_targets": forecast_targets,
+        "breaks": [e for *_, e in out],
+    }

@@ -1,0 +1,289 @@
+"""The break forecast in ``certdoctor watch``: computed in the pass only when needed, stored per target, listed by
+``watch forecast``, alerted on (``break:<client>``) and turned into ``break-forecast`` events — on the lab's
+real servers and a server of our own whose chain is swapped, against SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pickle
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+import jsonschemas
+from certdoctor import certinfo, diagnose
+from certdoctor.cli import main
+from certdoctor.clients import PROFILES
+from certdoctor.forecast import forecast
+from certdoctor.lab import Lab
+from certdoctor.model import DiagnoseOptions
+from certdoctor.watch import Store, forecasting, run_pass
+from certdoctor.watch import alerts as watch_alerts
+from certdoctor.watch import tables as watch_tables
+from certdoctor.watch.runner import observe_target
+from certdoctor.watch.store import utc
+from pki_builder import ec_key, intermediate, leaf, root
+from test_watch import NAME, lab_options, spec, store, swappable, watch_db  # noqa: F401  (fixtures)
+
+SECOND = timedelta(seconds=1)
+ALL = tuple(p.id for p in PROFILES)
+OPENSSL = ("curl", "python", "node")  # OpenSSL counts the notAfter second itself as expired
+
+
+def expected_instants(cert: x509.Certificate, clients: tuple[str, ...] = ALL) -> dict[str, str]:
+    """Per client, the first instant it rejects once ``cert`` expires (ISO text, as stored)."""
+    end = certinfo.not_after(cert)
+    return {c: (end if c in OPENSSL else end + SECOND).isoformat() for c in clients}
+
+
+def served(lab: Lab, name: str) -> list[x509.Certificate]:
+    return x509.load_pem_x509_certificates(lab.endpoints[name].chain_path.read_bytes())
+
+
+def stored(db: Store) -> dict[str, Any]:
+    """Target spec → its forecasts row."""
+    f, tg = watch_tables.forecasts, watch_tables.targets
+    with db.engine.connect() as conn:
+        rows = conn.execute(sa.select(tg.c.spec, f).join(tg, tg.c.id == f.c.target_id)).all()
+    return {r.spec: r for r in rows}
+
+
+def forecast_json(capsys: pytest.CaptureFixture[str], db: str, *extra: str) -> dict[str, Any]:
+    capsys.readouterr()
+    assert main(["watch", "forecast", "--db", db, "--json", *extra]) == 0
+    return jsonschemas.loads(capsys.readouterr().out)
+
+
+def test_a_pass_stores_forecasts_once_and_the_cli_lists_them(
+    lab: Lab,
+    store: Store,  # noqa: F811
+    watch_db: str,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    names = ["intermediate-expires-first", "expiring-soon", "good-rsa"]
+    store.add([spec(lab, n) for n in names], labels={"env": "lab"})
+    store.add([f"{spec(lab, 'intermediate-expires-first')},name={lab.endpoints['good-rsa'].hostname}"])  # invalid
+    forecasting._MEMO.clear()  # a fresh process's state
+    before = forecasting.COMPUTED[0]
+    first = run_pass(store, lab_options(lab), retries=0)
+    assert first.checked == 4 and forecasting.COMPUTED[0] - before == 4
+    rows = stored(store)
+    assert len(rows) == 4
+    inter = rows[spec(lab, "intermediate-expires-first")]
+    _, ca = served(lab, "intermediate-expires-first")
+    assert {b["client"]: b["at"] for b in inter.breaks} == expected_instants(ca)
+    assert {b["reason_id"] for b in inter.breaks} == {"intermediate-expiry"}
+    assert utc(inter.first_break) == certinfo.not_after(ca)  # OpenSSL's clients first
+    # the same dates as forecast() on a fresh diagnosis of the server
+    ep = lab.endpoints["intermediate-expires-first"]
+    d = diagnose(f"{ep.hostname}:{ep.port}", resolve=list(ep.addresses), ca_files=[str(lab.root_path)], timeout=5.0)
+    assert [(b["client"], b["at"]) for b in inter.breaks] == [(b.client, b.at.isoformat()) for b in forecast(d).breaks]
+    mismatch = rows[f"{spec(lab, 'intermediate-expires-first')},name={lab.endpoints['good-rsa'].hostname}"]
+    assert mismatch.breaks == [] and mismatch.first_break is None  # every client rejects today: no break
+
+    # the next pass: the same chains, forecasts younger than 24 h — none computed, none rewritten
+    again = run_pass(store, lab_options(lab), everything=True, retries=0)
+    assert again.checked == 4 and forecasting.COMPUTED[0] - before == 4
+    assert all(obs.forecast is None for _, obs, _ in again.results)
+    assert {k: r.computed_at for k, r in stored(store).items()} == {k: r.computed_at for k, r in rows.items()}
+    assert sum(again.events.values()) == 0
+
+    # 25 hours later (moved back in the table): computed again, same breaks, no event (the date did not move)
+    f = watch_tables.forecasts
+    with store.engine.begin() as conn:
+        conn.execute(sa.update(f).values(computed_at=datetime.now(UTC) - timedelta(hours=25)))
+    forecasting._MEMO.clear()
+    later = run_pass(store, lab_options(lab), everything=True, retries=0)
+    assert forecasting.COMPUTED[0] - before == 8 and sum(later.events.values()) == 0
+    refreshed = stored(store)
+    assert all(datetime.now(UTC) - utc(r.computed_at) < timedelta(minutes=5) for r in refreshed.values())
+    assert refreshed[spec(lab, "intermediate-expires-first")].breaks == inter.breaks
+
+    # watch forecast: within 40 days, the leaf of expiring-soon (10 days), then the intermediate (30 days)
+    doc = forecast_json(capsys, watch_db, "--days", "40")
+    got = [(e["target"], e["client"], e["break"]["at"]) for e in doc["breaks"]]
+    soon_leaf = served(lab, "expiring-soon")[0]
+    expected = sorted(
+        [(spec(lab, "expiring-soon"), c, at) for c, at in expected_instants(soon_leaf).items()]
+        + [(spec(lab, "intermediate-expires-first"), c, at) for c, at in expected_instants(ca).items()],
+        key=lambda x: (x[2], x[0], ALL.index(x[1])),
+    )
+    assert got == expected
+    assert doc["forecast_targets"] == 4 and doc["days"] == 40
+    by = {(e["target"], e["client"]): e for e in doc["breaks"]}
+    java = by[(spec(lab, "intermediate-expires-first"), "java")]
+    assert java["name"] == "Java (JSSE)" and java["labels"] == {"env": "lab"}
+    assert 29 < java["days_left"] <= 30
+    assert java["break"]["certificate"]["role"] == "intermediate"
+    assert java["break"]["certificate"]["subject"] == "CN=certdoctor Lab Expiring CA,O=certdoctor Lab"
+    assert [e["days_left"] for e in doc["breaks"]] == sorted(e["days_left"] for e in doc["breaks"])
+    # filters: one client, a label, a shorter window
+    only = forecast_json(capsys, watch_db, "--days", "40", "--client", "java", "--client", "go")
+    assert [(e["target"], e["client"]) for e in only["breaks"]] == [
+        (spec(lab, "expiring-soon"), "java"),
+        (spec(lab, "expiring-soon"), "go"),
+        (spec(lab, "intermediate-expires-first"), "java"),
+        (spec(lab, "intermediate-expires-first"), "go"),
+    ]
+    assert forecast_json(capsys, watch_db, "--days", "40", "--label", "env=prod")["breaks"] == []
+    assert {e["target"] for e in forecast_json(capsys, watch_db, "--days", "20")["breaks"]} == {
+        spec(lab, "expiring-soon")
+    }
+    # the text: one line per target, instant and reason
+    assert main(["watch", "forecast", "--db", watch_db, "--days", "40"]) == 0
+    text = capsys.readouterr().out
+    assert "intermediate-expiry" in text and "leaf-expiry" in text and "CN=certdoctor Lab Expiring CA" in text
+    assert main(["watch", "forecast", "--db", watch_db, "--days", "1"]) == 0
+    assert "no break forecast within 1 days (4 targets forecast)" in capsys.readouterr().out
+    assert main(["watch", "forecast", "--db", watch_db, "--days", "-1"]) == 2
+
+
+def test_break_alerts_within_forecast_days(
+    lab: Lab,
+    store: Store,  # noqa: F811
+    watch_db: str,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    store.add([spec(lab, "intermediate-expires-first")], labels={"env": "lab"})
+    store.add([spec(lab, "expiring-soon")], labels={"env": "prod"})
+    store.add([spec(lab, "good-rsa")], labels={"env": "prod"})
+    result = run_pass(store, lab_options(lab), retries=0)
+    now = datetime.now(UTC)
+    watch_alerts.evaluate(store, result.results, at=now)
+    open_ = {(a["target"], a["condition"]): a for a in watch_alerts.alerts(store)}
+    conditions = sorted({c for _, c in open_})
+    # expiring-soon (10 days) and the intermediate (30 days, within the default 30), not good-rsa (89 days)
+    assert conditions == sorted(["expiring", *(f"break:{c}" for c in ALL)])
+    assert {t for t, c in open_ if c.startswith("break:")} == {
+        spec(lab, "expiring-soon"),
+        spec(lab, "intermediate-expires-first"),
+    }
+    java = open_[(spec(lab, "intermediate-expires-first"), "break:java")]
+    assert java["severity"] == "warning" and java["detail"]["reason_id"] == "intermediate-expiry"
+    assert java["detail"]["certificate"] == "CN=certdoctor Lab Expiring CA,O=certdoctor Lab"
+    assert (
+        java["summary"].startswith("Java (JSSE) will reject the chain in ") and 29 < java["detail"]["days_left"] <= 30
+    )
+    _, ca = served(lab, "intermediate-expires-first")
+    assert java["detail"]["at"] == expected_instants(ca)["java"]
+    # a policy of 20 days for env=lab: the intermediate's break (30 days) is outside, resolved
+    assert main(["watch", "policy", "--label", "env=lab", "--forecast-days", "20", "--db", watch_db]) == 0
+    assert "forecast_days=20" in capsys.readouterr().out
+    watch_alerts.evaluate(store, result.results, at=now)
+    open_ = {(a["target"], a["condition"]) for a in watch_alerts.alerts(store)}
+    assert not {c for t, c in open_ if t == spec(lab, "intermediate-expires-first")}
+    assert (spec(lab, "expiring-soon"), "break:go") in open_
+    # 25 days later the intermediate's break is 5 days away: inside 20 days, critical
+    messages = watch_alerts.evaluate(store, result.results, at=now + timedelta(days=25))
+    alerts = {
+        a["condition"]: a
+        for m in messages
+        if m.target["target"] == spec(lab, "intermediate-expires-first")
+        for a in m.alerts
+    }
+    assert alerts["break:java"]["severity"] == "critical" and alerts["break:java"]["status"] == "firing"
+    assert 4 < alerts["break:java"]["detail"]["days_left"] <= 5
+    assert "threshold days: 20" in next(m for m in messages if m.target["id"] == 1).body()
+
+
+def test_a_changed_chain_is_forecast_again_and_the_break_moves(
+    store: Store,  # noqa: F811
+    swappable: Any,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    now = datetime.now(UTC)
+    ca = root("Forecast Root")
+    short = intermediate("Forecast CA short", ca, not_after=now + timedelta(days=20))
+    long = intermediate("Forecast CA long", ca)
+    key = ec_key("forecast-leaf")
+    first = leaf(NAME, short, key=key, not_before=now - timedelta(days=1), not_after=now + timedelta(days=80))
+    renewed = leaf(NAME, long, key=key, not_before=now - timedelta(hours=1), not_after=now + timedelta(days=90))
+    (tmp_path / "root.pem").write_bytes(ca.cert.public_bytes(serialization.Encoding.PEM))
+    options = DiagnoseOptions(ca_files=(str(tmp_path / "root.pem"),), timeout=3, revocation=False)
+    target = f"{NAME}:{swappable.server.port},addr=127.0.0.1"
+    store.add([target])
+
+    def check() -> tuple[Any, list[tuple[str, dict[str, Any]]]]:
+        result = run_pass(store, options, everything=True, retries=0)
+        watch_alerts.evaluate(store, result.results)
+        return result.results[0][1], result.results[0][2]
+
+    swappable.serve(first, [short])
+    obs, events = check()
+    assert obs.forecast is not None and obs.forecast.first_break == certinfo.not_after(short.cert)
+    assert [k for k, _ in events] == ["first-seen"]
+    # the intermediate is the chain's earliest notAfter too: `expiring` says when, break:<client> who and why
+    assert {a["condition"] for a in watch_alerts.alerts(store)} == {"expiring", *(f"break:{c}" for c in ALL)}
+    obs, events = check()
+    assert obs.forecast is None and events == []  # the same chain: not computed again
+
+    swappable.serve(renewed, [long])  # a new intermediate: the break moves to the leaf's end, 90 days out
+    obs, events = check()
+    assert obs.forecast is not None and obs.forecast.first_break == certinfo.not_after(renewed.cert)
+    moved = dict(events)["break-forecast"]
+    assert moved == {
+        "old_first_break": certinfo.not_after(short.cert).isoformat(),
+        "new_first_break": certinfo.not_after(renewed.cert).isoformat(),
+        "change": "later",
+        "days": pytest.approx(70, abs=0.1),
+        "clients": list(OPENSSL),
+        "reason_id": "leaf-expiry",
+        "reason": moved["reason"],
+        "certificate": f"CN={NAME}",
+    }
+    assert [k for k, _ in events] == ["certificate-rotated", "break-forecast"]
+    assert watch_alerts.alerts(store) == []  # every break:<client> resolved (and expiring)
+    stored_row = stored(store)[target]
+    assert {b["reason_id"] for b in stored_row.breaks} == {"leaf-expiry"}
+
+    swappable.serve(first, [short])  # the old chain back: the break comes nearer again
+    _, events = check()
+    assert dict(events)["break-forecast"]["change"] == "earlier"
+    jsonschemas.validate(
+        {"certdoctor": 1, "kind": "watch-events", "since": now.isoformat(), "events": store.events(now)}
+    )
+
+
+def test_cross_signature_breaks_only_the_clients_that_use_it(
+    lab: Lab,
+    store: Store,  # noqa: F811
+    watch_db: str,  # noqa: F811
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The lab's cross-certificate (by an expired old root) expires in 40 days: with only the old root, Chrome
+    and Java accept today and break then; the others reject today (no break)."""
+    old = tmp_path / "old-root.pem"
+    old.write_bytes(lab.pki.issuers["lab-old-root"].cert.public_bytes(serialization.Encoding.PEM))
+    store.add([spec(lab, "cross-expires-first")])
+    run_pass(store, DiagnoseOptions(ca_files=(str(old),), timeout=3), retries=0)
+    doc = forecast_json(capsys, watch_db, "--days", "45")
+    cross = served(lab, "cross-expires-first")[2]
+    assert {e["client"]: e["break"]["at"] for e in doc["breaks"]} == expected_instants(cross, ("chrome", "java"))
+    assert {e["break"]["certificate"]["sha256"] for e in doc["breaks"]} == {certinfo.fingerprint(cross)}
+
+
+def test_helpers_get_the_stored_forecasts(lab: Lab, store: Store) -> None:  # noqa: F811
+    """Forked helpers diagnose and forecast; what they need (the stored keys) travels in a partial that
+    pickles (helpers started with "spawn" unpickle it)."""
+    base = spec(lab, "intermediate-expires-first")
+    host, rest = base.split(",", 1)
+    many = [f"https://{host}/p{i},{rest}" for i in range(8)]
+    store.add(many)
+    run_pass(store, lab_options(lab), retries=0, workers=2)
+    rows = stored(store)
+    assert len(rows) == 8 and len({tuple(b["at"] for b in r.breaks) for r in rows.values()}) == 1
+    known = forecasting.known(store)
+    assert pickle.loads(pickle.dumps(forecasting_partial(known))).keywords["known"] == known
+    again = run_pass(store, lab_options(lab), everything=True, retries=0, workers=2)
+    assert all(obs.forecast is None for _, obs, _ in again.results)
+
+
+def forecasting_partial(known: Any) -> Any:
+    import functools
+
+    return functools.partial(observe_target, known=known)
