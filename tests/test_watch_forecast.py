@@ -279,7 +279,7 @@ def test_helpers_get_the_stored_forecasts(lab: Lab, store: Store) -> None:  # no
     run_pass(store, lab_options(lab), retries=0, workers=2)
     rows = stored(store)
     assert len(rows) == 8 and len({tuple(b["at"] for b in r.breaks) for r in rows.values()}) == 1
-    known = forecasting.known(store)
+    known = forecasting.known(store, datetime.now(UTC))
     assert pickle.loads(pickle.dumps(forecasting_partial(known))).keywords["known"] == known
     again = run_pass(store, lab_options(lab), everything=True, retries=0, workers=2)
     assert all(obs.forecast is None for _, obs, _ in again.results)
@@ -306,3 +306,34 @@ def test_forecasts_over_the_cpu_budget_wait_for_a_later_pass(
     monkeypatch.setattr(forecasting, "FREE_CPU_S", 2.0)  # budget again: the next pass makes them
     fed = run_pass(store, lab_options(lab), everything=True, retries=0)
     assert all(obs.forecast is not None for _, obs, _ in fed.results) and len(stored(store)) == 2
+
+
+def test_serve_keeps_the_forecasts_too(lab: Lab, store: Store) -> None:  # noqa: F811
+    """The daemon (in this process, one check) stores a forecast as a pass does, and not again while it holds."""
+    import asyncio
+
+    from certdoctor.watch.daemon import Daemon, ServeConfig
+
+    store.add([spec(lab, "intermediate-expires-first")])
+
+    def one_check() -> None:
+        daemon = Daemon(store, lab_options(lab), ServeConfig(poll=0.2, retries=0))
+
+        async def once() -> None:
+            task = asyncio.ensure_future(daemon.schedule())
+            while daemon.state.checks < 1 and not task.done():
+                await asyncio.sleep(0.05)
+            daemon.stop()
+            await task
+
+        asyncio.run(once())
+
+    one_check()
+    (row,) = stored(store).values()
+    _, ca = served(lab, "intermediate-expires-first")
+    assert {b["client"]: b["at"] for b in row.breaks} == expected_instants(ca)
+    with store.engine.begin() as conn:  # due again now
+        conn.execute(sa.update(watch_tables.targets).values(next_due=datetime.now(UTC) - SECOND))
+    one_check()
+    assert stored(store)[spec(lab, "intermediate-expires-first")].computed_at == row.computed_at
+    assert store.counts()["observations"] == 2

@@ -37,6 +37,7 @@ from ..model import DiagnoseOptions
 from ..pipeline import Session
 from ..scan.engine import Engine, ScanOptions
 from ..scan.targets import ScanTarget
+from . import forecasting
 from . import tables as t
 from .runner import JITTER, observation
 from .store import Observation, Store, WatchedTarget, _target, now, utc
@@ -145,6 +146,8 @@ class Daemon:
             obs = observation(watched.id, record, diagnosis, moment)
         except Exception:  # defensive, as in run_pass: a certificate the store cannot describe
             obs = observation(watched.id, record, None, moment)
+        else:  # the break forecast, when the target needs one (as in run_pass)
+            obs = forecasting.attach(obs, diagnosis, forecasting.known_one(self.store, watched.id, moment))
         events = self.store.record(obs, next_due=self._next_due(watched, obs))
         self._results.append((watched, obs, events))
         self.state.checks += 1

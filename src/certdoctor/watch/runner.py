@@ -190,8 +190,8 @@ def observe_target(
     known: forecasting.Known | None = None,
 ) -> Observation:
     """The scan engine's result for one watched target (whose ``line`` is its id) as an :class:`Observation`;
-    run in whichever process diagnosed it (see ScanOptions.produce). ``known``: the stored forecasts (target id
-    → chain key, computed at): given, the observation carries a new forecast when the target needs one (see
+    run in whichever process diagnosed it (see ScanOptions.produce). ``known``: the stored forecasts younger than
+    a day (target id → chain key): given, the observation carries a new forecast when the target needs one (see
     :func:`certdoctor.watch.forecasting.attach`)."""
     moment = now()
     try:
@@ -288,7 +288,7 @@ def run_pass(
         clients=True,
         diagnose=replace(diagnose or DiagnoseOptions(), clients=True),
         # a partial of a module-level function: it pickles, for helpers started with "spawn"
-        produce=functools.partial(observe_target, known=forecasting.known(store, by_id)),
+        produce=functools.partial(observe_target, known=forecasting.known(store, now(), by_id)),
     )
     writer = _Writer(store, by_id, result, on_result)
     processes = 1 if adaptive and len(todo) < SMALL_PASS else max(1, min(workers, len(todo)))
