@@ -203,9 +203,11 @@ def observe_target(
 
 def kept(obs: Observation) -> Observation:
     """What a pass keeps of an observation for the alerts at its end: no endpoints, only the leaf certificate
-    without its DER (10,000 observations with their chains were most of a pass's memory)."""
+    without its DER (10,000 observations with their chains were most of a pass's memory), a forecast without
+    its breaks."""
     leaf = tuple(replace(c, der=b"") for c in obs.certificates if c.sha256 == obs.leaf_sha256)
-    return replace(obs, endpoints=(), certificates=leaf)
+    forecast = None if obs.forecast is None else replace(obs.forecast, breaks=())  # stored; alerts read the table
+    return replace(obs, endpoints=(), certificates=leaf, forecast=forecast)
 
 
 class _Writer:
