@@ -99,8 +99,8 @@ def affordable() -> bool:
     the CPU time it used since its first observation (so that the first pass over a fleet of distinct chains,
     about 8 ms of CPU each, stays near scan's rate: the rest are forecast over the next passes)."""
     used = time.process_time()
-    if _CPU[1] < 0:
-        _CPU[1] = used
+    if _CPU[1] < 0 or used < _CPU[1]:  # the first observation, or a forked helper (its CPU time starts at 0)
+        _CPU[0], _CPU[1] = 0.0, used
     return _CPU[0] <= FREE_CPU_S + BUDGET_SHARE * (used - _CPU[1])
 
 
@@ -229,7 +229,9 @@ def upsert(conn: Connection, rows: Mapping[int, ForecastRow]) -> None:
 
 def breaks_within(conn: Connection, target_ids: Sequence[int], until: datetime) -> dict[int, list[dict[str, Any]]]:
     """Target id → its stored breaks, for the targets whose first break is at or before ``until`` (the others
-    have nothing to alert on): one query per :data:`CHUNK` targets, through the first_break index."""
+    have nothing to alert on): one query per :data:`CHUNK` targets, through the first_break index. Each break
+    only with what :func:`break_conditions` reads (client, name, at, reason_id, reason, and the certificate's
+    subject and role): a pass over 10,000 targets holds them all until its alerts are written."""
     f = t.forecasts
     out: dict[int, list[dict[str, Any]]] = {}
     for chunk in _chunks(sorted(set(target_ids))):
@@ -237,7 +239,13 @@ def breaks_within(conn: Connection, target_ids: Sequence[int], until: datetime) 
             f.c.target_id.in_(chunk), f.c.first_break.is_not(None), f.c.first_break <= until
         )
         for r in conn.execute(query):
-            out[r.target_id] = list(r.breaks or ())
+            out[r.target_id] = [
+                {
+                    **{k: b[k] for k in ("client", "name", "at", "reason_id", "reason")},
+                    "certificate": {k: (b.get("certificate") or {}).get(k) for k in ("subject", "role")},
+                }
+                for b in r.breaks or ()
+            ]
     return out
 
 
