@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from . import tables as t
+from .events import FirstBreak
 
 if TYPE_CHECKING:
     from ..diagnosis import Diagnosis
@@ -65,6 +66,23 @@ class ForecastRow:
     def first(self) -> tuple[dict[str, Any], ...]:
         """The breaks at ``first_break`` (several clients may break at one instant)."""
         return tuple(b for b in self.breaks if b["at"] == self.breaks[0]["at"]) if self.breaks else ()
+
+
+def first_break_of(row: ForecastRow | None) -> FirstBreak | None:
+    """What events compare of a forecast made with an observation (None: none was made)."""
+    if row is None:
+        return None
+    first = row.first()
+    if not first:
+        return FirstBreak(None)
+    cert = first[0].get("certificate") or {}
+    return FirstBreak(
+        row.first_break,
+        tuple(b["client"] for b in first),
+        first[0]["reason_id"],
+        first[0]["reason"],
+        cert.get("subject"),
+    )
 
 
 def chain_key(d: Diagnosis) -> str:

@@ -464,7 +464,7 @@ class Store:
                     obs.clients,
                     obs.endpoints,
                     obs.error,
-                    first_break=_first_break(obs.forecast),
+                    first_break=forecasting.first_break_of(obs.forecast),
                 )
                 before, reachable = previous.get(obs.target_id, (None, None))
                 if reachable is not None and obs.target_id in stored_breaks:
@@ -760,23 +760,6 @@ def _snapshot_of(row: Any, endpoints: tuple[Endpoint, ...], leaf: Any) -> Snapsh
         tuple((c[0], bool(c[1])) for c in row.clients or ()),
         endpoints,
         row.error,
-    )
-
-
-def _first_break(row: ForecastRow | None) -> FirstBreak | None:
-    """What events compare of a forecast made with an observation (None: none was made)."""
-    if row is None:
-        return None
-    first = row.first()
-    if not first:
-        return FirstBreak(None)
-    cert = first[0].get("certificate") or {}
-    return FirstBreak(
-        row.first_break,
-        tuple(b["client"] for b in first),
-        first[0]["reason_id"],
-        first[0]["reason"],
-        cert.get("subject"),
     )
 
 
