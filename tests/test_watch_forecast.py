@@ -245,6 +245,13 @@ def test_a_changed_chain_is_forecast_again_and_the_break_moves(
     swappable.serve(first, [short])  # the old chain back: the break comes nearer again
     _, events = check()
     assert dict(events)["break-forecast"]["change"] == "earlier"
+    from certdoctor.cli.watch import _detail_text
+
+    text = _detail_text("break-forecast", dict(events)["break-forecast"])
+    assert text == (
+        f"{certinfo.not_after(renewed.cert):%Y-%m-%dT%H:%M:%S} → {certinfo.not_after(short.cert):%Y-%m-%dT%H:%M:%S}"
+        " (earlier: intermediate-expiry, curl, python, node)"
+    )
     jsonschemas.validate(
         {"certdoctor": 1, "kind": "watch-events", "since": now.isoformat(), "events": store.events(now)}
     )

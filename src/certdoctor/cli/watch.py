@@ -285,6 +285,9 @@ def _detail_text(kind: str, d: dict[str, Any]) -> str:
         return str(d.get("error") or "")
     if kind == "first-seen":
         return f"{d.get('verdict')}, leaf {str(d.get('leaf_sha256') or '-')[:12]}"
+    if kind == "break-forecast":
+        old_at, new_at = str(d.get("old_first_break"))[:19], str(d.get("new_first_break"))[:19]
+        return f"{old_at} → {new_at} ({d.get('change')}: {d.get('reason_id')}, {', '.join(d.get('clients') or ())})"
     return " ".join(f"{k}={v}" for k, v in d.items())
 
 
