@@ -381,6 +381,15 @@ class Store:
                     sa.delete(t.observation_endpoints).where(t.observation_endpoints.c.observation_id.in_(obs))
                 )
                 conn.execute(sa.delete(t.events).where(t.events.c.target_id == found.id))
+                for table in (
+                    t.deployed_links,
+                    t.forecasts,
+                    t.renewal_runs,
+                    t.renewal_hooks,
+                    t.alerts,
+                    t.alert_snoozes,
+                ):
+                    conn.execute(sa.delete(table).where(table.c.target_id == found.id))
                 conn.execute(sa.delete(t.observations).where(t.observations.c.target_id == found.id))
                 conn.execute(sa.delete(t.targets).where(t.targets.c.id == found.id))
                 removed.append(found)
