@@ -14,6 +14,8 @@ Conditions of a target (``condition`` keys), computed from its newest observatio
 - ``unreachable`` (critical): no address presented a certificate in ``after`` consecutive observations
   (default 3), so that one failed connection does not page anyone.
 - ``certificate-changed`` (info): a one-shot notice per ``certificate-rotated`` event.
+- ``renewal-failed``, ``renewal-not-served`` (critical): from the renewal hooks' runs (see
+  :func:`certdoctor.watch.renewal.conditions`).
 
 An unreachable observation leaves the other conditions as they were (nothing is resolved by an outage).
 
@@ -134,6 +136,8 @@ class Message:
                 if key in d:
                     value = ", ".join(d[key]) if isinstance(d[key], list) else d[key]
                     lines.append(f"  {key.replace('_', ' ')}: {value}")
+            if a["condition"].startswith("renewal-"):
+                lines += _renewal_lines(d)
             if a["condition"] == "certificate-changed":
                 lines.append(f"  {d.get('old_sha256')} → {d.get('new_sha256')}")
                 lines.append(f"  issuer: {d.get('new_issuer')}   same key: {d.get('same_key')}")
@@ -141,6 +145,22 @@ class Message:
                 f"  opened: {a['opened_at']}" + (f"   resolved: {a['resolved_at']}" if a["resolved_at"] else "")
             )
         return "\n".join(lines) + "\n"
+
+
+def _renewal_lines(d: Mapping[str, Any]) -> list[str]:
+    """The body lines of a renewal alert: the command, its exit code and output, the files and the fix."""
+    lines = [f"  command: {d.get('command')}" + (f"   exit code: {d['exit_code']}" if "exit_code" in d else "")]
+    if d.get("output_tail"):
+        lines.append("  output (last lines):")
+        lines += [f"    {x}" for x in str(d["output_tail"]).rstrip().splitlines()[-20:]]
+    if "old_sha256" in d:
+        lines.append(f"  still served: {d.get('old_sha256')}   deadline was: {d.get('deadline')}")
+    for f in d.get("files") or ():
+        kind = f.get("server_type") or "server type unknown"
+        lines.append(f"  file: {f.get('path')} ({kind}) holds {f.get('leaf_sha256')}")
+    if d.get("fix"):
+        lines.append(f"  fix: {d['fix']}")
+    return lines
 
 
 # --- policies -----------------------------------------------------------------------------------------------------
@@ -364,11 +384,18 @@ def evaluate(
                 if obs.verdict == "unreachable" or any(fid in DAMPED_FINDINGS for fid, _ in obs.findings)
             },
         )
+        # renewal hooks' conditions (renewal-failed, renewal-not-served): one query for every target
+        from .renewal import conditions as renewal_conditions
+
+        renewal_of = renewal_conditions(
+            conn, {target.id: None if obs.verdict == "unreachable" else obs.leaf_sha256 for target, obs, _ in results}
+        )
         for target, obs, events in results:
             targets[target.id] = target
             policy = policy_for(target.labels, rows_policies)
             streaks = streaks_of.get(target.id, {})
             current, notices = conditions(obs, events, policy, streaks, moment)
+            renewal = renewal_of.get(target.id, [])
             msg = message(target)
             msg.observation = {
                 "verdict": obs.verdict,
@@ -381,9 +408,10 @@ def evaluate(
             }
             open_rows = open_all.pop(target.id, {})  # popped: a target listed twice sees no stale rows
             if current is None:  # unreachable: judge only that
-                current = [c for c in _unreachable(obs, policy, streaks)]
+                current = [*_unreachable(obs, policy, streaks), *renewal]
                 keep = {k for k in open_rows if k != "unreachable"}
             else:
+                current = [*current, *renewal]
                 keep = set()
             wanted = {c.key: c for c in current}
             for key, row in open_rows.items():
