@@ -305,3 +305,25 @@ def test_execute_is_bounded(tmp_path: Path) -> None:
     code, tail = renewal.execute("printenv CERTDOCTOR_TARGET", {"CERTDOCTOR_TARGET": "a.example:443"}, 10)
     assert (code, tail) == (0, "a.example:443\n")
     assert renewal.argv("certbot renew --cert-name 'my site'") == ["certbot", "renew", "--cert-name", "my site"]
+
+
+@needs_nginx
+def test_serve_runs_the_hooks_and_settles_the_runs(site: Site, pki: Pki) -> None:  # noqa: F811
+    """`watch serve` does after its checks what `watch run` does after a pass: the hook runs (here reloading
+    nginx), the target is checked again, the run is served."""
+    import subprocess
+
+    from test_watch_serve import _argv, _env, wait_for
+
+    renewal.add_hook(site.store, site.command(reload=True), target=site.target.id, threshold_days=45, window_s=60)
+    url = site.store.engine.url.render_as_string(False)
+    argv = _argv(url, free_port(), "--ca-file", pki.root_path, "--no-revocation", "--no-aia", "--alert-every", "1s")
+    proc = subprocess.Popen(argv, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        served = wait_for("a served renewal", lambda: [r for r in site.runs() if r.state == "served"], proc)
+    finally:
+        proc.terminate()
+        _out, err = proc.communicate(timeout=60)
+    [run] = served
+    assert run.old_leaf_sha256 == fp(pki.old) and run.new_leaf_sha256 == fp(pki.new), err
+    assert "reloaded nginx" in (run.output_tail or "")

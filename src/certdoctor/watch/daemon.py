@@ -215,11 +215,12 @@ class Daemon:
             free -= 1
 
     def _alert(self, results: list[tuple[WatchedTarget, Observation, list[Any]]]) -> None:
-        """Turn checks into alerts (as ``watch run`` does at the end of a pass: thresholds, damping, dedupe,
-        repeats of what lasts) and deliver them to the channels; run in a worker thread, since delivery waits on
+        """Turn checks into alerts (as ``watch run`` does at the end of a pass: renewal hooks, thresholds, damping,
+        dedupe, repeats of what lasts) and deliver them to the channels; run in a worker thread, since delivery waits on
         the network (bounded by each channel's timeout and retries)."""
-        from . import alerts, channels
+        from . import alerts, channels, renewal
 
+        results, _runs = renewal.after_pass(self.store, results, self.diagnose)  # hooks due, re-checks, settling
         messages = alerts.evaluate(self.store, results)
         if not messages:
             return
