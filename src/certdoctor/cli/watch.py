@@ -251,7 +251,8 @@ def _run(ns: argparse.Namespace, store: Any) -> int:
     out = console(ns)
     verdicts = "  ".join(f"{n} {v}" for v, n in sorted(result.verdicts.items()))
     out.print(f"checked {result.checked} in {result.elapsed_s:.2f} s  {verdicts}".rstrip())
-    shown = [(target.spec, k, d) for target, _obs, events in result.results for k, d in events if k != "first-seen"]
+    # the events of the checks made after a renewal command too
+    shown = [(target.spec, k, d) for target, _obs, events in results for k, d in events if k != "first-seen"]
     for spec, kind, text in _lines(shown):
         out.print(f"  {spec}  {kind}  {clean(text, 1000)}")
     for r in renewals:

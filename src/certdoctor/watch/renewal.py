@@ -513,28 +513,28 @@ def after_pass(
 # --- certbot's deploy hook ----------------------------------------------------------------------------------------
 
 
-def lineage_targets(store: Store, lineage: str, domains: Iterable[str]) -> list[WatchedTarget]:
+def lineage_targets(store: Store, lineage: str, domains: Iterable[str]) -> tuple[list[WatchedTarget], set[str]]:
     """The watched targets a certbot lineage serves: those linked to a deployed file under the ``lineage``
     directory (its path as recorded, symbolic links kept, as certbot's ``live/NAME/`` is named in server
-    configurations), and those whose name or host is one of ``domains``."""
-    from .deployed import normalise_path
+    configurations), and those whose name or host is one of ``domains``; and the leaf SHA-256s those files hold
+    now (read again here)."""
+    from .deployed import normalise_path, refresh_files
 
     prefix = normalise_path(lineage).rstrip("/") + "/"
     names = {d.strip().lower().rstrip(".") for d in domains if d.strip()}
     f, links = t.deployed_files, t.deployed_links
     with store.engine.connect() as conn:
-        linked = set(
-            conn.execute(
-                sa.select(links.c.target_id)
-                .select_from(links.join(f, f.c.id == links.c.file_id))
-                .where(sa.func.substr(f.c.path, 1, len(prefix)) == prefix)
-            ).scalars()
+        under = list(
+            conn.execute(sa.select(f.c.id).where(sa.func.substr(f.c.path, 1, len(prefix)) == prefix)).scalars()
         )
-    return [
+        linked = set(conn.execute(sa.select(links.c.target_id).where(links.c.file_id.in_(under))).scalars())
+    leaves = {x.leaf_sha256 for x in refresh_files(store, under) if x.leaf_sha256} if under else set()
+    targets = [
         x
         for x in store.targets()
         if x.enabled and (x.id in linked or x.name.lower() in names or x.host.lower() in names)
     ]
+    return targets, leaves
 
 
 def certbot_renewed(
@@ -550,10 +550,14 @@ def certbot_renewed(
     ``window_s`` from now, the leaf each target served at its latest check as the old one) for each of its
     targets (:func:`lineage_targets`), check them at once and settle the runs.
 
-    Returns: the results of those checks and the runs (after settling: ``served`` for a server already
-    serving the new certificate, else still ``waiting``)."""
+    A target whose latest check already saw a leaf the lineage's files hold has no old leaf recorded: any leaf
+    it serves now is the renewed one (certbot's other deploy hooks may have reloaded the server, and a pass
+    seen it, before this one ran).
+
+    Returns: the results of those checks and the runs recorded (after settling: ``served`` for a server
+    already serving the new certificate, else still ``waiting``)."""
     moment = at or now()
-    targets = lineage_targets(store, lineage, domains)
+    targets, renewed = lineage_targets(store, lineage, domains)
     if not targets:
         return [], []
     r, o = t.renewal_runs, t.observations
@@ -566,6 +570,7 @@ def certbot_renewed(
                 .where(t.targets.c.id.in_([x.id for x in targets]))
             )
         }
+        first = conn.execute(sa.select(sa.func.max(r.c.id))).scalar() or 0
         conn.execute(
             sa.insert(r),
             [
@@ -577,7 +582,7 @@ def certbot_renewed(
                     "finished": moment,
                     "exit_code": 0,
                     "output_tail": f"RENEWED_LINEAGE={lineage}",
-                    "old_leaf_sha256": last.get(x.id),
+                    "old_leaf_sha256": None if last.get(x.id) in renewed else last.get(x.id),
                     "state": "waiting",
                     "deadline": moment + timedelta(seconds=window_s),
                 }
@@ -586,7 +591,8 @@ def certbot_renewed(
         )
     results = recheck(store, [x.id for x in targets], diagnose)
     settle(store, [x.id for x in targets], moment)
-    return results, runs(store, target_ids=[x.id for x in targets], limit=len(targets) * 4)
+    made = runs(store, target_ids=[x.id for x in targets], limit=len(targets) * 4)
+    return results, [x for x in made if x.id > first and x.trigger == "certbot"]
 
 
 # --- alert conditions ---------------------------------------------------------------------------------------------
