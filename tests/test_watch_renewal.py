@@ -201,10 +201,16 @@ def test_failing_renewal_command_alerts_with_exit_code_and_output(site: Site, pk
     messages, _ = site.cycle(t0 + timedelta(seconds=renewal.RETRY_S + 60))
     assert [a["status"] for a in alerts_of(messages, "renewal-failed")] == ["resolved"]
 
-    # the CLI lists the runs
-    assert main(["watch", "renewals", "--db", str(site.store.engine.url.render_as_string(False)), "--json"]) == 0
+    # the CLI lists the runs, and the target's history has them
+    url = site.store.engine.url.render_as_string(False)
+    assert main(["watch", "renewals", "--db", url, "--json"]) == 0
     doc = jsonschemas.validate(json.loads(capsys.readouterr().out))
     assert [(r["state"], r["exit_code"], r["command"]) for r in doc["runs"]] == [("failed", 3, command)] * 2
+    assert main(["watch", "history", str(site.target.id), "--db", url, "--json"]) == 0
+    doc = jsonschemas.validate(json.loads(capsys.readouterr().out))
+    assert [r["state"] for r in doc["renewals"]] == ["failed", "failed"]
+    assert main(["watch", "history", str(site.target.id), "--db", url]) == 0
+    assert "renewals\n" in capsys.readouterr().out
 
 
 @needs_nginx

@@ -246,7 +246,7 @@ def _run(ns: argparse.Namespace, store: Any) -> int:
     )
     results, renewals = _after_pass(store, result.results, options)
     _send_alerts(store, results)
-    if _emit(ns, "watch-run", result.to_dict()):
+    if _emit(ns, "watch-run", {**result.to_dict(), "renewals": [r.to_dict() for r in renewals]}):
         return result.exit_code
     out = console(ns)
     verdicts = "  ".join(f"{n} {v}" for v, n in sorted(result.verdicts.items()))
@@ -327,9 +327,12 @@ def _status(ns: argparse.Namespace, store: Any) -> int:
 
 def _history(ns: argparse.Namespace, store: Any) -> int:
     from ..render.escape import clean
+    from ..watch import renewal
 
     target, observations, events = store.history(ns.target, limit=ns.limit)
-    if _emit(ns, "watch-history", {"target": target.to_dict(), "observations": observations, "events": events}):
+    renewals = renewal.runs(store, target_ids=[target.id], limit=ns.limit)
+    doc = {"target": target.to_dict(), "observations": observations, "events": events}
+    if _emit(ns, "watch-history", {**doc, "renewals": [r.to_dict() for r in renewals]}):
         return 0
     out = console(ns)
     out.print(f"#{target.id}  {target.spec}  {_show_labels(target.labels)}")
@@ -341,6 +344,13 @@ def _history(ns: argparse.Namespace, store: Any) -> int:
         ids = " ".join(f["id"] for f in o["findings"])
         leaf = (o["leaf_sha256"] or "")[:12]
         out.print(f"  {o['at'][:19].replace('T', ' ')}  {o['verdict']:<11}  {leaf:<12}  {clean(ids, 300)}")
+    if renewals:
+        out.print("renewals")
+        for r in renewals:
+            exit_code = "" if r.exit_code is None else f" exit {r.exit_code}"
+            what = clean(r.command or r.trigger, 200)
+            started = r.started.isoformat(sep=" ", timespec="seconds")[:19]
+            out.print(f"  {started}  #{r.id}  {r.state}{exit_code}  {what}")
     return 0
 
 
