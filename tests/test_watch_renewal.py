@@ -333,3 +333,17 @@ def test_serve_runs_the_hooks_and_settles_the_runs(site: Site, pki: Pki) -> None
     [run] = served
     assert run.old_leaf_sha256 == fp(pki.old) and run.new_leaf_sha256 == fp(pki.new), err
     assert "reloaded nginx" in (run.output_tail or "")
+
+
+def test_merge_gives_each_target_once_with_its_latest_observation_and_every_event() -> None:
+    from types import SimpleNamespace
+
+    a, b = SimpleNamespace(id=1), SimpleNamespace(id=2)
+    merged = renewal.merge(
+        [(a, "a1", [("first-seen", {})]), (b, "b1", []), (a, "a2", [("certificate-rotated", {})])],  # type: ignore[list-item]
+        [(a, "a3", [("finding-appeared", {})])],  # type: ignore[list-item]
+    )
+    assert [(t.id, obs, [k for k, _ in ev]) for t, obs, ev in merged] == [
+        (1, "a3", ["first-seen", "certificate-rotated", "finding-appeared"]),
+        (2, "b1", []),
+    ]

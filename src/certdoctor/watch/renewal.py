@@ -473,8 +473,8 @@ def _overdue(store: Store, at: datetime) -> list[int]:
 def merge(first: Sequence[Result], again: Sequence[Result]) -> list[Result]:
     """A pass's results with the later checks of some of their targets: one entry per target (the later
     observation, the events of both), since :func:`certdoctor.watch.alerts.evaluate` takes each target once."""
-    out: dict[int, Result] = {target.id: (target, obs, list(events)) for target, obs, events in first}
-    for target, obs, events in again:
+    out: dict[int, Result] = {}
+    for target, obs, events in [*first, *again]:
         before = out.get(target.id)
         out[target.id] = (target, obs, [*(before[2] if before else ()), *events])
     return list(out.values())
@@ -505,7 +505,8 @@ def after_pass(
     made = run_due(store, results, moment)
     checked = {target.id for target, _obs, _events in results}
     again = sorted({x.target_id for x in made if x.state == "waiting"} | (set(_overdue(store, moment)) - checked))
-    merged = merge(results, recheck(store, again, diagnose)) if again else list(results)
+    # merged even without re-checks: a target checked twice (serve's alert rounds) is given to evaluate once
+    merged = merge(results, recheck(store, again, diagnose) if again else [])
     changed = settle(store, [target.id for target, _obs, _events in merged], moment)
     return merged, [*made, *changed]
 
