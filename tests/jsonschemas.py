@@ -35,6 +35,7 @@ KINDS = (
     "watch-channels",
     "watch-health",
     "watch-api-error",
+    "watch-files",
 )
 
 

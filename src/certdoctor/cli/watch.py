@@ -9,6 +9,7 @@ import sys
 from datetime import timedelta
 from typing import Any
 
+from . import watch_files
 from .common import (
     UsageError,
     add_judgement_options,
@@ -65,6 +66,7 @@ SUBCOMMANDS = {
     "policy": "alert thresholds for targets with labels (expiry days and percent of lifetime, repeats, damping)",
     "test-alert": "send a test message to every channel (or one)",
     "serve": "run as a daemon: check targets when due, serve a JSON API and /metrics",
+    **watch_files.SUBCOMMANDS,
 }
 
 
@@ -136,6 +138,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     pr.add_argument("--keep", type=_duration, default=30 * 86400.0, metavar="DURATION", help="observations kept (30d)")
     _alert_arguments(parsers)
     _serve_arguments(parsers["serve"])
+    watch_files.add_arguments(parsers, _duration)
     for sp in parsers.values():
         _db(sp)
         add_output_options(sp, quiet=False)
@@ -147,6 +150,18 @@ def run(ns: argparse.Namespace) -> int:
 
     with Store(ns.db) as store:
         return int(globals()[f"_{ns.watch_command.replace('-', '_')}"](ns, store))
+
+
+def _add_file(ns: argparse.Namespace, store: Any) -> int:
+    return watch_files.add_file(ns, store, _emit, console)
+
+
+def _files(ns: argparse.Namespace, store: Any) -> int:
+    return watch_files.files(ns, store, _emit, console)
+
+
+def _remove_file(ns: argparse.Namespace, store: Any) -> int:
+    return watch_files.remove_file(ns, store, _emit, console)
 
 
 def _emit(ns: argparse.Namespace, kind: str, body: dict[str, Any]) -> bool:
@@ -425,6 +440,12 @@ def _alert_arguments(parsers: dict[str, argparse.ArgumentParser]) -> None:
     po.add_argument("--expiry-percent", type=float, metavar="PCT", help="… or this %% of the lifetime, if less (33)")
     po.add_argument("--renotify", type=_duration, metavar="DURATION", help="repeat an open alert every (24h)")
     po.add_argument("--after", type=positive_int, metavar="N", help="unreachable: after N consecutive checks (3)")
+    po.add_argument(
+        "--drift-grace",
+        type=_duration,
+        metavar="DURATION",
+        help="a deployed file differing from what is served (not-reloaded…) alerts after this long (1h)",
+    )
     ta = parsers["test-alert"]
     ta.add_argument("--channel", metavar="ID|URL", help="only this channel")
 
@@ -496,7 +517,7 @@ def _snooze(ns: argparse.Namespace, store: Any) -> int:
 def _policy(ns: argparse.Namespace, store: Any) -> int:
     from ..watch import alerts
 
-    if any(v is not None for v in (ns.expiry_days, ns.expiry_percent, ns.renotify, ns.after)):
+    if any(v is not None for v in (ns.expiry_days, ns.expiry_percent, ns.renotify, ns.after, ns.drift_grace)):
         alerts.set_policy(
             store,
             _labels(ns),
@@ -504,10 +525,11 @@ def _policy(ns: argparse.Namespace, store: Any) -> int:
             expiry_percent=ns.expiry_percent,
             renotify_s=None if ns.renotify is None else int(ns.renotify),
             after=ns.after,
+            drift_grace_s=None if ns.drift_grace is None else int(ns.drift_grace),
         )
     out = console(ns)
     for p in alerts.policies(store):
-        values = " ".join(f"{k}={p[k]}" for k in ("expiry_days", "expiry_percent", "renotify_s", "after") if p[k])
+        values = " ".join(f"{k}={p[k]}" for k in alerts.POLICY_KEYS if p.get(k) is not None)
         out.print(f"{_show_labels(p['selector']) or '(every target)'}  {values}")
     return 0
 
