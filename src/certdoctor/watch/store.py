@@ -609,8 +609,10 @@ class Store:
         """
         moment = at or now()
         o = t.observations
-        query = sa.select(
-            t.targets,
+        query = sa.select(  # no column status does not show: SQLite's times are text, parsed row by row
+            t.targets.c.id,
+            t.targets.c.spec,
+            t.targets.c.labels,
             o.c.at.label("checked_at"),
             o.c.verdict,
             o.c.rejected_by,
