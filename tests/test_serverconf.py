@@ -451,6 +451,11 @@ def test_haproxy_discovery_matches_what_haproxy_serves(haproxy_site: HaproxySite
     # No SNI: the first certificate of the bind line.
     assert _served_sha256(haproxy_site.port, None) == haproxy_site.certs["1-first"].sha256
     assert listener.certificate_for("unknown.test") is listener.certificates[0]
+    # A negative crt-list filter: the wildcard certificate is not chosen for it, the default one is.
+    assert listener.certificates[3].excluded_names == ("bad.wild.test",)
+    assert listener.certificate_for("bad.wild.test") is listener.certificates[0]
+    assert _served_sha256(haproxy_site.port, "bad.wild.test") == haproxy_site.certs["1-first"].sha256
+    assert _served_sha256(haproxy_site.port, "ok.wild.test") == haproxy_site.certs["wild"].sha256
 
 
 # ------------------------------------------------------------------------------------------------ hostile inputs
@@ -518,10 +523,12 @@ def test_haproxy_hostile(tmp_path: Path) -> None:
     conf.write_text(
         'frontend x\n bind "${ADDR}:443" ssl crt "$CERTS/site.pem"\n bind unix@/run/x.sock ssl crt x.pem\n'
         " bind :8443,:::9443 ssl crt /nonexistent crt-list /nonexistent.list\n bind :80\n"
+        "backend b\n bind :1 ssl crt /x.pem\nlisten l\n bind ipv4@127.0.0.1:7443-7444 ssl crt /x.pem\n"
     )
     found = discover(conf)
-    (listener,) = found.listeners
+    listener, listen = found.listeners
     assert [str(a) for a in listener.addresses] == ["*:8443", "[::]:9443"]
+    assert listen.section == "listen l" and [str(a) for a in listen.addresses] == ["127.0.0.1:7443", "127.0.0.1:7444"]
     text = "\n".join(str(n) for n in found.notes)
     assert "an environment variable of the HAProxy process" in text
     assert "unix@/run/x.sock: not a TCP address" in text
@@ -541,3 +548,53 @@ def test_unusable_paths_are_one_line_input_errors(tmp_path: Path) -> None:
         discover(big)
     with pytest.raises(ServerConfError, match="unknown server type"):
         discover(big, server_type="iis")
+
+
+# --------------------------------------------------------------------------------------- distributions' own layouts
+
+
+@pytest.mark.skipif(not Path("/etc/nginx/nginx.conf").is_file(), reason="Debian's nginx configuration is absent")
+def test_debian_nginx_configuration_reads_cleanly() -> None:
+    found = discover("/etc/nginx")
+    # Debian's default site serves plain HTTP only; every file of the layout is read, nothing to note.
+    assert found.listeners == () and found.notes == ()
+    assert "/etc/nginx/mime.types" in found.files and "/etc/nginx/sites-enabled/default" in found.files
+
+
+@pytest.mark.skipif(not Path("/etc/apache2/apache2.conf").is_file(), reason="Debian's apache2 configuration is absent")
+def test_debian_apache_layout_with_default_ssl_enabled(tmp_path: Path) -> None:
+    # What `a2enmod ssl && a2ensite default-ssl` does, in a copy.
+    etc = tmp_path / "apache2"
+    shutil.copytree("/etc/apache2", etc, symlinks=True)
+    for name in ("ssl.load", "ssl.conf", "socache_shmcb.load"):
+        if not (etc / "mods-enabled" / name).exists():
+            (etc / "mods-enabled" / name).symlink_to(f"../mods-available/{name}")
+    (etc / "sites-enabled" / "default-ssl.conf").symlink_to("../sites-available/default-ssl.conf")
+    found = discover(etc)
+    (listener,) = found.listeners
+    assert listener.file == str(etc / "sites-enabled" / "default-ssl.conf")
+    assert [str(a) for a in listener.addresses] == ["*:443"]
+    assert listener.certificate == "/etc/ssl/certs/ssl-cert-snakeoil.pem"
+    assert listener.key == "/etc/ssl/private/ssl-cert-snakeoil.key"
+    # ${APACHE_LOG_DIR} and friends come from envvars: nothing unresolved; only the snakeoil files may be missing.
+    assert not any("not defined" in n.message for n in found.notes)
+    assert all("snakeoil" in n.message for n in found.notes), found.notes
+
+
+def test_apache_vhost_without_port_and_without_servername(tmp_path: Path) -> None:
+    conf = tmp_path / "httpd.conf"
+    cert = _write(tmp_path, "x", ["main.test"])
+    conf.write_text(
+        f"Listen 8443\nListen 127.0.0.1:9443\nServerName https://main.test:8443\nSSLEngine on\n"
+        f"SSLCertificateFile {cert.cert}\nSSLCertificateKeyFile x.key\n"
+        "<VirtualHost *>\n  ServerAlias *.main.test\n</VirtualHost>\n"
+        "<VirtualHost *:80>\n  SSLEngine off\n</VirtualHost>\n"
+    )
+    found = discover(conf)
+    (listener,) = found.listeners
+    assert [str(a) for a in listener.addresses] == ["*:8443", "*:9443"]
+    assert listener.names == ("main.test", "*.main.test") and listener.sni_names == ("main.test",)
+    assert listener.key == str(tmp_path / "x.key")
+    assert listener.certificates[0].leaf_sha256 == cert.sha256
+    assert listener.certificates[0].leaf_names == ("main.test",)
+    assert any("takes the main server's (main.test)" in n.message for n in found.notes)

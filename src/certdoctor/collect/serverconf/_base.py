@@ -102,7 +102,8 @@ class CertificateSource:
     ``origin`` is the directive it came from (``ssl_certificate``, ``SSLCertificateFile``, ``crt``, ``crt-list``),
     at ``file``:``line``. ``exists`` is False when the file is missing, None when not checked (variables).
     ``leaf_sha256`` (lowercase hex of the DER) and ``leaf_names`` (DNS subjectAltNames, else the CN) describe the
-    first certificate of the file when it could be read.
+    first certificate of the file when it could be read. ``excluded_names``: HAProxy crt-list negative filters
+    (``!name``), names this certificate is never chosen for even when a wildcard of ``names`` covers them.
     """
 
     certificate: str
@@ -115,6 +116,7 @@ class CertificateSource:
     exists: bool | None = None
     leaf_sha256: str | None = None
     leaf_names: tuple[str, ...] = ()
+    excluded_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -172,12 +174,12 @@ class TlsListener:
         if sni and self.server_type == "haproxy":
             sni = sni.lower().rstrip(".")
             for source in self.certificates:
-                if sni in source.names:
+                if sni in source.names and sni not in source.excluded_names:
                     return source
             if "." in sni:
                 wildcard = "*." + sni.split(".", 1)[1]
                 for source in self.certificates:
-                    if wildcard in source.names:
+                    if wildcard in source.names and sni not in source.excluded_names:
                         return source
         return self.certificates[0]
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from ._base import MAX_GLOB_MATCHES, CertificateSource, ListenAddress, Reader, TlsListener
@@ -319,5 +320,7 @@ def _crt_list(
             continue
         cert = _resolve(words[0], crt_base, base_dir, reader, lwhere)
         filters = tuple(w.lower() for w in words[1:] if not w.startswith("!"))
-        out.extend(_crt_file(cert, key_base, reader, lwhere, filters or None, origin="crt-list"))
+        excluded = tuple(w[1:].lower() for w in words[1:] if w.startswith("!"))
+        sources = _crt_file(cert, key_base, reader, lwhere, filters or None, origin="crt-list")
+        out.extend(replace(source, excluded_names=excluded) for source in sources)
     return out
