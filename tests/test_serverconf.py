@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -597,4 +598,14 @@ def test_apache_vhost_without_port_and_without_servername(tmp_path: Path) -> Non
     assert listener.key == str(tmp_path / "x.key")
     assert listener.certificates[0].leaf_sha256 == cert.sha256
     assert listener.certificates[0].leaf_names == ("main.test",)
+    data = json.loads(json.dumps(found.as_dict()))
+    assert data["listeners"][0]["sni_names"] == ["main.test"]
+    assert data["listeners"][0]["addresses"][0] == {
+        "host": None,
+        "port": 8443,
+        "options": [],
+        "connect_host": "127.0.0.1",
+    }
+    assert data["listeners"][0]["certificates"][0]["leaf_sha256"] == cert.sha256
+    assert data["notes"][0]["text"] == str(found.notes[0])
     assert any("takes the main server's (main.test)" in n.message for n in found.notes)

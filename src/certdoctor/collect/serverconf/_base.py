@@ -12,8 +12,9 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -195,6 +196,25 @@ class Discovery:
     notes: tuple[Note, ...]
     files: tuple[str, ...]
 
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: the fields above, each listener with its ``sni_names`` too, each address with its
+        ``connect_host``, each note as {"file", "line", "message", "text"} (``text`` is ``str(note)``)."""
+
+        def listener(item: TlsListener) -> dict[str, Any]:
+            out = asdict(item)
+            out["sni_names"] = list(item.sni_names)
+            for address, data in zip(item.addresses, out["addresses"], strict=True):
+                data["connect_host"] = address.connect_host
+            return out
+
+        return {
+            "server_type": self.server_type,
+            "root": self.root,
+            "listeners": [listener(item) for item in self.listeners],
+            "notes": [{**asdict(note), "text": str(note)} for note in self.notes],
+            "files": list(self.files),
+        }
+
 
 @dataclass
 class _CertFacts:
@@ -298,7 +318,8 @@ class Reader:
                 facts.has_key = b"PRIVATE KEY-----" in data
             except CertificateParseError as exc:
                 facts.exists = os.path.exists(path)
-                self.note(f"certificate file: {exc}")
+                text = str(exc)
+                self.note(text if path in text else f"certificate file {path}: {text}")
         self._certs[path] = facts
         return facts
 

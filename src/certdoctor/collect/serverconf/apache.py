@@ -296,7 +296,8 @@ def _apply(node: _Node, scope: _Scope) -> None:
     if not args:
         return
     if name == "sslengine":
-        scope.ssl_engine = args[0].lower() in ("on", "optional")
+        # "optional" is RFC 2817's upgrade from plain HTTP, not TLS from the first byte.
+        scope.ssl_engine = args[0].lower() == "on"
     elif name == "sslcertificatefile":
         scope.certs.append((args[0], node.file, node.line))
     elif name == "sslcertificatekeyfile":
