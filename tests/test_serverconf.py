@@ -1,5 +1,9 @@
 """Server-configuration discovery against real servers: what ``discover`` says a listener serves is what the
-running nginx, Apache httpd and HAProxy serve, name by name; hostile configurations give notes, never a hang."""
+running nginx, Apache httpd and HAProxy serve, name by name; hostile configurations give notes, never a hang.
+
+The mutation fuzzer at the end runs 300 derandomized examples per server type; for a longer random campaign:
+``CERTDOCTOR_FUZZ_EXAMPLES=4000 python3 -m pytest tests/test_serverconf.py -k mutated`` (12,000 examples, ~50 s).
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,8 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import pki_builder as pki
 from certdoctor.collect.handshake import fetch_chain
@@ -609,3 +615,62 @@ def test_apache_vhost_without_port_and_without_servername(tmp_path: Path) -> Non
     assert data["listeners"][0]["certificates"][0]["leaf_sha256"] == cert.sha256
     assert data["notes"][0]["text"] == str(found.notes[0])
     assert any("takes the main server's (main.test)" in n.message for n in found.notes)
+
+
+# ------------------------------------------------------------------------------------------------ mutation fuzzing
+
+_SEEDS = {
+    "nginx": (
+        "events {}\nhttp {\n ssl_certificate c.pem; ssl_certificate_key c.key;\n include inc.conf;\n"
+        " server { listen [::]:443 ssl default_server; listen 127.0.0.1:8443 ssl http2; ssl on;\n"
+        "  server_name .a.test ~^x$ 'q.test' \"$host\"; ssl_certificate $ssl_server_name.pem; }\n}\n"
+        "stream { server { listen 9443 ssl; } }\n"
+    ),
+    "apache": (
+        "ServerRoot .\nDefine D ${D}x\nListen [::1]:443 https\n<IfModule ssl_module>\nSSLEngine on\n</IfModule>\n"
+        "Include inc.conf\n<VirtualHost *:443 _default_:8443 [::1]>\n ServerName https://a.test:443\n"
+        ' ServerAlias *.a.test \\\n  b.test\n SSLCertificateFile "${D}/c.pem"\n <Directory />\n </Directory>\n'
+        "</VirtualHost>\n"
+    ),
+    "haproxy": (
+        "global\n crt-base .\nfrontend f\n bind :443,ipv6@:::8443,127.0.0.1:1-3 ssl crt c.pem crt-list inc.conf\n"
+        '.if defined(X)\nlisten l\n bind "${A}:1" ssl crt . # x\n.endif\n'
+    ),
+}
+_NOISE = st.sampled_from([*"{};\\\"'#$<>/:*[]!.\n \t\x1b", "${", "include ", "Include ", "</", "ssl ", "crt "])
+
+
+@st.composite
+def _mutated(draw: st.DrawFn, seed: str) -> str:
+    text = seed
+    for _ in range(draw(st.integers(1, 8))):
+        at = draw(st.integers(0, len(text)))
+        if draw(st.booleans()):
+            text = text[:at] + draw(_NOISE) + text[at:]
+        else:
+            text = text[:at] + text[at + draw(st.integers(1, 12)) :]
+    return text
+
+
+@pytest.mark.parametrize("kind", sorted(_SEEDS))
+def test_mutated_configurations_give_notes_not_exceptions(kind: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    directory = tmp_path_factory.mktemp(f"fuzz-{kind}")
+    main = directory / "main.conf"
+    inc = directory / "inc.conf"
+
+    @settings(
+        max_examples=int(os.environ.get("CERTDOCTOR_FUZZ_EXAMPLES", "300")),
+        derandomize="CERTDOCTOR_FUZZ_EXAMPLES" not in os.environ,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(text=_mutated(_SEEDS[kind]), included=_mutated(_SEEDS[kind]))
+    def run(text: str, included: str) -> None:
+        main.write_text(text)
+        inc.write_text(included + "\ninclude main.conf;\nInclude main.conf\n")
+        found = discover(main, server_type=kind)
+        json.dumps(found.as_dict())
+        for note in found.notes:  # one terminal-safe line each
+            assert not any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in str(note)), note
+
+    run()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -240,6 +241,14 @@ def cert_names(cert: x509.Certificate) -> tuple[str, ...]:
     return tuple(str(a.value).lower() for a in cns[:1])
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters (C0, DEL, C1: a configuration may hold terminal escapes) as ``\\xNN``."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group(0)):02x}", text)
+
+
 @dataclass
 class Reader:
     """Capped reads of configuration files and inspection of certificate files, collecting notes."""
@@ -253,7 +262,8 @@ class Reader:
 
     def note(self, message: str, file: str | os.PathLike[str] | None = None, line: int | None = None) -> None:
         if len(self.notes) < MAX_NOTES:
-            self.notes.append(Note(message, None if file is None else str(file), line))
+            name = None if file is None else _printable(str(file))
+            self.notes.append(Note(_printable(message), name, line))
         elif len(self.notes) == MAX_NOTES:
             self.notes.append(Note(f"more than {MAX_NOTES} notes: the rest are dropped"))
 
