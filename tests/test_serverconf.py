@@ -674,3 +674,54 @@ def test_mutated_configurations_give_notes_not_exceptions(kind: str, tmp_path_fa
             assert not any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in str(note)), note
 
     run()
+
+
+@pytest.mark.skipif(NGINX is None, reason="nginx is not installed")
+def test_conflicting_server_names_are_noted_as_nginx_warns(tmp_path: Path) -> None:
+    first, second = _write(tmp_path, "first", ["dup.test"]), _write(tmp_path, "second", ["dup.test"])
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(
+        f"pid {tmp_path}/nginx.pid;\nerror_log stderr;\nevents {{}}\nhttp {{\n"
+        f" server {{ listen 127.0.0.1:8443 ssl; server_name dup.test;"
+        f" ssl_certificate {first.cert}; ssl_certificate_key {first.key}; }}\n"
+        f" server {{ listen 127.0.0.1:8443 ssl; server_name dup.test other.test;"
+        f" ssl_certificate {second.cert}; ssl_certificate_key {second.key}; }}\n}}\n"
+    )
+    check = subprocess.run([NGINX, "-t", "-p", str(tmp_path), "-c", str(conf)], capture_output=True, text=True)
+    assert 'conflicting server name "dup.test" on 127.0.0.1:8443, ignored' in check.stderr
+    found = discover(conf)
+    assert [str(n) for n in found.notes] == [
+        f"{conf}:6: dup.test on 127.0.0.1:8443 is also defined at {conf}:5, which wins: this block never serves it"
+    ]
+
+
+@pytest.mark.skipif(APACHE is None or not (APACHE_MODULES / "mod_ssl.so").exists(), reason="httpd is not installed")
+def test_apache_main_server_serves_tls_on_unclaimed_ports(tmp_path: Path) -> None:
+    main_cert, vhost_cert = _write(tmp_path, "main", ["main.test"]), _write(tmp_path, "vhost", ["vhost.test"])
+    main_port, vhost_port = free_port(), free_port()
+    mods = "".join(f"LoadModule {m}_module {APACHE_MODULES}/mod_{m}.so\n" for m in ("mpm_event", "authz_core", "ssl"))
+    conf = tmp_path / "httpd.conf"
+    conf.write_text(
+        f"ServerRoot {tmp_path}\nPidFile {tmp_path}/httpd.pid\nErrorLog {tmp_path}/error.log\n{mods}"
+        f"Listen 127.0.0.1:{main_port}\nListen 127.0.0.1:{vhost_port}\nServerName main.test\n"
+        f"SSLEngine on\nSSLCertificateFile main.pem\nSSLCertificateKeyFile main.key\n"
+        f"<VirtualHost 127.0.0.1:{vhost_port}>\n ServerName vhost.test\n SSLCertificateFile vhost.pem\n"
+        f" SSLCertificateKeyFile vhost.key\n</VirtualHost>\n"
+    )
+    found = discover(conf)
+    assert [(x.section, [str(a) for a in x.addresses], x.names) for x in found.listeners] == [
+        ("main server", [f"127.0.0.1:{main_port}"], ("main.test",)),
+        (f"VirtualHost 127.0.0.1:{vhost_port}", [f"127.0.0.1:{vhost_port}"], ("vhost.test",)),
+    ]
+    assert found.listeners[0].line == 10 and found.notes == ()
+    (tmp_path / "logs").mkdir()
+    base = [APACHE, "-d", str(tmp_path), "-f", str(conf)]
+    proc = subprocess.Popen([*base, "-DFOREGROUND"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(main_port)
+        wait_for_port(vhost_port)
+        _assert_served_equals_discovered(found, expected_probes=2)
+        assert found.listeners[0].certificates[0].leaf_sha256 == main_cert.sha256
+        assert found.listeners[1].certificates[0].leaf_sha256 == vhost_cert.sha256
+    finally:
+        _stop(proc)

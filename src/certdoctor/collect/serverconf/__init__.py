@@ -145,6 +145,8 @@ def discover(path: str | os.PathLike[str], *, server_type: str | None = None) ->
         from .haproxy import discover_haproxy
 
         listeners = discover_haproxy(main, reader)
+    if kind in ("nginx", "apache"):
+        _note_conflicting_names(listeners, reader)
     return Discovery(
         server_type=kind,
         root=str(main),
@@ -152,3 +154,21 @@ def discover(path: str | os.PathLike[str], *, server_type: str | None = None) ->
         notes=tuple(dict.fromkeys(reader.notes)),
         files=tuple(dict.fromkeys(reader.files)),
     )
+
+
+def _note_conflicting_names(listeners: list[TlsListener], reader: Reader) -> None:
+    """A name served by two blocks on one address: the first wins (nginx warns "conflicting server name …,
+    ignored"; httpd matches name-based vhosts in configuration order), so the later block never serves it."""
+    first: dict[tuple[str | None, int, str], TlsListener] = {}
+    for listener in listeners:
+        for address in listener.addresses:
+            for name in listener.names:
+                key = (address.host, address.port, name)
+                winner = first.setdefault(key, listener)
+                if winner is not listener:
+                    reader.note(
+                        f"{name} on {address} is also defined at {winner.file}:{winner.line}, which wins:"
+                        " this block never serves it",
+                        listener.file,
+                        listener.line,
+                    )

@@ -22,6 +22,8 @@ No maintained Python parser for httpd's configuration exists, so this is one, fo
   vhost's, yet httpd 2.4 serves the vhost's own one: tests/test_serverconf.py checks it with a real httpd).
   ``SSLCertificateChainFile`` is inherited when unset. Names: ``ServerName`` (scheme and port stripped;
   inherited from the main server when unset) and every ``ServerAlias``.
+* With ``SSLEngine on`` in the main server, the main server itself is a TLS listener (``section`` "main server")
+  on the ``Listen`` ports no vhost claims.
 * A vhost address without a port (``*``) stands for every ``Listen`` port; a vhost port no ``Listen`` opens is
   noted (httpd would never serve it).
 """
@@ -283,6 +285,7 @@ def _files_under(directory: Path, reader: Reader, where: tuple[str, int]) -> lis
 @dataclass
 class _Scope:
     ssl_engine: bool | None = None
+    engine_at: tuple[str, int] | None = None
     certs: list[tuple[str, str, int]] = field(default_factory=list)
     keys: list[tuple[str, str, int]] = field(default_factory=list)
     chain: tuple[str, str, int] | None = None
@@ -298,6 +301,7 @@ def _apply(node: _Node, scope: _Scope) -> None:
     if name == "sslengine":
         # "optional" is RFC 2817's upgrade from plain HTTP, not TLS from the first byte.
         scope.ssl_engine = args[0].lower() == "on"
+        scope.engine_at = (node.file, node.line)
     elif name == "sslcertificatefile":
         scope.certs.append((args[0], node.file, node.line))
     elif name == "sslcertificatekeyfile":
@@ -360,6 +364,9 @@ def _interpret(tree: list[_Node], state: _State) -> list[TlsListener]:
         listener = _vhost_listener(node, conditions, scope, main, listens, listen_ports, state)
         if listener is not None:
             listeners.append(listener)
+    listener = _main_server(main, listens, vhosts, state)
+    if listener is not None:
+        listeners.insert(0, listener)
     return listeners
 
 
@@ -451,23 +458,7 @@ def _vhost_listener(
     chain = scope.chain or main.chain
     if not certs:
         reader.note("TLS vhost without SSLCertificateFile (httpd refuses to start)", *_w(node))
-    root = state.server_root
-    sources: list[CertificateSource] = []
-    for i, (cert, cfile, cline) in enumerate(certs):
-        key = keys[i][0] if i < len(keys) else None
-        chain_path = _abs(chain[0], root) if chain else None
-        cert_path = _abs(cert, root)
-        check = "${" not in cert
-        sources.append(
-            reader.source(
-                cert_path,
-                _abs(key, root) if key else None,
-                chain_path,
-                "SSLCertificateFile",
-                (cfile, cline),
-                check=check,
-            )
-        )
+    sources = _sources(certs, keys, chain, state)
     return TlsListener(
         server_type="apache",
         file=node.file,
@@ -478,6 +469,59 @@ def _vhost_listener(
         certificates=tuple(sources),
         default_server=default,
         conditions=conditions,
+    )
+
+
+def _sources(
+    certs: list[tuple[str, str, int]],
+    keys: list[tuple[str, str, int]],
+    chain: tuple[str, str, int] | None,
+    state: _State,
+) -> list[CertificateSource]:
+    """One source per SSLCertificateFile, paired by position with SSLCertificateKeyFile."""
+    root = state.server_root
+    sources: list[CertificateSource] = []
+    for i, (cert, cfile, cline) in enumerate(certs):
+        key = keys[i][0] if i < len(keys) else None
+        sources.append(
+            state.reader.source(
+                _abs(cert, root),
+                _abs(key, root) if key else None,
+                _abs(chain[0], root) if chain else None,
+                "SSLCertificateFile",
+                (cfile, cline),
+                check="${" not in cert,
+            )
+        )
+    return sources
+
+
+def _main_server(
+    main: _Scope, listens: list[tuple[str | None, int, str]], vhosts: list[tuple[_Node, tuple[str, ...]]], state: _State
+) -> TlsListener | None:
+    """The main server, when ``SSLEngine on`` is global: it answers on the Listen ports no vhost claims."""
+    if not main.ssl_engine or main.engine_at is None:
+        return None
+    claimed: set[int] = set()
+    for node, _ in vhosts:
+        for raw in node.args:
+            port = raw.rsplit(":", 1)[1] if ":" in raw and not raw.endswith("]") else "*"
+            if not port.isdigit():
+                return None  # a vhost without a port claims every port
+            claimed.add(int(port))
+    addresses = [
+        ListenAddress(host, port, (proto,) if proto else ()) for host, port, proto in listens if port not in claimed
+    ]
+    if not addresses:
+        return None
+    return TlsListener(
+        server_type="apache",
+        file=main.engine_at[0],
+        line=main.engine_at[1],
+        section="main server",
+        names=(main.server_name,) if main.server_name else (),
+        addresses=tuple(dict.fromkeys(addresses)),
+        certificates=tuple(_sources(main.certs, main.keys, main.chain, state)),
     )
 
 
