@@ -725,3 +725,23 @@ def test_apache_main_server_serves_tls_on_unclaimed_ports(tmp_path: Path) -> Non
         assert found.listeners[1].certificates[0].leaf_sha256 == vhost_cert.sha256
     finally:
         _stop(proc)
+
+
+@pytest.mark.skipif(HAPROXY is None, reason="HAProxy is not installed")
+def test_haproxy_crt_base_applies_to_crt_and_crt_list_entries_not_to_the_list_file(tmp_path: Path) -> None:
+    base = tmp_path / "base"
+    cert = _write(base, "site", ["site.test"], combined=True)
+    (base / "list.txt").write_text("site.pem site.test\n")  # would be found only if crt-base applied to the list
+    (tmp_path / "list.txt").write_text("site.pem other.test\n")
+    conf = tmp_path / "haproxy.cfg"
+    conf.write_text(
+        f"global\n crt-base {base}\nfrontend f\n mode http\n bind 127.0.0.1:1 ssl crt site.pem crt-list list.txt\n"
+    )
+    # HAProxy reads list.txt from its working directory: run it from tmp_path, where discovery reads it too.
+    check = subprocess.run([HAPROXY, "-c", "-f", str(conf)], capture_output=True, text=True, cwd=tmp_path)
+    assert check.returncode == 0, check.stderr + check.stdout
+    (listener,) = discover(conf).listeners
+    assert [(s.certificate, s.origin, s.names) for s in listener.certificates] == [
+        (str(cert.cert), "crt", ("site.test",)),
+        (str(cert.cert), "crt-list", ("other.test",)),
+    ]

@@ -11,8 +11,8 @@ Follows HAProxy's configuration manual (2.x, sections 2.2 "Quoting and escaping"
 * ``crt PATH`` (repeatable) is a PEM file holding certificate, chain and usually the key, or a directory whose
   files are all loaded in name order except ``*.key``, ``*.ocsp``, ``*.issuer``, ``*.sctl`` and dot files; a
   missing ``site.pem`` with ``site.pem.rsa``/``.ecdsa``/``.dsa`` is a multi-certificate bundle. A key not in the
-  PEM is looked for in ``PATH.key`` (``ssl-load-extra-files`` default). Relative paths are under ``crt-base``
-  (``key-base`` for keys) when set.
+  PEM is looked for in ``PATH.key`` (``ssl-load-extra-files`` default). Relative ``crt`` paths and paths inside a
+  crt-list are under ``crt-base`` (``key-base`` for keys) when set; the crt-list file itself is not.
 * ``crt-list FILE``: one certificate per line, ``PATH [[ssl options]] [[!]sni-filter …]``; the filters are the
   SNI names that select it; without filters, the certificate's own names do.
 * The first certificate of a bind line is its default (served without SNI or for an unknown name).
@@ -169,7 +169,9 @@ def _bind(
         option = options[i]
         if option in ("crt", "crt-list") and i + 1 < len(options):
             value = options[i + 1]
-            path = _resolve(value, crt_base, base_dir, reader, where)
+            # crt-base prefixes crt paths and the paths inside a crt-list, not the crt-list file itself
+            # (bind_parse_crt vs bind_parse_crt_list in src/cfgparse-ssl.c; haproxy -c agrees).
+            path = _resolve(value, crt_base if option == "crt" else None, base_dir, reader, where)
             if option == "crt":
                 sources.extend(_crt(path, key_base, reader, where))
             else:
