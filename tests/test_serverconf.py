@@ -223,8 +223,13 @@ def test_nginx_discovery_matches_what_nginx_serves(nginx_site: NginxSite) -> Non
     assert any("legacy `ssl on;`" in m for m in messages)
     # 1 + 2 + 1 + 3 + 1 names, each handshaken with its name as SNI on its discovered port.
     _assert_served_equals_discovered(found, expected_probes=8)
-    # Without SNI, nginx serves its default_server's certificate.
-    assert _served_sha256(p1, None) == nginx_site.certs["default"].sha256
+    # Without SNI or with an unknown name, nginx serves its default_server's certificate: listener_for agrees.
+    for sni in (None, "unknown.test"):
+        assert found.listener_for(p1, sni) is by_name["default.test"]
+        assert _served_sha256(p1, sni) == nginx_site.certs["default"].sha256
+    assert found.listener_for(p1, "deep.probe.wild.test") is by_name["c.test"]
+    assert _served_sha256(p1, "deep.probe.wild.test") == nginx_site.certs["c"].sha256
+    assert found.listener_for(p2, None) is by_name["legacy.test"] and found.listener_for(p2 + 100000) is None
 
 
 def test_nginx_missing_certificate_and_variables_are_notes(tmp_path: Path) -> None:
@@ -356,6 +361,10 @@ def test_apache_discovery_matches_what_httpd_serves(apache_site: ApacheSite) -> 
     assert a.certificates[0].leaf_sha256 == apache_site.certs["a"].sha256
     assert c.certificates[0].leaf_sha256 == apache_site.certs["main"].sha256
     _assert_served_equals_discovered(found, expected_probes=6)
+    # No SNI, or a name no vhost has: httpd's first vhost for the address (a.test) answers.
+    for sni in (None, "unknown.test"):
+        assert found.listener_for(apache_site.port, sni) is a
+        assert _served_sha256(apache_site.port, sni) == apache_site.certs["a"].sha256
 
 
 def test_apache_debian_layout_with_envvars(tmp_path: Path) -> None:

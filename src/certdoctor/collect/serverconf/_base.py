@@ -197,6 +197,32 @@ class Discovery:
     notes: tuple[Note, ...]
     files: tuple[str, ...]
 
+    def listener_for(self, port: int, sni: str | None = None, host: str | None = None) -> TlsListener | None:
+        """The listener a client reaching ``host``:``port`` (None: any address) with ``sni`` lands on, or None.
+
+        Among the listeners on that port: the first whose ``names`` hold ``sni``; else the first with a wildcard
+        covering it (``*.example.com``, nginx's ``www.example.*``); else the address's default — nginx's
+        ``default_server``, otherwise the first block listening there (nginx's and httpd's documented rule for
+        name-based virtual hosts); HAProxy has one listener per bind line. A simplification: nginx keeps
+        separate defaults for a specific address and the wildcard one; pass ``host`` to pick the address.
+        """
+        candidates = [
+            listener
+            for listener in self.listeners
+            if any(a.port == port and (host is None or a.host in (None, host)) for a in listener.addresses)
+        ]
+        if not candidates:
+            return None
+        if sni:
+            name = sni.lower().rstrip(".")
+            for listener in candidates:
+                if name in listener.names:
+                    return listener
+            for listener in candidates:
+                if any(_wildcard_covers(pattern, name) for pattern in listener.names if "*" in pattern):
+                    return listener
+        return next((listener for listener in candidates if listener.default_server), candidates[0])
+
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: the fields above, each listener with its ``sni_names`` too, each address with its
         ``connect_host``, each note as {"file", "line", "message", "text"} (``text`` is ``str(note)``)."""
@@ -215,6 +241,15 @@ class Discovery:
             "notes": [{**asdict(note), "text": str(note)} for note in self.notes],
             "files": list(self.files),
         }
+
+
+def _wildcard_covers(pattern: str, name: str) -> bool:
+    """nginx/httpd wildcard names: ``*.example.com`` (any depth for nginx), ``www.example.*``."""
+    if pattern.startswith("*."):
+        return name.endswith(pattern[1:])
+    if pattern.endswith(".*"):
+        return name.startswith(pattern[:-1])
+    return False
 
 
 @dataclass
