@@ -488,7 +488,7 @@ def test_include_loops_big_files_and_missing_includes_are_notes(tmp_path: Path) 
     conf = tmp_path / "nginx.conf"
     conf.write_text(
         "events {}\nhttp {\n include a.conf;\n include big.conf;\n include missing.conf;\n include self-link.conf;\n"
-        " include fifo.conf;\n include nothing/*.conf;\n}\n"
+        " include fifo.conf;\n include nothing/*.conf;\n include /*/*/*/*/*/*/*/*/x.conf;\n}\n"
     )
     started = time.monotonic()
     found = discover(conf)
@@ -499,6 +499,7 @@ def test_include_loops_big_files_and_missing_includes_are_notes(tmp_path: Path) 
     assert f"{conf}:5: include {tmp_path}/missing.conf does not exist" in text
     assert "symlink loop" in text or "Too many levels of symbolic links" in text
     assert "fifo.conf: it is a FIFO" in text
+    assert "/*/*/*/*/*/*/*/*/x.conf has wildcards in more than 3 path components: not followed" in text
     assert time.monotonic() - started < 20  # bounded: no hang (a generous bound, not a timing assertion)
 
 

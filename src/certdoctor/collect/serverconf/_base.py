@@ -33,6 +33,8 @@ MAX_INCLUDE_DEPTH = 16
 """Deepest include nesting followed (nginx, Apache); nginx and Apache have no limit of their own but loops."""
 MAX_GLOB_MATCHES = 1000
 """Most files one include pattern (or one HAProxy ``crt`` directory) expands to."""
+MAX_GLOB_LEVELS = 3
+"""Most path components with wildcards in one include pattern."""
 MAX_CERT_FILES = 2000
 """Most certificate files inspected in one discovery (existence, leaf fingerprint, names)."""
 MAX_CERT_BYTES = 1024 * 1024
@@ -334,6 +336,10 @@ class Reader:
         """The files a glob ``pattern`` (absolute) names, sorted; None when it has no wildcard."""
         if not glob.has_magic(pattern):
             return None
+        if sum(glob.has_magic(part) for part in Path(pattern).parts) > MAX_GLOB_LEVELS:
+            # /*/*/*/*/*/x would walk the whole file system: real includes use one or two wildcard levels.
+            self.note(f"{pattern} has wildcards in more than {MAX_GLOB_LEVELS} path components: not followed", *where)
+            return []
         matches: list[Path] = []
         for i, match in enumerate(glob.iglob(pattern)):
             if i >= MAX_GLOB_MATCHES:
