@@ -36,6 +36,7 @@ KINDS = (
     "watch-health",
     "watch-api-error",
     "watch-files",
+    "watch-discover",
 )
 
 

@@ -1,25 +1,31 @@
-"""``certdoctor watch add-file``: a certificate file on a real nginx's disk linked to the target it should serve;
-each pass compares them. Renewed on disk but not reloaded → ``not-reloaded`` in the observation at once, an alert
-(with nginx's reload command) once it has lasted the drift grace; reloaded → resolved. On every database
-backend (the ``watch_db`` fixture of test_watch.py)."""
+"""``certdoctor watch add-file`` and ``watch discover``: certificate files on a real nginx's and Apache's disk linked
+to the targets that should serve them; each pass compares them. Renewed on disk but not reloaded →
+``not-reloaded`` in the observation at once, an alert (with the server's reload command) once it has lasted the
+drift grace; reloaded → resolved. On every database backend (the ``watch_db`` fixture of test_watch.py)."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 import jsonschemas
 import test_deployed
+import test_serverconf
 import test_watch
 from certdoctor.cli import main
+from certdoctor.collect.serverconf import discover
 from certdoctor.model import DiagnoseOptions
 from certdoctor.watch import Store, run_pass
 from certdoctor.watch import alerts as watch_alerts
-from certdoctor.watch.deployed import add_file, files
-from netutil import free_port
+from certdoctor.watch.deployed import add_file, apply_discovery, files, plan_discovery
+from netutil import free_port, wait_for_port
 from test_deployed import HOST, deploy, fp, needs_nginx, wait_serving
 
 # the fixtures of the neighbouring modules: a PKI with a certificate and its renewal, nginx, both databases
@@ -136,3 +142,117 @@ def test_add_file_errors_and_a_file_that_does_not_exist_yet(watch_db, tmp_path) 
         again, _ = add_file(store, str(tmp_path / "later.pem"), serves=[linked[0].id], server_type="apache")
         assert again.id == f.id and again.server_type == "apache" and again.targets == (linked[0].id,)
         assert Path(again.path).is_absolute()
+
+
+# --- watch discover ---------------------------------------------------------------------------------------------
+
+nginx_site = test_serverconf.nginx_site
+
+
+def test_discover_an_nginx_configuration_then_watch_what_it_serves(nginx_site, watch_db, tmp_path, capsys) -> None:
+    """The configuration of test_serverconf's real nginx (several server blocks, SNI, an include, a legacy block):
+    --dry-run shows the targets and files and adds nothing; then they are added, linked, and a pass finds each
+    name serving its configured file (no drift)."""
+    root = tmp_path / "root.pem"
+    root.write_bytes(test_serverconf.ROOT.cert.public_bytes(serialization.Encoding.PEM))
+    p1, p2 = nginx_site.ports
+    expected = {
+        f"default.test:{p1},addr=127.0.0.1": nginx_site.certs["default"].cert,
+        f"a.test:{p1},addr=127.0.0.1": nginx_site.certs["a"].cert,
+        f"www.a.test:{p1},addr=127.0.0.1": nginx_site.certs["a"].cert,
+        f"b.test:{p1},addr=127.0.0.1": nginx_site.certs["b"].cert,
+        f"c.test:{p1},addr=127.0.0.1": nginx_site.certs["c"].cert,
+        f"wild.test:{p1},addr=127.0.0.1": nginx_site.certs["c"].cert,
+        f"legacy.test:{p2},addr=127.0.0.1": nginx_site.certs["legacy"].cert,
+    }
+    conf = str(nginx_site.conf.parent)
+    assert main(["watch", "discover", conf, "--dry-run", "--json", "--db", watch_db]) == 0
+    doc = jsonschemas.loads(capsys.readouterr().out)
+    assert doc["kind"] == "watch-discover" and doc["dry_run"] and doc["server_type"] == "nginx"
+    assert {x["target"]: x["file"] for x in doc["links"]} == {k: str(v) for k, v in expected.items()}
+    assert all(x["new_target"] is None and x["server_type"] == "nginx" for x in doc["links"])
+    assert any("*.wild.test" in n and "wildcard" in n for n in doc["notes"])
+    with Store(watch_db) as store:
+        assert store.targets() == []  # a dry run adds nothing
+
+    assert main(["watch", "discover", conf, "--label", "site=nginx", "--db", watch_db]) == 0
+    text = capsys.readouterr().out
+    assert f"watching a.test:{p1},addr=127.0.0.1 (new target)" in text and "c.conf:1" in text
+    with Store(watch_db) as store:
+        assert {t.spec for t in store.targets({"site": "nginx"})} == set(expected)
+        linked = {f.path: f for f in files(store)}
+        assert set(linked) == {str(p) for p in expected.values()}
+        assert all(f.source.startswith("discover nginx ") and f.server_type == "nginx" for f in linked.values())
+        result = run_pass(store, DiagnoseOptions(ca_files=(str(root),), timeout=3, revocation=False), retries=0)
+        assert result.checked == len(expected)
+        for target, obs, _ in result.results:
+            assert not {f for f, _ in obs.findings} & watch_alerts.DRIFT_FINDINGS, (target.spec, obs.findings)
+    # discovering again adds nothing new and keeps the targets' labels
+    assert main(["watch", "discover", conf, "--json", "--db", watch_db]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert not any(x["new_target"] for x in again["links"])
+    with Store(watch_db) as store:
+        assert len(store.targets({"site": "nginx"})) == len(expected)
+
+
+@test_deployed.needs_apache
+def test_apache_discovered_renewed_not_reloaded_then_graceful(pki, watch_db, tmp_path) -> None:
+    """A real Apache: discovered from its configuration, renewed on disk → not-reloaded with Apache's fix; a
+    graceful restart → resolved."""
+    port = free_port()
+    chain, key = deploy(pki, pki.old, tmp_path / "certs")
+    root = tmp_path / "apache"
+    (root / "logs").mkdir(parents=True)
+    conf = root / "httpd.conf"
+    mods = test_deployed.APACHE_MODULES
+    conf.write_text(f"""
+ServerRoot {root}
+PidFile {root}/httpd.pid
+ErrorLog {root}/logs/error.log
+LoadModule mpm_event_module {mods}/mod_mpm_event.so
+LoadModule authz_core_module {mods}/mod_authz_core.so
+LoadModule ssl_module {mods}/mod_ssl.so
+Listen 127.0.0.1:{port}
+ServerName {HOST}
+Mutex file:{root}
+DefaultRuntimeDir {root}
+<VirtualHost 127.0.0.1:{port}>
+    ServerName {HOST}
+    SSLEngine on
+    SSLCertificateFile {chain}
+    SSLCertificateKeyFile {key}
+</VirtualHost>
+""")
+    apache = test_deployed.APACHE
+    assert apache is not None
+    env = {**os.environ, "APACHE_RUN_DIR": str(root), "APACHE_LOCK_DIR": str(root), "APACHE_LOG_DIR": str(root)}
+    proc = subprocess.Popen([apache, "-f", str(conf), "-DFOREGROUND"], env=env, stderr=subprocess.DEVNULL)
+    options = DiagnoseOptions(ca_files=(pki.root_path,), timeout=3, revocation=False)
+    try:
+        wait_for_port(port)
+        wait_serving("127.0.0.1", port, fp(pki.old))
+        with Store(watch_db) as store:
+            plan, _ = plan_discovery(discover(str(conf)))
+            assert [(x.spec, x.path, x.server_type) for x in plan] == [
+                (f"{HOST}:{port},addr=127.0.0.1", str(chain), "apache")
+            ]
+            apply_discovery(store, plan)
+            [(_, obs, _)] = run_pass(store, options, retries=0).results
+            assert obs.findings == () and obs.verdict == "valid"
+
+            deploy(pki, pki.new, tmp_path / "certs")
+            [(_, obs, _)] = run_pass(store, options, everything=True, retries=0).results
+            assert [f for f, _ in obs.findings] == ["not-reloaded"]
+            detail = obs.finding_details[0]
+            assert "apachectl configtest && systemctl reload apache2" in detail["fix"]
+
+            before = set(test_deployed.children(proc.pid))
+            graceful = subprocess.run([apache, "-f", str(conf), "-k", "graceful"], env=env, capture_output=True)
+            assert graceful.returncode == 0, graceful.stderr
+            test_deployed.wait_children_replaced(proc.pid, before)
+            wait_serving("127.0.0.1", port, fp(pki.new))
+            [(_, obs, events)] = run_pass(store, options, everything=True, retries=0).results
+            assert obs.findings == () and ("finding-resolved", {"id": "not-reloaded", "severity": "error"}) in events
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)

@@ -164,6 +164,10 @@ def _remove_file(ns: argparse.Namespace, store: Any) -> int:
     return watch_files.remove_file(ns, store, _emit, console)
 
 
+def _discover(ns: argparse.Namespace, store: Any) -> int:
+    return watch_files.discover(ns, store, _emit, console)
+
+
 def _emit(ns: argparse.Namespace, kind: str, body: dict[str, Any]) -> bool:
     """Write the ``kind`` document when --json was given; True if it was."""
     if not ns.json:

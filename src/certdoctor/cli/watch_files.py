@@ -11,6 +11,7 @@ SUBCOMMANDS = {
     "add-file": "record a certificate file on disk and the targets that should serve it (drift: not reloaded…)",
     "files": "the recorded certificate files: what each held when last read, and the targets linked to it",
     "remove-file": "forget a recorded certificate file (its targets stay)",
+    "discover": "read an nginx, Apache or HAProxy configuration: add its TLS names as targets, linked to their files",
 }
 
 SERVER_TYPE_HELP = (
@@ -47,6 +48,26 @@ def add_arguments(parsers: dict[str, argparse.ArgumentParser], duration: Any) ->
     )
     rf = parsers["remove-file"]
     rf.add_argument("path", metavar="PATH", help="the file as recorded")
+    d = parsers["discover"]
+    d.add_argument(
+        "path", metavar="PATH", help="the configuration: /etc/nginx, /etc/apache2, /etc/haproxy, or its main file"
+    )
+    d.add_argument(
+        "--server-type",
+        choices=("nginx", "apache", "haproxy"),
+        metavar="TYPE",
+        help="nginx, apache or haproxy (default: recognised from PATH)",
+    )
+    d.add_argument("--dry-run", action="store_true", help="show what would be added; add nothing")
+    d.add_argument(
+        "--public",
+        action="store_true",
+        help="check the names as DNS resolves them, not on the listen addresses of this configuration's server",
+    )
+    d.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", help="labels of the targets it adds")
+    d.add_argument(
+        "--every", type=duration, default=3600.0, metavar="DURATION", help="interval of the targets it adds (1h)"
+    )
 
 
 def add_file(ns: argparse.Namespace, store: Any, emit: Any, console: Any) -> int:
@@ -109,3 +130,41 @@ def _show(out: Any, f: Any, specs: dict[int, str]) -> None:
     out.print(f"#{f.id}  {clean(f.path, 500)}{kind}  {state}")
     for target_id in f.targets:
         out.print(f"    serves #{target_id}  {clean(specs.get(target_id, '?'), 500)}")
+
+
+def discover(ns: argparse.Namespace, store: Any, emit: Any, console: Any) -> int:
+    from ..collect.serverconf import discover as read_configuration
+    from ..render.escape import clean
+    from ..watch import parse_labels
+    from ..watch.deployed import apply_discovery, plan_discovery
+
+    found = read_configuration(ns.path, server_type=ns.server_type)
+    plan, notes = plan_discovery(found, public=ns.public)
+    notes = [*(str(n) for n in found.notes), *notes]
+    done = (
+        [(link, None) for link in plan]
+        if ns.dry_run
+        else apply_discovery(store, plan, parse_labels(ns.label), ns.every)
+    )
+    body = {
+        "server_type": found.server_type,
+        "root": found.root,
+        "dry_run": bool(ns.dry_run),
+        "listeners": len(found.listeners),
+        "links": [{**link.to_dict(), "new_target": new} for link, new in done],
+        "notes": notes,
+    }
+    if emit(ns, "watch-discover", body):
+        return 0
+    out = console(ns)
+    verb = "would watch" if ns.dry_run else "watching"
+    out.print(f"{found.server_type} configuration {clean(found.root, 500)}: {len(found.listeners)} TLS listeners")
+    for link, new in done:
+        mark = "" if new is None else (" (new target)" if new else "")
+        out.print(f"  {verb} {clean(link.spec, 500)}{mark}")
+        out.print(f"      serves {clean(link.path, 500)}  ({clean(link.source, 500)})")
+    for note in notes:
+        out.print(f"  note: {clean(note, 1000)}")
+    if ns.dry_run:
+        out.print("nothing added (--dry-run)")
+    return 0
