@@ -40,6 +40,8 @@ examples:
   certdoctor watch history example.com                    # observations and events of one target
   certdoctor watch events --since 7d --json | jq -r '.events[] | [.at, .target, .kind] | @tsv'
   certdoctor watch prune --keep 30d                       # drop old observations (events stay)
+  certdoctor watch discover /etc/nginx --dry-run          # TLS names and their certificate files, from the config
+  certdoctor watch add-file /etc/ssl/api/fullchain.pem --serves api.example.com:443 --server-type nginx
   certdoctor watch metrics -o /var/lib/node_exporter/textfile/certdoctor.prom   # Prometheus exposition
 
 durations: 90s, 15m, 1h, 7d, 2w. Targets: anything `certdoctor scan` reads (host, host:port, https:// URL,
