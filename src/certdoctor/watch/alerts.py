@@ -492,6 +492,7 @@ def evaluate(
             a.c.acked_at.is_(None),
             sa.or_(a.c.last_notified_at.is_(None), a.c.last_notified_at <= moment - timedelta(seconds=shortest)),
         )
+        sent: list[dict[str, Any]] = []
         for row in conn.execute(candidates.order_by(a.c.id)).all():
             if row.acked_at is not None or _is_snoozed(snoozed, row.target_id, row.condition):
                 continue
@@ -507,9 +508,7 @@ def evaluate(
                 status = "repeat"
             else:
                 continue
-            conn.execute(
-                sa.update(a).where(a.c.id == row.id).values(last_notified_at=moment, notified=row.notified + 1)
-            )
+            sent.append({"alert_id": row.id, "times": row.notified + 1})
             target = targets.get(row.target_id)
             msg = (
                 message(target)
@@ -519,6 +518,13 @@ def evaluate(
                 )
             )
             msg.alerts.append(_alert_dict(row, status))
+        if sent:  # one statement for all (a round trip per alert was most of a first pass on PostgreSQL)
+            conn.execute(
+                sa.update(a)
+                .where(a.c.id == sa.bindparam("alert_id"))
+                .values(last_notified_at=moment, notified=sa.bindparam("times")),
+                sent,
+            )
     messages = [m for m in out.values() if m.alerts]
     for m in messages:
         m.alerts.sort(key=lambda x: (SEVERITY[x["status"]], x["id"]))
