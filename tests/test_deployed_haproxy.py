@@ -29,7 +29,8 @@ HAPROXY = shutil.which("haproxy") or ("/usr/sbin/haproxy" if os.path.exists("/us
 SOCAT = shutil.which("socat")
 DEBIAN_SOCKET = "/run/haproxy/admin.sock"  # the stats socket of Debian's /etc/haproxy/haproxy.cfg, as the fix names
 
-pytestmark = pytest.mark.skipif(HAPROXY is None, reason="haproxy is not installed (.ci/run installs it)")
+needs_haproxy = pytest.mark.skipif(HAPROXY is None, reason="haproxy is not installed (.ci/run installs it)")
+pytestmark = needs_haproxy
 needs_socat = pytest.mark.skipif(SOCAT is None, reason="socat is not installed (.ci/run installs it)")
 
 pki = test_deployed.pki  # the module fixture: cert A (old), its renewal B (new), another vhost's
