@@ -1,7 +1,7 @@
-"""``certdoctor watch add-file`` and ``watch discover``: certificate files on a real nginx's and Apache's disk linked
-to the targets that should serve them; each pass compares them. Renewed on disk but not reloaded →
-``not-reloaded`` in the observation at once, an alert (with the server's reload command) once it has lasted the
-drift grace; reloaded → resolved. On every database backend (the ``watch_db`` fixture of test_watch.py)."""
+"""``certdoctor watch add-file`` and ``watch discover``: certificate files on a real nginx's, Apache's and
+HAProxy's disk linked to the targets that should serve them; each pass compares them. Renewed on disk but not
+reloaded → ``not-reloaded`` in the observation at once, an alert (with the server's reload command) once it has
+lasted the drift grace; reloaded → resolved. On every database backend (the ``watch_db`` fixture of test_watch.py)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,10 @@ from cryptography.hazmat.primitives import serialization
 
 import jsonschemas
 import test_deployed
+import test_deployed_haproxy
 import test_serverconf
 import test_watch
+from certdoctor.checks.deployed import reload_fix
 from certdoctor.cli import main
 from certdoctor.collect.serverconf import discover
 from certdoctor.model import DiagnoseOptions
@@ -31,6 +33,7 @@ from test_deployed import HOST, deploy, fp, needs_nginx, wait_serving
 # the fixtures of the neighbouring modules: a PKI with a certificate and its renewal, nginx, both databases
 pki = test_deployed.pki
 nginx_factory = test_deployed.nginx_factory
+haproxy_factory = test_deployed_haproxy.haproxy_factory
 watch_db = test_watch.watch_db
 
 
@@ -256,3 +259,61 @@ DefaultRuntimeDir {root}
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=15)
+
+
+@test_deployed_haproxy.needs_haproxy
+def test_haproxy_discovered_renewed_not_reloaded_then_reloaded(
+    pki, haproxy_factory, watch_db, tmp_path, capsys
+) -> None:
+    """A real HAProxy (master-worker): discovered from its configuration (a crt-list with another vhost's
+    certificate first and the shop's selected by SNI), renewed on disk → not-reloaded with HAProxy's fix; the
+    reload ``systemctl reload haproxy`` performs (configuration check, SIGUSR2 to the master) → resolved."""
+    port = free_port()
+    certs = tmp_path / "certs"
+    other = test_deployed_haproxy.haproxy_pem(pki, pki.other, certs / "other.pem")
+    site = test_deployed_haproxy.haproxy_pem(pki, pki.old, certs / "shop.pem")
+    crt_list = certs / "list.txt"
+    crt_list.write_text(f"{other}\n{site} {HOST}\n")
+    server = haproxy_factory(port, f"crt-list {crt_list}")
+    wait_serving("127.0.0.1", port, fp(pki.old))
+    options = DiagnoseOptions(ca_files=(pki.root_path,), timeout=3, revocation=False)
+    assert main(["watch", "discover", str(server.conf), "--dry-run", "--json", "--db", watch_db]) == 0
+    doc = jsonschemas.loads(capsys.readouterr().out)
+    assert doc["server_type"] == "haproxy" and doc["dry_run"]
+    assert {x["target"]: x["file"] for x in doc["links"]} == {
+        f"default.other.test:{port},addr=127.0.0.1": str(other),
+        f"{HOST}:{port},addr=127.0.0.1": str(site),
+    }
+    with Store(watch_db) as store:
+        assert store.targets() == []
+        plan, notes = plan_discovery(discover(str(server.conf)))
+        assert sorted((x.spec, x.path, x.server_type) for x in plan) == [
+            (f"default.other.test:{port},addr=127.0.0.1", str(other), "haproxy"),
+            (f"{HOST}:{port},addr=127.0.0.1", str(site), "haproxy"),
+        ], notes
+        apply_discovery(store, plan)
+        shop = store.target(f"{HOST}:{port},addr=127.0.0.1")
+        assert shop is not None
+        first = run_pass(store, options, retries=0)
+        assert first.checked == 2
+        for target, obs, _ in first.results:
+            assert obs.findings == () and obs.verdict == "valid", (target.spec, obs.findings)
+
+        test_deployed_haproxy.haproxy_pem(pki, pki.new, site)  # renewed; nobody reloads HAProxy
+        renewed = run_pass(store, options, everything=True, retries=0)
+        by_target = {t.spec: (obs, events) for t, obs, events in renewed.results}
+        obs, events = by_target[shop.spec]
+        assert [f for f, _ in obs.findings] == ["not-reloaded"] and obs.verdict == "invalid"
+        assert ("finding-appeared", {"id": "not-reloaded", "severity": "error"}) in events
+        detail = obs.finding_details[0]
+        assert detail["fix"] == reload_fix("haproxy", str(site))
+        assert "systemctl reload haproxy" in detail["fix"] and f"commit ssl cert {site}" in detail["fix"]
+        other_obs, _ = by_target[f"default.other.test:{port},addr=127.0.0.1"]
+        assert other_obs.findings == ()  # the other vhost's file did not change
+
+        server.reload()
+        wait_serving("127.0.0.1", port, fp(pki.new))
+        fixed = run_pass(store, options, everything=True, retries=0)
+        obs, events = {t.spec: (o, e) for t, o, e in fixed.results}[shop.spec]
+        assert obs.findings == () and obs.verdict == "valid"
+        assert ("finding-resolved", {"id": "not-reloaded", "severity": "error"}) in events
