@@ -177,7 +177,7 @@ class Daemon:
         if time.monotonic() - self._clock_set < self.config.judgement_ttl:
             return
         session.at = now()
-        session._judged.clear()  # chain judgements made at the old check time
+        session.forget_judgements()  # chain judgements and client verdicts made at the old check time
         engine.at = session.at
         self._clock_set = time.monotonic()
 
