@@ -6,9 +6,6 @@ lasted the drift grace; reloaded → resolved. On every database backend (the ``
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 from datetime import timedelta
 from pathlib import Path
 
@@ -27,7 +24,7 @@ from certdoctor.model import DiagnoseOptions
 from certdoctor.watch import Store, run_pass
 from certdoctor.watch import alerts as watch_alerts
 from certdoctor.watch.deployed import add_file, apply_discovery, files, plan_discovery
-from netutil import free_port, wait_for_port
+from netutil import free_port
 from test_deployed import HOST, deploy, fp, needs_nginx, wait_serving
 
 # the fixtures of the neighbouring modules: a PKI with a certificate and its renewal, nginx, both databases
@@ -204,61 +201,26 @@ def test_apache_discovered_renewed_not_reloaded_then_graceful(pki, watch_db, tmp
     graceful restart → resolved."""
     port = free_port()
     chain, key = deploy(pki, pki.old, tmp_path / "certs")
-    root = tmp_path / "apache"
-    (root / "logs").mkdir(parents=True)
-    conf = root / "httpd.conf"
-    mods = test_deployed.APACHE_MODULES
-    conf.write_text(f"""
-ServerRoot {root}
-PidFile {root}/httpd.pid
-ErrorLog {root}/logs/error.log
-LoadModule mpm_event_module {mods}/mod_mpm_event.so
-LoadModule authz_core_module {mods}/mod_authz_core.so
-LoadModule ssl_module {mods}/mod_ssl.so
-Listen 127.0.0.1:{port}
-ServerName {HOST}
-Mutex file:{root}
-DefaultRuntimeDir {root}
-<VirtualHost 127.0.0.1:{port}>
-    ServerName {HOST}
-    SSLEngine on
-    SSLCertificateFile {chain}
-    SSLCertificateKeyFile {key}
-</VirtualHost>
-""")
-    apache = test_deployed.APACHE
-    assert apache is not None
-    env = {**os.environ, "APACHE_RUN_DIR": str(root), "APACHE_LOCK_DIR": str(root), "APACHE_LOG_DIR": str(root)}
-    proc = subprocess.Popen([apache, "-f", str(conf), "-DFOREGROUND"], env=env, stderr=subprocess.DEVNULL)
     options = DiagnoseOptions(ca_files=(pki.root_path,), timeout=3, revocation=False)
-    try:
-        wait_for_port(port)
+    with test_deployed.apache_server(tmp_path, port, chain, key) as apache, Store(watch_db) as store:
         wait_serving("127.0.0.1", port, fp(pki.old))
-        with Store(watch_db) as store:
-            plan, _ = plan_discovery(discover(str(conf)))
-            assert [(x.spec, x.path, x.server_type) for x in plan] == [
-                (f"{HOST}:{port},addr=127.0.0.1", str(chain), "apache")
-            ]
-            apply_discovery(store, plan)
-            [(_, obs, _)] = run_pass(store, options, retries=0).results
-            assert obs.findings == () and obs.verdict == "valid"
+        plan, _ = plan_discovery(discover(str(apache.conf)))
+        assert [(x.spec, x.path, x.server_type) for x in plan] == [
+            (f"{HOST}:{port},addr=127.0.0.1", str(chain), "apache")
+        ]
+        apply_discovery(store, plan)
+        [(_, obs, _)] = run_pass(store, options, retries=0).results
+        assert obs.findings == () and obs.verdict == "valid"
 
-            deploy(pki, pki.new, tmp_path / "certs")
-            [(_, obs, _)] = run_pass(store, options, everything=True, retries=0).results
-            assert [f for f, _ in obs.findings] == ["not-reloaded"]
-            detail = obs.finding_details[0]
-            assert "apachectl configtest && systemctl reload apache2" in detail["fix"]
+        deploy(pki, pki.new, tmp_path / "certs")
+        [(_, obs, _)] = run_pass(store, options, everything=True, retries=0).results
+        assert [f for f, _ in obs.findings] == ["not-reloaded"]
+        assert "apachectl configtest && systemctl reload apache2" in obs.finding_details[0]["fix"]
 
-            before = set(test_deployed.children(proc.pid))
-            graceful = subprocess.run([apache, "-f", str(conf), "-k", "graceful"], env=env, capture_output=True)
-            assert graceful.returncode == 0, graceful.stderr
-            test_deployed.wait_children_replaced(proc.pid, before)
-            wait_serving("127.0.0.1", port, fp(pki.new))
-            [(_, obs, events)] = run_pass(store, options, everything=True, retries=0).results
-            assert obs.findings == () and ("finding-resolved", {"id": "not-reloaded", "severity": "error"}) in events
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=15)
+        apache.graceful()
+        wait_serving("127.0.0.1", port, fp(pki.new))
+        [(_, obs, events)] = run_pass(store, options, everything=True, retries=0).results
+        assert obs.findings == () and ("finding-resolved", {"id": "not-reloaded", "severity": "error"}) in events
 
 
 @test_deployed_haproxy.needs_haproxy
