@@ -112,7 +112,9 @@ def test_renewed_on_disk_not_reloaded_alerts_then_reload_resolves(site: Site, pk
     assert run.deadline is not None and run.deadline >= t0 + timedelta(seconds=1)
     assert f"renewing {site.spec} leaf {fp(pki.old)[:12]}" in (run.output_tail or "")
     assert "done" in (run.output_tail or "")
-    assert alerts_of(messages, "finding:not-reloaded")  # the deployed-file comparison, as before
+    _, observations, _ = site.store.history(site.target.id, limit=1)
+    assert "not-reloaded" in [f["id"] for f in observations[0]["findings"]]  # the deployed-file comparison
+    assert not alerts_of(messages, "finding:not-reloaded")  # … alerts only after its drift grace (1 h)
     assert not alerts_of(messages, "renewal-not-served")
 
     # pass 2, after the window: still the old leaf → not-served, alert with the file and nginx's reload command
@@ -120,8 +122,9 @@ def test_renewed_on_disk_not_reloaded_alerts_then_reload_resolves(site: Site, pk
     messages, changed = site.cycle(t1)
     [run] = site.runs()  # the hook did not run again: its run was waiting
     assert run.state == "not-served" and [r.state for r in changed] == ["not-served"]
-    [alert] = alerts_of(messages, "renewal-not-served")
+    [alert] = alerts_of(messages, "renewal-not-served")  # the renewal's window, not the drift grace
     assert alert["status"] == "firing" and alert["severity"] == "critical"
+    assert not alerts_of(messages, "finding:not-reloaded")
     d = alert["detail"]
     assert d["run_id"] == run.id and d["old_sha256"] == fp(pki.old) and d["trigger"] == "threshold"
     assert d["files"] == [{"path": str(site.chain), "server_type": "nginx", "leaf_sha256": fp(pki.new)}]

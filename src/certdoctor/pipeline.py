@@ -725,6 +725,14 @@ class Session(AsyncClosing):
 
     # the judgement cache
 
+    def forget_judgements(self) -> None:
+        """Drop the cached chain judgements and client verdicts (made at the old time, when ``at`` moves on: a
+        long-running monitor's clock)."""
+        from .clients import PredictionMemo
+
+        self._judged.clear()
+        self.predicted = PredictionMemo(self.predicted.size)
+
     def _lookup(self, tgt: Target, chains: Sequence[PresentedChain]) -> Any:
         def lookup(sources: tuple[str, ...], members: Sequence[PresentedChain]) -> ChainJudgement | None:
             hit = self._judged.get(chain_key(tgt.is_files, tgt.name, members))

@@ -9,6 +9,7 @@ import sys
 from datetime import timedelta
 from typing import Any
 
+from . import watch_files, watch_renewal
 from .common import (
     UsageError,
     add_judgement_options,
@@ -39,6 +40,8 @@ examples:
   certdoctor watch history example.com                    # observations and events of one target
   certdoctor watch events --since 7d --json | jq -r '.events[] | [.at, .target, .kind] | @tsv'
   certdoctor watch prune --keep 30d                       # drop old observations (events stay)
+  certdoctor watch discover /etc/nginx --dry-run          # TLS names and their certificate files, from the config
+  certdoctor watch add-file /etc/ssl/api/fullchain.pem --serves api.example.com:443 --server-type nginx
   certdoctor watch metrics -o /var/lib/node_exporter/textfile/certdoctor.prom   # Prometheus exposition
 
 durations: 90s, 15m, 1h, 7d, 2w. Targets: anything `certdoctor scan` reads (host, host:port, https:// URL,
@@ -65,9 +68,8 @@ SUBCOMMANDS = {
     "policy": "alert thresholds for targets with labels (expiry days and percent of lifetime, repeats, damping)",
     "test-alert": "send a test message to every channel (or one)",
     "serve": "run as a daemon: check targets when due, serve a JSON API and /metrics",
-    "hook": "renewal hooks: add COMMAND (--target or --label) run near expiry, list, remove ID",
-    "renewed": "certbot --deploy-hook: check at once the targets of $RENEWED_LINEAGE / $RENEWED_DOMAINS",
-    "renewals": "the latest runs of the renewal hooks and certbot notices",
+    **watch_files.SUBCOMMANDS,
+    **watch_renewal.SUBCOMMANDS,
 }
 
 
@@ -139,7 +141,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     pr.add_argument("--keep", type=_duration, default=30 * 86400.0, metavar="DURATION", help="observations kept (30d)")
     _alert_arguments(parsers)
     _serve_arguments(parsers["serve"])
-    _renewal_arguments(parsers)
+    watch_files.add_arguments(parsers, _duration)
+    watch_renewal.add_arguments(parsers, _duration)
     for sp in parsers.values():
         _db(sp)
         add_output_options(sp, quiet=False)
@@ -151,6 +154,34 @@ def run(ns: argparse.Namespace) -> int:
 
     with Store(ns.db) as store:
         return int(globals()[f"_{ns.watch_command.replace('-', '_')}"](ns, store))
+
+
+def _add_file(ns: argparse.Namespace, store: Any) -> int:
+    return watch_files.add_file(ns, store, _emit, console)
+
+
+def _files(ns: argparse.Namespace, store: Any) -> int:
+    return watch_files.files(ns, store, _emit, console)
+
+
+def _remove_file(ns: argparse.Namespace, store: Any) -> int:
+    return watch_files.remove_file(ns, store, _emit, console)
+
+
+def _discover(ns: argparse.Namespace, store: Any) -> int:
+    return watch_files.discover(ns, store, _emit, console)
+
+
+def _hook(ns: argparse.Namespace, store: Any) -> int:
+    return watch_renewal.hook(ns, store, _emit, console)
+
+
+def _renewed(ns: argparse.Namespace, store: Any) -> int:
+    return watch_renewal.renewed(ns, store, _emit, console, _send_alerts)
+
+
+def _renewals(ns: argparse.Namespace, store: Any) -> int:
+    return watch_renewal.renewals(ns, store, _emit, console)
 
 
 def _emit(ns: argparse.Namespace, kind: str, body: dict[str, Any]) -> bool:
@@ -244,7 +275,7 @@ def _run(ns: argparse.Namespace, store: Any) -> int:
         workers=ns.workers or os.cpu_count() or 1,
         adaptive=ns.workers is None,
     )
-    results, renewals = _after_pass(store, result.results, options)
+    results, renewals = watch_renewal.after_pass(store, result.results, options)
     _send_alerts(store, results)
     if _emit(ns, "watch-run", {**result.to_dict(), "renewals": [r.to_dict() for r in renewals]}):
         return result.exit_code
@@ -256,7 +287,7 @@ def _run(ns: argparse.Namespace, store: Any) -> int:
     for spec, kind, text in _lines(shown):
         out.print(f"  {spec}  {kind}  {clean(text, 1000)}")
     for r in renewals:
-        out.print(f"  {_renewal_line(store, r)}")
+        out.print(f"  {watch_renewal.line(store, r)}")
     return result.exit_code
 
 
@@ -443,6 +474,12 @@ def _alert_arguments(parsers: dict[str, argparse.ArgumentParser]) -> None:
     po.add_argument("--expiry-percent", type=float, metavar="PCT", help="… or this %% of the lifetime, if less (33)")
     po.add_argument("--renotify", type=_duration, metavar="DURATION", help="repeat an open alert every (24h)")
     po.add_argument("--after", type=positive_int, metavar="N", help="unreachable: after N consecutive checks (3)")
+    po.add_argument(
+        "--drift-grace",
+        type=_duration,
+        metavar="DURATION",
+        help="a deployed file differing from what is served (not-reloaded…) alerts after this long (1h)",
+    )
     ta = parsers["test-alert"]
     ta.add_argument("--channel", metavar="ID|URL", help="only this channel")
 
@@ -514,7 +551,7 @@ def _snooze(ns: argparse.Namespace, store: Any) -> int:
 def _policy(ns: argparse.Namespace, store: Any) -> int:
     from ..watch import alerts
 
-    if any(v is not None for v in (ns.expiry_days, ns.expiry_percent, ns.renotify, ns.after)):
+    if any(v is not None for v in (ns.expiry_days, ns.expiry_percent, ns.renotify, ns.after, ns.drift_grace)):
         alerts.set_policy(
             store,
             _labels(ns),
@@ -522,10 +559,11 @@ def _policy(ns: argparse.Namespace, store: Any) -> int:
             expiry_percent=ns.expiry_percent,
             renotify_s=None if ns.renotify is None else int(ns.renotify),
             after=ns.after,
+            drift_grace_s=None if ns.drift_grace is None else int(ns.drift_grace),
         )
     out = console(ns)
     for p in alerts.policies(store):
-        values = " ".join(f"{k}={p[k]}" for k in ("expiry_days", "expiry_percent", "renotify_s", "after") if p[k])
+        values = " ".join(f"{k}={p[k]}" for k in alerts.POLICY_KEYS if p.get(k) is not None)
         out.print(f"{_show_labels(p['selector']) or '(every target)'}  {values}")
     return 0
 
@@ -686,158 +724,4 @@ def _serve(ns: argparse.Namespace, store: Any) -> int:
     finally:
         sock.close()
     print(f"certdoctor watch serve: stopped after {time.monotonic() - started:.1f} s", file=sys.stderr)
-    return 0
-
-
-# --- renewal hooks --------------------------------------------------------------------------------------------
-
-
-def _renewal_arguments(parsers: dict[str, argparse.ArgumentParser]) -> None:
-    from ..watch import renewal
-
-    hk = parsers["hook"]
-    hk.epilog = (
-        "The command runs without a shell unless it has shell syntax (then /bin/sh -c), with CERTDOCTOR_TARGET, "
-        "CERTDOCTOR_HOST, CERTDOCTOR_PORT, CERTDOCTOR_NAME, CERTDOCTOR_LEAF_SHA256 and CERTDOCTOR_DAYS_LEFT in its "
-        "environment, after a `watch run` pass that finds the target within --days of expiry."
-    )
-    hk.add_argument("action", choices=("add", "list", "remove"))
-    hk.add_argument(
-        "arg",
-        nargs="?",
-        metavar="COMMAND|ID",
-        help="add: the command (quoted: 'certbot renew --cert-name X'); remove: the hook's id",
-    )
-    hk.add_argument("--target", metavar="TARGET|ID", help="add: for this watched target")
-    _label_option(hk, "add: for the targets with this label (repeatable: all of them)")
-    hk.add_argument(
-        "--days", type=float, default=renewal.DEFAULT_DAYS, metavar="DAYS", help="run within DAYS of expiry (30)"
-    )
-    hk.add_argument(
-        "--window",
-        type=_duration,
-        default=float(renewal.DEFAULT_WINDOW),
-        metavar="DURATION",
-        help="how long after the command succeeds the server may take to serve the new certificate (15m)",
-    )
-    hk.add_argument(
-        "--timeout",
-        type=_duration,
-        default=float(renewal.DEFAULT_TIMEOUT),
-        metavar="DURATION",
-        help="stop the command after (10m)",
-    )
-    rd = parsers["renewed"]
-    rd.epilog = (
-        'certbot renew --deploy-hook "certdoctor watch renewed" — certbot sets RENEWED_LINEAGE (the lineage\'s live/ '
-        "directory) and RENEWED_DOMAINS; the targets linked to a file under that directory (watch add-file) or "
-        "named one of the domains are checked at once. Exit 0 even when a server still serves the old "
-        "certificate: another hook may reload it; the next passes decide (renewal-not-served after --window)."
-    )
-    rd.add_argument(
-        "--window",
-        type=_duration,
-        default=float(renewal.DEFAULT_WINDOW),
-        metavar="DURATION",
-        help="how long the servers may take to serve the new certificate (15m)",
-    )
-    add_timeout_option(rd.add_argument_group("connection"))
-    add_trust_options(rd)
-    add_judgement_options(rd, fail_on=False)
-    rs = parsers["renewals"]
-    rs.add_argument("--target", metavar="TARGET|ID", help="only this target's runs")
-    rs.add_argument("--limit", type=positive_int, default=50, metavar="N", help="runs shown (50)")
-
-
-def _after_pass(store: Any, results: Any, options: Any) -> tuple[Any, Any]:
-    """The renewal hooks after a pass (see certdoctor.watch.renewal.after_pass): the results to alert on."""
-    from ..watch import renewal
-
-    return renewal.after_pass(store, results, options)
-
-
-def _renewal_line(store: Any, r: Any) -> str:
-    from ..render.escape import clean
-
-    spec = r.target or (store.target(r.target_id).spec if store.target(r.target_id) else f"#{r.target_id}")
-    exit_code = "" if r.exit_code is None else f" exit {r.exit_code}"
-    return f"{spec}  renewal #{r.id}  {r.state}{exit_code}  {clean(r.command or r.trigger, 200)}"
-
-
-def _hook(ns: argparse.Namespace, store: Any) -> int:
-    from ..errors import InputError
-    from ..watch import renewal
-
-    try:
-        if ns.action == "add":
-            if not ns.arg:
-                raise UsageError("watch hook add: a COMMAND is required")
-            renewal.add_hook(
-                store,
-                ns.arg,
-                target=ns.target,
-                selector=_labels(ns),
-                threshold_days=ns.days,
-                window_s=ns.window,
-                timeout_s=ns.timeout,
-            )
-        elif ns.action == "remove":
-            removed = bool(ns.arg and ns.arg.isdigit() and renewal.remove_hook(store, int(ns.arg)))
-            if not removed:
-                raise UsageError(f"no such hook: {ns.arg}")
-    except InputError as exc:
-        raise UsageError(str(exc)) from None
-    found = [h.to_dict() for h in renewal.hooks(store)]
-    if _emit(ns, "watch-hooks", {"hooks": found}):
-        return 0
-    from ..render.escape import clean
-    from ..watch import format_duration
-
-    out = console(ns)
-    for h in found:
-        who = h["target"] if h["target"] else _show_labels(h["labels"])
-        out.print(
-            f"#{h['id']}  {who}  within {h['threshold_days']:g} days  window {format_duration(h['window_s'])}  "
-            f"timeout {format_duration(h['timeout_s'])}  {clean(h['command'], 300)}"
-        )
-    return 0
-
-
-def _renewed(ns: argparse.Namespace, store: Any) -> int:
-    from ..watch import renewal
-
-    lineage = os.environ.get("RENEWED_LINEAGE", "").strip()
-    domains = os.environ.get("RENEWED_DOMAINS", "").split()
-    if not lineage or not domains:
-        raise UsageError(
-            "watch renewed: RENEWED_LINEAGE and RENEWED_DOMAINS are not set — run it as certbot's "
-            '--deploy-hook "certdoctor watch renewed"'
-        )
-    results, runs = renewal.certbot_renewed(store, lineage, domains, diagnose_options(ns), window_s=ns.window)
-    _send_alerts(store, results)
-    if _emit(ns, "watch-renewals", {"runs": [r.to_dict() for r in runs]}):
-        return 0
-    out = console(ns)
-    if not runs:
-        out.print(f"no watched target serves {lineage} ({' '.join(domains)})")
-    for r in runs:
-        out.print(_renewal_line(store, r))
-    return 0
-
-
-def _renewals(ns: argparse.Namespace, store: Any) -> int:
-    from ..watch import renewal
-
-    ids = None
-    if ns.target:
-        found = store.target(ns.target)
-        if found is None:
-            raise UsageError(f"no such target in the watch list: {ns.target}")
-        ids = [found.id]
-    runs = renewal.runs(store, target_ids=ids, limit=ns.limit)
-    if _emit(ns, "watch-renewals", {"runs": [r.to_dict() for r in runs]}):
-        return 0
-    out = console(ns)
-    for r in runs:
-        out.print(f"{r.started.isoformat(timespec='seconds')}  {_renewal_line(store, r)}")
     return 0

@@ -276,3 +276,90 @@ def refresh_files(store: Store, ids: Sequence[int] | None = None) -> list[Watche
             updates,
         )
     return files(store, ids=[x.id for x in found])
+
+
+@dataclass(frozen=True)
+class PlannedLink:
+    """What ``watch discover`` adds for one TLS listener name: the target (``spec``, as scan reads a line) and the
+    certificate file that should be served there, with where the configuration says so (``source``)."""
+
+    spec: str
+    path: str
+    key: str | None
+    server_type: str
+    source: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.spec,
+            "file": self.path,
+            "key": self.key,
+            "server_type": self.server_type,
+            "source": self.source,
+        }
+
+
+def plan_discovery(found: Any, *, public: bool = False) -> tuple[list[PlannedLink], list[str]]:
+    """From a :class:`certdoctor.collect.serverconf.Discovery`: one target per (listener address, server name)
+    and the certificate file the server serves for that name, and notes for what cannot be watched as found (a
+    wildcard or regular-expression name, a listener without a name, a certificate file that does not exist).
+
+    Targets connect to the listener's own address (``addr=``; a wildcard listen address is reached on loopback),
+    so that they measure this server rather than whatever the name resolves to; ``public``: by the name only
+    (DNS), for a configuration read on another machine than the one that runs the checks.
+    """
+    plan: dict[tuple[str, str], PlannedLink] = {}
+    notes: list[str] = []
+    for listener in found.listeners:
+        where = f"{listener.file}:{listener.line}"
+        skipped = [n for n in listener.names if n not in listener.sni_names]
+        for name in skipped:
+            notes.append(f"{where}: {name}: not a name a client sends (wildcard or pattern); add a concrete one")
+        if not listener.sni_names:
+            notes.append(f"{where}: {listener.section}: no server name to check")
+            continue
+        for address in listener.addresses:
+            for name in listener.sni_names:
+                source = listener.certificate_for(name)
+                if source is None:
+                    notes.append(f"{where}: {name}: no certificate file configured")
+                    continue
+                if source.exists is False:
+                    notes.append(f"{source.file}:{source.line}: {source.certificate} does not exist (recorded anyway)")
+                spec = f"{name}:{address.port}" if public else f"{name}:{address.port},addr={address.connect_host}"
+                plan.setdefault(
+                    (spec, source.certificate),
+                    PlannedLink(
+                        spec,
+                        source.certificate,
+                        source.key,
+                        listener.server_type,
+                        f"discover {listener.server_type} {source.file}:{source.line}",
+                    ),
+                )
+    return list(plan.values()), notes
+
+
+def apply_discovery(
+    store: Store, plan: Sequence[PlannedLink], labels: Mapping[str, str] | None = None, every: float = DEFAULT_EVERY
+) -> list[tuple[PlannedLink, bool]]:
+    """Add the planned targets (labels and interval for new ones) and record their files, linked as discovered.
+    Returns each link with whether its target was new to the watch list."""
+    existing = {t.spec: t.id for t in store.targets()}  # by id: an existing target keeps its labels and interval
+    out = []
+    for link in plan:
+        known = existing.get(link.spec)
+        _, linked = add_file(
+            store,
+            link.path,
+            serves=[link.spec if known is None else known],
+            server_type=link.server_type if link.server_type in SERVER_TYPES else None,
+            key=link.key,
+            source=link.source,
+            discovered=True,
+            labels=labels,
+            every=every,
+        )
+        out.append((link, known is None))
+        existing[link.spec] = linked[0].id
+    return out
