@@ -35,6 +35,10 @@ KINDS = (
     "watch-channels",
     "watch-health",
     "watch-api-error",
+    "watch-files",
+    "watch-discover",
+    "watch-hooks",
+    "watch-renewals",
     "watch-forecast",
 )
 

@@ -730,6 +730,18 @@ def test_not_reloaded() -> None:
     haproxy = check(LEAF.cert, CA.cert, deployed=(deployed_file(RENEWED.cert, CA.cert),), server_type="haproxy")
     assert "set ssl cert /etc/nginx/fullchain.pem" in one(haproxy, "not-reloaded").fix
     assert "commit ssl cert" in one(haproxy, "not-reloaded").fix
+    # HAProxy's set ssl cert payload replaces the whole entry: it carries the key (beside the file: FILE.key, where
+    # HAProxy looks for it; else the --key file), without the empty lines that would end it (test_deployed_haproxy)
+    fix = one(haproxy, "not-reloaded").fix
+    assert "$(grep -hv '^[[:space:]]*$' /etc/nginx/fullchain.pem /etc/nginx/fullchain.pem.key)" in fix
+    with_key = deployed_file(RENEWED.cert, CA.cert, path="/etc/haproxy/site.pem", has_key=True)
+    fix = one(check(LEAF.cert, CA.cert, deployed=(with_key,), server_type="haproxy"), "not-reloaded").fix
+    assert (
+        "$(grep -hv '^[[:space:]]*$' /etc/haproxy/site.pem)\\n" in fix and "abort ssl cert /etc/haproxy/site.pem" in fix
+    )
+    separate = deployed_file(RENEWED.cert, CA.cert, path="/etc/haproxy/site.pem", key_source="/etc/keys/site.key")
+    fix = one(check(LEAF.cert, CA.cert, deployed=(separate,), server_type="haproxy"), "not-reloaded").fix
+    assert "/etc/haproxy/site.pem /etc/keys/site.key)" in fix
     # in sync: nothing
     assert check(LEAF.cert, CA.cert, deployed=(deployed_file(LEAF.cert, CA.cert),)).ids() == []
     # --expect FILE and --deployed FILE: one finding, the deployment's

@@ -3,6 +3,7 @@ servers (loopback only), and deployed files in every format, hostile ones includ
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -329,11 +330,26 @@ def test_two_listeners_one_reloaded_is_partially_reloaded(pki, nginx_factory, tm
 # --- Apache httpd --------------------------------------------------------------------------------------------
 
 
-@needs_apache
-def test_apache_not_reloaded_then_graceful(pki, tmp_path, capsys):
-    port = free_port()
-    chain, key = deploy(pki, pki.old, tmp_path / "certs")
-    root = tmp_path / "apache"
+@dataclass
+class Apache:
+    """A private Apache httpd on loopback serving HOST with ``chain``/``key`` (``graceful()``: what
+    ``apachectl -k graceful`` does, SIGUSR1 to the parent, then wait for the old children to exit)."""
+
+    conf: Path
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes]
+
+    def graceful(self) -> None:
+        assert APACHE is not None
+        before = set(children(self.proc.pid))
+        done = subprocess.run([APACHE, "-f", str(self.conf), "-k", "graceful"], env=self.env, capture_output=True)
+        assert done.returncode == 0, done.stderr
+        wait_children_replaced(self.proc.pid, before)  # an old child may still answer until it has exited
+
+
+@contextlib.contextmanager
+def apache_server(directory: Path, port: int, chain: Path, key: Path) -> Iterator[Apache]:
+    root = directory / "apache"
     (root / "logs").mkdir(parents=True)
     conf = root / "httpd.conf"
     mods = APACHE_MODULES
@@ -357,26 +373,30 @@ DefaultRuntimeDir {root}
 """)
     assert APACHE is not None
     env = {**os.environ, "APACHE_RUN_DIR": str(root), "APACHE_LOCK_DIR": str(root), "APACHE_LOG_DIR": str(root)}
-    proc = subprocess.Popen([APACHE, "-f", str(conf), "-DFOREGROUND"], env=env, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([APACHE, "-f", str(conf), "-DFOREGROUND"], env=env, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(port)
+        yield Apache(conf, env, proc)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+
+
+@needs_apache
+def test_apache_not_reloaded_then_graceful(pki, tmp_path, capsys):
+    port = free_port()
+    chain, key = deploy(pki, pki.old, tmp_path / "certs")
+    with apache_server(tmp_path, port, chain, key) as apache:
         wait_serving("127.0.0.1", port, fp(pki.old))
         deploy(pki, pki.new, tmp_path / "certs")
         doc = check_json(pki, port, ["127.0.0.1"], "--deployed", str(chain), "--server-type", "apache", capsys=capsys)
         [f] = by_id(doc, "not-reloaded")
         assert "apachectl configtest && systemctl reload apache2" in f["fix"]
         assert f["evidence"]["served_sha256"] == fp(pki.old)
-        # a graceful restart (what `apachectl -k graceful` sends: SIGUSR1 to the parent)
-        before = set(children(proc.pid))
-        graceful = subprocess.run([APACHE, "-f", str(conf), "-k", "graceful"], env=env, capture_output=True, text=True)
-        assert graceful.returncode == 0, graceful.stderr
-        wait_children_replaced(proc.pid, before)  # an old child may still answer until it has exited
+        apache.graceful()
         wait_serving("127.0.0.1", port, fp(pki.new))
         doc = check_json(pki, port, ["127.0.0.1"], "--deployed", str(chain), "--server-type", "apache", capsys=capsys)
         assert [f["id"] for f in doc["findings"]] == [] and doc["verdict"] == "valid"
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=15)
 
 
 # --- the deployed file itself --------------------------------------------------------------------------------

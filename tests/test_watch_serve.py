@@ -234,6 +234,28 @@ def test_one_session_serves_every_pass_and_its_judgement_cache(lab: Lab, tmp_pat
     assert served.stop()[0] == 0
 
 
+def test_serve_compares_each_target_with_its_deployed_files(lab: Lab, tmp_path: Path, start) -> None:
+    """The daemon reads a target's linked files at each check, as `watch run` does: a file holding another
+    certificate than the one served is `served-not-deployed`, and `watch files` shows it as read."""
+    from certdoctor.watch.deployed import add_file, files
+    from pki_builder import leaf, root
+
+    db = f"sqlite:///{tmp_path / 'watch.db'}"
+    ca = root("Deployed Elsewhere Root")
+    another = leaf("elsewhere.certdoctor.test", ca)  # a certificate the target does not serve
+    deployed = tmp_path / "fullchain.pem"
+    deployed.write_bytes(another.cert.public_bytes(serialization.Encoding.PEM))
+    with Store(db) as store:
+        add_file(store, str(deployed), serves=[spec(lab, "good-rsa")], server_type="nginx")
+    served = start(db)
+    row = wait_for("the target checked", lambda: (r := served.doc("/api/targets")["targets"][0])["verdict"] and r)
+    assert "served-not-deployed" in row["findings"], row
+    with Store(db) as store:
+        [f] = files(store)
+        assert f.read_at is not None and f.leaf_sha256
+    assert served.stop()[0] == 0
+
+
 def test_serve_refuses_private_fetches_by_default(lab: Lab, tmp_path: Path, start, lab_requests) -> None:
     db = f"sqlite:///{tmp_path / 'watch.db'}"
     with Store(db) as store:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum, StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from cryptography import x509
 
@@ -34,6 +34,18 @@ DeployedFormat = Literal["pem", "der", "pkcs7", "pkcs12", "jks", "jceks"]
 DeployedErrorKind = Literal["unreadable", "too-large", "parse", "password", "library", "no-match"]
 ServerType = Literal["nginx", "apache", "haproxy", "lb", "other"]
 SERVER_TYPES: tuple[str, ...] = ("nginx", "apache", "haproxy", "lb", "other")
+
+
+class DeployedRef(NamedTuple):
+    """One certificate file a particular target should serve (``certdoctor watch add-file``/``discover``): read at
+    each check of that target, as ``--deployed`` files are. ``password_env``/``password_file``: where the
+    PKCS#12 or keystore password is (read when the file is); ``key``: the private key file configured with it."""
+
+    path: str
+    server_type: str | None = None
+    key: str | None = None
+    password_env: str | None = None
+    password_file: str | None = None
 
 
 class Verdict(StrEnum):

@@ -42,6 +42,7 @@ from .model import (
     DEFAULT_AIA_TIMEOUT,
     AiaFetch,
     DeployedFile,
+    DeployedRef,
     DiagnoseOptions,
     Evidence,
     Finding,
@@ -631,9 +632,17 @@ class Session(AsyncClosing):
         return await self.judge_chains(tgt, chains, started=started)
 
     async def judge_chains(
-        self, tgt: Target, chains: Sequence[PresentedChain], *, started: float | None = None
+        self,
+        tgt: Target,
+        chains: Sequence[PresentedChain],
+        *,
+        started: float | None = None,
+        deployed: Sequence[DeployedRef] | None = None,
     ) -> Diagnosis:
-        """Collect AIA and revocation evidence for chains already fetched, then judge them."""
+        """Collect AIA and revocation evidence for chains already fetched, then judge them.
+
+        ``deployed``: the files this target should serve, instead of the options' ``deployed`` (see
+        :meth:`read_deployed`)."""
         started = time.perf_counter() if started is None else started
         when = self.at or parse_at(None)
         groups = group_chains(chains)
@@ -654,7 +663,7 @@ class Session(AsyncClosing):
                     self._inflight[key] = asyncio.get_running_loop().create_future()
                     mine.append(key)
         try:
-            return await self._judge(tgt, chains, when, todo, started)
+            return await self._judge(tgt, chains, when, todo, started, deployed)
         finally:
             for key in mine:
                 future = self._inflight.pop(key)
@@ -662,7 +671,13 @@ class Session(AsyncClosing):
                     future.set_result(None)
 
     async def _judge(
-        self, tgt: Target, chains: Sequence[PresentedChain], when: datetime, todo: list[PresentedChain], started: float
+        self,
+        tgt: Target,
+        chains: Sequence[PresentedChain],
+        when: datetime,
+        todo: list[PresentedChain],
+        started: float,
+        deployed: Sequence[DeployedRef] | None = None,
     ) -> Diagnosis:
         aia: dict[str, AiaFetch] = {}
         aia_notes: list[str] = []
@@ -685,8 +700,8 @@ class Session(AsyncClosing):
             revocation_checked=self.revocation,
             crls=self.crls,
             max_chain_depth=self.max_chain_depth,
-            deployed=self.load_deployed(),
-            server_type=self.server_type,
+            deployed=self.load_deployed() if deployed is None else read_deployed(deployed),
+            server_type=self.server_type if not deployed else _server_type(deployed, self.server_type),
         )
         analyses = {
             tuple(certinfo.fingerprint(x) for x in chain.certs): analyse(chain, evidence, self.index) for chain in todo
@@ -710,6 +725,14 @@ class Session(AsyncClosing):
 
     # the judgement cache
 
+    def forget_judgements(self) -> None:
+        """Drop the cached chain judgements and client verdicts (made at the old time, when ``at`` moves on: a
+        long-running monitor's clock)."""
+        from .clients import PredictionMemo
+
+        self._judged.clear()
+        self.predicted = PredictionMemo(self.predicted.size)
+
     def _lookup(self, tgt: Target, chains: Sequence[PresentedChain]) -> Any:
         def lookup(sources: tuple[str, ...], members: Sequence[PresentedChain]) -> ChainJudgement | None:
             hit = self._judged.get(chain_key(tgt.is_files, tgt.name, members))
@@ -730,3 +753,39 @@ class Session(AsyncClosing):
             self._judged[key] = judged
             if len(self._judged) > CACHE_SIZE:
                 self._judged.popitem(last=False)
+
+
+def read_deployed(refs: Sequence[DeployedRef]) -> tuple[DeployedFile, ...]:
+    """The files of ``refs`` as they are on disk now, each with its own password (from its environment variable
+    or file, read now) and key file; never raises (a password or key that cannot be read leaves the file's own
+    error to say what is wrong)."""
+    import os
+
+    from .collect.deployed import read_deployed_file
+
+    out = []
+    for ref in refs:
+        password: bytes | None = None
+        if ref.password_env and os.environ.get(ref.password_env) is not None:
+            password = os.environ[ref.password_env].encode()
+        elif ref.password_file:
+            try:
+                with open(ref.password_file, "rb") as fh:
+                    password = fh.read(4096).rstrip(b"\r\n")
+            except OSError:
+                password = None
+        key_public = None
+        if ref.key:
+            try:
+                from .collect.keys import load_private_key
+
+                key_public = load_private_key(ref.key, None).public_key()
+            except Exception:  # unreadable or encrypted key: the file is still compared, without its key
+                key_public = None
+        out.append(read_deployed_file(ref.path, password=password, key=ref.key, key_public=key_public))
+    return tuple(out)
+
+
+def _server_type(refs: Sequence[DeployedRef], default: Any) -> Any:
+    """The server type the refs name (the first that names one), else ``default``."""
+    return next((r.server_type for r in refs if r.server_type), default)

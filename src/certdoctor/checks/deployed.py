@@ -11,8 +11,14 @@ happens is how servers read certificate files:
 * Apache httpd's mod_ssl loads ``SSLCertificateFile``/``SSLCertificateKeyFile`` while reading the configuration:
   at start and on a (graceful) restart (httpd documentation, "Stopping and Restarting": ``apachectl -k graceful``
   re-reads the configuration files).
-* HAProxy loads ``crt`` files at start and on reload, or replaces one in the running process through its runtime
-  API, ``set ssl cert <file>`` then ``commit ssl cert <file>`` (HAProxy 2.1+, management guide §9.3).
+* HAProxy loads ``crt`` files at start and on reload (``systemctl reload haproxy``: Debian's unit checks the
+  configuration, then sends SIGUSR2 to the master, which starts new workers; the old ones finish their
+  connections), or replaces one in the running process through its runtime API, ``set ssl cert <file> <payload>``
+  then ``commit ssl cert <file>`` (HAProxy 2.1+, management guide §9.3). As observed on HAProxy 2.6: the payload
+  replaces the whole entry, so it must hold the key too (a key kept in ``<file>.key``, loaded at start by the
+  ``ssl-load-extra-files`` default, is dropped: the commit fails with "The transaction must contain at least a
+  certificate and a private key"); and it ends at the first empty line (management guide §9.2, payloads), so a PEM
+  file with a blank line between its blocks is cut and its remaining lines are run as commands.
 * A load balancer or CDN that terminates TLS serves its own uploaded copy, whatever is on the origin's disk.
 
 So the checks compare the served leaf of each address with the leaves of the deployed files:
@@ -26,6 +32,7 @@ chain's own findings say whether clients reject it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -76,10 +83,13 @@ _RELOAD = {
     "apache": "Gracefully restart Apache so that it reads the file again: `apachectl configtest && systemctl reload "
     "apache2` (or `apachectl -k graceful`; `systemctl reload httpd` on Red Hat). mod_ssl reads certificate files "
     "only at start and on a restart.",
-    "haproxy": "Make HAProxy load the file again: `systemctl reload haproxy`, or without a reload through the "
-    'runtime API: `echo -e "set ssl cert FILE <<\\n$(cat FILE)\\n" | socat stdio /run/haproxy/admin.sock` then '
-    '`echo "commit ssl cert FILE" | socat stdio /run/haproxy/admin.sock`. HAProxy reads crt files only at start, '
-    "on reload, or through the runtime API.",
+    "haproxy": "Make HAProxy load the file again: `haproxy -c -f /etc/haproxy/haproxy.cfg && systemctl reload "
+    "haproxy` (the master starts new workers with the file; the old ones finish their connections), or without a "
+    "reload through the runtime API: `echo -e \"set ssl cert FILE <<\\n$(grep -hv '^[[:space:]]*$' PAYLOAD)\\n\" | "
+    'socat stdio /run/haproxy/admin.sock` then `echo "commit ssl cert FILE" | socat stdio '
+    "/run/haproxy/admin.sock` (the path as the bind line's `crt` and `show ssl cert` name it; the payload is "
+    "the certificate, its chain and its key, without empty lines, which end it; after a failed commit, `abort ssl "
+    "cert FILE`). HAProxy reads crt files only at start, on reload, or through the runtime API.",
     "lb": "Re-upload the certificate with its chain (and key) to the load balancer/CDN that terminates TLS for this "
     "name and select it on the listener: what is on the origin server's disk is not what the load balancer "
     "serves.",
@@ -107,11 +117,25 @@ _WHO_ANSWERS = {
 }
 
 
-def reload_fix(server_type: str | None, path: str | None = None) -> str:
+def reload_fix(server_type: str | None, path: str | None = None, key: str | None = None) -> str:
     """The fix for a server that serves an older certificate than its deployed file: the reload command of
-    ``server_type`` (``nginx``, ``apache``, ``haproxy``, ``lb``, ``other``/None), naming ``path`` for HAProxy."""
+    ``server_type`` (``nginx``, ``apache``, ``haproxy``, ``lb``, ``other``/None). For HAProxy, ``path`` is the
+    ``crt`` file the runtime API commands name, and ``key`` the separate key file (None: the key is in ``path``)
+    whose lines the ``set ssl cert`` payload must carry too (HAProxy 2.6 drops the entry's old key otherwise)."""
     text = _RELOAD.get(server_type or "other", _RELOAD["other"])
-    return text.replace("FILE", path) if path else text
+    if not path:
+        return text
+    words = {"FILE": path, "PAYLOAD": f"{path} {key}" if key else path}
+    return re.sub(r"\b(FILE|PAYLOAD)\b", lambda m: words[m.group(1)], text)
+
+
+def _key_file(f: DeployedFile) -> str | None:
+    """The key file the HAProxy runtime API payload needs beside ``f``: None when ``f`` holds its key; the --key
+    file when one was given; else ``<path>.key``, where HAProxy looks for it (``ssl-load-extra-files`` default,
+    configuration manual §3.1)."""
+    if f.has_key:
+        return None
+    return f.key_source or f"{f.path}.key"
 
 
 def who_answers_fix(server_type: str | None) -> str:
@@ -276,7 +300,7 @@ def not_reloaded(ctx: TargetContext) -> Iterator[Hit]:
             )
         yield Hit(
             detail,
-            reload_fix(ctx.evidence.server_type, d.file.path),
+            reload_fix(ctx.evidence.server_type, d.file.path, _key_file(d.file)),
             cert=d.served,
             sources=d.sources,
             evidence={**_evidence(ctx, [d], d.file), "stale": "chain" if d.state == "stale-chain" else "leaf"},
@@ -310,7 +334,7 @@ def partially_reloaded(ctx: TargetContext) -> Iterator[Hit]:
         + "; ".join(_served_phrase(d) for d in old)
         + ". Those were not reloaded (another node behind the name, another listener, or a server instance that "
         "was left out); clients get the old certificate depending on the address they reach.",
-        reload_fix(ctx.evidence.server_type, f.path)
+        reload_fix(ctx.evidence.server_type, f.path, _key_file(f))
         + f" Do it on every node/instance serving {', '.join(stale)}, then check each with --resolve.",
         cert=old[0].served,
         sources=tuple(stale),

@@ -9,6 +9,7 @@ import sys
 from datetime import timedelta
 from typing import Any
 
+from . import watch_files, watch_renewal
 from .common import (
     UsageError,
     add_judgement_options,
@@ -40,6 +41,8 @@ examples:
   certdoctor watch events --since 7d --json | jq -r '.events[] | [.at, .target, .kind] | @tsv'
   certdoctor watch prune --keep 30d                       # drop old observations (events stay)
   certdoctor watch forecast --days 90                     # upcoming breaks per client, soonest first
+  certdoctor watch discover /etc/nginx --dry-run          # TLS names and their certificate files, from the config
+  certdoctor watch add-file /etc/ssl/api/fullchain.pem --serves api.example.com:443 --server-type nginx
   certdoctor watch metrics -o /var/lib/node_exporter/textfile/certdoctor.prom   # Prometheus exposition
 
 durations: 90s, 15m, 1h, 7d, 2w. Targets: anything `certdoctor scan` reads (host, host:port, https:// URL,
@@ -66,6 +69,8 @@ SUBCOMMANDS = {
     "policy": "alert thresholds for targets with labels (expiry days and percent of lifetime, repeats, damping)",
     "test-alert": "send a test message to every channel (or one)",
     "serve": "run as a daemon: check targets when due, serve a JSON API and /metrics",
+    **watch_files.SUBCOMMANDS,
+    **watch_renewal.SUBCOMMANDS,
     "forecast": "the fleet's upcoming breaks (when a client will first reject a served chain), in date order",
 }
 
@@ -139,6 +144,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     _alert_arguments(parsers)
     _serve_arguments(parsers["serve"])
     _forecast_arguments(parsers["forecast"])
+    watch_files.add_arguments(parsers, _duration)
+    watch_renewal.add_arguments(parsers, _duration)
     for sp in parsers.values():
         _db(sp)
         add_output_options(sp, quiet=False)
@@ -150,6 +157,34 @@ def run(ns: argparse.Namespace) -> int:
 
     with Store(ns.db) as store:
         return int(globals()[f"_{ns.watch_command.replace('-', '_')}"](ns, store))
+
+
+def _add_file(ns: argparse.Namespace, store: Any) -> int:
+    return watch_files.add_file(ns, store, _emit, console)
+
+
+def _files(ns: argparse.Namespace, store: Any) -> int:
+    return watch_files.files(ns, store, _emit, console)
+
+
+def _remove_file(ns: argparse.Namespace, store: Any) -> int:
+    return watch_files.remove_file(ns, store, _emit, console)
+
+
+def _discover(ns: argparse.Namespace, store: Any) -> int:
+    return watch_files.discover(ns, store, _emit, console)
+
+
+def _hook(ns: argparse.Namespace, store: Any) -> int:
+    return watch_renewal.hook(ns, store, _emit, console)
+
+
+def _renewed(ns: argparse.Namespace, store: Any) -> int:
+    return watch_renewal.renewed(ns, store, _emit, console, _send_alerts)
+
+
+def _renewals(ns: argparse.Namespace, store: Any) -> int:
+    return watch_renewal.renewals(ns, store, _emit, console)
 
 
 def _emit(ns: argparse.Namespace, kind: str, body: dict[str, Any]) -> bool:
@@ -243,15 +278,19 @@ def _run(ns: argparse.Namespace, store: Any) -> int:
         workers=ns.workers or os.cpu_count() or 1,
         adaptive=ns.workers is None,
     )
-    _send_alerts(store, result.results)
-    if _emit(ns, "watch-run", result.to_dict()):
+    results, renewals = watch_renewal.after_pass(store, result.results, options)
+    _send_alerts(store, results)
+    if _emit(ns, "watch-run", {**result.to_dict(), "renewals": [r.to_dict() for r in renewals]}):
         return result.exit_code
     out = console(ns)
     verdicts = "  ".join(f"{n} {v}" for v, n in sorted(result.verdicts.items()))
     out.print(f"checked {result.checked} in {result.elapsed_s:.2f} s  {verdicts}".rstrip())
-    shown = [(target.spec, k, d) for target, _obs, events in result.results for k, d in events if k != "first-seen"]
+    # the events of the checks made after a renewal command too
+    shown = [(target.spec, k, d) for target, _obs, events in results for k, d in events if k != "first-seen"]
     for spec, kind, text in _lines(shown):
         out.print(f"  {spec}  {kind}  {clean(text, 1000)}")
+    for r in renewals:
+        out.print(f"  {watch_renewal.line(store, r)}")
     return result.exit_code
 
 
@@ -325,9 +364,12 @@ def _status(ns: argparse.Namespace, store: Any) -> int:
 
 def _history(ns: argparse.Namespace, store: Any) -> int:
     from ..render.escape import clean
+    from ..watch import renewal
 
     target, observations, events = store.history(ns.target, limit=ns.limit)
-    if _emit(ns, "watch-history", {"target": target.to_dict(), "observations": observations, "events": events}):
+    renewals = renewal.runs(store, target_ids=[target.id], limit=ns.limit)
+    doc = {"target": target.to_dict(), "observations": observations, "events": events}
+    if _emit(ns, "watch-history", {**doc, "renewals": [r.to_dict() for r in renewals]}):
         return 0
     out = console(ns)
     out.print(f"#{target.id}  {target.spec}  {_show_labels(target.labels)}")
@@ -339,6 +381,13 @@ def _history(ns: argparse.Namespace, store: Any) -> int:
         ids = " ".join(f["id"] for f in o["findings"])
         leaf = (o["leaf_sha256"] or "")[:12]
         out.print(f"  {o['at'][:19].replace('T', ' ')}  {o['verdict']:<11}  {leaf:<12}  {clean(ids, 300)}")
+    if renewals:
+        out.print("renewals")
+        for r in renewals:
+            exit_code = "" if r.exit_code is None else f" exit {r.exit_code}"
+            what = clean(r.command or r.trigger, 200)
+            started = r.started.isoformat(sep=" ", timespec="seconds")[:19]
+            out.print(f"  {started}  #{r.id}  {r.state}{exit_code}  {what}")
     return 0
 
 
@@ -432,6 +481,12 @@ def _alert_arguments(parsers: dict[str, argparse.ArgumentParser]) -> None:
     po.add_argument("--renotify", type=_duration, metavar="DURATION", help="repeat an open alert every (24h)")
     po.add_argument("--after", type=positive_int, metavar="N", help="unreachable: after N consecutive checks (3)")
     po.add_argument(
+        "--drift-grace",
+        type=_duration,
+        metavar="DURATION",
+        help="a deployed file differing from what is served (not-reloaded…) alerts after this long (1h)",
+    )
+    po.add_argument(
         "--forecast-days", type=float, metavar="DAYS", help="alert on a forecast break this many days ahead (30)"
     )
     ta = parsers["test-alert"]
@@ -505,7 +560,10 @@ def _snooze(ns: argparse.Namespace, store: Any) -> int:
 def _policy(ns: argparse.Namespace, store: Any) -> int:
     from ..watch import alerts
 
-    if any(v is not None for v in (ns.expiry_days, ns.expiry_percent, ns.renotify, ns.after, ns.forecast_days)):
+    if any(
+        v is not None
+        for v in (ns.expiry_days, ns.expiry_percent, ns.renotify, ns.after, ns.drift_grace, ns.forecast_days)
+    ):
         alerts.set_policy(
             store,
             _labels(ns),
@@ -513,12 +571,12 @@ def _policy(ns: argparse.Namespace, store: Any) -> int:
             expiry_percent=ns.expiry_percent,
             renotify_s=None if ns.renotify is None else int(ns.renotify),
             after=ns.after,
+            drift_grace_s=None if ns.drift_grace is None else int(ns.drift_grace),
             forecast_days=ns.forecast_days,
         )
     out = console(ns)
-    keys = ("expiry_days", "expiry_percent", "renotify_s", "after", "forecast_days")
     for p in alerts.policies(store):
-        values = " ".join(f"{k}={p[k]}" for k in keys if p.get(k))
+        values = " ".join(f"{k}={p[k]}" for k in alerts.POLICY_KEYS if p.get(k) is not None)
         out.print(f"{_show_labels(p['selector']) or '(every target)'}  {values}")
     return 0
 

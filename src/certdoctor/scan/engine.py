@@ -266,7 +266,7 @@ class Engine:
         d: Diagnosis | None = None
         try:
             tgt = Target(target.name, target.port, target.sni, target.addresses, host=target.host)
-            d = await session.judge_chains(tgt, chains, started=started)
+            d = await session.judge_chains(tgt, chains, started=started, deployed=target.deployed or None)
             record = diagnosis_record(
                 target,
                 d,

@@ -21,10 +21,11 @@ import csv
 import io
 import re
 from collections.abc import Iterable, Iterator
-from typing import IO, NamedTuple
+from typing import IO, Any, NamedTuple
 
 from ..certinfo import is_ip
 from ..errors import InputError
+from ..model import DeployedRef
 from ..pipeline import parse_target
 
 MAX_LINE = 4096
@@ -50,17 +51,18 @@ class ScanTarget(NamedTuple):
     sni: str | None  # None: no SNI (IP targets without sni=)
     name: str  # the name the certificate must match
     addresses: tuple[str, ...] = ()  # connect here instead of resolving ``host``
+    deployed: tuple[DeployedRef, ...] = ()  # files this target should serve (watch's linked deployed files)
 
     @property
     def key(self) -> tuple[int, str]:
         """What identifies a target in a results file (for --resume)."""
         return (self.line, self.text)
 
-    def to_wire(self) -> tuple[int, str, str, int, str | None, str, tuple[str, ...]]:
-        return tuple(self)  # type: ignore[return-value]
+    def to_wire(self) -> tuple[Any, ...]:
+        return tuple(self)
 
     @classmethod
-    def from_wire(cls, wire: tuple[int, str, str, int, str | None, str, tuple[str, ...]]) -> ScanTarget:
+    def from_wire(cls, wire: tuple[Any, ...]) -> ScanTarget:
         return cls._make(wire)
 
 

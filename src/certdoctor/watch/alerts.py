@@ -17,6 +17,8 @@ Conditions of a target (``condition`` keys), computed from its newest observatio
 - ``break:<client>`` (warning; critical within 7 days): the target's stored break forecast says client family
   ``client`` will reject the chain served now within ``forecast_days`` (30 by default); resolved when the
   break moves out (renewed) — see :func:`certdoctor.watch.forecasting.break_conditions`.
+- ``renewal-failed``, ``renewal-not-served`` (critical): from the renewal hooks' runs (see
+  :func:`certdoctor.watch.renewal.conditions`).
 
 An unreachable observation leaves the other conditions as they were (nothing is resolved by an outage).
 
@@ -48,6 +50,10 @@ DEFAULT_EXPIRY_DAYS = 30.0
 DEFAULT_EXPIRY_PERCENT = 33.0
 DEFAULT_RENOTIFY = 86400  # seconds
 DEFAULT_AFTER = 3  # consecutive observations before unreachable / a damped finding alerts
+DEFAULT_DRIFT_GRACE = 3600  # seconds a deployed file may differ from what is served before it alerts
+# What is served differs from the deployed files (certdoctor.checks.deployed): after a renewal, the reload that
+# follows takes a moment; these alert only once they have lasted the policy's drift grace.
+DRIFT_FINDINGS = frozenset({"not-reloaded", "served-not-deployed", "partially-reloaded"})
 # findings that a transient network failure produces (the OCSP responder or CRL server did not answer)
 DAMPED_FINDINGS = frozenset({"revocation-unknown", "revocation-unreachable"})
 SEVERITY = {"firing": 0, "repeat": 1, "notice": 2, "resolved": 3, "test": 4}
@@ -56,13 +62,15 @@ SEVERITY = {"firing": 0, "repeat": 1, "notice": 2, "resolved": 3, "test": 4}
 @dataclass(frozen=True)
 class Policy:
     """Thresholds for a target: ``expiry_days``, ``expiry_percent`` (of the leaf's lifetime), ``renotify_s``
-    (seconds between repeats), ``after`` (consecutive observations for damped conditions), ``forecast_days``
-    (alert on a forecast break this many days ahead)."""
+    (seconds between repeats), ``after`` (consecutive observations for damped conditions), ``drift_grace_s``
+    (seconds a drift finding, :data:`DRIFT_FINDINGS`, lasts before it alerts), ``forecast_days`` (alert on a
+    forecast break this many days ahead)."""
 
     expiry_days: float = DEFAULT_EXPIRY_DAYS
     expiry_percent: float = DEFAULT_EXPIRY_PERCENT
     renotify_s: int = DEFAULT_RENOTIFY
     after: int = DEFAULT_AFTER
+    drift_grace_s: int = DEFAULT_DRIFT_GRACE
     forecast_days: float = forecasting.DEFAULT_FORECAST_DAYS
 
     def expiry_threshold(self, lifetime: timedelta | None) -> timedelta:
@@ -140,6 +148,8 @@ class Message:
                 if key in d:
                     value = ", ".join(d[key]) if isinstance(d[key], list) else d[key]
                     lines.append(f"  {key.replace('_', ' ')}: {value}")
+            if a["condition"].startswith("renewal-"):
+                lines += _renewal_lines(d)
             if a["condition"] == "certificate-changed":
                 lines.append(f"  {d.get('old_sha256')} → {d.get('new_sha256')}")
                 lines.append(f"  issuer: {d.get('new_issuer')}   same key: {d.get('same_key')}")
@@ -147,6 +157,22 @@ class Message:
                 f"  opened: {a['opened_at']}" + (f"   resolved: {a['resolved_at']}" if a["resolved_at"] else "")
             )
         return "\n".join(lines) + "\n"
+
+
+def _renewal_lines(d: Mapping[str, Any]) -> list[str]:
+    """The body lines of a renewal alert: the command, its exit code and output, the files and the fix."""
+    lines = [f"  command: {d.get('command')}" + (f"   exit code: {d['exit_code']}" if "exit_code" in d else "")]
+    if d.get("output_tail"):
+        lines.append("  output (last lines):")
+        lines += [f"    {x}" for x in str(d["output_tail"]).rstrip().splitlines()[-20:]]
+    if "old_sha256" in d:
+        lines.append(f"  still served: {d.get('old_sha256')}   deadline was: {d.get('deadline')}")
+    for f in d.get("files") or ():
+        kind = f.get("server_type") or "server type unknown"
+        lines.append(f"  file: {f.get('path')} ({kind}) holds {f.get('leaf_sha256')}")
+    if d.get("fix"):
+        lines.append(f"  fix: {d['fix']}")
+    return lines
 
 
 # --- policies -----------------------------------------------------------------------------------------------------
@@ -160,6 +186,7 @@ def set_policy(
     expiry_percent: float | None = None,
     renotify_s: int | None = None,
     after: int | None = None,
+    drift_grace_s: int | None = None,
     forecast_days: float | None = None,
 ) -> None:
     """Thresholds for the targets whose labels include ``selector`` (replacing that selector's earlier ones);
@@ -176,9 +203,13 @@ def set_policy(
                 expiry_percent=expiry_percent,
                 renotify_s=renotify_s,
                 after=after,
+                drift_grace_s=drift_grace_s,
                 forecast_days=forecast_days,
             )
         )
+
+
+POLICY_KEYS = ("expiry_days", "expiry_percent", "renotify_s", "after", "drift_grace_s", "forecast_days")
 
 
 def policies(store: Store) -> list[dict[str, Any]]:
@@ -191,13 +222,7 @@ def policy_for(labels: Mapping[str, str], rows: Sequence[Mapping[str, Any]]) -> 
     """The defaults, overridden by every matching policy, the more specific (more selector keys) winning."""
     values: dict[str, Any] = {}
     for row in sorted((r for r in rows if matches(r["selector"], labels)), key=lambda r: (len(r["selector"]), r["id"])):
-        values.update(
-            {
-                k: row[k]
-                for k in ("expiry_days", "expiry_percent", "renotify_s", "after", "forecast_days")
-                if row.get(k) is not None
-            }
-        )
+        values.update({k: row[k] for k in POLICY_KEYS if row.get(k) is not None})
     return Policy(**values)
 
 
@@ -209,7 +234,12 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def conditions(
-    obs: Observation, events: Sequence[Event], policy: Policy, streaks: Mapping[str, int], at: datetime
+    obs: Observation,
+    events: Sequence[Event],
+    policy: Policy,
+    streaks: Mapping[str, int],
+    at: datetime,
+    since: Mapping[str, datetime] | None = None,
 ) -> tuple[list[Condition] | None, list[Condition]]:
     """(the target's conditions, or None when it was unreachable — only ``unreachable`` is judged then — and
     the one-shot notices). ``streaks``: consecutive observations (this one included) that were unreachable
@@ -256,11 +286,16 @@ def conditions(
             continue
         if damped and streaks.get(fid, 0) < policy.after:
             continue
+        began = ((since or {}).get(fid) or (since or {}).get("")) if fid in DRIFT_FINDINGS else None
+        if fid in DRIFT_FINDINGS and began is not None and (at - began).total_seconds() < policy.drift_grace_s:
+            continue  # a reload may still follow the renewal
         f = dict(details.get(fid) or {"id": fid, "severity": severity, "title": fid, "detail": "", "fix": ""})
         f.setdefault("rejected_by", [])
         detail: dict[str, Any] = {"finding": f}
         if damped:
             detail["consecutive"] = streaks.get(fid, 0)
+        if began is not None:
+            detail["since"] = began.isoformat()
         out.append(Condition(f"finding:{fid}", "critical" if severity == "error" else "warning", f["title"], detail))
     for client, accepts in obs.clients:
         if not accepts:
@@ -303,6 +338,31 @@ def _streaks(conn: sa.Connection, limits: Mapping[int, int]) -> dict[int, dict[s
                 n += 1
             counts[key] = n
         out[target_id] = counts
+    return out
+
+
+def _finding_since(conn: sa.Connection, target_ids: Iterable[int]) -> dict[int, dict[str, datetime]]:
+    """Per target: since when each finding present now has been present — finding id → its latest
+    ``finding-appeared`` event; ``""`` → the target's ``first-seen`` (for a finding present from the first check,
+    which has no such event). One query per 500 targets."""
+    e = t.events
+    ids = sorted(target_ids)
+    out: dict[int, dict[str, datetime]] = {}
+    for start in range(0, len(ids), 500):
+        query = (
+            sa.select(e.c.target_id, e.c.kind, e.c.at, e.c.detail)
+            .where(e.c.target_id.in_(ids[start : start + 500]), e.c.kind.in_(("finding-appeared", "first-seen")))
+            .order_by(e.c.id)
+        )
+        for r in conn.execute(query):
+            mine = out.setdefault(r.target_id, {})
+            at = utc(r.at)
+            if at is None:
+                continue
+            if r.kind == "first-seen":
+                mine.setdefault("", at)
+            elif isinstance(r.detail, dict) and r.detail.get("id"):
+                mine[str(r.detail["id"])] = at
     return out
 
 
@@ -376,6 +436,14 @@ def evaluate(
                 if obs.verdict == "unreachable" or any(fid in DAMPED_FINDINGS for fid, _ in obs.findings)
             },
         )
+        drifting = {target.id for target, obs, _ in results if any(f in DRIFT_FINDINGS for f, _ in obs.findings)}
+        since_of = _finding_since(conn, drifting)
+        # renewal hooks' conditions (renewal-failed, renewal-not-served): one query for every target
+        from .renewal import conditions as renewal_conditions
+
+        renewal_of = renewal_conditions(
+            conn, {target.id: None if obs.verdict == "unreachable" else obs.leaf_sha256 for target, obs, _ in results}
+        )
         # the stored forecasts with a break within the longest forecast_days of any policy, in one query
         farthest = max([forecasting.DEFAULT_FORECAST_DAYS, *(r.get("forecast_days") or 0 for r in rows_policies)])
         breaks_of = forecasting.breaks_within(
@@ -385,10 +453,11 @@ def evaluate(
             targets[target.id] = target
             policy = policy_for(target.labels, rows_policies)
             streaks = streaks_of.get(target.id, {})
-            current, notices = conditions(obs, events, policy, streaks, moment)
+            current, notices = conditions(obs, events, policy, streaks, moment, since_of.get(target.id))
             if current is not None and target.id in breaks_of:
                 found = forecasting.break_conditions(breaks_of[target.id], policy.forecast_days, moment)
                 current += [Condition(*c) for c in found]
+            renewal = renewal_of.get(target.id, [])
             msg = message(target)
             msg.observation = {
                 "verdict": obs.verdict,
@@ -401,9 +470,10 @@ def evaluate(
             }
             open_rows = open_all.pop(target.id, {})  # popped: a target listed twice sees no stale rows
             if current is None:  # unreachable: judge only that
-                current = [c for c in _unreachable(obs, policy, streaks)]
+                current = [*_unreachable(obs, policy, streaks), *renewal]
                 keep = {k for k in open_rows if k != "unreachable"}
             else:
+                current = [*current, *renewal]
                 keep = set()
             wanted = {c.key: c for c in current}
             for key, row in open_rows.items():
@@ -466,6 +536,7 @@ def evaluate(
             a.c.acked_at.is_(None),
             sa.or_(a.c.last_notified_at.is_(None), a.c.last_notified_at <= moment - timedelta(seconds=shortest)),
         )
+        sent: list[dict[str, Any]] = []
         for row in conn.execute(candidates.order_by(a.c.id)).all():
             if row.acked_at is not None or _is_snoozed(snoozed, row.target_id, row.condition):
                 continue
@@ -481,9 +552,7 @@ def evaluate(
                 status = "repeat"
             else:
                 continue
-            conn.execute(
-                sa.update(a).where(a.c.id == row.id).values(last_notified_at=moment, notified=row.notified + 1)
-            )
+            sent.append({"alert_id": row.id, "times": row.notified + 1})
             target = targets.get(row.target_id)
             msg = (
                 message(target)
@@ -493,6 +562,13 @@ def evaluate(
                 )
             )
             msg.alerts.append(_alert_dict(row, status))
+        if sent:  # one statement for all (a round trip per alert was most of a first pass on PostgreSQL)
+            conn.execute(
+                sa.update(a)
+                .where(a.c.id == sa.bindparam("alert_id"))
+                .values(last_notified_at=moment, notified=sa.bindparam("times")),
+                sent,
+            )
     messages = [m for m in out.values() if m.alerts]
     for m in messages:
         m.alerts.sort(key=lambda x: (SEVERITY[x["status"]], x["id"]))

@@ -33,12 +33,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..diagnosis import Diagnosis
-from ..model import DiagnoseOptions
+from ..model import DeployedRef, DiagnoseOptions
 from ..pipeline import Session
 from ..scan.engine import Engine, ScanOptions
 from ..scan.targets import ScanTarget
 from . import forecasting
 from . import tables as t
+from .deployed import files, refresh_files, refs_by_target
 from .runner import JITTER, observation
 from .store import Observation, Store, WatchedTarget, _target, now, utc
 
@@ -154,10 +155,10 @@ class Daemon:
         self.state.last_check = moment
         self.state.verdicts[obs.verdict] = self.state.verdicts.get(obs.verdict, 0) + 1
 
-    async def _check(self, watched: WatchedTarget) -> None:
+    async def _check(self, watched: WatchedTarget, deployed: tuple[DeployedRef, ...] = ()) -> None:
         assert self.engine is not None
         try:
-            await self.engine.one(watched.scan_target())
+            await self.engine.one(watched.scan_target()._replace(deployed=deployed))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the database failing: retried after a poll, not in a tight loop
@@ -179,7 +180,7 @@ class Daemon:
         if time.monotonic() - self._clock_set < self.config.judgement_ttl:
             return
         session.at = now()
-        session._judged.clear()  # chain judgements made at the old check time
+        session.forget_judgements()  # chain judgements and client verdicts made at the old check time
         engine.at = session.at
         self._clock_set = time.monotonic()
 
@@ -212,17 +213,21 @@ class Daemon:
         query = query.order_by(t.targets.c.next_due, t.targets.c.id).limit(free)
         with self.store.engine.connect() as conn:
             due = [_target(row) for row in conn.execute(query)]
+        refs = refs_by_target(self.store, [w.id for w in due]) if due else {}  # deployed files, read at the check
+        if refs:  # their rows as read now, for `watch files` and the API
+            refresh_files(self.store, [f.id for f in files(self.store, target_ids=list(refs))])
         for watched in due:
             self._by_id[watched.id] = watched
-            self.inflight[watched.id] = asyncio.ensure_future(self._check(watched))
+            self.inflight[watched.id] = asyncio.ensure_future(self._check(watched, refs.get(watched.id, ())))
             free -= 1
 
     def _alert(self, results: list[tuple[WatchedTarget, Observation, list[Any]]]) -> None:
-        """Turn checks into alerts (as ``watch run`` does at the end of a pass: thresholds, damping, dedupe,
-        repeats of what lasts) and deliver them to the channels; run in a worker thread, since delivery waits on
+        """Turn checks into alerts (as ``watch run`` does at the end of a pass: renewal hooks, thresholds, damping,
+        dedupe, repeats of what lasts) and deliver them to the channels; run in a worker thread, since delivery waits on
         the network (bounded by each channel's timeout and retries)."""
-        from . import alerts, channels
+        from . import alerts, channels, renewal
 
+        results, _runs = renewal.after_pass(self.store, results, self.diagnose)  # hooks due, re-checks, settling
         messages = alerts.evaluate(self.store, results)
         if not messages:
             return

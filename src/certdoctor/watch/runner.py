@@ -257,6 +257,19 @@ class _Writer:
                 self.on_result(watched, obs, events)
 
 
+def _scan_targets(store: Store, todo: Sequence[WatchedTarget]) -> list[ScanTarget]:
+    """The scan engine's targets, each with the deployed files linked to it (read at its check, compared with
+    what it serves); the linked files' rows are refreshed first (``watch files`` shows what the pass read)."""
+    from .deployed import refresh_files, refs_by_target
+
+    refs = refs_by_target(store, [x.id for x in todo])
+    if refs:
+        from .deployed import files
+
+        refresh_files(store, [f.id for f in files(store, target_ids=list(refs))])
+    return [x.scan_target()._replace(deployed=refs[x.id]) if x.id in refs else x.scan_target() for x in todo]
+
+
 def run_pass(
     store: Store,
     diagnose: DiagnoseOptions | None = None,
@@ -303,7 +316,7 @@ def run_pass(
             preload_http()
         store.engine.dispose()  # no pooled database connection is shared with a forked helper
     try:
-        run_pool(options, [x.scan_target() for x in todo], writer.add, writer, workers=processes, adaptive=adaptive)
+        run_pool(options, _scan_targets(store, todo), writer.add, writer, workers=processes, adaptive=adaptive)
     finally:
         writer.flush()  # interrupted too: what is done is stored
         result.elapsed_s = time.monotonic() - started

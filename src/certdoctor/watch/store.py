@@ -387,6 +387,15 @@ class Store:
                     sa.delete(t.observation_endpoints).where(t.observation_endpoints.c.observation_id.in_(obs))
                 )
                 conn.execute(sa.delete(t.events).where(t.events.c.target_id == found.id))
+                for table in (
+                    t.deployed_links,
+                    t.forecasts,
+                    t.renewal_runs,
+                    t.renewal_hooks,
+                    t.alerts,
+                    t.alert_snoozes,
+                ):
+                    conn.execute(sa.delete(table).where(table.c.target_id == found.id))
                 conn.execute(sa.delete(t.observations).where(t.observations.c.target_id == found.id))
                 conn.execute(sa.delete(t.targets).where(t.targets.c.id == found.id))
                 removed.append(found)
@@ -504,22 +513,34 @@ class Store:
                 for obs_id, (obs, _) in zip(ids, items, strict=True)
                 for p in obs.endpoints
             ]
-            if endpoints:
-                conn.execute(sa.insert(e), endpoints)
+            if endpoints:  # RETURNING: SQLAlchemy then sends many rows per INSERT (see _many)
+                _many(conn, sa.insert(e).returning(e.c.id), endpoints)
             events = [
                 {"target_id": obs.target_id, "observation_id": obs_id, "at": obs.at, "kind": k, "detail": d}
                 for obs_id, (obs, _), made in zip(ids, items, all_events, strict=True)
                 for k, d in made
             ]
             if events:
-                conn.execute(sa.insert(t.events), events)
+                _many(conn, sa.insert(t.events).returning(t.events.c.id), events)
             pointers = [
                 {"tid": obs.target_id, "oid": obs_id, "due": due}
                 for obs_id, (obs, due) in zip(ids, items, strict=True)
                 if due is not None
             ]
             forecasting.upsert(conn, forecasts)
-            if pointers:
+            if pointers and conn.dialect.name == "postgresql":  # one UPDATE … FROM (VALUES …) for the batch
+                rows_v = sa.values(
+                    sa.column("tid", sa.Integer),
+                    sa.column("oid", sa.BigInteger),
+                    sa.column("due", t.Time),
+                    name="batch",
+                ).data([(p["tid"], p["oid"], p["due"]) for p in pointers])
+                conn.execute(
+                    sa.update(t.targets)
+                    .where(t.targets.c.id == rows_v.c.tid)
+                    .values(last_observation_id=rows_v.c.oid, next_due=rows_v.c.due)
+                )
+            elif pointers:  # SQLite: a statement per row costs microseconds (no round trip)
                 conn.execute(
                     sa.update(t.targets)
                     .where(t.targets.c.id == sa.bindparam("tid"))
@@ -612,8 +633,10 @@ class Store:
         """
         moment = at or now()
         o = t.observations
-        query = sa.select(
-            t.targets,
+        query = sa.select(  # no column status does not show: SQLite's times are text, parsed row by row
+            t.targets.c.id,
+            t.targets.c.spec,
+            t.targets.c.labels,
             o.c.at.label("checked_at"),
             o.c.verdict,
             o.c.rejected_by,
@@ -745,6 +768,13 @@ _SNAPSHOT_COLUMNS = (
     t.observations.c.clients,
     t.observations.c.error,
 )
+
+
+def _many(conn: Connection, statement: Any, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert ``rows`` with an INSERT … RETURNING, for which SQLAlchemy's "insertmanyvalues" sends up to 1,000
+    rows per statement on SQLite and PostgreSQL alike; a plain executemany goes row by row through psycopg's
+    pipeline (a fifth of a pass's database time at 10,000 targets). The ids returned are not needed."""
+    conn.execute(statement, rows).close()
 
 
 def _snapshot_of(row: Any, endpoints: tuple[Endpoint, ...], leaf: Any) -> Snapshot:
