@@ -1,5 +1,5 @@
 """The break forecast in ``certdoctor watch``: computed in the pass only when needed, stored per target, listed by
-``watch forecast``, alerted on (``break:<client>``) and turned into ``break-forecast`` events — on the lab's
+``watch forecast``, alerted on (``break``) and turned into ``break-forecast`` events — on the lab's
 real servers and a server of our own whose chain is swapped, against SQLite and PostgreSQL."""
 
 from __future__ import annotations
@@ -146,50 +146,54 @@ def test_break_alerts_within_forecast_days(
     lab: Lab,
     store: Store,  # noqa: F811
     watch_db: str,  # noqa: F811
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """One ``break`` alert per target, naming every client that breaks then — only for a break the expiry alert
+    does not already say: the 2021 class (clients that trust only the old root depend on a cross-certificate
+    expiring in 40 days, while the chain's own certificates last longer). An intermediate expiring in 30 days
+    is the chain's earliest notAfter: ``expiring`` covers it, and no ``break`` repeats it."""
+    old = tmp_path / "old-root.pem"
+    old.write_bytes(lab.pki.issuers["lab-old-root"].cert.public_bytes(serialization.Encoding.PEM))
     store.add([spec(lab, "intermediate-expires-first")], labels={"env": "lab"})
-    store.add([spec(lab, "expiring-soon")], labels={"env": "prod"})
-    store.add([spec(lab, "good-rsa")], labels={"env": "prod"})
-    result = run_pass(store, lab_options(lab), retries=0)
+    store.add([spec(lab, "cross-expires-first")], labels={"env": "legacy"})
+    options = DiagnoseOptions(ca_files=(str(lab.root_path), str(old)), timeout=3)
+    inter = run_pass(store, options, targets=[store.target(spec(lab, "intermediate-expires-first"))], retries=0)
+    only_old = DiagnoseOptions(ca_files=(str(old),), timeout=3)  # the legacy clients' view: the expired old root
+    legacy = run_pass(store, only_old, targets=[store.target(spec(lab, "cross-expires-first"))], retries=0)
+    results = [*inter.results, *legacy.results]
     now = datetime.now(UTC)
-    watch_alerts.evaluate(store, result.results, at=now)
+    cross = next(c for c in served(lab, "cross-expires-first") if "Old Root" in certinfo.issuer(c))
+    breaking = [b for b in stored(store)[spec(lab, "cross-expires-first")].breaks]
+    assert {b["client"] for b in breaking} == {"chrome", "java"}  # the others reject now (expired old root)
+    assert {b["at"] for b in breaking} == {(certinfo.not_after(cross) + SECOND).isoformat()}
+
+    watch_alerts.evaluate(store, results, at=now)
     open_ = {(a["target"], a["condition"]): a for a in watch_alerts.alerts(store)}
-    conditions = sorted({c for _, c in open_})
-    # expiring-soon (10 days) and the intermediate (30 days, within the default 30), not good-rsa (89 days)
-    assert conditions == sorted(["expiring", *(f"break:{c}" for c in ALL)])
-    assert {t for t, c in open_ if c.startswith("break:")} == {
-        spec(lab, "expiring-soon"),
-        spec(lab, "intermediate-expires-first"),
-    }
-    java = open_[(spec(lab, "intermediate-expires-first"), "break:java")]
-    assert java["severity"] == "warning" and java["detail"]["reason_id"] == "intermediate-expiry"
-    assert java["detail"]["certificate"] == "CN=certdoctor Lab Expiring CA,O=certdoctor Lab"
-    _, ca = served(lab, "intermediate-expires-first")
-    assert java["detail"]["at"] == expected_instants(ca)["java"]
-    when = datetime.fromisoformat(java["detail"]["at"])
-    assert java["summary"] == f"Java (JSSE) will reject the chain from {when:%Y-%m-%d %H:%M:%S} UTC: " + (
-        f"intermediate certdoctor Lab Expiring CA expires, notAfter {certinfo.not_after(ca):%Y-%m-%d %H:%M:%S} UTC"
+    # the cross-certificate's end is 40 days out: outside the default 30
+    assert not {c for _, c in open_ if c == "break"}
+    assert main(["watch", "policy", "--forecast-days", "45", "--db", watch_db]) == 0
+    assert "forecast_days=45" in capsys.readouterr().out
+    messages = watch_alerts.evaluate(store, results, at=now)
+    open_ = {(a["target"], a["condition"]): a for a in watch_alerts.alerts(store)}
+    assert [c for t, c in open_ if c == "break"] == ["break"]  # one alert, not one per client
+    alert = open_[(spec(lab, "cross-expires-first"), "break")]
+    assert alert["severity"] == "warning" and alert["detail"]["clients"] == ["chrome", "java"]
+    when = datetime.fromisoformat(alert["detail"]["at"])
+    assert when == certinfo.not_after(cross) + SECOND and alert["detail"]["certificate"]
+    assert alert["summary"].startswith(
+        f"Chrome / Edge, Java (JSSE) will reject the chain from {when:%Y-%m-%d %H:%M:%S} UTC"
     )
+    assert any(a["condition"] == "break" and a["status"] == "firing" for m in messages for a in m.alerts)
+    # the intermediate's end (30 days, within 45) is the chain's own: `expiring` says it (when within its
+    # threshold: 33 % of the leaf's lifetime, so not yet), no `break` repeats it
+    assert (spec(lab, "intermediate-expires-first"), "break") not in open_
     # an hour later nothing is sent again (the text names the instant, not the days left: not rewritten either)
-    assert watch_alerts.evaluate(store, result.results, at=now + timedelta(hours=1)) == []
-    # a policy of 20 days for env=lab: the intermediate's break (30 days) is outside, resolved
-    assert main(["watch", "policy", "--label", "env=lab", "--forecast-days", "20", "--db", watch_db]) == 0
-    assert "forecast_days=20" in capsys.readouterr().out
-    watch_alerts.evaluate(store, result.results, at=now)
-    open_ = {(a["target"], a["condition"]) for a in watch_alerts.alerts(store)}
-    assert not {c for t, c in open_ if t == spec(lab, "intermediate-expires-first")}
-    assert (spec(lab, "expiring-soon"), "break:go") in open_
-    # 25 days later the intermediate's break is 5 days away: inside 20 days, critical
-    messages = watch_alerts.evaluate(store, result.results, at=now + timedelta(days=25))
-    alerts = {
-        a["condition"]: a
-        for m in messages
-        if m.target["target"] == spec(lab, "intermediate-expires-first")
-        for a in m.alerts
-    }
-    assert alerts["break:java"]["severity"] == "critical" and alerts["break:java"]["status"] == "firing"
-    assert "threshold days: 20" in next(m for m in messages if m.target["id"] == 1).body()
+    assert watch_alerts.evaluate(store, results, at=now + timedelta(hours=1)) == []
+    # 35 days later the break is 5 days away: critical, in the message body
+    later = watch_alerts.evaluate(store, results, at=now + timedelta(days=35))
+    body = next(m for m in later if m.target["target"] == spec(lab, "cross-expires-first")).body()
+    assert "threshold days: 45" in body and "critical" in body
 
 
 def test_a_changed_chain_is_forecast_again_and_the_break_moves(
@@ -218,8 +222,8 @@ def test_a_changed_chain_is_forecast_again_and_the_break_moves(
     obs, events = check()
     assert obs.forecast is not None and obs.forecast.first_break == certinfo.not_after(short.cert)
     assert [k for k, _ in events] == ["first-seen"]
-    # the intermediate is the chain's earliest notAfter too: `expiring` says when, break:<client> who and why
-    assert {a["condition"] for a in watch_alerts.alerts(store)} == {"expiring", *(f"break:{c}" for c in ALL)}
+    # the intermediate is the chain's earliest notAfter: `expiring` says it, no `break` repeats it
+    assert {a["condition"] for a in watch_alerts.alerts(store)} == {"expiring"}
     obs, events = check()
     assert obs.forecast is None and events == []  # the same chain: not computed again
 
@@ -238,7 +242,7 @@ def test_a_changed_chain_is_forecast_again_and_the_break_moves(
         "certificate": f"CN={NAME}",
     }
     assert [k for k, _ in events] == ["certificate-rotated", "break-forecast"]
-    assert watch_alerts.alerts(store) == []  # every break:<client> resolved (and expiring)
+    assert watch_alerts.alerts(store) == []  # expiring resolved
     stored_row = stored(store)[target]
     assert {b["reason_id"] for b in stored_row.breaks} == {"leaf-expiry"}
 

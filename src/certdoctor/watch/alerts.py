@@ -14,9 +14,11 @@ Conditions of a target (``condition`` keys), computed from its newest observatio
 - ``unreachable`` (critical): no address presented a certificate in ``after`` consecutive observations
   (default 3), so that one failed connection does not page anyone.
 - ``certificate-changed`` (info): a one-shot notice per ``certificate-rotated`` event.
-- ``break:<client>`` (warning; critical within 7 days): the target's stored break forecast says client family
-  ``client`` will reject the chain served now within ``forecast_days`` (30 by default); resolved when the
-  break moves out (renewed) — see :func:`certdoctor.watch.forecasting.break_conditions`.
+- ``break`` (warning; critical within 7 days): the target's stored break forecast says clients will reject the
+  chain served now within ``forecast_days`` (30 by default) for another reason than the chain's own expiry
+  (which ``expiring`` covers): a cross-certificate or root expiring, a root leaving a store; one alert naming
+  every client that breaks then; resolved when the break moves out — see
+  :func:`certdoctor.watch.forecasting.break_conditions`.
 - ``renewal-failed``, ``renewal-not-served`` (critical): from the renewal hooks' runs (see
   :func:`certdoctor.watch.renewal.conditions`).
 
@@ -455,7 +457,10 @@ def evaluate(
             streaks = streaks_of.get(target.id, {})
             current, notices = conditions(obs, events, policy, streaks, moment, since_of.get(target.id))
             if current is not None and target.id in breaks_of:
-                found = forecasting.break_conditions(breaks_of[target.id], policy.forecast_days, moment)
+                ends = [x for x in (obs.leaf_not_after, obs.chain_not_after) if x is not None]
+                found = forecasting.break_conditions(
+                    breaks_of[target.id], policy.forecast_days, moment, min(ends) if ends else None
+                )
                 current += [Condition(*c) for c in found]
             renewal = renewal_of.get(target.id, [])
             msg = message(target)

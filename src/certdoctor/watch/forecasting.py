@@ -1,5 +1,5 @@
 """The break forecast in the watch pass: when each client family will first reject the chain a target serves,
-kept per target in the ``forecasts`` table, listed by ``watch forecast``, alerted on (``break:<client>``) and
+kept per target in the ``forecasts`` table, listed by ``watch forecast``, alerted on (``break``) and
 turned into ``break-forecast`` events.
 
 Cost (a watch pass must stay near `certdoctor scan`'s rate): :func:`certdoctor.forecast.forecast` re-judges a
@@ -271,37 +271,49 @@ def breaks_within(conn: Connection, target_ids: Sequence[int], until: datetime) 
 
 
 def break_conditions(
-    breaks: Sequence[Mapping[str, Any]], forecast_days: float, at: datetime
+    breaks: Sequence[Mapping[str, Any]], forecast_days: float, at: datetime, expires: datetime | None = None
 ) -> list[tuple[str, str, str, dict[str, Any]]]:
-    """(key, severity, summary, detail) of each ``break:<client>`` alert condition: a break still ahead of ``at``
-    and at most ``forecast_days`` days away; critical within :data:`CRITICAL_DAYS`, else warning. A break already
-    past is not one (the client rejects now: ``client:<family>``). The summary and detail name the instant, not
-    the days left, so that an open alert is not rewritten at every pass while its break stays where it was."""
-    out = []
+    """The ``break`` alert condition of a target, as (key, severity, summary, detail), or none: the first break
+    still ahead of ``at`` and at most ``forecast_days`` days away, with every client that breaks at that instant
+    (one alert, not one per client); critical within :data:`CRITICAL_DAYS`, else warning. None when that break is
+    the chain's own expiry (at ``expires``, the earliest notAfter of the chain served, or the second after it:
+    OpenSSL's clients break at notAfter, the others a second later): the ``expiring`` alert says that already.
+    What remains is what expiry alerts miss — a cross-certificate or a root one client family relies on expiring,
+    a root leaving a store, a path that changes. A break already past is not one (the client rejects now:
+    ``client:<family>``). The summary and detail name the instant, not the days left, so that an open alert is
+    not rewritten at every pass while its break stays where it was."""
     horizon = timedelta(days=forecast_days)
-    for b in breaks:
-        when = datetime.fromisoformat(b["at"])
-        left = when - at
-        if not timedelta(0) < left <= horizon:
-            continue
-        cert = b.get("certificate") or {}
-        out.append(
-            (
-                f"break:{b['client']}",
-                "critical" if left <= timedelta(days=CRITICAL_DAYS) else "warning",
-                f"{b['name']} will reject the chain from {when:%Y-%m-%d %H:%M:%S} UTC: {b['reason']}",
-                {
-                    "client": b["client"],
-                    "at": b["at"],
-                    "threshold_days": forecast_days,
-                    "reason_id": b["reason_id"],
-                    "reason": b["reason"],
-                    "certificate": cert.get("subject"),
-                    "role": cert.get("role"),
-                },
-            )
+    ahead = sorted(
+        ((datetime.fromisoformat(b["at"]), b) for b in breaks if timedelta(0) < datetime.fromisoformat(b["at"]) - at),
+        key=lambda pair: pair[0],
+    )
+    if not ahead:
+        return []
+    first = ahead[0][0]
+    if first - at > horizon:
+        return []
+    if expires is not None and first <= expires + timedelta(seconds=1):
+        return []
+    group = [b for when, b in ahead if when <= first + timedelta(seconds=1)]  # OpenSSL a second before the rest
+    lead = group[0]
+    cert = lead.get("certificate") or {}
+    names = ", ".join(dict.fromkeys(b["name"] for b in group))
+    return [
+        (
+            "break",
+            "critical" if first - at <= timedelta(days=CRITICAL_DAYS) else "warning",
+            f"{names} will reject the chain from {first:%Y-%m-%d %H:%M:%S} UTC: {lead['reason']}",
+            {
+                "at": first.isoformat(),
+                "clients": [b["client"] for b in group],
+                "threshold_days": forecast_days,
+                "reason_id": lead["reason_id"],
+                "reason": lead["reason"],
+                "certificate": cert.get("subject"),
+                "role": cert.get("role"),
+            },
         )
-    return out
+    ]
 
 
 # --- `watch forecast` ---------------------------------------------------------------------------------------------
