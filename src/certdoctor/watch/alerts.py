@@ -531,7 +531,7 @@ def evaluate(
                 refreshed,
             )
         if new_open:
-            conn.execute(sa.insert(a), new_open)
+            conn.execute(sa.insert(a).returning(a.c.id), new_open).close()  # many rows per statement
         # firing (never notified) and repeats, across every target
         specs = {r.id: r for r in conn.execute(sa.select(t.targets.c.id, t.targets.c.spec, t.targets.c.labels))}
         # only those never sent, or sent longer ago than the shortest repeat interval of any policy

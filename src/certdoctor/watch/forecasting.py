@@ -236,10 +236,10 @@ def upsert(conn: Connection, rows: Mapping[int, ForecastRow]) -> None:
             from sqlalchemy.dialects.sqlite import insert
         stmt = insert(f)
         columns = ("computed_at", "chain_key", "until", "first_break", "breaks")
-        conn.execute(
-            stmt.on_conflict_do_update(index_elements=["target_id"], set_={c: stmt.excluded[c] for c in columns}),
-            values,
-        )
+        upsert_stmt = stmt.on_conflict_do_update(
+            index_elements=["target_id"], set_={c: stmt.excluded[c] for c in columns}
+        ).returning(f.c.target_id)  # RETURNING: many rows per statement (SQLAlchemy's insertmanyvalues)
+        conn.execute(upsert_stmt, values).close()
         return
     conn.execute(sa.delete(f).where(f.c.target_id.in_(list(rows))))
     conn.execute(sa.insert(f), values)
