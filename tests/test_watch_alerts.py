@@ -157,7 +157,11 @@ def test_swapped_certificate_alerts_by_email_and_webhook(
     assert len(docs) == 1 and docs[0]["target"] == {"id": 1, "target": target, "labels": {"team": "payments"}}
     got = statuses(docs)
     assert got[0] == ("firing", "finding:expired") and ("notice", "certificate-changed") in got
-    assert ("firing", "client:chrome") in got and ("firing", "client:curl") in got
+    # one alert for the clients that reject (not one per client), naming each and why
+    assert [c for _, c in got if c.startswith("client")] == ["clients"]
+    clients_alert = next(a for a in docs[0]["alerts"] if a["condition"] == "clients")
+    assert {"chrome", "curl", "java"} <= set(clients_alert["detail"]["clients"])
+    assert clients_alert["detail"]["because_of"]["chrome"] == ["expired"]
     expired_alert = docs[0]["alerts"][0]
     finding = expired_alert["detail"]["finding"]
     assert finding["id"] == "expired" and "chrome" in finding["rejected_by"] and finding["fix"]
@@ -182,7 +186,7 @@ def test_swapped_certificate_alerts_by_email_and_webhook(
     swappable.serve(good, [issuing])  # swapped back: resolved (an acknowledged alert is still resolved)
     check()
     got = statuses(verified(hooks))
-    assert ("resolved", "finding:expired") in got and ("resolved", "client:chrome") in got
+    assert ("resolved", "finding:expired") in got and ("resolved", "clients") in got
     assert ("notice", "certificate-changed") in got and not any(s == "firing" for s, _ in got)
     subject, text = box.texts()[-1]
     assert "RESOLVED  [critical]  finding:expired" in text
@@ -280,3 +284,43 @@ def test_cli_channels_ack_snooze_and_test_alert(
     capsys.readouterr()
     assert main(["watch", "alerts", "--all", *db, "--json"]) == 0
     assert jsonschemas.loads(capsys.readouterr().out)["alerts"] == []  # one unreachable check: damped
+
+
+def test_one_alert_for_the_clients_that_reject_and_a_notice_when_more_do(
+    store: Store,  # noqa: F811
+    webhook: tuple[Hooks, str],
+) -> None:
+    hooks, hook_url = webhook
+    watch_channels.add_channel(store, hook_url, {}, SECRET)
+    [(target, _)] = store.add(["clients.example:443,addr=127.0.0.1"])
+    t0 = datetime.now(UTC)
+    java_only = (("chrome", True), ("curl", True), ("java", False))
+    two = (("chrome", True), ("curl", False), ("java", False))
+    sha1 = {"id": "sha1-signature", "severity": "error", "title": "SHA-1", "detail": "", "fix": ""}
+
+    def step(minutes: int, clients: tuple[tuple[str, bool], ...], rejected_by: list[str]) -> list[dict[str, Any]]:
+        at = t0 + timedelta(minutes=minutes)
+        findings = (("sha1-signature", "error"),) if rejected_by else ()
+        details = ({**sha1, "rejected_by": rejected_by},) if rejected_by else ()
+        obs = _obs(target.id, "invalid" if rejected_by else "valid", at, clients=clients, findings=findings,
+                   finding_details=details)  # fmt: skip
+        events = store.record(obs)
+        watch_channels.deliver(
+            watch_alerts.evaluate(store, [(target, obs, events)], at=at), watch_channels.channels(store)
+        )
+        return [a for doc in verified(hooks) for a in doc["alerts"]]
+
+    first = step(1, java_only, ["java"])
+    clients = next(a for a in first if a["condition"] == "clients")
+    assert clients["status"] == "firing" and clients["detail"]["clients"] == ["java"]
+    assert clients["summary"] == "rejected by java (1 of 3 client families)"
+    assert clients["detail"]["because_of"] == {"java": ["sha1-signature"]}
+    # curl starts rejecting too: the open alert is updated (no second firing) and a notice says who started
+    more = step(2, two, ["curl", "java"])
+    assert [(a["status"], a["condition"]) for a in more] == [("notice", "client-started-rejecting")]
+    assert more[0]["detail"]["clients"] == ["curl"] and more[0]["summary"] == "curl started rejecting the chain"
+    [open_] = [a for a in watch_alerts.alerts(store) if a["condition"] == "clients"]
+    assert open_["detail"]["clients"] == ["curl", "java"]
+    # every client accepts again: resolved
+    done = step(3, (("chrome", True), ("curl", True), ("java", True)), [])
+    assert ("resolved", "clients") in {(a["status"], a["condition"]) for a in done}

@@ -10,7 +10,9 @@ Conditions of a target (``condition`` keys), computed from its newest observatio
   (the client families that refuse the chain because of it). Damped findings (:data:`DAMPED_FINDINGS`:
   revocation could not be checked) count only once present in ``after`` consecutive observations, of any
   severity.
-- ``client:<family>`` (critical): a client family whose predicted verdict is a rejection.
+- ``clients`` (critical): the client families whose predicted verdict is a rejection (one alert per target,
+  ``detail.clients``, and per client the finding ids behind it); while it is open, a client that starts
+  rejecting too is the one-shot notice ``client-started-rejecting``.
 - ``unreachable`` (critical): no address presented a certificate in ``after`` consecutive observations
   (default 3), so that one failed connection does not page anyone.
 - ``certificate-changed`` (info): a one-shot notice per ``certificate-rotated`` event.
@@ -146,10 +148,12 @@ class Message:
                     lines.append("  rejected by: " + ", ".join(finding["rejected_by"]))
                 if finding.get("fix"):
                     lines.append(f"  fix: {finding['fix']}")
-            for key in ("error", "consecutive", "not_after", "days_left", "threshold_days", "because_of"):
+            for key in ("error", "consecutive", "not_after", "days_left", "threshold_days"):
                 if key in d:
                     value = ", ".join(d[key]) if isinstance(d[key], list) else d[key]
                     lines.append(f"  {key.replace('_', ' ')}: {value}")
+            if isinstance(d.get("because_of"), dict):  # clients: each family and the findings behind it
+                lines += [f"  {client}: because of {', '.join(ids) or '?'}" for client, ids in d["because_of"].items()]
             if a["condition"].startswith("renewal-"):
                 lines += _renewal_lines(d)
             if a["condition"] == "certificate-changed":
@@ -299,12 +303,17 @@ def conditions(
         if began is not None:
             detail["since"] = began.isoformat()
         out.append(Condition(f"finding:{fid}", "critical" if severity == "error" else "warning", f["title"], detail))
-    for client, accepts in obs.clients:
-        if not accepts:
-            because = [f["id"] for f in obs.finding_details if client in (f.get("rejected_by") or ())]
-            out.append(
-                Condition(f"client:{client}", "critical", f"{client} rejects the chain", {"because_of": because})
+    rejecting = [client for client, accepts in obs.clients if not accepts]
+    if rejecting:  # one alert for the clients that reject, not one per client (the message names each)
+        because = {c: [f["id"] for f in obs.finding_details if c in (f.get("rejected_by") or ())] for c in rejecting}
+        out.append(
+            Condition(
+                "clients",
+                "critical",
+                f"rejected by {', '.join(rejecting)} ({len(rejecting)} of {len(obs.clients)} client families)",
+                {"clients": rejecting, "because_of": because},
             )
+        )
     return out, notices
 
 
@@ -481,6 +490,17 @@ def evaluate(
                 current = [*current, *renewal]
                 keep = set()
             wanted = {c.key: c for c in current}
+            started = [d.get("client") for k, d in events if k == "client-started-rejecting"]
+            if started and "clients" in open_rows and "clients" in wanted:  # more clients reject than before
+                notices = [
+                    *notices,
+                    Condition(
+                        "client-started-rejecting",
+                        "critical",
+                        f"{', '.join(map(str, started))} started rejecting the chain",
+                        {"clients": started},
+                    ),
+                ]
             for key, row in open_rows.items():
                 if key in wanted or key in keep:
                     continue

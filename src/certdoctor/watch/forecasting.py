@@ -280,7 +280,7 @@ def break_conditions(
     OpenSSL's clients break at notAfter, the others a second later): the ``expiring`` alert says that already.
     What remains is what expiry alerts miss — a cross-certificate or a root one client family relies on expiring,
     a root leaving a store, a path that changes. A break already past is not one (the client rejects now:
-    ``client:<family>``). The summary and detail name the instant, not the days left, so that an open alert is
+    ``clients``). The summary and detail name the instant, not the days left, so that an open alert is
     not rewritten at every pass while its break stays where it was."""
     horizon = timedelta(days=forecast_days)
     ahead = sorted(
