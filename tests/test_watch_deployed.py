@@ -124,6 +124,20 @@ def test_renewed_on_disk_not_reloaded_alerts_after_the_grace_and_resolves_on_rel
     assert "no such file in the watch list" in capsys.readouterr().err
 
 
+def test_add_file_of_a_glob_records_each_certificate_file(pki, watch_db, tmp_path, capsys) -> None:
+    """A certbot lineage as a glob: cert.pem and fullchain.pem recorded, privkey.pem skipped (a key alone)."""
+    live = tmp_path / "live" / "shop"
+    chain, _ = deploy(pki, pki.old, live)
+    (live / "cert.pem").write_bytes(test_deployed._pem(pki.old))
+    spec = f"{HOST}:443,addr=127.0.0.1"
+    assert main(["watch", "add-file", str(live / "*.pem"), "--serves", spec, "--db", watch_db, "--json"]) == 0
+    out, err = capsys.readouterr()
+    doc = jsonschemas.loads(out)
+    assert [f["path"] for f in doc["files"]] == [str(live / "cert.pem"), str(chain)]
+    assert len({tuple(f["targets"]) for f in doc["files"]}) == 1  # both linked to the one target
+    assert "privkey.pem: a key without a certificate, skipped" in err
+
+
 def test_add_file_errors_and_a_file_that_does_not_exist_yet(watch_db, tmp_path) -> None:
     from certdoctor.errors import InputError
 

@@ -24,7 +24,10 @@ def add_arguments(parsers: dict[str, argparse.ArgumentParser], duration: Any) ->
 
     af = parsers["add-file"]
     af.add_argument(
-        "path", metavar="PATH", help="the certificate file (PEM, DER, PKCS#7, PKCS#12, JKS) as the server reads it"
+        "path",
+        metavar="PATH",
+        help="the certificate file (PEM, DER, PKCS#7, PKCS#12, JKS) as the server reads it, or a glob (quoted): "
+        "each certificate file it matches",
     )
     af.add_argument(
         "--serves",
@@ -71,24 +74,41 @@ def add_arguments(parsers: dict[str, argparse.ArgumentParser], duration: Any) ->
 
 
 def add_file(ns: argparse.Namespace, store: Any, emit: Any, console: Any) -> int:
+    import sys
+
+    from ..collect.deployed import expand_deployed, read_deployed_file
+    from ..render.escape import clean
     from ..watch import parse_labels
     from ..watch.deployed import add_file as record
 
-    found, linked = record(
-        store,
-        ns.path,
-        serves=ns.serves,
-        server_type=ns.server_type,
-        key=ns.key,
-        password_env=ns.password_env,
-        password_file=ns.password_file,
-        labels=parse_labels(ns.label),
-        every=ns.every,
-    )
-    if emit(ns, "watch-files", {"files": [found.to_dict()]}):
+    paths = expand_deployed([ns.path])  # a glob: each file it matches (a path as is)
+    if len(paths) > 1:  # of a glob's matches, key files are not certificate files (certbot's privkey.pem)
+        keys = [p for p in paths if (f := read_deployed_file(p)).has_key and not f.certs]
+        for p in keys:
+            print(f"certdoctor watch add-file: {clean(p, 500)}: a key without a certificate, skipped", file=sys.stderr)
+        paths = [p for p in paths if p not in keys]
+    recorded = []
+    specs: dict[int, str] = {}
+    for path in paths:
+        found, linked = record(
+            store,
+            path,
+            serves=ns.serves,
+            server_type=ns.server_type,
+            key=ns.key,
+            password_env=ns.password_env,
+            password_file=ns.password_file,
+            labels=parse_labels(ns.label),
+            every=ns.every,
+        )
+        recorded.append(found)
+        specs.update({t.id: t.spec for t in linked})
+        ns.serves = [str(t.id) for t in linked]  # the targets exist now: the next files link to the same ones
+    if emit(ns, "watch-files", {"files": [f.to_dict() for f in recorded]}):
         return 0
     out = console(ns)
-    _show(out, found, {t.id: t.spec for t in linked})
+    for found in recorded:
+        _show(out, found, specs)
     return 0
 
 
