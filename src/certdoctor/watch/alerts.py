@@ -38,7 +38,7 @@ Every function takes ``at`` (the clock) so that tests can move time forward with
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -47,6 +47,7 @@ import sqlalchemy as sa
 from ..errors import InputError
 from . import forecasting
 from . import tables as t
+from .condition import Condition
 from .events import Event
 from .store import Observation, Store, WatchedTarget, now, utc
 
@@ -87,14 +88,6 @@ class Policy:
 def matches(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
     """True when every key=value of ``selector`` is among ``labels`` (an empty selector matches every target)."""
     return all(labels.get(k) == v for k, v in selector.items())
-
-
-@dataclass(frozen=True)
-class Condition:
-    key: str
-    severity: str  # "critical", "warning", "info"
-    summary: str
-    detail: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -612,7 +612,7 @@ def conditions(conn: sa.Connection, leaves: Mapping[int, str | None]) -> dict[in
       reload_fix`).
 
     Returns: target id → conditions (only targets that have any)."""
-    from .alerts import Condition
+    from .condition import Condition
 
     found = [
         x

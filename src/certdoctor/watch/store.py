@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,12 +20,13 @@ from sqlalchemy.engine import Connection, Engine
 
 from ..errors import CollectError, InputError
 from ..scan.targets import BadLine, ScanTarget, lines_of, parse_line, read_targets
-from . import forecasting
+from . import forecast_rows
 from . import tables as t
+from .clock import now, utc
 from .events import Endpoint, Event, FirstBreak, Snapshot, derive
 
 if TYPE_CHECKING:
-    from .forecasting import ForecastRow
+    from .forecast_rows import ForecastRow
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 DEFAULT_EVERY = 3600  # seconds between checks of a target (`--every`)
@@ -33,17 +34,6 @@ DEFAULT_KEEP = 30 * 86400  # seconds of raw observations kept by prune (`--keep`
 URGENT = ("unreachable", "invalid")  # verdicts that put a target at the top of status
 ADD_CHUNK = 500  # targets added per round of statements
 KNOWN_CERTS = 100_000  # certificates remembered as stored (beyond that, forgotten: looked up again)
-
-
-def utc(value: datetime | None) -> datetime | None:
-    """``value`` with UTC as its zone (SQLite returns times without one; they were written in UTC)."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 def default_url() -> str:
@@ -456,7 +446,7 @@ class Store:
         with self.engine.begin() as conn:
             previous = self._previous_many(conn, [obs.target_id for obs, _ in items])
             forecasts = {obs.target_id: obs.forecast for obs, _ in items if obs.forecast is not None}
-            stored_breaks = forecasting.stored_first_breaks(conn, list(forecasts)) if forecasts else {}
+            stored_breaks = forecast_rows.stored_first_breaks(conn, list(forecasts)) if forecasts else {}
             all_events: list[list[Event]] = []
             certs: dict[str, CertRow] = {}
             for obs, _ in items:
@@ -473,7 +463,7 @@ class Store:
                     obs.clients,
                     obs.endpoints,
                     obs.error,
-                    first_break=forecasting.first_break_of(obs.forecast),
+                    first_break=forecast_rows.first_break_of(obs.forecast),
                 )
                 before, reachable = previous.get(obs.target_id, (None, None))
                 if reachable is not None and obs.target_id in stored_breaks:
@@ -527,7 +517,7 @@ class Store:
                 for obs_id, (obs, due) in zip(ids, items, strict=True)
                 if due is not None
             ]
-            forecasting.upsert(conn, forecasts)
+            forecast_rows.upsert(conn, forecasts)
             if pointers and conn.dialect.name == "postgresql":  # one UPDATE … FROM (VALUES …) for the batch
                 rows_v = sa.values(
                     sa.column("tid", sa.Integer),
