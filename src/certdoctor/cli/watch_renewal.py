@@ -143,6 +143,8 @@ def hook(ns: argparse.Namespace, store: Any, emit: Any, console: Any) -> int:
     from ..watch import format_duration
 
     out = console(ns)
+    if not found:
+        out.print("no renewal hook (add one: certdoctor watch hook add COMMAND --target T | --label k=v)")
     for h in found:
         who = h["target"] if h["target"] else _show_labels(h["labels"])
         out.print(
