@@ -429,6 +429,7 @@ def evaluate(
         for r in conn.execute(sa.select(*columns).where(a.c.state == "open")).all():
             open_all.setdefault(r.target_id, {})[r.condition] = r
         new_open: list[dict[str, Any]] = []
+        resolved: dict[int, Message | None] = {}  # alert id → the message to tell (None: never notified)
         refreshed: list[dict[str, Any]] = []
         results = list(results)
         # consecutive observations matter only to damped conditions: read them only for those, all at once
@@ -497,10 +498,7 @@ def evaluate(
             for key, row in open_rows.items():
                 if key in wanted or key in keep:
                     continue
-                conn.execute(sa.update(a).where(a.c.id == row.id).values(state="resolved", resolved_at=moment))
-                if row.notified:
-                    fresh = conn.execute(sa.select(a).where(a.c.id == row.id)).one()
-                    msg.alerts.append(_alert_dict(fresh, "resolved"))
+                resolved[row.id] = msg if row.notified else None  # written together after the loop
             for key, cond in wanted.items():
                 row = open_rows.get(key)
                 if row is not None:
@@ -536,6 +534,13 @@ def evaluate(
                 if not _is_snoozed(snoozed, target.id, cond.key):
                     conn.execute(sa.update(a).where(a.c.id == new_id).values(notified=1, last_notified_at=moment))
                     msg.alerts.append(_alert_dict(conn.execute(sa.select(a).where(a.c.id == new_id)).one(), "notice"))
+        ids = list(resolved)
+        for start in range(0, len(ids), 500):  # one statement per 500, not one per alert (a renewal wave)
+            chunk = ids[start : start + 500]
+            conn.execute(sa.update(a).where(a.c.id.in_(chunk)).values(state="resolved", resolved_at=moment))
+            told = [i for i in chunk if resolved[i] is not None]
+            for fresh in conn.execute(sa.select(a).where(a.c.id.in_(told)).order_by(a.c.id)) if told else ():
+                resolved[fresh.id].alerts.append(_alert_dict(fresh, "resolved"))  # type: ignore[union-attr]
         if refreshed:
             conn.execute(
                 sa.update(a)
