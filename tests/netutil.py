@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -53,4 +54,29 @@ def curl_https(root: object, host: str, port: int) -> subprocess.CompletedProces
         capture_output=True,
         text=True,
         timeout=20,
+    )
+
+
+def nginx_conf(prefix: Path, http: str) -> Path:
+    """``prefix/nginx.conf``: one worker, pid, logs and temp files under ``prefix``, and ``http`` (server blocks,
+    directives) inside ``http {}``. For a private nginx started by :func:`start_nginx`."""
+    (prefix / "logs").mkdir(parents=True, exist_ok=True)
+    conf = prefix / "nginx.conf"
+    conf.write_text(
+        f"worker_processes 1;\npid {prefix}/nginx.pid;\nerror_log {prefix}/logs/error.log;\n"
+        f"events {{ worker_connections 64; }}\nhttp {{\n    access_log off;\n    client_body_temp_path {prefix}/tmp;\n"
+        f"{http}\n}}\n"
+    )
+    return conf
+
+
+def start_nginx(nginx: str, prefix: Path, conf: Path, *, check: bool = True) -> subprocess.Popen[bytes]:
+    """``nginx -t`` (asserted to pass when ``check``), then nginx in the foreground (``daemon off``) with ``prefix``."""
+    if check:
+        tested = subprocess.run([nginx, "-t", "-p", str(prefix), "-c", str(conf)], capture_output=True, text=True)
+        assert tested.returncode == 0, tested.stderr
+    return subprocess.Popen(
+        [nginx, "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 from certdoctor.cli import main
 from certdoctor.collect.deployed import expand_deployed, read_deployed_file
 from jsonschemas import validate
-from netutil import free_port, wait_for_port
+from netutil import free_port, nginx_conf, start_nginx, wait_for_port
 from pki_builder import Issued, ec_key, intermediate, leaf, root
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
@@ -200,30 +200,18 @@ def nginx_factory(tmp_path: Path) -> Iterator:
     def start(name: str, address: str, port: int, chain: Path, key: Path) -> Nginx:
         assert NGINX is not None
         prefix = tmp_path / f"nginx-{name}"
-        (prefix / "logs").mkdir(parents=True)
-        conf = prefix / "nginx.conf"
-        conf.write_text(f"""
-worker_processes 1;
-pid {prefix}/nginx.pid;
-error_log {prefix}/logs/error.log;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {prefix}/tmp;
+        conf = nginx_conf(
+            prefix,
+            f"""
     server {{
         listen {address}:{port} ssl;
         server_name {HOST};
         ssl_certificate     {chain};
         ssl_certificate_key {key};
         location / {{ return 200 "ok\\n"; }}
-    }}
-}}
-""")
-        proc = subprocess.Popen(
-            [NGINX, "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+    }}""",
         )
+        proc = start_nginx(NGINX, prefix, conf, check=False)
         n = Nginx(prefix, conf, proc)
         started.append(n)
         for _ in range(200):

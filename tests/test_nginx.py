@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 
 import pytest
 
 from certdoctor import diagnose
 from certdoctor.cli import main
-from netutil import curl_https, free_port, wait_for_port
+from netutil import curl_https, free_port, nginx_conf, start_nginx, wait_for_port
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
 pytestmark = pytest.mark.skipif(NGINX is None, reason="nginx is not installed (.ci/run installs Debian's nginx-light)")
@@ -42,32 +41,18 @@ def test_fixed_chain_works_in_real_nginx(lab, tmp_path, capsys):
     capsys.readouterr()
     port = free_port()
     prefix = tmp_path / "nginx"
-    (prefix / "logs").mkdir(parents=True)
-    conf = prefix / "nginx.conf"
-    conf.write_text(f"""
-worker_processes 1;
-pid {prefix}/nginx.pid;
-error_log {prefix}/logs/error.log;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {prefix}/tmp;
+    conf = nginx_conf(
+        prefix,
+        f"""
     server {{
         listen 127.0.0.1:{port} ssl;
         server_name {host};
         ssl_certificate     {out}/fullchain.pem;
         ssl_certificate_key {out}/privkey.pem;
         location / {{ return 200 "served by nginx\\n"; }}
-    }}
-}}
-""")
-    check = subprocess.run([NGINX, "-t", "-p", str(prefix), "-c", str(conf)], capture_output=True, text=True)
-    assert check.returncode == 0, check.stderr
-    proc = subprocess.Popen(
-        [NGINX, "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+    }}""",
     )
+    proc = start_nginx(NGINX, prefix, conf)
     try:
         wait_for_port(port)
         curl = curl_https(lab.root_path, host, port)

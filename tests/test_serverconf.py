@@ -28,7 +28,7 @@ import pki_builder as pki
 from certdoctor.collect.handshake import fetch_chain
 from certdoctor.collect.serverconf import Discovery, ServerConfError, TlsListener, discover
 from certdoctor.errors import InputError
-from netutil import free_port, wait_for_port
+from netutil import free_port, start_nginx, wait_for_port
 
 
 def _which(name: str) -> str | None:
@@ -186,13 +186,7 @@ def nginx_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NginxSite]:
         }}
         """)
     )
-    check = subprocess.run([NGINX, "-t", "-p", str(prefix), "-c", str(conf)], capture_output=True, text=True)
-    assert check.returncode == 0, check.stderr
-    proc = subprocess.Popen(
-        [NGINX, "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start_nginx(NGINX, prefix, conf)
     try:
         wait_for_port(p1)
         wait_for_port(p2)
