@@ -743,6 +743,17 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _dashboard() -> Any:
+    """The web dashboard's app factory (it mounts the JSON API); None without Jinja2 (the JSON API alone)."""
+    import importlib.util
+
+    if importlib.util.find_spec("jinja2") is None:
+        return None
+    from ..web import make_app
+
+    return make_app
+
+
 def _serve(ns: argparse.Namespace, store: Any) -> int:
     import asyncio
     import importlib.util
@@ -789,7 +800,7 @@ def _serve(ns: argparse.Namespace, store: Any) -> int:
         flush=True,
     )
     try:
-        asyncio.run(serve(store, options, config, sock))
+        asyncio.run(serve(store, options, config, sock, app=_dashboard()))
     finally:
         sock.close()
     print(f"certdoctor watch serve: stopped after {time.monotonic() - started:.1f} s", file=sys.stderr)
