@@ -246,7 +246,7 @@ def make_app(store: Store, daemon: Any | None = None, *, token: str | None = ...
         chart = plots.bar_chart(
             "forecast-chart",
             f"Expiries and breaks per week (next {days:g} days)",
-            [(w["week"].strftime("%m-%d"), w["count"]) for w in weeks],
+            views.week_counts(weeks, now(), days),
         )
         label_keys = sorted({k for e in entries for k in (e.get("labels") or {})})
         return page(

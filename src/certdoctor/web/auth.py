@@ -116,15 +116,18 @@ def cookie_value(headers: Headers) -> str | None:
 
 
 def same_origin(scope: Scope, headers: Headers) -> bool:
-    """False when the request says it comes from another site: an ``Origin`` other than this server's (scheme,
-    Host), or ``Sec-Fetch-Site: cross-site``. A request without either (curl, httpx) passes: the CSRF token is the
-    first line."""
+    """False when the request says it comes from another site: ``Sec-Fetch-Site: cross-site`` (Fetch Metadata), or
+    an ``Origin`` other than this server's (scheme, Host). ``Origin: null`` is what Chromium sends for a form POST
+    from a page with ``Referrer-Policy: no-referrer`` (ours), so it tells nothing; a request with neither header
+    (curl, httpx) passes too: the CSRF token is the first line."""
+    if headers.get("sec-fetch-site") == "cross-site":
+        return False
     origin = headers.get("origin")
-    if origin is not None:
+    if origin is not None and origin != "null":  # "null": the browser hides it (Referrer-Policy: no-referrer)
         scheme = scope.get("scheme", "http")
         host = headers.get("host", "")
-        return origin != "null" and origin.lower() == f"{scheme}://{host}".lower()
-    return headers.get("sec-fetch-site", "same-origin") != "cross-site"
+        return origin.lower() == f"{scheme}://{host}".lower()
+    return True
 
 
 def safe_next(path: str | None) -> str:

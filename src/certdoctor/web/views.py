@@ -192,3 +192,22 @@ def by_week(entries: Sequence[Mapping[str, Any]], group: str | None = None) -> l
         }
         for week, groups in sorted(weeks.items())
     ]
+
+
+CHART_WEEKS = 60  # weeks a chart shows one bar each, empty ones included; beyond, only the weeks with entries
+
+
+def week_counts(weeks: Sequence[Mapping[str, Any]], at: datetime, days: float) -> list[tuple[str, int]]:
+    """The bars of the forecast chart: (Monday as MM-DD, entries) for every week from ``at``'s to the end of the
+    window (empty weeks as 0), or only :func:`by_week`'s weeks when the window is longer than
+    :data:`CHART_WEEKS` weeks."""
+    counts = {w["week"]: w["count"] for w in weeks}
+    first, last = week_of(at.date()), week_of((at + timedelta(days=days)).date())
+    if (last - first).days // 7 + 1 > CHART_WEEKS:
+        return [(w.strftime("%m-%d"), n) for w, n in sorted(counts.items())]
+    out = []
+    day = first
+    while day <= last:
+        out.append((day.strftime("%m-%d"), counts.get(day, 0)))
+        day += timedelta(days=7)
+    return out
