@@ -656,11 +656,13 @@ def _forecast(ns: argparse.Namespace, store: Any) -> int:
 # --- serve ---------------------------------------------------------------------------------------------------
 
 SERVE_EPILOG = """\
-The API: GET /healthz, /api/targets[?label=K=V], /api/targets/ID[?limit=N], /api/events[?since=7d][&after=ID],
-/metrics (Prometheus). Off loopback every request needs `Authorization: Bearer TOKEN`. AIA, OCSP and CRL
-downloads from loopback, link-local and private addresses are refused (a finding names the refusal) unless
---allow-private-fetch. SIGTERM or SIGINT: targets in flight get --grace seconds, then the daemon exits 0; a
-target abandoned (or a daemon killed) is checked again at the next start.
+The dashboard: http://HOST:PORT/ (read-only without --token; with one, log in at /login to acknowledge alerts,
+snooze, add or remove targets). The API: GET /healthz, /api/targets[?label=K=V], /api/targets/ID[?limit=N],
+/api/events[?since=7d][&after=ID], /metrics (Prometheus). Off loopback every request needs `Authorization:
+Bearer TOKEN` (or the dashboard's login). AIA, OCSP and CRL downloads from loopback, link-local and private
+addresses are refused (a finding names the refusal) unless --allow-private-fetch. SIGTERM or SIGINT: targets in
+flight get --grace seconds, then the daemon exits 0; a target abandoned (or a daemon killed) is checked again at
+the next start.
 """
 
 
