@@ -152,23 +152,55 @@ def alert_state(row: Mapping[str, Any]) -> str:
 
 def alerts_page(store: Store, *, since_days: float = 7.0, events_shown: int = 100) -> dict[str, Any]:
     """Every alert (newest first) with its state and the channels it is routed to (by the target's labels), and
-    the latest events."""
+    the latest ``events_shown`` events of the last ``since_days`` days (newest first) with how many there were."""
     rows = watch_alerts.alerts(store, everything=True)
-    labels = {w.id: w.labels for w in store.targets()}
     chans = watch_channels.channels(store)
+    since = now() - timedelta(days=since_days)
+    tg, ev = t.targets, t.events
+    wanted = sorted({r["target_id"] for r in rows})
+    labels: dict[int, Mapping[str, str]] = {}
+    with store.engine.connect() as conn:
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            for r in conn.execute(sa.select(tg.c.id, tg.c.labels).where(tg.c.id.in_(chunk))):
+                labels[r.id] = dict(r.labels or {})
+        recent = conn.execute(
+            sa.select(ev.c.id, ev.c.target_id, ev.c.at, ev.c.kind, tg.c.spec)
+            .select_from(ev.join(tg, tg.c.id == ev.c.target_id))
+            .where(ev.c.at >= since)
+            .order_by(ev.c.at.desc(), ev.c.id.desc())
+            .limit(events_shown)
+        ).all()
+        total = conn.execute(sa.select(sa.func.count()).select_from(ev).where(ev.c.at >= since)).scalar_one()
     out = []
     for r in rows:
         mine = labels.get(r["target_id"], {})
         routed = [c.to_dict() for c in chans if watch_alerts.matches(c.labels, mine)]
         out.append({**r, "state": alert_state(r), "channels": routed, "labels": mine})
-    events = store.events(now() - timedelta(days=since_days))
+    events = [
+        {"id": e.id, "target_id": e.target_id, "target": e.spec, "at": utc(e.at).isoformat(), "kind": e.kind}  # type: ignore[union-attr]
+        for e in recent
+    ]
     return {
         "alerts": out,
         "channels": [c.to_dict() for c in chans],
-        "events": list(reversed(events[-events_shown:])),
-        "events_total": len(events),
+        "events": events,
+        "events_total": total,
         "since_days": since_days,
     }
+
+
+def target_count(store: Store) -> int:
+    with store.engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(t.targets)).scalar_one())
+
+
+def due_now(store: Store) -> int:
+    """How many enabled targets are due (their next check has come)."""
+    tg = t.targets
+    query = sa.select(sa.func.count()).select_from(tg).where(tg.c.enabled.is_(True), tg.c.next_due <= now())
+    with store.engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
 
 
 def week_of(day: date) -> date:
