@@ -352,3 +352,65 @@ def test_a_hostile_subject_is_shown_as_text(lab: Lab, dashboard: Dashboard) -> N
         assert re.search(r"\\?&lt;script\\?&gt;alert\(1\)", html), html
     assert "\\x1b[31mEVIL" in pages[2]  # terminal escapes made visible
     assert len(_rows(pages[1])) == 1
+
+
+# --- the pieces ------------------------------------------------------------------------------------------------
+
+
+def test_login_cookie_csrf_token_and_origin_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    from starlette.datastructures import Headers
+
+    from certdoctor.web import auth
+
+    sessions = auth.Sessions("s3cret")
+    assert sessions.check_token("s3cret") and not sessions.check_token("s3cret ") and not sessions.check_token("")
+    cookie = sessions.new_cookie()
+    sid = sessions.session_of(cookie)
+    assert sid is not None and sessions.csrf_ok(sid, sessions.csrf(sid))
+    assert not sessions.csrf_ok(sid, "") and not sessions.csrf_ok(None, sessions.csrf(sid))
+    issued, rand, mac = cookie.split(".")
+    for forged in (f"{issued}.{rand}.{'0' * 64}", f"{int(issued) + 1}.{rand}.{mac}", f"{issued}.{rand}", "", "x.y.z"):
+        assert sessions.session_of(forged) is None, forged
+    assert auth.Sessions("s3cret").session_of(cookie) is None  # another process's key: logged out by a restart
+    assert auth.Sessions(None).session_of(cookie) is None and not auth.Sessions(None).writable
+    later = float(issued) + auth.SESSION_LIFETIME + 1
+    monkeypatch.setattr(auth.time, "time", lambda: later)
+    assert sessions.session_of(cookie) is None  # expired
+    monkeypatch.undo()
+    sessions.logout(sid)
+    assert sessions.session_of(cookie) is None
+
+    scope = {"scheme": "http"}
+
+    def same(**headers: str) -> bool:
+        return auth.same_origin(scope, Headers({"host": "127.0.0.1:8427", **headers}))
+
+    assert same() and same(origin="http://127.0.0.1:8427") and same(origin="null", **{"sec-fetch-site": "same-origin"})
+    assert not same(origin="http://evil.example") and not same(origin="https://127.0.0.1:8427")
+    assert not same(**{"sec-fetch-site": "cross-site"}) and not same(origin="null", **{"sec-fetch-site": "cross-site"})
+    for wanted, given in [("/", None), ("/", "//evil.example/"), ("/", "https://evil.example/"), ("/", "\\\\evil")]:
+        assert auth.safe_next(given) == wanted
+    assert auth.safe_next("/targets/3?x=1") == "/targets/3?x=1"
+
+
+def test_the_daemon_keeps_a_bounded_memory_of_latest_diagnoses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from certdoctor.watch import daemon as watch_daemon
+
+    monkeypatch.setattr(watch_daemon, "DIAGNOSES_KEPT", 3)
+    with Store(f"sqlite:///{tmp_path / 'watch.db'}") as store:
+        d = watch_daemon.Daemon(store, None, watch_daemon.ServeConfig())
+        for ident in range(1, 5):
+            record = {"kind": "scan-record", "verdict": "unreachable", "error": f"refused {ident}", "findings": []}
+            d._remember(ident, record, None, None)  # type: ignore[arg-type]
+        assert d.latest_diagnosis(1) is None  # the least recently used is forgotten
+        assert d.latest_diagnosis(2) == {**record, "error": "refused 2"}
+        d._remember(5, {"verdict": "valid"}, None, None)  # type: ignore[arg-type]
+        assert d.latest_diagnosis(2) is not None and d.latest_diagnosis(3) is None  # 2 was read: kept
+
+
+def test_svg_bars_escape_their_labels() -> None:
+    from certdoctor.web.plots import bar_chart
+
+    svg = str(bar_chart("c", "<b>title</b>", [("<script>x</script>", 3), ("ok", 0)]))
+    assert svg.startswith("<svg") and "<script>" not in svg and "&lt;script&gt;x&lt;/script&gt;: 3</title>" in svg
+    assert '<title id="c-title">&lt;b&gt;title&lt;/b&gt;</title>' in svg and " style=" not in svg
