@@ -178,7 +178,7 @@ def make_app(store: Store, daemon: Any | None = None, *, token: str | None = ...
             context = _fleet_context(request)
         except InputError as exc:
             return problem(request, 400, str(exc))
-        response = page(request, "fleet_rows.html", context)
+        response = page(request, "fleet_rows.html", {**context, "partial": True})
         # the address bar shows the page's URL with this filter, not the partial's (htmx: HX-Push-Url)
         response.headers["HX-Push-Url"] = "/" + (f"?{context['query']}" if context["query"] else "")
         return response
