@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -414,3 +415,36 @@ def test_svg_bars_escape_their_labels() -> None:
     svg = str(bar_chart("c", "<b>title</b>", [("<script>x</script>", 3), ("ok", 0)]))
     assert svg.startswith("<svg") and "<script>" not in svg and "&lt;script&gt;x&lt;/script&gt;: 3</title>" in svg
     assert '<title id="c-title">&lt;b&gt;title&lt;/b&gt;</title>' in svg and " style=" not in svg
+
+
+def test_the_alerts_page_names_the_channels_each_alert_is_routed_to(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    from certdoctor.watch import tables as wt
+    from certdoctor.watch.channels import add_channel
+    from certdoctor.web import views
+
+    with Store(f"sqlite:///{tmp_path / 'watch.db'}") as store:
+        [(payments, _)] = store.add(["pay.example.test:443"], labels={"team": "payments", "env": "prod"})
+        [(web, _)] = store.add(["www.example.test:443"], labels={"team": "web"})
+        everyone = add_channel(store, "https://hooks.example.test/all")
+        pay = add_channel(store, "https://hooks.example.test/pay", labels={"team": "payments"})
+        moment = datetime.now(UTC)
+        with store.engine.begin() as conn:
+            for target in (payments, web):
+                conn.execute(
+                    sa.insert(wt.alerts).values(
+                        target_id=target.id,
+                        condition="expiring",
+                        state="open",
+                        severity="warning",
+                        summary="expires soon",
+                        detail={},
+                        opened_at=moment,
+                        notified=0,
+                    )
+                )
+        page = views.alerts_page(store)
+    routed = {a["target"]: [c["id"] for c in a["channels"]] for a in page["alerts"]}
+    assert routed == {"pay.example.test:443": [everyone.id, pay.id], "www.example.test:443": [everyone.id]}
+    assert {a["state"] for a in page["alerts"]} == {"open"}

@@ -5,6 +5,7 @@ daemon's event loop; the diagnosis fragment is async (it may await a check made 
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -30,6 +31,7 @@ from . import auth, plots, views
 
 HERE = Path(__file__).resolve().parent
 MAX_FORM = 64 * 1024  # bytes of a form body
+LOGIN_FAILURE_DELAY = 0.5  # seconds before a wrong token is answered
 CSV_BATCH = 1000  # CSV records per chunk of the export
 DEFAULT_FORECAST_DAYS = 90.0
 MAX_FORECAST_DAYS = 3650.0
@@ -311,6 +313,7 @@ def make_app(store: Store, daemon: Any | None = None, *, token: str | None = ...
         if not sessions.writable:
             return problem(request, 403, "read-only: watch serve runs without a token, nobody can log in")
         if not sessions.check_token(auth.first(form.get("token", ()))):
+            await asyncio.sleep(LOGIN_FAILURE_DELAY)  # guessing the token online is slow
             return page(request, "login.html", {"title": "Log in", "next": target, "failed": True}, 401)
         response = RedirectResponse(target, 303)
         auth.set_cookie(response, sessions.new_cookie(), secure)

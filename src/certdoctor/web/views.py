@@ -175,7 +175,7 @@ def alerts_page(store: Store, *, since_days: float = 7.0, events_shown: int = 10
     out = []
     for r in rows:
         mine = labels.get(r["target_id"], {})
-        routed = [c.to_dict() for c in chans if watch_alerts.matches(c.labels, mine)]
+        routed = [c.to_dict() for c in watch_channels.routes(chans, mine)]
         out.append({**r, "state": alert_state(r), "channels": routed, "labels": mine})
     events = [
         {"id": e.id, "target_id": e.target_id, "target": e.spec, "at": utc(e.at).isoformat(), "kind": e.kind}  # type: ignore[union-attr]
