@@ -608,7 +608,7 @@ class FleetIndex:
                     reread.append(r)
                 elif before[1] != r[2]:
                     relabel.append(r)
-            built = self._read(conn, reread)
+            built = self._read(conn, reread, bulk=len(reread) > max(CHUNK, len(rows) // 2))
         entries = dict(old)
         for gone in set(entries) - set(current):
             del entries[gone]
@@ -637,12 +637,20 @@ class FleetIndex:
             used = {e.leaf_sha256 for e in ordered}
             self._certs = {sha: f for sha, f in self._certs.items() if sha in used}
 
-    def _read(self, conn: sa.Connection, rows: Sequence[Any]) -> dict[int, tuple[_Entry, int | None]]:
+    def _read(
+        self, conn: sa.Connection, rows: Sequence[Any], bulk: bool = False
+    ) -> dict[int, tuple[_Entry, int | None]]:
         """Entries of the targets of ``rows`` (targets rows), from their latest observation (by the id the
-        targets query read, so that what is read belongs together even while a pass writes)."""
+        targets query read, so that what is read belongs together even while a pass writes).
+
+        ``bulk`` (most targets changed, e.g. the first build): the observations, endpoints and forecasts are read
+        through the targets table (``IN (SELECT last_observation_id FROM targets)``) instead of lists of ids
+        (long IN lists were most of a first build's database time on PostgreSQL); an observation the join misses
+        (a newer one arrived between the two queries) is then read by id."""
         o, e, f, c = t.observations, t.observation_endpoints, t.forecasts, t.certificates
         obs_ids = [r[1] for r in rows if r[1] is not None]
-        target_ids = [r[0] for r in rows if r[1] is not None]
+        wanted = set(obs_ids)
+        target_ids = {r[0] for r in rows if r[1] is not None}
         observations: dict[int, Any] = {}
         addresses: dict[int, list[str]] = {}
         breaks: dict[int, datetime | None] = {}
@@ -653,22 +661,47 @@ class FleetIndex:
             o.c.leaf_sha256, o.c.leaf_not_after, o.c.chain_not_after, sa.cast(o.c.findings, sa.Text).label("findings"),
             sa.cast(o.c.clients, sa.Text).label("clients"), o.c.error,
         )  # fmt: skip
-        for chunk in _chunks(obs_ids):
-            for r in conn.execute(sa.select(*columns).where(o.c.id.in_(chunk))):
-                observations[r.id] = _Observation(
-                    r.id, r.target_id, r.at, r.verdict, self._json(r.rejected_by), r.leaf_sha256, r.leaf_not_after,
-                    r.chain_not_after, self._json(r.findings), self._json(r.clients), r.error,
-                )  # fmt: skip
-            query = sa.select(e.c.observation_id, e.c.address).where(e.c.observation_id.in_(chunk)).order_by(e.c.id)
+        latest = sa.select(t.targets.c.last_observation_id).where(t.targets.c.last_observation_id.is_not(None))
+
+        def observations_where(condition: Any) -> None:
+            for r in conn.execute(sa.select(*columns).where(condition)):
+                if r.id in wanted:
+                    observations[r.id] = _Observation(
+                        r.id, r.target_id, r.at, r.verdict, self._json(r.rejected_by), r.leaf_sha256,
+                        r.leaf_not_after, r.chain_not_after, self._json(r.findings), self._json(r.clients), r.error,
+                    )  # fmt: skip
+
+        def endpoints_where(condition: Any) -> None:
+            query = sa.select(e.c.observation_id, e.c.address).where(condition).order_by(e.c.id)
             for r in conn.execute(query):
-                addresses.setdefault(r.observation_id, []).append(r.address)
-        for chunk in _chunks(target_ids):
-            for r in conn.execute(sa.select(f.c.target_id, f.c.first_break).where(f.c.target_id.in_(chunk))):
-                breaks[r.target_id] = utc(r.first_break)
-        leaves = sorted({r.leaf_sha256 for r in observations.values() if r.leaf_sha256} - set(self._certs))
-        for chunk in _chunks(leaves):
-            query = sa.select(c.c.sha256, c.c.der, c.c.subject, c.c.issuer).where(c.c.sha256.in_(chunk))
-            for r in conn.execute(query):
+                if r.observation_id in wanted:
+                    addresses.setdefault(r.observation_id, []).append(r.address)
+
+        missing = obs_ids
+        if bulk:
+            observations_where(o.c.id.in_(latest))
+            endpoints_where(e.c.observation_id.in_(latest))
+            missing = [i for i in obs_ids if i not in observations]
+        for chunk in _chunks(missing):
+            observations_where(o.c.id.in_(chunk))
+            endpoints_where(e.c.observation_id.in_(chunk))
+        if bulk:
+            query = sa.select(f.c.target_id, f.c.first_break)
+            breaks = {r.target_id: utc(r.first_break) for r in conn.execute(query) if r.target_id in target_ids}
+        else:
+            for chunk in _chunks(sorted(target_ids)):
+                for r in conn.execute(sa.select(f.c.target_id, f.c.first_break).where(f.c.target_id.in_(chunk))):
+                    breaks[r.target_id] = utc(r.first_break)
+        leaves = {r.leaf_sha256 for r in observations.values() if r.leaf_sha256} - set(self._certs)
+        names = (c.c.sha256, c.c.der, c.c.subject, c.c.issuer)
+        if len(leaves) > CHUNK:  # through the targets too
+            served = sa.select(o.c.leaf_sha256).where(o.c.id.in_(latest))
+            for r in conn.execute(sa.select(*names).where(c.c.sha256.in_(served))):
+                if r.sha256 in leaves:
+                    self._certs[r.sha256] = cert_facts(r.der, r.subject, r.issuer)
+            leaves -= set(self._certs)
+        for chunk in _chunks(sorted(leaves)):
+            for r in conn.execute(sa.select(*names).where(c.c.sha256.in_(chunk))):
                 self._certs[r.sha256] = cert_facts(r.der, r.subject, r.issuer)
         out: dict[int, tuple[_Entry, int | None]] = {}
         for r in rows:
