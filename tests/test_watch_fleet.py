@@ -24,7 +24,7 @@ import sqlalchemy as sa
 import jsonschemas
 from certdoctor.errors import InputError
 from certdoctor.lab import Lab
-from certdoctor.watch import Store, fleet, run_pass
+from certdoctor.watch import Store, fleet, forecast_rows, run_pass
 from certdoctor.watch import tables as watch_tables
 from certdoctor.watch.fleet import (
     CSV_COLUMNS,
@@ -38,6 +38,7 @@ from certdoctor.watch.fleet import (
     cert_facts,
     csv_lines,
 )
+from certdoctor.watch.forecast_rows import ForecastRow
 from netutil import free_port
 from test_watch import ALERT_TABLES, BASE_TABLES, DEPLOYED_TABLES, lab_options, spec, store, watch_db  # noqa: F401
 
@@ -586,3 +587,46 @@ def test_api_fleet(filled: Filled) -> None:
         assert get(f"{base}/api/fleet")[0] == 401
         code, doc = get(f"{base}/api/fleet?per_page=500", token="s3cret")
         assert code == 200 and doc["total"] == len(LABELS) and len(doc["rows"]) == len(LABELS)
+
+
+def test_calendar_groups_a_targets_breaks_and_leaves_out_its_expiry(lab: Lab, store: Store) -> None:  # noqa: F811
+    """Breaks of one target within a second of each other are one item (with every client); a break at the
+    chain's own expiry is that expiry's item, not a second one."""
+    store.add([spec(lab, "good-rsa")], labels={"env": "lab"})
+    run_pass(store, lab_options(lab), retries=0)
+    index = FleetIndex(store)
+    at = datetime.now(UTC)
+    (row,) = index.rows(FleetQuery(), at)
+    assert row.not_after is not None
+    cross = (at + timedelta(days=20)).replace(microsecond=0)
+    cert = {"subject": "CN=Cross", "role": "intermediate"}
+
+    def brk(client: str, when: datetime) -> dict[str, object]:
+        return {
+            "client": client,
+            "name": client.title(),
+            "at": when.isoformat(),
+            "reason_id": "intermediate-expiry",
+            "reason": "the cross-certificate expires",
+            "certificate": cert,
+        }
+
+    breaks = (
+        brk("curl", cross),
+        brk("chrome", cross + timedelta(seconds=1)),
+        brk("java", cross + timedelta(seconds=1)),
+        brk("curl", row.not_after),
+        brk("firefox", row.not_after + timedelta(seconds=1)),
+    )
+    forecast = ForecastRow("k" * 64, at, at + timedelta(days=400), cross, breaks)
+    with store.engine.begin() as conn:
+        forecast_rows.upsert(conn, {row.id: forecast})
+    items = calendar(store, index, days=120, at=at)
+    assert [(i["kind"], i["at"], i["clients"]) for i in items] == [
+        ("break", cross.isoformat(), ["curl", "chrome", "java"]),
+        ("expiry", row.not_after.isoformat(), list(row.clients)),
+    ]
+    assert items[0]["reason"] == "the cross-certificate expires" and items[0]["subject"] == "CN=Cross"
+    assert items[0]["labels"] == {"env": "lab"} and items[0]["date"] == cross.date().isoformat()
+    assert calendar(store, index, days=10, at=at) == []
+    assert [i["kind"] for i in calendar(store, index, days=30, at=at)] == ["break"]

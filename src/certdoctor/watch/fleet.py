@@ -1207,19 +1207,20 @@ def calendar(
                 (when, r.target, 0, _item(when, "expiry", r.id, r.target, r.labels, r.clients, reason, r.subject))
             )
     body = fleet(store, days, labels=labels, at=moment)
-    groups: dict[tuple[int, datetime], dict[str, Any]] = {}
+    groups: dict[int, list[tuple[datetime, dict[str, Any]]]] = {}  # target id → (instant, item) of its breaks
+    second = timedelta(seconds=1)
     for b in body["breaks"]:
         when = datetime.fromisoformat(b["break"]["at"])
         tid = b["target_id"]
-        if any(abs((when - end).total_seconds()) <= 1 for end in expiries.get(tid, ())):
+        if any(abs(when - end) <= second for end in expiries.get(tid, ())):
             continue
-        key = next((k for k in groups if k[0] == tid and abs((k[1] - when).total_seconds()) <= 1), (tid, when))
-        group = groups.get(key)
+        mine = groups.setdefault(tid, [])
+        group = next((item for instant, item in mine if abs(when - instant) <= second), None)
         if group is None:
-            cert = b["break"].get("certificate") or {}
-            group = groups[key] = _item(
-                when, "break", tid, b["target"], b["labels"], (), b["break"].get("reason"), cert.get("subject")
-            )
+            brk = b["break"]
+            subject = (brk.get("certificate") or {}).get("subject")
+            group = _item(when, "break", tid, b["target"], b["labels"], (), brk.get("reason"), subject)
+            mine.append((when, group))
             items.append((when, b["target"], 1, group))
         if b["client"] not in group["clients"]:
             group["clients"].append(b["client"])
