@@ -103,9 +103,16 @@ def dashboard(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Da
             served.proc,
         )
         wait_for("the expired target's alert", lambda: 'data-state="open"' in _alerts_html(served), served.proc)
+        # the fleet index refreshes at most every 2 s: wait until its rows show the checks
+        wait_for("the fleet page up to date", lambda: "unchecked" not in _rows(_fleet_html(served)).values())
         yield served
     finally:
         served.stop()
+
+
+def _fleet_html(served: Dashboard) -> str:
+    with served.logged_in() as c:
+        return c.get("/", params={"per_page": "500"}).text
 
 
 def _alerts_html(served: Dashboard) -> str:
