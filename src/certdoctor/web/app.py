@@ -294,7 +294,14 @@ def make_app(store: Store, daemon: Any | None = None, *, token: str | None = ...
             url = sa.engine.make_url(store.url).render_as_string(hide_password=True)
         except Exception:
             pass
-        return page(request, "health.html", {"title": "Health", "health": health, "due": due, "database_url": url})
+        since = None
+        if health.get("last_check"):
+            since = round((now() - datetime.fromisoformat(health["last_check"])).total_seconds())
+        return page(
+            request,
+            "health.html",
+            {"title": "Health", "health": health, "due": due, "database_url": url, "since_last_check": since},
+        )
 
     # --- login --------------------------------------------------------------------------------------------
 
