@@ -311,7 +311,9 @@ def test_acknowledging_needs_login_and_the_csrf_token(dashboard: Dashboard) -> N
 
 def test_adding_snoozing_and_removing_a_target(lab: Lab, dashboard: Dashboard) -> None:
     with dashboard.logged_in() as c:
-        token = _csrf(c.get("/").text)
+        fleet = c.get("/").text
+        token = _csrf(fleet)
+        assert '<form method="post" action="/targets"' in fleet and 'data-action="add"' in fleet
         added = c.post("/targets", data={"csrf": token, "target": spec(lab, "good-ecdsa"), "labels": "team=new"})
         assert added.status_code == 303
         path = added.headers["location"]
