@@ -182,6 +182,8 @@ def test_filters_sorting_paging_and_the_htmx_partial(lab: Lab, dashboard: Dashbo
 
         bad = c.get("/", params={"days_min": "soon"})
         assert bad.status_code == 400 and "days_min" in bad.text
+        bad = c.get("/fleet/rows", params={"days_min": "9", "days_max": "1"})
+        assert bad.status_code == 400 and 'id="result-count"' in bad.text and "days_min" in bad.text
 
 
 def test_csv_export_of_the_current_filter(lab: Lab, dashboard: Dashboard) -> None:

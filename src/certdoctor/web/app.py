@@ -182,8 +182,8 @@ def make_app(store: Store, daemon: Any | None = None, *, token: str | None = ...
     def fleet_rows(request: Request) -> Response:
         try:
             context = _fleet_context(request)
-        except InputError as exc:
-            return problem(request, 400, str(exc))
+        except InputError as exc:  # shown in place of the rows (htmx-config: a 400 is swapped in)
+            return page(request, "fleet_error.html", {"message": str(exc)}, 400)
         response = page(request, "fleet_rows.html", {**context, "partial": True})
         # the address bar shows the page's URL with this filter, not the partial's (htmx: HX-Push-Url)
         response.headers["HX-Push-Url"] = "/" + (f"?{context['query']}" if context["query"] else "")
