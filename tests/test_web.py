@@ -184,6 +184,7 @@ def test_filters_sorting_paging_and_the_htmx_partial(lab: Lab, dashboard: Dashbo
         assert bad.status_code == 400 and "days_min" in bad.text
         bad = c.get("/fleet/rows", params={"days_min": "9", "days_max": "1"})
         assert bad.status_code == 400 and 'id="result-count"' in bad.text and "days_min" in bad.text
+        assert bad.headers["hx-push-url"] == "false"
 
 
 def test_csv_export_of_the_current_filter(lab: Lab, dashboard: Dashboard) -> None:

@@ -183,7 +183,9 @@ def make_app(store: Store, daemon: Any | None = None, *, token: str | None = ...
         try:
             context = _fleet_context(request)
         except InputError as exc:  # shown in place of the rows (htmx-config: a 400 is swapped in)
-            return page(request, "fleet_error.html", {"message": str(exc)}, 400)
+            response = page(request, "fleet_error.html", {"message": str(exc)}, 400)
+            response.headers["HX-Push-Url"] = "false"  # the address bar keeps the last valid filter
+            return response
         response = page(request, "fleet_rows.html", {**context, "partial": True})
         # the address bar shows the page's URL with this filter, not the partial's (htmx: HX-Push-Url)
         response.headers["HX-Push-Url"] = "/" + (f"?{context['query']}" if context["query"] else "")
