@@ -64,25 +64,23 @@ def _mail_server_or_skip(kind: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def postfix_server(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postfix]:
+def postfix_server(lab: Lab) -> Iterator[Postfix]:
     """A private Postfix (tests/mailservers.py) serving each of MAIL_CHAINS with STARTTLS and with implicit TLS."""
     _mail_server_or_skip("postfix")
     chains = {n: (lab.endpoints[n].chain_path, lab.endpoints[n].key_path) for n in MAIL_CHAINS}
-    boundary = chmod_boundary(tmp_path_factory.getbasetemp())
-    with Postfix(tmp_path_factory.mktemp("postfix"), chains, boundary=boundary) as server:
+    with Postfix(chains) as server:
         yield server
 
 
 @pytest.fixture(scope="session")
-def dovecot_server(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dovecot]:
+def dovecot_server(lab: Lab) -> Iterator[Dovecot]:
     """A private Dovecot (tests/mailservers.py): IMAP and POP3, STARTTLS and implicit TLS, the chain of each of
     MAIL_CHAINS chosen by SNI (its lab host name)."""
     _mail_server_or_skip("dovecot")
     chains = {
         n: (lab.endpoints[n].chain_path, lab.endpoints[n].key_path, lab.endpoints[n].hostname) for n in MAIL_CHAINS
     }
-    boundary = chmod_boundary(tmp_path_factory.getbasetemp())
-    with Dovecot(tmp_path_factory.mktemp("dovecot"), chains, boundary=boundary) as server:
+    with Dovecot(chains) as server:
         yield server
 
 

@@ -4,6 +4,11 @@ system-wide is read or written: no /etc/postfix, no /etc/dovecot, no syslog (eac
 
 Both need root (Postfix's master and Dovecot's master start as root and drop to their accounts, ``postfix`` and
 ``dovenull``/``dovecot``, which Debian's packages create). :func:`unavailable_reason` says why they cannot run here.
+
+Each runs in a private directory of its own under the system's temporary directory (``tempfile.mkdtemp``, search
+permission for the servers' accounts, removed when the server stops), with copies of the chain and key files:
+not under pytest's ``/tmp/pytest-of-USER``, which every pytest process that starts resets to mode 0700 — and the
+servers' unprivileged processes keep walking their directories for as long as they run.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -32,15 +38,22 @@ def unavailable_reason(kind: str) -> str | None:
     return None
 
 
-def open_ancestors(directory: Path, boundary: Path) -> None:
-    """Add o+x (search, not list) to ``directory`` and its ancestors up to ``boundary`` inclusive, so that the
-    servers' unprivileged processes reach their sockets and queues. Nothing above ``boundary`` is touched."""
-    for d in (directory, *directory.parents):
-        st = d.stat()
-        if not st.st_mode & 0o001:
-            os.chmod(d, (st.st_mode & 0o7777) | 0o001)
-        if d == boundary:
-            break
+def private_dir(kind: str) -> Path:
+    """A new directory for one server: only root lists it, everyone may pass through it (the servers' accounts
+    reach their sockets and queues inside)."""
+    path = Path(tempfile.mkdtemp(prefix=f"certdoctor-{kind}-"))
+    os.chmod(path, 0o711)
+    return path
+
+
+def copy_pair(directory: Path, name: str, chain: Path, key: Path) -> tuple[Path, Path]:
+    """Copies of a chain and its key in ``directory`` (the key readable by root only: both servers read it
+    before they drop their privileges)."""
+    chain_copy, key_copy = directory / f"{name}.pem", directory / f"{name}.key"
+    shutil.copyfile(chain, chain_copy)
+    shutil.copyfile(key, key_copy)
+    os.chmod(key_copy, 0o600)
+    return chain_copy, key_copy
 
 
 def _log_tail(path: Path, lines: int = 30) -> str:
@@ -55,11 +68,10 @@ class Postfix:
     listener with STARTTLS (like 587 / 25) and one with implicit TLS (like 465): ``ports[(name, "starttls")]`` and
     ``ports[(name, "implicit")]``, all on 127.0.0.1. The greeting is ``220 mail.certdoctor.test ESMTP …``."""
 
-    def __init__(self, base_dir: Path, chains: Mapping[str, tuple[Path, Path]], *, boundary: Path) -> None:
-        self.dir = base_dir
-        self.chains = dict(chains)
-        self.boundary = boundary
-        self.log = base_dir / "maillog"
+    def __init__(self, chains: Mapping[str, tuple[Path, Path]]) -> None:
+        self.dir = private_dir("postfix")
+        self.chains = {name: copy_pair(self.dir, name, *pair) for name, pair in chains.items()}
+        self.log = self.dir / "maillog"
         base = free_port_range(2 * len(chains), start=25000)
         self.ports: dict[tuple[str, str], int] = {}
         for i, name in enumerate(self.chains):
@@ -107,19 +119,19 @@ smtpd_tls_loglevel = 1
         ]
         (d / "master.cf").write_text("\n".join(lines) + "\n", encoding="utf-8")
         shutil.chown(d / "data", user="postfix")
-        open_ancestors(d, self.boundary)
 
     def __enter__(self) -> Postfix:
         self._configure()
         done = subprocess.run([POSTFIX, "-c", str(self.dir), "start"], capture_output=True, text=True, timeout=60)
-        if done.returncode != 0:
-            raise RuntimeError(f"postfix start failed ({done.returncode}): {done.stderr}\n{_log_tail(self.log)}")
         try:
+            if done.returncode != 0:
+                raise RuntimeError(f"postfix start failed ({done.returncode}): {done.stderr}\n{_log_tail(self.log)}")
             for port in self.ports.values():
                 wait_for_port(port, 20)
-        except TimeoutError as exc:
+        except (TimeoutError, RuntimeError) as exc:
+            said = _log_tail(self.log)
             self.__exit__()
-            raise RuntimeError(f"postfix does not listen: {exc}\n{_log_tail(self.log)}") from None
+            raise RuntimeError(f"postfix: {exc}\n{said}") from None
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -128,6 +140,7 @@ smtpd_tls_loglevel = 1
         deadline = time.monotonic() + 15
         while pid_file.exists() and time.monotonic() < deadline:  # the master removes it when it is gone
             time.sleep(0.1)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Dovecot:
@@ -137,12 +150,13 @@ class Dovecot:
     for its host name, the first one without SNI or for another name. Any user name logs in without a password
     (static passdb), with an empty Maildir, so that real clients can complete a session."""
 
-    def __init__(self, base_dir: Path, chains: Mapping[str, tuple[Path, Path, str]], *, boundary: Path) -> None:
-        self.dir = base_dir
-        self.chains = dict(chains)
-        self.boundary = boundary
-        self.log = base_dir / "dovecot.log"
-        self.conf = base_dir / "dovecot.conf"
+    def __init__(self, chains: Mapping[str, tuple[Path, Path, str]]) -> None:
+        self.dir = private_dir("dovecot")
+        self.chains = {
+            name: (*copy_pair(self.dir, name, chain, key), host) for name, (chain, key, host) in chains.items()
+        }
+        self.log = self.dir / "dovecot.log"
+        self.conf = self.dir / "dovecot.conf"
         base = free_port_range(4, start=21000)
         self.ports = {"imap": base, "imaps": base + 1, "pop3": base + 2, "pop3s": base + 3}
         self.process: subprocess.Popen[bytes] | None = None
@@ -201,7 +215,6 @@ service pop3-login {{
 """,
             encoding="utf-8",
         )
-        open_ancestors(d, self.boundary)
 
     def __enter__(self) -> Dovecot:
         self._configure()
@@ -213,9 +226,9 @@ service pop3-login {{
             for port in self.ports.values():
                 wait_for_port(port, 20)
         except TimeoutError as exc:
+            said = (self.dir / "stderr").read_text(errors="replace") + "\n" + _log_tail(self.log)
             self.__exit__()
-            stderr = (self.dir / "stderr").read_text(errors="replace")
-            raise RuntimeError(f"dovecot does not listen: {exc}\n{stderr}\n{_log_tail(self.log)}") from None
+            raise RuntimeError(f"dovecot does not listen: {exc}\n{said}") from None
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -227,3 +240,4 @@ service pop3-login {{
                 self.process.kill()
                 self.process.wait(5)
             self.process = None
+        shutil.rmtree(self.dir, ignore_errors=True)

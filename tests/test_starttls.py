@@ -23,7 +23,7 @@ import pytest
 import jsonschemas
 from certdoctor.api import diagnose
 from certdoctor.cli import main
-from certdoctor.collect.starttls import MAX_LINE, STARTTLS_PORTS
+from certdoctor.collect.starttls import MAX_LINE, PROTOCOLS, STARTTLS_PORTS, Channel, UpgradeFailed
 from certdoctor.errors import InputError
 from certdoctor.lab import Lab
 from certdoctor.pipeline import parse_target, starttls_for
@@ -120,6 +120,108 @@ def test_watch_store_round_trips_the_protocol(tmp_path: Path) -> None:
     with Store(f"sqlite:///{tmp_path / 'w.db'}") as store:
         got = {t.spec: t.scan_target().starttls for t in store.targets()}
     assert got == dict(zip(specs, ["smtp", "imap", "smtp", None], strict=True))
+
+
+# --- the negotiators, line by line (RFC examples and edge cases) --------------------------------------------------
+
+
+async def converse(
+    protocol: str, greeting: bytes, replies: dict[str, bytes], local: str = "192.0.2.7"
+) -> tuple[list[str], UpgradeFailed | None, Channel]:
+    """Run ``protocol``'s negotiator against a scripted server: ``greeting`` first, then for each command sent the
+    reply of the first key it starts with. Returns the commands sent, the failure (None: upgraded) and the
+    channel."""
+    loop = asyncio.get_running_loop()
+    sent: list[str] = []
+
+    def write(data: bytes) -> None:
+        line = data.decode().removesuffix("\r\n")
+        sent.append(line)
+        for key, reply in replies.items():
+            if line.upper().startswith(key):
+                loop.call_soon(channel.feed, reply)
+                return
+        loop.call_soon(channel.feed_eof)
+
+    channel = Channel(protocol, write, local_address=local)
+    channel.feed(greeting)
+    try:
+        await asyncio.wait_for(PROTOCOLS[protocol].negotiate(channel, 5.0), 5)
+    except UpgradeFailed as exc:
+        return sent, exc, channel
+    return sent, None, channel
+
+
+EHLO_OK = b"250-mx.test greets you\r\n250-PIPELINING\r\n250-STARTTLS\r\n250 8BITMIME\r\n"
+
+
+def test_smtp_multiline_replies_and_address_literals() -> None:
+    greeting = b"220-mx.test ESMTP\r\n220 no UCE\r\n"
+    sent, failed, ch = asyncio.run(
+        converse("smtp", greeting, {"EHLO": EHLO_OK, "STARTTLS": b"220 2.0.0 Ready to start TLS\r\nleftover"})
+    )
+    assert failed is None and sent == ["EHLO [192.0.2.7]", "STARTTLS"]
+    assert ch.banner == "220 mx.test ESMTP | 220 no UCE" and ch.offered == ("PIPELINING", "STARTTLS", "8BITMIME")
+    assert ch.discard() == len(b"leftover")  # what came after the 220 is dropped before TLS (RFC 3207 §4.2)
+    sent, failed, _ = asyncio.run(
+        converse("smtp", b"220 mx\r\n", {"EHLO": EHLO_OK, "STARTTLS": b"220 go\r\n"}, local="2001:db8::7")
+    )
+    assert failed is None and sent[0] == "EHLO [IPv6:2001:db8::7]"  # RFC 5321 §4.1.3
+
+
+@pytest.mark.parametrize(
+    ("greeting", "replies", "kind", "stage", "code"),
+    [
+        (b"554 5.7.1 go away\r\n", {}, "refused", "greeting", "554"),
+        (b"220 mx\r\n", {"EHLO": b"502 5.5.1 HELO only\r\n"}, "refused", "ehlo", "502"),
+        (b"220 mx\r\n", {"EHLO": b"250-mx\r\n251 mixed codes\r\n"}, "protocol", "ehlo", None),
+        (b"220 mx\r\n", {"EHLO": b"250 mx\r\n"}, "refused", "ehlo", "250"),  # no extension at all
+        (b"220 mx\r\n", {"EHLO": EHLO_OK, "STARTTLS": b"501 5.5.4 Syntax\r\n"}, "refused", "starttls", "501"),
+        (b"220 mx\r\n", {"EHLO": EHLO_OK}, "refused", "starttls", None),  # hangs up after STARTTLS
+        (b"SSH-2.0-OpenSSH_9.2\r\n", {}, "protocol", "greeting", None),
+        (b"\x16\x03\x03\x00\x2a\x02", {}, "protocol", "greeting", None),  # a TLS record
+    ],
+)
+def test_smtp_failures(greeting: bytes, replies: dict[str, bytes], kind: str, stage: str, code: str | None) -> None:
+    _, failed, _ = asyncio.run(converse("smtp", greeting, replies))
+    assert failed is not None and (failed.kind, failed.stage, failed.code) == (kind, stage, code), failed
+
+
+def test_imap_capabilities_in_the_greeting_or_asked() -> None:
+    greeting = b"* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] ready\r\n"
+    sent, failed, ch = asyncio.run(converse("imap", greeting, {"A2 STARTTLS": b"a2 OK Begin TLS\r\n"}))
+    assert failed is None and sent == ["a2 STARTTLS"] and "STARTTLS" in ch.offered  # RFC 3501 §7.1 response code
+    replies = {
+        "A1 CAPABILITY": b"* OK [ALERT] noise\r\n* CAPABILITY IMAP4rev1 STARTTLS\r\na1 OK done\r\n",
+        "A2 STARTTLS": b"* OK still noise\r\na2 OK Begin TLS negotiation now\r\n",
+    }
+    sent, failed, ch = asyncio.run(converse("imap", b"* OK ready\r\n", replies))
+    assert failed is None and sent == ["a1 CAPABILITY", "a2 STARTTLS"] and ch.offered == ("IMAP4REV1", "STARTTLS")
+
+
+@pytest.mark.parametrize(
+    ("greeting", "replies", "kind", "stage", "code"),
+    [
+        (b"* PREAUTH logged in already\r\n", {}, "refused", "greeting", "PREAUTH"),  # RFC 3501 §6.2.1
+        (b"* BYE too busy\r\n", {}, "refused", "greeting", "BYE"),
+        (b"* OK [CAPABILITY IMAP4rev1 STARTTLS] x\r\n", {"A2": b"a2 BAD no\r\n"}, "refused", "starttls", "BAD"),
+        (b"* OK x\r\n", {"A1": b"a1 NO no\r\n"}, "refused", "capability", "NO"),
+        (b"220 mx ESMTP\r\n", {}, "protocol", "greeting", None),
+    ],
+)
+def test_imap_failures(greeting: bytes, replies: dict[str, bytes], kind: str, stage: str, code: str | None) -> None:
+    _, failed, _ = asyncio.run(converse("imap", greeting, replies))
+    assert failed is not None and (failed.kind, failed.stage, failed.code) == (kind, stage, code), failed
+
+
+def test_pop3_capa_is_optional_and_byte_stuffed() -> None:
+    sent, failed, _ = asyncio.run(converse("pop3", b"+OK hi\r\n", {"CAPA": b"-ERR what\r\n", "STLS": b"+OK go\r\n"}))
+    assert failed is None and sent == ["CAPA", "STLS"]  # no CAPA (RFC 2449 is an extension): STLS all the same
+    capa = b"+OK list follows\r\nUSER\r\n..DOTTED\r\nSTLS\r\n.\r\n"
+    sent, failed, ch = asyncio.run(converse("pop3", b"+OK hi\r\n", {"CAPA": capa, "STLS": b"+OK go\r\n"}))
+    assert failed is None and ch.offered == ("USER", ".DOTTED", "STLS")
+    _, failed, _ = asyncio.run(converse("pop3", b"-ERR busy\r\n", {}))
+    assert failed is not None and (failed.kind, failed.stage, failed.code) == ("refused", "greeting", "-ERR")
 
 
 # --- real servers ------------------------------------------------------------------------------------------------
@@ -258,6 +360,23 @@ def test_scan_lines_with_protocols(lab: Lab, postfix_server: Postfix, dovecot_se
         ("pop3", "valid", ()),
         (None, "invalid", ("expired",)),
     ]
+
+
+def test_watch_checks_mail_servers(
+    lab: Lab, postfix_server: Postfix, dovecot_server: Dovecot, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = ["--db", f"sqlite:///{tmp_path / 'watch.db'}"]
+    good, expired = lab.endpoints["good-rsa"].hostname, lab.endpoints["expired"].hostname
+    specs = [
+        f"smtp://{good}:{postfix_server.ports[('good-rsa', 'starttls')]},addr=127.0.0.1",
+        f"{expired}:{dovecot_server.ports['pop3']},addr=127.0.0.1,starttls=pop3",
+    ]
+    assert main(["watch", "add", *specs, *db]) == 0
+    capsys.readouterr()
+    code, doc = check_json(capsys, ["watch", "run", *db, "--ca-file", str(lab.root_path), "--no-revocation"])
+    assert code == 1 and doc["verdicts"] == {"valid": 1, "invalid": 1}, doc
+    code, doc = check_json(capsys, ["watch", "status", *db])
+    assert {r["target"]: r["verdict"] for r in doc["targets"]} == dict(zip(specs, ["valid", "invalid"], strict=True))
 
 
 # --- real clients agree ------------------------------------------------------------------------------------------
