@@ -111,6 +111,15 @@ def test_a_bad_protocol_is_a_bad_line_and_old_wire_tuples_still_read() -> None:
     assert STARTTLS_PORTS == {25: "smtp", 587: "smtp", 143: "imap", 110: "pop3"}
 
 
+def test_csv_inputs_have_a_starttls_column() -> None:
+    from certdoctor.scan.targets import read_targets
+
+    rows = ["host,port,starttls,addr", "mx.example.com,2525,smtp,192.0.2.1", "mail.example.com,993,,"]
+    rows.append("x.example,25,none,")
+    got = [(t.host, t.port, t.starttls) for t in read_targets(rows) if isinstance(t, ScanTarget)]
+    assert got == [("mx.example.com", 2525, "smtp"), ("mail.example.com", 993, None), ("x.example", 25, None)]
+
+
 def test_watch_store_round_trips_the_protocol(tmp_path: Path) -> None:
     from certdoctor.watch.store import Store
 
