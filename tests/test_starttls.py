@@ -534,6 +534,7 @@ FAKES: dict[str, Handler] = {
     "imap-plain": lambda r, w: imap_server(r, w, starttls=None),
     "pop3-err": lambda r, w: pop3_server(r, w, starttls="-ERR TLS not available"),
     "pop3-plain": lambda r, w: pop3_server(r, w, starttls=None),
+    "smtp-no-tls": lambda r, w: smtp_server(r, w, starttls="220 2.0.0 Ready, but not really"),
     "drip": drip,
     "huge": huge,
     "http": http,
@@ -667,8 +668,19 @@ def test_starttls_on_an_implicit_tls_port(
         assert "TLS from the first byte" in doc["findings"][0]["detail"], doc["findings"][0]["detail"]
 
 
+def test_a_server_that_agrees_and_then_does_not_speak_tls(
+    fakes: dict[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    got, doc = check_json(capsys, ["check", f"smtp://127.0.0.1:{fakes['smtp-no-tls']}", "--timeout", "3"])
+    assert got == 3 and ids(doc) == ("handshake-failed",)
+    [endpoint] = doc["endpoints"]
+    assert endpoint["error_kind"] == "not-tls" and "agreed to STARTTLS (SMTP)" in endpoint["error"]
+    assert endpoint["starttls"]["protocol"] == "smtp" and endpoint["starttls"]["stage"] is None
+
+
 def test_api_never_raises_for_a_misbehaving_server(fakes: dict[str, int]) -> None:
     for name, port in fakes.items():
         d = diagnose(f"127.0.0.1:{port}", starttls="smtp", timeout=1.0, clients=False, revocation=False)
         assert not d.reachable and len(d.findings) == 1, (name, d.findings)
-        assert d.findings[0].id.startswith("starttls-"), (name, d.findings[0])
+        expected = "handshake-failed" if name == "smtp-no-tls" else "starttls-"
+        assert d.findings[0].id.startswith(expected), (name, d.findings[0])

@@ -604,7 +604,13 @@ async def _attempt(
             phase = "handshake"
             failed = await done
         if failed is not None:
-            return _failure(source, host, started, *failed, starttls=upgraded)
+            kind, message = failed
+            if kind == "not-tls" and upgrade is not None:
+                message = (
+                    f"the server agreed to {upgrade.command} ({upgrade.title}) but then did not speak TLS: it answered "
+                    "the ClientHello in plaintext"
+                )
+            return _failure(source, host, started, kind, message, starttls=upgraded)
 
         polite = True
         received = protocol.received
