@@ -135,7 +135,7 @@ def test_watch_store_round_trips_the_protocol(tmp_path: Path) -> None:
 
 
 async def converse(
-    protocol: str, greeting: bytes, replies: dict[str, bytes], local: str = "192.0.2.7"
+    protocol: str, greeting: bytes, replies: dict[str, bytes], local: str = "192.0.2.7", nudge_after: float = 5.0
 ) -> tuple[list[str], UpgradeFailed | None, Channel]:
     """Run ``protocol``'s negotiator against a scripted server: ``greeting`` first, then for each command sent the
     reply of the first key it starts with. Returns the commands sent, the failure (None: upgraded) and the
@@ -155,7 +155,7 @@ async def converse(
     channel = Channel(protocol, write, local_address=local)
     channel.feed(greeting)
     try:
-        await asyncio.wait_for(PROTOCOLS[protocol].negotiate(channel, 5.0), 5)
+        await asyncio.wait_for(PROTOCOLS[protocol].negotiate(channel, nudge_after), 5)
     except UpgradeFailed as exc:
         return sent, exc, channel
     return sent, None, channel
@@ -221,6 +221,36 @@ def test_imap_capabilities_in_the_greeting_or_asked() -> None:
 def test_imap_failures(greeting: bytes, replies: dict[str, bytes], kind: str, stage: str, code: str | None) -> None:
     _, failed, _ = asyncio.run(converse("imap", greeting, replies))
     assert failed is not None and (failed.kind, failed.stage, failed.code) == (kind, stage, code), failed
+
+
+@pytest.mark.parametrize(
+    ("protocol", "replies", "sent"),
+    [
+        (
+            "smtp",
+            {"EHLO": b"220 slow ESMTP\r\n250-slow\r\n250 STARTTLS\r\n", "STARTTLS": b"220 go\r\n"},
+            ["EHLO certdoctor.invalid", "STARTTLS"],
+        ),
+        (
+            "imap",
+            {"A0": b"* OK slow\r\n* CAPABILITY IMAP4rev1 STARTTLS\r\na0 OK done\r\n", "A2": b"a2 OK go\r\n"},
+            ["a0 CAPABILITY", "a2 STARTTLS"],
+        ),
+        (
+            "imap",  # capabilities in the greeting, and the nudge's answer before the STARTTLS one
+            {
+                "A0": b"* OK [CAPABILITY IMAP4rev1 STARTTLS] slow\r\n* CAPABILITY IMAP4rev1 STARTTLS\r\na0 OK\r\n",
+                "A2": b"a2 OK\r\n",
+            },
+            ["a0 CAPABILITY", "a2 STARTTLS"],
+        ),
+        ("pop3", {"CAPA": b"+OK slow\r\n+OK\r\nSTLS\r\n.\r\n", "STLS": b"+OK go\r\n"}, ["CAPA", "STLS"]),
+    ],
+)
+def test_a_server_slow_to_greet_answers_the_nudge(protocol: str, replies: dict[str, bytes], sent: list[str]) -> None:
+    """Silent for longer than the nudge delay: the command sent then is not sent again, its answer is read."""
+    got, failed, channel = asyncio.run(converse(protocol, b"", replies, nudge_after=0.05))
+    assert failed is None and got == sent and channel.nudged
 
 
 def test_pop3_capa_is_optional_and_byte_stuffed() -> None:

@@ -82,6 +82,7 @@ class Channel:
         self.banner: str | None = None
         self.offered: tuple[str, ...] = ()
         self.last_reply: str | None = None  # the last complete line received
+        self.nudged = False  # the nudge command was sent (see readline): the negotiator must not repeat it
 
     # fed by the connection's protocol
 
@@ -122,7 +123,9 @@ class Channel:
 
         ``nudge`` (seconds, command): when nothing at all has been received after that long, send the command
         once: a server of another protocol that waits for the client to speak first (HTTP, TLS) then answers in
-        its own words, which tells what it is. Raises :class:`UpgradeFailed` ("protocol") for a TLS record, an
+        its own words, which tells what it is; a server of the protocol that is only slow to greet answers it
+        after its greeting (``nudged`` is then True and the negotiator reads that answer instead of asking
+        again). Raises :class:`UpgradeFailed` ("protocol") for a TLS record, an
         over-long line or too many bytes; and for a connection closed before a complete line ("refused" once the
         greeting was recognised, i.e. ``banner`` is set, "protocol" before)."""
         nudged = nudge is None
@@ -176,7 +179,7 @@ class Channel:
                     try:
                         await asyncio.wait_for(asyncio.shield(self._waiter), delay)
                     except TimeoutError:
-                        nudged = True
+                        nudged = self.nudged = True
                         self.send(command)
                         await self._waiter
                 else:

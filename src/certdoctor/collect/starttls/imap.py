@@ -21,7 +21,8 @@ from .channel import Channel, UpgradeFailed, printable
 __all__ = ["NAME", "negotiate"]
 
 NAME = "imap"
-NUDGE_COMMAND = "a0 CAPABILITY"
+NUDGE_TAG = "a0"
+NUDGE_COMMAND = f"{NUDGE_TAG} CAPABILITY"
 MAX_UNTAGGED = 200  # untagged responses skipped while waiting for one tagged response
 _CAPABILITY_CODE = re.compile(r"\[CAPABILITY ([^\]]*)\]", re.I)
 
@@ -68,6 +69,8 @@ async def _tagged(channel: Channel, tag: str) -> tuple[str, str, list[str]]:
         status, _, text = rest.partition(" ")
         if first == tag and status.upper() in ("OK", "NO", "BAD"):
             return status.upper(), text, untagged
+        if first == NUDGE_TAG and tag != NUDGE_TAG and channel.nudged:
+            continue  # the answer to the CAPABILITY sent while the server was silent (RFC 3501 §2.2.2)
         if first == "+":  # a continuation request: nothing of ours asked for one
             raise _not_imap(channel, line)
         raise _not_imap(channel, line)
@@ -109,22 +112,24 @@ async def negotiate(channel: Channel, nudge_after: float) -> None:
         stage_reply = line
     else:
         channel.stage = "capability"
-        channel.send("a1 CAPABILITY")
-        status, text, untagged = await _tagged(channel, "a1")
+        tag = NUDGE_TAG if channel.nudged else "a1"  # the CAPABILITY sent while it was silent is answered next
+        if not channel.nudged:
+            channel.send("a1 CAPABILITY")
+        status, text, untagged = await _tagged(channel, tag)
         if status != "OK":
             raise UpgradeFailed(
                 "refused",
-                f"the server refused CAPABILITY: a1 {status} {printable(text, 200)}",
+                f"the server refused CAPABILITY: {tag} {status} {printable(text, 200)}",
                 stage="capability",
                 code=status,
-                reply=f"a1 {status} {text}",
+                reply=f"{tag} {status} {text}",
             )
         words: list[str] = []
         for u in untagged:
             if u[2:].upper().startswith("CAPABILITY"):
                 words += u[2:].split()[1:]
         capabilities = _capabilities(" ".join(words))
-        stage_reply = " | ".join([*untagged, f"a1 {status} {text}"])
+        stage_reply = " | ".join([*untagged, f"{tag} {status} {text}"])
     channel.offered = tuple(printable(c, 40) for c in capabilities[:80])
     if "STARTTLS" not in capabilities:
         raise UpgradeFailed(

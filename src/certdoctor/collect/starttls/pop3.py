@@ -56,7 +56,8 @@ async def negotiate(channel: Channel, nudge_after: float) -> None:
             reply=line,
         )
     channel.stage = "capability"
-    channel.send("CAPA")
+    if not channel.nudged:  # else the CAPA sent while it was silent is answered next
+        channel.send("CAPA")
     line = await channel.readline()
     status, _ = _status(channel, line)
     capabilities: tuple[str, ...] | None = None

@@ -96,7 +96,8 @@ async def negotiate(channel: Channel, nudge_after: float) -> None:
             reply=_joined(code, texts),
         )
     channel.stage = "ehlo"
-    channel.send(f"EHLO {ehlo_name(channel)}")
+    if not channel.nudged:  # else the EHLO sent while it was silent is answered next
+        channel.send(f"EHLO {ehlo_name(channel)}")
     code, texts = await read_reply(channel)
     if code != "250":
         raise UpgradeFailed(
