@@ -158,6 +158,26 @@ class StartTls:
 
 
 @dataclass(frozen=True)
+class ClientAuth:
+    """The server asked for a client certificate during the handshake (a CertificateRequest: RFC 8446 §4.3.2,
+    RFC 5246 §7.4.4): collected for every network source that asked, whether a certificate was sent or not.
+
+    ``ca_names``: the acceptable CA names the request carried (RFC 4514 strings, in the order sent; empty when it
+    named none, and a client may send any certificate). ``sent``: a client certificate was sent (``--cert``).
+    ``refused``: the server ended the connection over it (its alert, e.g. "tlsv13 alert certificate required",
+    or "the server closed the connection"), None when it went on with the session (it accepted the certificate
+    sent, or completed the handshake without one: the request was optional at the TLS level).
+    """
+
+    ca_names: tuple[str, ...] = ()
+    sent: bool = False
+    refused: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ca_names": list(self.ca_names), "sent": self.sent, "refused": self.refused}
+
+
+@dataclass(frozen=True)
 class PresentedChain:
     """The certificates one source (an address, or a file) presented, in the order presented.
 
@@ -179,6 +199,7 @@ class PresentedChain:
     handshake_bytes: int = 0  # bytes the server sent until the handshake completed (its certificate flight)
     pem_issues: tuple[PemIssue, ...] = ()  # for files: how the file is written
     starttls: StartTls | None = None  # the plaintext phase before TLS, for targets with a ``starttls`` protocol
+    client_auth: ClientAuth | None = None  # the server asked for a client certificate (None: it did not)
 
     @property
     def ok(self) -> bool:
@@ -378,6 +399,9 @@ class DiagnoseOptions:
     re-read at every diagnosis and compared with what is served (``not-reloaded``, ``served-not-deployed``,
     ``partially-reloaded``, ``deployed-file-*``); ``deployed_password``: their PKCS#12/keystore password;
     ``server_type``: one of :data:`SERVER_TYPES`, for the fix text.
+    ``client_cert``: a PEM file with the client certificate to send to servers that ask for one (mutual TLS; its
+    intermediates may follow it, and its key too), ``client_key`` its key when in another file,
+    ``client_key_password`` the key's password (see :mod:`certdoctor.collect.clientcert`).
 
     Raises :class:`certdoctor.errors.InputError` for an impossible value.
     """
@@ -404,6 +428,9 @@ class DiagnoseOptions:
     deployed: tuple[str, ...] = ()
     deployed_password: bytes | None = field(default=None, repr=False)
     server_type: ServerType | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+    client_key_password: bytes | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.max_chain_depth is not None and not (

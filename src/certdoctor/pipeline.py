@@ -484,6 +484,13 @@ class Session(AsyncClosing):
             from .collect.keys import load_private_key
 
             self.key_public = load_private_key(o.key, o.key_password).public_key()
+        self.identity: Any = None  # the client certificate sent to servers that ask for one (--cert)
+        if o.client_cert:
+            from .collect.clientcert import load_client_identity
+
+            self.identity = load_client_identity(o.client_cert, o.client_key, o.client_key_password)
+        elif o.client_key:
+            raise InputError("--client-key goes with --cert FILE (the client certificate)")
         self.deployed = o.deployed
         self.deployed_password = o.deployed_password
         self.server_type = o.server_type
@@ -638,13 +645,29 @@ class Session(AsyncClosing):
         if len(addresses) == 1:  # the common case, without gather's tasks
             return [
                 await fetch_chain(
-                    addresses[0], port, sni, self.timeout, max_certs=MAX_CHAIN, gate=gate, starttls=starttls
+                    addresses[0],
+                    port,
+                    sni,
+                    self.timeout,
+                    max_certs=MAX_CHAIN,
+                    gate=gate,
+                    starttls=starttls,
+                    identity=self.identity,
                 )
             ]
         return list(
             await asyncio.gather(
                 *(
-                    fetch_chain(a, port, sni, self.timeout, max_certs=MAX_CHAIN, gate=gate, starttls=starttls)
+                    fetch_chain(
+                        a,
+                        port,
+                        sni,
+                        self.timeout,
+                        max_certs=MAX_CHAIN,
+                        gate=gate,
+                        starttls=starttls,
+                        identity=self.identity,
+                    )
                     for a in addresses
                 )
             )

@@ -40,6 +40,7 @@ _FAMILIES = (
     "verdict",
     "endpoints",
     "starttls",
+    "clientauth",
     "pem",
     "deployed",
 )

@@ -16,6 +16,7 @@ from .common import (
     add_name_option,
     add_output_options,
     add_trust_options,
+    client_cert_fields,
     console,
     diagnose_options,
     fail_on,
@@ -155,6 +156,7 @@ def request(ns: argparse.Namespace) -> tuple[str | None, dict[str, Any]]:
 
     if ns.server_type and not ns.deployed:
         raise UsageError("--server-type goes with --deployed FILE")
+    client = client_cert_fields(ns)  # before the server key: a --key of the --cert certificate is the client's
     password = key_password(ns, prompt_for=ns.key) if ns.key else None
     if ns.deployed and password is None:
         password = key_password(ns)
@@ -169,6 +171,7 @@ def request(ns: argparse.Namespace) -> tuple[str | None, dict[str, Any]]:
         key=ns.key,
         key_password=password if ns.key else None,
         clients=not ns.no_clients and not ns.pem,
+        **client,
     )
     kwargs: dict[str, Any] = {"options": options}
     if ns.name:

@@ -120,7 +120,55 @@ def add_connection_options(p: argparse.ArgumentParser, *, sni: bool = True) -> N
         s.add_argument("--sni", metavar="NAME", help="server name to send in the ClientHello (default: the host)")
         s.add_argument("--no-sni", action="store_true", help="send no SNI (what very old clients do)")
     add_starttls_option(g)
+    add_client_cert_options(g)
     add_timeout_option(g)
+
+
+def add_client_cert_options(g: Any) -> None:
+    """--cert (--client-cert), --client-key: the client certificate sent to servers that ask for one."""
+    g.add_argument(
+        "--cert",
+        "--client-cert",
+        dest="client_cert",
+        metavar="FILE",
+        help="client certificate (PEM) to send when the server asks for one (mutual TLS), as curl --cert: the "
+        "certificate first, then its intermediates; its key may follow in the same file",
+    )
+    g.add_argument(
+        "--client-key",
+        metavar="FILE",
+        help="the client certificate's private key, when not in the --cert file (encrypted: CERTDOCTOR_KEY_PASSWORD "
+        "or --password-file). check's --key is the server's key; a --key that belongs to the --cert certificate is "
+        "taken as its key, as in curl",
+    )
+
+
+def client_cert_fields(ns: argparse.Namespace) -> dict[str, Any]:
+    """The client-certificate fields of :class:`DiagnoseOptions` (``client_cert``, ``client_key``,
+    ``client_key_password``) for --cert/--client-key; a --key (check's server key) that belongs to the --cert
+    certificate is taken as the client key, as curl's --cert/--key pair (``ns.key`` is then cleared). Raises
+    UsageError for --client-key without --cert."""
+    cert = getattr(ns, "client_cert", None)
+    key = getattr(ns, "client_key", None)
+    if not cert:
+        if key:
+            raise UsageError("--client-key goes with --cert FILE (the client certificate)")
+        return {}
+    password = key_password(ns)
+    server_key = getattr(ns, "key", None)
+    if not key and server_key and _key_belongs_to(server_key, cert, password):
+        key, ns.key = server_key, None
+    return {"client_cert": cert, "client_key": key, "client_key_password": password}
+
+
+def _key_belongs_to(key_path: str, cert_path: str, password: bytes | None) -> bool:
+    from ..collect.clientcert import ClientCertificateError, load_client_identity
+
+    try:
+        load_client_identity(cert_path, key_path, password)
+    except ClientCertificateError:
+        return False
+    return True
 
 
 STARTTLS_CHOICES = ("smtp", "imap", "pop3", "none")
@@ -329,6 +377,7 @@ def diagnose_options(ns: argparse.Namespace, **overrides: Any) -> DiagnoseOption
         "aia_timeout": getattr(ns, "aia_timeout", DEFAULT_AIA_TIMEOUT),
         "allow_private_fetch": not getattr(ns, "refuse_private_urls", False),
         "verdict_clients": _union(getattr(ns, "verdict_clients", None)),
+        **client_cert_fields(ns),
     }
     if fields["ca_bundle"] and fields["trust_stores"]:
         raise UsageError("--ca-bundle replaces the trust stores: give it or --trust-store, not both")

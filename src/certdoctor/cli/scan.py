@@ -24,6 +24,7 @@ from ..scan.targets import BadLine
 from ..scan.text import run_with_progress, summary_table, text_line
 from .common import (
     UsageError,
+    add_client_cert_options,
     add_judgement_options,
     add_output_options,
     add_starttls_option,
@@ -101,6 +102,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     connection = p.add_argument_group("connection")
     add_starttls_option(connection)
+    add_client_cert_options(connection)
     add_timeout_option(connection)
     add_trust_options(p)
     add_judgement_options(p, at_default="when the scan starts, one moment for every target")
