@@ -921,6 +921,20 @@ def test_starttls_timeout() -> None:
     assert f.evidence["stage"] == "greeting" and f.evidence["reply"] == "+OK slo"
 
 
+@covers("proxy-failed")
+def test_proxy_failed_quotes_the_status_line() -> None:
+    error = "the proxy http://proxy.test:3128 refused CONNECT 192.0.2.10:443: HTTP/1.1 403 Forbidden"
+    chain = PresentedChain(
+        source=NET, address="192.0.2.10", error=error, error_kind="proxy", proxy="http://proxy.test:3128"
+    )
+    d = judge(evidence(chain))
+    assert d.ids() == ["proxy-failed"] and d.exit_code == 3 and d.verdict.value == "unreachable"
+    f = one(d, "proxy-failed")
+    assert f.severity is Severity.ERROR and "HTTP/1.1 403 Forbidden" in f.detail and "NO_PROXY" in f.fix
+    assert f.evidence == {"error_kind": "proxy", "error": error, "proxy": "http://proxy.test:3128"}
+    assert f.rejected_by == ()
+
+
 CA_NAMES = ("CN=Clients CA,O=Unit", "CN=Unit Root")
 
 

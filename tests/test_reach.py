@@ -10,6 +10,7 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -263,3 +264,283 @@ def test_unusable_client_certificates_are_usage_errors(pki: Pki, tmp_path: Path)
         load_client_identity(str(pki.client_key))
     identity = load_client_identity(str(pki.client_combined))
     assert len(identity.certs) == 2 and identity.cert.subject.rfc4514_string() == "CN=mtls client"
+
+
+# --- HTTP CONNECT proxies: Debian's tinyproxy on loopback ---------------------------------------------------------
+
+TINYPROXY = shutil.which("tinyproxy")
+
+
+@dataclass
+class Tinyproxy:
+    port: int
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def lines(self) -> list[str]:
+        return self.log.read_text(errors="replace").splitlines() if self.log.exists() else []
+
+
+def _tinyproxy(directory: Path, allowed_ports: list[int], auth: str | None = None) -> tuple[Tinyproxy, Any]:
+    assert TINYPROXY is not None
+    directory.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log = directory / "tinyproxy.log"
+    conf = directory / "tinyproxy.conf"
+    lines = [
+        f"Port {port}",
+        "Listen 127.0.0.1",
+        "Timeout 10",
+        f'LogFile "{log}"',
+        "LogLevel Info",
+        f'PidFile "{directory}/tinyproxy.pid"',
+        "MaxClients 20",
+        "Allow 127.0.0.1",
+        *(f"ConnectPort {p}" for p in allowed_ports),
+    ]
+    if auth:
+        lines.append(f"BasicAuth {auth.replace(':', ' ')}")
+    conf.write_text("\n".join(lines) + "\n")
+    proc = subprocess.Popen([TINYPROXY, "-d", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_port(port)
+    return Tinyproxy(port, log), proc
+
+
+@dataclass
+class Proxies:
+    open: Tinyproxy  # CONNECT to the lab's good-rsa and incomplete-no-aia ports only
+    auth: Tinyproxy  # the same, with Basic authentication (user "certdoctor", password "s3cret")
+
+
+@pytest.fixture(scope="module")
+def proxies(lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxies]:  # type: ignore[no-untyped-def]
+    if TINYPROXY is None:
+        pytest.skip("tinyproxy is not installed (.ci/run installs Debian's tinyproxy)")
+    ports = [lab.endpoints[name].port for name in ("good-rsa", "incomplete-no-aia")]
+    base = tmp_path_factory.mktemp("tinyproxy")
+    first, p1 = _tinyproxy(base / "open", ports)
+    second, p2 = _tinyproxy(base / "auth", ports, auth="certdoctor:s3cret")
+    try:
+        yield Proxies(first, second)
+    finally:
+        for proc in (p1, p2):
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+def _lab_check(lab, name: str, **kw: Any) -> Any:  # type: ignore[no-untyped-def]
+    ep = lab.endpoints[name]
+    kw.setdefault("revocation", False)
+    return diagnose(f"{ep.hostname}:{ep.port}", resolve=["127.0.0.1"], ca_files=[str(lab.root_path)], timeout=5, **kw)
+
+
+def _lab_curl(lab, name: str, proxy: str) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+    ep = lab.endpoints[name]
+    authority = f"{ep.hostname}:{ep.port}"
+    return subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "-o",
+            "/dev/null",
+            "--proxy",
+            proxy,
+            "--cacert",
+            str(lab.root_path),
+            "--connect-to",
+            f"{authority}:127.0.0.1:{ep.port}",
+            f"https://{authority}/",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+
+
+def _connects(proxy: Tinyproxy, port: int) -> int:
+    return sum(f"CONNECT 127.0.0.1:{port} HTTP/1.1" in line for line in proxy.lines())
+
+
+@pytest.mark.parametrize(
+    ("scenario", "ids", "curl_rc"), [("good-rsa", [], 0), ("incomplete-no-aia", ["missing-intermediate"], 60)]
+)
+def test_the_handshake_goes_through_the_proxy(
+    lab, proxies: Proxies, scenario: str, ids: list[str], curl_rc: int
+) -> None:  # type: ignore[no-untyped-def]
+    port = lab.endpoints[scenario].port
+    before = _connects(proxies.open, port)
+    d = _lab_check(lab, scenario, proxy=proxies.open.url)
+    assert _connects(proxies.open, port) == before + 1  # tinyproxy's log shows our CONNECT
+    assert [f.id for f in d.errors] == ids
+    [endpoint] = d.to_dict()["endpoints"]
+    assert endpoint["proxy"] == proxies.open.url and endpoint["ok"]
+    # curl through the same proxy agrees on the verdict
+    curl = _lab_curl(lab, scenario, proxies.open.url)
+    assert curl.returncode == curl_rc, curl.stderr
+    assert _connects(proxies.open, port) == before + 2
+
+
+def test_basic_authentication_from_the_url(lab, proxies: Proxies) -> None:  # type: ignore[no-untyped-def]
+    d = _lab_check(lab, "good-rsa", proxy=proxies.auth.url)
+    assert d.ids() == ["proxy-failed"] and not d.reachable and d.exit_code == 3
+    f = d.findings[0]
+    assert "HTTP/1.0 407" in f.detail and "http://user:password@host:port" in f.detail
+    assert f.evidence["proxy"] == proxies.auth.url
+    assert _lab_curl(lab, "good-rsa", proxies.auth.url).returncode == 56  # curl: CONNECT tunnel failed, response 407
+
+    with_password = f"http://certdoctor:s3cret@127.0.0.1:{proxies.auth.port}"
+    d = _lab_check(lab, "good-rsa", proxy=with_password)
+    assert d.valid and d.ids() == []
+    # the password is never shown
+    assert d.to_dict()["endpoints"][0]["proxy"] == f"http://certdoctor:***@127.0.0.1:{proxies.auth.port}"
+    assert _lab_curl(lab, "good-rsa", with_password).returncode == 0
+
+    d = _lab_check(lab, "good-rsa", proxy=f"http://certdoctor:wrong@127.0.0.1:{proxies.auth.port}")
+    # (tinyproxy answers wrong credentials with 401, not 407)
+    assert "HTTP/1.0 401 Unauthorized" in d.findings[0].detail and "refused the credentials" in d.findings[0].detail
+
+
+def test_a_port_the_proxy_does_not_allow(lab, proxies: Proxies, capsys) -> None:  # type: ignore[no-untyped-def]
+    ep = lab.endpoints["expired"]
+    target = f"{ep.hostname}:{ep.port}"
+    args = ["check", target, "--resolve", f"{target}:127.0.0.1", "--ca-file", str(lab.root_path), "--no-revocation"]
+    assert main([*args, "--proxy", proxies.open.url, "-q"]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"certdoctor check: 127.0.0.1:{ep.port}: the proxy {proxies.open.url} refused CONNECT 127.0.0.1:{ep.port}: "
+        "HTTP/1.1 403 Access violation"
+    ]
+    assert _lab_curl(lab, "expired", proxies.open.url).returncode == 56
+    # --noproxy: reached directly (and the expired certificate is what there is to say)
+    assert main([*args, "--proxy", proxies.open.url, "--noproxy", "certdoctor.test", "-q"]) == 1
+    assert "expired" in capsys.readouterr().out
+
+
+def test_environment_proxy_and_no_proxy(lab, proxies: Proxies, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    port = lab.endpoints["good-rsa"].port
+    before = _connects(proxies.open, port)
+    monkeypatch.setenv("HTTPS_PROXY", proxies.open.url)
+    assert _lab_check(lab, "good-rsa").valid
+    assert _connects(proxies.open, port) == before + 1
+    monkeypatch.setenv("NO_PROXY", "example.com, .certdoctor.test")
+    assert _lab_check(lab, "good-rsa").valid
+    assert _connects(proxies.open, port) == before + 1  # NO_PROXY: direct
+    assert _lab_check(lab, "good-rsa", no_proxy="").valid  # --noproxy '' replaces NO_PROXY: through the proxy
+    assert _connects(proxies.open, port) == before + 2
+    assert _lab_check(lab, "good-rsa", proxy="").valid  # --proxy '': none at all
+    assert _connects(proxies.open, port) == before + 2
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        (None, "did not answer CONNECT within 1.0 s"),  # accepts, never answers
+        (b"SSH-2.0-OpenSSH_9.2\r\n", "'SSH-2.0-OpenSSH_9.2', not an HTTP status line"),
+        (
+            b"HTTP/1.1 200 OK\r\nX: " + b"a" * 40_000,
+            "not a whole HTTP header: it sent a line longer than 16384 bytes",
+        ),  # byte cap
+        (b"HTTP/1.1 502 Bad Gateway\r\n\r\n", "refused CONNECT 127.0.0.1:443: HTTP/1.1 502 Bad Gateway"),
+        (b"", "closed the connection before answering CONNECT"),
+    ],
+    ids=["silent", "ssh", "endless-header", "502", "closed"],
+)
+def test_broken_proxies_are_one_line_never_a_hang(reply: bytes | None, expected: str) -> None:
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(4096)
+            if reply is None:
+                conn.recv(1)  # until the client gives up
+                return
+            conn.sendall(reply)
+            if reply.startswith(b"HTTP/1.1 200"):
+                conn.recv(1)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        d = diagnose("127.0.0.1:443", proxy=f"http://127.0.0.1:{port}", timeout=1, revocation=False, fetch_aia=False)
+    finally:
+        server.close()
+        thread.join(timeout=5)
+    assert d.ids() == ["proxy-failed"]
+    assert expected in d.failures[0].error and d.failures[0].error_kind == "proxy"
+
+
+def test_aia_downloads_go_through_the_proxy_and_netguard_still_applies(lab, proxies: Proxies) -> None:  # type: ignore[no-untyped-def]
+    aia = f"GET http://127.0.0.1:{lab.aia_port}/"
+    before = sum(aia in line for line in proxies.open.lines())
+    # incomplete-aia: the intermediate is fetched through the proxy (plain GET, not CONNECT)
+    d = _lab_check(lab, "incomplete-aia", proxy=proxies.open.url, no_proxy="certdoctor.test")
+    [fetch] = d.evidence.aia.values()
+    assert fetch.error is None and len(fetch.certs) == 1
+    assert sum(aia in line for line in proxies.open.lines()) == before + 1
+    # service mode: the URL's host is vetted before the proxy is asked
+    d = _lab_check(lab, "incomplete-aia", proxy=proxies.open.url, no_proxy="certdoctor.test", allow_private_fetch=False)
+    assert "missing-intermediate" in d.ids()
+    [fetch] = d.evidence.aia.values()
+    assert fetch.error is not None and "loopback" in fetch.error and "--refuse-private-urls" in fetch.error
+    assert sum(aia in line for line in proxies.open.lines()) == before + 1
+
+
+def test_proxy_policy_follows_curls_rules() -> None:
+    from certdoctor.collect.proxy import ProxyPolicy, parse_proxy
+    from certdoctor.errors import InputError
+
+    env = {"https_proxy": "http://p:3128", "HTTPS_PROXY": "http://other:1", "HTTP_PROXY": "http://cgi:1"}
+    policy = ProxyPolicy(environ=env)
+    assert policy.for_host("a.example").label == "http://p:3128"  # lower case first
+    assert policy.for_url("http://aia.example/ca.cer") is None  # HTTP_PROXY (upper case) is never read
+    assert ProxyPolicy(environ={"ALL_PROXY": "p:8080"}).for_url("http://x/").label == "http://p:8080"
+    assert ProxyPolicy(environ={"all_proxy": "p"}).for_host("x").port == 1080  # curl's default port
+    no = ProxyPolicy(environ={"https_proxy": "http://p:1", "NO_PROXY": "example.com,10.0.0.0/8, ::1,.corp"})
+    assert no.for_host("example.com") is None and no.for_host("www.example.com") is None
+    assert no.for_host("badexample.com") is not None
+    assert no.for_host("10.1.2.3") is None and no.for_host("11.1.2.3") is not None
+    assert no.for_host("[::1]") is None and no.for_host("a.corp.") is None and no.for_host("corp.example") is not None
+    assert ProxyPolicy(proxy="http://p:1", no_proxy="*", environ={}).for_host("anything") is None
+    assert ProxyPolicy(proxy="http://p:1", no_proxy="", environ={"NO_PROXY": "*"}).for_host("x") is not None
+    assert parse_proxy("http://u%40x:p%3Aw@h:1").url == "http://u%40x:p%3Aw@h:1"
+    with pytest.raises(InputError, match="only http:// proxies"):
+        ProxyPolicy(proxy="socks5://h:1080", environ={})
+    with pytest.raises(InputError, match="HTTPS_PROXY"):
+        ProxyPolicy(environ={"HTTPS_PROXY": "https://h:1"})
+
+
+def test_starttls_through_the_proxy(lab, postfix_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    if TINYPROXY is None:
+        pytest.skip("tinyproxy is not installed (.ci/run installs Debian's tinyproxy)")
+    port = postfix_server.ports[("good-rsa", "starttls")]
+    proxy, proc = _tinyproxy(tmp_path / "tinyproxy", [port])
+    host = lab.endpoints["good-rsa"].hostname
+    try:
+        d = diagnose(
+            f"smtp://{host}:{port}", resolve=["127.0.0.1"], ca_files=[str(lab.root_path)], proxy=proxy.url, timeout=5
+        )
+        assert d.valid and d.ids() == []
+        [endpoint] = d.to_dict()["endpoints"]
+        assert endpoint["proxy"] == proxy.url and endpoint["starttls"]["banner"].startswith("220 mail.certdoctor.test")
+        assert _connects(proxy, port) == 1
+        # curl speaks SMTP through the same tunnel (-p) and agrees
+        curl = subprocess.run(
+            ["curl", "-sS", "--ssl-reqd", "-p", "--proxy", proxy.url, "--cacert", str(lab.root_path),
+             "--connect-to", f"{host}:{port}:127.0.0.1:{port}", "-X", "NOOP", f"smtp://{host}:{port}/"],
+            capture_output=True, text=True, timeout=20,
+        )  # fmt: skip
+        assert curl.returncode == 0, curl.stderr
+        assert _connects(proxy, port) == 2
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

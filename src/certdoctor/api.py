@@ -88,6 +88,8 @@ async def diagnose_async(
     client_cert: str | None = None,
     client_key: str | None = None,
     client_key_password: bytes | None = None,
+    proxy: str | None = None,
+    no_proxy: str | None = None,
     aia_fetcher: Any = None,
     revocation_fetcher: Any = None,
 ) -> Diagnosis:
@@ -110,7 +112,8 @@ async def diagnose_async(
     refusal makes the verdict INVALID, default all; ``deployed``: the certificate files or globs on the server's
     disk, compared with what is served, with ``deployed_password`` for PKCS#12/keystores and ``server_type`` for
     the fix text; ``client_cert``/``client_key``/``client_key_password``: the client certificate sent to servers
-    that ask for one, see :class:`DiagnoseOptions`); the keyword arguments are ignored when
+    that ask for one; ``proxy``/``no_proxy``: the HTTP proxy, by default the environment's, see
+    :class:`DiagnoseOptions`); the keyword arguments are ignored when
     ``options`` is given. ``aia_fetcher`` and
     ``revocation_fetcher`` may be shared across calls to share their caches.
 
@@ -144,6 +147,8 @@ async def diagnose_async(
             client_cert=client_cert,
             client_key=client_key,
             client_key_password=client_key_password,
+            proxy=proxy,
+            no_proxy=no_proxy,
         )
     async with Session(options, aia_fetcher=aia_fetcher, revocation_fetcher=revocation_fetcher) as session:
         tgt, host = session.target_for(

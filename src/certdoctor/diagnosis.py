@@ -150,6 +150,7 @@ class Diagnosis:
                     "elapsed_ms": round(c.elapsed * 1000, 1),
                     "starttls": None if c.starttls is None else c.starttls.to_dict(),
                     "client_auth": None if c.client_auth is None else c.client_auth.to_dict(),
+                    "proxy": c.proxy,
                 }
                 for c in ev.chains
             ],

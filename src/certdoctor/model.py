@@ -19,7 +19,7 @@ from .errors import InputError
 # The kinds that are strings in the JSON vocabulary, as types (a checker catches a misspelt kind).
 ChainErrorKind = Literal[
     "resolve", "connect", "timeout", "handshake", "not-tls", "too-large", "no-certificate", "parse",
-    "starttls-refused", "starttls-protocol", "starttls-timeout",
+    "starttls-refused", "starttls-protocol", "starttls-timeout", "proxy",
 ]  # fmt: skip
 # The protocols whose STARTTLS-style upgrade the collector speaks (certdoctor.collect.starttls).
 StartTlsProtocol = Literal["smtp", "imap", "pop3"]
@@ -200,6 +200,7 @@ class PresentedChain:
     pem_issues: tuple[PemIssue, ...] = ()  # for files: how the file is written
     starttls: StartTls | None = None  # the plaintext phase before TLS, for targets with a ``starttls`` protocol
     client_auth: ClientAuth | None = None  # the server asked for a client certificate (None: it did not)
+    proxy: str | None = None  # the HTTP proxy the connection went through (its URL, without a password)
 
     @property
     def ok(self) -> bool:
@@ -402,6 +403,10 @@ class DiagnoseOptions:
     ``client_cert``: a PEM file with the client certificate to send to servers that ask for one (mutual TLS; its
     intermediates may follow it, and its key too), ``client_key`` its key when in another file,
     ``client_key_password`` the key's password (see :mod:`certdoctor.collect.clientcert`).
+    ``proxy``: the HTTP proxy (``http://[user:password@]host[:port]``) for handshakes and AIA/OCSP/CRL downloads;
+    None: the environment's (``https_proxy``, ``http_proxy``, ``all_proxy``); "": none. ``no_proxy``: the hosts
+    reached directly (curl's ``--noproxy`` list); None: the environment's ``no_proxy``. See
+    :mod:`certdoctor.collect.proxy`.
 
     Raises :class:`certdoctor.errors.InputError` for an impossible value.
     """
@@ -431,6 +436,8 @@ class DiagnoseOptions:
     client_cert: str | None = None
     client_key: str | None = None
     client_key_password: bytes | None = field(default=None, repr=False)
+    proxy: str | None = None
+    no_proxy: str | None = None
 
     def __post_init__(self) -> None:
         if self.max_chain_depth is not None and not (

@@ -491,6 +491,9 @@ class Session(AsyncClosing):
             self.identity = load_client_identity(o.client_cert, o.client_key, o.client_key_password)
         elif o.client_key:
             raise InputError("--client-key goes with --cert FILE (the client certificate)")
+        from .collect.proxy import ProxyPolicy
+
+        self.proxies = ProxyPolicy(o.proxy, o.no_proxy)  # --proxy/--noproxy, else the environment (curl's rules)
         self.deployed = o.deployed
         self.deployed_password = o.deployed_password
         self.server_type = o.server_type
@@ -545,7 +548,9 @@ class Session(AsyncClosing):
         if self._aia_fetcher is None:
             from .collect.aia import AiaFetcher
 
-            self._aia_fetcher = AiaFetcher(timeout=min(self.timeout, 10.0), refuse_private=self.refuse_private)
+            self._aia_fetcher = AiaFetcher(
+                timeout=min(self.timeout, 10.0), refuse_private=self.refuse_private, proxies=self.proxies
+            )
         return self._aia_fetcher
 
     @property
@@ -554,7 +559,7 @@ class Session(AsyncClosing):
             from .collect.revocation import RevocationFetcher
 
             self._revocation_fetcher = RevocationFetcher(
-                timeout=self.revocation_timeout, refuse_private=self.refuse_private
+                timeout=self.revocation_timeout, refuse_private=self.refuse_private, proxies=self.proxies
             )
         return self._revocation_fetcher
 
@@ -639,8 +644,10 @@ class Session(AsyncClosing):
         resolve. ``gate`` is awaited before each connection. ``starttls``: the protocol to upgrade from
         ("smtp", "imap", "pop3"; None: TLS from the first byte)."""
         handshake = _handshake_module()
+        proxy = self.proxies.for_host(host) if self.proxies.active else None
         if not addresses:
-            addresses = await handshake.resolve(host, port, self.timeout)
+            # through a proxy, the proxy resolves the name (CONNECT host:port), as curl does: one connection
+            addresses = [host] if proxy is not None else await handshake.resolve(host, port, self.timeout)
         fetch_chain = handshake.fetch_chain
         if len(addresses) == 1:  # the common case, without gather's tasks
             return [
@@ -653,6 +660,7 @@ class Session(AsyncClosing):
                     gate=gate,
                     starttls=starttls,
                     identity=self.identity,
+                    proxy=proxy,
                 )
             ]
         return list(
@@ -667,6 +675,7 @@ class Session(AsyncClosing):
                         gate=gate,
                         starttls=starttls,
                         identity=self.identity,
+                        proxy=proxy,
                     )
                     for a in addresses
                 )

@@ -41,6 +41,7 @@ _FAMILIES = (
     "endpoints",
     "starttls",
     "clientauth",
+    "proxy",
     "pem",
     "deployed",
 )

@@ -16,13 +16,13 @@ from .common import (
     add_name_option,
     add_output_options,
     add_trust_options,
-    client_cert_fields,
     console,
     diagnose_options,
     fail_on,
     key_password,
     looks_like_file,
     parse_resolve,
+    reach_fields,
     starttls_kwargs,
 )
 
@@ -156,7 +156,7 @@ def request(ns: argparse.Namespace) -> tuple[str | None, dict[str, Any]]:
 
     if ns.server_type and not ns.deployed:
         raise UsageError("--server-type goes with --deployed FILE")
-    client = client_cert_fields(ns)  # before the server key: a --key of the --cert certificate is the client's
+    client = reach_fields(ns)  # before the server key: a --key of the --cert certificate is the client's
     password = key_password(ns, prompt_for=ns.key) if ns.key else None
     if ns.deployed and password is None:
         password = key_password(ns)

@@ -121,6 +121,7 @@ def add_connection_options(p: argparse.ArgumentParser, *, sni: bool = True) -> N
         s.add_argument("--no-sni", action="store_true", help="send no SNI (what very old clients do)")
     add_starttls_option(g)
     add_client_cert_options(g)
+    add_proxy_options(g)
     add_timeout_option(g)
 
 
@@ -141,6 +142,41 @@ def add_client_cert_options(g: Any) -> None:
         "or --password-file). check's --key is the server's key; a --key that belongs to the --cert certificate is "
         "taken as its key, as in curl",
     )
+
+
+def add_proxy_options(g: Any) -> None:
+    """--proxy, --noproxy (curl's)."""
+    g.add_argument(
+        "--proxy",
+        metavar="URL",
+        help="HTTP proxy for the handshake (CONNECT) and the AIA/OCSP/CRL downloads: http://[user:password@]host"
+        "[:port] (port 1080 by default, as curl); '' for none. Default: https_proxy/HTTPS_PROXY, http_proxy "
+        "(downloads of http:// URLs), all_proxy/ALL_PROXY, as curl reads them",
+    )
+    g.add_argument(
+        "--noproxy",
+        metavar="LIST",
+        help="hosts reached directly, comma-separated: names (each with every name below it), IP addresses, CIDR "
+        "ranges, or * for all; replaces no_proxy/NO_PROXY, as curl's --noproxy",
+    )
+
+
+def reach_fields(ns: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`DiagnoseOptions` fields of how servers are reached: the client certificate (see
+    :func:`client_cert_fields`) and the proxy (``proxy``, ``no_proxy``; a bad proxy URL is a UsageError)."""
+    fields = client_cert_fields(ns)
+    for name, dest in (("proxy", "proxy"), ("noproxy", "no_proxy")):
+        value = getattr(ns, name, None)
+        if value is not None:
+            fields[dest] = value
+    if fields.get("proxy") or fields.get("no_proxy") is not None:
+        from ..collect.proxy import ProxyPolicy
+
+        try:
+            ProxyPolicy(fields.get("proxy"), fields.get("no_proxy"))
+        except InputError as exc:
+            raise UsageError(str(exc)) from None
+    return fields
 
 
 def client_cert_fields(ns: argparse.Namespace) -> dict[str, Any]:
@@ -377,7 +413,7 @@ def diagnose_options(ns: argparse.Namespace, **overrides: Any) -> DiagnoseOption
         "aia_timeout": getattr(ns, "aia_timeout", DEFAULT_AIA_TIMEOUT),
         "allow_private_fetch": not getattr(ns, "refuse_private_urls", False),
         "verdict_clients": _union(getattr(ns, "verdict_clients", None)),
-        **client_cert_fields(ns),
+        **reach_fields(ns),
     }
     if fields["ca_bundle"] and fields["trust_stores"]:
         raise UsageError("--ca-bundle replaces the trust stores: give it or --trust-store, not both")

@@ -15,12 +15,12 @@ from .common import (
     add_name_option,
     add_output_options,
     add_trust_options,
-    client_cert_fields,
     console,
     error,
     key_password,
     looks_like_file,
     parse_resolve,
+    reach_fields,
 )
 
 NAME = "fix"
@@ -101,7 +101,7 @@ def run(ns: argparse.Namespace) -> int:
     from ..render import json as render_json
     from ..render.fix_text import render_fix
 
-    client = client_cert_fields(ns)  # a --key of the --cert certificate is the client's, not the server's
+    client = reach_fields(ns)  # a --key of the --cert certificate is the client's, not the server's
     password = key_password(ns, prompt_for=ns.key)
     first = ns.inputs[0]
     if len(ns.inputs) == 1 and not looks_like_file(first) and not os.path.isdir(first):

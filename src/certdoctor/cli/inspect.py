@@ -11,11 +11,11 @@ from .common import (
     add_ca_file_option,
     add_connection_options,
     add_output_options,
-    client_cert_fields,
     console,
     error,
     looks_like_file,
     parse_resolve,
+    reach_fields,
 )
 
 NAME = "inspect"
@@ -74,7 +74,7 @@ def run(ns: argparse.Namespace) -> int:
             timeout=ns.timeout,
             ca_files=ns.ca_file,
             starttls=ns.starttls,
-            client=client_cert_fields(ns),
+            client=reach_fields(ns),
         )
         if result.empty:
             raise CollectError(f"no certificate obtained from {ns.inputs[0]}: {'; '.join(result.errors)}")

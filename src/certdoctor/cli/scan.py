@@ -27,6 +27,7 @@ from .common import (
     add_client_cert_options,
     add_judgement_options,
     add_output_options,
+    add_proxy_options,
     add_starttls_option,
     add_timeout_option,
     add_trust_options,
@@ -103,6 +104,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     connection = p.add_argument_group("connection")
     add_starttls_option(connection)
     add_client_cert_options(connection)
+    add_proxy_options(connection)
     add_timeout_option(connection)
     add_trust_options(p)
     add_judgement_options(p, at_default="when the scan starts, one moment for every target")

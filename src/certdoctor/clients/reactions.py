@@ -327,6 +327,12 @@ REACTIONS: dict[str, dict[str, Reaction]] = {
     "client-certificate-rejected": _every(
         unaffected("about the client certificate given with --cert, not about what a client verifies of the server")
     ),
+    "proxy-failed": _every(
+        unaffected(
+            "about the proxy certdoctor went through (--proxy, https_proxy): a client through the same proxy fails the "
+            "same way, one that does not use it never sees this"
+        )
+    ),
     "endpoints-differ": _every(depends("depends on which address the client connects to")),
     # --- deployment and files ---
     "served-differs-from-expected": _every(

@@ -23,6 +23,7 @@ from ..errors import CollectError
 from ..model import ClientAuth, PresentedChain, StartTls
 from .clientcert import ClientIdentity
 from .pem import load_der_certificate
+from .proxy import MAX_CONNECT_REPLY, Proxy, connect_request, parse_status
 from .starttls import PROTOCOLS, Channel, Upgrade, UpgradeFailed, printable
 
 __all__ = ["ResolveError", "fetch_chain", "resolve"]
@@ -518,6 +519,7 @@ async def fetch_chain(
     gate: Callable[[], Awaitable[None]] | None = None,
     starttls: str | None = None,
     identity: ClientIdentity | None = None,
+    proxy: Proxy | None = None,
 ) -> PresentedChain:
     """Handshake with ``address:port`` and return the certificates it presents; never raises.
 
@@ -537,6 +539,11 @@ async def fetch_chain(
     certificate, or its absence): a server that ends the handshake for that still has its chain collected (it sent
     it before asking), and after a TLS 1.3 handshake the server's first records are waited for (at most
     :data:`CLIENT_AUTH_WAIT` seconds), since there the refusal comes after the client's Finished.
+
+    ``proxy``: an HTTP proxy to open a tunnel through first (CONNECT ``address:port``, where ``address`` may be a
+    host name: the proxy resolves it). A proxy that cannot be reached, refuses the tunnel (407, 403, 502...) or
+    does not answer in HTTP within the timeout and :data:`~certdoctor.collect.proxy.MAX_CONNECT_REPLY` bytes is an
+    ``error_kind`` of "proxy" whose message quotes its status line.
     """
     upgrade = None
     if starttls is not None:
@@ -547,7 +554,17 @@ async def fetch_chain(
     if gate is not None:
         await gate()
     first = await _attempt(
-        address, port, sni, timeout, max_certs, max_bytes, started, legacy=False, upgrade=upgrade, identity=identity
+        address,
+        port,
+        sni,
+        timeout,
+        max_certs,
+        max_bytes,
+        started,
+        legacy=False,
+        upgrade=upgrade,
+        identity=identity,
+        proxy=proxy,
     )
     if first.error_kind != "handshake" or not any(r in (first.error or "") for r in _REFUSALS):
         return first
@@ -557,7 +574,17 @@ async def fetch_chain(
     if gate is not None:
         await gate()
     second = await _attempt(
-        address, port, sni, remaining, max_certs, max_bytes, started, legacy=True, upgrade=upgrade, identity=identity
+        address,
+        port,
+        sni,
+        remaining,
+        max_certs,
+        max_bytes,
+        started,
+        legacy=True,
+        upgrade=upgrade,
+        identity=identity,
+        proxy=proxy,
     )
     if second.error_kind is None or second.error_kind == "no-certificate":
         return second
@@ -565,7 +592,13 @@ async def fetch_chain(
 
 
 def _failure(
-    source: str, host: str, started: float, kind: str, message: str, starttls: StartTls | None = None
+    source: str,
+    host: str,
+    started: float,
+    kind: str,
+    message: str,
+    starttls: StartTls | None = None,
+    proxy: Proxy | None = None,
 ) -> PresentedChain:
     return PresentedChain(
         source=source,
@@ -574,6 +607,7 @@ def _failure(
         error_kind=kind,  # type: ignore[arg-type]
         elapsed=time.perf_counter() - started,
         starttls=starttls,
+        proxy=None if proxy is None else proxy.label,
     )
 
 
@@ -635,6 +669,7 @@ async def _attempt(
     legacy: bool,
     upgrade: Upgrade | None = None,
     identity: ClientIdentity | None = None,
+    proxy: Proxy | None = None,
 ) -> PresentedChain:
     host = _strip_brackets(address.strip())
     source = _source_label(host, port)
@@ -665,16 +700,38 @@ async def _attempt(
         if upgrade is not None:
             channel = Channel(upgrade.name, protocol.write_plain)
             protocol.channel = channel
+        tunnel: Channel | None = None
+        if proxy is not None:  # the CONNECT exchange comes first, on a channel of its own
+            tunnel = Channel("http", protocol.write_plain, max_line=MAX_CONNECT_REPLY, max_bytes=MAX_CONNECT_REPLY)
+            tunnel.stage = "connect"
+            protocol.channel = tunnel
 
         async with asyncio.timeout(timeout):
             try:
-                transport, _ = await loop.create_connection(lambda: protocol, host, port)
+                if proxy is not None:
+                    transport, _ = await loop.create_connection(lambda: protocol, proxy.host, proxy.port)
+                else:
+                    transport, _ = await loop.create_connection(lambda: protocol, host, port)
             except OSError as exc:
+                if proxy is not None:
+                    message = f"cannot connect to the proxy {proxy.label}: {_connect_message(exc)}"
+                    return _failure(source, host, started, "proxy", message, proxy=proxy)
                 if isinstance(exc, TimeoutError):
                     message = "no TCP connection established (connect timed out)"
                     return _failure(source, host, started, "timeout", message)
                 kind = "resolve" if isinstance(exc, socket.gaierror) else "connect"
                 return _failure(source, host, started, kind, _connect_message(exc))
+            if proxy is not None and tunnel is not None:
+                phase = "proxy"
+                refused = await _open_tunnel(protocol, tunnel, host, port, proxy)
+                if refused is not None:
+                    return _failure(source, host, started, "proxy", refused, proxy=proxy)
+                if channel is not None:  # what the server said right after the tunnel opened is its greeting
+                    channel.local_address = tunnel.local_address
+                    channel.feed(tunnel.pending)
+                    protocol.channel = channel
+                else:
+                    protocol.start_tls()
             if upgrade is not None and channel is not None:
                 phase = "starttls"
                 try:
@@ -724,6 +781,7 @@ async def _attempt(
                 ocsp_staple=staple,
                 elapsed=elapsed,
                 starttls=upgraded,
+                proxy=None if proxy is None else proxy.label,
             )
         return PresentedChain(
             source=source,
@@ -737,9 +795,13 @@ async def _attempt(
             elapsed=elapsed,
             starttls=upgraded,
             client_auth=client_auth,
+            proxy=None if proxy is None else proxy.label,
         )
     except TimeoutError:
         seconds = _format_seconds(timeout)
+        if phase == "proxy" and proxy is not None:
+            message = f"the proxy {proxy.label} did not answer CONNECT within {seconds} s"
+            return _failure(source, host, started, "proxy", message, proxy=proxy)
         if phase == "starttls" and upgrade is not None and channel is not None:
             return _failure(source, host, started, *_upgrade_timeout(upgrade, channel, seconds))
         if phase == "connect":
@@ -749,11 +811,52 @@ async def _attempt(
         )
     except Exception as exc:  # defensive: a hostile server must never crash the caller
         message = f"unexpected error during the {phase}: {type(exc).__name__}: {exc}"
-        return _failure(source, host, started, "handshake" if phase == "starttls" else phase, message)
+        kind = phase if phase in ("connect", "handshake", "proxy") else "handshake"
+        return _failure(source, host, started, kind, message)
     finally:
         if conn is not None and _ASKED:
             _ASKED.discard(_ssl_id(conn))
         _close(transport, polite=polite)
+
+
+async def _open_tunnel(protocol: _Handshake, tunnel: Channel, host: str, port: int, proxy: Proxy) -> str | None:
+    """Send CONNECT and read the proxy's reply (status line, headers, blank line); None when the tunnel is open
+    (a 2xx status), else why not, quoting the status line."""
+    authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    protocol.write_plain(connect_request(host, port, proxy))
+    headers_done = False
+    problem = ""
+    try:
+        status_line = await tunnel.readline()
+        if parse_status(status_line) is not None:
+            while await tunnel.readline():
+                pass
+            headers_done = True
+    except UpgradeFailed as exc:
+        if tunnel.last_reply is None:  # not even a status line
+            said = f" (it sent {printable(exc.reply, 80)!r})" if exc.reply else ""
+            if "closed the connection" in str(exc):
+                return f"the proxy {proxy.label} closed the connection before answering CONNECT {authority}{said}"
+            return f"the proxy {proxy.label} did not answer CONNECT {authority} in HTTP: {exc}"
+        problem = str(exc).replace("the server", "it")
+        status_line = tunnel.last_reply if parse_status(tunnel.last_reply) is not None else status_line
+    status = parse_status(status_line)
+    shown = printable(status_line, 200)
+    if status is None:
+        return f"the proxy {proxy.label} answered CONNECT {authority} with {shown!r}, not an HTTP status line"
+    if not 200 <= status < 300:
+        hint = ""
+        if status == 407 or (status == 401 and proxy.authorization is not None):  # tinyproxy says 401 then
+            hint = (
+                " (it wants credentials: give them in the proxy URL, http://user:password@host:port)"
+                if proxy.authorization is None
+                else " (it refused the credentials in the proxy URL)"
+            )
+        return f"the proxy {proxy.label} refused CONNECT {authority}: {shown}{hint}"
+    if not headers_done:
+        said = f"the proxy {proxy.label} answered CONNECT {authority} with {shown!r}"
+        return f"{said} but not a whole HTTP header: {problem}"
+    return None
 
 
 # Seconds to wait, after a TLS 1.3 handshake in which the server asked for a client certificate, for its first
