@@ -935,6 +935,25 @@ def test_proxy_failed_quotes_the_status_line() -> None:
     assert f.rejected_by == ()
 
 
+@covers("key-types-differ")
+def test_key_types_differ_names_the_broken_certificate() -> None:
+    ecdsa = served(LEAF.cert, source=NET, key_type="ECDSA")  # without its intermediate
+    rsa = served(LEAF.cert, CA.cert, source=f"{NET} (RSA)", key_type="RSA", key_type_only=True)  # complete
+    d = judge(evidence(ecdsa, rsa))
+    assert d.ids() == ["missing-intermediate", "key-types-differ"]
+    assert one(d, "missing-intermediate").sources == (NET,)
+    f = one(d, "key-types-differ")
+    assert f.severity is Severity.WARNING and f.sources == (NET, f"{NET} (RSA)") and f.rejected_by == ()
+    assert f.evidence["broken_key_type"] == "ECDSA" and f.evidence["errors"] == {
+        "ECDSA": ["missing-intermediate"],
+        "RSA": [],
+    }
+    # the two certificates of one server are not two addresses
+    assert "endpoints-differ" not in d.ids()
+    # both fine: nothing to say
+    assert judge(evidence(served(LEAF.cert, CA.cert, key_type="ECDSA"), rsa)).ids() == []
+
+
 CA_NAMES = ("CN=Clients CA,O=Unit", "CN=Unit Root")
 
 

@@ -544,3 +544,193 @@ def test_starttls_through_the_proxy(lab, postfix_server, tmp_path: Path) -> None
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+# --- servers with an RSA and an ECDSA certificate: nginx with two ssl_certificate lines ----------------------------
+
+DUAL = "dual.certdoctor.test"
+
+
+@dataclass
+class Dual:
+    ecdsa_broken: int  # TLS 1.2 and 1.3; the ECDSA certificate without its intermediate
+    rsa_broken: int  # the RSA certificate without its intermediate
+    ecdsa_broken_13: int  # TLS 1.3 only: the certificate is chosen by signature algorithms
+    single: int  # one RSA certificate: no second chain
+
+
+@pytest.fixture(scope="module")
+def dual(lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dual]:  # type: ignore[no-untyped-def]
+    if NGINX is None:
+        pytest.skip("nginx is not installed (.ci/run installs Debian's nginx-light)")
+    d = tmp_path_factory.mktemp("dual")
+    rsa_ca, ec_ca = lab.pki.issuers["lab-rsa-ca"].cert, lab.pki.issuers["lab-ecdsa-ca"].cert
+    rsa, rsa_key = lab.pki.issue_leaf(key_name="dual-rsa", dns_names=(DUAL,), common_name=DUAL)
+    ec, ec_key = lab.pki.issue_leaf(
+        key_name="dual-ec", key_kind="ec256", issuer="lab-ecdsa-ca", dns_names=(DUAL,), common_name=DUAL
+    )
+    files = {
+        "rsa-full.pem": cert_pem(rsa) + cert_pem(rsa_ca),
+        "rsa-leaf.pem": cert_pem(rsa),
+        "rsa.key": key_pem(rsa_key),
+        "ec-full.pem": cert_pem(ec) + cert_pem(ec_ca),
+        "ec-leaf.pem": cert_pem(ec),
+        "ec.key": key_pem(ec_key),
+    }
+    for name, data in files.items():
+        (d / name).write_bytes(data)
+    ports = Dual(free_port(), free_port(), free_port(), free_port())
+
+    def server(port: int, rsa_file: str, ec_file: str | None, protocols: str = "TLSv1.2 TLSv1.3") -> str:
+        second = f"ssl_certificate {d / ec_file}; ssl_certificate_key {d / 'ec.key'};" if ec_file else ""
+        return f"""
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        server_name {DUAL};
+        ssl_protocols {protocols};
+        ssl_certificate {d / rsa_file}; ssl_certificate_key {d / "rsa.key"};
+        {second}
+        location / {{ return 200 "dual\\n"; }}
+    }}"""
+
+    prefix = d / "nginx"
+    conf = nginx_conf(
+        prefix,
+        server(ports.ecdsa_broken, "rsa-full.pem", "ec-leaf.pem")
+        + server(ports.rsa_broken, "rsa-leaf.pem", "ec-full.pem")
+        + server(ports.ecdsa_broken_13, "rsa-full.pem", "ec-leaf.pem", "TLSv1.3")
+        + server(ports.single, "rsa-full.pem", None),
+    )
+    proc = start_nginx(NGINX, prefix, conf)
+    try:
+        for port in (ports.ecdsa_broken, ports.rsa_broken, ports.ecdsa_broken_13, ports.single):
+            wait_for_port(port)
+        yield ports
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _dual_check(lab, port: int, **kw: Any) -> Any:  # type: ignore[no-untyped-def]
+    return diagnose(
+        f"{DUAL}:{port}",
+        resolve=["127.0.0.1"],
+        ca_files=[str(lab.root_path)],
+        revocation=False,
+        fetch_aia=False,
+        timeout=5,
+        **kw,
+    )
+
+
+def _dual_curl(lab, port: int, *extra: str) -> int:  # type: ignore[no-untyped-def]
+    return subprocess.run(
+        ["curl", "-sS", "-o", "/dev/null", "--cacert", str(lab.root_path), "--resolve",
+         f"{DUAL}:{port}:127.0.0.1", *extra, f"https://{DUAL}:{port}/"],
+        capture_output=True, text=True, timeout=20,
+    ).returncode  # fmt: skip
+
+
+RSA_ONLY = ("--tls-max", "1.2", "--ciphers", "ECDHE-RSA-AES128-GCM-SHA256")
+ECDSA_ONLY = ("--tls-max", "1.2", "--ciphers", "ECDHE-ECDSA-AES128-GCM-SHA256")
+
+
+def _endpoint_types(d: Any) -> list[tuple[str, str | None, bool, int]]:
+    return [
+        (e["source"], e["key_type"], e["key_type_only"], e["certificates_received"]) for e in d.to_dict()["endpoints"]
+    ]
+
+
+def test_dual_server_with_a_broken_ecdsa_chain(lab, dual: Dual) -> None:  # type: ignore[no-untyped-def]
+    port = dual.ecdsa_broken
+    d = _dual_check(lab, port)
+    src = f"127.0.0.1:{port}"
+    assert _endpoint_types(d) == [(src, "ECDSA", False, 1), (f"{src} (RSA)", "RSA", True, 2)]
+    assert [(f.id, f.severity.value, f.sources) for f in d.findings] == [
+        ("missing-intermediate", "error", (src,)),
+        ("key-types-differ", "warning", (src, f"{src} (RSA)")),
+    ]
+    f = d.findings[1]
+    assert f.evidence == {
+        "address": src,
+        "default_key_type": "ECDSA",
+        "other_key_type": "RSA",
+        "broken_key_type": "ECDSA",
+        "errors": {"ECDSA": ["missing-intermediate"], "RSA": []},
+    }
+    assert "works in one client and not in another" in f.detail
+    assert "clients that offer ECDSA (every current browser" in f.detail
+    assert not d.valid and d.findings[0].rejected_by == ("chrome", "firefox", "safari", "curl", "python", "node",
+                                                         "java", "go", "dotnet")  # fmt: skip
+    # curl agrees: refused by default and offering ECDSA, fine offering only RSA
+    assert _dual_curl(lab, port) == 60
+    assert _dual_curl(lab, port, *ECDSA_ONLY) == 60
+    assert _dual_curl(lab, port, *RSA_ONLY) == 0
+
+
+def test_dual_server_with_a_broken_rsa_chain(lab, dual: Dual) -> None:  # type: ignore[no-untyped-def]
+    port = dual.rsa_broken
+    d = _dual_check(lab, port)
+    src = f"127.0.0.1:{port}"
+    assert _endpoint_types(d) == [(src, "ECDSA", False, 2), (f"{src} (RSA)", "RSA", True, 1)]
+    assert [(f.id, f.sources) for f in d.findings] == [
+        ("missing-intermediate", (f"{src} (RSA)",)),
+        ("key-types-differ", (src, f"{src} (RSA)")),
+    ]
+    f = d.findings[1]
+    assert f.evidence["broken_key_type"] == "RSA" and "clients that offer only RSA" in f.detail
+    assert _dual_curl(lab, port) == 0
+    assert _dual_curl(lab, port, *RSA_ONLY) == 60
+    assert _dual_curl(lab, port, *ECDSA_ONLY) == 0
+
+
+def test_dual_server_speaking_only_tls13(lab, dual: Dual) -> None:  # type: ignore[no-untyped-def]
+    # no TLS 1.2 cipher suite to choose by: the RSA certificate is asked for by signature algorithms
+    d = _dual_check(lab, dual.ecdsa_broken_13)
+    src = f"127.0.0.1:{dual.ecdsa_broken_13}"
+    assert _endpoint_types(d) == [(src, "ECDSA", False, 1), (f"{src} (RSA)", "RSA", True, 2)]
+    assert [e["tls_version"] for e in d.to_dict()["endpoints"]] == ["TLSv1.3", "TLSv1.3"]
+    assert d.ids() == ["missing-intermediate", "key-types-differ"]
+    # openssl s_client offering only RSA signature algorithms gets the RSA chain, and verifies it
+    out = subprocess.run(
+        [OPENSSL or "openssl", "s_client", "-connect", f"127.0.0.1:{dual.ecdsa_broken_13}", "-servername", DUAL,
+         "-tls1_3", "-sigalgs", "rsa_pss_rsae_sha256", "-CAfile", str(lab.root_path), "-verify_return_error"],
+        input="", capture_output=True, text=True, timeout=20,
+    )  # fmt: skip
+    assert (
+        out.returncode == 0
+        and "Verify return code: 0 (ok)" in out.stdout
+        and "Peer signature type: RSA-PSS" in out.stdout
+    )
+
+
+def test_single_certificate_server_and_the_switch(lab, dual: Dual) -> None:  # type: ignore[no-untyped-def]
+    d = _dual_check(lab, dual.single)
+    assert _endpoint_types(d) == [(f"127.0.0.1:{dual.single}", None, False, 2)] and d.valid
+    # --no-all-key-types (scan's default): one handshake, the default certificate only
+    d = _dual_check(lab, dual.ecdsa_broken, all_key_types=False)
+    assert _endpoint_types(d) == [(f"127.0.0.1:{dual.ecdsa_broken}", None, False, 1)]
+    assert d.ids() == ["missing-intermediate"]
+
+
+def test_scan_asks_for_both_key_types_only_when_told(lab, dual: Dual, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    targets = tmp_path / "targets.txt"
+    targets.write_text(f"{DUAL}:{dual.ecdsa_broken},addr=127.0.0.1\n")
+    common = ["scan", str(targets), "--ca-file", str(lab.root_path), "--no-revocation", "--no-aia", "--jsonl", "-q"]
+    assert main(common) == 1
+    [record] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(record["endpoints"]) == 1 and "key-types-differ" not in json.dumps(record["findings"])
+    assert main([*common, "--all-key-types"]) == 1
+    [record] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [e["source"] for e in record["endpoints"]] == [
+        f"127.0.0.1:{dual.ecdsa_broken}",
+        f"127.0.0.1:{dual.ecdsa_broken} (RSA)",
+    ]
+    assert "key-types-differ" in json.dumps(record["findings"])
+    # check: on by default, --no-all-key-types turns it off
+    target = f"{DUAL}:{dual.ecdsa_broken}"
+    check = ["check", target, "--resolve", f"{target}:127.0.0.1", "--ca-file", str(lab.root_path), "--no-revocation"]
+    assert main([*check, "--json"]) == 1
+    assert len(json.loads(capsys.readouterr().out)["endpoints"]) == 2
+    assert main([*check, "--json", "--no-all-key-types"]) == 1
+    assert len(json.loads(capsys.readouterr().out)["endpoints"]) == 1

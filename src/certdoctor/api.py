@@ -90,6 +90,7 @@ async def diagnose_async(
     client_key_password: bytes | None = None,
     proxy: str | None = None,
     no_proxy: str | None = None,
+    all_key_types: bool = True,
     aia_fetcher: Any = None,
     revocation_fetcher: Any = None,
 ) -> Diagnosis:
@@ -113,7 +114,8 @@ async def diagnose_async(
     disk, compared with what is served, with ``deployed_password`` for PKCS#12/keystores and ``server_type`` for
     the fix text; ``client_cert``/``client_key``/``client_key_password``: the client certificate sent to servers
     that ask for one; ``proxy``/``no_proxy``: the HTTP proxy, by default the environment's, see
-    :class:`DiagnoseOptions`); the keyword arguments are ignored when
+    :class:`DiagnoseOptions`; ``all_key_types``: also collect the other certificate of a server with an RSA and
+    an ECDSA one); the keyword arguments are ignored when
     ``options`` is given. ``aia_fetcher`` and
     ``revocation_fetcher`` may be shared across calls to share their caches.
 
@@ -149,6 +151,7 @@ async def diagnose_async(
             client_key_password=client_key_password,
             proxy=proxy,
             no_proxy=no_proxy,
+            all_key_types=all_key_types,
         )
     async with Session(options, aia_fetcher=aia_fetcher, revocation_fetcher=revocation_fetcher) as session:
         tgt, host = session.target_for(

@@ -201,6 +201,11 @@ class PresentedChain:
     starttls: StartTls | None = None  # the plaintext phase before TLS, for targets with a ``starttls`` protocol
     client_auth: ClientAuth | None = None  # the server asked for a client certificate (None: it did not)
     proxy: str | None = None  # the HTTP proxy the connection went through (its URL, without a password)
+    # A server with both an RSA and an ECDSA certificate (both collected, see DiagnoseOptions.all_key_types): the
+    # key type of this chain's leaf ("RSA", "ECDSA"), and whether it was obtained offering only that key type (the
+    # other certificate, whose source is labelled "ADDRESS:PORT (RSA)"); None/False for a server with one
+    key_type: str | None = None
+    key_type_only: bool = False
 
     @property
     def ok(self) -> bool:
@@ -407,6 +412,9 @@ class DiagnoseOptions:
     None: the environment's (``https_proxy``, ``http_proxy``, ``all_proxy``); "": none. ``no_proxy``: the hosts
     reached directly (curl's ``--noproxy`` list); None: the environment's ``no_proxy``. See
     :mod:`certdoctor.collect.proxy`.
+    ``all_key_types``: after a handshake that got an RSA (or ECDSA) leaf, one more offering only ECDSA (or RSA)
+    cipher suites and signature algorithms, to collect and judge the other certificate of a server that has both
+    (one more connection per address; a server with one certificate refuses it at once).
 
     Raises :class:`certdoctor.errors.InputError` for an impossible value.
     """
@@ -438,6 +446,7 @@ class DiagnoseOptions:
     client_key_password: bytes | None = field(default=None, repr=False)
     proxy: str | None = None
     no_proxy: str | None = None
+    all_key_types: bool = True
 
     def __post_init__(self) -> None:
         if self.max_chain_depth is not None and not (

@@ -42,6 +42,7 @@ _FAMILIES = (
     "starttls",
     "clientauth",
     "proxy",
+    "keytypes",
     "pem",
     "deployed",
 )

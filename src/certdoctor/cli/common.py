@@ -122,6 +122,7 @@ def add_connection_options(p: argparse.ArgumentParser, *, sni: bool = True) -> N
     add_starttls_option(g)
     add_client_cert_options(g)
     add_proxy_options(g)
+    add_key_types_option(g, default=True)
     add_timeout_option(g)
 
 
@@ -161,10 +162,28 @@ def add_proxy_options(g: Any) -> None:
     )
 
 
+def add_key_types_option(g: Any, *, default: bool) -> None:
+    """--all-key-types / --no-all-key-types (on by default for check, inspect and fix; off for scan)."""
+    g.add_argument(
+        "--all-key-types",
+        action=argparse.BooleanOptionalAction,
+        default=default,
+        help="after the handshake, one more offering only the other key type (RSA or ECDSA), to collect and judge "
+        "both certificates of a server that has both (default: "
+        + (
+            "on; --no-all-key-types saves that connection)"
+            if default
+            else "off for scan: one more connection per address)"
+        ),
+    )
+
+
 def reach_fields(ns: argparse.Namespace) -> dict[str, Any]:
     """The :class:`DiagnoseOptions` fields of how servers are reached: the client certificate (see
     :func:`client_cert_fields`) and the proxy (``proxy``, ``no_proxy``; a bad proxy URL is a UsageError)."""
     fields = client_cert_fields(ns)
+    if getattr(ns, "all_key_types", None) is not None:
+        fields["all_key_types"] = ns.all_key_types
     for name, dest in (("proxy", "proxy"), ("noproxy", "no_proxy")):
         value = getattr(ns, name, None)
         if value is not None:

@@ -26,6 +26,7 @@ from .common import (
     UsageError,
     add_client_cert_options,
     add_judgement_options,
+    add_key_types_option,
     add_output_options,
     add_proxy_options,
     add_starttls_option,
@@ -105,6 +106,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_starttls_option(connection)
     add_client_cert_options(connection)
     add_proxy_options(connection)
+    add_key_types_option(connection, default=False)
     add_timeout_option(connection)
     add_trust_options(p)
     add_judgement_options(p, at_default="when the scan starts, one moment for every target")

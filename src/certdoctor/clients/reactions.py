@@ -334,6 +334,12 @@ REACTIONS: dict[str, dict[str, Reaction]] = {
         )
     ),
     "endpoints-differ": _every(depends("depends on which address the client connects to")),
+    "key-types-differ": _every(
+        unaffected(
+            "which certificate a client gets depends on the key types it offers; the broken chain's own findings say "
+            "which clients refuse it"
+        )
+    ),
     # --- deployment and files ---
     "served-differs-from-expected": _every(
         unaffected("--expect compares what is served with what you meant to deploy; clients only see the former")

@@ -209,7 +209,17 @@ _REFUSALS = (
     "reset during the TLS handshake",
     "without answering the ClientHello",
 )
-_contexts: dict[tuple[bool, str | None], SSL.Context] = {}
+_contexts: dict[tuple[bool, str | None, str | None], SSL.Context] = {}
+
+# Offering only one key type, to collect each certificate of a server that has an RSA and an ECDSA one: in TLS 1.2
+# the cipher suites' authentication (OpenSSL's aRSA/aECDSA groups); a server that speaks only TLS 1.3 picks its
+# certificate by the signature algorithms offered (RFC 8446 §4.2.3), so the "…13" variants offer those instead.
+RESTRICTIONS = {
+    "rsa": (b"aRSA:@SECLEVEL=0", None),
+    "ecdsa": (b"aECDSA:@SECLEVEL=0", None),
+    "rsa13": (None, b"rsa_pss_rsae_sha256:rsa_pss_rsae_sha384:rsa_pss_rsae_sha512:RSA+SHA256:RSA+SHA384:RSA+SHA512"),
+    "ecdsa13": (None, b"ECDSA+SHA256:ECDSA+SHA384:ECDSA+SHA512"),
+}
 
 
 # The servers that asked for a client certificate: OpenSSL calls the certificate callback (SSL_CTX_set_cert_cb) on a
@@ -233,10 +243,12 @@ def _ssl_id(conn: SSL.Connection) -> int:
     return int(_ffi.cast("uintptr_t", conn._ssl)) if _cert_callback is not None else 0
 
 
-def _client_context(legacy: bool = False, identity: ClientIdentity | None = None) -> SSL.Context:
+def _client_context(
+    legacy: bool = False, identity: ClientIdentity | None = None, restrict: str | None = None
+) -> SSL.Context:
     """The process-wide client context (building one per handshake would dominate bulk scans), one per client
-    certificate (``identity``: sent when a server asks for one)."""
-    key = (legacy, None if identity is None else identity.fingerprint)
+    certificate (``identity``: sent when a server asks for one) and key-type restriction (see RESTRICTIONS)."""
+    key = (legacy, None if identity is None else identity.fingerprint, restrict)
     ctx = _contexts.get(key)
     if ctx is None:
         ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
@@ -249,6 +261,15 @@ def _client_context(legacy: bool = False, identity: ClientIdentity | None = None
             ctx.set_ocsp_client_callback(_on_ocsp_staple)
         if _cert_callback is not None:
             _lib.SSL_CTX_set_cert_cb(ctx._context, _cert_callback, _ffi.NULL)
+        if restrict is not None:
+            ciphers, sigalgs = RESTRICTIONS[restrict]
+            if ciphers is not None:
+                ctx.set_cipher_list(ciphers)
+                ctx.set_max_proto_version(SSL.TLS1_2_VERSION)
+            else:
+                ctx.set_min_proto_version(SSL.TLS1_3_VERSION)
+                if _lib.SSL_CTX_set1_sigalgs_list(ctx._context, sigalgs) != 1:
+                    raise ValueError(f"OpenSSL refuses the signature algorithms {sigalgs!r}")
         if identity is not None:
             ctx.use_certificate(identity.cert)
             for extra in identity.certs[1:]:
@@ -520,6 +541,7 @@ async def fetch_chain(
     starttls: str | None = None,
     identity: ClientIdentity | None = None,
     proxy: Proxy | None = None,
+    restrict: str | None = None,
 ) -> PresentedChain:
     """Handshake with ``address:port`` and return the certificates it presents; never raises.
 
@@ -544,6 +566,8 @@ async def fetch_chain(
     host name: the proxy resolves it). A proxy that cannot be reached, refuses the tunnel (407, 403, 502...) or
     does not answer in HTTP within the timeout and :data:`~certdoctor.collect.proxy.MAX_CONNECT_REPLY` bytes is an
     ``error_kind`` of "proxy" whose message quotes its status line.
+
+    ``restrict``: offer only one key type (a key of :data:`RESTRICTIONS`), with no legacy retry.
     """
     upgrade = None
     if starttls is not None:
@@ -565,7 +589,10 @@ async def fetch_chain(
         upgrade=upgrade,
         identity=identity,
         proxy=proxy,
+        restrict=restrict,
     )
+    if restrict is not None:
+        return first
     if first.error_kind != "handshake" or not any(r in (first.error or "") for r in _REFUSALS):
         return first
     remaining = timeout - (time.perf_counter() - started)
@@ -670,6 +697,7 @@ async def _attempt(
     upgrade: Upgrade | None = None,
     identity: ClientIdentity | None = None,
     proxy: Proxy | None = None,
+    restrict: str | None = None,
 ) -> PresentedChain:
     host = _strip_brackets(address.strip())
     source = _source_label(host, port)
@@ -686,7 +714,7 @@ async def _attempt(
     upgraded: StartTls | None = None
     loop = asyncio.get_running_loop()
     try:
-        conn = SSL.Connection(_client_context(legacy, identity), None)
+        conn = SSL.Connection(_client_context(legacy, identity, restrict), None)
         state = None
         if not _NATIVE:
             state = _ConnState()
