@@ -682,14 +682,15 @@ class Session(AsyncClosing):
             if not self.all_key_types or kind is None:
                 return [chain]
             # the other certificate of a server with both an RSA and an ECDSA one: offer only the other key type
-            # (TLS 1.2 cipher suites; TLS 1.3 signature algorithms for a server that speaks only TLS 1.3)
+            # (TLS 1.2 cipher suites; TLS 1.3 signature algorithms for a server that refuses TLS 1.2: one that
+            # speaks it and refuses the cipher suites has one certificate, and costs no third connection)
             other_kind = "ECDSA" if kind == "RSA" else "RSA"
             restrict = other_kind.lower()
             timeout = min(self.timeout, OTHER_KEY_TYPE_TIMEOUT)
             kw: dict[str, Any] = {"max_certs": MAX_CHAIN, "gate": gate, "starttls": starttls}
             kw.update(identity=self.identity, proxy=proxy)
             other = await fetch_chain(address, port, sni, timeout, restrict=restrict, **kw)
-            if not other.ok and chain.tls_version == "TLSv1.3" and other.error_kind == "handshake":
+            if not other.ok and chain.tls_version == "TLSv1.3" and "protocol version" in (other.error or ""):
                 other = await fetch_chain(address, port, sni, timeout, restrict=restrict + "13", **kw)
             if leaf_key_type(other) != other_kind or other.certs[0] == chain.certs[0]:
                 return [chain]  # one certificate (the server refused, or sent the same one)
