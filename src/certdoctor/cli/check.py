@@ -39,6 +39,8 @@ examples:
   certdoctor check smtp://mail.example.com:587          # STARTTLS first (also imap://, pop3://, --starttls)
   certdoctor check api.example.com --resolve api.example.com:443:10.0.0.5,10.0.0.6
   certdoctor check internal.corp:443 --ca-file corp-root.pem
+  certdoctor check api.internal:8443 --cert client.pem --key client.key   # mutual TLS, as curl takes them
+  certdoctor check api.example.com --proxy http://proxy.corp:3128        # or https_proxy / NO_PROXY
   certdoctor check api.example.com --at 2027-01-01      # will it still work then?
   certdoctor check api.example.com --for java,go        # INVALID only if Java or Go refuses it
   certdoctor check api.example.com --expect /etc/nginx/certs/fullchain.pem
