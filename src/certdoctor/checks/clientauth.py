@@ -19,7 +19,9 @@ _SHOWN_NAMES = 5
 
 
 def _asked(ctx: TargetContext) -> Iterator[PresentedChain]:
-    return (c for c in ctx.evidence.chains if c.client_auth is not None)
+    """The sources whose server asked for a client certificate (a dual server's second certificate, obtained on
+    another connection to the same address, is not asked about twice)."""
+    return (c for c in ctx.evidence.chains if c.client_auth is not None and not c.key_type_only)
 
 
 def _names(chain: PresentedChain) -> str:
