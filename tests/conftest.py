@@ -90,9 +90,16 @@ def new_context(chromium: Browser) -> Iterator[Any]:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Print the real-client conformance matrix (written by test_clients_real) at the end of the run."""
+    """Print the real-client conformance matrix (written by test_clients_real) at the end of the run, and where
+    the dashboard's screenshots went (test_dashboard_browser)."""
+    import sys
+
     from test_clients_real import ARTIFACT, written_this_session
 
     if written_this_session() and ARTIFACT.exists():
         terminalreporter.section("client predictions vs real clients")
         terminalreporter.write(ARTIFACT.read_text(encoding="utf-8"))
+    dashboard = sys.modules.get("test_dashboard_browser")
+    if dashboard is not None and dashboard.SCREENSHOTS:
+        terminalreporter.section("dashboard screenshots")
+        terminalreporter.write_line(f"{len(dashboard.SCREENSHOTS)} written to {dashboard.artifacts_dir()}")
