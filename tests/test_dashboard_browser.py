@@ -13,7 +13,9 @@ each view go to ``$CERTDOCTOR_ARTIFACTS`` (default ``artifacts/dashboard/`` in t
 
 from __future__ import annotations
 
+import csv
 import importlib.util
+import io
 import os
 import re
 import signal
@@ -347,7 +349,12 @@ def test_the_fleet_page_lists_every_target_with_its_status(fleet: Fleet, view: W
     assert page.locator("#result-count").inner_text().strip() == f"{len(fleet.ids)} targets"
     counts = {k: int(page.locator(f'#summary [data-count="{k}"]').inner_text()) for k in STATUS_TEXT}
     assert counts == {k: sum(1 for s in listed.values() if s == k) for k in STATUS_TEXT}
-    assert page.locator('a#csv[href^="/fleet.csv"]').count() == 1
+    csv_link = page.locator('a#csv[href^="/fleet.csv"]')
+    assert csv_link.count() == 1
+    export = page.request.get(fleet.url + (csv_link.get_attribute("href") or ""))
+    assert export.status == 200 and export.headers["content-type"].startswith("text/csv")
+    records = list(csv.reader(io.StringIO(export.text())))
+    assert len(records) == 1 + len(fleet.ids)  # a header, then every target of the filter (all pages)
     view.assert_clean()
 
 
