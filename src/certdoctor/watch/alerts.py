@@ -45,7 +45,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..errors import InputError
-from . import forecasting
+from . import forecasting, pgbulk
 from . import tables as t
 from .condition import Condition
 from .events import Event
@@ -541,14 +541,20 @@ def evaluate(
             told = [i for i in chunk if resolved[i] is not None]
             for fresh in conn.execute(sa.select(a).where(a.c.id.in_(told)).order_by(a.c.id)) if told else ():
                 resolved[fresh.id].alerts.append(_alert_dict(fresh, "resolved"))  # type: ignore[union-attr]
-        if refreshed:
+        postgres = conn.dialect.name == "postgresql"
+        if refreshed and postgres:  # one statement of arrays (see pgbulk)
+            changed = [{"id": r["alert_id"], "detail": r["new_detail"], "summary": r["new_summary"]} for r in refreshed]
+            pgbulk.update(conn, a, "id", changed)
+        elif refreshed:
             conn.execute(
                 sa.update(a)
                 .where(a.c.id == sa.bindparam("alert_id"))
                 .values(detail=sa.bindparam("new_detail"), summary=sa.bindparam("new_summary")),
                 refreshed,
             )
-        if new_open:
+        if new_open and postgres:
+            pgbulk.insert(conn, a, new_open)
+        elif new_open:
             conn.execute(sa.insert(a).returning(a.c.id), new_open).close()  # many rows per statement
         # firing (never notified) and repeats, across every target
         specs = {r.id: r for r in conn.execute(sa.select(t.targets.c.id, t.targets.c.spec, t.targets.c.labels))}
@@ -585,7 +591,11 @@ def evaluate(
                 )
             )
             msg.alerts.append(_alert_dict(row, status))
-        if sent:  # one statement for all (a round trip per alert was most of a first pass on PostgreSQL)
+        if sent and postgres:  # one statement for all (a round trip per alert was most of a first pass)
+            pgbulk.update(
+                conn, a, "id", [{"id": r["alert_id"], "notified": r["times"], "last_notified_at": moment} for r in sent]
+            )
+        elif sent:
             conn.execute(
                 sa.update(a)
                 .where(a.c.id == sa.bindparam("alert_id"))

@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from . import pgbulk
 from . import tables as t
 from .clock import utc
 from .events import FirstBreak
@@ -84,13 +85,14 @@ def upsert(conn: Connection, rows: Mapping[int, ForecastRow]) -> None:
         for tid, r in rows.items()
     ]
     dialect = conn.dialect.name
-    if dialect in ("postgresql", "sqlite"):
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
+    columns = ("computed_at", "chain_key", "until", "first_break", "breaks")
+    if dialect == "postgresql":  # one statement of arrays whatever the batch (see pgbulk)
+        pgbulk.insert(conn, f, values, conflict=("target_id",), update=columns)
+        return
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+
         stmt = insert(f)
-        columns = ("computed_at", "chain_key", "until", "first_break", "breaks")
         upsert_stmt = stmt.on_conflict_do_update(
             index_elements=["target_id"], set_={c: stmt.excluded[c] for c in columns}
         ).returning(f.c.target_id)  # RETURNING: many rows per statement (SQLAlchemy's insertmanyvalues)

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ..errors import CollectError, InputError
 from ..scan.targets import BadLine, ScanTarget, lines_of, parse_line, read_targets
-from . import forecast_rows
+from . import forecast_rows, pgbulk
 from . import tables as t
 from .clock import now, utc
 from .events import Endpoint, Event, FirstBreak, Snapshot, derive
@@ -77,7 +77,10 @@ def create_engine(url: str) -> Engine:
         except OSError as exc:
             raise InputError(f"cannot create the watch database's folder {folder}: {exc.strerror or exc}") from None
     try:
-        engine = sa.create_engine(parsed, insertmanyvalues_page_size=INSERT_PAGE)
+        options: dict[str, Any] = {"insertmanyvalues_page_size": INSERT_PAGE}
+        if parsed.get_backend_name() == "postgresql":
+            options["paramstyle"] = "format"
+        engine = sa.create_engine(parsed, **options)
     except ModuleNotFoundError as exc:
         extra = " (pip install 'certdoctor[postgres]')" if parsed.get_backend_name() == "postgresql" else ""
         raise InputError(f"no driver for {parsed.drivername}: {exc}{extra}") from None
@@ -500,20 +503,29 @@ class Store:
                 }
                 for obs, _ in items
             ]
-            ids = list(conn.execute(sa.insert(o).returning(o.c.id, sort_by_parameter_order=True), rows).scalars())
+            postgres = conn.dialect.name == "postgresql"
+            if postgres:  # ids from the sequence, then one statement of arrays per table (see pgbulk)
+                ids = pgbulk.next_ids(conn, o, len(rows))
+                pgbulk.insert(conn, o, [{"id": i, **r} for i, r in zip(ids, rows, strict=True)])
+            else:
+                ids = list(conn.execute(sa.insert(o).returning(o.c.id, sort_by_parameter_order=True), rows).scalars())
             endpoints = [
                 {"observation_id": obs_id, "address": p.address, "ok": p.ok, "error": p.error, "chain": list(p.chain)}
                 for obs_id, (obs, _) in zip(ids, items, strict=True)
                 for p in obs.endpoints
             ]
-            if endpoints:  # RETURNING: SQLAlchemy then sends many rows per INSERT (see _many)
+            if endpoints and postgres:
+                pgbulk.insert(conn, e, endpoints)
+            elif endpoints:  # RETURNING: SQLAlchemy then sends many rows per INSERT (see _many)
                 _many(conn, sa.insert(e).returning(e.c.id), endpoints)
             events = [
                 {"target_id": obs.target_id, "observation_id": obs_id, "at": obs.at, "kind": k, "detail": d}
                 for obs_id, (obs, _), made in zip(ids, items, all_events, strict=True)
                 for k, d in made
             ]
-            if events:
+            if events and postgres:
+                pgbulk.insert(conn, t.events, events)
+            elif events:
                 _many(conn, sa.insert(t.events).returning(t.events.c.id), events)
             pointers = [
                 {"tid": obs.target_id, "oid": obs_id, "due": due}
@@ -521,17 +533,12 @@ class Store:
                 if due is not None
             ]
             forecast_rows.upsert(conn, forecasts)
-            if pointers and conn.dialect.name == "postgresql":  # one UPDATE … FROM (VALUES …) for the batch
-                rows_v = sa.values(
-                    sa.column("tid", sa.Integer),
-                    sa.column("oid", sa.BigInteger),
-                    sa.column("due", t.Time),
-                    name="batch",
-                ).data([(p["tid"], p["oid"], p["due"]) for p in pointers])
-                conn.execute(
-                    sa.update(t.targets)
-                    .where(t.targets.c.id == rows_v.c.tid)
-                    .values(last_observation_id=rows_v.c.oid, next_due=rows_v.c.due)
+            if pointers and postgres:  # one UPDATE … FROM unnest(…) for the batch
+                pgbulk.update(
+                    conn,
+                    t.targets,
+                    "id",
+                    [{"id": p["tid"], "last_observation_id": p["oid"], "next_due": p["due"]} for p in pointers],
                 )
             elif pointers:  # SQLite: a statement per row costs microseconds (no round trip)
                 conn.execute(
