@@ -57,9 +57,14 @@ def postgres_url(postgres_server: PostgresServer) -> str:
     return postgres_server.url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
-    """Debian's Chromium, headless, driven by Playwright (tests/browser.py), started once per test session.
+    """Debian's Chromium, headless, driven by Playwright (tests/browser.py), started once per test module.
+
+    Not once per session: while Playwright's sync API is started it keeps an asyncio loop running in this
+    thread, and code that refuses to run inside one (``diagnose()``) would fail in every later module. A module
+    that uses it must not call such code (a session fixture such as ``lab`` is set up before it when a test
+    names that fixture first).
 
     Skipped with the reason when Playwright or /usr/bin/chromium is missing, except under CI=true, where that is
     a failure (.ci/run installs both)."""
