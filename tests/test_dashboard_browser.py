@@ -51,6 +51,8 @@ TOKEN = "browser-test-token-3f9a"
 PATIENCE = 90.0  # seconds a wait gives the daemon before the test fails (not a timing assertion)
 STATUS_TEXT = {"broken": "broken", "expiring": "breaks soon", "ok": "ok", "unreachable": "unreachable"}
 STATUS_TEXT["unchecked"] = "never checked"
+SORT_KEYS = ("urgency", "target", "status", "subject", "issuer", "key_type", "not_after", "days_left")
+SORT_KEYS += ("rejected_by", "checked_at")
 WATCHED = [s.name for s in SCENARIOS if not s.hostile] + ["evil-fields"]
 DOWN = "down"  # the name of the target on a port where nothing listens
 EVIL_TEXTS = ('"><img src=x onerror=alert(1)>', "<script>alert(2)</script>")  # evil-fields' SANs (lab/scenarios.py)
@@ -346,6 +348,13 @@ def test_the_fleet_page_lists_every_target_with_its_status(fleet: Fleet, view: W
         row = page.locator(f'#fleet tbody tr[data-target-id="{target_id}"]')
         assert STATUS_TEXT[st] in row.locator('td[data-col="status"]').inner_text()  # text, not colour alone
         assert expected[target_id].target in row.locator('td[data-col="target"]').inner_text()
+    columns = ("target", "status", "subject", "issuer", "not_after", "days_left", "rejected_by", "checked_at", "labels")
+    for column in columns:
+        assert page.locator(f'#fleet tbody tr[data-target-id] td[data-col="{column}"]').count() == len(listed), column
+    sort_keys = page.locator('#fleet thead th[scope="col"][data-sort]').evaluate_all(
+        "all => all.map(th => th.getAttribute('data-sort'))"
+    )
+    assert {"target", "status", "days_left"} <= set(sort_keys) <= set(SORT_KEYS), sort_keys
     assert page.locator("#result-count").inner_text().strip() == f"{len(fleet.ids)} targets"
     counts = {k: int(page.locator(f'#summary [data-count="{k}"]').inner_text()) for k in STATUS_TEXT}
     assert counts == {k: sum(1 for s in listed.values() if s == k) for k in STATUS_TEXT}
@@ -488,6 +497,18 @@ def test_a_target_page_shows_findings_clients_history_and_the_diagnosis(fleet: F
     page.locator("#diagnosis[data-loaded]").wait_for(timeout=60_000)
     assert page.goto(f"{fleet.url}/targets/999999").status == 404  # type: ignore[union-attr]
     view.errors[:] = [e for e in view.errors if "404" not in e]  # the browser logs the 404 it was asked for
+    view.assert_clean()
+
+
+def test_the_forecast_lists_upcoming_expiries_of_the_label_asked_for(fleet: Fleet, view: Watched) -> None:
+    """Every lab leaf expires within 90 days (90-day certificates): the clean group's are listed, the expired
+    scenario (group=defect, already expired) is not."""
+    page = view.page
+    answer = page.goto(fleet.url + "/forecast?days=90&label=group=clean")
+    assert answer is not None and answer.status == 200
+    text = page.locator("main").inner_text()
+    assert "good-rsa.certdoctor.test" in text and "good-ecdsa.certdoctor.test" in text
+    assert "expired.certdoctor.test" not in text and "evil-fields.certdoctor.test" not in text
     view.assert_clean()
 
 
