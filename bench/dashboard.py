@@ -6,8 +6,9 @@
    observation whole (endpoints, chain, findings, clients, forecast).
 2. **Fill**: adds N targets (10,000 by default) to the measured store — the seed scenarios' servers under
    distinct names (``name=tN.SCENARIO.bench``), labels ``team=`` (20 values) and ``env=`` (prod/staging) — and
-   records one copy of a seed observation per target with :meth:`certdoctor.watch.store.Store.record_many` (the
-   certificates are stored once), each next check a day away, so that the daemon checks nothing meanwhile.
+   records one copy of a seed observation per target with :meth:`certdoctor.watch.store.Store.record_many`, each
+   with a leaf certificate of its own (the seed's, reissued: see :class:`Reissuer`; ``--shared-leaves``: the
+   seed's own), each next check a day away, so that the daemon checks nothing meanwhile.
 3. **Serve**: ``certdoctor watch serve`` on that store, on a free loopback port, read-only (no token).
 4. **Measure** in Debian's Chromium under Playwright (tests/browser.py: no browser download): the fleet page's
    first contentful paint (``performance.getEntriesByType('paint')``, relative to the navigation's start, so
@@ -52,7 +53,7 @@ import browser  # noqa: E402
 from certdoctor.lab import Lab  # noqa: E402
 from certdoctor.model import DiagnoseOptions  # noqa: E402
 from certdoctor.watch import Store  # noqa: E402
-from certdoctor.watch.runner import run_pass  # noqa: E402
+from certdoctor.watch.runner import _describe, run_pass  # noqa: E402
 from certdoctor.watch.store import Observation, now  # noqa: E402
 
 SEEDS = (  # lab scenarios checked for real; their observations are copied to the fleet, in this rotation
@@ -111,8 +112,53 @@ def seed(lab: Lab, workdir: Path) -> dict[str, Observation]:
     return {added[i]: obs for i, obs in got.items()}
 
 
-def fill(url: str, lab: Lab, seeds: dict[str, Observation], count: int) -> dict[str, Any]:
-    """Add ``count`` targets and record a copy of a seed observation for each; returns timings and counts."""
+class Reissuer:
+    """Gives a copy of a seed observation a leaf certificate of its own: the seed leaf's subject, issuer name,
+    key, validity and extensions, its SANs with the target's own name first and a serial of its own, signed by a
+    bench key (nothing verifies it: the store and the fleet index only describe it). 10,000 targets then mean
+    10,000 certificates for the index to parse, as in a real inventory."""
+
+    def __init__(self) -> None:
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        self.leaves: dict[str, Any] = {}  # seed leaf SHA-256 -> parsed certificate
+
+    def __call__(self, obs: Observation, n: int, name: str) -> Observation:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes
+
+        old = next((c for c in obs.certificates if c.sha256 == obs.leaf_sha256), None)
+        if old is None:  # unreachable: nothing to reissue
+            return obs
+        seed = self.leaves.get(old.sha256)
+        if seed is None:
+            seed = self.leaves[old.sha256] = x509.load_der_x509_certificate(old.der)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(seed.subject)
+            .issuer_name(seed.issuer)
+            .public_key(seed.public_key())
+            .serial_number(n + 1)
+            .not_valid_before(seed.not_valid_before_utc)
+            .not_valid_after(seed.not_valid_after_utc)
+        )
+        for ext in seed.extensions:
+            value = ext.value
+            if isinstance(value, x509.SubjectAlternativeName):
+                value = x509.SubjectAlternativeName([x509.DNSName(name), *value])
+            builder = builder.add_extension(value, ext.critical)
+        row = _describe(builder.sign(self.key, hashes.SHA256()))
+        endpoints = tuple(
+            replace(e, chain=tuple(row.sha256 if c == old.sha256 else c for c in e.chain)) for e in obs.endpoints
+        )
+        others = tuple(c for c in obs.certificates if c.sha256 != old.sha256)
+        return replace(obs, leaf_sha256=row.sha256, certificates=(row, *others), endpoints=endpoints)
+
+
+def fill(url: str, lab: Lab, seeds: dict[str, Observation], count: int, distinct: bool = True) -> dict[str, Any]:
+    """Add ``count`` targets and record a copy of a seed observation for each (with a leaf of its own when
+    ``distinct``); returns timings and counts."""
     began = time.perf_counter()
     names = list(seeds)
     specs = [spec(lab, names[i % len(names)], f"t{i}.{names[i % len(names)]}.bench") for i in range(count)]
@@ -120,18 +166,20 @@ def fill(url: str, lab: Lab, seeds: dict[str, Observation], count: int) -> dict[
     for i in range(count):
         groups.setdefault((f"t{i % 20}", "prod" if i % 3 else "staging"), []).append(i)
     with Store(url) as store:
-        ids: list[tuple[int, str]] = []
+        ids: list[tuple[int, int]] = []  # (target id, index of its spec)
         for (team, env), members in groups.items():
             added = store.add([specs[i] for i in members], labels={"team": team, "env": env})
-            ids += [(target.id, names[i % len(names)]) for i, (target, _) in zip(members, added, strict=True)]
+            ids += [(target.id, i) for i, (target, _) in zip(members, added, strict=True)]
         added_s = time.perf_counter() - began
         moment = now()
         later = moment + timedelta(days=1)
+        reissue = Reissuer() if distinct else None
         for start in range(0, count, RECORD_CHUNK):
-            batch = [
-                (replace(seeds[name], target_id=tid, at=moment), later)
-                for tid, name in ids[start : start + RECORD_CHUNK]
-            ]
+            batch = []
+            for tid, i in ids[start : start + RECORD_CHUNK]:
+                name = names[i % len(names)]
+                obs = replace(seeds[name], target_id=tid, at=moment)
+                batch.append((obs if reissue is None else reissue(obs, i, f"t{i}.{name}.bench"), later))
             store.record_many(batch)
         counts = store.counts()
     return {"targets": count, "add_s": added_s, "fill_s": time.perf_counter() - began, "counts": counts}
@@ -229,7 +277,7 @@ def run(ns: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         seeds = seed(lab, workdir)
         summary["seed_s"] = time.perf_counter() - began
         summary["seed_verdicts"] = {name: obs.verdict for name, obs in seeds.items()}
-        summary["fill"] = fill(url, lab, seeds, ns.targets)
+        summary["fill"] = fill(url, lab, seeds, ns.targets, distinct=not ns.shared_leaves)
         proc, base = start_serve(url, lab, workdir / "serve.log")
         try:
             with browser.launch() as chromium:
@@ -287,6 +335,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--targets", type=int, default=10_000, help="targets in the store (10,000)")
     p.add_argument("--loads", type=int, default=5, help="fleet page loads measured (5)")
     p.add_argument("--repeats", type=int, default=10, help="requests per filter (10)")
+    p.add_argument(
+        "--shared-leaves", action="store_true", help="every copy keeps its seed's leaf (default: a leaf of its own)"
+    )
     p.add_argument("--db", help="an empty database URL to fill (default: SQLite in a temp dir)")
     p.add_argument("--out", type=Path, help="also write the figures as JSON here")
     ns = p.parse_args(argv)
