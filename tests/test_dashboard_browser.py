@@ -127,14 +127,18 @@ class Daemon:
     log: Path
 
     def get(self, path: str) -> int:
+        return self.fetch(path)[0]
+
+    def fetch(self, path: str) -> tuple[int, str]:
+        """(status, body text) of ``GET path`` with the Bearer token when there is one."""
         request = urllib.request.Request(self.url + path)
         if self.token:
             request.add_header("Authorization", f"Bearer {self.token}")
         try:
             with urllib.request.urlopen(request, timeout=30) as answer:
-                return answer.status
+                return answer.status, answer.read().decode("utf-8", "replace")
         except urllib.error.HTTPError as exc:
-            return exc.code
+            return exc.code, exc.read().decode("utf-8", "replace")
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -230,6 +234,12 @@ def fleet(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]
         _wait("every target checked", checked, daemon.proc)
         fleet = Fleet(daemon, db, ids, specs, tmp)
         _wait("an open alert", fleet.open_alerts, daemon.proc)
+
+        def shown() -> bool:  # the dashboard's index refreshes every few seconds: until it has every check
+            status, body = daemon.fetch("/fleet/rows?per_page=500")
+            return status == 200 and body.count("data-target-id=") >= len(ids) and 'data-status="unchecked"' not in body
+
+        _wait("the dashboard showing every target checked", shown, daemon.proc)
         yield fleet
     finally:
         daemon.stop()
