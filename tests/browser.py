@@ -22,23 +22,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from realclients.chromium import BASE_FLAGS
+
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
 LAUNCHER = "/usr/bin/chromium"  # what Debian's chromium package installs (and what CI checks for)
 DEBIAN_BINARY = "/usr/lib/chromium/chromium"  # the launcher's exec target
+# The flags the Chromium real-client probe starts with (no sandbox as root, no background network, no
+# extensions…), less the two Playwright sets itself (headless mode, its own pipe), plus no QUIC.
 ARGS = (
-    "--no-sandbox",  # CI runs as root, where the setuid/namespace sandbox cannot start
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
+    *(f for f in BASE_FLAGS if f not in ("--headless=new", "--remote-debugging-pipe")),
     "--disable-quic",
-    "--no-first-run",
-    "--no-default-browser-check",
-    "--disable-extensions",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-proxy-server",
 )
 AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
 # axe-core's impact levels (axe-core doc/API.md, "Results Object"), least to most severe.
