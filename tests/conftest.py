@@ -11,6 +11,8 @@ import pytest
 
 import browser
 from certdoctor.lab import Lab
+from mailservers import Dovecot, Postfix
+from mailservers import unavailable_reason as mail_unavailable
 from pgserver import PostgresServer, chmod_boundary, unavailable_reason
 
 if TYPE_CHECKING:
@@ -92,6 +94,40 @@ def new_context(chromium: Browser) -> Iterator[Any]:
     yield _new
     for context in opened:
         context.close()
+
+
+# The lab chains the mail servers serve: a good one, one without its intermediate, an expired one.
+MAIL_CHAINS = ("good-rsa", "incomplete-no-aia", "expired")
+
+
+def _mail_server_or_skip(kind: str) -> None:
+    """Skip (fail under CI=true, as for PostgreSQL) when ``kind`` cannot run here."""
+    reason = mail_unavailable(kind)
+    if reason is not None:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"CI=true but the {kind} tests cannot run: {reason}", pytrace=False)
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def postfix_server(lab: Lab) -> Iterator[Postfix]:
+    """A private Postfix (tests/mailservers.py) serving each of MAIL_CHAINS with STARTTLS and with implicit TLS."""
+    _mail_server_or_skip("postfix")
+    chains = {n: (lab.endpoints[n].chain_path, lab.endpoints[n].key_path) for n in MAIL_CHAINS}
+    with Postfix(chains) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def dovecot_server(lab: Lab) -> Iterator[Dovecot]:
+    """A private Dovecot (tests/mailservers.py): IMAP and POP3, STARTTLS and implicit TLS, the chain of each of
+    MAIL_CHAINS chosen by SNI (its lab host name)."""
+    _mail_server_or_skip("dovecot")
+    chains = {
+        n: (lab.endpoints[n].chain_path, lab.endpoints[n].key_path, lab.endpoints[n].hostname) for n in MAIL_CHAINS
+    }
+    with Dovecot(chains) as server:
+        yield server
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -27,6 +27,7 @@ import hostile_der
 from certdoctor import certinfo
 from certdoctor.api import Diagnosis, judge
 from certdoctor.checks import REGISTRY, ChainContext, load_all, registry, run_chain_checks
+from certdoctor.clients.reactions import CLIENT_IDS
 from certdoctor.lab.pki import with_serial
 from certdoctor.model import (
     AiaFetch,
@@ -37,6 +38,7 @@ from certdoctor.model import (
     PresentedChain,
     RevocationFetch,
     Severity,
+    StartTls,
     Target,
     TrustStore,
 )
@@ -860,6 +862,62 @@ def test_no_certificate() -> None:
         "error_kind": "no-certificate",
         "error": "the server sent no certificate (anonymous cipher suite)",
     }
+
+
+def upgrade_failed(kind: str, error: str, info: StartTls) -> Diagnosis:
+    chain = PresentedChain(source=NET, address=NET.rpartition(":")[0], error=error, error_kind=kind, starttls=info)  # type: ignore[arg-type]
+    return judge(evidence(chain))
+
+
+@covers("starttls-refused")
+def test_starttls_refused_says_what_the_server_said() -> None:
+    info = StartTls(
+        "smtp",
+        banner="220 mx.test ESMTP",
+        stage="starttls",
+        code="454",
+        reply="454 4.7.0 TLS not available due to local problem",
+        offered=("PIPELINING", "STARTTLS"),
+    )
+    d = upgrade_failed("starttls-refused", "SMTP STARTTLS: the server refused STARTTLS: 454 4.7.0 …", info)
+    assert d.ids() == ["starttls-refused"] and d.exit_code == 3 and d.verdict.value == "unreachable"
+    f = one(d, "starttls-refused")
+    assert f.severity is Severity.ERROR and f.sources == (NET,) and f.cert_position is None
+    assert "220 mx.test ESMTP" in f.detail and "RFC 3207" in f.citation
+    assert f.evidence == {
+        "error_kind": "starttls-refused",
+        "error": "SMTP STARTTLS: the server refused STARTTLS: 454 4.7.0 …",
+        "protocol": "smtp",
+        "banner": "220 mx.test ESMTP",
+        "stage": "starttls",
+        "code": "454",
+        "reply": "454 4.7.0 TLS not available due to local problem",
+        "offered": ["PIPELINING", "STARTTLS"],
+    }
+    # curl --ssl-reqd stops with its own words (measured in test_starttls); browsers do not speak SMTP; the other
+    # families' mail libraries refuse or not depending on whether TLS is required
+    assert "curl" in f.rejected_by and not {"chrome", "firefox", "safari"} & set(f.rejected_by)
+    said = {v.client: v.error for v in d.clients}
+    assert said["curl"] == "curl: (64) STARTTLS denied, code 454" and set(said) == set(CLIENT_IDS)
+
+
+@covers("starttls-wrong-protocol")
+def test_starttls_wrong_protocol() -> None:
+    info = StartTls("imap", stage="greeting", reply="HTTP/1.1 400 Bad Request")
+    d = upgrade_failed("starttls-protocol", "IMAP STARTTLS: the server does not speak IMAP", info)
+    assert d.ids() == ["starttls-wrong-protocol"]
+    f = one(d, "starttls-wrong-protocol")
+    assert f.evidence["protocol"] == "imap" and f.evidence["reply"] == "HTTP/1.1 400 Bad Request"
+    assert f.evidence["banner"] is None and f.evidence["error_kind"] == "starttls-protocol"
+
+
+@covers("starttls-timeout")
+def test_starttls_timeout() -> None:
+    info = StartTls("pop3", stage="greeting", reply="+OK slo")
+    d = upgrade_failed("starttls-timeout", "POP3 STLS: the server did not send its greeting within 1 s", info)
+    assert d.ids() == ["starttls-timeout"]
+    f = one(d, "starttls-timeout")
+    assert f.evidence["stage"] == "greeting" and f.evidence["reply"] == "+OK slo"
 
 
 def from_file(*issues: PemIssue, **kw: Any) -> Diagnosis:

@@ -63,6 +63,7 @@ async def diagnose_async(
     resolve: Sequence[str] = (),
     sni: str | None = UNSET,
     separate_files: bool = False,
+    starttls: str | None = UNSET,
     options: DiagnoseOptions | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     ca_files: Sequence[str] = (),
@@ -95,7 +96,9 @@ async def diagnose_async(
     nodes' files, judged side by side as the addresses of one name are). ``name``: the name the certificate
     must match (default: the target's host; for files, no name check unless given). ``resolve``: IP addresses
     to connect to instead of resolving the host (curl's ``--resolve``). ``sni``: the server name to send
-    (default: the host; None: no SNI).
+    (default: the host; None: no SNI). ``starttls``: the protocol to speak before TLS ("smtp", "imap", "pop3";
+    None or "none": TLS from the first byte); by default the URL scheme's (``smtp://host:587``) or the well-known
+    port's (25, 587, 143, 110) — see :func:`certdoctor.pipeline.starttls_for`.
 
     How: ``options`` (a :class:`DiagnoseOptions`), or its fields as keyword arguments (``timeout`` seconds per
     connection, ``ca_files``, ``ca_bundle``, ``trust_stores``, ``at`` (UTC), ``expect``, ``warn_days``,
@@ -137,7 +140,14 @@ async def diagnose_async(
         )
     async with Session(options, aia_fetcher=aia_fetcher, revocation_fetcher=revocation_fetcher) as session:
         tgt, host = session.target_for(
-            target, port=port, files=files, name=name, resolve=resolve, sni=sni, separate_files=separate_files
+            target,
+            port=port,
+            files=files,
+            name=name,
+            resolve=resolve,
+            sni=sni,
+            separate_files=separate_files,
+            starttls=starttls,
         )
         chains = await session.collect_chains(tgt, host)
         return await session.judge_chains(tgt, chains, started=started)

@@ -126,6 +126,7 @@ class Diagnosis:
                 "port": None if self.target.is_files else self.target.port,
                 "sni": self.target.sni,
                 "files": list(self.target.files),
+                "starttls": self.target.starttls,
             },
             "checked_at": ev.at.isoformat(),
             "verdict": self.verdict.value,
@@ -147,6 +148,7 @@ class Diagnosis:
                     "error": c.error,
                     "error_kind": c.error_kind,
                     "elapsed_ms": round(c.elapsed * 1000, 1),
+                    "starttls": None if c.starttls is None else c.starttls.to_dict(),
                 }
                 for c in ev.chains
             ],

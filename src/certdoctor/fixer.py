@@ -436,12 +436,17 @@ def read_inputs(
     return got
 
 
-def read_server(target: str, *, resolve: Sequence[str] = (), timeout: float = 10.0) -> FixInputs:
+def read_server(
+    target: str, *, resolve: Sequence[str] = (), timeout: float = 10.0, starttls: str | None = None
+) -> FixInputs:
     """The certificates a live server sends (its first distinct chain); raises CollectError when none came."""
     from .api import diagnose
     from .errors import CollectError
 
-    live = diagnose(target, fetch_aia=False, revocation=False, clients=False, timeout=timeout, resolve=resolve)
+    upgrade: dict[str, Any] = {} if starttls is None else {"starttls": starttls}
+    live = diagnose(
+        target, fetch_aia=False, revocation=False, clients=False, timeout=timeout, resolve=resolve, **upgrade
+    )
     if not live.reports:
         errors = "; ".join(f"{c.source}: {c.error}" for c in live.failures)
         raise CollectError(f"no certificate obtained from {target}: {errors}")

@@ -18,8 +18,11 @@ from .errors import InputError
 
 # The kinds that are strings in the JSON vocabulary, as types (a checker catches a misspelt kind).
 ChainErrorKind = Literal[
-    "resolve", "connect", "timeout", "handshake", "not-tls", "too-large", "no-certificate", "parse"
+    "resolve", "connect", "timeout", "handshake", "not-tls", "too-large", "no-certificate", "parse",
+    "starttls-refused", "starttls-protocol", "starttls-timeout",
 ]  # fmt: skip
+# The protocols whose STARTTLS-style upgrade the collector speaks (certdoctor.collect.starttls).
+StartTlsProtocol = Literal["smtp", "imap", "pop3"]
 Origin = Literal["presented", "aia", "store"]  # where a certificate of a built path came from
 PathEnd = Literal["anchor", "untrusted-root", "unknown-issuer"]  # how a built path ends
 RevocationKind = Literal["ocsp", "crl"]
@@ -89,7 +92,8 @@ class Target:
     ``name`` is the name the certificate must match (None: no name check). ``sni`` is the server name sent
     in the ClientHello (None: no SNI extension). ``addresses`` overrides DNS resolution (like curl's
     ``--resolve``). ``files``: chain files instead of a server, read as one chain in the order given unless
-    ``separate_files``.
+    ``separate_files``. ``starttls``: the protocol spoken in plaintext before the TLS handshake (see
+    :mod:`certdoctor.collect.starttls`), None for a port that speaks TLS from the first byte.
     """
 
     name: str | None
@@ -99,6 +103,7 @@ class Target:
     files: tuple[str, ...] = ()  # chain files: one presented chain, in this order (leaf first)...
     separate_files: bool = False  # ...or each file the chain of another server, judged side by side
     host: str | None = None  # the host connected to (resolved, unless ``addresses``); None for files
+    starttls: str | None = None  # the plaintext protocol upgraded to TLS first ("smtp", "imap", "pop3"); None: TLS
 
     @property
     def is_files(self) -> bool:
@@ -122,6 +127,37 @@ class PemIssue:
 
 
 @dataclass(frozen=True)
+class StartTls:
+    """What a server said in the plaintext phase before TLS (STARTTLS, STLS): collected for every network source
+    of a ``starttls`` target, whether the upgrade worked or not.
+
+    ``protocol``: "smtp", "imap" or "pop3". ``banner``: the server's greeting (its first line; None when it sent
+    none). ``stage``: the step that failed ("greeting", "ehlo", "capability", "starttls"); None when the upgrade
+    worked. ``code``: the reply code of that step (SMTP "454", IMAP "NO"/"BAD"/"BYE", POP3 "-ERR"), when there
+    was one. ``reply``: what the server answered there (a reply's lines joined by " | "; for a timeout, the bytes
+    received so far). ``offered``: the extensions or capabilities the server listed (EHLO keywords, IMAP
+    CAPABILITY, POP3 CAPA), upper-case. Every string is printable (control characters escaped) and capped.
+    """
+
+    protocol: str
+    banner: str | None = None
+    stage: str | None = None
+    code: str | None = None
+    reply: str | None = None
+    offered: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "protocol": self.protocol,
+            "banner": self.banner,
+            "stage": self.stage,
+            "code": self.code,
+            "reply": self.reply,
+            "offered": list(self.offered),
+        }
+
+
+@dataclass(frozen=True)
 class PresentedChain:
     """The certificates one source (an address, or a file) presented, in the order presented.
 
@@ -142,6 +178,7 @@ class PresentedChain:
     elapsed: float = 0.0
     handshake_bytes: int = 0  # bytes the server sent until the handshake completed (its certificate flight)
     pem_issues: tuple[PemIssue, ...] = ()  # for files: how the file is written
+    starttls: StartTls | None = None  # the plaintext phase before TLS, for targets with a ``starttls`` protocol
 
     @property
     def ok(self) -> bool:

@@ -62,6 +62,11 @@ UNSET: Any = object()  # "not given" for arguments whose None has a meaning (nam
 
 # URL schemes of TLS services and their ports; any other scheme (ftp://, http://, ...) is refused.
 TLS_PORTS = {"https": 443, "ldaps": 636, "imaps": 993, "smtps": 465, "pop3s": 995}
+# URL schemes of services upgraded to TLS in their own protocol first (certdoctor.collect.starttls), and their
+# default ports (RFC 5321 §4.5.4.2 / RFC 6409 §3.1 give SMTP 25 and 587; RFC 3501 §2.1 IMAP 143; RFC 1939 §3 POP3
+# 110): the scheme names the protocol.
+STARTTLS_SCHEMES = {"smtp": 25, "imap": 143, "pop3": 110}
+SCHEME_PORTS = {**TLS_PORTS, **STARTTLS_SCHEMES}
 _LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\Z")
 
 
@@ -89,18 +94,17 @@ def check_host(host: str, spec: str) -> str:
 
 def parse_target(spec: str, default_port: int = 443) -> tuple[str, int]:
     """(host, port) of ``'host'``, ``'host:port'``, ``'[v6]:port'``, a bare IPv6 address, or a URL of a TLS service
-    (``https://host[:port]/path``; ldaps, imaps, smtps, pop3s with their ports). Raises InputError for anything
-    else: another scheme, an unclosed bracket, a port outside 1-65535, a host that is neither a DNS name nor an
-    IP address."""
+    (``https://host[:port]/path``; ldaps, imaps, smtps, pop3s with their ports) or of a service upgraded to TLS
+    (smtp, imap, pop3: see :func:`starttls_for`). Raises InputError for anything else: another scheme, an unclosed
+    bracket, a port outside 1-65535, a host that is neither a DNS name nor an IP address."""
     spec = spec.strip()
     if not spec:
         raise InputError("empty target")
     if "://" in spec:
         scheme = spec.partition("://")[0].lower()
-        if scheme not in TLS_PORTS:
-            raise InputError(
-                f"invalid target {spec!r}: {scheme}:// is not a TLS service ({', '.join(f'{s}://' for s in TLS_PORTS)})"
-            )
+        if scheme not in SCHEME_PORTS:
+            known = ", ".join(f"{s}://" for s in SCHEME_PORTS)
+            raise InputError(f"invalid target {spec!r}: {scheme}:// is not a TLS service ({known})")
         try:
             parts = urlsplit(spec)
             hostname, port = parts.hostname, parts.port
@@ -110,7 +114,7 @@ def parse_target(spec: str, default_port: int = 443) -> tuple[str, int]:
             raise InputError(f"cannot read a host name from {spec!r}")
         if port is not None and not 0 < port < 65536:
             raise InputError(f"invalid port in {spec!r}")
-        return check_host(hostname, spec), port or TLS_PORTS[scheme]
+        return check_host(hostname, spec), port or SCHEME_PORTS[scheme]
     if spec.startswith("["):
         host, bracket, rest = spec[1:].partition("]")
         if not bracket:
@@ -134,6 +138,27 @@ def parse_target(spec: str, default_port: int = 443) -> tuple[str, int]:
     if not port_s.isdigit() or not 0 < int(port_s) < 65536:
         raise InputError(f"invalid port {port_s!r} in {spec!r}")
     return host, int(port_s)
+
+
+def starttls_for(spec: str | None, port: int, starttls: str | None = UNSET) -> str | None:
+    """The protocol to speak before the TLS handshake for target ``spec`` on ``port`` (None: TLS from the first
+    byte). ``starttls``, when given, decides ("none" or None: no upgrade); otherwise the URL scheme (smtp://,
+    imap://, pop3://; https://, smtps:// and the other TLS schemes: none); otherwise the well-known STARTTLS port
+    (25 and 587: smtp, 143: imap, 110: pop3; see :data:`certdoctor.collect.starttls.STARTTLS_PORTS`). Raises
+    InputError for a protocol certdoctor does not speak."""
+    from .collect.starttls import PROTOCOLS, for_port
+
+    if starttls is not UNSET:
+        if starttls is None or starttls.strip().lower() in ("", "none", "no"):
+            return None
+        name = starttls.strip().lower()
+        if name not in PROTOCOLS:
+            raise InputError(f"STARTTLS protocol {starttls!r}: one of {', '.join(PROTOCOLS)} (or none)")
+        return name
+    if spec and "://" in spec:
+        scheme = spec.partition("://")[0].strip().lower()
+        return scheme if scheme in STARTTLS_SCHEMES else None
+    return for_port(port)
 
 
 def parse_at(at: datetime | str | None) -> datetime:
@@ -555,8 +580,10 @@ class Session(AsyncClosing):
         resolve: Sequence[str] = (),
         sni: str | None = UNSET,
         separate_files: bool = False,
+        starttls: str | None = UNSET,
     ) -> tuple[Target, str | None]:
-        """The :class:`Target` for these arguments, and the host to resolve (None for files)."""
+        """The :class:`Target` for these arguments, and the host to resolve (None for files). ``starttls``: see
+        :func:`starttls_for`."""
         if files:
             if target:
                 raise InputError("give either a server or --file, not both")
@@ -576,7 +603,9 @@ class Session(AsyncClosing):
                 ) from None
         verify_name = host if name is UNSET else name
         send_sni = (None if certinfo.is_ip(host) else host) if sni is UNSET else sni
-        return Target(name=verify_name, port=tport, sni=send_sni, addresses=tuple(resolve), host=host), host
+        upgrade = starttls_for(target, tport, starttls)
+        tgt = Target(name=verify_name, port=tport, sni=send_sni, addresses=tuple(resolve), host=host, starttls=upgrade)
+        return tgt, host
 
     async def collect_chains(self, tgt: Target, host: str | None) -> list[PresentedChain]:
         """The chains every address (or file) presents; raises
@@ -587,7 +616,7 @@ class Session(AsyncClosing):
             if tgt.separate_files:
                 return [load_chain_file(f, max_certs=MAX_CHAIN) for f in tgt.files]
             return load_chain_files(tgt.files, max_certs=MAX_CHAIN)
-        return await self.fetch(host or "", tgt.port, tgt.sni, tgt.addresses)
+        return await self.fetch(host or "", tgt.port, tgt.sni, tgt.addresses, starttls=tgt.starttls)
 
     async def fetch(
         self,
@@ -596,19 +625,28 @@ class Session(AsyncClosing):
         sni: str | None,
         addresses: Sequence[str] = (),
         gate: Callable[[], Awaitable[None]] | None = None,
+        starttls: str | None = None,
     ) -> list[PresentedChain]:
         """The chain each address of ``host`` presents (``addresses``, when given, instead of resolving);
         raises :class:`~certdoctor.collect.handshake.ResolveError` (a CollectError) when the name does not
-        resolve. ``gate`` is awaited before each connection."""
+        resolve. ``gate`` is awaited before each connection. ``starttls``: the protocol to upgrade from
+        ("smtp", "imap", "pop3"; None: TLS from the first byte)."""
         handshake = _handshake_module()
         if not addresses:
             addresses = await handshake.resolve(host, port, self.timeout)
         fetch_chain = handshake.fetch_chain
         if len(addresses) == 1:  # the common case, without gather's tasks
-            return [await fetch_chain(addresses[0], port, sni, self.timeout, max_certs=MAX_CHAIN, gate=gate)]
+            return [
+                await fetch_chain(
+                    addresses[0], port, sni, self.timeout, max_certs=MAX_CHAIN, gate=gate, starttls=starttls
+                )
+            ]
         return list(
             await asyncio.gather(
-                *(fetch_chain(a, port, sni, self.timeout, max_certs=MAX_CHAIN, gate=gate) for a in addresses)
+                *(
+                    fetch_chain(a, port, sni, self.timeout, max_certs=MAX_CHAIN, gate=gate, starttls=starttls)
+                    for a in addresses
+                )
             )
         )
 
@@ -622,11 +660,19 @@ class Session(AsyncClosing):
         resolve: Sequence[str] = (),
         sni: str | None = UNSET,
         separate_files: bool = False,
+        starttls: str | None = UNSET,
     ) -> Diagnosis:
         """Diagnose one server or set of chain files (arguments as in :func:`certdoctor.diagnose`)."""
         started = time.perf_counter()
         tgt, host = self.target_for(
-            target, port=port, files=files, name=name, resolve=resolve, sni=sni, separate_files=separate_files
+            target,
+            port=port,
+            files=files,
+            name=name,
+            resolve=resolve,
+            sni=sni,
+            separate_files=separate_files,
+            starttls=starttls,
         )
         chains = await self.collect_chains(tgt, host)
         return await self.judge_chains(tgt, chains, started=started)

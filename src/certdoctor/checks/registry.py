@@ -39,6 +39,7 @@ _FAMILIES = (
     "revocation",
     "verdict",
     "endpoints",
+    "starttls",
     "pem",
     "deployed",
 )

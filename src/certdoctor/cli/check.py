@@ -22,6 +22,7 @@ from .common import (
     key_password,
     looks_like_file,
     parse_resolve,
+    starttls_kwargs,
 )
 
 NAME = "check"
@@ -34,6 +35,7 @@ EPILOG = f"""\
 examples:
   certdoctor check api.example.com                  # port 443, every A/AAAA address
   certdoctor check https://api.example.com:8443/health
+  certdoctor check smtp://mail.example.com:587          # STARTTLS first (also imap://, pop3://, --starttls)
   certdoctor check api.example.com --resolve api.example.com:443:10.0.0.5,10.0.0.6
   certdoctor check internal.corp:443 --ca-file corp-root.pem
   certdoctor check api.example.com --at 2027-01-01      # will it still work then?
@@ -52,7 +54,12 @@ examples:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("target", nargs="?", help="HOST, HOST:PORT, [IPv6]:PORT or https:// URL (port 443 by default)")
+    p.add_argument(
+        "target",
+        nargs="?",
+        help="HOST, HOST:PORT, [IPv6]:PORT or a URL: https://, smtp://, imap://, pop3:// (STARTTLS), smtps://, "
+        "imaps://, pop3s://, ldaps:// (port 443 by default)",
+    )
     files = p.add_argument_group("files instead of a server")
     files.add_argument(
         "-f",
@@ -187,6 +194,7 @@ def request(ns: argparse.Namespace) -> tuple[str | None, dict[str, Any]]:
     elif ns.sni:
         kwargs["sni"] = ns.sni
     kwargs["resolve"] = parse_resolve(ns.resolve, host, port)
+    kwargs.update(starttls_kwargs(ns))
     return ns.target, kwargs
 
 

@@ -106,7 +106,7 @@ def add_output_options(p: argparse.ArgumentParser, *, json: bool = True, quiet: 
 
 
 def add_connection_options(p: argparse.ArgumentParser, *, sni: bool = True) -> None:
-    """--resolve, --sni/--no-sni, --timeout."""
+    """--resolve, --sni/--no-sni, --starttls, --timeout."""
     g = p.add_argument_group("connection")
     g.add_argument(
         "--resolve",
@@ -119,7 +119,37 @@ def add_connection_options(p: argparse.ArgumentParser, *, sni: bool = True) -> N
         s = g.add_mutually_exclusive_group()
         s.add_argument("--sni", metavar="NAME", help="server name to send in the ClientHello (default: the host)")
         s.add_argument("--no-sni", action="store_true", help="send no SNI (what very old clients do)")
+    add_starttls_option(g)
     add_timeout_option(g)
+
+
+STARTTLS_CHOICES = ("smtp", "imap", "pop3", "none")
+
+
+def starttls_choice(text: str) -> str:
+    """A --starttls value: smtp, imap, pop3 or none (case-insensitive)."""
+    value = text.strip().lower()
+    if value not in STARTTLS_CHOICES:
+        raise argparse.ArgumentTypeError(f"{text!r}: one of {', '.join(STARTTLS_CHOICES)}")
+    return value
+
+
+def add_starttls_option(g: Any) -> None:
+    g.add_argument(
+        "--starttls",
+        type=starttls_choice,
+        metavar="PROTO",
+        help="speak PROTO first and upgrade to TLS: smtp (STARTTLS), imap (STARTTLS), pop3 (STLS), or none. "
+        "Default: the URL scheme's (smtp://, imap://, pop3://) or the port's (25 and 587: smtp, 143: imap, "
+        "110: pop3); 465, 993 and 995 speak TLS from the first byte",
+    )
+
+
+def starttls_kwargs(ns: argparse.Namespace) -> dict[str, Any]:
+    """``{"starttls": …}`` for :func:`certdoctor.api.diagnose` when --starttls was given, else nothing (the
+    scheme or the port decides)."""
+    value = getattr(ns, "starttls", None)
+    return {} if value is None else {"starttls": value}
 
 
 def add_timeout_option(g: Any) -> None:

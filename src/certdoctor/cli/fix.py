@@ -105,7 +105,9 @@ def run(ns: argparse.Namespace) -> int:
     if len(ns.inputs) == 1 and not looks_like_file(first) and not os.path.isdir(first):
         host, port = parse_target(first)
         ns.name = ns.name or host
-        inputs = read_server(first, resolve=parse_resolve(ns.resolve, host, port), timeout=ns.timeout)
+        inputs = read_server(
+            first, resolve=parse_resolve(ns.resolve, host, port), timeout=ns.timeout, starttls=ns.starttls
+        )
     else:
         missing = [p for p in ns.inputs if not os.path.lexists(p)]
         if missing:

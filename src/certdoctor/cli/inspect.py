@@ -72,6 +72,7 @@ def run(ns: argparse.Namespace) -> int:
             sni=sni,
             timeout=ns.timeout,
             ca_files=ns.ca_file,
+            starttls=ns.starttls,
         )
         if result.empty:
             raise CollectError(f"no certificate obtained from {ns.inputs[0]}: {'; '.join(result.errors)}")

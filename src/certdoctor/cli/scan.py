@@ -26,6 +26,7 @@ from .common import (
     UsageError,
     add_judgement_options,
     add_output_options,
+    add_starttls_option,
     add_timeout_option,
     add_trust_options,
     console,
@@ -98,7 +99,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     pace.add_argument(
         "--retries", type=non_negative_int, default=2, metavar="N", help="retries of transient failures (default 2)"
     )
-    add_timeout_option(p.add_argument_group("connection"))
+    connection = p.add_argument_group("connection")
+    add_starttls_option(connection)
+    add_timeout_option(connection)
     add_trust_options(p)
     add_judgement_options(p, at_default="when the scan starts, one moment for every target")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -183,6 +186,7 @@ def run(ns: argparse.Namespace) -> int:
         full=ns.full,
         clients=ns.clients,
         diagnose=diagnose,
+        starttls=ns.starttls,
     )
     out, fresh = _output(ns)
     fmt = "csv" if ns.csv else ("jsonl" if ns.jsonl or ns.output or ns.resume or not out.isatty() else "text")

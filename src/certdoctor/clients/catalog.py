@@ -215,6 +215,18 @@ CAUSES: dict[str, Cause] = {
             "Use the TLS port (443), or https:// only where the server listens with TLS.",
         ),
         _C(
+            "starttls",
+            "A mail server (SMTP, IMAP, POP3) does not upgrade the connection to TLS: it does not offer STARTTLS/STLS, "
+            "refuses it, is not the protocol the client speaks on that port, or never finishes its greeting",
+            "certdoctor check smtp://HOST:PORT (imap://, pop3://, or --starttls) reports starttls-refused with the "
+            "server's greeting and reply code, starttls-wrong-protocol with what it answered instead, or "
+            "starttls-timeout; `openssl s_client -starttls smtp -connect HOST:PORT` shows the same exchange.",
+            "Enable TLS on that listener (Postfix: smtpd_tls_security_level = may and smtpd_tls_chain_files; "
+            "Dovecot: ssl = yes with ssl_cert/ssl_key; a 454 reply usually means unreadable certificate or key "
+            "files: the server's log says which), or point the client at the port that matches: 587 or 25 with "
+            "STARTTLS, 465 with TLS from the first byte (IMAP 143 / 993, POP3 110 / 995).",
+        ),
+        _C(
             "protocol-mismatch",
             "Client and server share no TLS version or cipher suite",
             "certdoctor check reports handshake-failed with a protocol alert; `openssl s_client -tls1_2` and "
@@ -740,6 +752,21 @@ _BASE: tuple[Signature, ...] = (
         "curl: (60) SSL certificate problem: unknown reason",
         "cURL error 60: SSL certificate problem",
         specificity=-0.5,
+    ),
+    _s(
+        "curl-starttls",
+        "curl / libcurl (smtp://, imap://, pop3:// with --ssl-reqd)",
+        ("curl",),
+        r"curl: \(64\)|STARTTLS denied|STARTTLS not (?:supported|available)|STLS not supported",
+        "protocol",
+        "The mail server did not upgrade the connection to TLS, which --ssl-reqd requires (CURLE_USE_SSL_FAILED): "
+        "it refused the STARTTLS/STLS command ('denied', with the SMTP reply code), or did not list it.",
+        ("starttls",),
+        "curl: (64) STARTTLS denied, code 454",
+        "curl: (64) STARTTLS denied",
+        "curl: (64) STARTTLS not supported.",
+        "curl: (64) STARTTLS not available.",
+        "curl: (64) STLS not supported.",
     ),
     _s(
         "curl-no-alt-name",
@@ -1287,8 +1314,8 @@ _BASE: tuple[Signature, ...] = (
         r"\(28\)|no navigation result within|HttpClient\.Timeout",
         "network",
         "The connection or the TLS handshake did not complete in time: nothing answered, or the server accepted "
-        "the connection and never spoke TLS.",
-        ("unreachable", "not-tls"),
+        "the connection and never spoke TLS (for a mail client: never sent the greeting it waits for).",
+        ("unreachable", "not-tls", "starttls"),
         "curl: (28) Connection timed out after 8001 milliseconds",
         "TimeoutError: _ssl.c:990: The handshake operation timed out",
         "java.net.SocketTimeoutException: Read timed out",

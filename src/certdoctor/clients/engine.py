@@ -414,7 +414,12 @@ def _revocation_problems(facts: _Facts, profile: ClientProfile, revocation: Sequ
 
 
 def _render(profile: ClientProfile, problem: str, values: dict[str, str]) -> str:
-    template = profile.messages.get(problem) or f"certificate rejected ({problem})"
+    protocol = values.get("protocol")
+    template = (
+        (profile.messages.get(f"{problem}@{protocol}") if protocol else None)
+        or profile.messages.get(problem)
+        or ("no TLS: {reason}" if problem in STARTTLS_PROBLEMS else f"certificate rejected ({problem})")
+    )
 
     def sub(m: re.Match[str]) -> str:
         return values.get(m.group(1), m.group(0))
@@ -574,8 +579,16 @@ def _failure_problem(chain: PresentedChain) -> str:
         return "handshake-timeout"
     if kind == "handshake" and "excessive message size" in (chain.error or ""):
         return "too-large"  # OpenSSL's max_cert_list stopped the collector: the certificate flight is too large
-    known = {"timeout", "connect", "resolve", "too-large", "not-tls"}
+    if kind == "starttls-refused":  # the upgrade command answered with an error, or not offered at all
+        stage = chain.starttls.stage if chain.starttls is not None else None
+        return "starttls-denied" if stage == "starttls" else "starttls-not-offered"
+    known = {"timeout", "connect", "resolve", "too-large", "not-tls", "starttls-protocol", "starttls-timeout"}
     return kind if kind in known else "handshake"
+
+
+# The problems of a plaintext phase that ended without TLS. A client profile without its own wording for one
+# says what the server said.
+STARTTLS_PROBLEMS = ("starttls-denied", "starttls-not-offered", "starttls-protocol", "starttls-timeout")
 
 
 def predict_failure(profile: ClientProfile, chain: PresentedChain, host: str | None, port: int | None) -> ClientVerdict:
@@ -588,6 +601,10 @@ def predict_failure(profile: ClientProfile, chain: PresentedChain, host: str | N
         "size": "more than 1048576",
         "timeout_ms": "300000",  # libcurl's default connect timeout, which covers the TLS handshake
     }
+    if chain.starttls is not None:  # what the server said before TLS, for the STARTTLS problems' messages
+        values.update(
+            protocol=chain.starttls.protocol, code=chain.starttls.code or "", reply=chain.starttls.reply or ""
+        )
     return ClientVerdict(
         client=profile.id,
         name=profile.name,

@@ -58,6 +58,12 @@ PROBLEMS: dict[str, tuple[str, ...]] = {
     "aki-mismatch": ("aki-ski-mismatch",),  # an intermediate's AKI names no certificate the client has
     "hostname-trailing-dot": ("hostname-trailing-dot",),  # the client compares "name." with "name" literally
     "handshake-timeout": ("connection-failed",),  # TCP connected, then no TLS answer
+    # The plaintext phase before TLS (certdoctor.collect.starttls): the client never gets to the certificate.
+    # A message keyed "<problem>@<protocol>" (e.g. "starttls-not-offered@imap") is that protocol's wording.
+    "starttls-denied": ("starttls-refused",),  # the upgrade command was answered with an error
+    "starttls-not-offered": ("starttls-refused",),  # not listed (EHLO, CAPABILITY, CAPA), or the session refused
+    "starttls-protocol": ("starttls-wrong-protocol",),
+    "starttls-timeout": ("starttls-timeout",),
     # Errors OpenSSL's own verifier raises (clients/openssl.py) that the declarative model has no key for.
     "bad-signature": ("verification-failed", "missing-intermediate"),  # X509_V_ERR_CERT_SIGNATURE_FAILURE
     "chain-too-long": ("chain-truncated", "extra-cert"),  # X509_V_ERR_CERT_CHAIN_TOO_LONG
@@ -106,6 +112,10 @@ FAMILIES: dict[str, str] = {
     "aki-mismatch": "untrusted",
     "hostname-trailing-dot": "hostname",
     "handshake-timeout": "network",
+    "starttls-denied": "protocol",
+    "starttls-not-offered": "protocol",
+    "starttls-protocol": "protocol",
+    "starttls-timeout": "network",
     "bad-signature": "untrusted",
     "chain-too-long": "protocol",
     "openssl-other": "untrusted",
@@ -266,6 +276,16 @@ CURL = ClientProfile(
         "resolve": "curl: (6) Could not resolve host: {host}",
         # curl's connect timeout covers the TLS handshake (multi.c: Curl_timeleft)
         "handshake-timeout": "curl: (28) Connection timed out after {timeout_ms} milliseconds",
+        # --ssl-reqd smtp:// imap:// pop3:// (curl 7.88, measured against protocol-faithful servers): a refused
+        # upgrade is CURLE_USE_SSL_FAILED; a server that is not the protocol is waited for (curl skips lines that
+        # are not a reply) until the timeout
+        "starttls-denied": "curl: (64) STARTTLS denied",
+        "starttls-denied@smtp": "curl: (64) STARTTLS denied, code {code}",
+        "starttls-not-offered": "curl: (64) STARTTLS not supported.",
+        "starttls-not-offered@imap": "curl: (64) STARTTLS not available.",
+        "starttls-not-offered@pop3": "curl: (64) STLS not supported.",
+        "starttls-protocol": "curl: (28) Operation timed out after {timeout_ms} milliseconds with 0 bytes received",
+        "starttls-timeout": "curl: (28) Operation timed out after {timeout_ms} milliseconds with 0 bytes received",
     },
     **_OPENSSL_FACTS,
     partial_wildcards=False,

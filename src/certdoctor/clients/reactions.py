@@ -86,6 +86,20 @@ _DRIFT = unaffected(
 )
 _SOFT_FAIL = accepts("revocation checking, where done, soft-fails: an unanswered or unusable response is ignored")
 
+_NOT_MAIL = unaffected("a browser does not speak SMTP, IMAP or POP3")
+_MAIL_LIBRARY_REFUSED = depends(
+    "its mail libraries (Python's smtplib/imaplib/poplib, nodemailer, JavaMail, Go's net/smtp, MailKit) raise when "
+    "TLS is required and the server does not upgrade, and carry on without TLS when it is opportunistic",
+    "starttls-denied",
+)
+_MAIL_LIBRARY_STOPS = {
+    problem: depends(
+        "its mail libraries give up on a server that does not answer in the protocol: no session, TLS or not",
+        problem,
+    )
+    for problem in ("starttls-protocol", "starttls-timeout")
+}
+
 REACTIONS: dict[str, dict[str, Reaction]] = {
     # --- trust: can the client build a path to an anchor it has? ---
     "self-signed": _every(rejects("self-signed")),
@@ -282,6 +296,24 @@ REACTIONS: dict[str, dict[str, Reaction]] = {
     # --- the connection ---
     "connection-failed": _every(rejects("connect")),
     "handshake-failed": _every(rejects("handshake")),
+    # --- the plaintext phase before TLS (STARTTLS): no certificate is ever sent. curl --ssl-reqd is measured
+    # (tests/test_starttls.py); browsers never speak SMTP, IMAP or POP3; the other families' mail libraries stop
+    # when TLS is required and carry on in plaintext when it is opportunistic.
+    "starttls-refused": _every(
+        _MAIL_LIBRARY_REFUSED,
+        **dict.fromkeys(BROWSERS, _NOT_MAIL),
+        curl=rejects("starttls-denied"),
+    ),
+    "starttls-wrong-protocol": _every(
+        _MAIL_LIBRARY_STOPS["starttls-protocol"],
+        **dict.fromkeys(BROWSERS, _NOT_MAIL),
+        curl=rejects("starttls-protocol"),
+    ),
+    "starttls-timeout": _every(
+        _MAIL_LIBRARY_STOPS["starttls-timeout"],
+        **dict.fromkeys(BROWSERS, _NOT_MAIL),
+        curl=rejects("starttls-timeout"),
+    ),
     "endpoints-differ": _every(depends("depends on which address the client connects to")),
     # --- deployment and files ---
     "served-differs-from-expected": _every(

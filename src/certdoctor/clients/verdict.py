@@ -182,7 +182,19 @@ def reconcile(
 
 
 # Predictions for a source that gave no chain: its own finding (connection-failed, unreadable-file…) says so.
-_UNREACHABLE = frozenset({"handshake", "not-tls", "timeout", "connect", "resolve"})
+_UNREACHABLE = frozenset(
+    {
+        "handshake",
+        "not-tls",
+        "timeout",
+        "connect",
+        "resolve",
+        "starttls-denied",
+        "starttls-not-offered",
+        "starttls-protocol",
+        "starttls-timeout",
+    }
+)
 
 
 def _uncited(findings: Sequence[Finding], verdicts: Sequence[ClientVerdict], care: Sequence[str]) -> list[Finding]:

@@ -20,8 +20,9 @@ from OpenSSL import SSL, crypto
 
 from ..certinfo import is_ip, short_reason
 from ..errors import CollectError
-from ..model import PresentedChain
+from ..model import PresentedChain, StartTls
 from .pem import load_der_certificate
+from .starttls import PROTOCOLS, Channel, Upgrade, UpgradeFailed, printable
 
 __all__ = ["ResolveError", "fetch_chain", "resolve"]
 
@@ -316,15 +317,36 @@ def _drain(conn: SSL.Connection) -> bytes:
 
 class _Handshake(asyncio.Protocol):
     """One TLS client handshake over memory BIOs, driven by the transport's callbacks (no streams: a scan
-    runs thousands of these a second). ``done`` gets None on success, or (error_kind, message)."""
+    runs thousands of these a second). ``done`` gets None on success, or (error_kind, message).
 
-    def __init__(self, conn: SSL.Connection, max_bytes: int, done: asyncio.Future[tuple[str, str] | None]) -> None:
+    With a ``channel`` the connection starts in plaintext: what arrives goes to the channel (a STARTTLS
+    negotiator reads it there) until :meth:`start_tls` begins the handshake on the same connection."""
+
+    def __init__(
+        self,
+        conn: SSL.Connection,
+        max_bytes: int,
+        done: asyncio.Future[tuple[str, str] | None],
+        channel: Channel | None = None,
+    ) -> None:
         self.conn = conn
         self.max_bytes = max_bytes
         self.done = done
         self.transport: asyncio.Transport | None = None
         self.received = 0
         self.first = b""
+        self.channel = channel
+
+    def write_plain(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def start_tls(self) -> None:
+        """End the plaintext phase: drop what the server sent after its last reply, send the ClientHello."""
+        if self.channel is not None:
+            self.channel.discard()
+            self.channel = None
+        self._step()
 
     def _fail(self, kind: str, message: str) -> None:
         if not self.done.done():
@@ -351,9 +373,17 @@ class _Handshake(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        if self.channel is not None:
+            sockname = transport.get_extra_info("sockname")
+            if isinstance(sockname, tuple) and sockname:
+                self.channel.local_address = str(sockname[0])
+            return  # plaintext first: the negotiator speaks
         self._step()
 
     def data_received(self, data: bytes) -> None:
+        if self.channel is not None:
+            self.channel.feed(data)
+            return
         if self.done.done():
             return  # after the handshake (session tickets): not our business
         if len(self.first) < 5:
@@ -368,9 +398,14 @@ class _Handshake(asyncio.Protocol):
         self._step()
 
     def eof_received(self) -> bool:
+        if self.channel is not None:
+            self.channel.feed_eof()
         return False  # let the transport close; connection_lost reports it
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.channel is not None:
+            self.channel.feed_eof()
+            return
         if self.done.done():
             return
         if self.first and not _looks_like_tls(self.first):
@@ -411,18 +446,30 @@ async def fetch_chain(
     max_certs: int = 32,
     max_bytes: int = 1_048_576,
     gate: Callable[[], Awaitable[None]] | None = None,
+    starttls: str | None = None,
 ) -> PresentedChain:
     """Handshake with ``address:port`` and return the certificates it presents; never raises.
+
+    ``starttls``: a protocol of :data:`certdoctor.collect.starttls.PROTOCOLS` ("smtp", "imap", "pop3") to speak
+    in plaintext first, up to its upgrade command; the result's ``starttls`` says what the server said. A server
+    that does not upgrade is an ``error_kind`` of "starttls-refused" (it speaks the protocol but does not offer
+    or refuses the upgrade), "starttls-protocol" (it does not speak the protocol) or "starttls-timeout" (the
+    plaintext phase did not end within ``timeout``). An unknown protocol name raises ValueError.
 
     The first ClientHello offers what common clients offer; a server that refuses it (no shared cipher suite
     or version) is asked once more with every suite OpenSSL has, so that even a legacy-only server's
     certificate gets collected. ``timeout`` bounds both attempts together. ``gate``, when given, is awaited
     before each connection (a scan's rate limit).
     """
+    upgrade = None
+    if starttls is not None:
+        upgrade = PROTOCOLS.get(starttls)
+        if upgrade is None:
+            raise ValueError(f"unknown STARTTLS protocol {starttls!r} (known: {', '.join(PROTOCOLS)})")
     started = time.perf_counter()
     if gate is not None:
         await gate()
-    first = await _attempt(address, port, sni, timeout, max_certs, max_bytes, started, legacy=False)
+    first = await _attempt(address, port, sni, timeout, max_certs, max_bytes, started, legacy=False, upgrade=upgrade)
     if first.error_kind != "handshake" or not any(r in (first.error or "") for r in _REFUSALS):
         return first
     remaining = timeout - (time.perf_counter() - started)
@@ -430,16 +477,69 @@ async def fetch_chain(
         return first
     if gate is not None:
         await gate()
-    second = await _attempt(address, port, sni, remaining, max_certs, max_bytes, started, legacy=True)
+    second = await _attempt(address, port, sni, remaining, max_certs, max_bytes, started, legacy=True, upgrade=upgrade)
     if second.error_kind is None or second.error_kind == "no-certificate":
         return second
     return first  # refused both ways: the answer to what common clients offer says more
 
 
-def _failure(source: str, host: str, started: float, kind: str, message: str) -> PresentedChain:
+def _failure(
+    source: str, host: str, started: float, kind: str, message: str, starttls: StartTls | None = None
+) -> PresentedChain:
     return PresentedChain(
-        source=source, address=host, error=message, error_kind=kind, elapsed=time.perf_counter() - started
+        source=source,
+        address=host,
+        error=message,
+        error_kind=kind,  # type: ignore[arg-type]
+        elapsed=time.perf_counter() - started,
+        starttls=starttls,
     )
+
+
+# Seconds of silence after which a STARTTLS negotiator sends its first command unasked (at most a third of the
+# timeout): a server of another protocol that waits for the client (HTTP, a TLS port) then says what it is.
+_NUDGE_AFTER = 3.0
+
+
+def _upgrade_failed(upgrade: Upgrade, exc: UpgradeFailed, channel: Channel) -> tuple[str, str, StartTls]:
+    kind = "starttls-refused" if exc.kind == "refused" else "starttls-protocol"
+    info = StartTls(
+        upgrade.name,
+        banner=channel.banner,
+        stage=exc.stage,
+        code=exc.code,
+        reply=exc.reply,
+        offered=channel.offered,
+    )
+    message = f"{upgrade.title} {upgrade.command}: {exc}"
+    if exc.kind == "protocol" and exc.stage == "greeting" and channel.received == 0:
+        message += (
+            f" (a port that speaks TLS from the first byte, such as {upgrade.implicit_scheme}:// on "
+            f"{upgrade.implicit_port}, waits for the client's ClientHello and closes on anything else)"
+        )
+    return kind, message, info
+
+
+def _upgrade_timeout(upgrade: Upgrade, channel: Channel, seconds: str) -> tuple[str, str, StartTls]:
+    pending = channel.pending
+    if channel.received == 0:
+        said = (
+            f"the server sent nothing (an {upgrade.title} server greets first; a port that speaks TLS from the first "
+            f"byte, such as {upgrade.implicit_scheme}:// on {upgrade.implicit_port}, waits for the client)"
+        )
+        reply = None
+    elif pending:
+        reply = printable(pending.decode("utf-8", "replace"))
+        said = f"{len(pending)} byte(s) of an unfinished line so far: {printable(reply, 80)!r}"
+    else:
+        reply = channel.last_reply
+        said = f"its last line was {printable(reply or '', 80)!r}"
+    waiting = {"greeting": "its greeting", "starttls": f"its answer to {upgrade.command}"}.get(
+        channel.stage, f"its answer to {channel.stage.upper()}"
+    )
+    message = f"{upgrade.title} {upgrade.command}: the server did not send {waiting} within {seconds} s ({said})"
+    info = StartTls(upgrade.name, banner=channel.banner, stage=channel.stage, reply=reply, offered=channel.offered)
+    return "starttls-timeout", message, info
 
 
 async def _attempt(
@@ -452,6 +552,7 @@ async def _attempt(
     started: float,
     *,
     legacy: bool,
+    upgrade: Upgrade | None = None,
 ) -> PresentedChain:
     host = _strip_brackets(address.strip())
     source = _source_label(host, port)
@@ -464,6 +565,8 @@ async def _attempt(
     conn: SSL.Connection | None = None
     polite = False
     phase = "connect"
+    channel: Channel | None = None
+    upgraded: StartTls | None = None
     loop = asyncio.get_running_loop()
     try:
         conn = SSL.Connection(_client_context(legacy), None)
@@ -477,6 +580,9 @@ async def _attempt(
             conn.set_tlsext_host_name(server_name)
         done: asyncio.Future[tuple[str, str] | None] = loop.create_future()
         protocol = _Handshake(conn, max_bytes, done)
+        if upgrade is not None:
+            channel = Channel(upgrade.name, protocol.write_plain)
+            protocol.channel = channel
 
         async with asyncio.timeout(timeout):
             try:
@@ -487,10 +593,24 @@ async def _attempt(
                     return _failure(source, host, started, "timeout", message)
                 kind = "resolve" if isinstance(exc, socket.gaierror) else "connect"
                 return _failure(source, host, started, kind, _connect_message(exc))
+            if upgrade is not None and channel is not None:
+                phase = "starttls"
+                try:
+                    await upgrade.negotiate(channel, min(_NUDGE_AFTER, timeout / 3))
+                except UpgradeFailed as exc:
+                    return _failure(source, host, started, *_upgrade_failed(upgrade, exc, channel))
+                upgraded = StartTls(upgrade.name, banner=channel.banner, offered=channel.offered)
+                protocol.start_tls()
             phase = "handshake"
             failed = await done
         if failed is not None:
-            return _failure(source, host, started, *failed)
+            kind, message = failed
+            if kind == "not-tls" and upgrade is not None:
+                message = (
+                    f"the server agreed to {upgrade.command} ({upgrade.title}) but then did not speak TLS: it answered "
+                    "the ClientHello in plaintext"
+                )
+            return _failure(source, host, started, kind, message, starttls=upgraded)
 
         polite = True
         received = protocol.received
@@ -513,6 +633,7 @@ async def _attempt(
                 error_kind="no-certificate",
                 ocsp_staple=staple,
                 elapsed=elapsed,
+                starttls=upgraded,
             )
         return PresentedChain(
             source=source,
@@ -524,14 +645,19 @@ async def _attempt(
             cipher=cipher,
             ocsp_staple=staple,
             elapsed=elapsed,
+            starttls=upgraded,
         )
     except TimeoutError:
         seconds = _format_seconds(timeout)
+        if phase == "starttls" and upgrade is not None and channel is not None:
+            return _failure(source, host, started, *_upgrade_timeout(upgrade, channel, seconds))
         if phase == "connect":
             return _failure(source, host, started, "timeout", f"no TCP connection established within {seconds} s")
-        return _failure(source, host, started, "timeout", f"no TLS handshake completed within {seconds} s")
+        return _failure(
+            source, host, started, "timeout", f"no TLS handshake completed within {seconds} s", starttls=upgraded
+        )
     except Exception as exc:  # defensive: a hostile server must never crash the caller
         message = f"unexpected error during the {phase}: {type(exc).__name__}: {exc}"
-        return _failure(source, host, started, phase, message)
+        return _failure(source, host, started, "handshake" if phase == "starttls" else phase, message)
     finally:
         _close(transport, polite=polite)

@@ -199,7 +199,10 @@ def fix_command(d: Diagnosis) -> str | None:
     if d.target.is_files:
         return "certdoctor fix " + " ".join(d.target.files) + " -d fixed/"
     name = d.target.name or ""
-    return f"certdoctor fix {name}:{d.target.port} -d fixed/   (then deploy fixed/fullchain.pem and reload)"
+    where = f"{name}:{d.target.port}"
+    if d.target.starttls:  # the URL says how to reach it, whatever the port
+        where = f"{d.target.starttls}://{where}"
+    return f"certdoctor fix {where} -d fixed/   (then deploy fixed/fullchain.pem and reload)"
 
 
 def render(
@@ -218,6 +221,8 @@ def render(
                 console.print(part)
         return
     title = Text("certdoctor ", style="bold").append(clean(d.target.label()), style="bold cyan")
+    if d.target.starttls:
+        title.append(f"  via {_upgrade_label(d.target.starttls)}", style="cyan")
     title.append(f"   checked as of {ev.at:%Y-%m-%d %H:%M} UTC", style="dim")
     console.print(title)
     console.print(verdict_line(d))
@@ -253,6 +258,8 @@ def render(
         line = Text("  ")
         if c.ok:
             line.append("● ", style="green").append(clean(c.source))
+            if c.starttls is not None:
+                line.append(f"  {_upgrade_label(c.starttls.protocol)}", style="dim")
             if c.tls_version:
                 line.append(f"  {clean(c.tls_version)} {clean(c.cipher or '')}", style="dim")
             line.append(f"  {c.total_received} certificate(s)", style="dim")
@@ -263,6 +270,8 @@ def render(
                 f"  {clean(c.error or 'failed')}", style="red"
             )
         console.print(line)
+        if c.starttls is not None and c.starttls.banner:
+            console.print(Text(f"      greeting: {clean(c.starttls.banner)}", style="dim"))
     for r in d.reports:
         console.print()
         multi = len(d.reports) > 1
@@ -370,3 +379,8 @@ def verdict_line(d: Diagnosis) -> Text:
     else:
         t.append(f" — {counts}: {ids}")
     return t
+
+
+def _upgrade_label(protocol: str) -> str:
+    """How a STARTTLS protocol is named in the report: "SMTP STARTTLS", "POP3 STLS"."""
+    return f"{protocol.upper()} {'STLS' if protocol == 'pop3' else 'STARTTLS'}"

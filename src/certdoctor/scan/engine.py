@@ -45,6 +45,9 @@ class ScanOptions:
     # with "spawn" get it by name) whose value crosses process boundaries (picklable). `certdoctor watch`
     # makes its observations so.
     produce: Callable[[ScanTarget, dict[str, Any], Diagnosis | None], Any] | None = None
+    # --starttls: the protocol to upgrade from ("smtp", "imap", "pop3", "none") for every line that names none
+    # itself (no smtp:// imap:// pop3:// scheme, no starttls= option); None: each line's own (its port's).
+    starttls: str | None = None
 
 
 class Meta(NamedTuple):
@@ -223,6 +226,8 @@ class Engine:
             await self.one(target)
 
     async def one(self, target: ScanTarget) -> None:
+        if self.options.starttls is not None and not _names_its_protocol(target.text):
+            target = target._replace(starttls=None if self.options.starttls == "none" else self.options.starttls)
         session = self.session
         assert session is not None and self.at is not None
         started = time.perf_counter()
@@ -232,7 +237,9 @@ class Engine:
         while True:
             attempts += 1
             try:
-                chains = await session.fetch(target.host, target.port, target.sni, target.addresses, gate)
+                chains = await session.fetch(
+                    target.host, target.port, target.sni, target.addresses, gate, starttls=target.starttls
+                )
             except CertdoctorError as exc:
                 message = str(exc)
                 if "Temporary failure" in message and attempts <= retries:
@@ -265,7 +272,9 @@ class Engine:
                 return
         d: Diagnosis | None = None
         try:
-            tgt = Target(target.name, target.port, target.sni, target.addresses, host=target.host)
+            tgt = Target(
+                target.name, target.port, target.sni, target.addresses, host=target.host, starttls=target.starttls
+            )
             d = await session.judge_chains(tgt, chains, started=started, deployed=target.deployed or None)
             record = diagnosis_record(
                 target,
@@ -313,6 +322,12 @@ class Engine:
     async def _backoff(self, attempt: int) -> None:
         delay = min(MAX_BACKOFF, BACKOFF * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
         await asyncio.sleep(delay)
+
+
+def _names_its_protocol(text: str) -> bool:
+    """Whether a target line says how to speak to it (a URL scheme or a starttls= option), which --starttls
+    does not override."""
+    return "://" in text or "starttls=" in text.lower()
 
 
 def _evidence_key(target: ScanTarget, chains: Iterable[PresentedChain]) -> tuple[Any, ...]:

@@ -116,6 +116,7 @@ def diagnosis_record(
         "port": target.port,
         "sni": target.sni,
         "name": target.name,
+        **({"starttls": target.starttls} if target.starttls else {}),
         "verdict": d.verdict.value,
         "rejected_by": list(d.rejected_by),
         "exit_code": d.exit_code,
@@ -145,6 +146,7 @@ def error_record(
         "port": target.port,
         "sni": target.sni,
         "name": target.name,
+        **({"starttls": target.starttls} if target.starttls else {}),
         "verdict": "unreachable",
         "rejected_by": [],
         "exit_code": 3,  # ExitCode.UNCHECKED, as for every unreachable target

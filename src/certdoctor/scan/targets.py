@@ -9,10 +9,14 @@ Line format (``#`` comments and blank lines are ignored)::
     example.com:443,sni=www.example.com        # send another SNI
     example.com:443,addr=192.0.2.10            # connect to this address instead of resolving (repeatable)
     192.0.2.10:443,name=example.com            # verify this name (SNI follows it unless sni= is given)
+    smtp://mail.example.com:587                # speak SMTP first and upgrade with STARTTLS (imap://, pop3://)
+    mail.example.com:2525,starttls=smtp        # the same on another port (starttls=none: TLS at once)
+    mail.example.com:587                       # 25, 587 (smtp), 143 (imap), 110 (pop3) upgrade by default
 
 CSV: a first line with a ``host`` column (and optionally ``port``, ``sni``, ``name``, ``addr``/``address``,
-addresses separated by ``|`` or spaces). A malformed line becomes a :class:`BadLine`, never an exception; so
-does a line longer than MAX_LINE characters (read through :func:`lines_of`, it is never held in memory whole).
+addresses separated by ``|`` or spaces, ``starttls``). A malformed line becomes a :class:`BadLine`, never an
+exception; so does a line longer than MAX_LINE characters (read through :func:`lines_of`, it is never held in
+memory whole).
 """
 
 from __future__ import annotations
@@ -24,16 +28,17 @@ from collections.abc import Iterable, Iterator
 from typing import IO, Any, NamedTuple
 
 from ..certinfo import is_ip
+from ..collect.starttls import STARTTLS_PORTS
 from ..errors import InputError
 from ..model import DeployedRef
-from ..pipeline import parse_target
+from ..pipeline import STARTTLS_SCHEMES, parse_target, starttls_for
 
 MAX_LINE = 4096
-_OPTIONS = frozenset({"sni", "name", "addr", "address", "port"})
+_OPTIONS = frozenset({"sni", "name", "addr", "address", "port", "starttls"})
 _SPACE = re.compile(r"\s")
-# URL schemes of TLS services (those parse_target knows a default port for); any other (ftp://, http://, ...)
-# is not scanned as HTTPS but reported as a bad line
-TLS_SCHEMES = ("https", "ldaps", "imaps", "smtps", "pop3s")
+# URL schemes of TLS services (those parse_target knows a default port for), the STARTTLS ones included; any
+# other (ftp://, http://, ...) is not scanned as HTTPS but reported as a bad line
+TLS_SCHEMES = ("https", "ldaps", "imaps", "smtps", "pop3s", *STARTTLS_SCHEMES)
 # The lines most inputs are made of, read without the general parser: "host", "host:port", either followed
 # by one ",addr=IPv4". Anything else (and any port or address this does not vouch for) takes the long way.
 # A plain line: host (DNS labels as pipeline.check_host accepts them) [:port] [,addr=IPv4]
@@ -52,6 +57,9 @@ class ScanTarget(NamedTuple):
     name: str  # the name the certificate must match
     addresses: tuple[str, ...] = ()  # connect here instead of resolving ``host``
     deployed: tuple[DeployedRef, ...] = ()  # files this target should serve (watch's linked deployed files)
+    # The protocol upgraded to TLS first ("smtp", "imap", "pop3"; see certdoctor.collect.starttls); None: TLS at
+    # once. Last, with a default: tuples made before it existed still read.
+    starttls: str | None = None
 
     @property
     def key(self) -> tuple[int, str]:
@@ -63,7 +71,9 @@ class ScanTarget(NamedTuple):
 
     @classmethod
     def from_wire(cls, wire: tuple[Any, ...]) -> ScanTarget:
-        return cls._make(wire)
+        """The target of ``to_wire``'s tuple; a shorter tuple (from a version with fewer fields) gets the
+        defaults of the fields it lacks."""
+        return cls(*wire)
 
 
 class BadLine(NamedTuple):
@@ -90,15 +100,22 @@ def _make(line: int, text: str, spec: str, options: dict[str, list[str]]) -> Sca
     if not options:  # the common case: just a host or host:port
         if _SPACE.search(host):
             return BadLine(line, text, "no host name")
-        return ScanTarget(line, text, host, port, None if is_ip(host) else host, host)
+        upgrade = starttls_for(spec, port)
+        return ScanTarget(line, text, host, port, None if is_ip(host) else host, host, starttls=upgrade)
     unknown = options.keys() - _OPTIONS
     if unknown:
-        return BadLine(line, text, f"unknown option {sorted(unknown)[0]!r} (known: sni=, name=, addr=)")
+        return BadLine(line, text, f"unknown option {sorted(unknown)[0]!r} (known: sni=, name=, addr=, starttls=)")
     if "port" in options:
         value = options["port"][-1]
         if not value.isdigit() or not 0 < int(value) < 65536:
             return BadLine(line, text, f"invalid port {value!r}")
         port = int(value)
+    try:
+        upgrade = (
+            starttls_for(spec, port, options["starttls"][-1]) if "starttls" in options else starttls_for(spec, port)
+        )
+    except InputError as exc:
+        return BadLine(line, text, str(exc))
     name = options["name"][-1] if "name" in options else host
     if "sni" in options:
         sni: str | None = options["sni"][-1] or None
@@ -113,7 +130,7 @@ def _make(line: int, text: str, spec: str, options: dict[str, list[str]]) -> Sca
             addresses.append(a)
     if not name or _SPACE.search(host):
         return BadLine(line, text, "no host name")
-    return ScanTarget(line, text, host, port, sni, name, tuple(addresses))
+    return ScanTarget(line, text, host, port, sni, name, tuple(addresses), starttls=upgrade)
 
 
 def parse_line(line: int, raw: str) -> ScanTarget | BadLine | None:
@@ -125,7 +142,8 @@ def parse_line(line: int, raw: str) -> ScanTarget | BadLine | None:
         port = 443 if port_text is None else int(port_text)
         if 0 < port < 65536 and (address is None or is_ip(address)) and len(host.rstrip(".")) <= 253:
             sni = None if is_ip(host) else host
-            return ScanTarget(line, text, host, port, sni, host, () if address is None else (address,))
+            addresses = () if address is None else (address,)
+            return ScanTarget(line, text, host, port, sni, host, addresses, starttls=STARTTLS_PORTS.get(port))
     return _parse_general(line, text)
 
 
@@ -153,7 +171,7 @@ def _parse_general(line: int, text: str) -> ScanTarget | BadLine | None:
     return _make(line, text, spec, options)
 
 
-_CSV_COLUMNS = {"host", "hostname", "target", "port", "sni", "name", "addr", "address", "addresses"}
+_CSV_COLUMNS = {"host", "hostname", "target", "port", "sni", "name", "addr", "address", "addresses", "starttls"}
 
 
 def _is_csv_header(text: str) -> bool:
@@ -246,7 +264,7 @@ def _csv_row(number: int, text: str, header: list[str]) -> ScanTarget | BadLine 
     row = dict(zip(header, (c.strip() for c in cells), strict=False))
     spec = row.get("host") or row.get("hostname") or row.get("target") or ""
     options: dict[str, list[str]] = {}
-    for column, key in (("port", "port"), ("sni", "sni"), ("name", "name")):
+    for column, key in (("port", "port"), ("sni", "sni"), ("name", "name"), ("starttls", "starttls")):
         if row.get(column):
             options[key] = [row[column]]
     for column in ("addr", "address", "addresses"):

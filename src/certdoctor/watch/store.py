@@ -143,8 +143,17 @@ class WatchedTarget:
     last_observation_id: int | None = None
 
     def scan_target(self) -> ScanTarget:
-        """The scan engine's target; its ``line`` is this target's id."""
-        return ScanTarget(self.id, self.spec, self.host, self.port, self.sni, self.name, self.addresses)
+        """The scan engine's target; its ``line`` is this target's id. The STARTTLS protocol has no column of its
+        own: the spec says it (``smtp://…``, ``,starttls=…``, a well-known port), as it did when it was added."""
+        return ScanTarget(
+            self.id, self.spec, self.host, self.port, self.sni, self.name, self.addresses, starttls=self.starttls
+        )
+
+    @property
+    def starttls(self) -> str | None:
+        """The protocol upgraded to TLS first, as the spec says (None: TLS at once)."""
+        parsed = parse_line(1, self.spec)
+        return parsed.starttls if isinstance(parsed, ScanTarget) else None
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -1,0 +1,97 @@
+"""The plaintext phase before TLS (STARTTLS, STLS): did the server upgrade the connection?
+
+A server reached with a ``starttls`` protocol (``smtp://``, ``--starttls imap``, port 587...) has to speak that
+protocol and agree to the upgrade before any certificate is sent. When it does not, no chain exists to judge and
+these findings say why, with what the server said (its greeting, the reply code, the extensions it listed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from ..model import PresentedChain, Severity
+from .registry import Hit, TargetContext, check
+
+_CITATIONS = "RFC 3207 §4 (SMTP), RFC 3501 §6.2.1 (IMAP), RFC 2595 §4 (POP3)"
+
+
+def _evidence(chain: PresentedChain) -> dict[str, Any]:
+    info = chain.starttls
+    base: dict[str, Any] = {"error_kind": chain.error_kind, "error": chain.error}
+    if info is not None:
+        base.update(info.to_dict())
+    return base
+
+
+def _failures(ctx: TargetContext, kind: str) -> Iterator[PresentedChain]:
+    return (c for c in ctx.failures if c.error_kind == kind)
+
+
+@check(
+    "starttls-refused",
+    title="The server does not offer, or refuses, the upgrade to TLS (STARTTLS)",
+    severity=Severity.ERROR,
+    citation=_CITATIONS,
+    scope="target",
+)
+def starttls_refused(ctx: TargetContext) -> Iterator[Hit]:
+    """The server speaks the protocol (a valid greeting) but does not list STARTTLS (SMTP EHLO keywords, IMAP
+    CAPABILITY, POP3 CAPA "STLS"), answers the upgrade command with an error (SMTP 454, IMAP NO/BAD, POP3 -ERR),
+    refuses the session in its greeting (SMTP 554, IMAP BYE or PREAUTH, POP3 -ERR), or hangs up."""
+    for chain in _failures(ctx, "starttls-refused"):
+        info = chain.starttls
+        protocol = info.protocol.upper() if info is not None else "the protocol"
+        banner = f" Its greeting: {info.banner!r}." if info is not None and info.banner else ""
+        yield Hit(
+            f"{chain.source}: {chain.error}.{banner} Clients that require TLS ({protocol} with STARTTLS, "
+            "`curl --ssl-reqd`, `openssl s_client -starttls`) stop here; others may carry on without encryption.",
+            "Enable TLS in the server's configuration for this listener (Postfix: smtpd_tls_security_level = may "
+            "and smtpd_tls_chain_files; Dovecot: ssl = yes with ssl_cert/ssl_key) and reload it; if it says TLS is "
+            "temporarily unavailable (454), its certificate or key files are usually unreadable: its log says "
+            "which. Or connect to the implicit-TLS port (465, 993, 995) if the server offers one.",
+            sources=(chain.source,),
+            evidence=_evidence(chain),
+        )
+
+
+@check(
+    "starttls-wrong-protocol",
+    title="The server does not speak the protocol it was reached with",
+    severity=Severity.ERROR,
+    citation="RFC 5321 §4.2 (SMTP replies), RFC 3501 §7.1 (IMAP greeting), RFC 1939 §3 (POP3 responses)",
+    scope="target",
+)
+def starttls_wrong_protocol(ctx: TargetContext) -> Iterator[Hit]:
+    """What came back is not the protocol's greeting or reply: an HTTP or SSH server, a TLS record (the port
+    speaks TLS from the first byte), an over-long line, or a close before any greeting."""
+    for chain in _failures(ctx, "starttls-protocol"):
+        yield Hit(
+            f"{chain.source}: {chain.error}.",
+            "Check the port: SMTP submission with STARTTLS is usually 587 (relay 25) and with implicit TLS 465 "
+            "(smtps://); IMAP 143 / 993 (imaps://); POP3 110 / 995 (pop3s://). Give the scheme or --starttls that "
+            "matches what the port speaks (--starttls none for TLS from the first byte).",
+            sources=(chain.source,),
+            evidence=_evidence(chain),
+        )
+
+
+@check(
+    "starttls-timeout",
+    title="The server did not finish the plaintext phase before TLS in time",
+    severity=Severity.ERROR,
+    citation=_CITATIONS,
+    scope="target",
+)
+def starttls_timeout(ctx: TargetContext) -> Iterator[Hit]:
+    """The greeting or a reply of the plaintext phase did not arrive (completely) within the timeout: a server
+    that sends nothing, or drips its banner byte by byte. The evidence holds what had arrived."""
+    for chain in _failures(ctx, "starttls-timeout"):
+        yield Hit(
+            f"{chain.source}: {chain.error}.",
+            "Check that the server is not overloaded or tar-pitting this client (greeting delays, postscreen), and "
+            "that this port speaks the protocol in plaintext first (not TLS from the first byte: then use "
+            "smtps://, imaps://, pop3s:// or --starttls none). A longer --timeout shows whether it is only slow.",
+            sources=(chain.source,),
+            evidence=_evidence(chain),
+        )

@@ -1,0 +1,74 @@
+"""Protocol upgrades before the TLS handshake (STARTTLS and its kin): one small module per protocol.
+
+Each protocol module has ``NAME`` and ``async negotiate(channel, nudge_after)``, which talks plaintext through a
+:class:`~.channel.Channel` until the server agrees to start TLS (then returns) or does not (then raises
+:class:`~.channel.UpgradeFailed`). The handshake (:func:`certdoctor.collect.handshake.fetch_chain`) runs it on the
+connection it then hands to TLS, within the same timeout and under the channel's byte caps.
+
+:data:`PROTOCOLS` is the registry: the protocol name (as in ``--starttls`` and URL schemes) → its default port,
+the other ports it is served on with STARTTLS, and its implicit-TLS scheme and port (a port that speaks TLS from
+the first byte, e.g. SMTP submission on 465, RFC 8314 §3.3). Nothing here imports OpenSSL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from . import imap, pop3, smtp
+from .channel import MAX_BYTES, MAX_LINE, Channel, UpgradeFailed, printable
+
+__all__ = [
+    "IMPLICIT_PORTS",
+    "MAX_BYTES",
+    "MAX_LINE",
+    "PROTOCOLS",
+    "STARTTLS_PORTS",
+    "Channel",
+    "Upgrade",
+    "UpgradeFailed",
+    "for_port",
+    "printable",
+]
+
+
+@dataclass(frozen=True)
+class Upgrade:
+    """One protocol's upgrade to TLS.
+
+    ``ports``: the ports it is served on with an upgrade, the first the default (SMTP: 25 for relay, 587 for
+    submission, RFC 6409 §3.1). ``implicit_scheme``/``implicit_port``: the same service over TLS from the first
+    byte (RFC 8314 §3.3 for submissions on 465, §3.2 for IMAP on 993 and POP3 on 995). ``negotiate``: the
+    plaintext exchange (see the module docstring). ``command``: what the client sends to upgrade. ``rfc``: the
+    specification of the exchange.
+    """
+
+    name: str
+    title: str
+    ports: tuple[int, ...]
+    implicit_scheme: str
+    implicit_port: int
+    negotiate: Callable[[Channel, float], Awaitable[None]]
+    command: str
+    rfc: str
+
+    @property
+    def port(self) -> int:
+        return self.ports[0]
+
+
+PROTOCOLS: dict[str, Upgrade] = {
+    "smtp": Upgrade("smtp", "SMTP", (25, 587), "smtps", 465, smtp.negotiate, "STARTTLS", "RFC 3207"),
+    "imap": Upgrade("imap", "IMAP", (143,), "imaps", 993, imap.negotiate, "STARTTLS", "RFC 3501 §6.2.1"),
+    "pop3": Upgrade("pop3", "POP3", (110,), "pop3s", 995, pop3.negotiate, "STLS", "RFC 2595 §4"),
+}
+
+# A well-known port given without a scheme or --starttls: the protocol to upgrade with...
+STARTTLS_PORTS: dict[int, str] = {port: p.name for p in PROTOCOLS.values() for port in p.ports}
+# ...and the ports that speak TLS from the first byte (nothing to upgrade), by their scheme.
+IMPLICIT_PORTS: dict[int, str] = {p.implicit_port: p.implicit_scheme for p in PROTOCOLS.values()}
+
+
+def for_port(port: int) -> str | None:
+    """The protocol a well-known STARTTLS port implies (25 and 587: smtp, 143: imap, 110: pop3), else None."""
+    return STARTTLS_PORTS.get(port)
