@@ -86,6 +86,18 @@ def days_class(value: float | None) -> str:
     return "days-ok"
 
 
+def _common_name(dn: str | None) -> str:
+    """The CN of an RFC 4514 name when it comes first (``CN=certdoctor Lab RSA CA,O=…`` → ``certdoctor Lab RSA
+    CA``; escaped commas kept), else the whole name: the fleet table shows it, the full name in a tooltip."""
+    if not dn:
+        return ""
+    match = _FIRST_CN.match(dn)
+    return match.group(1) if match else dn
+
+
+_FIRST_CN = re.compile(r"CN=((?:[^,\\]|\\.)+)")
+
+
 def environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(str(HERE / "templates")),
@@ -97,6 +109,7 @@ def environment() -> Environment:
     env.filters["when"] = _when
     env.filters["days"] = _days
     env.filters["days_class"] = days_class
+    env.filters["common_name"] = _common_name
     env.globals["STATUS_TEXT"] = fleet.STATUS_TEXT
     env.globals["urlencode"] = urlencode
     return env
