@@ -16,9 +16,10 @@ from ..errors import InputError
 from .files import parse_certificates, read_capped
 from .keys import KeyLoadError, keys_in
 
-__all__ = ["ClientCertificateError", "ClientIdentity", "load_client_identity"]
+__all__ = ["ClientCertificateError", "ClientIdentity", "ca_names", "load_client_identity"]
 
 MAX_CLIENT_FILE = 1024 * 1024
+MAX_CA_NAMES = 64  # CA names kept from a CertificateRequest
 
 
 class ClientCertificateError(InputError):
@@ -88,3 +89,24 @@ def load_client_identity(cert_path: str, key_path: str | None = None, password: 
             "(the first certificate of the file is the one sent)"
         )
     return ClientIdentity(tuple(certs), key, source)
+
+
+def ca_names(conn: Any) -> tuple[str, ...]:
+    """The acceptable CA names of the server's CertificateRequest on the pyOpenSSL connection ``conn`` (RFC 8446
+    §4.2.4 certificate_authorities, RFC 5246 §7.4.4), as RFC 4514 strings (most specific attribute first),
+    printable, at most :data:`MAX_CA_NAMES` of 256 characters per value."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        names = conn.get_client_ca_list()[:MAX_CA_NAMES]
+        out = []
+        for name in names:
+            parts = []
+            for key, value in reversed(name.get_components()):
+                text = value.decode("utf-8", "replace")
+                text = text.replace("\\", "\\\\").replace(",", "\\,").replace("+", "\\+")
+                text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+                parts.append(f"{key.decode('ascii', 'replace')}={text[:256]}")
+            out.append(",".join(parts))
+    return tuple(out)

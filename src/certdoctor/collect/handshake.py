@@ -21,9 +21,9 @@ from OpenSSL import SSL, crypto
 from ..certinfo import is_ip, short_reason
 from ..errors import CollectError
 from ..model import ClientAuth, PresentedChain, StartTls
-from .clientcert import ClientIdentity
+from .clientcert import ClientIdentity, ca_names
 from .pem import load_der_certificate
-from .proxy import MAX_CONNECT_REPLY, Proxy, connect_request, parse_status
+from .proxy import MAX_CONNECT_REPLY, Proxy, open_tunnel
 from .starttls import PROTOCOLS, Channel, Upgrade, UpgradeFailed, printable
 
 __all__ = ["ResolveError", "fetch_chain", "resolve"]
@@ -751,7 +751,7 @@ async def _attempt(
                 return _failure(source, host, started, kind, _connect_message(exc))
             if proxy is not None and tunnel is not None:
                 phase = "proxy"
-                refused = await _open_tunnel(protocol, tunnel, host, port, proxy)
+                refused = await open_tunnel(protocol.write_plain, tunnel, host, port, proxy)
                 if refused is not None:
                     return _failure(source, host, started, "proxy", refused, proxy=proxy)
                 if channel is not None:  # what the server said right after the tunnel opened is its greeting
@@ -847,70 +847,9 @@ async def _attempt(
         _close(transport, polite=polite)
 
 
-async def _open_tunnel(protocol: _Handshake, tunnel: Channel, host: str, port: int, proxy: Proxy) -> str | None:
-    """Send CONNECT and read the proxy's reply (status line, headers, blank line); None when the tunnel is open
-    (a 2xx status), else why not, quoting the status line."""
-    authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    protocol.write_plain(connect_request(host, port, proxy))
-    headers_done = False
-    problem = ""
-    try:
-        status_line = await tunnel.readline()
-        if parse_status(status_line) is not None:
-            while await tunnel.readline():
-                pass
-            headers_done = True
-    except UpgradeFailed as exc:
-        if tunnel.last_reply is None:  # not even a status line
-            said = f" (it sent {printable(exc.reply, 80)!r})" if exc.reply else ""
-            if "closed the connection" in str(exc):
-                return f"the proxy {proxy.label} closed the connection before answering CONNECT {authority}{said}"
-            return f"the proxy {proxy.label} did not answer CONNECT {authority} in HTTP: {exc}"
-        problem = str(exc).replace("the server", "it")
-        status_line = tunnel.last_reply if parse_status(tunnel.last_reply) is not None else status_line
-    status = parse_status(status_line)
-    shown = printable(status_line, 200)
-    if status is None:
-        return f"the proxy {proxy.label} answered CONNECT {authority} with {shown!r}, not an HTTP status line"
-    if not 200 <= status < 300:
-        hint = ""
-        if status == 407 or (status == 401 and proxy.authorization is not None):  # tinyproxy says 401 then
-            hint = (
-                " (it wants credentials: give them in the proxy URL, http://user:password@host:port)"
-                if proxy.authorization is None
-                else " (it refused the credentials in the proxy URL)"
-            )
-        return f"the proxy {proxy.label} refused CONNECT {authority}: {shown}{hint}"
-    if not headers_done:
-        said = f"the proxy {proxy.label} answered CONNECT {authority} with {shown!r}"
-        return f"{said} but not a whole HTTP header: {problem}"
-    return None
-
-
 # Seconds to wait, after a TLS 1.3 handshake in which the server asked for a client certificate, for its first
 # records: an alert (refused) or a session ticket (accepted). Servers answer within a round trip.
 CLIENT_AUTH_WAIT = 2.0
-MAX_CA_NAMES = 64
-
-
-def _ca_names(conn: SSL.Connection) -> tuple[str, ...]:
-    """The acceptable CA names of the server's CertificateRequest (RFC 4514 order: most specific first),
-    printable and capped."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        names = conn.get_client_ca_list()[:MAX_CA_NAMES]
-        out = []
-        for name in names:
-            parts = []
-            for key, value in reversed(name.get_components()):
-                text = value.decode("utf-8", "replace")
-                text = text.replace("\\", "\\\\").replace(",", "\\,").replace("+", "\\+")
-                text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
-                parts.append(f"{key.decode('ascii', 'replace')}={text[:256]}")
-            out.append(",".join(parts))
-    return tuple(out)
 
 
 async def _client_auth(
@@ -939,4 +878,4 @@ async def _client_auth(
                 refused = await after
         except TimeoutError:
             refused = None  # nothing said: the session goes on
-    return ClientAuth(ca_names=_ca_names(conn), sent=identity is not None, refused=refused)
+    return ClientAuth(ca_names=ca_names(conn), sent=identity is not None, refused=refused)

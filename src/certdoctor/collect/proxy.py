@@ -18,13 +18,14 @@ from __future__ import annotations
 import base64
 import ipaddress
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 from ..errors import InputError
+from .starttls import Channel, UpgradeFailed, printable
 
-__all__ = ["Proxy", "ProxyPolicy", "connect_request", "parse_proxy", "parse_status"]
+__all__ = ["Proxy", "ProxyPolicy", "connect_request", "open_tunnel", "parse_proxy", "parse_status"]
 
 # The CONNECT reply: its status line and headers, at most this many bytes (a proxy that sends more is broken).
 MAX_CONNECT_REPLY = 16_384
@@ -178,3 +179,46 @@ def parse_status(line: str) -> int | None:
     if len(parts) < 2 or not parts[0].startswith("HTTP/") or not (len(parts[1]) == 3 and parts[1].isdigit()):
         return None
     return int(parts[1])
+
+
+async def open_tunnel(
+    write: Callable[[bytes], None], tunnel: Channel, host: str, port: int, proxy: Proxy
+) -> str | None:
+    """Send CONNECT with ``write`` and read the proxy's reply on ``tunnel`` (status line, headers, blank line: at
+    most :data:`MAX_CONNECT_REPLY` bytes, the channel's caps); None when the tunnel is open (a 2xx status), else
+    why not, quoting the status line."""
+    authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    write(connect_request(host, port, proxy))
+    headers_done = False
+    problem = ""
+    try:
+        status_line = await tunnel.readline()
+        if parse_status(status_line) is not None:
+            while await tunnel.readline():
+                pass
+            headers_done = True
+    except UpgradeFailed as exc:
+        if tunnel.last_reply is None:  # not even a status line
+            said = f" (it sent {printable(exc.reply, 80)!r})" if exc.reply else ""
+            if "closed the connection" in str(exc):
+                return f"the proxy {proxy.label} closed the connection before answering CONNECT {authority}{said}"
+            return f"the proxy {proxy.label} did not answer CONNECT {authority} in HTTP: {exc}"
+        problem = str(exc).replace("the server", "it")
+        status_line = tunnel.last_reply if parse_status(tunnel.last_reply) is not None else status_line
+    status = parse_status(status_line)
+    shown = printable(status_line, 200)
+    if status is None:
+        return f"the proxy {proxy.label} answered CONNECT {authority} with {shown!r}, not an HTTP status line"
+    if not 200 <= status < 300:
+        hint = ""
+        if status == 407 or (status == 401 and proxy.authorization is not None):  # tinyproxy says 401 then
+            hint = (
+                " (it wants credentials: give them in the proxy URL, http://user:password@host:port)"
+                if proxy.authorization is None
+                else " (it refused the credentials in the proxy URL)"
+            )
+        return f"the proxy {proxy.label} refused CONNECT {authority}: {shown}{hint}"
+    if not headers_done:
+        said = f"the proxy {proxy.label} answered CONNECT {authority} with {shown!r}"
+        return f"{said} but not a whole HTTP header: {problem}"
+    return None
