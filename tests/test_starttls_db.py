@@ -524,3 +524,49 @@ def test_misbehaving_database_servers(
     assert ev["protocol"] == scheme and said in ev["error"], ev
     if fake == "mysql-drip":  # part of a packet had arrived
         assert "byte(s) so far" in ev["error"]
+
+
+def test_direct_tls_to_a_postgresql_before_17(
+    lab: Lab, postgres_tls: dict[str, PostgresServer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """PostgreSQL 15 reads the ClientHello as a startup packet and closes: the report says to use SSLRequest."""
+    name = "good-rsa"
+    argv = db_argv(lab, "postgres", name, postgres_tls[name].port, "--starttls", "postgres-direct")
+    code, doc = check_json(capsys, argv)
+    assert code == 3 and ids(doc) == ("handshake-failed",), doc["findings"]
+    [endpoint] = doc["endpoints"]
+    assert "before 17 reads a ClientHello as a startup packet" in endpoint["error"], endpoint
+    assert endpoint["starttls"]["protocol"] == "postgres-direct"
+
+
+def test_inspect_fix_and_watch_speak_the_database_protocols(
+    lab: Lab,
+    postgres_tls: dict[str, PostgresServer],
+    mariadb_servers: dict[str, MariaDB],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    name = "incomplete-no-aia"
+    host = lab.endpoints[name].hostname
+    pg, my = postgres_tls[name].port, mariadb_servers[name].port
+    resolve = ["--resolve", f"{host}:{my}:127.0.0.1"]
+    assert main(["inspect", f"{host}:{my}", "--starttls", "mysql", *resolve, "--json"]) == 0
+    doc = jsonschemas.loads(capsys.readouterr().out)
+    assert [(c["position"], c["subject"]) for c in doc["certificates"]] == [(0, f"CN={host}")]
+    # fix HOST: the chain the PostgreSQL server sends, completed from the intermediate given
+    code = main(["fix", f"postgres://{host}:{pg}", "--resolve", f"{host}:{pg}:127.0.0.1", "--intermediates",
+                 str(lab.endpoints["good-rsa"].chain_path), "-d", str(tmp_path / "fixed"), "--ca-file",
+                 str(lab.root_path), "--json"])  # fmt: skip
+    fixed = jsonschemas.loads(capsys.readouterr().out)
+    assert code == 0 and fixed["plan"]["complete"] and (tmp_path / "fixed" / "fullchain.pem").exists(), fixed
+    # watch: a MariaDB and a PostgreSQL target, by scheme and by option
+    db = ["--db", f"sqlite:///{tmp_path / 'watch.db'}"]
+    good = lab.endpoints["good-rsa"].hostname
+    specs = [f"mysql://{good}:{mariadb_servers['good-rsa'].port},addr=127.0.0.1",
+             f"{host}:{pg},addr=127.0.0.1,starttls=postgres"]  # fmt: skip
+    assert main(["watch", "add", *specs, *db]) == 0
+    capsys.readouterr()
+    code, doc = check_json(capsys, ["watch", "run", *db, "--ca-file", str(lab.root_path), "--no-revocation"])
+    assert code == 1 and doc["verdicts"] == {"valid": 1, "invalid": 1}, doc
+    code, doc = check_json(capsys, ["watch", "status", *db])
+    assert {r["target"]: r["verdict"] for r in doc["targets"]} == dict(zip(specs, ["valid", "invalid"], strict=True))

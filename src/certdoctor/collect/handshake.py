@@ -618,6 +618,11 @@ async def _attempt(
             failed = await done
         if failed is not None:
             kind, message = failed
+            if upgrade is not None and upgrade.name == "postgres-direct" and protocol.received == 0:
+                message += (
+                    "; a PostgreSQL server before 17 reads a ClientHello as a startup packet and closes: use "
+                    "postgres:// (SSLRequest) unless the server is PostgreSQL 17 or later"
+                )
             if kind == "not-tls" and upgrade is not None:
                 message = (
                     f"the server agreed to {upgrade.command} ({upgrade.title}) but then did not speak TLS: it answered "
