@@ -129,7 +129,7 @@ def error_response(*fields: tuple[str, str]) -> bytes:
         (b"E\x7f\xff\xff\xff", "protocol", "E", "ErrorResponse of 2147483647 bytes"),
         (b"HTTP/1.1 400 Bad Request\r\n\r\n", "protocol", None, "an HTTP server"),
         (b"\x4a\x00\x00\x00\x0a5.7.44\x00", "protocol", None, "a MySQL/MariaDB server's greeting"),
-        (b"\x15\x03\x01\x00\x02\x02\x46", "protocol", None, "direct TLS"),
+        (b"\x15\x03\x01\x00\x02\x02\x46", "protocol", None, "--starttls postgres-direct"),
         (b"", "protocol", None, "closed the connection without answering SSLRequest"),
     ],
 )  # fmt: skip
@@ -291,6 +291,9 @@ def test_postgres_without_ssl_refuses(
     with pytest.raises(psycopg.OperationalError) as raised:
         psycopg.connect(host="127.0.0.1", port=postgres_server.port, user=SUPERUSER, sslmode="require").close()
     assert str(raised.value) == clients["python"]  # psycopg's own words, as predicted
+    from certdoctor.clients.explain import explain
+
+    assert [c.id for c in explain(str(raised.value)).causes][:1] == ["database-tls"]
     dsn = f"host=127.0.0.1 port={postgres_server.port} dbname=postgres user={SUPERUSER} sslmode=require"
     done = subprocess.run(["psql", dsn, "-Atc", "select 1"], capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "server does not support SSL, but SSL was required" in done.stderr
@@ -370,6 +373,9 @@ def test_mariadb_without_tls_and_a_host_it_refuses(
         "127.0.0.1", port, lab.root_path, tmp_path, "--ssl-verify-server-cert", f"--ssl-ca={lab.root_path}"
     )
     assert done.returncode != 0 and "SSL is required, but the server does not support it" in done.stderr, done.stderr
+    from certdoctor.clients.explain import explain
+
+    assert explain(done.stderr).best is not None and explain(done.stderr).best.id == "db-ssl-required"
     # without an account for 127.0.0.1 (--skip-name-resolve: TCP clients are known by address), the server
     # greets with ERR 1130
     server = mariadb_servers["plain"]
