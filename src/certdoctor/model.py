@@ -135,7 +135,8 @@ class StartTls:
     greeting (its first line; MySQL: its version or ERR packet; None when it sent none, as PostgreSQL never does).
     ``stage``: the step that failed ("greeting", "ehlo", "capability", "starttls"); None when the upgrade worked.
     ``code``: the reply code of that step (SMTP "454", IMAP "NO"/"BAD"/"BYE", POP3 "-ERR", PostgreSQL "N" or a
-    SQLSTATE, MySQL an error number or "0x…" capability flags without CLIENT_SSL), when there was one. ``reply``: what the server answered there (a reply's lines joined by " | "; for a timeout, the bytes
+    SQLSTATE, MySQL an error number or "0x…" capability flags without CLIENT_SSL), when there was one.
+    ``reply``: what the server answered there (a reply's lines joined by " | "; for a timeout, the bytes
     received so far). ``offered``: the extensions or capabilities the server listed (EHLO keywords, IMAP
     CAPABILITY, POP3 CAPA), upper-case. Every string is printable (control characters escaped) and capped.
     """
