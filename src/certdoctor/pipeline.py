@@ -81,6 +81,9 @@ TLS_PORTS = {"https": 443, "ldaps": 636, "imaps": 993, "smtps": 465, "pop3s": 99
 # default ports (RFC 5321 §4.5.4.2 / RFC 6409 §3.1 give SMTP 25 and 587; RFC 3501 §2.1 IMAP 143; RFC 1939 §3 POP3
 # 110): the scheme names the protocol.
 STARTTLS_SCHEMES = {"smtp": 25, "imap": 143, "pop3": 110}
+# Databases (libpq's and the MySQL clients' URL schemes): PostgreSQL's SSLRequest on 5432, MySQL's on 3306.
+STARTTLS_SCHEMES.update(postgres=5432, postgresql=5432, mysql=3306)
+_SCHEME_PROTOCOL = {"postgresql": "postgres"}  # a scheme that is another name for a protocol
 SCHEME_PORTS = {**TLS_PORTS, **STARTTLS_SCHEMES}
 _LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\Z")
 
@@ -158,7 +161,8 @@ def parse_target(spec: str, default_port: int = 443) -> tuple[str, int]:
 def starttls_for(spec: str | None, port: int, starttls: str | None = UNSET) -> str | None:
     """The protocol to speak before the TLS handshake for target ``spec`` on ``port`` (None: TLS from the first
     byte). ``starttls``, when given, decides ("none" or None: no upgrade); otherwise the URL scheme (smtp://,
-    imap://, pop3://; https://, smtps:// and the other TLS schemes: none); otherwise the well-known STARTTLS port
+    imap://, pop3://, postgres:// or postgresql:// — with ``?sslnegotiation=direct``: postgres-direct —, mysql://;
+    https://, smtps:// and the other TLS schemes: none); otherwise the well-known STARTTLS port
     (25 and 587: smtp, 143: imap, 110: pop3; see :data:`certdoctor.collect.starttls.STARTTLS_PORTS`). Raises
     InputError for a protocol certdoctor does not speak."""
     from .collect.starttls import PROTOCOLS, for_port
@@ -172,7 +176,10 @@ def starttls_for(spec: str | None, port: int, starttls: str | None = UNSET) -> s
         return name
     if spec and "://" in spec:
         scheme = spec.partition("://")[0].strip().lower()
-        return scheme if scheme in STARTTLS_SCHEMES else None
+        protocol = _SCHEME_PROTOCOL.get(scheme, scheme)
+        if protocol == "postgres" and "sslnegotiation=direct" in spec.partition("?")[2].lower():
+            return "postgres-direct"  # libpq's connection parameter (PostgreSQL 17): TLS from the first byte
+        return protocol if scheme in STARTTLS_SCHEMES else None
     return for_port(port)
 
 

@@ -226,12 +226,13 @@ def _key_belongs_to(key_path: str, cert_path: str, password: bytes | None) -> bo
     return True
 
 
-STARTTLS_CHOICES = ("smtp", "imap", "pop3", "none")
+STARTTLS_CHOICES = ("smtp", "imap", "pop3", "postgres", "postgres-direct", "mysql", "none")
 
 
 def starttls_choice(text: str) -> str:
-    """A --starttls value: smtp, imap, pop3 or none (case-insensitive)."""
+    """A --starttls value: one of STARTTLS_CHOICES (case-insensitive; postgresql is postgres)."""
     value = text.strip().lower()
+    value = "postgres" if value == "postgresql" else value
     if value not in STARTTLS_CHOICES:
         raise argparse.ArgumentTypeError(f"{text!r}: one of {', '.join(STARTTLS_CHOICES)}")
     return value
@@ -242,9 +243,10 @@ def add_starttls_option(g: Any) -> None:
         "--starttls",
         type=starttls_choice,
         metavar="PROTO",
-        help="speak PROTO first and upgrade to TLS: smtp (STARTTLS), imap (STARTTLS), pop3 (STLS), or none. "
-        "Default: the URL scheme's (smtp://, imap://, pop3://) or the port's (25 and 587: smtp, 143: imap, "
-        "110: pop3); 465, 993 and 995 speak TLS from the first byte",
+        help="speak PROTO first and upgrade to TLS: smtp (STARTTLS), imap (STARTTLS), pop3 (STLS), postgres "
+        "(SSLRequest), postgres-direct (PostgreSQL 17 direct TLS, ALPN postgresql), mysql (SSLRequest), or none. "
+        "Default: the URL scheme's (smtp://, imap://, pop3://, postgres://, mysql://) or the port's (25 and 587: "
+        "smtp, 143: imap, 110: pop3, 5432: postgres, 3306: mysql); 465, 993 and 995 speak TLS from the first byte",
     )
 
 

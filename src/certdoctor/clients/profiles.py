@@ -290,6 +290,12 @@ CURL = ClientProfile(
         "starttls-not-offered@pop3": "curl: (64) STLS not supported.",
         "starttls-protocol": "curl: (28) Operation timed out after {timeout_ms} milliseconds with 0 bytes received",
         "starttls-timeout": "curl: (28) Operation timed out after {timeout_ms} milliseconds with 0 bytes received",
+        # curl speaks no database protocol (curl 7.88 given a postgres:// or mysql:// URL, measured)
+        **{
+            f"{problem}@{protocol}": f'curl: (1) Protocol "{scheme}" not supported or disabled in libcurl'
+            for problem in ("starttls-denied", "starttls-not-offered", "starttls-protocol", "starttls-timeout")
+            for protocol, scheme in (("postgres", "postgres"), ("postgres-direct", "postgres"), ("mysql", "mysql"))
+        },
     },
     **_OPENSSL_FACTS,
     partial_wildcards=False,
@@ -329,6 +335,10 @@ PYTHON = ClientProfile(
         "hostname-ip": "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: IP address mismatch, "
         "certificate is not valid for '{host}'. (_ssl.c:1006)",
         "too-large": "[SSL: EXCESSIVE_MESSAGE_SIZE] excessive message size (_ssl.c:1006)",
+        # psycopg (libpq) with sslmode=require or stricter, to a PostgreSQL server that answers N (measured:
+        # psycopg 3.3 with libpq 18)
+        "starttls-denied@postgres": 'connection failed: connection to server at "{host}", port {port} failed: '
+        "server does not support SSL, but SSL was required",
         "handshake": "[SSL: SSLV3_ALERT_HANDSHAKE_FAILURE] sslv3 alert handshake failure (_ssl.c:1006)",
         "client-certificate": "[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert certificate required "
         "(_ssl.c:2580)",

@@ -654,7 +654,7 @@ def _upgrade_failed(upgrade: Upgrade, exc: UpgradeFailed, channel: Channel) -> t
         offered=channel.offered,
     )
     message = f"{upgrade.title} {upgrade.command}: {exc}"
-    if exc.kind == "protocol" and exc.stage == "greeting" and channel.received == 0:
+    if exc.kind == "protocol" and exc.stage == "greeting" and channel.received == 0 and upgrade.implicit_scheme:
         message += (
             f" (a port that speaks TLS from the first byte, such as {upgrade.implicit_scheme}:// on "
             f"{upgrade.implicit_port}, waits for the client's ClientHello and closes on anything else)"
@@ -664,12 +664,23 @@ def _upgrade_failed(upgrade: Upgrade, exc: UpgradeFailed, channel: Channel) -> t
 
 def _upgrade_timeout(upgrade: Upgrade, channel: Channel, seconds: str) -> tuple[str, str, StartTls]:
     pending = channel.pending
-    if channel.received == 0:
+    if channel.received == 0 and (upgrade.client_first or not upgrade.implicit_scheme):
+        said = "the server sent nothing" + (
+            f" (a {upgrade.title} server answers {upgrade.command} at once)"
+            if upgrade.client_first
+            else f" (a {upgrade.title} server greets first; a port that speaks TLS from the first byte waits for "
+            "the client)"
+        )
+        reply = None
+    elif channel.received == 0:
         said = (
             f"the server sent nothing (an {upgrade.title} server greets first; a port that speaks TLS from the first "
             f"byte, such as {upgrade.implicit_scheme}:// on {upgrade.implicit_port}, waits for the client)"
         )
         reply = None
+    elif upgrade.name in ("postgres", "mysql"):  # binary protocols: what is pending, in hex
+        reply = pending[:64].hex(" ") or None
+        said = f"{channel.received} byte(s) so far, the last message unfinished"
     elif pending:
         reply = printable(pending.decode("utf-8", "replace"))
         said = f"{len(pending)} byte(s) of an unfinished line so far: {printable(reply, 80)!r}"
@@ -723,6 +734,8 @@ async def _attempt(
         conn.request_ocsp()
         if server_name is not None:
             conn.set_tlsext_host_name(server_name)
+        if upgrade is not None and upgrade.alpn:
+            conn.set_alpn_protos(list(upgrade.alpn))
         done: asyncio.Future[tuple[str, str] | None] = loop.create_future()
         protocol = _Handshake(conn, max_bytes, done)
         if upgrade is not None:
@@ -780,6 +793,11 @@ async def _attempt(
                 failed = None  # refused over the client certificate: the chain it sent before is what we want
         if failed is not None:
             kind, message = failed
+            if upgrade is not None and upgrade.name == "postgres-direct" and protocol.received == 0:
+                message += (
+                    "; a PostgreSQL server before 17 reads a ClientHello as a startup packet and closes: use "
+                    "postgres:// (SSLRequest) unless the server is PostgreSQL 17 or later"
+                )
             if kind == "not-tls" and upgrade is not None:
                 message = (
                     f"the server agreed to {upgrade.command} ({upgrade.title}) but then did not speak TLS: it answered "

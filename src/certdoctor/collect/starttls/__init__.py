@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from . import imap, pop3, smtp
+from . import imap, mysql, pop3, postgres, smtp
 from .channel import MAX_BYTES, MAX_LINE, Channel, UpgradeFailed, printable
 
 __all__ = [
@@ -46,11 +46,15 @@ class Upgrade:
     name: str
     title: str
     ports: tuple[int, ...]
-    implicit_scheme: str
-    implicit_port: int
+    implicit_scheme: str | None
+    implicit_port: int | None
     negotiate: Callable[[Channel, float], Awaitable[None]]
     command: str
     rfc: str
+    # The ALPN protocols the ClientHello offers (PostgreSQL 17's direct TLS requires "postgresql").
+    alpn: tuple[bytes, ...] = ()
+    # The client speaks first (PostgreSQL's SSLRequest, or TLS at once): no greeting to wait for.
+    client_first: bool = False
 
     @property
     def port(self) -> int:
@@ -61,14 +65,30 @@ PROTOCOLS: dict[str, Upgrade] = {
     "smtp": Upgrade("smtp", "SMTP", (25, 587), "smtps", 465, smtp.negotiate, "STARTTLS", "RFC 3207"),
     "imap": Upgrade("imap", "IMAP", (143,), "imaps", 993, imap.negotiate, "STARTTLS", "RFC 3501 §6.2.1"),
     "pop3": Upgrade("pop3", "POP3", (110,), "pop3s", 995, pop3.negotiate, "STLS", "RFC 2595 §4"),
-}
+    # Databases: no implicit-TLS port of their own. PostgreSQL 17's direct TLS is on the same port (5432) and is
+    # only asked for by name (--starttls postgres-direct, or sslnegotiation=direct in a postgres:// URL).
+    "postgres": Upgrade(
+        "postgres", "PostgreSQL", (5432,), None, None, postgres.negotiate, "SSLRequest",
+        "PostgreSQL protocol §53.2.10", alpn=postgres.ALPN, client_first=True,
+    ),
+    "postgres-direct": Upgrade(
+        "postgres-direct", "PostgreSQL", (), None, None, postgres.direct, "direct TLS",
+        "PostgreSQL protocol §53.2.10 (direct SSL, PostgreSQL 17)", alpn=postgres.ALPN, client_first=True,
+    ),
+    "mysql": Upgrade(
+        "mysql", "MySQL", (3306,), None, None, mysql.negotiate, "SSLRequest", "MySQL protocol: Protocol::SSLRequest"
+    ),
+}  # fmt: skip
 
 # A well-known port given without a scheme or --starttls: the protocol to upgrade with...
 STARTTLS_PORTS: dict[int, str] = {port: p.name for p in PROTOCOLS.values() for port in p.ports}
 # ...and the ports that speak TLS from the first byte (nothing to upgrade), by their scheme.
-IMPLICIT_PORTS: dict[int, str] = {p.implicit_port: p.implicit_scheme for p in PROTOCOLS.values()}
+IMPLICIT_PORTS: dict[int, str] = {
+    p.implicit_port: p.implicit_scheme for p in PROTOCOLS.values() if p.implicit_port and p.implicit_scheme
+}
 
 
 def for_port(port: int) -> str | None:
-    """The protocol a well-known STARTTLS port implies (25 and 587: smtp, 143: imap, 110: pop3), else None."""
+    """The protocol a well-known STARTTLS port implies (25 and 587: smtp, 143: imap, 110: pop3, 5432: postgres,
+    3306: mysql), else None."""
     return STARTTLS_PORTS.get(port)
