@@ -13,7 +13,7 @@ from typing import Any
 from ..model import PresentedChain, Severity
 from .registry import Hit, TargetContext, check
 
-_CITATIONS = "RFC 3207 §4 (SMTP), RFC 3501 §6.2.1 (IMAP), RFC 2595 §4 (POP3)"
+_CITATIONS = "RFC 3207 §4 (SMTP), RFC 3501 §6.2.1 (IMAP), RFC 2595 §4 (POP3), RFC 4511 §4.14 (LDAP)"
 
 
 def _evidence(chain: PresentedChain) -> dict[str, Any]:
@@ -37,7 +37,8 @@ def _failures(ctx: TargetContext, kind: str) -> Iterator[PresentedChain]:
 )
 def starttls_refused(ctx: TargetContext) -> Iterator[Hit]:
     """The server speaks the protocol (a valid greeting) but does not list STARTTLS (SMTP EHLO keywords, IMAP
-    CAPABILITY, POP3 CAPA "STLS"), answers the upgrade command with an error (SMTP 454, IMAP NO/BAD, POP3 -ERR),
+    CAPABILITY, POP3 CAPA "STLS"), answers the upgrade command with an error (SMTP 454, IMAP NO/BAD, POP3 -ERR,
+    an LDAP resultCode other than 0),
     refuses the session in its greeting (SMTP 554, IMAP BYE or PREAUTH, POP3 -ERR), or hangs up."""
     for chain in _failures(ctx, "starttls-refused"):
         info = chain.starttls
@@ -49,7 +50,8 @@ def starttls_refused(ctx: TargetContext) -> Iterator[Hit]:
             "Enable TLS in the server's configuration for this listener (Postfix: smtpd_tls_security_level = may "
             "and smtpd_tls_chain_files; Dovecot: ssl = yes with ssl_cert/ssl_key) and reload it; if it says TLS is "
             "temporarily unavailable (454), its certificate or key files are usually unreadable: its log says "
-            "which. Or connect to the implicit-TLS port (465, 993, 995) if the server offers one.",
+            "which; slapd: TLSCertificateFile and TLSCertificateKeyFile (olcTLS… in cn=config). Or connect to the "
+            "implicit-TLS port (465, 993, 995, 636) if the server offers one.",
             sources=(chain.source,),
             evidence=_evidence(chain),
         )
@@ -59,7 +61,8 @@ def starttls_refused(ctx: TargetContext) -> Iterator[Hit]:
     "starttls-wrong-protocol",
     title="The server does not speak the protocol it was reached with",
     severity=Severity.ERROR,
-    citation="RFC 5321 §4.2 (SMTP replies), RFC 3501 §7.1 (IMAP greeting), RFC 1939 §3 (POP3 responses)",
+    citation="RFC 5321 §4.2 (SMTP replies), RFC 3501 §7.1 (IMAP greeting), RFC 1939 §3 (POP3 responses), "
+    "RFC 4511 §5.1 (LDAP messages)",
     scope="target",
 )
 def starttls_wrong_protocol(ctx: TargetContext) -> Iterator[Hit]:
@@ -69,7 +72,8 @@ def starttls_wrong_protocol(ctx: TargetContext) -> Iterator[Hit]:
         yield Hit(
             f"{chain.source}: {chain.error}.",
             "Check the port: SMTP submission with STARTTLS is usually 587 (relay 25) and with implicit TLS 465 "
-            "(smtps://); IMAP 143 / 993 (imaps://); POP3 110 / 995 (pop3s://). Give the scheme or --starttls that "
+            "(smtps://); IMAP 143 / 993 (imaps://); POP3 110 / 995 (pop3s://); LDAP 389 / 636 (ldaps://). Give the "
+            "scheme or --starttls that "
             "matches what the port speaks (--starttls none for TLS from the first byte).",
             sources=(chain.source,),
             evidence=_evidence(chain),

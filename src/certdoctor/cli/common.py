@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from ..collect.starttls import PROTOCOLS
 from ..errors import InputError
 from ..model import (
     DEFAULT_AIA_TIMEOUT,
@@ -123,11 +124,12 @@ def add_connection_options(p: argparse.ArgumentParser, *, sni: bool = True) -> N
     add_timeout_option(g)
 
 
-STARTTLS_CHOICES = ("smtp", "imap", "pop3", "none")
+STARTTLS_CHOICES = (*PROTOCOLS, "none")
 
 
 def starttls_choice(text: str) -> str:
-    """A --starttls value: smtp, imap, pop3 or none (case-insensitive)."""
+    """A --starttls value: a protocol of :data:`certdoctor.collect.starttls.PROTOCOLS` (smtp, imap, pop3, ldap...)
+    or none (case-insensitive)."""
     value = text.strip().lower()
     if value not in STARTTLS_CHOICES:
         raise argparse.ArgumentTypeError(f"{text!r}: one of {', '.join(STARTTLS_CHOICES)}")
@@ -139,9 +141,9 @@ def add_starttls_option(g: Any) -> None:
         "--starttls",
         type=starttls_choice,
         metavar="PROTO",
-        help="speak PROTO first and upgrade to TLS: smtp (STARTTLS), imap (STARTTLS), pop3 (STLS), or none. "
-        "Default: the URL scheme's (smtp://, imap://, pop3://) or the port's (25 and 587: smtp, 143: imap, "
-        "110: pop3); 465, 993 and 995 speak TLS from the first byte",
+        help=f"speak PROTO first and upgrade to TLS: {', '.join(PROTOCOLS)}, or none. Default: the URL "
+        "scheme's (smtp://, imap://, pop3://, ldap://...) or the port's (25 and 587: smtp, 143: imap, 110: pop3, "
+        "389: ldap...); 465, 993, 995, 636... speak TLS from the first byte",
     )
 
 

@@ -512,20 +512,26 @@ def _upgrade_failed(upgrade: Upgrade, exc: UpgradeFailed, channel: Channel) -> t
         offered=channel.offered,
     )
     message = f"{upgrade.title} {upgrade.command}: {exc}"
-    if exc.kind == "protocol" and exc.stage == "greeting" and channel.received == 0:
-        message += (
-            f" (a port that speaks TLS from the first byte, such as {upgrade.implicit_scheme}:// on "
-            f"{upgrade.implicit_port}, waits for the client's ClientHello and closes on anything else)"
-        )
+    if exc.kind == "protocol" and channel.received == 0:
+        message += f" (a port that speaks TLS from the first byte{_implicit_example(upgrade)} waits for the client's "
+        message += "ClientHello and closes on anything else)"
     return kind, message, info
+
+
+def _implicit_example(upgrade: Upgrade) -> str:
+    """ ", such as ldaps:// on 636," for a protocol with an implicit-TLS port, else ","."""
+    if upgrade.implicit_scheme is None:
+        return ","
+    return f", such as {upgrade.implicit_scheme}:// on {upgrade.implicit_port},"
 
 
 def _upgrade_timeout(upgrade: Upgrade, channel: Channel, seconds: str) -> tuple[str, str, StartTls]:
     pending = channel.pending
     if channel.received == 0:
+        first = "it was asked first" if upgrade.client_first else f"an {upgrade.title} server greets first"
         said = (
-            f"the server sent nothing (an {upgrade.title} server greets first; a port that speaks TLS from the first "
-            f"byte, such as {upgrade.implicit_scheme}:// on {upgrade.implicit_port}, waits for the client)"
+            f"the server sent nothing ({first}; a port that speaks TLS from the first byte"
+            f"{_implicit_example(upgrade)} waits for the client)"
         )
         reply = None
     elif pending:
@@ -582,6 +588,7 @@ async def _attempt(
         protocol = _Handshake(conn, max_bytes, done)
         if upgrade is not None:
             channel = Channel(upgrade.name, protocol.write_plain)
+            channel.server_name = sni or (None if is_ip(host) else host)
             protocol.channel = channel
 
         async with asyncio.timeout(timeout):

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from . import imap, pop3, smtp
+from . import imap, ldap, pop3, smtp
 from .channel import MAX_BYTES, MAX_LINE, Channel, UpgradeFailed, printable
 
 __all__ = [
@@ -38,19 +38,21 @@ class Upgrade:
 
     ``ports``: the ports it is served on with an upgrade, the first the default (SMTP: 25 for relay, 587 for
     submission, RFC 6409 §3.1). ``implicit_scheme``/``implicit_port``: the same service over TLS from the first
-    byte (RFC 8314 §3.3 for submissions on 465, §3.2 for IMAP on 993 and POP3 on 995). ``negotiate``: the
-    plaintext exchange (see the module docstring). ``command``: what the client sends to upgrade. ``rfc``: the
-    specification of the exchange.
+    byte (RFC 8314 §3.3 for submissions on 465, §3.2 for IMAP on 993 and POP3 on 995; None for a protocol
+    that has none). ``negotiate``: the plaintext exchange (see the module docstring). ``command``: what the client
+    sends to upgrade. ``rfc``: the specification of the exchange. ``client_first``: the client speaks first (LDAP,
+    XMPP), so that a silent server is not "one that did not greet".
     """
 
     name: str
     title: str
     ports: tuple[int, ...]
-    implicit_scheme: str
-    implicit_port: int
+    implicit_scheme: str | None
+    implicit_port: int | None
     negotiate: Callable[[Channel, float], Awaitable[None]]
     command: str
     rfc: str
+    client_first: bool = False
 
     @property
     def port(self) -> int:
@@ -61,12 +63,16 @@ PROTOCOLS: dict[str, Upgrade] = {
     "smtp": Upgrade("smtp", "SMTP", (25, 587), "smtps", 465, smtp.negotiate, "STARTTLS", "RFC 3207"),
     "imap": Upgrade("imap", "IMAP", (143,), "imaps", 993, imap.negotiate, "STARTTLS", "RFC 3501 §6.2.1"),
     "pop3": Upgrade("pop3", "POP3", (110,), "pop3s", 995, pop3.negotiate, "STLS", "RFC 2595 §4"),
+    # RFC 4511 §4.14; ldaps:// on 636 is not in RFC 4511 but what every directory serves (RFC 8314 has no LDAP).
+    "ldap": Upgrade("ldap", "LDAP", (389,), "ldaps", 636, ldap.negotiate, "StartTLS", "RFC 4511 §4.14", True),
 }
 
 # A well-known port given without a scheme or --starttls: the protocol to upgrade with...
 STARTTLS_PORTS: dict[int, str] = {port: p.name for p in PROTOCOLS.values() for port in p.ports}
 # ...and the ports that speak TLS from the first byte (nothing to upgrade), by their scheme.
-IMPLICIT_PORTS: dict[int, str] = {p.implicit_port: p.implicit_scheme for p in PROTOCOLS.values()}
+IMPLICIT_PORTS: dict[int, str] = {
+    p.implicit_port: p.implicit_scheme for p in PROTOCOLS.values() if p.implicit_port and p.implicit_scheme
+}
 
 
 def for_port(port: int) -> str | None:

@@ -1,0 +1,358 @@
+"""STARTTLS beyond mail: LDAP (StartTLS extended operation), FTP (AUTH TLS), XMPP, Sieve, NNTP and IRC.
+
+Real servers where Debian has a small one (tests/dirservers.py): slapd, vsftpd, Prosody, Dovecot's ManageSieve;
+each serves a good lab chain, one without its intermediate and an expired one, asserted finding by finding and
+confirmed with a real client of the protocol (``ldapsearch -ZZ``, ``curl --ssl-reqd``, ``openssl s_client
+-starttls``). Exchanges no real server can be made to produce on purpose (a refusal, another protocol, silence, a
+malformed answer) come from protocol-faithful asyncio servers of this file and scripted conversations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+
+import jsonschemas
+from certdoctor.cli import main
+from certdoctor.collect.starttls import PROTOCOLS, STARTTLS_PORTS, Channel, UpgradeFailed
+from certdoctor.collect.starttls import ldap as ldap_module
+from certdoctor.lab import Lab
+from certdoctor.pipeline import parse_target, starttls_for
+from certdoctor.scan.targets import ScanTarget, parse_line
+from conftest import MAIL_CHAINS
+from dirservers import LDAPSEARCH, SLAPD, Slapd, slapds, unavailable_reason, with_hosts
+
+EXPECTED = {"good-rsa": (), "incomplete-no-aia": ("missing-intermediate",), "expired": ("expired",)}
+ACCEPTED = {"good-rsa": True, "incomplete-no-aia": False, "expired": False}
+
+
+def skip_unless(*binaries: str) -> None:
+    """Skip (fail under CI=true) when a server or client cannot run here."""
+    reason = unavailable_reason(*binaries)
+    if reason is not None:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"CI=true but these tests cannot run: {reason}", pytrace=False)
+        pytest.skip(reason)
+
+
+def check_json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, dict[str, Any]]:
+    code = main([*argv, "--json"])
+    return code, jsonschemas.loads(capsys.readouterr().out)
+
+
+def ids(doc: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(sorted(f["id"] for f in doc["findings"] if f["severity"] == "error"))
+
+
+def lab_argv(lab: Lab, scheme: str, name: str, port: int, *extra: str) -> list[str]:
+    host = lab.endpoints[name].hostname
+    return [
+        "check",
+        f"{scheme}://{host}:{port}",
+        "--resolve",
+        f"{host}:{port}:127.0.0.1",
+        "--ca-file",
+        str(lab.root_path),
+        "--no-revocation",
+        *extra,
+    ]
+
+
+def assert_verdict(doc: dict[str, Any], code: int, name: str, protocol: str | None) -> None:
+    assert ids(doc) == EXPECTED[name], doc["findings"]
+    assert doc["verdict"] == ("valid" if ACCEPTED[name] else "invalid") and code == (0 if ACCEPTED[name] else 1)
+    assert doc["target"]["starttls"] == protocol
+    [endpoint] = doc["endpoints"]
+    assert endpoint["ok"] and endpoint["error_kind"] is None
+    if protocol is None:
+        assert endpoint["starttls"] is None
+    else:
+        assert endpoint["starttls"]["protocol"] == protocol and endpoint["starttls"]["stage"] is None
+
+
+# --- targets -----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "given", "port", "protocol"),
+    [
+        ("ldap://dir.example.com", None, 389, "ldap"),
+        ("ldaps://dir.example.com", None, 636, None),
+        ("dir.example.com:389", None, 389, "ldap"),
+        ("dir.example.com:636", None, 636, None),
+        ("dir.example.com:10389", "LDAP", 10389, "ldap"),
+    ],
+)
+def test_which_protocol_a_target_speaks(spec: str, given: str | None, port: int, protocol: str | None) -> None:
+    assert parse_target(spec) == ("dir.example.com", port)
+    assert (starttls_for(spec, port) if given is None else starttls_for(spec, port, given)) == protocol
+
+
+def test_registry_ports_and_scan_lines() -> None:
+    for port, name in {389: "ldap"}.items():
+        assert STARTTLS_PORTS[port] == name
+    assert PROTOCOLS["ldap"].implicit_port == 636 and PROTOCOLS["ldap"].client_first
+    for line, protocol, port in [
+        ("ldap://dir.example.com,addr=192.0.2.1", "ldap", 389),
+        ("dir.example.com:10389,starttls=ldap", "ldap", 10389),
+        ("ldaps://dir.example.com", None, 636),
+    ]:
+        target = parse_line(1, line)
+        assert isinstance(target, ScanTarget) and (target.starttls, target.port) == (protocol, port), line
+
+
+def test_starttls_option_lists_the_new_protocols(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "x.example:1", "--starttls", "gopher"]) == 2
+    assert "one of smtp, imap, pop3, ldap" in capsys.readouterr().err
+
+
+# --- scripted conversations ----------------------------------------------------------------------------------------
+
+Script = Callable[[bytes], bytes | None]
+
+
+async def converse_bytes(
+    protocol: str, script: Script, first: bytes = b"", server_name: str | None = "dir.example.com"
+) -> tuple[list[bytes], UpgradeFailed | None, Channel]:
+    """Run ``protocol``'s negotiator against a scripted server: ``first`` is sent before anything, then each write
+    is answered with ``script(data)`` (None: the server closes). Returns the writes, the failure (None: upgraded)
+    and the channel."""
+    loop = asyncio.get_running_loop()
+    sent: list[bytes] = []
+
+    def write(data: bytes) -> None:
+        sent.append(data)
+        reply = script(data)
+        loop.call_soon(channel.feed_eof if reply is None else channel.feed, *(() if reply is None else (reply,)))
+
+    channel = Channel(protocol, write, local_address="192.0.2.7")
+    channel.server_name = server_name
+    if first:
+        channel.feed(first)
+    try:
+        await asyncio.wait_for(PROTOCOLS[protocol].negotiate(channel, 5.0), 5)
+    except UpgradeFailed as exc:
+        return sent, exc, channel
+    return sent, None, channel
+
+
+def ber(tag: int, content: bytes) -> bytes:
+    assert len(content) < 0x80 or tag == 0x30
+    if len(content) < 0x80:
+        return bytes([tag, len(content)]) + content
+    return bytes([tag, 0x82]) + len(content).to_bytes(2, "big") + content
+
+
+def extended_response(code: int, diagnostic: bytes = b"", message_id: int = 1, name: bytes | None = None) -> bytes:
+    """An LDAPMessage with an ExtendedResponse (RFC 4511 §4.12), as a server would encode it."""
+    fields = ber(0x0A, bytes([code])) + ber(0x04, b"") + ber(0x04, diagnostic)
+    if name is not None:
+        fields += ber(0x8A, name)
+    return ber(0x30, ber(0x02, bytes([message_id])) + ber(0x78, fields))
+
+
+def test_ldap_request_is_rfc_4511_exact() -> None:
+    # RFC 4511 §4.14.1: ExtendedRequest, requestName 1.3.6.1.4.1.1466.20037, no requestValue; message 1.
+    assert ldap_module.REQUEST.hex() == "301d02010177188016" + b"1.3.6.1.4.1.1466.20037".hex()
+    sent, failed, channel = asyncio.run(converse_bytes("ldap", lambda _: extended_response(0)))
+    assert failed is None and sent == [ldap_module.REQUEST] and channel.banner == "resultCode 0 (success)"
+    # long-form lengths, and an unsolicited message of another id first, are read through
+    short = extended_response(0)
+    long_form = bytes([0x30, 0x81, short[1]]) + short[2:]
+    noise = extended_response(0, b"other", message_id=5)
+    _, failed, _ = asyncio.run(converse_bytes("ldap", lambda _: noise + long_form))
+    assert failed is None
+
+
+@pytest.mark.parametrize(
+    ("reply", "kind", "code", "said"),
+    [
+        (extended_response(52, b"Could not initialize TLS"), "refused", "52", "52 (unavailable), 'Could not"),
+        (extended_response(2, b"unsupported extended operation"), "refused", "2", "protocolError"),
+        (
+            extended_response(52, b"going away", message_id=0, name=b"1.3.6.1.4.1.1466.20036"),
+            "refused",
+            "52",
+            "Notice of Disconnection",
+        ),
+        (b"HTTP/1.1 400 Bad Request\r\n\r\n", "protocol", None, "an HTTP server"),
+        (b"220 mx ESMTP\r\n", "protocol", None, "text protocol"),
+        (b"\x15\x03\x03\x00\x02\x02\x46", "protocol", None, "TLS from the first byte"),
+        (b"\x30\x80\x00\x00", "protocol", None, "indefinite"),
+        (b"\x30\x84\x7f\xff\xff\xff", "protocol", None, "more than any LDAP server"),
+        (b"\x30\x03\x02\x01\x01", "protocol", None, "not a valid LDAP message"),
+        (ber(0x30, ber(0x02, b"\x01") + ber(0x65, b"")), "protocol", None, "another kind"),
+        (None, "protocol", None, "closed the connection without answering in LDAP"),
+    ],
+)
+def test_ldap_failures(reply: bytes | None, kind: str, code: str | None, said: str) -> None:
+    _, failed, _ = asyncio.run(converse_bytes("ldap", lambda _: reply))
+    assert failed is not None and (failed.kind, failed.stage, failed.code) == (kind, "starttls", code), failed
+    assert said in str(failed), failed
+
+
+# --- servers that misbehave (protocol-faithful asyncio servers) ------------------------------------------------------
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def ldap_refusing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """An LDAP server that answers StartTLS with unwillingToPerform (53), as Active Directory does without a
+    certificate."""
+    await reader.readexactly(len(ldap_module.REQUEST))
+    writer.write(extended_response(53, b"00002028: LdapErr: DSID-0C09, no certificate"))
+    await writer.drain()
+    await reader.read()
+
+
+async def http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """An HTTP server: a 400 to anything that is not a request."""
+    await reader.read(1)
+    writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    await writer.drain()
+
+
+async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await asyncio.sleep(60)
+
+
+FAKES: dict[str, Handler] = {"ldap-53": ldap_refusing, "http": http, "silent": silent}
+
+
+@pytest.fixture(scope="module")
+def fakes() -> Iterator[dict[str, int]]:
+    """Every server of FAKES on 127.0.0.1, in one event loop of its own thread: name → port."""
+    loop = asyncio.new_event_loop()
+    ports: dict[str, int] = {}
+    servers: list[asyncio.Server] = []
+
+    async def start() -> None:
+        for name, handler in FAKES.items():
+
+            async def guarded(r: asyncio.StreamReader, w: asyncio.StreamWriter, h: Handler = handler) -> None:
+                try:
+                    await h(r, w)
+                except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+                    pass
+                finally:
+                    w.close()
+
+            server = await asyncio.start_server(guarded, "127.0.0.1", 0)
+            servers.append(server)
+            ports[name] = server.sockets[0].getsockname()[1]
+
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    asyncio.run_coroutine_threadsafe(start(), loop).result(10)
+    yield ports
+
+    async def stop() -> None:
+        for server in servers:
+            server.close()
+        handlers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in handlers:
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
+
+    asyncio.run_coroutine_threadsafe(stop(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+    loop.close()
+
+
+@pytest.mark.parametrize(
+    ("fake", "scheme", "finding", "said"),
+    [
+        ("ldap-53", "ldap", "starttls-refused", "53 (unwillingToPerform), '00002028: LdapErr"),
+        ("http", "ldap", "starttls-wrong-protocol", "an HTTP server"),
+        ("silent", "ldap", "starttls-timeout", "it was asked first"),
+    ],
+)
+def test_misbehaving_servers(
+    fakes: dict[str, int], capsys: pytest.CaptureFixture[str], fake: str, scheme: str, finding: str, said: str
+) -> None:
+    got, doc = check_json(capsys, ["check", f"{scheme}://127.0.0.1:{fakes[fake]}", "--timeout", "1.5"])
+    assert got == 3 and doc["verdict"] == "unreachable" and ids(doc) == (finding,), doc["findings"]
+    ev = doc["findings"][0]["evidence"]
+    assert ev["protocol"] == scheme and said in ev["error"], ev
+
+
+# --- LDAP: Debian's slapd ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def slapd_servers(lab: Lab) -> Iterator[dict[str, Slapd]]:
+    """One private slapd per chain of MAIL_CHAINS, and "no-tls": one without any certificate."""
+    skip_unless(SLAPD, LDAPSEARCH)
+    chains: dict[str, Any] = {n: (lab.endpoints[n].chain_path, lab.endpoints[n].key_path) for n in MAIL_CHAINS}
+    chains["no-tls"] = None
+    servers = slapds(chains)
+    yield servers
+    for server in servers.values():
+        server.__exit__()
+
+
+def ldapsearch_accepts(lab: Lab, name: str, url: str) -> tuple[bool, str]:
+    """Whether ``ldapsearch`` (OpenLDAP's client, verifying against the lab root only) reads the root DSE over
+    ``url`` (ldap:// with -ZZ: StartTLS required; ldaps://)."""
+    argv = [LDAPSEARCH, "-H", url, "-x", "-b", "", "-s", "base", "-o", "nettimeout=10", "-LLL", "namingContexts"]
+    if url.startswith("ldap://"):
+        argv.insert(1, "-ZZ")
+    env = {**os.environ, "LDAPTLS_CACERT": str(lab.root_path), "LDAPTLS_REQCERT": "demand"}
+    done = with_hosts(argv, [lab.endpoints[name].hostname], env=env, timeout=30)
+    return done.returncode == 0, done.stderr.strip()
+
+
+@pytest.mark.parametrize("name", MAIL_CHAINS)
+@pytest.mark.parametrize("scheme", ["ldap", "ldaps"])
+def test_slapd(
+    lab: Lab, slapd_servers: dict[str, Slapd], capsys: pytest.CaptureFixture[str], name: str, scheme: str
+) -> None:
+    port = slapd_servers[name].ports[scheme]
+    code, doc = check_json(capsys, lab_argv(lab, scheme, name, port))
+    protocol = "ldap" if scheme == "ldap" else None
+    assert_verdict(doc, code, name, protocol)
+    if protocol:
+        assert doc["endpoints"][0]["starttls"]["banner"] == "resultCode 0 (success)"
+    # the real client agrees: ldapsearch -ZZ (StartTLS required) or over ldaps://
+    accepted, said = ldapsearch_accepts(lab, name, f"{scheme}://{lab.endpoints[name].hostname}:{port}")
+    assert accepted == ACCEPTED[name], said
+    if not accepted:  # Debian's libldap (GnuTLS) says no more than this
+        expected = "ldap_start_tls: Connect error (-11)" if scheme == "ldap" else "Can't contact LDAP server (-1)"
+        assert expected in said, said
+
+
+def test_slapd_without_certificates_refuses(
+    lab: Lab, slapd_servers: dict[str, Slapd], capsys: pytest.CaptureFixture[str]
+) -> None:
+    port = slapd_servers["no-tls"].ports["ldap"]
+    got, doc = check_json(capsys, ["check", f"ldap://127.0.0.1:{port}", "--timeout", "5"])
+    assert got == 3 and ids(doc) == ("starttls-refused",), doc["findings"]
+    ev = doc["findings"][0]["evidence"]
+    # slapd without TLS settings does not even know the operation (RFC 4511 §4.12: protocolError)
+    assert (ev["protocol"], ev["stage"], ev["code"]) == ("ldap", "starttls", "2"), ev
+    assert ev["reply"] == "resultCode 2 (protocolError), 'unsupported extended operation'", ev
+    # ldapsearch -ZZ stops there too
+    env = {**os.environ, "LDAPTLS_CACERT": str(lab.root_path)}
+    done = subprocess.run(
+        [LDAPSEARCH, "-ZZ", "-H", f"ldap://127.0.0.1:{port}", "-x", "-b", "", "-s", "base", "-o", "nettimeout=10"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
+    assert done.returncode != 0 and "ldap_start_tls" in done.stderr, done.stderr
+
+
+def test_ldap_on_the_ldaps_port(lab: Lab, slapd_servers: dict[str, Slapd], capsys: pytest.CaptureFixture[str]) -> None:
+    """ldap:// (StartTLS) on a port that speaks TLS from the first byte: slapd closes, or answers with an alert."""
+    port = slapd_servers["good-rsa"].ports["ldaps"]
+    got, doc = check_json(capsys, ["check", f"ldap://127.0.0.1:{port}", "--timeout", "3"])
+    assert got == 3 and ids(doc) in (("starttls-wrong-protocol",), ("starttls-timeout",)), doc["findings"]
+    assert "TLS from the first byte" in doc["findings"][0]["detail"], doc["findings"][0]["detail"]
