@@ -67,7 +67,7 @@ class Daemon:
     def __init__(self) -> None:
         self.dir = private_dir(self.name)
         self.process: subprocess.Popen[bytes] | None = None
-        self.ports: dict[str, int] = {}
+        self.ports: dict[str, int] = {}  # set by configure(), when the server starts
 
     def argv(self) -> list[str]:
         raise NotImplementedError
@@ -112,10 +112,10 @@ class Slapd(Daemon):
     def __init__(self, pair: tuple[Path, Path] | None) -> None:
         super().__init__()
         self.pair = None if pair is None else copy_pair(self.dir, "server", *pair)
-        base = free_port_range(2, start=27000)
-        self.ports = {"ldap": base} if pair is None else {"ldap": base, "ldaps": base + 1}
 
     def configure(self) -> None:
+        base = free_port_range(2, start=27000)  # when it starts: the ports of those started before are taken
+        self.ports = {"ldap": base} if self.pair is None else {"ldap": base, "ldaps": base + 1}
         tls = "" if self.pair is None else f"TLSCertificateFile {self.pair[0]}\nTLSCertificateKeyFile {self.pair[1]}\n"
         (self.dir / "slapd.conf").write_text(
             f"include /etc/ldap/schema/core.schema\npidfile {self.dir}/slapd.pid\nargsfile {self.dir}/slapd.args\n"
@@ -128,14 +128,56 @@ class Slapd(Daemon):
         return [SLAPD, "-h", urls, "-f", str(self.dir / "slapd.conf"), "-d", "0"]
 
 
-def slapds(chains: Mapping[str, tuple[Path, Path] | None]) -> dict[str, Slapd]:
-    """One started :class:`Slapd` per chain name (the caller exits each)."""
-    started: dict[str, Slapd] = {}
+class Vsftpd(Daemon):
+    """One vsftpd (``vsftpd FILE``, ``background=NO``) on ``ports["ftp"]``: with ``implicit`` TLS from the first
+    byte (``implicit_ssl``, like 990), else AUTH TLS (like 21); with ``pair`` None no TLS at all (AUTH TLS is
+    refused). vsftpd serves one certificate per process (``rsa_cert_file``, read as a chain file). Anonymous logins
+    see an empty directory, so that curl completes a session."""
+
+    name = "vsftpd"
+
+    def __init__(self, pair: tuple[Path, Path] | None, *, implicit: bool = False) -> None:
+        super().__init__()
+        self.pair = None if pair is None else copy_pair(self.dir, "server", *pair)
+        self.implicit = implicit
+
+    def configure(self) -> None:
+        self.ports = {"ftp": free_port_range(1, start=28000)}
+        d = self.dir
+        for sub in ("empty", "root"):
+            (d / sub).mkdir()
+            os.chmod(d / sub, 0o755)
+        tls = "ssl_enable=NO\n"
+        if self.pair is not None:
+            tls = (
+                f"ssl_enable=YES\nrsa_cert_file={self.pair[0]}\nrsa_private_key_file={self.pair[1]}\n"
+                "ssl_ciphers=HIGH\nrequire_ssl_reuse=NO\nallow_anon_ssl=YES\nforce_anon_logins_ssl=NO\n"
+                f"force_anon_data_ssl=NO\nimplicit_ssl={'YES' if self.implicit else 'NO'}\n"
+            )
+        (d / "vsftpd.conf").write_text(
+            "listen=YES\nlisten_ipv6=NO\nlisten_address=127.0.0.1\n"
+            f"listen_port={self.ports['ftp']}\nbackground=NO\n{tls}"
+            f"anonymous_enable=YES\nanon_root={d}/root\nlocal_enable=NO\nsecure_chroot_dir={d}/empty\n"
+            f"seccomp_sandbox=NO\nxferlog_enable=NO\nvsftpd_log_file={d}/vsftpd.log\n"
+            "pasv_enable=YES\npasv_address=127.0.0.1\nftpd_banner=certdoctor test FTP ready\n",
+            encoding="utf-8",
+        )
+
+    def argv(self) -> list[str]:
+        return [VSFTPD, str(self.dir / "vsftpd.conf")]
+
+
+def start_all(servers: Mapping[str, Daemon]) -> dict[str, Daemon]:
+    """Each of ``servers`` started (all stopped again if one fails to start); the caller exits each."""
+    started: dict[str, Daemon] = {}
     try:
-        for name, pair in chains.items():
-            started[name] = Slapd(pair).__enter__()  # type: ignore[assignment]
+        for name, server in servers.items():
+            started[name] = server.__enter__()
     except BaseException:
         for server in started.values():
             server.__exit__()
+        for server in servers.values():
+            if server not in started.values():
+                shutil.rmtree(server.dir, ignore_errors=True)
         raise
     return started

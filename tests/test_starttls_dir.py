@@ -26,7 +26,7 @@ from certdoctor.lab import Lab
 from certdoctor.pipeline import parse_target, starttls_for
 from certdoctor.scan.targets import ScanTarget, parse_line
 from conftest import MAIL_CHAINS
-from dirservers import LDAPSEARCH, SLAPD, Slapd, slapds, unavailable_reason, with_hosts
+from dirservers import LDAPSEARCH, SLAPD, VSFTPD, Daemon, Slapd, Vsftpd, start_all, unavailable_reason, with_hosts
 
 EXPECTED = {"good-rsa": (), "incomplete-no-aia": ("missing-intermediate",), "expired": ("expired",)}
 ACCEPTED = {"good-rsa": True, "incomplete-no-aia": False, "expired": False}
@@ -87,6 +87,10 @@ def assert_verdict(doc: dict[str, Any], code: int, name: str, protocol: str | No
         ("dir.example.com:389", None, 389, "ldap"),
         ("dir.example.com:636", None, 636, None),
         ("dir.example.com:10389", "LDAP", 10389, "ldap"),
+        ("ftp://dir.example.com", None, 21, "ftp"),
+        ("ftps://dir.example.com", None, 990, None),
+        ("dir.example.com:21", None, 21, "ftp"),
+        ("dir.example.com:990", None, 990, None),
     ],
 )
 def test_which_protocol_a_target_speaks(spec: str, given: str | None, port: int, protocol: str | None) -> None:
@@ -95,13 +99,15 @@ def test_which_protocol_a_target_speaks(spec: str, given: str | None, port: int,
 
 
 def test_registry_ports_and_scan_lines() -> None:
-    for port, name in {389: "ldap"}.items():
+    for port, name in {389: "ldap", 21: "ftp"}.items():
         assert STARTTLS_PORTS[port] == name
     assert PROTOCOLS["ldap"].implicit_port == 636 and PROTOCOLS["ldap"].client_first
     for line, protocol, port in [
         ("ldap://dir.example.com,addr=192.0.2.1", "ldap", 389),
         ("dir.example.com:10389,starttls=ldap", "ldap", 10389),
         ("ldaps://dir.example.com", None, 636),
+        ("ftp://dir.example.com:2121", "ftp", 2121),
+        ("ftps://dir.example.com", None, 990),
     ]:
         target = parse_line(1, line)
         assert isinstance(target, ScanTarget) and (target.starttls, target.port) == (protocol, port), line
@@ -197,6 +203,68 @@ def test_ldap_failures(reply: bytes | None, kind: str, code: str | None, said: s
     assert said in str(failed), failed
 
 
+def lines(replies: dict[str, bytes | None]) -> Script:
+    """A script for a text protocol: the reply of the first key the written line starts with (case-insensitive);
+    no key: the server closes."""
+
+    def script(data: bytes) -> bytes | None:
+        line = data.decode().upper()
+        return next((reply for key, reply in replies.items() if line.startswith(key.upper())), None)
+
+    return script
+
+
+def test_ftp_multiline_greetings_and_120() -> None:
+    greeting = b"220-Welcome\r\n  to this server\r\n220-more\r\n220 ready\r\n"
+    sent, failed, ch = asyncio.run(converse_bytes("ftp", lines({"AUTH TLS": b"234 AUTH TLS OK.\r\n"}), greeting))
+    assert (
+        failed is None
+        and sent == [b"AUTH TLS\r\n"]
+        and ch.banner == "220 Welcome | 220   to this server | 220 more | 220 ready"
+    )
+    greeting = b"120 ready in 1 minute\r\n220 ready now\r\n"
+    _, failed, ch = asyncio.run(converse_bytes("ftp", lines({"AUTH": b"234 go\r\n"}), greeting))
+    assert failed is None and ch.banner == "220 ready now"
+
+    # silent for longer than the nudge: AUTH TLS sent once, its answer read after the greeting
+    async def slow() -> tuple[list[bytes], UpgradeFailed | None]:
+        loop = asyncio.get_running_loop()
+        sent: list[bytes] = []
+
+        def write(data: bytes) -> None:
+            sent.append(data)
+            loop.call_soon(channel.feed, b"220 slow\r\n234 go\r\n")
+
+        channel = Channel("ftp", write)
+        try:
+            await asyncio.wait_for(PROTOCOLS["ftp"].negotiate(channel, 0.05), 5)
+        except UpgradeFailed as exc:
+            return sent, exc
+        return sent, None
+
+    assert asyncio.run(slow()) == ([b"AUTH TLS\r\n"], None)
+
+
+@pytest.mark.parametrize(
+    ("greeting", "replies", "kind", "stage", "code"),
+    [
+        (b"421 Too many connections\r\n", {}, "refused", "greeting", "421"),
+        (b"220 ok\r\n", {"AUTH": b"530 Please login with USER and PASS.\r\n"}, "refused", "starttls", "530"),
+        (b"220 ok\r\n", {"AUTH": b"500 AUTH not understood\r\n"}, "refused", "starttls", "500"),
+        (b"220 ok\r\n", {"AUTH": b"334 ADAT=\r\n"}, "refused", "starttls", "334"),
+        (b"220 ok\r\n", {}, "refused", "starttls", None),  # hangs up after AUTH TLS
+        (b"220 mx.example ESMTP Postfix\r\n", {}, "protocol", "greeting", "220"),
+        (b"* OK IMAP4rev1 ready\r\n", {}, "protocol", "greeting", None),
+        (b"\x16\x03\x03\x00\x2a\x02", {}, "protocol", "greeting", None),
+    ],
+)
+def test_ftp_failures(
+    greeting: bytes, replies: dict[str, bytes | None], kind: str, stage: str, code: str | None
+) -> None:
+    _, failed, _ = asyncio.run(converse_bytes("ftp", lines(replies), greeting))
+    assert failed is not None and (failed.kind, failed.stage, failed.code) == (kind, stage, code), failed
+
+
 # --- servers that misbehave (protocol-faithful asyncio servers) ------------------------------------------------------
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -272,6 +340,8 @@ def fakes() -> Iterator[dict[str, int]]:
         ("ldap-53", "ldap", "starttls-refused", "53 (unwillingToPerform), '00002028: LdapErr"),
         ("http", "ldap", "starttls-wrong-protocol", "an HTTP server"),
         ("silent", "ldap", "starttls-timeout", "it was asked first"),
+        ("http", "ftp", "starttls-wrong-protocol", "an HTTP server"),
+        ("silent", "ftp", "starttls-timeout", "an FTP server greets first"),
     ],
 )
 def test_misbehaving_servers(
@@ -287,12 +357,12 @@ def test_misbehaving_servers(
 
 
 @pytest.fixture(scope="module")
-def slapd_servers(lab: Lab) -> Iterator[dict[str, Slapd]]:
+def slapd_servers(lab: Lab) -> Iterator[dict[str, Daemon]]:
     """One private slapd per chain of MAIL_CHAINS, and "no-tls": one without any certificate."""
     skip_unless(SLAPD, LDAPSEARCH)
     chains: dict[str, Any] = {n: (lab.endpoints[n].chain_path, lab.endpoints[n].key_path) for n in MAIL_CHAINS}
     chains["no-tls"] = None
-    servers = slapds(chains)
+    servers = start_all({name: Slapd(pair) for name, pair in chains.items()})
     yield servers
     for server in servers.values():
         server.__exit__()
@@ -312,7 +382,7 @@ def ldapsearch_accepts(lab: Lab, name: str, url: str) -> tuple[bool, str]:
 @pytest.mark.parametrize("name", MAIL_CHAINS)
 @pytest.mark.parametrize("scheme", ["ldap", "ldaps"])
 def test_slapd(
-    lab: Lab, slapd_servers: dict[str, Slapd], capsys: pytest.CaptureFixture[str], name: str, scheme: str
+    lab: Lab, slapd_servers: dict[str, Daemon], capsys: pytest.CaptureFixture[str], name: str, scheme: str
 ) -> None:
     port = slapd_servers[name].ports[scheme]
     code, doc = check_json(capsys, lab_argv(lab, scheme, name, port))
@@ -329,7 +399,7 @@ def test_slapd(
 
 
 def test_slapd_without_certificates_refuses(
-    lab: Lab, slapd_servers: dict[str, Slapd], capsys: pytest.CaptureFixture[str]
+    lab: Lab, slapd_servers: dict[str, Daemon], capsys: pytest.CaptureFixture[str]
 ) -> None:
     port = slapd_servers["no-tls"].ports["ldap"]
     got, doc = check_json(capsys, ["check", f"ldap://127.0.0.1:{port}", "--timeout", "5"])
@@ -350,9 +420,84 @@ def test_slapd_without_certificates_refuses(
     assert done.returncode != 0 and "ldap_start_tls" in done.stderr, done.stderr
 
 
-def test_ldap_on_the_ldaps_port(lab: Lab, slapd_servers: dict[str, Slapd], capsys: pytest.CaptureFixture[str]) -> None:
+def test_ldap_on_the_ldaps_port(lab: Lab, slapd_servers: dict[str, Daemon], capsys: pytest.CaptureFixture[str]) -> None:
     """ldap:// (StartTLS) on a port that speaks TLS from the first byte: slapd closes, or answers with an alert."""
     port = slapd_servers["good-rsa"].ports["ldaps"]
     got, doc = check_json(capsys, ["check", f"ldap://127.0.0.1:{port}", "--timeout", "3"])
     assert got == 3 and ids(doc) in (("starttls-wrong-protocol",), ("starttls-timeout",)), doc["findings"]
     assert "TLS from the first byte" in doc["findings"][0]["detail"], doc["findings"][0]["detail"]
+
+
+# --- FTP: Debian's vsftpd ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def vsftpd_servers(lab: Lab) -> Iterator[dict[tuple[str, str], Daemon]]:
+    """Private vsftpds: (chain, "ftp") with AUTH TLS and (chain, "ftps") with implicit TLS for each chain of
+    MAIL_CHAINS, and ("no-tls", "ftp") without TLS."""
+    skip_unless(VSFTPD)
+    servers: dict[tuple[str, str], Daemon] = {}
+    for n in MAIL_CHAINS:
+        pair = (lab.endpoints[n].chain_path, lab.endpoints[n].key_path)
+        servers[(n, "ftp")] = Vsftpd(pair)
+        servers[(n, "ftps")] = Vsftpd(pair, implicit=True)
+    servers[("no-tls", "ftp")] = Vsftpd(None)
+    started = start_all(servers)
+    yield started  # type: ignore[misc]
+    for server in started.values():
+        server.__exit__()
+
+
+def curl_ftp(root: str, url: str, host: str, port: int) -> tuple[int, str]:
+    """curl's exit code listing ``url`` anonymously (--ssl-reqd: TLS required), trusting only ``root``."""
+    argv = ["curl", "-sS", "--ssl-reqd", "--cacert", root, "--resolve", f"{host}:{port}:127.0.0.1", "-m", "20", url]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    return done.returncode, done.stderr.strip()
+
+
+@pytest.mark.parametrize("name", MAIL_CHAINS)
+@pytest.mark.parametrize("scheme", ["ftp", "ftps"])
+def test_vsftpd(
+    lab: Lab,
+    vsftpd_servers: dict[tuple[str, str], Daemon],
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    scheme: str,
+) -> None:
+    port = vsftpd_servers[(name, scheme)].ports["ftp"]
+    code, doc = check_json(capsys, lab_argv(lab, scheme, name, port))
+    protocol = "ftp" if scheme == "ftp" else None
+    assert_verdict(doc, code, name, protocol)
+    if protocol:
+        info = doc["endpoints"][0]["starttls"]
+        assert info["banner"] == "220 certdoctor test FTP ready" and info["offered"] == ["AUTH TLS"], info
+    host = lab.endpoints[name].hostname
+    # the real client agrees: curl --ssl-reqd (AUTH TLS, or implicit TLS for ftps://), with its own words
+    curl_code, curl_said = curl_ftp(str(lab.root_path), f"{scheme}://{host}:{port}/", host, port)
+    assert (curl_code == 0) == ACCEPTED[name] and curl_code in (0, 60), (curl_code, curl_said)
+    if curl_code:
+        [curl] = [c for c in doc["clients"] if c["client"] == "curl"]
+        assert curl["error"] == curl_said.splitlines()[0], (curl["error"], curl_said)
+
+
+def test_vsftpd_without_tls_refuses(
+    vsftpd_servers: dict[tuple[str, str], Daemon], capsys: pytest.CaptureFixture[str]
+) -> None:
+    port = vsftpd_servers[("no-tls", "ftp")].ports["ftp"]
+    got, doc = check_json(capsys, ["check", f"ftp://127.0.0.1:{port}", "--timeout", "5"])
+    assert got == 3 and ids(doc) == ("starttls-refused",), doc["findings"]
+    ev = doc["findings"][0]["evidence"]
+    assert (ev["protocol"], ev["stage"], ev["banner"]) == ("ftp", "starttls", "220 certdoctor test FTP ready"), ev
+    curl_code, curl_said = curl_ftp("/dev/null", f"ftp://127.0.0.1:{port}/", "127.0.0.1", port)
+    [predicted] = [c["error"] for c in doc["clients"] if c["client"] == "curl"]
+    assert curl_code == 64 and curl_said == predicted, (ev, curl_code, curl_said, predicted)
+
+
+def test_ftp_on_the_ftps_port(
+    vsftpd_servers: dict[tuple[str, str], Daemon], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ftp:// (AUTH TLS) on a port that speaks TLS from the first byte: vsftpd waits for a ClientHello."""
+    port = vsftpd_servers[("good-rsa", "ftps")].ports["ftp"]
+    got, doc = check_json(capsys, ["check", f"ftp://127.0.0.1:{port}", "--timeout", "3"])
+    assert got == 3 and ids(doc) in (("starttls-wrong-protocol",), ("starttls-timeout",)), doc["findings"]
+    assert "ftps:// on 990" in doc["findings"][0]["detail"], doc["findings"][0]["detail"]

@@ -10,10 +10,54 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from ..collect.starttls import PROTOCOLS
 from ..model import PresentedChain, Severity
 from .registry import Hit, TargetContext, check
 
-_CITATIONS = "RFC 3207 §4 (SMTP), RFC 3501 §6.2.1 (IMAP), RFC 2595 §4 (POP3), RFC 4511 §4.14 (LDAP)"
+_CITATIONS = "RFC 3207 §4 (SMTP), RFC 3501 §6.2.1 (IMAP), RFC 2595 §4 (POP3), RFC 4511 §4.14 (LDAP), RFC 4217 §4 (FTP)"
+
+
+_MAIL = ("smtp", "imap", "pop3")
+# How to turn the upgrade on in common servers of the protocols beyond mail (their documentation's directives).
+_ENABLE = {
+    "ldap": "OpenLDAP slapd: TLSCertificateFile and TLSCertificateKeyFile, olcTLSCertificateFile and "
+    "olcTLSCertificateKeyFile in cn=config; Active Directory: a server certificate in the NTDS store",
+    "ftp": "vsftpd: ssl_enable=YES with rsa_cert_file and rsa_private_key_file; ProFTPD: TLSEngine on with "
+    "TLSRSACertificateFile; Pure-FTPd: --tls=1",
+}
+
+
+def _refused_fix(protocol: str) -> str:
+    """What to do about a refused upgrade of ``protocol``."""
+    if protocol in _ENABLE:
+        upgrade = PROTOCOLS.get(protocol)
+        implicit = ""
+        if upgrade is not None and upgrade.implicit_scheme:
+            implicit = f" Or connect to the implicit-TLS port ({upgrade.implicit_scheme}:// on {upgrade.implicit_port})"
+            implicit += " if the server offers one."
+        return (
+            f"Enable TLS in the server's configuration for this listener ({_ENABLE[protocol]}) and reload it; when it "
+            f"is enabled and still refused, its certificate or key files are usually unreadable: its log says "
+            f"which.{implicit}"
+        )
+    return (
+        "Enable TLS in the server's configuration for this listener (Postfix: smtpd_tls_security_level = may "
+        "and smtpd_tls_chain_files; Dovecot: ssl = yes with ssl_cert/ssl_key) and reload it; if it says TLS is "
+        "temporarily unavailable (454), its certificate or key files are usually unreadable: its log says "
+        "which. Or connect to the implicit-TLS port (465, 993, 995) if the server offers one."
+    )
+
+
+def _other_ports() -> str:
+    """ "; LDAP 389 / 636 (ldaps://); FTP 21 / 990 (ftps://)…": the ports of the protocols beyond mail."""
+    out = ""
+    for p in PROTOCOLS.values():
+        if p.name not in _MAIL:
+            ports = " or ".join(str(x) for x in p.ports)
+            out += f"; {p.title} {ports}" + (
+                f" / {p.implicit_port} ({p.implicit_scheme}://)" if p.implicit_scheme else ""
+            )
+    return out
 
 
 def _evidence(chain: PresentedChain) -> dict[str, Any]:
@@ -38,8 +82,8 @@ def _failures(ctx: TargetContext, kind: str) -> Iterator[PresentedChain]:
 def starttls_refused(ctx: TargetContext) -> Iterator[Hit]:
     """The server speaks the protocol (a valid greeting) but does not list STARTTLS (SMTP EHLO keywords, IMAP
     CAPABILITY, POP3 CAPA "STLS"), answers the upgrade command with an error (SMTP 454, IMAP NO/BAD, POP3 -ERR,
-    an LDAP resultCode other than 0),
-    refuses the session in its greeting (SMTP 554, IMAP BYE or PREAUTH, POP3 -ERR), or hangs up."""
+    an LDAP resultCode other than 0, FTP 5xx to AUTH TLS), refuses the session in its greeting (SMTP 554, IMAP
+    BYE or PREAUTH, POP3 -ERR, FTP 421), or hangs up."""
     for chain in _failures(ctx, "starttls-refused"):
         info = chain.starttls
         protocol = info.protocol.upper() if info is not None else "the protocol"
@@ -47,11 +91,7 @@ def starttls_refused(ctx: TargetContext) -> Iterator[Hit]:
         yield Hit(
             f"{chain.source}: {chain.error}.{banner} Clients that require TLS ({protocol} with STARTTLS, "
             "`curl --ssl-reqd`, `openssl s_client -starttls`) stop here; others may carry on without encryption.",
-            "Enable TLS in the server's configuration for this listener (Postfix: smtpd_tls_security_level = may "
-            "and smtpd_tls_chain_files; Dovecot: ssl = yes with ssl_cert/ssl_key) and reload it; if it says TLS is "
-            "temporarily unavailable (454), its certificate or key files are usually unreadable: its log says "
-            "which; slapd: TLSCertificateFile and TLSCertificateKeyFile (olcTLS… in cn=config). Or connect to the "
-            "implicit-TLS port (465, 993, 995, 636) if the server offers one.",
+            _refused_fix(info.protocol if info is not None else ""),
             sources=(chain.source,),
             evidence=_evidence(chain),
         )
@@ -62,7 +102,7 @@ def starttls_refused(ctx: TargetContext) -> Iterator[Hit]:
     title="The server does not speak the protocol it was reached with",
     severity=Severity.ERROR,
     citation="RFC 5321 §4.2 (SMTP replies), RFC 3501 §7.1 (IMAP greeting), RFC 1939 §3 (POP3 responses), "
-    "RFC 4511 §5.1 (LDAP messages)",
+    "RFC 4511 §5.1 (LDAP messages), RFC 959 §4.2 (FTP replies)",
     scope="target",
 )
 def starttls_wrong_protocol(ctx: TargetContext) -> Iterator[Hit]:
@@ -72,9 +112,8 @@ def starttls_wrong_protocol(ctx: TargetContext) -> Iterator[Hit]:
         yield Hit(
             f"{chain.source}: {chain.error}.",
             "Check the port: SMTP submission with STARTTLS is usually 587 (relay 25) and with implicit TLS 465 "
-            "(smtps://); IMAP 143 / 993 (imaps://); POP3 110 / 995 (pop3s://); LDAP 389 / 636 (ldaps://). Give the "
-            "scheme or --starttls that "
-            "matches what the port speaks (--starttls none for TLS from the first byte).",
+            f"(smtps://); IMAP 143 / 993 (imaps://); POP3 110 / 995 (pop3s://){_other_ports()}. Give the scheme or "
+            "--starttls that matches what the port speaks (--starttls none for TLS from the first byte).",
             sources=(chain.source,),
             evidence=_evidence(chain),
         )

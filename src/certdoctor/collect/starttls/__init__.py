@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from . import imap, ldap, pop3, smtp
+from . import ftp, imap, ldap, pop3, smtp
 from .channel import MAX_BYTES, MAX_LINE, Channel, UpgradeFailed, printable
 
 __all__ = [
@@ -65,6 +65,8 @@ PROTOCOLS: dict[str, Upgrade] = {
     "pop3": Upgrade("pop3", "POP3", (110,), "pop3s", 995, pop3.negotiate, "STLS", "RFC 2595 §4"),
     # RFC 4511 §4.14; ldaps:// on 636 is not in RFC 4511 but what every directory serves (RFC 8314 has no LDAP).
     "ldap": Upgrade("ldap", "LDAP", (389,), "ldaps", 636, ldap.negotiate, "StartTLS", "RFC 4511 §4.14", True),
+    # RFC 4217 §4; ftps:// on 990 (implicit TLS) is the older convention RFC 4217 §1 mentions, still served.
+    "ftp": Upgrade("ftp", "FTP", (21,), "ftps", 990, ftp.negotiate, "AUTH TLS", "RFC 4217 §4"),
 }
 
 # A well-known port given without a scheme or --starttls: the protocol to upgrade with...
