@@ -63,6 +63,7 @@ class Daemon:
     its directory removed."""
 
     name = "server"
+    user: str | None = None  # the account to run it as (None: root)
 
     def __init__(self) -> None:
         self.dir = private_dir(self.name)
@@ -78,7 +79,9 @@ class Daemon:
     def __enter__(self) -> Daemon:
         self.configure()
         with open(self.dir / "stderr", "wb") as stderr:
-            self.process = subprocess.Popen(self.argv(), stdout=stderr, stderr=stderr, stdin=subprocess.DEVNULL)
+            self.process = subprocess.Popen(
+                self.argv(), stdout=stderr, stderr=stderr, stdin=subprocess.DEVNULL, user=self.user, group=self.user
+            )
         try:
             for port in self.ports.values():
                 wait_for_port(port, 20)
@@ -181,3 +184,60 @@ def start_all(servers: Mapping[str, Daemon]) -> dict[str, Daemon]:
                 shutil.rmtree(server.dir, ignore_errors=True)
         raise
     return started
+
+
+class Prosody(Daemon):
+    """One Prosody (``prosody --config FILE``, in the foreground, as the ``prosody`` account: it refuses to run as
+    root) with a VirtualHost per chain of ``chains`` (host name → (chain PEM, key PEM); None: a host without a
+    certificate and without mod_tls). The certificates are in its certificates directory as HOST.crt and HOST.key:
+    Prosody's certmanager finds them there for STARTTLS (by the stream's 'to') and for direct TLS (by SNI), which
+    looks nowhere else. Ports on 127.0.0.1: ``ports["xmpp"]`` (client STARTTLS, like 5222), ``ports["xmpps"]``
+    (client direct TLS, like 5223, XEP-0368), ``ports["xmpp-server"]`` (like 5269), ``ports["xmpps-server"]``
+    (like 5270)."""
+
+    name = "prosody"
+    user = "prosody"
+
+    def __init__(self, chains: Mapping[str, tuple[Path, Path] | None]) -> None:
+        super().__init__()
+        self.hosts = list(chains)
+        self.with_tls = {host for host, pair in chains.items() if pair is not None}
+        (self.dir / "certs").mkdir()
+        for host, pair in chains.items():  # certificates/HOST.crt and HOST.key: what Prosody looks up, SNI included
+            if pair is not None:
+                chain, _ = copy_pair(self.dir / "certs", host, *pair)
+                chain.rename(chain.with_suffix(".crt"))
+
+    def configure(self) -> None:
+        base = free_port_range(4, start=29000)
+        self.ports = {"xmpp": base, "xmpps": base + 1, "xmpp-server": base + 2, "xmpps-server": base + 3}
+        d = self.dir
+        (d / "data").mkdir()
+        hosts = "".join(
+            f'VirtualHost "{host}"\n' + ("" if host in self.with_tls else '  modules_disabled = { "tls" }\n')
+            for host in self.hosts
+        )
+        p = self.ports
+        (d / "prosody.cfg.lua").write_text(
+            f"""pidfile = "{d}/prosody.pid"
+data_path = "{d}/data"
+certificates = "{d}/certs"
+log = {{ info = "{d}/prosody.log" }}
+interfaces = {{ "127.0.0.1" }}
+c2s_ports = {{ {p["xmpp"]} }}
+c2s_direct_tls_ports = {{ {p["xmpps"]} }}
+s2s_ports = {{ {p["xmpp-server"]} }}
+s2s_direct_tls_ports = {{ {p["xmpps-server"]} }}
+modules_enabled = {{ "tls", "saslauth", "disco", "dialback" }}
+c2s_require_encryption = true
+s2s_require_encryption = true
+authentication = "internal_hashed"
+{hosts}""",
+            encoding="utf-8",
+        )
+        for path in d.rglob("*"):
+            shutil.chown(path, user="prosody", group="prosody")
+        shutil.chown(d, user="prosody", group="prosody")
+
+    def argv(self) -> list[str]:
+        return [PROSODY, "--config", str(self.dir / "prosody.cfg.lua")]

@@ -26,7 +26,19 @@ from certdoctor.lab import Lab
 from certdoctor.pipeline import parse_target, starttls_for
 from certdoctor.scan.targets import ScanTarget, parse_line
 from conftest import MAIL_CHAINS
-from dirservers import LDAPSEARCH, SLAPD, VSFTPD, Daemon, Slapd, Vsftpd, start_all, unavailable_reason, with_hosts
+from dirservers import (
+    LDAPSEARCH,
+    PROSODY,
+    SLAPD,
+    VSFTPD,
+    Daemon,
+    Prosody,
+    Slapd,
+    Vsftpd,
+    start_all,
+    unavailable_reason,
+    with_hosts,
+)
 
 EXPECTED = {"good-rsa": (), "incomplete-no-aia": ("missing-intermediate",), "expired": ("expired",)}
 ACCEPTED = {"good-rsa": True, "incomplete-no-aia": False, "expired": False}
@@ -91,6 +103,12 @@ def assert_verdict(doc: dict[str, Any], code: int, name: str, protocol: str | No
         ("ftps://dir.example.com", None, 990, None),
         ("dir.example.com:21", None, 21, "ftp"),
         ("dir.example.com:990", None, 990, None),
+        ("xmpp://dir.example.com", None, 5222, "xmpp"),
+        ("xmpp-server://dir.example.com", None, 5269, "xmpp-server"),
+        ("xmpps://dir.example.com", None, 5223, None),
+        ("xmpps-server://dir.example.com", None, 5270, None),
+        ("dir.example.com:5222", None, 5222, "xmpp"),
+        ("dir.example.com:5269", None, 5269, "xmpp-server"),
     ],
 )
 def test_which_protocol_a_target_speaks(spec: str, given: str | None, port: int, protocol: str | None) -> None:
@@ -99,7 +117,7 @@ def test_which_protocol_a_target_speaks(spec: str, given: str | None, port: int,
 
 
 def test_registry_ports_and_scan_lines() -> None:
-    for port, name in {389: "ldap", 21: "ftp"}.items():
+    for port, name in {389: "ldap", 21: "ftp", 5222: "xmpp", 5269: "xmpp-server"}.items():
         assert STARTTLS_PORTS[port] == name
     assert PROTOCOLS["ldap"].implicit_port == 636 and PROTOCOLS["ldap"].client_first
     for line, protocol, port in [
@@ -108,6 +126,8 @@ def test_registry_ports_and_scan_lines() -> None:
         ("ldaps://dir.example.com", None, 636),
         ("ftp://dir.example.com:2121", "ftp", 2121),
         ("ftps://dir.example.com", None, 990),
+        ("xmpp-server://dir.example.com", "xmpp-server", 5269),
+        ("dir.example.com:15222,starttls=xmpp", "xmpp", 15222),
     ]:
         target = parse_line(1, line)
         assert isinstance(target, ScanTarget) and (target.starttls, target.port) == (protocol, port), line
@@ -265,6 +285,90 @@ def test_ftp_failures(
     assert failed is not None and (failed.kind, failed.stage, failed.code) == (kind, stage, code), failed
 
 
+STREAM = (
+    b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' "
+    b"id='x1' from='chat.example' version='1.0'>"
+)
+TLS = b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>"
+FEATURES = b"<stream:features>" + TLS + b"<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/></stream:features>"
+
+
+def xmpp_script(features: bytes | None, answer: bytes | None, header: bytes = STREAM) -> Script:
+    def script(data: bytes) -> bytes | None:
+        if data.startswith(b"<?xml"):
+            return header + (features or b"")
+        return answer
+
+    return script
+
+
+def test_xmpp_stream_features_and_proceed() -> None:
+    proceed = b"<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
+    sent, failed, ch = asyncio.run(converse_bytes("xmpp", xmpp_script(FEATURES, proceed), server_name="chat.example"))
+    assert failed is None, failed
+    assert sent[0].startswith(b"<?xml version='1.0'?><stream:stream to='chat.example' version='1.0'")
+    assert b"xmlns='jabber:client'" in sent[0] and sent[1] == b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
+    assert ch.offered == ("STARTTLS", "MECHANISMS") and ch.banner.startswith("<stream:stream xmlns='jabber:client'")
+    # server-to-server: jabber:server; no 'to' without a name; a name with a quote is escaped
+    sent, failed, _ = asyncio.run(converse_bytes("xmpp-server", xmpp_script(FEATURES, proceed), server_name=None))
+    assert failed is None and b"xmlns='jabber:server'" in sent[0] and b" to=" not in sent[0]
+    sent, _, _ = asyncio.run(converse_bytes("xmpp", xmpp_script(FEATURES, proceed), server_name="a'b"))
+    assert b"to='a&apos;b'" in sent[0]
+
+
+@pytest.mark.parametrize(
+    ("script", "kind", "stage", "code", "said"),
+    [
+        (
+            xmpp_script(FEATURES, b"<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></stream:stream>"),
+            "refused",
+            "starttls",
+            "failure",
+            "answered STARTTLS with <failure/>",
+        ),
+        (
+            xmpp_script(
+                b"<stream:features><mechanisms xmlns='x'><mechanism>PLAIN</mechanism></mechanisms></stream:features>",
+                None,
+            ),
+            "refused",
+            "features",
+            None,
+            "its stream features are MECHANISMS",
+        ),
+        (
+            xmpp_script(
+                b"<stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>"
+                b"</stream:stream>",
+                None,
+            ),
+            "refused",
+            "features",
+            "host-unknown",
+            "does not serve this domain",
+        ),
+        (xmpp_script(b"</stream:stream>", None), "refused", "features", None, "closed the stream"),
+        (xmpp_script(None, None, b"HTTP/1.1 400 Bad Request\r\n\r\n"), "protocol", "stream", None, "an HTTP server"),
+        (xmpp_script(None, None, b"220 mx ESMTP\r\n"), "protocol", "stream", None, "text protocol"),
+        (
+            xmpp_script(None, None, b"<?xml version='1.0'?><!DOCTYPE x [<!ENTITY a 'b'>]><x/>"),
+            "protocol",
+            "stream",
+            None,
+            "RFC 6120 §11.1",
+        ),
+        (xmpp_script(None, None, b"<html><body>hi</body></html>"), "protocol", "stream", None, "first element"),
+        (xmpp_script(None, None, b"\x15\x03\x03\x00\x02\x02\x46"), "protocol", "stream", None, "TLS from the"),
+        (xmpp_script(None, None, b"<stream:stream " + b"a" * 10000), "protocol", "stream", None, "longer than"),
+        (lambda _: None, "protocol", "stream", None, "without answering in XMPP"),
+    ],
+)
+def test_xmpp_failures(script: Script, kind: str, stage: str, code: str | None, said: str) -> None:
+    _, failed, _ = asyncio.run(converse_bytes("xmpp", script))
+    assert failed is not None and (failed.kind, failed.stage, failed.code) == (kind, stage, code), failed
+    assert said in str(failed), failed
+
+
 # --- servers that misbehave (protocol-faithful asyncio servers) ------------------------------------------------------
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -342,6 +446,8 @@ def fakes() -> Iterator[dict[str, int]]:
         ("silent", "ldap", "starttls-timeout", "it was asked first"),
         ("http", "ftp", "starttls-wrong-protocol", "an HTTP server"),
         ("silent", "ftp", "starttls-timeout", "an FTP server greets first"),
+        ("http", "xmpp", "starttls-wrong-protocol", "an HTTP server"),
+        ("silent", "xmpp", "starttls-timeout", "it was asked first"),
     ],
 )
 def test_misbehaving_servers(
@@ -501,3 +607,85 @@ def test_ftp_on_the_ftps_port(
     got, doc = check_json(capsys, ["check", f"ftp://127.0.0.1:{port}", "--timeout", "3"])
     assert got == 3 and ids(doc) in (("starttls-wrong-protocol",), ("starttls-timeout",)), doc["findings"]
     assert "ftps:// on 990" in doc["findings"][0]["detail"], doc["findings"][0]["detail"]
+
+
+# --- XMPP: Debian's Prosody ----------------------------------------------------------------------------------------
+
+NO_TLS_HOST = "no-tls.certdoctor.test"
+
+
+@pytest.fixture(scope="module")
+def prosody_server(lab: Lab) -> Iterator[Daemon]:
+    """A private Prosody with a VirtualHost per chain of MAIL_CHAINS (its lab host name) and one without a
+    certificate."""
+    skip_unless(PROSODY)
+    hosts: dict[str, Any] = {
+        lab.endpoints[n].hostname: (lab.endpoints[n].chain_path, lab.endpoints[n].key_path) for n in MAIL_CHAINS
+    }
+    hosts[NO_TLS_HOST] = None
+    [server] = start_all({"prosody": Prosody(hosts)}).values()
+    yield server
+    server.__exit__()
+
+
+def openssl_xmpp(lab: Lab, host: str, port: int, starttls: str | None) -> tuple[bool, str]:
+    """Whether ``openssl s_client`` (-starttls xmpp or xmpp-server with -xmpphost, or direct TLS with SNI)
+    verifies the chain against the lab root and the host name."""
+    argv = ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-servername", host, "-verify_hostname", host]
+    argv += ["-CAfile", str(lab.root_path), "-verify_return_error", "-brief"]
+    if starttls:
+        argv += ["-starttls", starttls, "-xmpphost", host]
+    done = subprocess.run(argv, input="", capture_output=True, text=True, timeout=30)
+    return done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("name", MAIL_CHAINS)
+@pytest.mark.parametrize("scheme", ["xmpp", "xmpps", "xmpp-server", "xmpps-server"])
+def test_prosody(lab: Lab, prosody_server: Daemon, capsys: pytest.CaptureFixture[str], name: str, scheme: str) -> None:
+    port = prosody_server.ports[scheme]
+    code, doc = check_json(capsys, lab_argv(lab, scheme, name, port))
+    protocol = None if scheme.startswith("xmpps") else scheme
+    assert_verdict(doc, code, name, protocol)
+    host = lab.endpoints[name].hostname
+    if protocol:
+        info = doc["endpoints"][0]["starttls"]
+        assert "STARTTLS" in info["offered"] and f"from='{host}'" in info["banner"], info
+    accepted, said = openssl_xmpp(lab, host, port, protocol)
+    assert accepted == ACCEPTED[name], said
+
+
+@pytest.mark.parametrize(
+    ("host", "code", "said"),
+    [
+        # Prosody with c2s_require_encryption and no mod_tls for the host: it offers nothing and ends the stream
+        (NO_TLS_HOST, "undefined-condition", "<undefined-condition/> 'No stream features to proceed with'"),
+        ("unknown.certdoctor.test", "host-unknown", "'This server does not serve unknown.certdoctor.test'"),
+    ],
+)
+def test_prosody_refuses(
+    lab: Lab, prosody_server: Daemon, capsys: pytest.CaptureFixture[str], host: str, code: str | None, said: str
+) -> None:
+    port = prosody_server.ports["xmpp"]
+    argv = ["check", f"xmpp://{host}:{port}", "--resolve", f"{host}:{port}:127.0.0.1", "--timeout", "5"]
+    got, doc = check_json(capsys, argv)
+    assert got == 3 and ids(doc) == ("starttls-refused",), doc["findings"]
+    ev = doc["findings"][0]["evidence"]
+    assert (ev["protocol"], ev["stage"], ev["code"]) == ("xmpp", "features", code) and said in ev["error"], ev
+    # openssl s_client -starttls xmpp stops there too ("STARTTLS not supported" / a closed stream)
+    done = subprocess.run(
+        ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-starttls", "xmpp", "-xmpphost", host, "-brief"],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode != 0, done.stderr
+
+
+def test_xmpp_on_the_direct_tls_port(lab: Lab, prosody_server: Daemon, capsys: pytest.CaptureFixture[str]) -> None:
+    port = prosody_server.ports["xmpps"]
+    host = lab.endpoints["good-rsa"].hostname
+    argv = ["check", f"xmpp://{host}:{port}", "--resolve", f"{host}:{port}:127.0.0.1", "--timeout", "3"]
+    got, doc = check_json(capsys, argv)
+    assert got == 3 and ids(doc) in (("starttls-wrong-protocol",), ("starttls-timeout",)), doc["findings"]
+    assert "xmpps:// on 5223" in doc["findings"][0]["detail"], doc["findings"][0]["detail"]

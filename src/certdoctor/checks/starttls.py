@@ -14,7 +14,10 @@ from ..collect.starttls import PROTOCOLS
 from ..model import PresentedChain, Severity
 from .registry import Hit, TargetContext, check
 
-_CITATIONS = "RFC 3207 §4 (SMTP), RFC 3501 §6.2.1 (IMAP), RFC 2595 §4 (POP3), RFC 4511 §4.14 (LDAP), RFC 4217 §4 (FTP)"
+_CITATIONS = (
+    "RFC 3207 §4 (SMTP), RFC 3501 §6.2.1 (IMAP), RFC 2595 §4 (POP3), RFC 4511 §4.14 (LDAP), RFC 4217 §4 (FTP), "
+    "RFC 6120 §5 (XMPP)"
+)
 
 
 _MAIL = ("smtp", "imap", "pop3")
@@ -24,6 +27,10 @@ _ENABLE = {
     "olcTLSCertificateKeyFile in cn=config; Active Directory: a server certificate in the NTDS store",
     "ftp": "vsftpd: ssl_enable=YES with rsa_cert_file and rsa_private_key_file; ProFTPD: TLSEngine on with "
     "TLSRSACertificateFile; Pure-FTPd: --tls=1",
+    "xmpp": "Prosody: a certificate for the VirtualHost (certificates/HOST.crt and HOST.key, or ssl = {...}) and "
+    "mod_tls; ejabberd: certfiles and starttls: true on the listener",
+    "xmpp-server": "Prosody: a certificate for the VirtualHost and mod_tls; ejabberd: certfiles and "
+    "s2s_use_starttls: required",
 }
 
 
@@ -82,8 +89,8 @@ def _failures(ctx: TargetContext, kind: str) -> Iterator[PresentedChain]:
 def starttls_refused(ctx: TargetContext) -> Iterator[Hit]:
     """The server speaks the protocol (a valid greeting) but does not list STARTTLS (SMTP EHLO keywords, IMAP
     CAPABILITY, POP3 CAPA "STLS"), answers the upgrade command with an error (SMTP 454, IMAP NO/BAD, POP3 -ERR,
-    an LDAP resultCode other than 0, FTP 5xx to AUTH TLS), refuses the session in its greeting (SMTP 554, IMAP
-    BYE or PREAUTH, POP3 -ERR, FTP 421), or hangs up."""
+    an LDAP resultCode other than 0, FTP 5xx to AUTH TLS, XMPP <failure/>), refuses the session in its greeting
+    (SMTP 554, IMAP BYE or PREAUTH, POP3 -ERR, FTP 421, an XMPP <stream:error>), or hangs up."""
     for chain in _failures(ctx, "starttls-refused"):
         info = chain.starttls
         protocol = info.protocol.upper() if info is not None else "the protocol"
@@ -102,7 +109,7 @@ def starttls_refused(ctx: TargetContext) -> Iterator[Hit]:
     title="The server does not speak the protocol it was reached with",
     severity=Severity.ERROR,
     citation="RFC 5321 §4.2 (SMTP replies), RFC 3501 §7.1 (IMAP greeting), RFC 1939 §3 (POP3 responses), "
-    "RFC 4511 §5.1 (LDAP messages), RFC 959 §4.2 (FTP replies)",
+    "RFC 4511 §5.1 (LDAP messages), RFC 959 §4.2 (FTP replies), RFC 6120 §4 (XMPP streams)",
     scope="target",
 )
 def starttls_wrong_protocol(ctx: TargetContext) -> Iterator[Hit]:

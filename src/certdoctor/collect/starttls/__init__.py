@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from . import ftp, imap, ldap, pop3, smtp
+from . import ftp, imap, ldap, pop3, smtp, xmpp
 from .channel import MAX_BYTES, MAX_LINE, Channel, UpgradeFailed, printable
 
 __all__ = [
@@ -67,6 +67,19 @@ PROTOCOLS: dict[str, Upgrade] = {
     "ldap": Upgrade("ldap", "LDAP", (389,), "ldaps", 636, ldap.negotiate, "StartTLS", "RFC 4511 §4.14", True),
     # RFC 4217 §4; ftps:// on 990 (implicit TLS) is the older convention RFC 4217 §1 mentions, still served.
     "ftp": Upgrade("ftp", "FTP", (21,), "ftps", 990, ftp.negotiate, "AUTH TLS", "RFC 4217 §4"),
+    # RFC 6120 §5 (client 5222, server-to-server 5269, §14.7 and §14.8); direct TLS on 5223 and 5270 (XEP-0368).
+    "xmpp": Upgrade("xmpp", "XMPP", (5222,), "xmpps", 5223, xmpp.negotiate, "STARTTLS", "RFC 6120 §5", True),
+    "xmpp-server": Upgrade(
+        "xmpp-server",
+        "XMPP server-to-server",
+        (5269,),
+        "xmpps-server",
+        5270,
+        xmpp.negotiate_server,
+        "STARTTLS",
+        "RFC 6120 §5",
+        True,
+    ),
 }
 
 # A well-known port given without a scheme or --starttls: the protocol to upgrade with...
