@@ -5,13 +5,22 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+import browser
 from certdoctor.lab import Lab
 from mailservers import Dovecot, Postfix
 from mailservers import unavailable_reason as mail_unavailable
 from pgserver import PostgresServer, chmod_boundary, unavailable_reason
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, BrowserContext
+
+
+def _ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +44,7 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgr
     CI must never silently skip the database tests (.ci/run installs Debian's postgresql)."""
     reason = unavailable_reason()
     if reason is not None:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        if _ci():
             pytest.fail(f"CI=true but the PostgreSQL tests cannot run: {reason}", pytrace=False)
         pytest.skip(reason)
     # When root, the search bit may be opened up to /tmp/pytest-of-root, never above.
@@ -48,6 +57,43 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgr
 def postgres_url(postgres_server: PostgresServer) -> str:
     """SQLAlchemy URL of an empty database on that server: ``postgresql+psycopg://certdoctor@127.0.0.1:PORT/certdoctor_test``."""
     return postgres_server.url
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    """Debian's Chromium, headless, driven by Playwright (tests/browser.py), started once per test module.
+
+    Not once per session: while Playwright's sync API is started it keeps an asyncio loop running in this
+    thread, and code that refuses to run inside one (``diagnose()``) would fail in every later module. A module
+    that uses it must not call such code (a session fixture such as ``lab`` is set up before it when a test
+    names that fixture first).
+
+    Skipped with the reason when Playwright or /usr/bin/chromium is missing, except under CI=true, where that is
+    a failure (.ci/run installs both)."""
+    reason = browser.unavailable_reason()
+    if reason is not None:
+        if _ci():
+            pytest.fail(f"CI=true but the browser tests cannot run: {reason}", pytrace=False)
+        pytest.skip(reason)
+    with browser.launch() as running:
+        yield running
+
+
+@pytest.fixture
+def new_context(chromium: Browser) -> Iterator[Any]:
+    """``new_context(**options)``: a fresh browser context (own cookies, cache, storage) for this test, closed at
+    its end; options as Playwright's ``Browser.new_context`` (e.g. ``bypass_csp=True`` for an axe-core run)."""
+    opened: list[BrowserContext] = []
+
+    def _new(**options: Any) -> BrowserContext:
+        context = chromium.new_context(**options)
+        context.set_default_timeout(30_000)
+        opened.append(context)
+        return context
+
+    yield _new
+    for context in opened:
+        context.close()
 
 
 # The lab chains the mail servers serve: a good one, one without its intermediate, an expired one.
@@ -85,9 +131,16 @@ def dovecot_server(lab: Lab) -> Iterator[Dovecot]:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Print the real-client conformance matrix (written by test_clients_real) at the end of the run."""
+    """Print the real-client conformance matrix (written by test_clients_real) at the end of the run, and where
+    the dashboard's screenshots went (test_dashboard_browser)."""
+    import sys
+
     from test_clients_real import ARTIFACT, written_this_session
 
     if written_this_session() and ARTIFACT.exists():
         terminalreporter.section("client predictions vs real clients")
         terminalreporter.write(ARTIFACT.read_text(encoding="utf-8"))
+    dashboard = sys.modules.get("test_dashboard_browser")
+    if dashboard is not None and dashboard.SCREENSHOTS:
+        terminalreporter.section("dashboard screenshots")
+        terminalreporter.write_line(f"{len(dashboard.SCREENSHOTS)} written to {dashboard.artifacts_dir()}")

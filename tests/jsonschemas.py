@@ -40,6 +40,7 @@ KINDS = (
     "watch-hooks",
     "watch-renewals",
     "watch-forecast",
+    "watch-fleet",
 )
 
 

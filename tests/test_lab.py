@@ -296,7 +296,11 @@ def test_certificate_details(lab: Lab) -> None:
         leaf("incomplete-no-aia").extensions.get_extension_for_class(x509.AuthorityInformationAccess)
     long = leaf("long-validity")
     assert long.not_valid_after_utc - long.not_valid_before_utc == dt.timedelta(days=825)
-    evil = leaf("evil-fields").subject
+    evil_leaf = leaf("evil-fields")
+    assert evil_leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+        x509.DNSName
+    ) == ["evil-fields.certdoctor.test", '"><img src=x onerror=alert(1)>', "<script>alert(2)</script>"]
+    evil = evil_leaf.subject
     assert "\x1b[2J" in evil.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value
     assert "\x1b]8;;" in evil.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)[0].value
 

@@ -58,3 +58,51 @@ def test_lab_foreground_serves_until_interrupted(tmp_path):
         code = proc.wait(timeout=20)
     assert code == 0
     assert "Traceback" not in proc.stderr.read()
+
+
+def test_lab_targets_file_feeds_watch(tmp_path):
+    """`lab --targets FILE` writes every non-hostile scenario as a scan line once the lab is up; `watch import`
+    takes the file as written and `watch run` judges each as its scenario expects (the README's dashboard
+    quick start)."""
+    targets = tmp_path / "lab-targets.txt"
+    extra = ["--state-dir", str(tmp_path / "state"), "--targets", str(targets)]
+    for _ in range(5):
+        base = _free_base()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "certdoctor.cli", "lab", "--json", "--port-base", str(base), *extra],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        line = proc.stdout.readline()
+        if line:
+            break
+        assert "in use" in proc.communicate(timeout=20)[1]
+    try:
+        doc = jsonschemas.loads(line)
+        benign = [s for s in doc["scenarios"] if not s["hostile"]]
+        lines = targets.read_text().splitlines()
+        assert lines == [s["scan_line"] for s in benign]
+        assert f"expired.certdoctor.test:{base + 4},addr=127.0.0.1" in lines
+        db = f"sqlite:///{tmp_path / 'watch.db'}"
+        cli = [sys.executable, "-m", "certdoctor.cli", "watch"]
+        imported = subprocess.run([*cli, "import", str(targets), "--db", db], capture_output=True, text=True)
+        assert imported.returncode == 0 and f"{len(benign)} added" in imported.stdout, imported.stderr
+        root = doc["root"]
+        ran = subprocess.run(
+            [*cli, "run", "--db", db, "--ca-file", root, "--json", "--no-revocation"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert ran.returncode == 1, ran.stderr  # some scenarios are invalid
+        status = jsonschemas.loads(
+            subprocess.run([*cli, "status", "--db", db, "--json"], capture_output=True, text=True).stdout
+        )
+        verdicts = {row["target"].split(".")[0]: row["verdict"] for row in status["targets"]}
+        assert verdicts["good-rsa"] == "valid" and verdicts["expired"] == "invalid"
+        assert verdicts["wrong-host"] == "invalid"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=20)
+    assert code == 0

@@ -9,16 +9,22 @@ import io
 import itertools
 import math
 import threading
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
+import jsonschemas
 from certdoctor.errors import InputError
 from certdoctor.lab import Lab
-from certdoctor.watch import Store, run_pass
+from certdoctor.watch import Store, fleet, forecast_rows, run_pass
 from certdoctor.watch import tables as watch_tables
 from certdoctor.watch.fleet import (
     CSV_COLUMNS,
@@ -32,6 +38,7 @@ from certdoctor.watch.fleet import (
     cert_facts,
     csv_lines,
 )
+from certdoctor.watch.forecast_rows import ForecastRow
 from netutil import free_port
 from test_watch import ALERT_TABLES, BASE_TABLES, DEPLOYED_TABLES, lab_options, spec, store, watch_db  # noqa: F401
 
@@ -310,7 +317,23 @@ def test_calendar(filled: Filled) -> None:
 # --- incremental refresh ------------------------------------------------------------------------------------------
 
 
-def test_incremental_refresh(lab: Lab, store: Store) -> None:  # noqa: F811
+def test_read_in_bulk_and_in_chunks_alike(filled: Filled, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A first build reads through the targets table (bulk); with one id per IN list, the same rows."""
+    monkeypatch.setattr(fleet, "CHUNK", 1)
+    bulk = FleetIndex(filled.store)
+    assert [r.to_dict() for r in bulk.rows(FleetQuery(), filled.at)] == [
+        r.to_dict() for r in filled.index.rows(FleetQuery(), filled.at)
+    ]
+    assert bulk.reads == len(LABELS) - 1
+    chunked = FleetIndex(filled.store)
+    monkeypatch.setattr(fleet, "CHUNK", 10**6)  # no bulk read: every id in one IN list
+    assert [r.to_dict() for r in chunked.rows(FleetQuery(), filled.at)] == [
+        r.to_dict() for r in filled.index.rows(FleetQuery(), filled.at)
+    ]
+
+
+def test_incremental_refresh(lab: Lab, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    monkeypatch.setattr(fleet, "CHUNK", 1)  # many IN lists of one id
     store.add([spec(lab, "good-rsa"), spec(lab, "expired")], labels={"env": "lab"})
     run_pass(store, lab_options(lab), retries=0)
     index = FleetIndex(store, max_age_s=3600)
@@ -507,3 +530,103 @@ def test_days_left_is_relative_to_at(filled: Filled) -> None:
         abs_tol=1e-6,
     )
     assert isinstance(filled.index.expiries_per_week(1, later)[0][0], date)
+
+
+# --- GET /api/fleet -------------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """``app`` served by uvicorn on 127.0.0.1 in a thread: its base URL."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(20)
+
+
+def get(url: str, token: str | None = None) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=20) as response:
+            return response.status, jsonschemas.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, jsonschemas.loads(exc.read())
+
+
+def test_api_fleet(filled: Filled) -> None:
+    from certdoctor.watch.httpapi import make_app
+
+    broken = filled.match(status=frozenset({"broken"}))
+    with serving(make_app(filled.store, fleet_index=filled.index)) as base:
+        code, doc = get(f"{base}/api/fleet?status=broken&sort=target&order=desc&per_page=1&page=2")
+        assert code == 200 and doc["kind"] == "watch-fleet"
+        assert (doc["total"], doc["page"], doc["per_page"], doc["pages"]) == (len(broken), 2, 1, len(broken))
+        expected = filled.index.rows(FleetQuery(status=frozenset({"broken"}), sort="target", descending=True))
+        assert [r["id"] for r in doc["rows"]] == [expected[1].id]
+        assert doc["query"]["status"] == ["broken"] and doc["query"]["order"] == "desc"
+        assert doc["summary"]["total"] == len(LABELS) and doc["summary"]["broken"] == len(broken)
+        code, doc = get(f"{base}/api/fleet?label=team%3Dweb&q=expired")
+        (row,) = doc["rows"]
+        assert row["id"] == filled.ids["expired"] and row["status"] == "broken" and row["first_error"] == "expired"
+        assert row["labels"] == LABELS["expired"] and row["not_after"].endswith("+00:00")
+        code, doc = get(f"{base}/api/fleet?sort=colour")
+        assert code == 400 and doc["kind"] == "watch-api-error" and doc["error"].startswith("sort: not one of")
+        assert get(f"{base}/api/fleet?page=0")[0] == 400
+    with serving(make_app(filled.store, token="s3cret")) as base:  # an index of its own, made at first use
+        assert get(f"{base}/api/fleet")[0] == 401
+        code, doc = get(f"{base}/api/fleet?per_page=500", token="s3cret")
+        assert code == 200 and doc["total"] == len(LABELS) and len(doc["rows"]) == len(LABELS)
+
+
+def test_calendar_groups_a_targets_breaks_and_leaves_out_its_expiry(lab: Lab, store: Store) -> None:  # noqa: F811
+    """Breaks of one target within a second of each other are one item (with every client); a break at the
+    chain's own expiry is that expiry's item, not a second one."""
+    store.add([spec(lab, "good-rsa")], labels={"env": "lab"})
+    run_pass(store, lab_options(lab), retries=0)
+    index = FleetIndex(store)
+    at = datetime.now(UTC)
+    (row,) = index.rows(FleetQuery(), at)
+    assert row.not_after is not None
+    cross = (at + timedelta(days=20)).replace(microsecond=0)
+    cert = {"subject": "CN=Cross", "role": "intermediate"}
+
+    def brk(client: str, when: datetime) -> dict[str, object]:
+        return {
+            "client": client,
+            "name": client.title(),
+            "at": when.isoformat(),
+            "reason_id": "intermediate-expiry",
+            "reason": "the cross-certificate expires",
+            "certificate": cert,
+        }
+
+    breaks = (
+        brk("curl", cross),
+        brk("chrome", cross + timedelta(seconds=1)),
+        brk("java", cross + timedelta(seconds=1)),
+        brk("curl", row.not_after),
+        brk("firefox", row.not_after + timedelta(seconds=1)),
+    )
+    forecast = ForecastRow("k" * 64, at, at + timedelta(days=400), cross, breaks)
+    with store.engine.begin() as conn:
+        forecast_rows.upsert(conn, {row.id: forecast})
+    items = calendar(store, index, days=120, at=at)
+    assert [(i["kind"], i["at"], i["clients"]) for i in items] == [
+        ("break", cross.isoformat(), ["curl", "chrome", "java"]),
+        ("expiry", row.not_after.isoformat(), list(row.clients)),
+    ]
+    assert items[0]["reason"] == "the cross-certificate expires" and items[0]["subject"] == "CN=Cross"
+    assert items[0]["labels"] == {"env": "lab"} and items[0]["date"] == cross.date().isoformat()
+    assert calendar(store, index, days=10, at=at) == []
+    assert [i["kind"] for i in calendar(store, index, days=30, at=at)] == ["break"]

@@ -23,6 +23,7 @@ examples:
   certdoctor lab
   certdoctor lab --port-base 9440
   certdoctor lab --json | head -1 | jq '.scenarios[].name'
+  certdoctor lab --targets lab-targets.txt     # then: certdoctor watch import lab-targets.txt
 
 exit status: 0 after Ctrl-C, 2 usage error, 3 the lab cannot start (e.g. a port is in use)
 """
@@ -36,6 +37,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="first port (AIA server); scenarios follow (default 8440; 0: free ports chosen by the system)",
     )
     p.add_argument("--state-dir", help="where generated keys and certificates are kept (~/.cache/certdoctor/lab)")
+    p.add_argument(
+        "--targets",
+        metavar="FILE",
+        help="once the lab is up, write its scenarios (hostile ones excepted) to FILE as scan/watch import lines",
+    )
     add_output_options(p, quiet=False)
 
 
@@ -45,6 +51,10 @@ def run(ns: argparse.Namespace) -> int:
     from ..lab import serve_foreground
 
     code = serve_foreground(
-        Path(ns.state_dir) if ns.state_dir else None, ns.port_base, console(ns), json_output=ns.json
+        Path(ns.state_dir) if ns.state_dir else None,
+        ns.port_base,
+        console(ns),
+        json_output=ns.json,
+        targets_file=Path(ns.targets) if ns.targets else None,
     )
     return 3 if code == 2 else code

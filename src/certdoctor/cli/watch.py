@@ -656,11 +656,13 @@ def _forecast(ns: argparse.Namespace, store: Any) -> int:
 # --- serve ---------------------------------------------------------------------------------------------------
 
 SERVE_EPILOG = """\
-The API: GET /healthz, /api/targets[?label=K=V], /api/targets/ID[?limit=N], /api/events[?since=7d][&after=ID],
-/metrics (Prometheus). Off loopback every request needs `Authorization: Bearer TOKEN`. AIA, OCSP and CRL
-downloads from loopback, link-local and private addresses are refused (a finding names the refusal) unless
---allow-private-fetch. SIGTERM or SIGINT: targets in flight get --grace seconds, then the daemon exits 0; a
-target abandoned (or a daemon killed) is checked again at the next start.
+The dashboard: http://HOST:PORT/ (read-only without --token; with one, log in at /login to acknowledge alerts,
+snooze, add or remove targets). The API: GET /healthz, /api/targets[?label=K=V], /api/targets/ID[?limit=N],
+/api/events[?since=7d][&after=ID], /metrics (Prometheus). Off loopback every request needs `Authorization:
+Bearer TOKEN` (or the dashboard's login). AIA, OCSP and CRL downloads from loopback, link-local and private
+addresses are refused (a finding names the refusal) unless --allow-private-fetch. SIGTERM or SIGINT: targets in
+flight get --grace seconds, then the daemon exits 0; a target abandoned (or a daemon killed) is checked again at
+the next start.
 """
 
 
@@ -743,6 +745,17 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _dashboard() -> Any:
+    """The web dashboard's app factory (it mounts the JSON API); None without Jinja2 (the JSON API alone)."""
+    import importlib.util
+
+    if importlib.util.find_spec("jinja2") is None:
+        return None
+    from ..web import make_app
+
+    return make_app
+
+
 def _serve(ns: argparse.Namespace, store: Any) -> int:
     import asyncio
     import importlib.util
@@ -789,7 +802,7 @@ def _serve(ns: argparse.Namespace, store: Any) -> int:
         flush=True,
     )
     try:
-        asyncio.run(serve(store, options, config, sock))
+        asyncio.run(serve(store, options, config, sock, app=_dashboard()))
     finally:
         sock.close()
     print(f"certdoctor watch serve: stopped after {time.monotonic() - started:.1f} s", file=sys.stderr)

@@ -50,6 +50,14 @@ class Endpoint:
     def url(self) -> str:
         return f"https://{self.target}/"
 
+    @property
+    def scan_line(self) -> str:
+        """This scenario as a line of ``scan``/``watch import`` input: ``host:port,addr=A[,addr=B]`` (the
+        target alone for IP scenarios). The no-SNI scenario's line sends SNI (a scan line cannot omit it)."""
+        if is_ip(self.hostname):
+            return self.target
+        return self.target + "".join(f",addr={a}" for a in self.addresses)
+
     def resolve_arg(self, addresses: tuple[str, ...] | None = None) -> str:
         """curl-style ``host:port:addr[,addr...]``."""
         addrs = ",".join(bracket(a) for a in (addresses or self.addresses))

@@ -45,6 +45,7 @@ def _print_json_listing(lab: Lab) -> None:
                     "expected": sorted(e.scenario.expected),
                     "check_argv": ["certdoctor", *e.check_argv(lab.root_path)],
                     "curl_argv": e.curl_argv(lab.root_path),
+                    "scan_line": e.scan_line,
                 }
                 for e in lab.endpoints.values()
             ],
@@ -61,11 +62,16 @@ def serve_foreground(
     *,
     json_output: bool = False,
     err: Console | None = None,
+    targets_file: Path | None = None,
 ) -> int:
     """Run the lab until Ctrl-C, printing every scenario with ready-to-paste commands on ``console``.
 
+    ``targets_file``: once the lab is up, the scenarios (hostile ones excepted) are written there as lines of
+    ``scan``/``watch import`` input (replacing the file atomically).
+
     Returns 0 after a clean stop, 2 when the lab cannot start (e.g. a port is in use, or ``port_base`` is out
-    of range); the reason is then one line on ``err`` (default: standard error, coloured like ``console``).
+    of range, or ``targets_file`` cannot be written); the reason is then one line on ``err`` (default: standard
+    error, coloured like ``console``).
     """
     from rich.console import Console as RichConsole
     from rich.text import Text
@@ -78,6 +84,16 @@ def serve_foreground(
     except LabStartError as exc:
         err.print(Text("error: ", style="red").append(clean(exc)), soft_wrap=True)
         return 2
+    if targets_file is not None:
+        lines = "".join(f"{e.scan_line}\n" for e in lab.endpoints.values() if not e.scenario.hostile)
+        try:
+            partial = targets_file.with_name(f".{targets_file.name}.partial")
+            partial.write_text(lines, encoding="utf-8")
+            partial.replace(targets_file)
+        except OSError as exc:
+            lab.stop()
+            err.print(Text("error: ", style="red").append(clean(f"cannot write {targets_file}: {exc.strerror or exc}")))
+            return 2
     if not lab.owns_state_dir:
         err.print(
             Text(

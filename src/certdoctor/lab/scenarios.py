@@ -24,6 +24,10 @@ CLIENT_AUTH = ExtendedKeyUsageOID.CLIENT_AUTH
 # nothing had to be dropped.
 EVIL_O = "\x1b[2J\x1b[31mEVIL\x07 [bold red]markup[/bold red] <script>alert(1)</script>"
 EVIL_OU = "\x1b]8;;http://x\x07link\x1b]8;;\x07"
+# subjectAltName dNSName entries after the scenario's own name (which stays first, so the certificate stays
+# valid for its hostname): an attribute break-out and a script element for HTML views. cryptography writes any
+# ASCII text as the IA5String (RFC 5280 §4.2.1.6's preferred name syntax is not enforced when issuing).
+EVIL_SANS = ('"><img src=x onerror=alert(1)>', "<script>alert(2)</script>")
 
 
 @dataclass(frozen=True)
@@ -339,14 +343,15 @@ SCENARIOS: ScenarioTable = ScenarioTable(
         ),
         _s(
             "evil-fields",
-            "A valid chain whose subject carries terminal escapes, rich markup and HTML.",
+            "A valid chain whose subject and SANs carry terminal escapes, rich markup and HTML.",
             hostile=True,
             spec=ServeSpec(
                 leaf=LeafSpec(
+                    dns_names=(_host("evil-fields"), *EVIL_SANS),
                     subject_extra=(
                         (NameOID.ORGANIZATION_NAME, EVIL_O),
                         (NameOID.ORGANIZATIONAL_UNIT_NAME, EVIL_OU),
-                    )
+                    ),
                 )
             ),
         ),

@@ -646,6 +646,17 @@ def ack(store: Store, ref: str, condition: str | None = None, at: datetime | Non
         return int(conn.execute(query.values(acked_at=at or now())).rowcount)
 
 
+def ack_alert(store: Store, alert_id: int, at: datetime | None = None) -> bool:
+    """Acknowledge one open alert by its id (the dashboard's button): no repeats; resolved is still sent.
+
+    Returns: True when it was open and not acknowledged yet (False: unknown, resolved, a notice, or acked).
+    """
+    a = t.alerts
+    with store.engine.begin() as conn:
+        query = sa.update(a).where(a.c.id == alert_id, a.c.state == "open", a.c.acked_at.is_(None))
+        return bool(conn.execute(query.values(acked_at=at or now())).rowcount)
+
+
 def snooze(
     store: Store, ref: str, seconds: float, condition: str | None = None, at: datetime | None = None
 ) -> datetime:
@@ -659,11 +670,21 @@ def snooze(
 
 
 def alerts(store: Store, *, everything: bool = False) -> list[dict[str, Any]]:
-    """The open alerts (every alert with ``everything``), newest first, each with its target."""
+    """The open alerts (every alert with ``everything``), newest first, each with its target (``target``: spec,
+    ``target_id``), ``notified`` (messages sent) and ``last_notified_at``."""
     a = t.alerts
     query = sa.select(a, t.targets.c.spec).select_from(a.join(t.targets, t.targets.c.id == a.c.target_id))
     if not everything:
         query = query.where(a.c.state == "open")
     with store.engine.connect() as conn:
         rows = conn.execute(query.order_by(a.c.id.desc())).all()
-    return [{**_alert_dict(r, r.state), "target": r.spec, "notified": r.notified} for r in rows]
+    return [
+        {
+            **_alert_dict(r, r.state),
+            "target": r.spec,
+            "target_id": r.target_id,
+            "notified": r.notified,
+            "last_notified_at": _iso(utc(r.last_notified_at)),
+        }
+        for r in rows
+    ]

@@ -157,6 +157,12 @@ def send_apprise(channel: Channel, message: Message) -> tuple[bool, str | None]:
     return bool(ok), None if ok else "Apprise could not deliver (see its log)"
 
 
+def routes(targets: Sequence[Channel], labels: Mapping[str, str]) -> list[Channel]:
+    """The channels a target with ``labels`` is routed to: those whose labels are all among the target's (a
+    channel without labels takes every target)."""
+    return [c for c in targets if matches(c.labels, labels)]
+
+
 def deliver(messages: Sequence[Message], targets: Sequence[Channel], only: str | None = None) -> list[Delivery]:
     """Send each message to every channel whose labels match its target's (``only``: one channel, by id or URL).
 

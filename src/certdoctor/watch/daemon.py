@@ -1,7 +1,14 @@
 """``certdoctor watch serve``: the long-running monitor — a scheduler over the store's ``next_due`` times, the
 scan engine's :class:`~certdoctor.scan.engine.Engine` with one :class:`~certdoctor.pipeline.Session` kept for
-the daemon's life (trust stores, client stores, AIA and OCSP/CRL caches, chain judgements), and the HTTP API
-(:mod:`certdoctor.watch.httpapi`, Starlette under uvicorn, imported only here).
+the daemon's life (trust stores, client stores, AIA and OCSP/CRL caches, chain judgements), and the HTTP side:
+the application :func:`serve` is given (``certdoctor watch serve`` hands it the dashboard, :mod:`certdoctor.web`,
+which mounts the JSON API), else the JSON API alone (:mod:`certdoctor.watch.httpapi`); Starlette under uvicorn,
+imported only here.
+
+Latest diagnoses: the daemon keeps, per target, the ``check --json`` document of its latest check (at most
+:data:`DIAGNOSES_KEPT` targets, least recently checked or read forgotten first), zlib-compressed JSON, so that the
+dashboard can show the full diagnosis (findings with evidence and fix, each client's error text) that the store
+does not keep; :meth:`Daemon.check_now` checks one target at once through the same path as a scheduled check.
 
 Scheduling: a target is started when its ``next_due`` has come and it is not already in flight, at most
 ``concurrency`` at a time. Each result is stored by :meth:`Store.record` in one transaction (observation,
@@ -20,12 +27,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 import signal
 import socket
 import sys
 import time
-from collections.abc import Iterator
+import zlib
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -44,6 +54,7 @@ from .runner import JITTER, observation
 from .store import Observation, Store, WatchedTarget, _target, now, utc
 
 DEFAULT_LISTEN = ("127.0.0.1", 8427)
+DIAGNOSES_KEPT = 2000  # targets whose latest full diagnosis the daemon keeps in memory (a few KiB each, compressed)
 BACKOFF_HISTORY = 16  # consecutive unreachable observations counted at most (2**15 × interval is past any cap)
 
 
@@ -105,6 +116,7 @@ class Daemon:
         self.engine: Engine | None = None
         self._clock_set = 0.0
         self._results: list[tuple[WatchedTarget, Observation, list[Any]]] = []  # checked, not yet alerted on
+        self._diagnoses: OrderedDict[int, bytes] = OrderedDict()  # target id → zlib(JSON) of its latest check
 
     def stop(self) -> None:
         """Stop starting targets; :meth:`run` then lets those in flight finish within ``grace``."""
@@ -150,10 +162,61 @@ class Daemon:
         else:  # the break forecast, when the target needs one (as in run_pass)
             obs = forecasting.attach(obs, diagnosis, forecasting.known_one(self.store, watched.id, moment))
         events = self.store.record(obs, next_due=self._next_due(watched, obs))
+        self._remember(watched.id, record, diagnosis, obs)
         self._results.append((watched, obs, events))
         self.state.checks += 1
         self.state.last_check = moment
         self.state.verdicts[obs.verdict] = self.state.verdicts.get(obs.verdict, 0) + 1
+
+    def _remember(self, target_id: int, record: dict[str, Any], diagnosis: Diagnosis | None, obs: Observation) -> None:
+        """Keep the target's latest diagnosis as ``certdoctor check --json`` prints it (``Diagnosis.to_dict``;
+        ``forecast``: the clients that break within the horizon, from the observation's forecast when one was
+        made). A target that could not be judged keeps the scan record (kind ``scan-record``: its ``error`` and
+        the ``scan-error``/``connection-failed`` finding). Never fails the check."""
+        try:
+            if diagnosis is not None:
+                doc = diagnosis.to_dict()
+                doc["forecast"] = _forecast_list(obs)
+            else:
+                doc = dict(record)
+            blob = zlib.compress(json.dumps(doc, ensure_ascii=True, default=str).encode(), 6)
+        except Exception:  # defensive: the dashboard then shows the stored facts only
+            return
+        self._diagnoses[target_id] = blob
+        self._diagnoses.move_to_end(target_id)
+        while len(self._diagnoses) > DIAGNOSES_KEPT:
+            self._diagnoses.popitem(last=False)
+
+    def latest_diagnosis(self, target_id: int) -> dict[str, Any] | None:
+        """The ``check --json`` document of the target's latest check made by this process (None: none kept)."""
+        blob = self._diagnoses.get(target_id)
+        if blob is None:
+            return None
+        self._diagnoses.move_to_end(target_id)
+        return json.loads(zlib.decompress(blob))
+
+    async def check_now(self, target_id: int) -> dict[str, Any] | None:
+        """Check one target now, through the scheduler's path (the same session and engine, its deployed files
+        read, the observation recorded with its events and next check, alerts at the next round), and return its
+        ``check --json`` document. A target already in flight is waited for instead of checked twice.
+
+        Returns: the document, or None when the target is unknown or could not be stored (the database failing).
+        Raises: RuntimeError when the scheduler has not started (no session yet) or is stopping.
+        """
+        running = self.inflight.get(target_id)
+        if running is None:
+            if self.engine is None or self.stopping:
+                raise RuntimeError("the daemon is not checking targets (starting or stopping)")
+            watched = self.store.target(target_id)
+            if watched is None:
+                return None
+            refs = refs_by_target(self.store, [watched.id]).get(watched.id, ())
+            if refs:
+                refresh_files(self.store, [f.id for f in files(self.store, target_ids=[watched.id])])
+            self._by_id[watched.id] = watched
+            running = self.inflight[watched.id] = asyncio.ensure_future(self._check(watched, refs))
+        await asyncio.shield(running)
+        return self.latest_diagnosis(target_id)
 
     async def _check(self, watched: WatchedTarget, deployed: tuple[DeployedRef, ...] = ()) -> None:
         assert self.engine is not None
@@ -337,6 +400,28 @@ class Daemon:
         }
 
 
+def _forecast_list(obs: Observation) -> list[dict[str, Any]]:
+    """The ``forecast`` list of a ``check --json`` document from the observation's stored forecast: one entry per
+    client family that breaks within the horizon (``accepts_now`` true; the families that do not break are not
+    listed, unlike check's own list). Empty when no forecast was made with this check."""
+    row = obs.forecast
+    if row is None:
+        return []
+    return [
+        {
+            "client": b["client"],
+            "name": b["name"],
+            "accepts_now": True,
+            "until": row.until.isoformat(),
+            "break": {k: v for k, v in b.items() if k not in ("client", "name")},
+        }
+        for b in row.breaks
+    ]
+
+
+AppFactory = Callable[[Store, "Daemon"], Any]  # (store, daemon) → an ASGI application
+
+
 def bind(host: str, port: int) -> socket.socket:
     """A listening TCP socket on ``host:port`` (IPv4 or IPv6), made before anything else starts so that a
     port in use is reported at once. Raises OSError."""
@@ -361,20 +446,32 @@ def _no_signal_capture() -> Iterator[None]:
     yield
 
 
-async def serve(store: Store, diagnose: DiagnoseOptions | None, config: ServeConfig, sock: socket.socket) -> None:
-    """Run the daemon and its HTTP API on ``sock`` until SIGTERM or SIGINT; then stop taking targets, let
-    those in flight finish within ``config.grace`` seconds, stop the server. The caller closes the store."""
+async def serve(
+    store: Store,
+    diagnose: DiagnoseOptions | None,
+    config: ServeConfig,
+    sock: socket.socket,
+    *,
+    app: AppFactory | None = None,
+) -> None:
+    """Run the daemon and its HTTP side on ``sock`` until SIGTERM or SIGINT; then stop taking targets, let
+    those in flight finish within ``config.grace`` seconds, stop the server. ``app(store, daemon)`` builds the
+    ASGI application (it reads ``daemon.config.token``); default: the JSON API alone
+    (:func:`certdoctor.watch.httpapi.make_app`). The caller closes the store."""
     import uvicorn
-
-    from .httpapi import make_app
 
     daemon = Daemon(store, diagnose, config)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, daemon.stop)
-    app = make_app(store, daemon, token=config.token)
+    if app is None:
+        from .httpapi import make_app
+
+        asgi = make_app(store, daemon, token=config.token)
+    else:
+        asgi = app(store, daemon)
     server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False, timeout_graceful_shutdown=2)
+        uvicorn.Config(asgi, log_level="warning", lifespan="off", access_log=False, timeout_graceful_shutdown=2)
     )
     # uvicorn re-raises the signals it captured once it has shut down (killing the process with them); the
     # daemon owns SIGTERM/SIGINT here and stops the server itself.

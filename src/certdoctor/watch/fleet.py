@@ -26,6 +26,7 @@ Status of a row at a moment ``at`` (UTC), in this order:
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import json
 import math
@@ -35,7 +36,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, get_args
 
 import sqlalchemy as sa
 
@@ -73,6 +74,7 @@ HISTOGRAM_BINS = ("expired", "<7", "7-30", "30-90", ">90", "unknown")  # days_le
 HISTOGRAM_UPPER = (("expired", 0.0), ("<7", 7.0), ("7-30", 30.0), ("30-90", 90.0))  # bin: days_left below
 MAX_PER_PAGE = 500
 DEFAULT_PER_PAGE = 50
+JSON_MEMO = 20_000  # distinct JSON texts remembered (then forgotten at once)
 CHUNK = 2000  # ids per IN (...) list (SQLite allows 32,766 variables, PostgreSQL 65,535)
 DAY_S = 86400.0
 # OWASP "CSV Injection" / ASVS 1.2.10: a cell starting with one of these is a formula to Excel, LibreOffice
@@ -352,10 +354,12 @@ class CertFacts:
 UNPARSABLE = CertFacts(None, None, (), None)
 
 
-def cert_facts(der: bytes | None) -> CertFacts:
+def cert_facts(der: bytes | None, subject: str | None = None, issuer: str | None = None) -> CertFacts:
     """The subject and issuer (RFC 4514, :func:`certdoctor.certinfo.subject`), the SANs (DNS names, then IP
-    addresses) and the key type ("RSA 2048", "EC P-256", "Ed25519", "DSA 2048") of a DER certificate. Never
-    raises: a certificate cryptography cannot parse gives :data:`UNPARSABLE`, a field it cannot read None."""
+    addresses) and the key type ("RSA 2048", "EC P-256", "Ed25519", "DSA 2048") of a DER certificate.
+    ``subject``/``issuer``: as stored in ``certificates`` (made by that same function when it was stored),
+    taken instead of rendering the names again (two thirds of the time per certificate). Never raises: a
+    certificate cryptography cannot load gives :data:`UNPARSABLE`, a field it cannot read None (or empty)."""
     if not der:
         return UNPARSABLE
     from cryptography import x509
@@ -370,13 +374,20 @@ def cert_facts(der: bytes | None) -> CertFacts:
     def attempt(fn: Callable[[], Any]) -> Any:
         try:
             return fn()
-        except Exception:
+        except Exception:  # malformed or duplicate extensions, names or keys cryptography refuses
             return None
 
-    subject = attempt(lambda: certinfo.subject(cert))
-    issuer = attempt(lambda: certinfo.issuer(cert))
-    sans = attempt(lambda: (*certinfo.dns_names(cert), *certinfo.ip_addresses(cert))) or ()
-    return CertFacts(subject, issuer, tuple(sans), attempt(lambda: _key_type(cert)))
+    if subject is None:
+        subject = attempt(lambda: certinfo.subject(cert))
+    if issuer is None:
+        issuer = attempt(lambda: certinfo.issuer(cert))
+    sans: tuple[str, ...] = ()
+    san = attempt(lambda: cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
+    if san is not None:
+        dns = attempt(lambda: [str(n) for n in san.get_values_for_type(x509.DNSName)]) or []
+        ips = attempt(lambda: [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]) or []
+        sans = (*dns, *ips)
+    return CertFacts(subject, issuer, sans, attempt(lambda: _key_type(cert)))
 
 
 def _key_type(cert: Any) -> str | None:
@@ -400,60 +411,102 @@ def _key_description(cert: Any) -> tuple[str, int]:
 # --- the index ----------------------------------------------------------------------------------------------------
 
 
-class _Entry:
-    """A target's facts that do not depend on the moment (what a refresh builds); times also as POSIX seconds."""
+class _Entry(NamedTuple):
+    """A target's facts that do not depend on the moment (what a refresh builds); times also as POSIX seconds
+    (``end_ts``: what days_left counts to; ``fixed``: the status when it does not depend on the moment)."""
 
-    __slots__ = (
-        "addresses",
-        "chain_not_after",
-        "checked_at",
-        "checked_ts",
-        "clients",
-        "end_ts",
-        "error",
-        "facts",
-        "families",
-        "fb_ts",
-        "findings",
-        "first_break",
-        "first_error",
-        "fixed",
-        "host",
-        "id",
-        "issuer_key",
-        "labels",
-        "labels_text",
-        "leaf_sha256",
-        "na_ts",
-        "not_after",
-        "port",
-        "rejected_by",
-        "rejected_key",
-        "search",
-        "subject_key",
-        "target",
-        "verdict",
-    )
+    id: int
+    target: str
+    host: str
+    port: int
+    addresses: tuple[str, ...]
+    labels: Mapping[str, str]
+    labels_text: str
+    verdict: str | None
+    facts: CertFacts
+    not_after: datetime | None
+    chain_not_after: datetime | None
+    end_ts: float | None
+    na_ts: float | None
+    rejected_by: tuple[str, ...]
+    rejected_key: tuple[int, str] | None
+    first_error: str | None
+    findings: tuple[str, ...]
+    checked_at: datetime | None
+    checked_ts: float | None
+    error: str | None
+    first_break: datetime | None
+    fb_ts: float | None
+    leaf_sha256: str | None
+    clients: tuple[str, ...]
+    families: tuple[str, ...]
+    fixed: str | None
+    search: str
+    subject_key: str | None
+    issuer_key: str | None
 
-    def __init__(self, **values: Any) -> None:
-        for name, value in values.items():
-            setattr(self, name, value)
 
-    def set_labels(self, labels: Mapping[str, str]) -> None:
-        self.labels = dict(labels)
-        f = self.facts
-        parts = [self.target, f.subject or "", *f.sans, f.issuer or "", *self.addresses]
-        for k, v in self.labels.items():
-            parts += [k, v]
-        self.search = "\n".join(parts).lower()
+def _search(target: str, facts: CertFacts, addresses: tuple[str, ...], labels: Mapping[str, str]) -> str:
+    """What ``text`` searches: the target, subject, SANs, issuer, addresses, label keys and values (lowercase)."""
+    parts = [target, facts.subject or "", *facts.sans, facts.issuer or "", *addresses]
+    for k, v in labels.items():
+        parts += [k, v]
+    return "\n".join(parts).lower()
+
+
+class _Observation(NamedTuple):
+    """The columns of ``observations`` a row needs, the JSON ones parsed (tuples)."""
+
+    id: int
+    target_id: int
+    at: datetime
+    verdict: str
+    rejected_by: tuple[str, ...]
+    leaf_sha256: str | None
+    leaf_not_after: datetime | None
+    chain_not_after: datetime | None
+    findings: tuple[tuple[str, str], ...]
+    clients: tuple[tuple[str, bool], ...]
+    error: str | None
+
+
+@dataclass(frozen=True)
+class _View:
+    """The statuses and summary of a snapshot's entries for every moment in [t0, t1) (POSIX seconds): t1 is the
+    first instant at or after t0 at which a status or a summary count may change (an expiry, an expiry less
+    ``soon_days``, 7 or 30 days, a forecast break less ``soon_days``). ``orders``: the full orders by
+    urgency and status (they depend on the statuses), by (sort, descending)."""
+
+    t0: float
+    t1: float
+    statuses: list[str]
+    summary: dict[str, int]
+    orders: dict[tuple[str, bool], list[int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class _Snapshot:
+    """What one refresh built, never changed after (but for its caches, which only memoize): the entries by
+    target, by id, the facets; ``orders``: full orders by the sort keys that do not depend on the moment;
+    ``view``: the latest :class:`_View` (a one-item list)."""
+
     entries: tuple[_Entry, ...]  # by target
     by_id: Mapping[int, _Entry]
     facets: Mapping[str, tuple[str, ...]]
     refreshed_at: datetime | None
+    orders: dict[tuple[str, bool], list[int]] = field(default_factory=dict)
+    view: list[_View] = field(default_factory=list)
+    by_label: list[dict[tuple[str, str], frozenset[int]]] = field(default_factory=list)  # (key, value) → indexes
+
+    def labelled(self, key: str, value: str) -> frozenset[int]:
+        """Indexes of the entries whose label ``key`` is ``value`` (the inverted index made at first use)."""
+        if not self.by_label:
+            index: dict[tuple[str, str], set[int]] = {}
+            for i, e in enumerate(self.entries):
+                for pair in e.labels.items():
+                    index.setdefault(pair, set()).add(i)
+            self.by_label[:] = [{pair: frozenset(ids) for pair, ids in index.items()}]
+        return self.by_label[0].get((key, value), frozenset())
 
 
 _EMPTY = _Snapshot((), {}, {"issuers": (), "key_types": (), "labels": (), "clients": ()}, None)
@@ -486,6 +539,8 @@ class FleetIndex:
         # target id → (last_observation_id read, labels as stored, spec): what the snapshot was built from
         self._seen: dict[int, tuple[int | None, str, str]] = {}
         self._certs: dict[str, CertFacts] = {}
+        self._parsed: dict[str, Any] = {}  # JSON text → value (see _json)
+        self._derivations: dict[tuple[Any, ...], tuple[Any, ...]] = {}  # see _derived
 
     # --- refresh ----------------------------------------------------------------------------------------------
 
@@ -513,6 +568,18 @@ class FleetIndex:
         return self._snap
 
     def _refresh_locked(self) -> None:
+        # The cyclic garbage collector is paused while rows are built: a build makes about 30 objects per
+        # target, none in a cycle, and collections triggered by them over a server's heap were half of a first
+        # build's time at 10,000 targets. It is enabled again at once after (one refresh at a time: the lock).
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            self._refresh_unpaused()
+        finally:
+            if enabled:
+                gc.enable()
+
+    def _refresh_unpaused(self) -> None:
         tg = t.targets
         query = sa.select(
             tg.c.id,
@@ -541,7 +608,7 @@ class FleetIndex:
                     reread.append(r)
                 elif before[1] != r[2]:
                     relabel.append(r)
-            built = self._read(conn, reread)
+            built = self._read(conn, reread, bulk=len(reread) > max(CHUNK, len(rows) // 2))
         entries = dict(old)
         for gone in set(entries) - set(current):
             del entries[gone]
@@ -550,10 +617,9 @@ class FleetIndex:
         new_seen = {tid: seen[tid] for tid in current if tid in seen and tid in entries}
         for r in relabel:
             entry = entries[r[0]]
-            copy = _Entry(**{name: getattr(entry, name) for name in _Entry.__slots__})
-            copy.set_labels(_labels(r[2]))
-            copy.labels_text = r[2]
-            entries[r[0]] = copy
+            labels = _labels(r[2])
+            search = _search(entry.target, entry.facts, entry.addresses, labels)
+            entries[r[0]] = entry._replace(labels=labels, labels_text=r[2], search=search)
         for r in reread:
             entry, obs_id = built.get(r[0], (None, None))
             if entry is None:
@@ -571,32 +637,72 @@ class FleetIndex:
             used = {e.leaf_sha256 for e in ordered}
             self._certs = {sha: f for sha, f in self._certs.items() if sha in used}
 
-    def _read(self, conn: sa.Connection, rows: Sequence[Any]) -> dict[int, tuple[_Entry, int | None]]:
+    def _read(
+        self, conn: sa.Connection, rows: Sequence[Any], bulk: bool = False
+    ) -> dict[int, tuple[_Entry, int | None]]:
         """Entries of the targets of ``rows`` (targets rows), from their latest observation (by the id the
-        targets query read, so that what is read belongs together even while a pass writes)."""
+        targets query read, so that what is read belongs together even while a pass writes).
+
+        ``bulk`` (most targets changed, e.g. the first build): the observations, endpoints and forecasts are read
+        through the targets table (``IN (SELECT last_observation_id FROM targets)``) instead of lists of ids
+        (long IN lists were most of a first build's database time on PostgreSQL); an observation the join misses
+        (a newer one arrived between the two queries) is then read by id."""
         o, e, f, c = t.observations, t.observation_endpoints, t.forecasts, t.certificates
         obs_ids = [r[1] for r in rows if r[1] is not None]
-        target_ids = [r[0] for r in rows if r[1] is not None]
+        wanted = set(obs_ids)
+        target_ids = {r[0] for r in rows if r[1] is not None}
         observations: dict[int, Any] = {}
         addresses: dict[int, list[str]] = {}
         breaks: dict[int, datetime | None] = {}
+        # the JSON columns as text, each distinct text parsed once (most targets share their findings' and
+        # clients' lists; SQLAlchemy's JSON type parsing each was a quarter of a first build)
         columns = (
-            o.c.id, o.c.target_id, o.c.at, o.c.verdict, o.c.rejected_by, o.c.leaf_sha256, o.c.leaf_not_after,
-            o.c.chain_not_after, o.c.findings, o.c.clients, o.c.error,
+            o.c.id, o.c.target_id, o.c.at, o.c.verdict, sa.cast(o.c.rejected_by, sa.Text).label("rejected_by"),
+            o.c.leaf_sha256, o.c.leaf_not_after, o.c.chain_not_after, sa.cast(o.c.findings, sa.Text).label("findings"),
+            sa.cast(o.c.clients, sa.Text).label("clients"), o.c.error,
         )  # fmt: skip
-        for chunk in _chunks(obs_ids):
-            for r in conn.execute(sa.select(*columns).where(o.c.id.in_(chunk))):
-                observations[r.id] = r
-            query = sa.select(e.c.observation_id, e.c.address).where(e.c.observation_id.in_(chunk)).order_by(e.c.id)
+        latest = sa.select(t.targets.c.last_observation_id).where(t.targets.c.last_observation_id.is_not(None))
+
+        def observations_where(condition: Any) -> None:
+            for r in conn.execute(sa.select(*columns).where(condition)):
+                if r.id in wanted:
+                    observations[r.id] = _Observation(
+                        r.id, r.target_id, r.at, r.verdict, self._json(r.rejected_by), r.leaf_sha256,
+                        r.leaf_not_after, r.chain_not_after, self._json(r.findings), self._json(r.clients), r.error,
+                    )  # fmt: skip
+
+        def endpoints_where(condition: Any) -> None:
+            query = sa.select(e.c.observation_id, e.c.address).where(condition).order_by(e.c.id)
             for r in conn.execute(query):
-                addresses.setdefault(r.observation_id, []).append(r.address)
-        for chunk in _chunks(target_ids):
-            for r in conn.execute(sa.select(f.c.target_id, f.c.first_break).where(f.c.target_id.in_(chunk))):
-                breaks[r.target_id] = utc(r.first_break)
-        leaves = sorted({r.leaf_sha256 for r in observations.values() if r.leaf_sha256} - set(self._certs))
-        for chunk in _chunks(leaves):
-            for r in conn.execute(sa.select(c.c.sha256, c.c.der).where(c.c.sha256.in_(chunk))):
-                self._certs[r.sha256] = cert_facts(r.der)
+                if r.observation_id in wanted:
+                    addresses.setdefault(r.observation_id, []).append(r.address)
+
+        missing = obs_ids
+        if bulk:
+            observations_where(o.c.id.in_(latest))
+            endpoints_where(e.c.observation_id.in_(latest))
+            missing = [i for i in obs_ids if i not in observations]
+        for chunk in _chunks(missing):
+            observations_where(o.c.id.in_(chunk))
+            endpoints_where(e.c.observation_id.in_(chunk))
+        if bulk:
+            query = sa.select(f.c.target_id, f.c.first_break)
+            breaks = {r.target_id: utc(r.first_break) for r in conn.execute(query) if r.target_id in target_ids}
+        else:
+            for chunk in _chunks(sorted(target_ids)):
+                for r in conn.execute(sa.select(f.c.target_id, f.c.first_break).where(f.c.target_id.in_(chunk))):
+                    breaks[r.target_id] = utc(r.first_break)
+        leaves = {r.leaf_sha256 for r in observations.values() if r.leaf_sha256} - set(self._certs)
+        names = (c.c.sha256, c.c.der, c.c.subject, c.c.issuer)
+        if len(leaves) > CHUNK:  # through the targets too
+            served = sa.select(o.c.leaf_sha256).where(o.c.id.in_(latest))
+            for r in conn.execute(sa.select(*names).where(c.c.sha256.in_(served))):
+                if r.sha256 in leaves:
+                    self._certs[r.sha256] = cert_facts(r.der, r.subject, r.issuer)
+            leaves -= set(self._certs)
+        for chunk in _chunks(sorted(leaves)):
+            for r in conn.execute(sa.select(*names).where(c.c.sha256.in_(chunk))):
+                self._certs[r.sha256] = cert_facts(r.der, r.subject, r.issuer)
         out: dict[int, tuple[_Entry, int | None]] = {}
         for r in rows:
             tid, obs_id, labels_text, spec, host, port = r
@@ -605,13 +711,45 @@ class FleetIndex:
                 continue
             self.reads += obs is not None
             entry = _entry(
-                tid, spec, host, port, _labels(labels_text), obs, tuple(addresses.get(obs_id, ())) if obs else (),
+                tid, spec, host, port, labels_text, obs, tuple(addresses.get(obs_id, ())) if obs else (),
                 breaks.get(tid) if obs else None,
                 self._certs.get(obs.leaf_sha256, UNPARSABLE) if obs is not None and obs.leaf_sha256 else UNPARSABLE,
+                self._derived,
             )  # fmt: skip
-            entry.labels_text = labels_text
             out[tid] = (entry, obs_id)
         return out
+
+    def _json(self, text: str | None) -> Any:
+        """A JSON column's value, parsed once per distinct text (lists of lists come back as tuples)."""
+        if text is None:
+            return ()
+        value = self._parsed.get(text)
+        if value is None:
+            if len(self._parsed) > JSON_MEMO:
+                self._parsed.clear()
+            try:
+                loaded = json.loads(text)
+            except ValueError:
+                loaded = []
+            value = self._parsed[text] = tuple(tuple(x) if isinstance(x, list) else x for x in loaded or ())
+        return value
+
+    def _derived(self, obs: _Observation) -> tuple[Any, ...]:
+        """(first_error, finding ids, families that accept, every family, rejected_by's sort key) of an
+        observation, computed once per distinct (findings, clients, rejected_by)."""
+        key = (obs.findings, obs.clients, obs.rejected_by)
+        value = self._derivations.get(key)
+        if value is None:
+            if len(self._derivations) > JSON_MEMO:
+                self._derivations.clear()
+            value = self._derivations[key] = (
+                next((f[0] for f in obs.findings if f[1] == "error"), None),
+                tuple(f[0] for f in obs.findings),
+                tuple(c[0] for c in obs.clients if c[1]),
+                tuple(c[0] for c in obs.clients),
+                (len(obs.rejected_by), ",".join(sorted(obs.rejected_by))),
+            )
+        return value
 
     # --- reads ------------------------------------------------------------------------------------------------
 
@@ -620,23 +758,22 @@ class FleetIndex:
         UTC), with the fleet's summary and facets. Refreshes first when the index is older than ``max_age_s``."""
         snap = self._fresh()
         ts = (at or now()).timestamp()
-        statuses = self._statuses(snap, ts)
-        summary = self._summary(snap, statuses, ts)
-        matches = self._match(snap, statuses, q, ts)
+        view = self._view(snap, ts)
+        matches = self._match(snap, view, q, ts)
         total = len(matches)
         pages = max(1, -(-total // q.per_page))
         page = min(q.page, pages)
         start = (page - 1) * q.per_page
         shown = matches[start : start + q.per_page]
-        rows = tuple(_row(snap.entries[i], statuses[i], ts) for i in shown)
-        return FleetPage(rows, total, page, q.per_page, pages, summary, snap.facets, snap.refreshed_at)
+        rows = tuple(_row(snap.entries[i], view.statuses[i], ts) for i in shown)
+        return FleetPage(rows, total, page, q.per_page, pages, dict(view.summary), snap.facets, snap.refreshed_at)
 
     def rows(self, q: FleetQuery, at: datetime | None = None) -> list[FleetRow]:
         """Every row matching ``q`` (its filters and sort; no paging), e.g. for a CSV export."""
         snap = self._fresh()
         ts = (at or now()).timestamp()
-        statuses = self._statuses(snap, ts)
-        return [_row(snap.entries[i], statuses[i], ts) for i in self._match(snap, statuses, q, ts)]
+        view = self._view(snap, ts)
+        return [_row(snap.entries[i], view.statuses[i], ts) for i in self._match(snap, view, q, ts)]
 
     def row(self, target_id: int, at: datetime | None = None) -> FleetRow | None:
         """The row of one target (None: no such target), as of ``at`` (default: now)."""
@@ -650,8 +787,7 @@ class FleetIndex:
     def summary(self, at: datetime | None = None) -> dict[str, int]:
         """:attr:`FleetPage.summary` alone."""
         snap = self._fresh()
-        ts = (at or now()).timestamp()
-        return self._summary(snap, self._statuses(snap, ts), ts)
+        return dict(self._view(snap, (at or now()).timestamp()).summary)
 
     def days_left_histogram(self, at: datetime | None = None, q: FleetQuery | None = None) -> list[tuple[str, int]]:
         """Rows per ``days_left`` bin, in :data:`HISTOGRAM_BINS` order: ``expired`` (< 0), ``<7`` (0 ≤ d < 7),
@@ -699,36 +835,64 @@ class FleetIndex:
     def _entries(self, snap: _Snapshot, q: FleetQuery | None, ts: float) -> list[_Entry]:
         if q is None:
             return list(snap.entries)
-        statuses = self._statuses(snap, ts)
-        return [snap.entries[i] for i in self._match(snap, statuses, replace(q, sort="target"), ts)]
+        view = self._view(snap, ts)
+        return [snap.entries[i] for i in self._match(snap, view, replace(q, sort="target"), ts)]
 
-    def _statuses(self, snap: _Snapshot, ts: float) -> list[str]:
+    def _view(self, snap: _Snapshot, ts: float) -> _View:
+        """The statuses and summary at ``ts``: the snapshot's latest view when ``ts`` is within it, else a new
+        one (one pass over the entries, which also finds how long it holds)."""
+        views = snap.view
+        if views and views[0].t0 <= ts < views[0].t1:
+            return views[0]
         soon = self.soon_days * DAY_S
-        return [_status(e, ts, soon) for e in snap.entries]
-
-    @staticmethod
-    def _summary(snap: _Snapshot, statuses: list[str], ts: float) -> dict[str, int]:
+        entries = snap.entries
+        statuses = [_status(e, ts, soon) for e in entries]
         counts = Counter(statuses)
         week, month = ts + 7 * DAY_S, ts + 30 * DAY_S
-        ends = [e.end_ts for e in snap.entries if e.end_ts is not None and e.end_ts >= ts]
-        return {
+        ends = [e.end_ts for e in entries if e.end_ts is not None and e.end_ts >= ts]
+        summary = {
             "total": len(statuses),
             **{s: counts.get(s, 0) for s in STATUSES},
             "expires_7d": sum(1 for end in ends if end <= week),
             "expires_30d": sum(1 for end in ends if end <= month),
         }
+        t1 = math.inf
+        for e in entries:
+            end, fb = e.end_ts, e.fb_ts
+            if end is not None:
+                for x in (end, end - soon, end - 7 * DAY_S, end - 30 * DAY_S):
+                    if ts <= x < t1:
+                        t1 = x
+            if fb is not None and ts <= fb - soon < t1:
+                t1 = fb - soon
+        view = _View(ts, t1, statuses, summary)
+        snap.view[:] = [view]  # a list swap: another thread sees the old view or the new one
+        return view
 
     @staticmethod
-    def _match(snap: _Snapshot, statuses: list[str], q: FleetQuery, ts: float) -> list[int]:
-        """Indexes into ``snap.entries`` of the rows matching ``q``, in ``q``'s order."""
+    def _order(snap: _Snapshot, view: _View, sort: str, descending: bool) -> list[int]:
+        """Every entry's index in the order of ``sort`` (see :func:`_sorted`), computed once per snapshot (per
+        view for urgency and status). Callers must not change the list."""
+        cache = view.orders if sort in ("urgency", "status") else snap.orders
+        key = (sort, descending)
+        order = cache.get(key)
+        if order is None:
+            order = cache[key] = _sorted(list(range(len(snap.entries))), snap.entries, view.statuses, sort, descending)
+        return order
+
+    @classmethod
+    def _match(cls, snap: _Snapshot, view: _View, q: FleetQuery, ts: float) -> list[int]:
+        """Indexes into ``snap.entries`` of the rows matching ``q``, in ``q``'s order (the full order filtered:
+        filters keep the order)."""
         es = snap.entries
-        idx: list[int] | range = range(len(es))
+        statuses = view.statuses
+        idx = cls._order(snap, view, q.sort, q.descending)
         if q.status:
             wanted = q.status
             idx = [i for i in idx if statuses[i] in wanted]
-        if q.labels:
-            pairs = tuple(q.labels.items())
-            idx = [i for i in idx if all(es[i].labels.get(k) == v for k, v in pairs)]
+        for key, value in q.labels.items():
+            having = snap.labelled(key, value)
+            idx = [i for i in idx if i in having]
         if q.issuer:
             needle = q.issuer.lower()
             idx = [i for i in idx if es[i].issuer_key is not None and needle in es[i].issuer_key]
@@ -745,7 +909,7 @@ class FleetIndex:
         if q.text:
             needle = q.text.lower()
             idx = [i for i in idx if needle in es[i].search]
-        return _sorted(list(idx), es, statuses, q.sort, q.descending)
+        return idx
 
 
 def _status(e: _Entry, ts: float, soon_s: float) -> str:
@@ -821,62 +985,40 @@ def _entry(
     spec: str,
     host: str,
     port: int,
-    labels: Mapping[str, str],
-    obs: Any,
+    labels_text: str,
+    obs: _Observation | None,
     addresses: tuple[str, ...],
     first_break: datetime | None,
     facts: CertFacts,
+    derived: Callable[[_Observation], tuple[Any, ...]],
 ) -> _Entry:
+    labels = _labels(labels_text)
     if obs is None:
-        verdict = None
-        values: dict[str, Any] = dict(
-            not_after=None, chain_not_after=None, rejected_by=(), first_error=None, findings=(), checked_at=None,
-            error=None, leaf_sha256=None, clients=(), families=(), fixed="unchecked",
-        )  # fmt: skip
+        verdict = not_after = chain_not_after = checked_at = error = leaf = first_error = rejected_key = None
+        rejected: tuple[str, ...] = ()
+        findings: tuple[str, ...] = ()
+        clients: tuple[str, ...] = ()
+        families: tuple[str, ...] = ()
+        fixed: str | None = "unchecked"
     else:
         verdict = obs.verdict
-        findings = [tuple(f) for f in obs.findings or ()]
-        rejected = tuple(obs.rejected_by or ())
-        clients = [(c[0], bool(c[1])) for c in obs.clients or ()]
-        fixed = None
-        if verdict == "unreachable":
-            fixed = "unreachable"
-        elif verdict != "valid" or rejected:
-            fixed = "broken"
-        values = dict(
-            not_after=utc(obs.leaf_not_after),
-            chain_not_after=utc(obs.chain_not_after),
-            rejected_by=rejected,
-            first_error=next((f[0] for f in findings if f[1] == "error"), None),
-            findings=tuple(f[0] for f in findings),
-            checked_at=utc(obs.at),
-            error=obs.error if verdict == "unreachable" else None,
-            leaf_sha256=obs.leaf_sha256,
-            clients=tuple(c for c, accepts in clients if accepts),
-            families=tuple(c for c, _ in clients),
-            fixed=fixed,
-        )
-    end = values["chain_not_after"] or values["not_after"]
-    entry = _Entry(
-        id=tid,
-        target=spec,
-        host=host,
-        port=port,
-        addresses=addresses,
-        verdict=verdict,
-        facts=facts,
-        end_ts=_ts(end),
-        na_ts=_ts(values["not_after"]),
-        rejected_key=(len(values["rejected_by"]), ",".join(sorted(values["rejected_by"]))) if obs else None,
-        checked_ts=_ts(values["checked_at"]),
-        first_break=first_break,
-        fb_ts=_ts(first_break),
-        subject_key=None if facts.subject is None else facts.subject.lower(),
-        issuer_key=None if facts.issuer is None else facts.issuer.lower(),
-        **values,
-    )
-    entry.set_labels(labels)
-    return entry
+        rejected = obs.rejected_by
+        first_error, findings, clients, families, rejected_key = derived(obs)
+        fixed = "unreachable" if verdict == "unreachable" else "broken" if verdict != "valid" or rejected else None
+        not_after, chain_not_after, checked_at = utc(obs.leaf_not_after), utc(obs.chain_not_after), utc(obs.at)
+        error = obs.error if verdict == "unreachable" else None
+        leaf = obs.leaf_sha256
+    end = chain_not_after or not_after
+    return _Entry(
+        tid, spec, host, port, addresses, labels, labels_text, verdict, facts, not_after, chain_not_after,
+        _ts(end), _ts(not_after), rejected, rejected_key, first_error, findings, checked_at, _ts(checked_at), error,
+        first_break, _ts(first_break), leaf, clients, families, fixed, _search(spec, facts, addresses, labels),
+        _lower(facts.subject), _lower(facts.issuer),
+    )  # fmt: skip
+
+
+def _lower(text: str | None) -> str | None:
+    return None if text is None else text.lower()
 
 
 def _row(e: _Entry, status: str, ts: float) -> FleetRow:
@@ -1065,19 +1207,20 @@ def calendar(
                 (when, r.target, 0, _item(when, "expiry", r.id, r.target, r.labels, r.clients, reason, r.subject))
             )
     body = fleet(store, days, labels=labels, at=moment)
-    groups: dict[tuple[int, datetime], dict[str, Any]] = {}
+    groups: dict[int, list[tuple[datetime, dict[str, Any]]]] = {}  # target id → (instant, item) of its breaks
+    second = timedelta(seconds=1)
     for b in body["breaks"]:
         when = datetime.fromisoformat(b["break"]["at"])
         tid = b["target_id"]
-        if any(abs((when - end).total_seconds()) <= 1 for end in expiries.get(tid, ())):
+        if any(abs(when - end) <= second for end in expiries.get(tid, ())):
             continue
-        key = next((k for k in groups if k[0] == tid and abs((k[1] - when).total_seconds()) <= 1), (tid, when))
-        group = groups.get(key)
+        mine = groups.setdefault(tid, [])
+        group = next((item for instant, item in mine if abs(when - instant) <= second), None)
         if group is None:
-            cert = b["break"].get("certificate") or {}
-            group = groups[key] = _item(
-                when, "break", tid, b["target"], b["labels"], (), b["break"].get("reason"), cert.get("subject")
-            )
+            brk = b["break"]
+            subject = (brk.get("certificate") or {}).get("subject")
+            group = _item(when, "break", tid, b["target"], b["labels"], (), brk.get("reason"), subject)
+            mine.append((when, group))
             items.append((when, b["target"], 1, group))
         if b["client"] not in group["clients"]:
             group["clients"].append(b["client"])

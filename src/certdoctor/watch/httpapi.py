@@ -8,6 +8,10 @@ document (``{"certdoctor": 1, "kind": …}``, schemas in ``schemas/``), except `
   endpoints, its events);
 - ``GET /api/events[?since=7d|ISO-8601][&after=ID]`` → ``watch-events`` (oldest first; ``after``: only events
   with a larger id, for a reader that polls);
+- ``GET /api/fleet[?status=…&label=K=V&issuer=…&key_type=…&client=…&days_min=…&days_max=…&q=…&sort=…&order=…
+  &page=N&per_page=N]`` → ``watch-fleet`` (one page of the fleet as the dashboard shows it, with the whole
+  fleet's summary and facets: :mod:`certdoctor.watch.fleet`, the parameters of
+  :meth:`~certdoctor.watch.fleet.FleetQuery.from_params`);
 - ``GET /metrics`` → :func:`certdoctor.watch.metrics.render_metrics`, when that module is installed.
 
 Errors are ``watch-api-error`` documents (400, 401, 404). With a token, every request must carry
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import hmac
 import importlib.util
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,6 +35,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..errors import InputError
 from .durations import parse_duration
+from .fleet import FleetIndex, FleetQuery
 from .store import Store, now, parse_labels
 
 JSON_VERSION = 1
@@ -94,9 +100,33 @@ def _int(request: Request, name: str, default: int | None, low: int = 0, high: i
     return value
 
 
-def make_app(store: Store, daemon: Any | None = None, *, token: str | None = None) -> ASGIApp:
+def _query_body(query: FleetQuery) -> dict[str, Any]:
+    """The query as the ``watch-fleet`` document echoes it (every field, defaults included)."""
+    return {
+        "status": sorted(query.status),
+        "labels": dict(query.labels),
+        "issuer": query.issuer,
+        "key_type": query.key_type,
+        "client": query.client,
+        "days_min": query.days_min,
+        "days_max": query.days_max,
+        "q": query.text,
+        "sort": query.sort,
+        "order": "desc" if query.descending else "asc",
+        "page": query.page,
+        "per_page": query.per_page,
+    }
+
+
+def make_app(
+    store: Store, daemon: Any | None = None, *, token: str | None = None, fleet_index: FleetIndex | None = None
+) -> ASGIApp:
     """The ASGI application over ``store`` (``daemon`` feeds /healthz). The endpoints are plain functions:
-    Starlette runs them in its thread pool, so database reads never block the scheduler's event loop."""
+    Starlette runs them in its thread pool, so database reads never block the scheduler's event loop.
+    ``fleet_index``: the process's :class:`~certdoctor.watch.fleet.FleetIndex` behind /api/fleet (one is made
+    at the first request when none is given)."""
+    indexes: list[FleetIndex] = [fleet_index] if fleet_index is not None else []
+    making = threading.Lock()
 
     def healthz(_request: Request) -> Response:
         if daemon is not None:
@@ -122,8 +152,18 @@ def make_app(store: Store, daemon: Any | None = None, *, token: str | None = Non
         after = _int(request, "after", None)
         return document("watch-events", {"since": since.isoformat(), "events": store.events(since, after_id=after)})
 
+    def fleet(request: Request) -> Response:
+        query = FleetQuery.from_params(request.query_params)
+        with making:
+            if not indexes:
+                indexes.append(FleetIndex(store))
+        moment = now()
+        page = indexes[0].query(query, moment)
+        return document("watch-fleet", {"at": moment.isoformat(), "query": dict(_query_body(query)), **page.to_dict()})
+
     routes = [
         Route("/healthz", healthz),
+        Route("/api/fleet", fleet),
         Route("/api/targets", targets),
         Route("/api/targets/{id:int}", target),
         Route("/api/events", events),
