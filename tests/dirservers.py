@@ -241,3 +241,66 @@ authentication = "internal_hashed"
 
     def argv(self) -> list[str]:
         return [PROSODY, "--config", str(self.dir / "prosody.cfg.lua")]
+
+
+DOVECOT = "/usr/sbin/dovecot"
+MANAGESIEVE = "/usr/lib/dovecot/managesieve-login"
+PACKAGES[MANAGESIEVE] = "dovecot-managesieved"
+
+
+class ManageSieve(Daemon):
+    """One Dovecot (``dovecot -F -c FILE``, as tests/mailservers.py runs it) serving only ManageSieve (Pigeonhole's
+    managesieve-login, RFC 5804) on ``ports["sieve"]`` (like 4190), the chain chosen by SNI (``local_name``) among
+    ``chains`` (name → (chain PEM, key PEM, host name)), the first one without SNI; with ``chains`` empty, no TLS
+    at all (``ssl = no``: STARTTLS is not listed)."""
+
+    name = "managesieve"
+
+    def __init__(self, chains: Mapping[str, tuple[Path, Path, str]]) -> None:
+        super().__init__()
+        self.chains = {name: (*copy_pair(self.dir, name, c, k), host) for name, (c, k, host) in chains.items()}
+
+    def configure(self) -> None:
+        port = free_port_range(1, start=30000)
+        self.ports = {"sieve": port}
+        d = self.dir
+        for sub in ("run", "state", "home"):
+            (d / sub).mkdir()
+        shutil.chown(d / "home", user="nobody", group="nogroup")
+        if self.chains:
+            first_chain, first_key, _ = next(iter(self.chains.values()))
+            tls = f"ssl = yes\nssl_cert = <{first_chain}\nssl_key = <{first_key}\n" + "".join(
+                f"local_name {host} {{\n  ssl_cert = <{chain}\n  ssl_key = <{key}\n}}\n"
+                for chain, key, host in self.chains.values()
+            )
+        else:
+            tls = "ssl = no\n"
+        (d / "dovecot.conf").write_text(
+            f"""base_dir = {d}/run
+state_dir = {d}/state
+log_path = {d}/dovecot.log
+instance_name = certdoctor-sieve-{port}
+protocols = sieve
+listen = 127.0.0.1
+{tls}disable_plaintext_auth = no
+auth_mechanisms = plain
+passdb {{
+  driver = static
+  args = nopassword=y
+}}
+userdb {{
+  driver = static
+  args = uid=nobody gid=nogroup home={d}/home/%u
+}}
+managesieve_implementation_string = certdoctor test sieve
+service managesieve-login {{
+  inet_listener sieve {{
+    port = {port}
+  }}
+}}
+""",
+            encoding="utf-8",
+        )
+
+    def argv(self) -> list[str]:
+        return [DOVECOT, "-F", "-c", str(self.dir / "dovecot.conf")]

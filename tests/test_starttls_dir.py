@@ -10,7 +10,10 @@ malformed answer) come from protocol-faithful asyncio servers of this file and s
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import os
+import ssl
 import subprocess
 import threading
 from collections.abc import Awaitable, Callable, Iterator
@@ -28,10 +31,12 @@ from certdoctor.scan.targets import ScanTarget, parse_line
 from conftest import MAIL_CHAINS
 from dirservers import (
     LDAPSEARCH,
+    MANAGESIEVE,
     PROSODY,
     SLAPD,
     VSFTPD,
     Daemon,
+    ManageSieve,
     Prosody,
     Slapd,
     Vsftpd,
@@ -109,6 +114,15 @@ def assert_verdict(doc: dict[str, Any], code: int, name: str, protocol: str | No
         ("xmpps-server://dir.example.com", None, 5270, None),
         ("dir.example.com:5222", None, 5222, "xmpp"),
         ("dir.example.com:5269", None, 5269, "xmpp-server"),
+        ("sieve://dir.example.com", None, 4190, "sieve"),
+        ("dir.example.com:4190", None, 4190, "sieve"),
+        ("nntp://dir.example.com", None, 119, "nntp"),
+        ("nntps://dir.example.com", None, 563, None),
+        ("dir.example.com:119", None, 119, "nntp"),
+        ("irc://dir.example.com", None, 6667, "irc"),
+        ("ircs://dir.example.com", None, 6697, None),
+        ("dir.example.com:6667", None, 6667, "irc"),
+        ("dir.example.com:6697", None, 6697, None),
     ],
 )
 def test_which_protocol_a_target_speaks(spec: str, given: str | None, port: int, protocol: str | None) -> None:
@@ -117,7 +131,15 @@ def test_which_protocol_a_target_speaks(spec: str, given: str | None, port: int,
 
 
 def test_registry_ports_and_scan_lines() -> None:
-    for port, name in {389: "ldap", 21: "ftp", 5222: "xmpp", 5269: "xmpp-server"}.items():
+    for port, name in {
+        389: "ldap",
+        21: "ftp",
+        5222: "xmpp",
+        5269: "xmpp-server",
+        4190: "sieve",
+        119: "nntp",
+        6667: "irc",
+    }.items():
         assert STARTTLS_PORTS[port] == name
     assert PROTOCOLS["ldap"].implicit_port == 636 and PROTOCOLS["ldap"].client_first
     for line, protocol, port in [
@@ -369,6 +391,100 @@ def test_xmpp_failures(script: Script, kind: str, stage: str, code: str | None, 
     assert said in str(failed), failed
 
 
+SIEVE_GREETING = b'"IMPLEMENTATION" "Dovecot Pigeonhole"\r\n"SIEVE" "fileinto"\r\n"STARTTLS"\r\nOK "ready"\r\n'
+
+
+@pytest.mark.parametrize(
+    ("protocol", "greeting", "replies", "sent", "kind", "stage", "code"),
+    [
+        ("sieve", SIEVE_GREETING, {"STARTTLS": b'OK "Begin TLS negotiation now."\r\n'}, ["STARTTLS"], None, None, None),
+        ("sieve", SIEVE_GREETING, {"STARTTLS": b'NO "not now"\r\n'}, ["STARTTLS"], "refused", "starttls", "NO"),
+        ("sieve", b'"SIEVE" "x"\r\nOK\r\n', {}, [], "refused", "capability", "OK"),
+        ("sieve", b'BYE "Too many connections"\r\n', {}, [], "refused", "greeting", "BYE"),
+        ("sieve", b"* OK IMAP4rev1 ready\r\n", {}, [], "protocol", "greeting", None),
+        ("sieve", b"OK\r\n", {}, [], "protocol", "greeting", None),
+        (
+            "nntp",
+            b"201 news ready, no posting\r\n",
+            {"CAPABILITIES": b"101 list\r\nVERSION 2\r\nSTARTTLS\r\n.\r\n", "STARTTLS": b"382 go\r\n"},
+            ["CAPABILITIES", "STARTTLS"],
+            None,
+            None,
+            None,
+        ),
+        (  # no CAPABILITIES (pre-RFC 3977): STARTTLS all the same
+            "nntp",
+            b"200 ready\r\n",
+            {"CAPABILITIES": b"500 What?\r\n", "STARTTLS": b"382 go\r\n"},
+            ["CAPABILITIES", "STARTTLS"],
+            None,
+            None,
+            None,
+        ),
+        ("nntp", b"400 too busy\r\n", {}, [], "refused", "greeting", "400"),
+        (
+            "nntp",
+            b"200 ready\r\n",
+            {"CAP": b"500 x\r\n", "STARTTLS": b"502 no\r\n"},
+            ["CAPABILITIES", "STARTTLS"],
+            "refused",
+            "starttls",
+            "502",
+        ),
+        ("nntp", b"220 mx.example ESMTP\r\n", {}, [], "protocol", "greeting", "220"),
+        (
+            "irc",
+            b"",
+            {
+                "CAP LS": b":s NOTICE * :hi\r\nPING :1\r\n:s CAP * LS :sasl tls\r\n",
+                "PONG": b"",
+                "STARTTLS": b":s 670 * :go\r\n",
+            },
+            ["CAP LS 302", "PONG :1", "STARTTLS"],
+            None,
+            None,
+            None,
+        ),
+        (  # no capability negotiation: STARTTLS all the same
+            "irc",
+            b"",
+            {"CAP LS": b":s 421 * CAP :Unknown command\r\n", "STARTTLS": b":s 670 * :go\r\n"},
+            ["CAP LS 302", "STARTTLS"],
+            None,
+            None,
+            None,
+        ),
+        (
+            "irc",
+            b"",
+            {"CAP LS": b":s 421 * CAP :Unknown\r\n", "STARTTLS": b":s 421 * STARTTLS :Unknown\r\n"},
+            ["CAP LS 302", "STARTTLS"],
+            "refused",
+            "starttls",
+            "421",
+        ),
+        ("irc", b"", {"CAP LS": b"ERROR :Closing link (banned)\r\n"}, ["CAP LS 302"], "refused", "capability", "ERROR"),
+        ("irc", b"", {"CAP LS": b"HTTP/1.1 400 Bad Request\r\n"}, ["CAP LS 302"], "protocol", "greeting", None),
+        ("irc", b"", {"CAP LS": b"\x15\x03\x03\x00\x02\x02\x46"}, ["CAP LS 302"], "protocol", "greeting", None),
+    ],
+)
+def test_sieve_nntp_irc_conversations(
+    protocol: str,
+    greeting: bytes,
+    replies: dict[str, bytes | None],
+    sent: list[str],
+    kind: str | None,
+    stage: str | None,
+    code: str | None,
+) -> None:
+    wrote, failed, _ = asyncio.run(converse_bytes(protocol, lines(replies), greeting))
+    assert [w.decode().removesuffix("\r\n") for w in wrote] == sent
+    if kind is None:
+        assert failed is None, failed
+    else:
+        assert failed is not None and (failed.kind, failed.stage, failed.code) == (kind, stage, code), failed
+
+
 # --- servers that misbehave (protocol-faithful asyncio servers) ------------------------------------------------------
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -397,45 +513,55 @@ async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
 FAKES: dict[str, Handler] = {"ldap-53": ldap_refusing, "http": http, "silent": silent}
 
 
-@pytest.fixture(scope="module")
-def fakes() -> Iterator[dict[str, int]]:
-    """Every server of FAKES on 127.0.0.1, in one event loop of its own thread: name → port."""
+@contextlib.contextmanager
+def serving(handlers: dict[str, tuple[Handler, ssl.SSLContext | None]]) -> Iterator[dict[str, int]]:
+    """Each handler on 127.0.0.1 (behind TLS from the first byte when it has a context), in one event loop of its
+    own thread: name → port."""
     loop = asyncio.new_event_loop()
     ports: dict[str, int] = {}
     servers: list[asyncio.Server] = []
 
     async def start() -> None:
-        for name, handler in FAKES.items():
+        for name, (handler, context) in handlers.items():
 
             async def guarded(r: asyncio.StreamReader, w: asyncio.StreamWriter, h: Handler = handler) -> None:
                 try:
                     await h(r, w)
-                except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+                except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError, asyncio.CancelledError):
                     pass
                 finally:
                     w.close()
 
-            server = await asyncio.start_server(guarded, "127.0.0.1", 0)
+            server = await asyncio.start_server(guarded, "127.0.0.1", 0, ssl=context)
             servers.append(server)
             ports[name] = server.sockets[0].getsockname()[1]
 
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     asyncio.run_coroutine_threadsafe(start(), loop).result(10)
-    yield ports
+    try:
+        yield ports
+    finally:
 
-    async def stop() -> None:
-        for server in servers:
-            server.close()
-        handlers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        for task in handlers:
-            task.cancel()
-        await asyncio.gather(*handlers, return_exceptions=True)
+        async def stop() -> None:
+            for server in servers:
+                server.close()
+            handlers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in handlers:
+                task.cancel()
+            await asyncio.gather(*handlers, return_exceptions=True)
 
-    asyncio.run_coroutine_threadsafe(stop(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
-    loop.close()
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+@pytest.fixture(scope="module")
+def fakes() -> Iterator[dict[str, int]]:
+    """Every server of FAKES on 127.0.0.1: name → port."""
+    with serving({name: (handler, None) for name, handler in FAKES.items()}) as ports:
+        yield ports
 
 
 @pytest.mark.parametrize(
@@ -448,6 +574,12 @@ def fakes() -> Iterator[dict[str, int]]:
         ("silent", "ftp", "starttls-timeout", "an FTP server greets first"),
         ("http", "xmpp", "starttls-wrong-protocol", "an HTTP server"),
         ("silent", "xmpp", "starttls-timeout", "it was asked first"),
+        ("http", "sieve", "starttls-wrong-protocol", "an HTTP server"),
+        ("silent", "sieve", "starttls-timeout", "a ManageSieve server greets first"),
+        ("http", "nntp", "starttls-wrong-protocol", "an HTTP server"),
+        ("silent", "nntp", "starttls-timeout", "an NNTP server greets first"),
+        ("http", "irc", "starttls-wrong-protocol", "an HTTP server"),
+        ("silent", "irc", "starttls-timeout", "it was asked first"),
     ],
 )
 def test_misbehaving_servers(
@@ -689,3 +821,207 @@ def test_xmpp_on_the_direct_tls_port(lab: Lab, prosody_server: Daemon, capsys: p
     got, doc = check_json(capsys, argv)
     assert got == 3 and ids(doc) in (("starttls-wrong-protocol",), ("starttls-timeout",)), doc["findings"]
     assert "xmpps:// on 5223" in doc["findings"][0]["detail"], doc["findings"][0]["detail"]
+
+
+# --- ManageSieve: Dovecot's Pigeonhole ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sieve_servers(lab: Lab) -> Iterator[dict[str, Daemon]]:
+    """ "tls": a private Dovecot serving ManageSieve with each chain of MAIL_CHAINS by SNI; "no-tls": one without
+    TLS."""
+    skip_unless(MANAGESIEVE)
+    chains = {
+        n: (lab.endpoints[n].chain_path, lab.endpoints[n].key_path, lab.endpoints[n].hostname) for n in MAIL_CHAINS
+    }
+    servers = start_all({"tls": ManageSieve(chains), "no-tls": ManageSieve({})})
+    yield servers
+    for server in servers.values():
+        server.__exit__()
+
+
+def openssl_starttls(lab: Lab, host: str, port: int, starttls: str | None) -> tuple[bool, str]:
+    """Whether ``openssl s_client`` (``-starttls PROTO``, or TLS at once) verifies the chain against the lab root
+    and the host name."""
+    argv = ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-servername", host, "-verify_hostname", host]
+    argv += ["-CAfile", str(lab.root_path), "-verify_return_error", "-brief"]
+    if starttls:
+        argv += ["-starttls", starttls]
+    done = subprocess.run(argv, input="", capture_output=True, text=True, timeout=30)
+    return done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("name", MAIL_CHAINS)
+def test_managesieve(lab: Lab, sieve_servers: dict[str, Daemon], capsys: pytest.CaptureFixture[str], name: str) -> None:
+    port = sieve_servers["tls"].ports["sieve"]
+    code, doc = check_json(capsys, lab_argv(lab, "sieve", name, port))
+    assert_verdict(doc, code, name, "sieve")
+    info = doc["endpoints"][0]["starttls"]
+    assert "STARTTLS" in info["offered"] and "IMPLEMENTATION" in info["offered"] and info["banner"].startswith("OK")
+    accepted, said = openssl_starttls(lab, lab.endpoints[name].hostname, port, "sieve")
+    assert accepted == ACCEPTED[name], said
+
+
+def test_managesieve_without_tls_refuses(sieve_servers: dict[str, Daemon], capsys: pytest.CaptureFixture[str]) -> None:
+    port = sieve_servers["no-tls"].ports["sieve"]
+    got, doc = check_json(capsys, ["check", f"sieve://127.0.0.1:{port}", "--timeout", "5"])
+    assert got == 3 and ids(doc) == ("starttls-refused",), doc["findings"]
+    ev = doc["findings"][0]["evidence"]
+    assert (ev["protocol"], ev["stage"], ev["code"]) == ("sieve", "capability", "OK"), ev
+    assert "STARTTLS" not in ev["offered"] and "IMPLEMENTATION" in ev["offered"], ev
+    done = subprocess.run(
+        ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-starttls", "sieve", "-brief"],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode != 0, done.stderr
+
+
+# --- NNTP and IRC: protocol-faithful servers with real TLS -----------------------------------------------------------
+# No small Debian package serves NNTP or IRC with STARTTLS out of a private directory (INN needs its whole spool
+# tree and news account, and Debian's IRC daemons do not implement the IRCv3 "tls" extension: it was withdrawn), so
+# these servers speak the protocols as RFC 3977/RFC 4642 and IRCv3 say, then upgrade the same connection with
+# Python's ssl module (asyncio's start_tls) and the lab chains, and real openssl s_client -starttls nntp|irc checks
+# them as it checks any server.
+
+
+def server_context(lab: Lab, name: str) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(lab.endpoints[name].chain_path, lab.endpoints[name].key_path)
+    return context
+
+
+async def nntp_server(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, context: ssl.SSLContext | None, reply: str
+) -> None:
+    """NNTP (RFC 3977) with STARTTLS (RFC 4642) listed when ``context`` (then answered ``reply``: 382 upgrades)."""
+    writer.write(b"200 news.certdoctor.test InterNetNews server ready (posting ok)\r\n")
+    tls = False
+    while line := await reader.readline():
+        command = line.decode().strip().upper()
+        if command == "CAPABILITIES":
+            offer = b"STARTTLS\r\n" if context is not None and not tls else b""
+            writer.write(
+                b"101 Capability list:\r\nVERSION 2\r\nREADER\r\n" + offer + b"LIST ACTIVE NEWSGROUPS\r\n.\r\n"
+            )
+        elif command == "STARTTLS" and context is not None and not tls:
+            writer.write(f"{reply}\r\n".encode())
+            await writer.drain()
+            if reply.startswith("382"):
+                await writer.start_tls(context)
+                tls = True
+            continue
+        elif command == "QUIT":
+            writer.write(b"205 Bye!\r\n")
+            await writer.drain()
+            return
+        else:
+            writer.write(b"500 What?\r\n")
+        await writer.drain()
+
+
+async def irc_server(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, context: ssl.SSLContext | None, reply: str
+) -> None:
+    """IRC with the IRCv3 "tls" capability when ``context`` (STARTTLS answered ``reply``: 670 upgrades), a NOTICE
+    and a PING before the CAP reply, as ircds send them. (The NOTICE comes after the client spoke: openssl
+    s_client -starttls irc stops at any line before the 670 that is not a numeric, apps/s_client.c.)"""
+    me = ":irc.certdoctor.test"
+    tls = False
+    while line := await reader.readline():
+        command, _, params = line.decode().strip().partition(" ")
+        command = command.upper()
+        if command == "CAP" and params.upper().startswith("LS"):
+            caps = "multi-prefix sasl" + (" tls" if context is not None and not tls else "")
+            writer.write(f"{me} NOTICE * :*** Looking up your hostname...\r\nPING :12345\r\n".encode())
+            writer.write(f"{me} CAP * LS * :away-notify\r\n{me} CAP * LS :{caps}\r\n".encode())
+        elif command == "STARTTLS" and context is not None and not tls:
+            writer.write(f"{me} {reply}\r\n".encode())
+            await writer.drain()
+            if reply.startswith("670"):
+                await writer.start_tls(context)
+                tls = True
+            continue
+        elif command == "STARTTLS":
+            writer.write(f"{me} 421 * STARTTLS :Unknown command\r\n".encode())
+        elif command == "QUIT":
+            writer.write(b"ERROR :Closing link\r\n")
+            await writer.drain()
+            return
+        await writer.drain()
+
+
+TLS_PROTOCOLS = {"nntp": (nntp_server, "382 Continue with TLS negotiation"), "irc": (irc_server, "670 * :go ahead")}
+
+
+@pytest.fixture(scope="module")
+def news_and_chat(lab: Lab) -> Iterator[dict[str, int]]:
+    """For each chain of MAIL_CHAINS: "nntp-NAME", "nntps-NAME", "irc-NAME", "ircs-NAME"; and "nntp-no-tls",
+    "nntp-580", "irc-no-tls", "irc-691": name → port."""
+    handlers: dict[str, tuple[Handler, ssl.SSLContext | None]] = {}
+    for protocol, (serve, go) in TLS_PROTOCOLS.items():
+        for name in MAIL_CHAINS:
+            context = server_context(lab, name)
+            handlers[f"{protocol}-{name}"] = (functools.partial(serve, context=context, reply=go), None)
+            handlers[f"{protocol}s-{name}"] = (functools.partial(serve, context=None, reply=go), context)
+        handlers[f"{protocol}-no-tls"] = (functools.partial(serve, context=None, reply=go), None)
+    good = server_context(lab, "good-rsa")
+    handlers["nntp-580"] = (functools.partial(nntp_server, context=good, reply="580 Can not initiate TLS"), None)
+    handlers["irc-691"] = (functools.partial(irc_server, context=good, reply="691 * :STARTTLS failed"), None)
+    with serving(handlers) as ports:
+        yield ports
+
+
+@pytest.mark.parametrize("name", MAIL_CHAINS)
+@pytest.mark.parametrize("scheme", ["nntp", "nntps", "irc", "ircs"])
+def test_news_and_chat(
+    lab: Lab, news_and_chat: dict[str, int], capsys: pytest.CaptureFixture[str], name: str, scheme: str
+) -> None:
+    port = news_and_chat[f"{scheme}-{name}"]
+    code, doc = check_json(capsys, lab_argv(lab, scheme, name, port))
+    protocol = None if scheme.endswith("s") else scheme
+    assert_verdict(doc, code, name, protocol)
+    if protocol == "nntp":
+        info = doc["endpoints"][0]["starttls"]
+        assert info["banner"].startswith("200 news.certdoctor.test") and "STARTTLS" in info["offered"], info
+    elif protocol == "irc":
+        info = doc["endpoints"][0]["starttls"]
+        assert "NOTICE" in info["banner"] and info["offered"] == ["AWAY-NOTIFY", "MULTI-PREFIX", "SASL", "TLS"], info
+    accepted, said = openssl_starttls(lab, lab.endpoints[name].hostname, port, protocol)
+    assert accepted == ACCEPTED[name], said
+
+
+@pytest.mark.parametrize(
+    ("server", "scheme", "stage", "code", "said"),
+    [
+        ("nntp-no-tls", "nntp", "capability", "101", "its CAPABILITIES are VERSION, READER, LIST"),
+        ("nntp-580", "nntp", "starttls", "580", "580 Can not initiate TLS"),
+        ("irc-no-tls", "irc", "capability", "CAP", "its capabilities are AWAY-NOTIFY, MULTI-PREFIX, SASL"),
+        ("irc-691", "irc", "starttls", "691", "691 * :STARTTLS failed (ERR_STARTTLS)"),
+    ],
+)
+def test_news_and_chat_refusals(
+    news_and_chat: dict[str, int],
+    capsys: pytest.CaptureFixture[str],
+    server: str,
+    scheme: str,
+    stage: str,
+    code: str,
+    said: str,
+) -> None:
+    port = news_and_chat[server]
+    got, doc = check_json(capsys, ["check", f"{scheme}://127.0.0.1:{port}", "--timeout", "5"])
+    assert got == 3 and ids(doc) == ("starttls-refused",), doc["findings"]
+    ev = doc["findings"][0]["evidence"]
+    assert (ev["protocol"], ev["stage"], ev["code"]) == (scheme, stage, code) and said in ev["error"], ev
+    # openssl s_client -starttls stops there too
+    done = subprocess.run(
+        ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-starttls", scheme, "-brief"],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode != 0, done.stderr

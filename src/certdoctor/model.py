@@ -22,7 +22,7 @@ ChainErrorKind = Literal[
     "starttls-refused", "starttls-protocol", "starttls-timeout",
 ]  # fmt: skip
 # The protocols whose STARTTLS-style upgrade the collector speaks (certdoctor.collect.starttls).
-StartTlsProtocol = Literal["smtp", "imap", "pop3", "ldap", "ftp", "xmpp", "xmpp-server"]
+StartTlsProtocol = Literal["smtp", "imap", "pop3", "ldap", "ftp", "xmpp", "xmpp-server", "sieve", "nntp", "irc"]
 Origin = Literal["presented", "aia", "store"]  # where a certificate of a built path came from
 PathEnd = Literal["anchor", "untrusted-root", "unknown-issuer"]  # how a built path ends
 RevocationKind = Literal["ocsp", "crl"]

@@ -16,7 +16,7 @@ from .registry import Hit, TargetContext, check
 
 _CITATIONS = (
     "RFC 3207 §4 (SMTP), RFC 3501 §6.2.1 (IMAP), RFC 2595 §4 (POP3), RFC 4511 §4.14 (LDAP), RFC 4217 §4 (FTP), "
-    "RFC 6120 §5 (XMPP)"
+    "RFC 6120 §5 (XMPP), RFC 5804 §2.2 (ManageSieve), RFC 4642 §2 (NNTP), IRCv3 tls (IRC)"
 )
 
 
@@ -31,6 +31,10 @@ _ENABLE = {
     "mod_tls; ejabberd: certfiles and starttls: true on the listener",
     "xmpp-server": "Prosody: a certificate for the VirtualHost and mod_tls; ejabberd: certfiles and "
     "s2s_use_starttls: required",
+    "sieve": "Dovecot Pigeonhole: ssl = yes with ssl_cert and ssl_key (the managesieve-login service shares them)",
+    "nntp": "INN: tlscapath, tlscertfile and tlskeyfile in inn.conf (nnrpd offers STARTTLS then)",
+    "irc": "most IRC servers no longer offer STARTTLS (the IRCv3 extension was withdrawn): serve TLS on 6697 "
+    "(ircs://) instead",
 }
 
 
@@ -109,7 +113,8 @@ def starttls_refused(ctx: TargetContext) -> Iterator[Hit]:
     title="The server does not speak the protocol it was reached with",
     severity=Severity.ERROR,
     citation="RFC 5321 §4.2 (SMTP replies), RFC 3501 §7.1 (IMAP greeting), RFC 1939 §3 (POP3 responses), "
-    "RFC 4511 §5.1 (LDAP messages), RFC 959 §4.2 (FTP replies), RFC 6120 §4 (XMPP streams)",
+    "RFC 4511 §5.1 (LDAP messages), RFC 959 §4.2 (FTP replies), RFC 6120 §4 (XMPP streams), RFC 5804 §1.7 "
+    "(ManageSieve greeting), RFC 3977 §3.2 (NNTP responses), RFC 2812 §2.3 (IRC messages)",
     scope="target",
 )
 def starttls_wrong_protocol(ctx: TargetContext) -> Iterator[Hit]:

@@ -519,16 +519,25 @@ def _upgrade_failed(upgrade: Upgrade, exc: UpgradeFailed, channel: Channel) -> t
 
 
 def _implicit_example(upgrade: Upgrade) -> str:
-    """ ", such as ldaps:// on 636," for a protocol with an implicit-TLS port, else ","."""
+    """ ", such as ldaps:// on 636," for a protocol with an implicit-TLS port, else nothing."""
     if upgrade.implicit_scheme is None:
-        return ","
+        return ""
     return f", such as {upgrade.implicit_scheme}:// on {upgrade.implicit_port},"
+
+
+def _article(title: str) -> str:
+    """ "an" before a title said letter by letter from a vowel sound (an SMTP, an LDAP), else "a" (a POP3, a
+    ManageSieve)."""
+    if title[:2].isupper():
+        return "an" if title[0] in "AEFHILMNORSX" else "a"
+    return "an" if title[0] in "AEIOU" else "a"
 
 
 def _upgrade_timeout(upgrade: Upgrade, channel: Channel, seconds: str) -> tuple[str, str, StartTls]:
     pending = channel.pending
     if channel.received == 0:
-        first = "it was asked first" if upgrade.client_first else f"an {upgrade.title} server greets first"
+        article = _article(upgrade.title)
+        first = "it was asked first" if upgrade.client_first else f"{article} {upgrade.title} server greets first"
         said = (
             f"the server sent nothing ({first}; a port that speaks TLS from the first byte"
             f"{_implicit_example(upgrade)} waits for the client)"

@@ -37,7 +37,7 @@ MAX_LINE = 4096
 _OPTIONS = frozenset({"sni", "name", "addr", "address", "port", "starttls"})
 _SPACE = re.compile(r"\s")
 # URL schemes of TLS services (those parse_target knows a default port for), the STARTTLS ones included; any
-# other (ftp://, http://, ...) is not scanned as HTTPS but reported as a bad line
+# other (http://, gopher://, ...) is not scanned as HTTPS but reported as a bad line
 TLS_SCHEMES = tuple(SCHEME_PORTS)
 # The lines most inputs are made of, read without the general parser: "host", "host:port", either followed
 # by one ",addr=IPv4". Anything else (and any port or address this does not vouch for) takes the long way.

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from . import ftp, imap, ldap, pop3, smtp, xmpp
+from . import ftp, imap, irc, ldap, nntp, pop3, sieve, smtp, xmpp
 from .channel import MAX_BYTES, MAX_LINE, Channel, UpgradeFailed, printable
 
 __all__ = [
@@ -80,6 +80,12 @@ PROTOCOLS: dict[str, Upgrade] = {
         "RFC 6120 §5",
         True,
     ),
+    # RFC 5804 §2.2 (ManageSieve, 4190 by §1.8); no implicit-TLS port is defined.
+    "sieve": Upgrade("sieve", "ManageSieve", (4190,), None, None, sieve.negotiate, "STARTTLS", "RFC 5804 §2.2"),
+    # RFC 4642 §2 (119, RFC 3977 §3.1); nntps:// on 563 (RFC 8143 §1).
+    "nntp": Upgrade("nntp", "NNTP", (119,), "nntps", 563, nntp.negotiate, "STARTTLS", "RFC 4642 §2"),
+    # The IRCv3 "tls" extension on the plaintext port (6667); ircs:// on 6697 (RFC 7194 §2).
+    "irc": Upgrade("irc", "IRC", (6667,), "ircs", 6697, irc.negotiate, "STARTTLS", "IRCv3 tls", True),
 }
 
 # A well-known port given without a scheme or --starttls: the protocol to upgrade with...
