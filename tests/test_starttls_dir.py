@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import os
 import ssl
 import subprocess
 import threading
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -510,7 +512,40 @@ async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
     await asyncio.sleep(60)
 
 
-FAKES: dict[str, Handler] = {"ldap-53": ldap_refusing, "http": http, "silent": silent}
+async def xmpp_drip(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A stream header that never ends: one byte every 0.05 s."""
+    await reader.read(1)
+    for byte in b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' id='" + b"x" * 5000:
+        writer.write(bytes([byte]))
+        await writer.drain()
+        await asyncio.sleep(0.05)
+
+
+async def xmpp_huge(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A 1 MB stream header (an attribute value without its end)."""
+    await reader.read(1)
+    writer.write(b"<stream:stream id='" + b"A" * 1_048_576)
+    await writer.drain()
+    await asyncio.sleep(30)
+
+
+async def ldap_drip(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """An LDAP answer announced 100 bytes long, sent one byte a second."""
+    await reader.read(1)
+    for byte in b"\x30\x64\x02\x01\x01" + b"\x00" * 95:
+        writer.write(bytes([byte]))
+        await writer.drain()
+        await asyncio.sleep(1)
+
+
+FAKES: dict[str, Handler] = {
+    "ldap-53": ldap_refusing,
+    "http": http,
+    "silent": silent,
+    "xmpp-drip": xmpp_drip,
+    "xmpp-huge": xmpp_huge,
+    "ldap-drip": ldap_drip,
+}
 
 
 @contextlib.contextmanager
@@ -580,6 +615,9 @@ def fakes() -> Iterator[dict[str, int]]:
         ("silent", "nntp", "starttls-timeout", "an NNTP server greets first"),
         ("http", "irc", "starttls-wrong-protocol", "an HTTP server"),
         ("silent", "irc", "starttls-timeout", "it was asked first"),
+        ("xmpp-drip", "xmpp", "starttls-timeout", "of an unfinished message so far: \"<?xml version='1.0'?><stream"),
+        ("xmpp-huge", "xmpp", "starttls-wrong-protocol", "more than 65536 bytes before the upgrade"),
+        ("ldap-drip", "ldap", "starttls-timeout", "its answer to StartTLS within 1.5 s"),
     ],
 )
 def test_misbehaving_servers(
@@ -1025,3 +1063,53 @@ def test_news_and_chat_refusals(
         timeout=30,
     )
     assert done.returncode != 0, done.stderr
+
+
+# --- scan and watch take the new targets ------------------------------------------------------------------------------
+
+
+def test_scan_and_watch_lines_with_the_new_protocols(
+    lab: Lab,
+    slapd_servers: dict[str, Daemon],
+    vsftpd_servers: dict[tuple[str, str], Daemon],
+    prosody_server: Daemon,
+    news_and_chat: dict[str, int],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    good, expired = lab.endpoints["good-rsa"].hostname, lab.endpoints["expired"].hostname
+    lines = [
+        f"ldap://{good}:{slapd_servers['good-rsa'].ports['ldap']},addr=127.0.0.1",
+        f"{expired}:{slapd_servers['expired'].ports['ldaps']},addr=127.0.0.1,starttls=none",
+        f"{expired}:{vsftpd_servers[('expired', 'ftp')].ports['ftp']},addr=127.0.0.1,starttls=ftp",
+        f"xmpp://{good}:{prosody_server.ports['xmpp']},addr=127.0.0.1",
+        f"nntp://{expired}:{news_and_chat['nntp-expired']},addr=127.0.0.1",
+        f"irc://{good}:{news_and_chat['irc-good-rsa']},addr=127.0.0.1",
+    ]
+    expected = [
+        ("ldap", "valid", ()),
+        (None, "invalid", ("expired",)),
+        ("ftp", "invalid", ("expired",)),
+        ("xmpp", "valid", ()),
+        ("nntp", "invalid", ("expired",)),
+        ("irc", "valid", ()),
+    ]
+    src, out = tmp_path / "targets.txt", tmp_path / "out.jsonl"
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    main(["scan", str(src), "--ca-file", str(lab.root_path), "--no-revocation", "-o", str(out), "--no-progress", "-q"])
+    records = sorted(
+        (jsonschemas.validate(json.loads(x)) for x in out.read_text().splitlines()), key=lambda r: r["line"]
+    )
+    got = [
+        (r.get("starttls"), r["verdict"], tuple(f["id"] for f in r["findings"] if f["severity"] == "error"))
+        for r in records
+    ]
+    assert got == expected
+    # watch: the same lines as targets
+    capsys.readouterr()
+    db = ["--db", f"sqlite:///{tmp_path / 'watch.db'}"]
+    assert main(["watch", "add", *lines, *db]) == 0
+    capsys.readouterr()
+    code = main(["watch", "run", *db, "--ca-file", str(lab.root_path), "--no-revocation", "--json"])
+    doc = jsonschemas.loads(capsys.readouterr().out)
+    assert code == 1 and doc["verdicts"] == {"valid": 3, "invalid": 3}, doc

@@ -534,7 +534,7 @@ def _article(title: str) -> str:
 
 
 def _upgrade_timeout(upgrade: Upgrade, channel: Channel, seconds: str) -> tuple[str, str, StartTls]:
-    pending = channel.pending
+    pending = channel.pending or channel.recent
     if channel.received == 0:
         article = _article(upgrade.title)
         first = "it was asked first" if upgrade.client_first else f"{article} {upgrade.title} server greets first"
@@ -545,7 +545,8 @@ def _upgrade_timeout(upgrade: Upgrade, channel: Channel, seconds: str) -> tuple[
         reply = None
     elif pending:
         reply = printable(pending.decode("utf-8", "replace"))
-        said = f"{len(pending)} byte(s) of an unfinished line so far: {printable(reply, 80)!r}"
+        unit = "line" if not channel.recent else "message"
+        said = f"{len(pending)} byte(s) of an unfinished {unit} so far: {printable(reply, 80)!r}"
     else:
         reply = channel.last_reply
         said = f"its last line was {printable(reply or '', 80)!r}"

@@ -86,6 +86,9 @@ class Channel:
         # The name the client asks the server for, for protocols whose plaintext phase names it (XMPP's stream
         # header): the SNI name, else the host connected to; None when neither is known.
         self.server_name: str | None = None
+        # The last bytes handed to a byte-reading negotiator (read_exactly, read_some), at most 300: what had
+        # arrived of an unfinished message when time runs out (its parser holds them, not the buffer).
+        self.recent = b""
 
     # fed by the connection's protocol
 
@@ -250,6 +253,7 @@ class Channel:
             if len(self._buffer) >= count:
                 data = bytes(self._buffer[:count])
                 del self._buffer[:count]
+                self.recent = (self.recent + data)[-300:]
                 return data
             if self._eof:
                 raise self._closed()
@@ -263,6 +267,7 @@ class Channel:
             if self._buffer:
                 data = bytes(self._buffer)
                 self._buffer.clear()
+                self.recent = (self.recent + data)[-300:]
                 return data
             if self._eof:
                 raise self._closed()

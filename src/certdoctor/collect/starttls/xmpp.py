@@ -87,6 +87,7 @@ class TagScanner:
     def __init__(self, max_tag: int = MAX_TAG) -> None:
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
         self._text = ""
+        self._pos, self._quote = 1, None  # how far the tag at the start of _text was scanned, in which quote
         self.max_tag = max_tag
         self.seen_text = ""  # the first characters received, for messages about what the server is
 
@@ -135,20 +136,23 @@ class TagScanner:
             tags.append(_parse_tag(raw[1:-1], raw))
 
     def _find_end(self) -> int:
-        """The index of the ">" that ends the tag at the start of the text (quotes respected), or -1."""
-        quote = None
-        for i, c in enumerate(self._text):
-            if i == 0:
-                continue
+        """The index of the ">" that ends the tag at the start of the text (quotes respected), or -1. Resumes
+        where the previous call stopped (``_pos``, ``_quote``), so that a tag arriving byte by byte is scanned
+        once, not once per byte."""
+        quote, text = self._quote, self._text
+        for i in range(max(self._pos, 1), len(text)):
+            c = text[i]
             if quote:
                 if c == quote:
                     quote = None
             elif c in "'\"":
                 quote = c
             elif c == ">":
+                self._pos, self._quote = 1, None
                 return i
             elif c == "<":
-                raise XmlError(f"a '<' inside a tag: {printable(self._text[: i + 1], 60)!r}")
+                raise XmlError(f"a '<' inside a tag: {printable(text[: i + 1], 60)!r}")
+        self._pos, self._quote = len(text), quote
         return -1
 
 
