@@ -131,7 +131,9 @@ class StartTls:
     """What a server said in the plaintext phase before TLS (STARTTLS, STLS): collected for every network source
     of a ``starttls`` target, whether the upgrade worked or not.
 
-    ``protocol``: "smtp", "imap" or "pop3". ``banner``: the server's greeting (its first line; None when it sent
+    ``protocol``: a name of :data:`certdoctor.collect.starttls.PROTOCOLS` ("smtp", "imap", "pop3", "ldap", "ftp",
+    "xmpp"...). ``banner``: the server's greeting (LDAP, which has none: its answer; XMPP: its stream header; the
+    first line; None when it sent
     none). ``stage``: the step that failed ("greeting", "ehlo", "capability", "starttls"); None when the upgrade
     worked. ``code``: the reply code of that step (SMTP "454", IMAP "NO"/"BAD"/"BYE", POP3 "-ERR"), when there
     was one. ``reply``: what the server answered there (a reply's lines joined by " | "; for a timeout, the bytes
