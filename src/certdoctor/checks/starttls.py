@@ -33,7 +33,7 @@ _ENABLE = {
     "s2s_use_starttls: required",
     "sieve": "Dovecot Pigeonhole: ssl = yes with ssl_cert and ssl_key (the managesieve-login service shares them)",
     "nntp": "INN: tlscapath, tlscertfile and tlskeyfile in inn.conf (nnrpd offers STARTTLS then)",
-    "irc": "most IRC servers no longer offer STARTTLS (the IRCv3 extension was withdrawn): serve TLS on 6697 "
+    "irc": "most IRC servers no longer offer STARTTLS (IRCv3 deprecated its tls extension): serve TLS on 6697 "
     "(ircs://) instead",
 }
 
