@@ -109,7 +109,15 @@ class PostgresServer:
     ``startup_seconds`` (initdb to first accepted connection, float seconds, for reporting only).
     """
 
-    def __init__(self, base_dir: Path, *, temp_root: Path | None = None, ready_timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        base_dir: Path,
+        *,
+        temp_root: Path | None = None,
+        ready_timeout: float = 60.0,
+        settings: dict[str, str] | None = None,
+        data_files: dict[str, Path] | None = None,
+    ) -> None:
         bin_dir = find_pg_bin()
         if bin_dir is None:
             raise PostgresServerError(unavailable_reason() or "PostgreSQL is not installed")
@@ -122,6 +130,10 @@ class PostgresServer:
         self.socket_dir = self.base_dir / "socket"
         self.log_path = self.base_dir / "server.log"
         self.ready_timeout = ready_timeout
+        # More server settings (e.g. ssl=on, ssl_cert_file=...), and files copied into the data directory after
+        # initdb (name -> source; owned by the server's account, mode 0600, as PostgreSQL wants its key).
+        self.settings = dict(settings or {})
+        self.data_files = dict(data_files or {})
         self.port = 0
         self.pid = 0
         self.startup_seconds = 0.0
@@ -184,6 +196,12 @@ class PostgresServer:
         )
         if initdb.returncode != 0:
             raise PostgresServerError(f"initdb failed (exit {initdb.returncode}):\n{initdb.stdout}")
+        for name, source in self.data_files.items():
+            target = self.data_dir / name
+            shutil.copyfile(source, target)
+            os.chmod(target, 0o600)
+            if self._owner:
+                os.chown(target, *self._owner)
         for attempt in range(3):
             self._spawn(free_port())
             try:
@@ -270,6 +288,7 @@ class PostgresServer:
             "synchronous_commit": "off",
             "full_page_writes": "off",
             "max_connections": "50",
+            **self.settings,
         }
         argv = [str(self.bin_dir / "postgres"), "-D", str(self.data_dir)]
         for name, value in settings.items():

@@ -96,9 +96,10 @@ async def diagnose_async(
     nodes' files, judged side by side as the addresses of one name are). ``name``: the name the certificate
     must match (default: the target's host; for files, no name check unless given). ``resolve``: IP addresses
     to connect to instead of resolving the host (curl's ``--resolve``). ``sni``: the server name to send
-    (default: the host; None: no SNI). ``starttls``: the protocol to speak before TLS ("smtp", "imap", "pop3";
-    None or "none": TLS from the first byte); by default the URL scheme's (``smtp://host:587``) or the well-known
-    port's (25, 587, 143, 110) — see :func:`certdoctor.pipeline.starttls_for`.
+    (default: the host; None: no SNI). ``starttls``: the protocol to speak before TLS ("smtp", "imap", "pop3",
+    "postgres", "postgres-direct", "mysql"; None or "none": TLS from the first byte); by default the URL scheme's
+    (``smtp://host:587``, ``postgres://db``) or the well-known port's (25, 587, 143, 110, 5432, 3306) — see
+    :func:`certdoctor.pipeline.starttls_for`.
 
     How: ``options`` (a :class:`DiagnoseOptions`), or its fields as keyword arguments (``timeout`` seconds per
     connection, ``ca_files``, ``ca_bundle``, ``trust_stores``, ``at`` (UTC), ``expect``, ``warn_days``,

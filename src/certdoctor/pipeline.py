@@ -69,8 +69,12 @@ TLS_PORTS = {"https": 443} | {
 }
 # URL schemes of services upgraded to TLS in their own protocol first (certdoctor.collect.starttls), and their
 # default ports (RFC 5321 §4.5.4.2 / RFC 6409 §3.1 give SMTP 25 and 587; RFC 3501 §2.1 IMAP 143; RFC 1939 §3 POP3
-# 110; RFC 4511 §5.2 LDAP 389...): the scheme names the protocol.
-STARTTLS_SCHEMES = {p.name: p.port for p in PROTOCOLS.values()}
+# 110; RFC 4511 §5.2 LDAP 389...): the scheme names the protocol. PostgreSQL 17's direct TLS has no scheme
+# of its own (postgres://...?sslnegotiation=direct).
+STARTTLS_SCHEMES = {p.name: p.port for p in PROTOCOLS.values() if p.ports}
+# libpq's other URL scheme: PostgreSQL's SSLRequest on 5432.
+STARTTLS_SCHEMES.update(postgresql=5432)
+_SCHEME_PROTOCOL = {"postgresql": "postgres"}  # a scheme that is another name for a protocol
 SCHEME_PORTS = {**TLS_PORTS, **STARTTLS_SCHEMES}
 _LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\Z")
 
@@ -148,7 +152,8 @@ def parse_target(spec: str, default_port: int = 443) -> tuple[str, int]:
 def starttls_for(spec: str | None, port: int, starttls: str | None = UNSET) -> str | None:
     """The protocol to speak before the TLS handshake for target ``spec`` on ``port`` (None: TLS from the first
     byte). ``starttls``, when given, decides ("none" or None: no upgrade); otherwise the URL scheme (smtp://,
-    imap://, pop3://; https://, smtps:// and the other TLS schemes: none); otherwise the well-known STARTTLS port
+    imap://, pop3://, postgres:// or postgresql:// — with ``?sslnegotiation=direct``: postgres-direct —, mysql://;
+    https://, smtps:// and the other TLS schemes: none); otherwise the well-known STARTTLS port
     (25 and 587: smtp, 143: imap, 110: pop3; see :data:`certdoctor.collect.starttls.STARTTLS_PORTS`). Raises
     InputError for a protocol certdoctor does not speak."""
     if starttls is not UNSET:
@@ -160,7 +165,10 @@ def starttls_for(spec: str | None, port: int, starttls: str | None = UNSET) -> s
         return name
     if spec and "://" in spec:
         scheme = spec.partition("://")[0].strip().lower()
-        return scheme if scheme in STARTTLS_SCHEMES else None
+        protocol = _SCHEME_PROTOCOL.get(scheme, scheme)
+        if protocol == "postgres" and "sslnegotiation=direct" in spec.partition("?")[2].lower():
+            return "postgres-direct"  # libpq's connection parameter (PostgreSQL 17): TLS from the first byte
+        return protocol if scheme in STARTTLS_SCHEMES else None
     return for_port(port)
 
 

@@ -15,9 +15,38 @@ from ..model import PresentedChain, Severity
 from .registry import Hit, TargetContext, check
 
 _CITATIONS = (
-    "RFC 3207 §4 (SMTP), RFC 3501 §6.2.1 (IMAP), RFC 2595 §4 (POP3), RFC 4511 §4.14 (LDAP), RFC 4217 §4 (FTP), "
-    "RFC 6120 §5 (XMPP), RFC 5804 §2.2 (ManageSieve), RFC 4642 §2 (NNTP), IRCv3 tls (IRC)"
+    "RFC 3207 §4 (SMTP), RFC 3501 §6.2.1 (IMAP), RFC 2595 §4 (POP3), PostgreSQL protocol §53.2.10 (SSLRequest), "
+    "MySQL protocol (Protocol::SSLRequest), RFC 4511 §4.14 (LDAP), RFC 4217 §4 (FTP), RFC 6120 §5 (XMPP), "
+    "RFC 5804 §2.2 (ManageSieve), RFC 4642 §2 (NNTP), IRCv3 tls (IRC)"
 )
+
+
+# Databases: who stops, and the fix (PostgreSQL docs "Secure TCP/IP Connections with SSL" and libpq's sslmode;
+# MariaDB "Securing Connections for Client and Server", MySQL "Configuring MySQL to Use Encrypted Connections").
+_DATABASES = {
+    name: (
+        f"Clients that require TLS ({clients}) stop here; others may carry on without encryption.",
+        fix,
+    )
+    for names, clients, fix in (
+        (
+            ("postgres", "postgres-direct"),
+            "libpq's sslmode=require, verify-ca or verify-full: psql, psycopg; JDBC ssl=true; Npgsql SSL Mode=Require",
+            "Turn TLS on: ssl = on in postgresql.conf, with ssl_cert_file (the chain, leaf first) and ssl_key_file "
+            "(mode 0600, owned by the server's account), then reload (pg_ctl reload or SELECT pg_reload_conf()); its "
+            "log says why when the files cannot be read.",
+        ),
+        (
+            ("mysql",),
+            "mysql --ssl-mode=REQUIRED or VERIFY_IDENTITY, mariadb --ssl-verify-server-cert, Connector/J sslMode",
+            "Give the server a certificate: ssl_cert (the chain, leaf first) and ssl_key in the [mysqld] section "
+            "(MySQL 5.7 and 8 generate a self-signed one; MariaDB before 11.4 has none until configured), then restart "
+            "it (MySQL 8: ALTER INSTANCE RELOAD TLS). An error greeting such as 1130 'Host … is not allowed to "
+            "connect' is about accounts, not TLS: grant access from the client's address.",
+        ),
+    )
+    for name in names
+}
 
 
 _MAIL = ("smtp", "imap", "pop3")
@@ -63,7 +92,7 @@ def _other_ports() -> str:
     """ "; LDAP 389 / 636 (ldaps://); FTP 21 / 990 (ftps://)…": the ports of the protocols beyond mail."""
     out = ""
     for p in PROTOCOLS.values():
-        if p.name not in _MAIL:
+        if p.name not in _MAIL and p.name not in _DATABASES:
             ports = " or ".join(str(x) for x in p.ports)
             out += f"; {p.title} {ports}" + (
                 f" / {p.implicit_port} ({p.implicit_scheme}://)" if p.implicit_scheme else ""
@@ -99,6 +128,15 @@ def starttls_refused(ctx: TargetContext) -> Iterator[Hit]:
         info = chain.starttls
         protocol = info.protocol.upper() if info is not None else "the protocol"
         banner = f" Its greeting: {info.banner!r}." if info is not None and info.banner else ""
+        database = _DATABASES.get(info.protocol) if info is not None else None
+        if database is not None:
+            yield Hit(
+                f"{chain.source}: {chain.error}.{banner} {database[0]}",
+                database[1],
+                sources=(chain.source,),
+                evidence=_evidence(chain),
+            )
+            continue
         yield Hit(
             f"{chain.source}: {chain.error}.{banner} Clients that require TLS ({protocol} with STARTTLS, "
             "`curl --ssl-reqd`, `openssl s_client -starttls`) stop here; others may carry on without encryption.",
@@ -121,6 +159,16 @@ def starttls_wrong_protocol(ctx: TargetContext) -> Iterator[Hit]:
     """What came back is not the protocol's greeting or reply: an HTTP or SSH server, a TLS record (the port
     speaks TLS from the first byte), an over-long line, or a close before any greeting."""
     for chain in _failures(ctx, "starttls-protocol"):
+        if chain.starttls is not None and chain.starttls.protocol in _DATABASES:
+            yield Hit(
+                f"{chain.source}: {chain.error}.",
+                "Check the port: PostgreSQL listens on 5432 (postgres://; PostgreSQL 17 also takes TLS from the first "
+                "byte there: --starttls postgres-direct), MySQL and MariaDB on 3306 (mysql://). A connection pooler "
+                "or proxy in front may speak something else.",
+                sources=(chain.source,),
+                evidence=_evidence(chain),
+            )
+            continue
         yield Hit(
             f"{chain.source}: {chain.error}.",
             "Check the port: SMTP submission with STARTTLS is usually 587 (relay 25) and with implicit TLS 465 "

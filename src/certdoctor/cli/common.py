@@ -128,9 +128,10 @@ STARTTLS_CHOICES = (*PROTOCOLS, "none")
 
 
 def starttls_choice(text: str) -> str:
-    """A --starttls value: a protocol of :data:`certdoctor.collect.starttls.PROTOCOLS` (smtp, imap, pop3, ldap...)
-    or none (case-insensitive)."""
+    """A --starttls value: a protocol of :data:`certdoctor.collect.starttls.PROTOCOLS` (smtp, imap, pop3,
+    postgres, mysql, ldap...) or none (case-insensitive; postgresql is postgres)."""
     value = text.strip().lower()
+    value = "postgres" if value == "postgresql" else value
     if value not in STARTTLS_CHOICES:
         raise argparse.ArgumentTypeError(f"{text!r}: one of {', '.join(STARTTLS_CHOICES)}")
     return value
@@ -141,9 +142,10 @@ def add_starttls_option(g: Any) -> None:
         "--starttls",
         type=starttls_choice,
         metavar="PROTO",
-        help=f"speak PROTO first and upgrade to TLS: {', '.join(PROTOCOLS)}, or none. Default: the URL "
-        "scheme's (smtp://, imap://, pop3://, ldap://...) or the port's (25 and 587: smtp, 143: imap, 110: pop3, "
-        "389: ldap...); 465, 993, 995, 636... speak TLS from the first byte",
+        help=f"speak PROTO first and upgrade to TLS: {', '.join(PROTOCOLS)}, or none (postgres-direct: "
+        "PostgreSQL 17 direct TLS, ALPN postgresql). Default: the URL scheme's (smtp://, imap://, pop3://, "
+        "postgres://, mysql://, ldap://...) or the port's (25 and 587: smtp, 143: imap, 110: pop3, 5432: postgres, "
+        "3306: mysql, 389: ldap...); 465, 993, 995, 636... speak TLS from the first byte",
     )
 
 

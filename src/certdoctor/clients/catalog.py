@@ -227,6 +227,17 @@ CAUSES: dict[str, Cause] = {
             "STARTTLS, 465 with TLS from the first byte (IMAP 143 / 993, POP3 110 / 995).",
         ),
         _C(
+            "database-tls",
+            "A database server (PostgreSQL, MySQL, MariaDB) does not upgrade the connection to TLS, or the client "
+            "cannot speak the database's protocol at all",
+            "certdoctor check postgres://HOST:5432 (mysql://HOST:3306) reports starttls-refused with what the server "
+            "said: PostgreSQL answers N to SSLRequest when ssl = off; MySQL and MariaDB leave CLIENT_SSL out of their "
+            "greeting when they have no certificate. curl has no postgres:// or mysql:// support: it cannot test "
+            "them; psql with sslmode=verify-full and mariadb --ssl-verify-server-cert can.",
+            "PostgreSQL: ssl = on with ssl_cert_file (the chain, leaf first) and ssl_key_file, then reload. MySQL and "
+            "MariaDB: ssl_cert and ssl_key in [mysqld], then restart (MySQL 8: ALTER INSTANCE RELOAD TLS).",
+        ),
+        _C(
             "protocol-mismatch",
             "Client and server share no TLS version or cipher suite",
             "certdoctor check reports handshake-failed with a protocol alert; `openssl s_client -tls1_2` and "
@@ -767,6 +778,32 @@ _BASE: tuple[Signature, ...] = (
         "curl: (64) STARTTLS not supported.",
         "curl: (64) STARTTLS not available.",
         "curl: (64) STLS not supported.",
+    ),
+    _s(
+        "curl-unsupported-protocol",
+        "curl / libcurl",
+        ("curl",),
+        r'curl: \(1\) Protocol "[^"]{1,40}" not supported',
+        "protocol",
+        "curl does not speak this URL's protocol (postgres://, mysql://, …; CURLE_UNSUPPORTED_PROTOCOL): it never "
+        "reaches TLS, so it cannot say whether the certificate is accepted. Use the database's own client.",
+        ("database-tls",),
+        'curl: (1) Protocol "postgres" not supported or disabled in libcurl',
+        'curl: (1) Protocol "mysql" not supported or disabled in libcurl',
+    ),
+    _s(
+        "db-ssl-required",
+        "libpq (psql, psycopg), libmysqlclient / MariaDB Connector/C (mysql, mariadb, mysqlclient)",
+        ("python",),
+        r"server does not support SSL, but SSL was required|SSL is required, but the server does not support it",
+        "protocol",
+        "The client requires TLS (sslmode=require or stricter; --ssl-mode=REQUIRED, --ssl-verify-server-cert) and "
+        "the database server does not offer it: PostgreSQL answered N to SSLRequest, MySQL/MariaDB left CLIENT_SSL "
+        "out of its greeting.",
+        ("database-tls",),
+        'connection failed: connection to server at "127.0.0.1", port 5432 failed: server does not support SSL, '
+        "but SSL was required",
+        "ERROR 2026 (HY000): TLS/SSL error: SSL is required, but the server does not support it",
     ),
     _s(
         "curl-no-alt-name",

@@ -288,6 +288,12 @@ CURL = ClientProfile(
         "starttls-denied@ftp": "curl: (64) Requested SSL level failed",
         "starttls-protocol": "curl: (28) Operation timed out after {timeout_ms} milliseconds with 0 bytes received",
         "starttls-timeout": "curl: (28) Operation timed out after {timeout_ms} milliseconds with 0 bytes received",
+        # curl speaks no database protocol (curl 7.88 given a postgres:// or mysql:// URL, measured)
+        **{
+            f"{problem}@{protocol}": f'curl: (1) Protocol "{scheme}" not supported or disabled in libcurl'
+            for problem in ("starttls-denied", "starttls-not-offered", "starttls-protocol", "starttls-timeout")
+            for protocol, scheme in (("postgres", "postgres"), ("postgres-direct", "postgres"), ("mysql", "mysql"))
+        },
     },
     **_OPENSSL_FACTS,
     partial_wildcards=False,
@@ -327,6 +333,10 @@ PYTHON = ClientProfile(
         "hostname-ip": "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: IP address mismatch, "
         "certificate is not valid for '{host}'. (_ssl.c:1006)",
         "too-large": "[SSL: EXCESSIVE_MESSAGE_SIZE] excessive message size (_ssl.c:1006)",
+        # psycopg (libpq) with sslmode=require or stricter, to a PostgreSQL server that answers N (measured:
+        # psycopg 3.3 with libpq 18)
+        "starttls-denied@postgres": 'connection failed: connection to server at "{host}", port {port} failed: '
+        "server does not support SSL, but SSL was required",
         "handshake": "[SSL: SSLV3_ALERT_HANDSHAKE_FAILURE] sslv3 alert handshake failure (_ssl.c:1006)",
         "not-tls": "[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)",
         "timeout": "TimeoutError: The read operation timed out",

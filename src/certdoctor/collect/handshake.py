@@ -512,7 +512,7 @@ def _upgrade_failed(upgrade: Upgrade, exc: UpgradeFailed, channel: Channel) -> t
         offered=channel.offered,
     )
     message = f"{upgrade.title} {upgrade.command}: {exc}"
-    if exc.kind == "protocol" and channel.received == 0:
+    if exc.kind == "protocol" and channel.received == 0 and upgrade.implicit_scheme:
         message += f" (a port that speaks TLS from the first byte{_implicit_example(upgrade)} waits for the client's "
         message += "ClientHello and closes on anything else)"
     return kind, message, info
@@ -536,13 +536,17 @@ def _article(title: str) -> str:
 def _upgrade_timeout(upgrade: Upgrade, channel: Channel, seconds: str) -> tuple[str, str, StartTls]:
     pending = channel.pending or channel.recent
     if channel.received == 0:
+        tls_port = f"a port that speaks TLS from the first byte{_implicit_example(upgrade)} waits for the client"
         article = _article(upgrade.title)
-        first = "it was asked first" if upgrade.client_first else f"{article} {upgrade.title} server greets first"
-        said = (
-            f"the server sent nothing ({first}; a port that speaks TLS from the first byte"
-            f"{_implicit_example(upgrade)} waits for the client)"
-        )
+        if upgrade.client_first:
+            said = f"the server sent nothing ({article} {upgrade.title} server answers {upgrade.command} at once"
+            said += f"; {tls_port})" if upgrade.implicit_scheme else ")"
+        else:
+            said = f"the server sent nothing ({article} {upgrade.title} server greets first; {tls_port})"
         reply = None
+    elif upgrade.name in ("postgres", "mysql"):  # binary protocols: what is pending, in hex
+        reply = pending[:64].hex(" ") or None
+        said = f"{channel.received} byte(s) so far, the last message unfinished"
     elif pending:
         reply = printable(pending.decode("utf-8", "replace"))
         unit = "line" if not channel.recent else "message"
@@ -594,6 +598,8 @@ async def _attempt(
         conn.request_ocsp()
         if server_name is not None:
             conn.set_tlsext_host_name(server_name)
+        if upgrade is not None and upgrade.alpn:
+            conn.set_alpn_protos(list(upgrade.alpn))
         done: asyncio.Future[tuple[str, str] | None] = loop.create_future()
         protocol = _Handshake(conn, max_bytes, done)
         if upgrade is not None:
@@ -622,6 +628,11 @@ async def _attempt(
             failed = await done
         if failed is not None:
             kind, message = failed
+            if upgrade is not None and upgrade.name == "postgres-direct" and protocol.received == 0:
+                message += (
+                    "; a PostgreSQL server before 17 reads a ClientHello as a startup packet and closes: use "
+                    "postgres:// (SSLRequest) unless the server is PostgreSQL 17 or later"
+                )
             if kind == "not-tls" and upgrade is not None:
                 message = (
                     f"the server agreed to {upgrade.command} ({upgrade.title}) but then did not speak TLS: it answered "

@@ -124,6 +124,42 @@ class Channel:
         """Write one command line (CRLF appended)."""
         self._write(line.encode("ascii") + b"\r\n")
 
+    def send_bytes(self, data: bytes) -> None:
+        """Write a binary message as it is (the database protocols' packets)."""
+        self._write(data)
+
+    async def read(self, size: int) -> bytes:
+        """Exactly ``size`` bytes of a binary protocol (PostgreSQL, MySQL), under the same caps as lines: more than
+        ``max_bytes`` in all is UpgradeFailed ("protocol") before any of it is waited for; a connection closed
+        first is UpgradeFailed ("refused" once ``banner`` is set, "protocol" before), with the bytes received."""
+        if self.received - len(self._buffer) + size > self.max_bytes:
+            raise UpgradeFailed(
+                "protocol",
+                f"the server announced a message of {size} bytes before the upgrade, more than the "
+                f"{self.max_bytes} bytes no {self.protocol} server needs",
+                stage=self.stage,
+                reply=self._buffer[:32].hex(" "),
+            )
+        while len(self._buffer) < size:
+            if self._eof:
+                partial = bytes(self._buffer)
+                said = f" after {len(partial)} byte(s) ({partial[:16].hex(' ')})" if partial else ""
+                raise UpgradeFailed(
+                    "refused" if self.banner is not None else "protocol",
+                    f"the server closed the connection{said}"
+                    + ("" if self.received else f" without answering in the {self.protocol} protocol"),
+                    stage=self.stage,
+                    reply=partial[:64].hex(" ") or None,
+                )
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return data
+
     async def readline(self, *, nudge: tuple[float, str] | None = None) -> str:
         """The next line, without its line ending, decoded as UTF-8 (invalid bytes replaced).
 
@@ -194,10 +230,6 @@ class Channel:
                 self._waiter = None
 
     # used by the binary and XML negotiators (LDAP's BER messages, XMPP's stream): bytes rather than lines
-
-    def send_bytes(self, data: bytes) -> None:
-        """Write ``data`` as it is (no line ending)."""
-        self._write(data)
 
     def _check_bytes(self) -> None:
         """Raises :class:`UpgradeFailed` ("protocol") for a TLS record where the protocol's first bytes belong
