@@ -416,7 +416,7 @@ def test_explain_finds_the_error_at_the_end_of_a_long_log(capsys, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "target", ["[::1", "ftp://x", "http://a.test:1", "-", "a b", "127.0.0.1:9741:5", "a" * 300, "x.test:99999"]
+    "target", ["[::1", "gopher://x", "http://a.test:1", "-", "a b", "127.0.0.1:9741:5", "a" * 300, "x.test:99999"]
 )
 def test_bad_targets_are_usage_errors(capsys, target):
     err = one_line_error(capsys, main(["check", target, "-q"]))

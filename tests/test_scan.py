@@ -549,10 +549,10 @@ def test_records_carry_every_address_and_the_worst_leaf_on_top(
 
 def test_schemes_other_than_tls_ones_are_bad_input() -> None:
     for raw in (
-        "ftp://example.com/",
+        "telnet://example.com/",
         "http://example.com",
         "gopher://example.com:70/",
-        "ftp://example.com,addr=192.0.2.1",
+        "telnet://example.com,addr=192.0.2.1",
     ):
         bad = parse_line(1, raw)
         assert isinstance(bad, BadLine) and "scheme" in bad.reason and "https" in bad.reason, raw
@@ -566,7 +566,7 @@ def test_schemes_other_than_tls_ones_are_bad_input() -> None:
     ):
         t = parse_line(1, raw)
         assert isinstance(t, ScanTarget) and t.port == port, raw
-    (row,) = read_targets(["host,port", "ftp://example.com,21"])
+    (row,) = read_targets(["host,port", "telnet://example.com,23"])
     assert isinstance(row, BadLine) and "scheme" in row.reason
 
 

@@ -74,7 +74,7 @@ def test_which_protocol_a_target_speaks(spec: str, given: str | None, host: str,
 
 def test_unknown_protocols_are_input_errors() -> None:
     with pytest.raises(InputError, match="one of smtp, imap, pop3"):
-        starttls_for("mx.example.com", 25, "xmpp")
+        starttls_for("mx.example.com", 25, "gopher")
     with pytest.raises(InputError, match="smtp://"):
         parse_target("gopher://mx.example.com")
 
@@ -101,7 +101,7 @@ def test_scan_lines_name_the_protocol(line: str, protocol: str | None, port: int
 
 
 def test_a_bad_protocol_is_a_bad_line_and_old_wire_tuples_still_read() -> None:
-    bad = parse_line(3, "mx.example.com:25,starttls=xmpp")
+    bad = parse_line(3, "mx.example.com:25,starttls=gopher")
     assert isinstance(bad, BadLine) and "one of smtp, imap, pop3" in bad.reason
     # A target sent between processes by a version without the field: its protocol is None.
     old = (1, "mx.example.com:2525", "mx.example.com", 2525, "mx.example.com", "mx.example.com", (), ())

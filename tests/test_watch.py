@@ -322,7 +322,7 @@ def _clients(store: Store, target: str) -> list[str]:
 def test_import_is_idempotent_and_updates_labels(store: Store, tmp_path: Path) -> None:
     src = tmp_path / "hosts.txt"
     src.write_text(
-        "# inventory\nexample.com\napi.example.com:8443,addr=192.0.2.10\nftp://example.com\n\nexample.com\n",
+        "# inventory\nexample.com\napi.example.com:8443,addr=192.0.2.10\ntelnet://example.com\n\nexample.com\n",
         encoding="utf-8",
     )
     done, bad = store.import_file(src, {"env": "prod"})
@@ -331,7 +331,7 @@ def test_import_is_idempotent_and_updates_labels(store: Store, tmp_path: Path) -
         ("api.example.com:8443,addr=192.0.2.10", True),
         ("example.com", False),
     ]
-    assert [(b.line, b.text) for b in bad] == [(4, "ftp://example.com")]
+    assert [(b.line, b.text) for b in bad] == [(4, "telnet://example.com")]
     done, _ = store.import_file(src, {"team": "web"})
     assert not any(added for _, added in done)
     targets = store.targets()
@@ -348,7 +348,7 @@ def test_import_is_idempotent_and_updates_labels(store: Store, tmp_path: Path) -
     ]
     assert store.targets() == []
     with pytest.raises(InputError, match="unsupported scheme"):
-        store.add(["ftp://example.com"])
+        store.add(["telnet://example.com"])
     # added in chunks (a few statements per 500): a spec repeated in a later chunk is not added twice
     many = [f"h{i}.example:443" for i in range(1001)]
     done = store.add([*many, "h0.example:443"], {"bulk": "1"})

@@ -22,7 +22,10 @@ ChainErrorKind = Literal[
     "starttls-refused", "starttls-protocol", "starttls-timeout", "proxy",
 ]  # fmt: skip
 # The protocols whose STARTTLS-style upgrade the collector speaks (certdoctor.collect.starttls).
-StartTlsProtocol = Literal["smtp", "imap", "pop3", "postgres", "postgres-direct", "mysql"]
+StartTlsProtocol = Literal[
+    "smtp", "imap", "pop3", "postgres", "postgres-direct", "mysql", "ldap", "ftp", "xmpp", "xmpp-server",
+    "sieve", "nntp", "irc",
+]  # fmt: skip
 Origin = Literal["presented", "aia", "store"]  # where a certificate of a built path came from
 PathEnd = Literal["anchor", "untrusted-root", "unknown-issuer"]  # how a built path ends
 RevocationKind = Literal["ocsp", "crl"]
@@ -131,11 +134,13 @@ class StartTls:
     """What a server said in the plaintext phase before TLS (STARTTLS, STLS): collected for every network source
     of a ``starttls`` target, whether the upgrade worked or not.
 
-    ``protocol``: "smtp", "imap", "pop3", "postgres", "postgres-direct" or "mysql". ``banner``: the server's
-    greeting (its first line; MySQL: its version or ERR packet; None when it sent none, as PostgreSQL never does).
-    ``stage``: the step that failed ("greeting", "ehlo", "capability", "starttls"); None when the upgrade worked.
-    ``code``: the reply code of that step (SMTP "454", IMAP "NO"/"BAD"/"BYE", POP3 "-ERR", PostgreSQL "N" or a
-    SQLSTATE, MySQL an error number or "0x…" capability flags without CLIENT_SSL), when there was one.
+    ``protocol``: a name of :data:`certdoctor.collect.starttls.PROTOCOLS` ("smtp", "imap", "pop3", "postgres",
+    "mysql", "ldap", "ftp", "xmpp"...). ``banner``: the server's greeting (its first line; MySQL: its version or
+    ERR packet; LDAP, which has none: its answer to StartTLS; XMPP: its stream header; None when it sent none, as
+    PostgreSQL never does). ``stage``: the step that failed ("greeting", "ehlo", "capability", "starttls"); None
+    when the upgrade worked. ``code``: the reply code of that step (SMTP "454", IMAP "NO"/"BAD"/"BYE", POP3
+    "-ERR", PostgreSQL "N" or a SQLSTATE, MySQL an error number or "0x…" capability flags without CLIENT_SSL, an
+    LDAP resultCode, an XMPP stream error condition), when there was one.
     ``reply``: what the server answered there (a reply's lines joined by " | "; for a timeout, the bytes
     received so far). ``offered``: the extensions or capabilities the server listed (EHLO keywords, IMAP
     CAPABILITY, POP3 CAPA), upper-case. Every string is printable (control characters escaped) and capped.

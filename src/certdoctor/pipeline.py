@@ -36,6 +36,7 @@ from cryptography import x509
 
 from . import certinfo
 from .collect.http import AsyncClosing, format_seconds
+from .collect.starttls import PROTOCOLS, for_port
 from .diagnosis import ChainReport, Diagnosis
 from .errors import InputError
 from .model import (
@@ -75,14 +76,19 @@ MAX_AIA_PER_CHAIN = 8
 UNSET: Any = object()  # "not given" for arguments whose None has a meaning (name: no name check; sni: no SNI)
 
 
-# URL schemes of TLS services and their ports; any other scheme (ftp://, http://, ...) is refused.
-TLS_PORTS = {"https": 443, "ldaps": 636, "imaps": 993, "smtps": 465, "pop3s": 995}
+# URL schemes of TLS services and their ports (https, and the implicit-TLS scheme of each protocol of
+# certdoctor.collect.starttls.PROTOCOLS: smtps 465, imaps 993, pop3s 995, ldaps 636...); any other scheme
+# (http://, gopher://, ...) is refused.
+TLS_PORTS = {"https": 443} | {
+    p.implicit_scheme: p.implicit_port for p in PROTOCOLS.values() if p.implicit_scheme and p.implicit_port
+}
 # URL schemes of services upgraded to TLS in their own protocol first (certdoctor.collect.starttls), and their
 # default ports (RFC 5321 §4.5.4.2 / RFC 6409 §3.1 give SMTP 25 and 587; RFC 3501 §2.1 IMAP 143; RFC 1939 §3 POP3
-# 110): the scheme names the protocol.
-STARTTLS_SCHEMES = {"smtp": 25, "imap": 143, "pop3": 110}
-# Databases (libpq's and the MySQL clients' URL schemes): PostgreSQL's SSLRequest on 5432, MySQL's on 3306.
-STARTTLS_SCHEMES.update(postgres=5432, postgresql=5432, mysql=3306)
+# 110; RFC 4511 §5.2 LDAP 389...): the scheme names the protocol. PostgreSQL 17's direct TLS has no scheme
+# of its own (postgres://...?sslnegotiation=direct).
+STARTTLS_SCHEMES = {p.name: p.port for p in PROTOCOLS.values() if p.ports}
+# libpq's other URL scheme: PostgreSQL's SSLRequest on 5432.
+STARTTLS_SCHEMES.update(postgresql=5432)
 _SCHEME_PROTOCOL = {"postgresql": "postgres"}  # a scheme that is another name for a protocol
 SCHEME_PORTS = {**TLS_PORTS, **STARTTLS_SCHEMES}
 _LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\Z")
@@ -165,8 +171,6 @@ def starttls_for(spec: str | None, port: int, starttls: str | None = UNSET) -> s
     https://, smtps:// and the other TLS schemes: none); otherwise the well-known STARTTLS port
     (25 and 587: smtp, 143: imap, 110: pop3; see :data:`certdoctor.collect.starttls.STARTTLS_PORTS`). Raises
     InputError for a protocol certdoctor does not speak."""
-    from .collect.starttls import PROTOCOLS, for_port
-
     if starttls is not UNSET:
         if starttls is None or starttls.strip().lower() in ("", "none", "no"):
             return None

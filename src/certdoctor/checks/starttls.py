@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from ..collect.starttls import PROTOCOLS
 from ..model import PresentedChain, Severity
 from .registry import Hit, TargetContext, check
 
 _CITATIONS = (
     "RFC 3207 §4 (SMTP), RFC 3501 §6.2.1 (IMAP), RFC 2595 §4 (POP3), PostgreSQL protocol §53.2.10 (SSLRequest), "
-    "MySQL protocol (Protocol::SSLRequest)"
+    "MySQL protocol (Protocol::SSLRequest), RFC 4511 §4.14 (LDAP), RFC 4217 §4 (FTP), RFC 6120 §5 (XMPP), "
+    "RFC 5804 §2.2 (ManageSieve), RFC 4642 §2 (NNTP), IRCv3 tls (IRC)"
 )
 
 
@@ -47,6 +49,57 @@ _DATABASES = {
 }
 
 
+_MAIL = ("smtp", "imap", "pop3")
+# How to turn the upgrade on in common servers of the protocols beyond mail (their documentation's directives).
+_ENABLE = {
+    "ldap": "OpenLDAP slapd: TLSCertificateFile and TLSCertificateKeyFile, olcTLSCertificateFile and "
+    "olcTLSCertificateKeyFile in cn=config; Active Directory: a server certificate in the NTDS store",
+    "ftp": "vsftpd: ssl_enable=YES with rsa_cert_file and rsa_private_key_file; ProFTPD: TLSEngine on with "
+    "TLSRSACertificateFile; Pure-FTPd: --tls=1",
+    "xmpp": "Prosody: a certificate for the VirtualHost (certificates/HOST.crt and HOST.key, or ssl = {...}) and "
+    "mod_tls; ejabberd: certfiles and starttls: true on the listener",
+    "xmpp-server": "Prosody: a certificate for the VirtualHost and mod_tls; ejabberd: certfiles and "
+    "s2s_use_starttls: required",
+    "sieve": "Dovecot Pigeonhole: ssl = yes with ssl_cert and ssl_key (the managesieve-login service shares them)",
+    "nntp": "INN: tlscapath, tlscertfile and tlskeyfile in inn.conf (nnrpd offers STARTTLS then)",
+    "irc": "most IRC servers no longer offer STARTTLS (IRCv3 deprecated its tls extension): serve TLS on 6697 "
+    "(ircs://) instead",
+}
+
+
+def _refused_fix(protocol: str) -> str:
+    """What to do about a refused upgrade of ``protocol``."""
+    if protocol in _ENABLE:
+        upgrade = PROTOCOLS.get(protocol)
+        implicit = ""
+        if upgrade is not None and upgrade.implicit_scheme:
+            implicit = f" Or connect to the implicit-TLS port ({upgrade.implicit_scheme}:// on {upgrade.implicit_port})"
+            implicit += " if the server offers one."
+        return (
+            f"Enable TLS in the server's configuration for this listener ({_ENABLE[protocol]}) and reload it; when it "
+            f"is enabled and still refused, its certificate or key files are usually unreadable: its log says "
+            f"which.{implicit}"
+        )
+    return (
+        "Enable TLS in the server's configuration for this listener (Postfix: smtpd_tls_security_level = may "
+        "and smtpd_tls_chain_files; Dovecot: ssl = yes with ssl_cert/ssl_key) and reload it; if it says TLS is "
+        "temporarily unavailable (454), its certificate or key files are usually unreadable: its log says "
+        "which. Or connect to the implicit-TLS port (465, 993, 995) if the server offers one."
+    )
+
+
+def _other_ports() -> str:
+    """ "; LDAP 389 / 636 (ldaps://); FTP 21 / 990 (ftps://)…": the ports of the protocols beyond mail."""
+    out = ""
+    for p in PROTOCOLS.values():
+        if p.name not in _MAIL and p.name not in _DATABASES:
+            ports = " or ".join(str(x) for x in p.ports)
+            out += f"; {p.title} {ports}" + (
+                f" / {p.implicit_port} ({p.implicit_scheme}://)" if p.implicit_scheme else ""
+            )
+    return out
+
+
 def _evidence(chain: PresentedChain) -> dict[str, Any]:
     info = chain.starttls
     base: dict[str, Any] = {"error_kind": chain.error_kind, "error": chain.error}
@@ -68,8 +121,9 @@ def _failures(ctx: TargetContext, kind: str) -> Iterator[PresentedChain]:
 )
 def starttls_refused(ctx: TargetContext) -> Iterator[Hit]:
     """The server speaks the protocol (a valid greeting) but does not list STARTTLS (SMTP EHLO keywords, IMAP
-    CAPABILITY, POP3 CAPA "STLS"), answers the upgrade command with an error (SMTP 454, IMAP NO/BAD, POP3 -ERR),
-    refuses the session in its greeting (SMTP 554, IMAP BYE or PREAUTH, POP3 -ERR), or hangs up."""
+    CAPABILITY, POP3 CAPA "STLS"), answers the upgrade command with an error (SMTP 454, IMAP NO/BAD, POP3 -ERR,
+    an LDAP resultCode other than 0, FTP 5xx to AUTH TLS, XMPP <failure/>), refuses the session in its greeting
+    (SMTP 554, IMAP BYE or PREAUTH, POP3 -ERR, FTP 421, an XMPP <stream:error>), or hangs up."""
     for chain in _failures(ctx, "starttls-refused"):
         info = chain.starttls
         protocol = info.protocol.upper() if info is not None else "the protocol"
@@ -86,10 +140,7 @@ def starttls_refused(ctx: TargetContext) -> Iterator[Hit]:
         yield Hit(
             f"{chain.source}: {chain.error}.{banner} Clients that require TLS ({protocol} with STARTTLS, "
             "`curl --ssl-reqd`, `openssl s_client -starttls`) stop here; others may carry on without encryption.",
-            "Enable TLS in the server's configuration for this listener (Postfix: smtpd_tls_security_level = may "
-            "and smtpd_tls_chain_files; Dovecot: ssl = yes with ssl_cert/ssl_key) and reload it; if it says TLS is "
-            "temporarily unavailable (454), its certificate or key files are usually unreadable: its log says "
-            "which. Or connect to the implicit-TLS port (465, 993, 995) if the server offers one.",
+            _refused_fix(info.protocol if info is not None else ""),
             sources=(chain.source,),
             evidence=_evidence(chain),
         )
@@ -99,7 +150,9 @@ def starttls_refused(ctx: TargetContext) -> Iterator[Hit]:
     "starttls-wrong-protocol",
     title="The server does not speak the protocol it was reached with",
     severity=Severity.ERROR,
-    citation="RFC 5321 §4.2 (SMTP replies), RFC 3501 §7.1 (IMAP greeting), RFC 1939 §3 (POP3 responses)",
+    citation="RFC 5321 §4.2 (SMTP replies), RFC 3501 §7.1 (IMAP greeting), RFC 1939 §3 (POP3 responses), "
+    "RFC 4511 §5.1 (LDAP messages), RFC 959 §4.2 (FTP replies), RFC 6120 §4 (XMPP streams), RFC 5804 §1.7 "
+    "(ManageSieve greeting), RFC 3977 §3.2 (NNTP responses), RFC 2812 §2.3 (IRC messages)",
     scope="target",
 )
 def starttls_wrong_protocol(ctx: TargetContext) -> Iterator[Hit]:
@@ -119,8 +172,8 @@ def starttls_wrong_protocol(ctx: TargetContext) -> Iterator[Hit]:
         yield Hit(
             f"{chain.source}: {chain.error}.",
             "Check the port: SMTP submission with STARTTLS is usually 587 (relay 25) and with implicit TLS 465 "
-            "(smtps://); IMAP 143 / 993 (imaps://); POP3 110 / 995 (pop3s://). Give the scheme or --starttls that "
-            "matches what the port speaks (--starttls none for TLS from the first byte).",
+            f"(smtps://); IMAP 143 / 993 (imaps://); POP3 110 / 995 (pop3s://){_other_ports()}. Give the scheme or "
+            "--starttls that matches what the port speaks (--starttls none for TLS from the first byte).",
             sources=(chain.source,),
             evidence=_evidence(chain),
         )

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from ..collect.starttls import PROTOCOLS
 from ..errors import InputError
 from ..model import (
     DEFAULT_AIA_TIMEOUT,
@@ -226,11 +227,12 @@ def _key_belongs_to(key_path: str, cert_path: str, password: bytes | None) -> bo
     return True
 
 
-STARTTLS_CHOICES = ("smtp", "imap", "pop3", "postgres", "postgres-direct", "mysql", "none")
+STARTTLS_CHOICES = (*PROTOCOLS, "none")
 
 
 def starttls_choice(text: str) -> str:
-    """A --starttls value: one of STARTTLS_CHOICES (case-insensitive; postgresql is postgres)."""
+    """A --starttls value: a protocol of :data:`certdoctor.collect.starttls.PROTOCOLS` (smtp, imap, pop3,
+    postgres, mysql, ldap...) or none (case-insensitive; postgresql is postgres)."""
     value = text.strip().lower()
     value = "postgres" if value == "postgresql" else value
     if value not in STARTTLS_CHOICES:
@@ -243,10 +245,10 @@ def add_starttls_option(g: Any) -> None:
         "--starttls",
         type=starttls_choice,
         metavar="PROTO",
-        help="speak PROTO first and upgrade to TLS: smtp (STARTTLS), imap (STARTTLS), pop3 (STLS), postgres "
-        "(SSLRequest), postgres-direct (PostgreSQL 17 direct TLS, ALPN postgresql), mysql (SSLRequest), or none. "
-        "Default: the URL scheme's (smtp://, imap://, pop3://, postgres://, mysql://) or the port's (25 and 587: "
-        "smtp, 143: imap, 110: pop3, 5432: postgres, 3306: mysql); 465, 993 and 995 speak TLS from the first byte",
+        help=f"speak PROTO first and upgrade to TLS: {', '.join(PROTOCOLS)}, or none (postgres-direct: "
+        "PostgreSQL 17 direct TLS, ALPN postgresql). Default: the URL scheme's (smtp://, imap://, pop3://, "
+        "postgres://, mysql://, ldap://...) or the port's (25 and 587: smtp, 143: imap, 110: pop3, 5432: postgres, "
+        "3306: mysql, 389: ldap...); 465, 993, 995, 636... speak TLS from the first byte",
     )
 
 

@@ -288,6 +288,8 @@ CURL = ClientProfile(
         "starttls-not-offered": "curl: (64) STARTTLS not supported.",
         "starttls-not-offered@imap": "curl: (64) STARTTLS not available.",
         "starttls-not-offered@pop3": "curl: (64) STLS not supported.",
+        # ftp:// (curl 7.88 against vsftpd without TLS): AUTH TLS, then AUTH SSL, both refused (lib/ftp.c)
+        "starttls-denied@ftp": "curl: (64) Requested SSL level failed",
         "starttls-protocol": "curl: (28) Operation timed out after {timeout_ms} milliseconds with 0 bytes received",
         "starttls-timeout": "curl: (28) Operation timed out after {timeout_ms} milliseconds with 0 bytes received",
         # curl speaks no database protocol (curl 7.88 given a postgres:// or mysql:// URL, measured)

@@ -654,36 +654,45 @@ def _upgrade_failed(upgrade: Upgrade, exc: UpgradeFailed, channel: Channel) -> t
         offered=channel.offered,
     )
     message = f"{upgrade.title} {upgrade.command}: {exc}"
-    if exc.kind == "protocol" and exc.stage == "greeting" and channel.received == 0 and upgrade.implicit_scheme:
-        message += (
-            f" (a port that speaks TLS from the first byte, such as {upgrade.implicit_scheme}:// on "
-            f"{upgrade.implicit_port}, waits for the client's ClientHello and closes on anything else)"
-        )
+    if exc.kind == "protocol" and channel.received == 0 and upgrade.implicit_scheme:
+        message += f" (a port that speaks TLS from the first byte{_implicit_example(upgrade)} waits for the client's "
+        message += "ClientHello and closes on anything else)"
     return kind, message, info
 
 
+def _implicit_example(upgrade: Upgrade) -> str:
+    """ ", such as ldaps:// on 636," for a protocol with an implicit-TLS port, else nothing."""
+    if upgrade.implicit_scheme is None:
+        return ""
+    return f", such as {upgrade.implicit_scheme}:// on {upgrade.implicit_port},"
+
+
+def _article(title: str) -> str:
+    """ "an" before a title said letter by letter from a vowel sound (an SMTP, an LDAP), else "a" (a POP3, a
+    ManageSieve)."""
+    if title[:2].isupper():
+        return "an" if title[0] in "AEFHILMNORSX" else "a"
+    return "an" if title[0] in "AEIOU" else "a"
+
+
 def _upgrade_timeout(upgrade: Upgrade, channel: Channel, seconds: str) -> tuple[str, str, StartTls]:
-    pending = channel.pending
-    if channel.received == 0 and (upgrade.client_first or not upgrade.implicit_scheme):
-        said = "the server sent nothing" + (
-            f" (a {upgrade.title} server answers {upgrade.command} at once)"
-            if upgrade.client_first
-            else f" (a {upgrade.title} server greets first; a port that speaks TLS from the first byte waits for "
-            "the client)"
-        )
-        reply = None
-    elif channel.received == 0:
-        said = (
-            f"the server sent nothing (an {upgrade.title} server greets first; a port that speaks TLS from the first "
-            f"byte, such as {upgrade.implicit_scheme}:// on {upgrade.implicit_port}, waits for the client)"
-        )
+    pending = channel.pending or channel.recent
+    if channel.received == 0:
+        tls_port = f"a port that speaks TLS from the first byte{_implicit_example(upgrade)} waits for the client"
+        article = _article(upgrade.title)
+        if upgrade.client_first:
+            said = f"the server sent nothing ({article} {upgrade.title} server answers {upgrade.command} at once"
+            said += f"; {tls_port})" if upgrade.implicit_scheme else ")"
+        else:
+            said = f"the server sent nothing ({article} {upgrade.title} server greets first; {tls_port})"
         reply = None
     elif upgrade.name in ("postgres", "mysql"):  # binary protocols: what is pending, in hex
         reply = pending[:64].hex(" ") or None
         said = f"{channel.received} byte(s) so far, the last message unfinished"
     elif pending:
         reply = printable(pending.decode("utf-8", "replace"))
-        said = f"{len(pending)} byte(s) of an unfinished line so far: {printable(reply, 80)!r}"
+        unit = "line" if not channel.recent else "message"
+        said = f"{len(pending)} byte(s) of an unfinished {unit} so far: {printable(reply, 80)!r}"
     else:
         reply = channel.last_reply
         said = f"its last line was {printable(reply or '', 80)!r}"
@@ -740,6 +749,7 @@ async def _attempt(
         protocol = _Handshake(conn, max_bytes, done)
         if upgrade is not None:
             channel = Channel(upgrade.name, protocol.write_plain)
+            channel.server_name = sni or (None if is_ip(host) else host)
             protocol.channel = channel
         tunnel: Channel | None = None
         if proxy is not None:  # the CONNECT exchange comes first, on a channel of its own

@@ -390,10 +390,8 @@ def verdict_line(d: Diagnosis) -> Text:
 
 
 def _upgrade_label(protocol: str) -> str:
-    """How a STARTTLS protocol is named in the report: "SMTP STARTTLS", "POP3 STLS", "PostgreSQL SSLRequest"."""
+    """How a STARTTLS protocol is named in the report: "SMTP STARTTLS", "POP3 STLS", "LDAP StartTLS"."""
     from ..collect.starttls import PROTOCOLS
 
     upgrade = PROTOCOLS.get(protocol)
-    if upgrade is not None and upgrade.name in ("postgres", "postgres-direct", "mysql"):
-        return f"{upgrade.title} {upgrade.command}"
-    return f"{protocol.upper()} {'STLS' if protocol == 'pop3' else 'STARTTLS'}"
+    return f"{protocol.upper()} STARTTLS" if upgrade is None else f"{upgrade.title} {upgrade.command}"

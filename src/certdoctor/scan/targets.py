@@ -31,14 +31,14 @@ from ..certinfo import is_ip
 from ..collect.starttls import STARTTLS_PORTS
 from ..errors import InputError
 from ..model import DeployedRef
-from ..pipeline import STARTTLS_SCHEMES, parse_target, starttls_for
+from ..pipeline import SCHEME_PORTS, parse_target, starttls_for
 
 MAX_LINE = 4096
 _OPTIONS = frozenset({"sni", "name", "addr", "address", "port", "starttls"})
 _SPACE = re.compile(r"\s")
 # URL schemes of TLS services (those parse_target knows a default port for), the STARTTLS ones included; any
-# other (ftp://, http://, ...) is not scanned as HTTPS but reported as a bad line
-TLS_SCHEMES = ("https", "ldaps", "imaps", "smtps", "pop3s", *STARTTLS_SCHEMES)
+# other (http://, gopher://, ...) is not scanned as HTTPS but reported as a bad line
+TLS_SCHEMES = tuple(SCHEME_PORTS)
 # The lines most inputs are made of, read without the general parser: "host", "host:port", either followed
 # by one ",addr=IPv4". Anything else (and any port or address this does not vouch for) takes the long way.
 # A plain line: host (DNS labels as pipeline.check_host accepts them) [:port] [,addr=IPv4]

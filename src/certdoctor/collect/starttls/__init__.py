@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from . import imap, mysql, pop3, postgres, smtp
+from . import ftp, imap, irc, ldap, mysql, nntp, pop3, postgres, sieve, smtp, xmpp
 from .channel import MAX_BYTES, MAX_LINE, Channel, UpgradeFailed, printable
 
 __all__ = [
@@ -78,6 +78,26 @@ PROTOCOLS: dict[str, Upgrade] = {
     "mysql": Upgrade(
         "mysql", "MySQL", (3306,), None, None, mysql.negotiate, "SSLRequest", "MySQL protocol: Protocol::SSLRequest"
     ),
+    # RFC 4511 §4.14; ldaps:// on 636 is not in RFC 4511 but what every directory serves (RFC 8314 has no LDAP).
+    "ldap": Upgrade(
+        "ldap", "LDAP", (389,), "ldaps", 636, ldap.negotiate, "StartTLS", "RFC 4511 §4.14", client_first=True
+    ),
+    # RFC 4217 §4; ftps:// on 990 (implicit TLS) is the older convention RFC 4217 §1 mentions, still served.
+    "ftp": Upgrade("ftp", "FTP", (21,), "ftps", 990, ftp.negotiate, "AUTH TLS", "RFC 4217 §4"),
+    # RFC 6120 §5 (client 5222, server-to-server 5269, §14.7 and §14.8); direct TLS on 5223 and 5270 (XEP-0368).
+    "xmpp": Upgrade(
+        "xmpp", "XMPP", (5222,), "xmpps", 5223, xmpp.negotiate, "STARTTLS", "RFC 6120 §5", client_first=True
+    ),
+    "xmpp-server": Upgrade(
+        "xmpp-server", "XMPP server-to-server", (5269,), "xmpps-server", 5270, xmpp.negotiate_server, "STARTTLS",
+        "RFC 6120 §5", client_first=True,
+    ),
+    # RFC 5804 §2.2 (ManageSieve, 4190 by §1.8); no implicit-TLS port is defined.
+    "sieve": Upgrade("sieve", "ManageSieve", (4190,), None, None, sieve.negotiate, "STARTTLS", "RFC 5804 §2.2"),
+    # RFC 4642 §2 (119, RFC 3977 §3.1); nntps:// on 563 (RFC 8143 §1).
+    "nntp": Upgrade("nntp", "NNTP", (119,), "nntps", 563, nntp.negotiate, "STARTTLS", "RFC 4642 §2"),
+    # The IRCv3 "tls" extension on the plaintext port (6667); ircs:// on 6697 (RFC 7194 §2).
+    "irc": Upgrade("irc", "IRC", (6667,), "ircs", 6697, irc.negotiate, "STARTTLS", "IRCv3 tls", client_first=True),
 }  # fmt: skip
 
 # A well-known port given without a scheme or --starttls: the protocol to upgrade with...
@@ -90,5 +110,5 @@ IMPLICIT_PORTS: dict[int, str] = {
 
 def for_port(port: int) -> str | None:
     """The protocol a well-known STARTTLS port implies (25 and 587: smtp, 143: imap, 110: pop3, 5432: postgres,
-    3306: mysql), else None."""
+    3306: mysql, 389: ldap, 21: ftp, 5222: xmpp...), else None."""
     return STARTTLS_PORTS.get(port)

@@ -83,6 +83,12 @@ class Channel:
         self.offered: tuple[str, ...] = ()
         self.last_reply: str | None = None  # the last complete line received
         self.nudged = False  # the nudge command was sent (see readline): the negotiator must not repeat it
+        # The name the client asks the server for, for protocols whose plaintext phase names it (XMPP's stream
+        # header): the SNI name, else the host connected to; None when neither is known.
+        self.server_name: str | None = None
+        # The last bytes handed to a byte-reading negotiator (read_exactly, read_some), at most 300: what had
+        # arrived of an unfinished message when time runs out (its parser holds them, not the buffer).
+        self.recent = b""
 
     # fed by the connection's protocol
 
@@ -222,3 +228,79 @@ class Channel:
                     await self._waiter
             finally:
                 self._waiter = None
+
+    # used by the binary and XML negotiators (LDAP's BER messages, XMPP's stream): bytes rather than lines
+
+    def _check_bytes(self) -> None:
+        """Raises :class:`UpgradeFailed` ("protocol") for a TLS record where the protocol's first bytes belong
+        (``stage`` "greeting", or nothing read yet), and for more than ``max_bytes`` received."""
+        if self._buffer and self.banner is None and _looks_like_tls_record(self._buffer):
+            raise UpgradeFailed(
+                "protocol",
+                f"the server speaks TLS from the first byte on this port (implicit TLS), not {self.protocol.upper()} "
+                "with its upgrade to TLS",
+                stage=self.stage,
+                reply=self._buffer[:16].hex(" "),
+            )
+        if self.received > self.max_bytes:
+            raise UpgradeFailed(
+                "protocol",
+                f"the server sent more than {self.max_bytes} bytes before the upgrade, which no "
+                f"{self.protocol.upper()} server does",
+                stage=self.stage,
+                reply=self._buffer[:200].decode("utf-8", "replace"),
+            )
+
+    def _closed(self) -> UpgradeFailed:
+        partial = self._buffer.decode("utf-8", "replace")
+        said = f" after sending {printable(partial, 80)!r}" if partial else ""
+        return UpgradeFailed(
+            "refused" if self.banner is not None else "protocol",
+            f"the server closed the connection{said}"
+            + ("" if self.received else f" without answering in {self.protocol.upper()}"),
+            stage=self.stage,
+            reply=partial or None,
+        )
+
+    async def _wait(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._waiter = loop.create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+    async def read_exactly(self, count: int) -> bytes:
+        """The next ``count`` bytes. Raises :class:`UpgradeFailed`: "protocol" for a TLS record first, more than
+        ``max_bytes`` in all or a ``count`` above it; a close before ``count`` bytes as :meth:`readline` does."""
+        if count > self.max_bytes:
+            raise UpgradeFailed(
+                "protocol",
+                f"the server announced a message of {count} bytes, more than any {self.protocol.upper()} server "
+                f"sends before the upgrade ({self.max_bytes})",
+                stage=self.stage,
+            )
+        while True:
+            self._check_bytes()
+            if len(self._buffer) >= count:
+                data = bytes(self._buffer[:count])
+                del self._buffer[:count]
+                self.recent = (self.recent + data)[-300:]
+                return data
+            if self._eof:
+                raise self._closed()
+            await self._wait()
+
+    async def read_some(self) -> bytes:
+        """Whatever has arrived and was not read yet (at least one byte), for incremental parsers. Raises as
+        :meth:`read_exactly` does."""
+        while True:
+            self._check_bytes()
+            if self._buffer:
+                data = bytes(self._buffer)
+                self._buffer.clear()
+                self.recent = (self.recent + data)[-300:]
+                return data
+            if self._eof:
+                raise self._closed()
+            await self._wait()
