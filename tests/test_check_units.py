@@ -31,6 +31,7 @@ from certdoctor.clients.reactions import CLIENT_IDS
 from certdoctor.lab.pki import with_serial
 from certdoctor.model import (
     AiaFetch,
+    ClientAuth,
     DeployedFile,
     Evidence,
     Finding,
@@ -918,6 +919,86 @@ def test_starttls_timeout() -> None:
     assert d.ids() == ["starttls-timeout"]
     f = one(d, "starttls-timeout")
     assert f.evidence["stage"] == "greeting" and f.evidence["reply"] == "+OK slo"
+
+
+@covers("proxy-failed")
+def test_proxy_failed_quotes_the_status_line() -> None:
+    error = "the proxy http://proxy.test:3128 refused CONNECT 192.0.2.10:443: HTTP/1.1 403 Forbidden"
+    chain = PresentedChain(
+        source=NET, address="192.0.2.10", error=error, error_kind="proxy", proxy="http://proxy.test:3128"
+    )
+    d = judge(evidence(chain))
+    assert d.ids() == ["proxy-failed"] and d.exit_code == 3 and d.verdict.value == "unreachable"
+    f = one(d, "proxy-failed")
+    assert f.severity is Severity.ERROR and "HTTP/1.1 403 Forbidden" in f.detail and "NO_PROXY" in f.fix
+    assert f.evidence == {"error_kind": "proxy", "error": error, "proxy": "http://proxy.test:3128"}
+    assert f.rejected_by == ()
+
+
+@covers("key-types-differ")
+def test_key_types_differ_names_the_broken_certificate() -> None:
+    ecdsa = served(LEAF.cert, source=NET, key_type="ECDSA")  # without its intermediate
+    rsa = served(LEAF.cert, CA.cert, source=f"{NET} (RSA)", key_type="RSA", key_type_only=True)  # complete
+    d = judge(evidence(ecdsa, rsa))
+    assert d.ids() == ["missing-intermediate", "key-types-differ"]
+    assert one(d, "missing-intermediate").sources == (NET,)
+    f = one(d, "key-types-differ")
+    assert f.severity is Severity.WARNING and f.sources == (NET, f"{NET} (RSA)") and f.rejected_by == ()
+    assert f.evidence["broken_key_type"] == "ECDSA" and f.evidence["errors"] == {
+        "ECDSA": ["missing-intermediate"],
+        "RSA": [],
+    }
+    # the two certificates of one server are not two addresses
+    assert "endpoints-differ" not in d.ids()
+    # both fine: nothing to say
+    assert judge(evidence(served(LEAF.cert, CA.cert, key_type="ECDSA"), rsa)).ids() == []
+
+
+CA_NAMES = ("CN=Clients CA,O=Unit", "CN=Unit Root")
+
+
+def asked(auth: ClientAuth, *more: PresentedChain) -> Diagnosis:
+    return judge(evidence(served(LEAF.cert, CA.cert, client_auth=auth), *more))
+
+
+@covers("client-certificate-required")
+def test_client_certificate_required_names_the_cas_the_server_accepts() -> None:
+    d = asked(ClientAuth(CA_NAMES, sent=False, refused="tlsv13 alert certificate required"))
+    assert d.ids() == ["client-certificate-required"] and d.exit_code == 1
+    f = one(d, "client-certificate-required")
+    assert f.severity is Severity.ERROR and f.sources == (NET,) and "RFC 8446" in f.citation
+    assert "CN=Clients CA,O=Unit; CN=Unit Root" in f.detail and "tlsv13 alert certificate required" in f.detail
+    assert "ssl_verify_client optional" in f.fix and "--cert" in f.fix
+    assert f.evidence == {
+        "ca_names": list(CA_NAMES),
+        "sent": False,
+        "refused": "tlsv13 alert certificate required",
+        "tls_version": "TLSv1.3",
+    }
+    # every client without a certificate fails the same way: the table names them all
+    assert set(f.rejected_by) == set(CLIENT_IDS)
+    # a request without CA names: any certificate the server can verify
+    d = asked(ClientAuth((), sent=False, refused="alert handshake failure"))
+    assert "named no CA" in one(d, "client-certificate-required").detail
+
+
+@covers("client-certificate-requested")
+def test_client_certificate_requested_but_optional_is_a_warning() -> None:
+    d = asked(ClientAuth(CA_NAMES, sent=False, refused=None), served(LEAF.cert, CA.cert, source=NET2))
+    assert d.ids() == ["client-certificate-requested"] and d.valid
+    f = one(d, "client-certificate-requested")
+    assert f.severity is Severity.WARNING and f.sources == (NET,) and f.rejected_by == ()
+    assert "ssl_verify_client" in f.detail
+    # sent and accepted: nothing to say
+    assert asked(ClientAuth(CA_NAMES, sent=True, refused=None)).ids() == []
+
+
+@covers("client-certificate-rejected")
+def test_client_certificate_rejected() -> None:
+    d = asked(ClientAuth(CA_NAMES, sent=True, refused="tlsv1 alert unknown ca"))
+    assert d.ids() == ["client-certificate-rejected"] and not d.valid
+    f = one(d, "client-certificate-rejected")
+    assert f.severity is Severity.ERROR and f.evidence["sent"] is True and "unknown ca" in f.detail
 
 
 def from_file(*issues: PemIssue, **kw: Any) -> Diagnosis:

@@ -85,6 +85,12 @@ async def diagnose_async(
     deployed: Sequence[str] = (),
     deployed_password: bytes | None = None,
     server_type: str | None = None,
+    client_cert: str | None = None,
+    client_key: str | None = None,
+    client_key_password: bytes | None = None,
+    proxy: str | None = None,
+    no_proxy: str | None = None,
+    all_key_types: bool = True,
     aia_fetcher: Any = None,
     revocation_fetcher: Any = None,
 ) -> Diagnosis:
@@ -107,7 +113,10 @@ async def diagnose_async(
     all, ``aia_timeout`` seconds in all, ``allow_private_fetch``, ``verdict_clients``: the client family ids whose
     refusal makes the verdict INVALID, default all; ``deployed``: the certificate files or globs on the server's
     disk, compared with what is served, with ``deployed_password`` for PKCS#12/keystores and ``server_type`` for
-    the fix text); the keyword arguments are ignored when
+    the fix text; ``client_cert``/``client_key``/``client_key_password``: the client certificate sent to servers
+    that ask for one; ``proxy``/``no_proxy``: the HTTP proxy, by default the environment's, see
+    :class:`DiagnoseOptions`; ``all_key_types``: also collect the other certificate of a server with an RSA and
+    an ECDSA one); the keyword arguments are ignored when
     ``options`` is given. ``aia_fetcher`` and
     ``revocation_fetcher`` may be shared across calls to share their caches.
 
@@ -138,6 +147,12 @@ async def diagnose_async(
             deployed=tuple(deployed),
             deployed_password=deployed_password,
             server_type=server_type,  # type: ignore[arg-type]  # checked by DiagnoseOptions
+            client_cert=client_cert,
+            client_key=client_key,
+            client_key_password=client_key_password,
+            proxy=proxy,
+            no_proxy=no_proxy,
+            all_key_types=all_key_types,
         )
     async with Session(options, aia_fetcher=aia_fetcher, revocation_fetcher=revocation_fetcher) as session:
         tgt, host = session.target_for(

@@ -149,6 +149,10 @@ class Diagnosis:
                     "error_kind": c.error_kind,
                     "elapsed_ms": round(c.elapsed * 1000, 1),
                     "starttls": None if c.starttls is None else c.starttls.to_dict(),
+                    "client_auth": None if c.client_auth is None else c.client_auth.to_dict(),
+                    "proxy": c.proxy,
+                    "key_type": c.key_type,
+                    "key_type_only": c.key_type_only,
                 }
                 for c in ev.chains
             ],

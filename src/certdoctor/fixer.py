@@ -437,13 +437,20 @@ def read_inputs(
 
 
 def read_server(
-    target: str, *, resolve: Sequence[str] = (), timeout: float = 10.0, starttls: str | None = None
+    target: str,
+    *,
+    resolve: Sequence[str] = (),
+    timeout: float = 10.0,
+    starttls: str | None = None,
+    client: dict[str, Any] | None = None,
 ) -> FixInputs:
-    """The certificates a live server sends (its first distinct chain); raises CollectError when none came."""
+    """The certificates a live server sends (its first distinct chain); raises CollectError when none came.
+    ``client``: more :func:`certdoctor.api.diagnose` arguments (the client certificate, the proxy)."""
     from .api import diagnose
     from .errors import CollectError
 
     upgrade: dict[str, Any] = {} if starttls is None else {"starttls": starttls}
+    upgrade.update(client or {})
     live = diagnose(
         target, fetch_aia=False, revocation=False, clients=False, timeout=timeout, resolve=resolve, **upgrade
     )

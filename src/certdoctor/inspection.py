@@ -251,10 +251,12 @@ def inspect_server(
     timeout: float = 10.0,
     ca_files: Sequence[str] = (),
     starttls: str | None = None,
+    client: dict[str, Any] | None = None,
 ) -> Inspection:
     """Describe the chain(s) a server presents (every address; no AIA, no revocation), as of ``at`` (UTC).
     Addresses that fail are listed in ``errors``; raises :class:`certdoctor.errors.CollectError` when the name
-    does not resolve. ``starttls``: as for :func:`certdoctor.api.diagnose` (None: the scheme's or port's)."""
+    does not resolve. ``starttls``: as for :func:`certdoctor.api.diagnose` (None: the scheme's or port's).
+    ``client``: more :func:`certdoctor.api.diagnose` arguments (the client certificate, the proxy)."""
     from .api import diagnose
 
     kwargs: dict[str, Any] = {"timeout": timeout, "fetch_aia": False, "revocation": False, "clients": False}
@@ -262,6 +264,7 @@ def inspect_server(
         kwargs["sni"] = sni
     if starttls is not None:
         kwargs["starttls"] = starttls
+    kwargs.update(client or {})
     d = diagnose(target, resolve=resolve, at=at, **kwargs)
     errors = [f"{c.source}: {c.error}" for c in d.failures]
     groups = [(", ".join(r.sources), r.chain.certs) for r in d.reports]

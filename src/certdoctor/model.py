@@ -19,7 +19,7 @@ from .errors import InputError
 # The kinds that are strings in the JSON vocabulary, as types (a checker catches a misspelt kind).
 ChainErrorKind = Literal[
     "resolve", "connect", "timeout", "handshake", "not-tls", "too-large", "no-certificate", "parse",
-    "starttls-refused", "starttls-protocol", "starttls-timeout",
+    "starttls-refused", "starttls-protocol", "starttls-timeout", "proxy",
 ]  # fmt: skip
 # The protocols whose STARTTLS-style upgrade the collector speaks (certdoctor.collect.starttls).
 StartTlsProtocol = Literal[
@@ -165,6 +165,26 @@ class StartTls:
 
 
 @dataclass(frozen=True)
+class ClientAuth:
+    """The server asked for a client certificate during the handshake (a CertificateRequest: RFC 8446 §4.3.2,
+    RFC 5246 §7.4.4): collected for every network source that asked, whether a certificate was sent or not.
+
+    ``ca_names``: the acceptable CA names the request carried (RFC 4514 strings, in the order sent; empty when it
+    named none, and a client may send any certificate). ``sent``: a client certificate was sent (``--cert``).
+    ``refused``: the server ended the connection over it (its alert, e.g. "tlsv13 alert certificate required",
+    or "the server closed the connection"), None when it went on with the session (it accepted the certificate
+    sent, or completed the handshake without one: the request was optional at the TLS level).
+    """
+
+    ca_names: tuple[str, ...] = ()
+    sent: bool = False
+    refused: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ca_names": list(self.ca_names), "sent": self.sent, "refused": self.refused}
+
+
+@dataclass(frozen=True)
 class PresentedChain:
     """The certificates one source (an address, or a file) presented, in the order presented.
 
@@ -186,6 +206,13 @@ class PresentedChain:
     handshake_bytes: int = 0  # bytes the server sent until the handshake completed (its certificate flight)
     pem_issues: tuple[PemIssue, ...] = ()  # for files: how the file is written
     starttls: StartTls | None = None  # the plaintext phase before TLS, for targets with a ``starttls`` protocol
+    client_auth: ClientAuth | None = None  # the server asked for a client certificate (None: it did not)
+    proxy: str | None = None  # the HTTP proxy the connection went through (its URL, without a password)
+    # A server with both an RSA and an ECDSA certificate (both collected, see DiagnoseOptions.all_key_types): the
+    # key type of this chain's leaf ("RSA", "ECDSA"), and whether it was obtained offering only that key type (the
+    # other certificate, whose source is labelled "ADDRESS:PORT (RSA)"); None/False for a server with one
+    key_type: str | None = None
+    key_type_only: bool = False
 
     @property
     def ok(self) -> bool:
@@ -385,6 +412,16 @@ class DiagnoseOptions:
     re-read at every diagnosis and compared with what is served (``not-reloaded``, ``served-not-deployed``,
     ``partially-reloaded``, ``deployed-file-*``); ``deployed_password``: their PKCS#12/keystore password;
     ``server_type``: one of :data:`SERVER_TYPES`, for the fix text.
+    ``client_cert``: a PEM file with the client certificate to send to servers that ask for one (mutual TLS; its
+    intermediates may follow it, and its key too), ``client_key`` its key when in another file,
+    ``client_key_password`` the key's password (see :mod:`certdoctor.collect.clientcert`).
+    ``proxy``: the HTTP proxy (``http://[user:password@]host[:port]``) for handshakes and AIA/OCSP/CRL downloads;
+    None: the environment's (``https_proxy``, ``http_proxy``, ``all_proxy``); "": none. ``no_proxy``: the hosts
+    reached directly (curl's ``--noproxy`` list); None: the environment's ``no_proxy``. See
+    :mod:`certdoctor.collect.proxy`.
+    ``all_key_types``: after a handshake that got an RSA (or ECDSA) leaf, one more offering only ECDSA (or RSA)
+    cipher suites and signature algorithms, to collect and judge the other certificate of a server that has both
+    (one more connection per address; a server with one certificate refuses it at once).
 
     Raises :class:`certdoctor.errors.InputError` for an impossible value.
     """
@@ -411,6 +448,12 @@ class DiagnoseOptions:
     deployed: tuple[str, ...] = ()
     deployed_password: bytes | None = field(default=None, repr=False)
     server_type: ServerType | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+    client_key_password: bytes | None = field(default=None, repr=False)
+    proxy: str | None = None
+    no_proxy: str | None = None
+    all_key_types: bool = True
 
     def __post_init__(self) -> None:
         if self.max_chain_depth is not None and not (

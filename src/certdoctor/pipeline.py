@@ -56,6 +56,21 @@ from .revocation import CertRevocation, assess, evaluate_ocsp, path_pairs
 from .revocation import urls as revocation_urls
 
 MAX_CHAIN = 32  # certificates analysed per chain; the rest is reported, not verified
+OTHER_KEY_TYPE_TIMEOUT = 5.0  # seconds at most for the handshake that asks for a dual server's other certificate
+
+
+def leaf_key_type(chain: PresentedChain) -> str | None:
+    """ "RSA" or "ECDSA" for a chain whose leaf has that key type; None otherwise (no chain, Ed25519, DSA...)."""
+    if not chain.ok:
+        return None
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    key = chain.certs[0].public_key()
+    return (
+        "RSA" if isinstance(key, rsa.RSAPublicKey) else "ECDSA" if isinstance(key, ec.EllipticCurvePublicKey) else None
+    )
+
+
 MAX_AIA_ROUNDS = 4
 MAX_AIA_PER_CHAIN = 8
 UNSET: Any = object()  # "not given" for arguments whose None has a meaning (name: no name check; sni: no SNI)
@@ -495,6 +510,17 @@ class Session(AsyncClosing):
             from .collect.keys import load_private_key
 
             self.key_public = load_private_key(o.key, o.key_password).public_key()
+        self.identity: Any = None  # the client certificate sent to servers that ask for one (--cert)
+        if o.client_cert:
+            from .collect.clientcert import load_client_identity
+
+            self.identity = load_client_identity(o.client_cert, o.client_key, o.client_key_password)
+        elif o.client_key:
+            raise InputError("--client-key goes with --cert FILE (the client certificate)")
+        from .collect.proxy import ProxyPolicy
+
+        self.proxies = ProxyPolicy(o.proxy, o.no_proxy)  # --proxy/--noproxy, else the environment (curl's rules)
+        self.all_key_types = o.all_key_types
         self.deployed = o.deployed
         self.deployed_password = o.deployed_password
         self.server_type = o.server_type
@@ -549,7 +575,9 @@ class Session(AsyncClosing):
         if self._aia_fetcher is None:
             from .collect.aia import AiaFetcher
 
-            self._aia_fetcher = AiaFetcher(timeout=min(self.timeout, 10.0), refuse_private=self.refuse_private)
+            self._aia_fetcher = AiaFetcher(
+                timeout=min(self.timeout, 10.0), refuse_private=self.refuse_private, proxies=self.proxies
+            )
         return self._aia_fetcher
 
     @property
@@ -558,7 +586,7 @@ class Session(AsyncClosing):
             from .collect.revocation import RevocationFetcher
 
             self._revocation_fetcher = RevocationFetcher(
-                timeout=self.revocation_timeout, refuse_private=self.refuse_private
+                timeout=self.revocation_timeout, refuse_private=self.refuse_private, proxies=self.proxies
             )
         return self._revocation_fetcher
 
@@ -643,23 +671,48 @@ class Session(AsyncClosing):
         resolve. ``gate`` is awaited before each connection. ``starttls``: the protocol to upgrade from
         ("smtp", "imap", "pop3"; None: TLS from the first byte)."""
         handshake = _handshake_module()
+        proxy = self.proxies.for_host(host) if self.proxies.active else None
         if not addresses:
-            addresses = await handshake.resolve(host, port, self.timeout)
+            # through a proxy, the proxy resolves the name (CONNECT host:port), as curl does: one connection
+            addresses = [host] if proxy is not None else await handshake.resolve(host, port, self.timeout)
         fetch_chain = handshake.fetch_chain
-        if len(addresses) == 1:  # the common case, without gather's tasks
-            return [
-                await fetch_chain(
-                    addresses[0], port, sni, self.timeout, max_certs=MAX_CHAIN, gate=gate, starttls=starttls
-                )
-            ]
-        return list(
-            await asyncio.gather(
-                *(
-                    fetch_chain(a, port, sni, self.timeout, max_certs=MAX_CHAIN, gate=gate, starttls=starttls)
-                    for a in addresses
-                )
+
+        async def one(address: str) -> list[PresentedChain]:
+            chain = await fetch_chain(
+                address,
+                port,
+                sni,
+                self.timeout,
+                max_certs=MAX_CHAIN,
+                gate=gate,
+                starttls=starttls,
+                identity=self.identity,
+                proxy=proxy,
             )
-        )
+            kind = leaf_key_type(chain)
+            if not self.all_key_types or kind is None:
+                return [chain]
+            # the other certificate of a server with both an RSA and an ECDSA one: offer only the other key type
+            # (TLS 1.2 cipher suites; TLS 1.3 signature algorithms for a server that refuses TLS 1.2: one that
+            # speaks it and refuses the cipher suites has one certificate, and costs no third connection)
+            other_kind = "ECDSA" if kind == "RSA" else "RSA"
+            restrict = other_kind.lower()
+            timeout = min(self.timeout, OTHER_KEY_TYPE_TIMEOUT)
+            kw: dict[str, Any] = {"max_certs": MAX_CHAIN, "gate": gate, "starttls": starttls}
+            kw.update(identity=self.identity, proxy=proxy)
+            other = await fetch_chain(address, port, sni, timeout, restrict=restrict, **kw)
+            if not other.ok and chain.tls_version == "TLSv1.3" and "protocol version" in (other.error or ""):
+                other = await fetch_chain(address, port, sni, timeout, restrict=restrict + "13", **kw)
+            if leaf_key_type(other) != other_kind or other.certs[0] == chain.certs[0]:
+                return [chain]  # one certificate (the server refused, or sent the same one)
+            return [
+                replace(chain, key_type=kind),
+                replace(other, source=f"{chain.source} ({other_kind})", key_type=other_kind, key_type_only=True),
+            ]
+
+        if len(addresses) == 1:  # the common case, without gather's tasks
+            return await one(addresses[0])
+        return [c for got in await asyncio.gather(*(one(a) for a in addresses)) for c in got]
 
     async def diagnose(
         self,

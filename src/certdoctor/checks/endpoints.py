@@ -19,11 +19,13 @@ from .registry import Hit, TargetContext, check
     scope="target",
 )
 def endpoints_differ(ctx: TargetContext) -> Iterator[Hit]:
-    """More than one distinct chain among the addresses of one name."""
-    if len(ctx.chains) < 2:
+    """More than one distinct chain among the addresses of one name (a server's second certificate of another key
+    type, collected offering only that type, is not another address: see key-types-differ)."""
+    contexts = [c for c in ctx.chains if not c.chain.key_type_only]
+    if len(contexts) < 2:
         return
     rows = []
-    for c in ctx.chains:
+    for c in contexts:
         leaf = c.leaf
         rows.append(
             {
@@ -38,18 +40,18 @@ def endpoints_differ(ctx: TargetContext) -> Iterator[Hit]:
     lines = "; ".join(
         f"{', '.join(c.sources)} → {label(c.leaf)} valid until {when(certinfo.not_after(c.leaf))}, "
         f"{len(c.chain.certs)} certificate(s)"
-        for c in ctx.chains
+        for c in contexts
     )
     same_leaf = len({r["leaf_sha256"] for r in rows}) == 1
     what = "the same certificate with different chains" if same_leaf else "different certificates"
     yield Hit(
-        f"The {sum(len(c.sources) for c in ctx.chains)} addresses of this name serve {what}: {lines}. "
+        f"The {sum(len(c.sources) for c in contexts)} addresses of this name serve {what}: {lines}. "
         "Clients get a different answer depending on which node they reach, which is why a problem seems "
         "to come and go.",
         "Deploy the same certificate and chain to every node behind the name (load balancer pool members, "
         "CDN origins, old servers still in DNS) and reload each of them. Check each node with "
         "--resolve NAME:PORT:ADDRESS.",
-        sources=tuple(s for c in ctx.chains for s in c.sources),
+        sources=tuple(s for c in contexts for s in c.sources),
         evidence={"endpoints": rows},
     )
 

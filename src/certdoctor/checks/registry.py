@@ -40,6 +40,9 @@ _FAMILIES = (
     "verdict",
     "endpoints",
     "starttls",
+    "clientauth",
+    "proxy",
+    "keytypes",
     "pem",
     "deployed",
 )

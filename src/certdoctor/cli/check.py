@@ -22,6 +22,7 @@ from .common import (
     key_password,
     looks_like_file,
     parse_resolve,
+    reach_fields,
     starttls_kwargs,
 )
 
@@ -38,6 +39,8 @@ examples:
   certdoctor check smtp://mail.example.com:587          # STARTTLS first (also imap://, pop3://, --starttls)
   certdoctor check api.example.com --resolve api.example.com:443:10.0.0.5,10.0.0.6
   certdoctor check internal.corp:443 --ca-file corp-root.pem
+  certdoctor check api.internal:8443 --cert client.pem --key client.key   # mutual TLS, as curl takes them
+  certdoctor check api.example.com --proxy http://proxy.corp:3128        # or https_proxy / NO_PROXY
   certdoctor check api.example.com --at 2027-01-01      # will it still work then?
   certdoctor check api.example.com --for java,go        # INVALID only if Java or Go refuses it
   certdoctor check api.example.com --expect /etc/nginx/certs/fullchain.pem
@@ -155,6 +158,7 @@ def request(ns: argparse.Namespace) -> tuple[str | None, dict[str, Any]]:
 
     if ns.server_type and not ns.deployed:
         raise UsageError("--server-type goes with --deployed FILE")
+    client = reach_fields(ns)  # before the server key: a --key of the --cert certificate is the client's
     password = key_password(ns, prompt_for=ns.key) if ns.key else None
     if ns.deployed and password is None:
         password = key_password(ns)
@@ -169,6 +173,7 @@ def request(ns: argparse.Namespace) -> tuple[str | None, dict[str, Any]]:
         key=ns.key,
         key_password=password if ns.key else None,
         clients=not ns.no_clients and not ns.pem,
+        **client,
     )
     kwargs: dict[str, Any] = {"options": options}
     if ns.name:

@@ -121,7 +121,110 @@ def add_connection_options(p: argparse.ArgumentParser, *, sni: bool = True) -> N
         s.add_argument("--sni", metavar="NAME", help="server name to send in the ClientHello (default: the host)")
         s.add_argument("--no-sni", action="store_true", help="send no SNI (what very old clients do)")
     add_starttls_option(g)
+    add_client_cert_options(g)
+    add_proxy_options(g)
+    add_key_types_option(g, default=True)
     add_timeout_option(g)
+
+
+def add_client_cert_options(g: Any) -> None:
+    """--cert (--client-cert), --client-key: the client certificate sent to servers that ask for one."""
+    g.add_argument(
+        "--cert",
+        "--client-cert",
+        dest="client_cert",
+        metavar="FILE",
+        help="client certificate (PEM) to send when the server asks for one (mutual TLS), as curl --cert: the "
+        "certificate first, then its intermediates; its key may follow in the same file",
+    )
+    g.add_argument(
+        "--client-key",
+        metavar="FILE",
+        help="the client certificate's private key, when not in the --cert file (encrypted: CERTDOCTOR_KEY_PASSWORD "
+        "or --password-file). check's --key is the server's key; a --key that belongs to the --cert certificate is "
+        "taken as its key, as in curl",
+    )
+
+
+def add_proxy_options(g: Any) -> None:
+    """--proxy, --noproxy (curl's)."""
+    g.add_argument(
+        "--proxy",
+        metavar="URL",
+        help="HTTP proxy for the handshake (CONNECT) and the AIA/OCSP/CRL downloads: http://[user:password@]host"
+        "[:port] (port 1080 by default, as curl); '' for none. Default: https_proxy/HTTPS_PROXY, http_proxy "
+        "(downloads of http:// URLs), all_proxy/ALL_PROXY, as curl reads them",
+    )
+    g.add_argument(
+        "--noproxy",
+        metavar="LIST",
+        help="hosts reached directly, comma-separated: names (each with every name below it), IP addresses, CIDR "
+        "ranges, or * for all; replaces no_proxy/NO_PROXY, as curl's --noproxy",
+    )
+
+
+def add_key_types_option(g: Any, *, default: bool) -> None:
+    """--all-key-types / --no-all-key-types (on by default for check, inspect and fix; off for scan)."""
+    g.add_argument(
+        "--all-key-types",
+        action=argparse.BooleanOptionalAction,
+        default=default,
+        help="after the handshake, one more offering only the other key type (RSA or ECDSA), to collect and judge "
+        "both certificates of a server that has both (default: "
+        + (
+            "on; --no-all-key-types saves that connection)"
+            if default
+            else "off for scan: one more connection per address)"
+        ),
+    )
+
+
+def reach_fields(ns: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`DiagnoseOptions` fields of how servers are reached: the client certificate (see
+    :func:`client_cert_fields`) and the proxy (``proxy``, ``no_proxy``; a bad proxy URL is a UsageError)."""
+    fields = client_cert_fields(ns)
+    if getattr(ns, "all_key_types", None) is not None:
+        fields["all_key_types"] = ns.all_key_types
+    for name, dest in (("proxy", "proxy"), ("noproxy", "no_proxy")):
+        value = getattr(ns, name, None)
+        if value is not None:
+            fields[dest] = value
+    if fields.get("proxy") or fields.get("no_proxy") is not None:
+        from ..collect.proxy import ProxyPolicy
+
+        try:
+            ProxyPolicy(fields.get("proxy"), fields.get("no_proxy"))
+        except InputError as exc:
+            raise UsageError(str(exc)) from None
+    return fields
+
+
+def client_cert_fields(ns: argparse.Namespace) -> dict[str, Any]:
+    """The client-certificate fields of :class:`DiagnoseOptions` (``client_cert``, ``client_key``,
+    ``client_key_password``) for --cert/--client-key; a --key (check's server key) that belongs to the --cert
+    certificate is taken as the client key, as curl's --cert/--key pair (``ns.key`` is then cleared). Raises
+    UsageError for --client-key without --cert."""
+    cert = getattr(ns, "client_cert", None)
+    key = getattr(ns, "client_key", None)
+    if not cert:
+        if key:
+            raise UsageError("--client-key goes with --cert FILE (the client certificate)")
+        return {}
+    password = key_password(ns)
+    server_key = getattr(ns, "key", None)
+    if not key and server_key and _key_belongs_to(server_key, cert, password):
+        key, ns.key = server_key, None
+    return {"client_cert": cert, "client_key": key, "client_key_password": password}
+
+
+def _key_belongs_to(key_path: str, cert_path: str, password: bytes | None) -> bool:
+    from ..collect.clientcert import ClientCertificateError, load_client_identity
+
+    try:
+        load_client_identity(cert_path, key_path, password)
+    except ClientCertificateError:
+        return False
+    return True
 
 
 STARTTLS_CHOICES = (*PROTOCOLS, "none")
@@ -333,6 +436,7 @@ def diagnose_options(ns: argparse.Namespace, **overrides: Any) -> DiagnoseOption
         "aia_timeout": getattr(ns, "aia_timeout", DEFAULT_AIA_TIMEOUT),
         "allow_private_fetch": not getattr(ns, "refuse_private_urls", False),
         "verdict_clients": _union(getattr(ns, "verdict_clients", None)),
+        **reach_fields(ns),
     }
     if fields["ca_bundle"] and fields["trust_stores"]:
         raise UsageError("--ca-bundle replaces the trust stores: give it or --trust-store, not both")

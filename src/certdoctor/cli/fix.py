@@ -20,6 +20,7 @@ from .common import (
     key_password,
     looks_like_file,
     parse_resolve,
+    reach_fields,
 )
 
 NAME = "fix"
@@ -100,13 +101,18 @@ def run(ns: argparse.Namespace) -> int:
     from ..render import json as render_json
     from ..render.fix_text import render_fix
 
+    client = reach_fields(ns)  # a --key of the --cert certificate is the client's, not the server's
     password = key_password(ns, prompt_for=ns.key)
     first = ns.inputs[0]
     if len(ns.inputs) == 1 and not looks_like_file(first) and not os.path.isdir(first):
         host, port = parse_target(first)
         ns.name = ns.name or host
         inputs = read_server(
-            first, resolve=parse_resolve(ns.resolve, host, port), timeout=ns.timeout, starttls=ns.starttls
+            first,
+            resolve=parse_resolve(ns.resolve, host, port),
+            timeout=ns.timeout,
+            starttls=ns.starttls,
+            client=client,
         )
     else:
         missing = [p for p in ns.inputs if not os.path.lexists(p)]

@@ -15,6 +15,7 @@ from .common import (
     error,
     looks_like_file,
     parse_resolve,
+    reach_fields,
 )
 
 NAME = "inspect"
@@ -73,6 +74,7 @@ def run(ns: argparse.Namespace) -> int:
             timeout=ns.timeout,
             ca_files=ns.ca_file,
             starttls=ns.starttls,
+            client=reach_fields(ns),
         )
         if result.empty:
             raise CollectError(f"no certificate obtained from {ns.inputs[0]}: {'; '.join(result.errors)}")

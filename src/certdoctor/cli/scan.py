@@ -24,8 +24,11 @@ from ..scan.targets import BadLine
 from ..scan.text import run_with_progress, summary_table, text_line
 from .common import (
     UsageError,
+    add_client_cert_options,
     add_judgement_options,
+    add_key_types_option,
     add_output_options,
+    add_proxy_options,
     add_starttls_option,
     add_timeout_option,
     add_trust_options,
@@ -101,6 +104,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     connection = p.add_argument_group("connection")
     add_starttls_option(connection)
+    add_client_cert_options(connection)
+    add_proxy_options(connection)
+    add_key_types_option(connection, default=False)
     add_timeout_option(connection)
     add_trust_options(p)
     add_judgement_options(p, at_default="when the scan starts, one moment for every target")

@@ -70,6 +70,11 @@ def _merge(p: ClientProfile, verdicts: list[ClientVerdict]) -> ClientVerdict:
     worst = failing[0]
     where = ", ".join(s for v in failing for s in v.sources)
     note = f"fails on {where} only: the addresses serve different certificates" if failing else ""
+    if failing and any(src.endswith((" (RSA)", " (ECDSA)")) for src in sources):  # see checks.keytypes
+        note = (
+            f"fails with the certificate {where} sent only: the server has an RSA and an ECDSA certificate, and "
+            "which one a client gets depends on the key types it offers"
+        )
     return ClientVerdict(
         **{**worst.__dict__, "sources": sources, "note": note, "per_source": tuple(verdicts)},
     )

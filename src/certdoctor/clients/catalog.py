@@ -255,7 +255,8 @@ CAUSES: dict[str, Cause] = {
             "client-cert-required",
             "The server wants a client certificate (mutual TLS) or rejected the one sent",
             "The alert comes from the server after the client's certificate step; certdoctor check of the server "
-            "chain is clean.",
+            "reports client-certificate-required with the CA names the server accepts (or, with --cert, "
+            "client-certificate-rejected).",
             "Configure the client certificate and key, or ask the server operator which CA it expects.",
         ),
         _C(
@@ -1410,6 +1411,23 @@ _BASE: tuple[Signature, ...] = (
         ("protocol-mismatch", "client-cert-required"),
         "remote error: tls: handshake failure",
         "remote error: tls: bad certificate",
+    ),
+    _s(
+        "client-certificate-required-alert",
+        "Java, Go, Chrome, Firefox",
+        ("java", "go", "chrome", "firefox"),
+        r"Received fatal alert: certificate_required|remote error: tls: certificate required|"
+        r"ERR_BAD_SSL_CLIENT_AUTH_CERT|ERR_SSL_CLIENT_AUTH_CERT_NEEDED|SSL_ERROR_RX_CERTIFICATE_REQUIRED_ALERT",
+        "protocol",
+        "The server requires a client certificate (mutual TLS) and the client sent none, or one it refused: TLS "
+        "1.3's certificate_required alert (RFC 8446 §4.4.2.4), or the browser's name for a refused client "
+        "certificate.",
+        ("client-cert-required",),
+        "javax.net.ssl.SSLHandshakeException: Received fatal alert: certificate_required",
+        "remote error: tls: certificate required",
+        "net::ERR_BAD_SSL_CLIENT_AUTH_CERT",
+        "SSL_ERROR_RX_CERTIFICATE_REQUIRED_ALERT",
+        specificity=0.5,
     ),
     # --- Chrome / Edge / Chromium ---
     _s(

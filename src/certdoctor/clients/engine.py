@@ -582,6 +582,8 @@ def _failure_problem(chain: PresentedChain) -> str:
     if kind == "starttls-refused":  # the upgrade command answered with an error, or not offered at all
         stage = chain.starttls.stage if chain.starttls is not None else None
         return "starttls-denied" if stage == "starttls" else "starttls-not-offered"
+    if kind == "proxy":  # the proxy did not open the tunnel: the client never reaches the server either
+        return "connect"
     known = {"timeout", "connect", "resolve", "too-large", "not-tls", "starttls-protocol", "starttls-timeout"}
     return kind if kind in known else "handshake"
 

@@ -58,6 +58,7 @@ PROBLEMS: dict[str, tuple[str, ...]] = {
     "aki-mismatch": ("aki-ski-mismatch",),  # an intermediate's AKI names no certificate the client has
     "hostname-trailing-dot": ("hostname-trailing-dot",),  # the client compares "name." with "name" literally
     "handshake-timeout": ("connection-failed",),  # TCP connected, then no TLS answer
+    "client-certificate": ("client-certificate-required",),  # the server ends the handshake without one
     # The plaintext phase before TLS (certdoctor.collect.starttls): the client never gets to the certificate.
     # A message keyed "<problem>@<protocol>" (e.g. "starttls-not-offered@imap") is that protocol's wording.
     "starttls-denied": ("starttls-refused",),  # the upgrade command was answered with an error
@@ -112,6 +113,7 @@ FAMILIES: dict[str, str] = {
     "aki-mismatch": "untrusted",
     "hostname-trailing-dot": "hostname",
     "handshake-timeout": "network",
+    "client-certificate": "protocol",
     "starttls-denied": "protocol",
     "starttls-not-offered": "protocol",
     "starttls-protocol": "protocol",
@@ -270,6 +272,8 @@ CURL = ClientProfile(
         "hostname-cn-only": "curl: (60) SSL: certificate subject name '{cn}' does not match target host name '{host}'",
         "too-large": "curl: (35) OpenSSL/3.0: error:0A000098:SSL routines::excessive message size",
         "handshake": "curl: (35) OpenSSL/3.0: error:0A000410:SSL routines::sslv3 alert handshake failure",
+        "client-certificate": "curl: (56) OpenSSL SSL_read: OpenSSL/3.0.19: error:0A00045C:SSL routines::tlsv13 alert "
+        "certificate required, errno 0",
         "not-tls": "curl: (35) OpenSSL/3.0: error:0A00010B:SSL routines::wrong version number",
         "timeout": "curl: (28) Operation timed out",
         "connect": "curl: (7) Failed to connect to {host} port {port}: Connection refused",
@@ -338,6 +342,8 @@ PYTHON = ClientProfile(
         "starttls-denied@postgres": 'connection failed: connection to server at "{host}", port {port} failed: '
         "server does not support SSL, but SSL was required",
         "handshake": "[SSL: SSLV3_ALERT_HANDSHAKE_FAILURE] sslv3 alert handshake failure (_ssl.c:1006)",
+        "client-certificate": "[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert certificate required "
+        "(_ssl.c:2580)",
         "not-tls": "[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)",
         "timeout": "TimeoutError: The read operation timed out",
         "connect": "ConnectionRefusedError: [Errno 111] Connection refused",
@@ -394,6 +400,8 @@ _NODE_CODES = {
     "IP: {host} is not in the cert's list: {ips}",
     "too-large": "ERR_SSL_EXCESSIVE_MESSAGE_SIZE: error:0A000098:SSL routines::excessive message size",
     "handshake": "ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE: error:0A000410:SSL routines::sslv3 alert handshake failure",
+    "client-certificate": "ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED: error:0A00045C:SSL routines::tlsv13 alert "
+    "certificate required",
     "not-tls": "ERR_SSL_WRONG_VERSION_NUMBER: error:0A00010B:SSL routines::wrong version number",
     "timeout": "ETIMEDOUT: connect ETIMEDOUT {host}:{port}",
     "connect": "ECONNREFUSED: connect ECONNREFUSED {host}:{port}",
@@ -534,6 +542,7 @@ JAVA = ClientProfile(
         "too-large": "javax.net.ssl.SSLProtocolException: The size of the handshake message ({size}) exceeds the "
         "maximum allowed size (32768)",
         "handshake": "javax.net.ssl.SSLHandshakeException: Received fatal alert: handshake_failure",
+        "client-certificate": "javax.net.ssl.SSLHandshakeException: Received fatal alert: certificate_required",
         "not-tls": "javax.net.ssl.SSLException: Unsupported or unrecognized SSL message",
         "timeout": "java.net.SocketTimeoutException: Read timed out",
         "connect": "java.net.ConnectException: Connection refused",
@@ -636,6 +645,7 @@ GO = ClientProfile(
         "hostname-ip-none": "x509: cannot validate certificate for {host} because it doesn't contain any IP SANs",
         "too-large": "tls: handshake message of length {size} bytes exceeds maximum of 65536 bytes",
         "handshake": "remote error: tls: handshake failure",
+        "client-certificate": "remote error: tls: certificate required",
         "not-tls": "tls: first record does not look like a TLS handshake",
         "timeout": "dial tcp {host}:{port}: i/o timeout",
         "connect": "dial tcp {host}:{port}: connect: connection refused",
@@ -692,6 +702,7 @@ def _chrome_messages(prefix: str) -> dict[str, str]:
         "validity-too-long": prefix + "ERR_CERT_VALIDITY_TOO_LONG",
         "too-large": prefix + "ERR_SSL_PROTOCOL_ERROR",
         "handshake": prefix + "ERR_SSL_PROTOCOL_ERROR",
+        "client-certificate": prefix + "ERR_BAD_SSL_CLIENT_AUTH_CERT",
         "not-tls": prefix + "ERR_SSL_PROTOCOL_ERROR",
         "timeout": prefix + "ERR_TIMED_OUT",
         "connect": prefix + "ERR_CONNECTION_REFUSED",
@@ -856,6 +867,7 @@ FIREFOX = ClientProfile(
         # NSS refuses any handshake message over MAX_HANDSHAKE_MSG_LEN (0x1ffff bytes) with this code (ssl3con.c)
         "too-large": "SSL_ERROR_RX_MALFORMED_HANDSHAKE",
         "handshake": "SSL_ERROR_NO_CYPHER_OVERLAP",
+        "client-certificate": "SSL_ERROR_RX_CERTIFICATE_REQUIRED_ALERT",
         "not-tls": "SSL_ERROR_RX_RECORD_TOO_LONG",
         "timeout": "The connection has timed out",
         "connect": "Unable to connect",
@@ -963,6 +975,7 @@ SAFARI = ClientProfile(
         "intermediate-not-yet-valid": "The certificate for this server is not yet valid.",
         "too-large": "An SSL error has occurred and a secure connection to the server cannot be made.",
         "handshake": "An SSL error has occurred and a secure connection to the server cannot be made.",
+        "client-certificate": "An SSL error has occurred and a secure connection to the server cannot be made.",
         "not-tls": "An SSL error has occurred and a secure connection to the server cannot be made.",
         "timeout": "The request timed out.",
         "connect": "Could not connect to the server.",
@@ -1051,6 +1064,8 @@ DOTNET = ClientProfile(
         "hostname-cn-only": _NAME_MISMATCH,
         "too-large": "System.IO.IOException: Received an unexpected EOF or 0 bytes from the transport stream.",
         "handshake": _DOTNET + "Authentication failed because the remote party sent a TLS alert: 'HandshakeFailure'.",
+        "client-certificate": _DOTNET
+        + "Authentication failed because the remote party sent a TLS alert: 'CertificateRequired'.",
         "not-tls": _DOTNET + "Cannot determine the frame size or a corrupted frame was received.",
         "timeout": "System.Threading.Tasks.TaskCanceledException: The request was canceled due to the configured "
         "HttpClient.Timeout of 100 seconds elapsing.",

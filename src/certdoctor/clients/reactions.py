@@ -314,7 +314,32 @@ REACTIONS: dict[str, dict[str, Reaction]] = {
         **dict.fromkeys(BROWSERS, _NOT_MAIL),
         curl=rejects("starttls-timeout"),
     ),
+    # --- client certificates (mutual TLS): a client without one fails the same way, whatever it verifies; the
+    # messages of curl and Python are measured (tests/test_reach.py), the others are the clients' names for alert
+    # 116 (TLS 1.3) or 40 (TLS 1.2)
+    "client-certificate-required": _every(rejects("client-certificate")),
+    "client-certificate-requested": _every(
+        unaffected(
+            "the handshake completes without a client certificate; whether the application then refuses the "
+            "request (nginx ssl_verify_client on: HTTP 400) is not a TLS matter"
+        )
+    ),
+    "client-certificate-rejected": _every(
+        unaffected("about the client certificate given with --cert, not about what a client verifies of the server")
+    ),
+    "proxy-failed": _every(
+        unaffected(
+            "about the proxy certdoctor went through (--proxy, https_proxy): a client through the same proxy fails the "
+            "same way, one that does not use it never sees this"
+        )
+    ),
     "endpoints-differ": _every(depends("depends on which address the client connects to")),
+    "key-types-differ": _every(
+        unaffected(
+            "which certificate a client gets depends on the key types it offers; the broken chain's own findings say "
+            "which clients refuse it"
+        )
+    ),
     # --- deployment and files ---
     "served-differs-from-expected": _every(
         unaffected("--expect compares what is served with what you meant to deploy; clients only see the former")

@@ -13,6 +13,7 @@ from ..certinfo import ca_issuer_urls  # re-exported: one implementation
 from ..model import AiaFetch
 from .files import CertificateParseError, parse_certificates
 from .http import AsyncClosing, BoundedHttp, SharedResults
+from .proxy import ProxyPolicy
 
 if TYPE_CHECKING:
     import httpx
@@ -38,6 +39,7 @@ class AiaFetcher(AsyncClosing):
         max_redirects: int = 3,
         client: httpx.AsyncClient | None = None,
         refuse_private: bool = False,
+        proxies: ProxyPolicy | None = None,
     ) -> None:
         self._http = BoundedHttp(
             timeout=timeout,
@@ -46,6 +48,7 @@ class AiaFetcher(AsyncClosing):
             user_agent=_USER_AGENT,
             client=client,
             refuse_private=refuse_private,
+            proxies=proxies,
         )
         self._results: SharedResults[str, AiaFetch] = SharedResults()
 

@@ -20,8 +20,10 @@ from OpenSSL import SSL, crypto
 
 from ..certinfo import is_ip, short_reason
 from ..errors import CollectError
-from ..model import PresentedChain, StartTls
+from ..model import ClientAuth, PresentedChain, StartTls
+from .clientcert import ClientIdentity, ca_names
 from .pem import load_der_certificate
+from .proxy import MAX_CONNECT_REPLY, Proxy, open_tunnel
 from .starttls import PROTOCOLS, Channel, Upgrade, UpgradeFailed, printable
 
 __all__ = ["ResolveError", "fetch_chain", "resolve"]
@@ -207,12 +209,47 @@ _REFUSALS = (
     "reset during the TLS handshake",
     "without answering the ClientHello",
 )
-_contexts: dict[bool, SSL.Context] = {}
+_contexts: dict[tuple[bool, str | None, str | None], SSL.Context] = {}
+
+# Offering only one key type, to collect each certificate of a server that has an RSA and an ECDSA one: in TLS 1.2
+# the cipher suites' authentication (OpenSSL's aRSA/aECDSA groups); a server that speaks only TLS 1.3 picks its
+# certificate by the signature algorithms offered (RFC 8446 §4.2.3), so the "…13" variants offer those instead.
+RESTRICTIONS = {
+    "rsa": (b"aRSA:@SECLEVEL=0", None),
+    "ecdsa": (b"aECDSA:@SECLEVEL=0", None),
+    "rsa13": (None, b"rsa_pss_rsae_sha256:rsa_pss_rsae_sha384:rsa_pss_rsae_sha512:RSA+SHA256:RSA+SHA384:RSA+SHA512"),
+    "ecdsa13": (None, b"ECDSA+SHA256:ECDSA+SHA384:ECDSA+SHA512"),
+}
 
 
-def _client_context(legacy: bool = False) -> SSL.Context:
-    """The process-wide client context (building one per handshake would dominate bulk scans)."""
-    ctx = _contexts.get(legacy)
+# The servers that asked for a client certificate: OpenSSL calls the certificate callback (SSL_CTX_set_cert_cb) on a
+# client only when the server sent a CertificateRequest (statem_clnt.c, tls_prepare_client_certificate), so the
+# handshakes of servers that do not ask cost nothing. Keyed by the address of the SSL object; cleared per attempt.
+_ASKED: set[int] = set()
+_cert_callback: object = None
+try:
+    if _NATIVE and hasattr(_lib, "SSL_CTX_set_cert_cb"):
+
+        @_ffi.callback("int (*)(SSL *, void *)")
+        def _cert_callback(ssl: object, _arg: object) -> int:  # type: ignore[misc]
+            _ASKED.add(int(_ffi.cast("uintptr_t", ssl)))
+            return 1  # go on: with a certificate configured OpenSSL sends it, otherwise an empty Certificate
+
+except Exception:  # pragma: no cover - another binding
+    _cert_callback = None
+
+
+def _ssl_id(conn: SSL.Connection) -> int:
+    return int(_ffi.cast("uintptr_t", conn._ssl)) if _cert_callback is not None else 0
+
+
+def _client_context(
+    legacy: bool = False, identity: ClientIdentity | None = None, restrict: str | None = None
+) -> SSL.Context:
+    """The process-wide client context (building one per handshake would dominate bulk scans), one per client
+    certificate (``identity``: sent when a server asks for one) and key-type restriction (see RESTRICTIONS)."""
+    key = (legacy, None if identity is None else identity.fingerprint, restrict)
+    ctx = _contexts.get(key)
     if ctx is None:
         ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
         ctx.set_verify(SSL.VERIFY_NONE)
@@ -222,7 +259,23 @@ def _client_context(legacy: bool = False) -> SSL.Context:
         ctx.set_options(SSL.OP_ALL | SSL.OP_LEGACY_SERVER_CONNECT | SSL.OP_NO_COMPRESSION)
         if not _NATIVE:
             ctx.set_ocsp_client_callback(_on_ocsp_staple)
-        _contexts[legacy] = ctx
+        if _cert_callback is not None:
+            _lib.SSL_CTX_set_cert_cb(ctx._context, _cert_callback, _ffi.NULL)
+        if restrict is not None:
+            ciphers, sigalgs = RESTRICTIONS[restrict]
+            if ciphers is not None:
+                ctx.set_cipher_list(ciphers)
+                ctx.set_max_proto_version(SSL.TLS1_2_VERSION)
+            else:
+                ctx.set_min_proto_version(SSL.TLS1_3_VERSION)
+                if _lib.SSL_CTX_set1_sigalgs_list(ctx._context, sigalgs) != 1:
+                    raise ValueError(f"OpenSSL refuses the signature algorithms {sigalgs!r}")
+        if identity is not None:
+            ctx.use_certificate(identity.cert)
+            for extra in identity.certs[1:]:
+                ctx.add_extra_chain_cert(extra)
+            ctx.use_privatekey(identity.key)
+        _contexts[key] = ctx
     return ctx
 
 
@@ -273,9 +326,8 @@ def _looks_like_tls(first: bytes) -> bool:
     return len(first) < 2 or (first[0] in _TLS_RECORD_TYPES and first[1] == 3)
 
 
-def _handshake_message(exc: SSL.Error, first: bytes) -> str:
-    if first and not _looks_like_tls(first):
-        return _NOT_TLS
+def _reasons(exc: SSL.Error) -> list[str]:
+    """OpenSSL's reason strings of ``exc``, deduplicated."""
     reasons: list[str] = []
     details = exc.args[0] if exc.args else None
     if isinstance(details, list):
@@ -285,6 +337,18 @@ def _handshake_message(exc: SSL.Error, first: bytes) -> str:
                 reasons.append(str(reason))
     elif details:
         reasons.append(str(details))
+    return reasons
+
+
+def _complete_record(data: bytes) -> bool:
+    """``data`` begins with at least one whole TLS record (5-byte header, then its length)."""
+    return len(data) >= 5 and len(data) >= 5 + int.from_bytes(data[3:5], "big")
+
+
+def _handshake_message(exc: SSL.Error, first: bytes) -> str:
+    if first and not _looks_like_tls(first):
+        return _NOT_TLS
+    reasons = _reasons(exc)
     if isinstance(exc, SSL.ZeroReturnError):
         return "the server closed the TLS session during the handshake"
     if not reasons:
@@ -336,6 +400,10 @@ class _Handshake(asyncio.Protocol):
         self.received = 0
         self.first = b""
         self.channel = channel
+        # After a TLS 1.3 handshake in which the server asked for a client certificate: its answer to our
+        # Certificate and Finished (None: a record that is not an alert, such as a session ticket; else the alert).
+        self.after: asyncio.Future[str | None] | None = None
+        self.post = b""
 
     def write_plain(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -385,6 +453,8 @@ class _Handshake(asyncio.Protocol):
             self.channel.feed(data)
             return
         if self.done.done():
+            if self.after is not None and not self.after.done():
+                self._after_handshake(data)
             return  # after the handshake (session tickets): not our business
         if len(self.first) < 5:
             self.first = (self.first + data)[:5]
@@ -397,6 +467,26 @@ class _Handshake(asyncio.Protocol):
         self.conn.bio_write(data)
         self._step()
 
+    def _after_handshake(self, data: bytes) -> None:
+        """The server's first records after our Finished: an alert (it refuses the client certificate, or its
+        absence: RFC 8446 §4.4.2.4, alert certificate_required) or anything else (it goes on)."""
+        assert self.after is not None
+        self.post = (self.post + data)[:_READ_SIZE]
+        self.conn.bio_write(data)
+        try:
+            self.conn.recv(_READ_SIZE)
+        except SSL.WantReadError:
+            if _complete_record(self.post):
+                self.after.set_result(None)
+            return
+        except SSL.ZeroReturnError:
+            self.after.set_result("the server closed the TLS session (close_notify)")
+            return
+        except SSL.Error as exc:
+            self.after.set_result("; ".join(_reasons(exc)) or "TLS error after the handshake")
+            return
+        self.after.set_result(None)
+
     def eof_received(self) -> bool:
         if self.channel is not None:
             self.channel.feed_eof()
@@ -406,6 +496,8 @@ class _Handshake(asyncio.Protocol):
         if self.channel is not None:
             self.channel.feed_eof()
             return
+        if self.after is not None and not self.after.done():
+            self.after.set_result("the server closed the connection right after the handshake")
         if self.done.done():
             return
         if self.first and not _looks_like_tls(self.first):
@@ -447,6 +539,9 @@ async def fetch_chain(
     max_bytes: int = 1_048_576,
     gate: Callable[[], Awaitable[None]] | None = None,
     starttls: str | None = None,
+    identity: ClientIdentity | None = None,
+    proxy: Proxy | None = None,
+    restrict: str | None = None,
 ) -> PresentedChain:
     """Handshake with ``address:port`` and return the certificates it presents; never raises.
 
@@ -460,6 +555,19 @@ async def fetch_chain(
     or version) is asked once more with every suite OpenSSL has, so that even a legacy-only server's
     certificate gets collected. ``timeout`` bounds both attempts together. ``gate``, when given, is awaited
     before each connection (a scan's rate limit).
+
+    ``identity``: the client certificate to send when the server asks for one (mutual TLS). A server that asks is
+    recorded in the result's ``client_auth`` (the CA names it accepts; whether it refused the connection over the
+    certificate, or its absence): a server that ends the handshake for that still has its chain collected (it sent
+    it before asking), and after a TLS 1.3 handshake the server's first records are waited for (at most
+    :data:`CLIENT_AUTH_WAIT` seconds), since there the refusal comes after the client's Finished.
+
+    ``proxy``: an HTTP proxy to open a tunnel through first (CONNECT ``address:port``, where ``address`` may be a
+    host name: the proxy resolves it). A proxy that cannot be reached, refuses the tunnel (407, 403, 502...) or
+    does not answer in HTTP within the timeout and :data:`~certdoctor.collect.proxy.MAX_CONNECT_REPLY` bytes is an
+    ``error_kind`` of "proxy" whose message quotes its status line.
+
+    ``restrict``: offer only one key type (a key of :data:`RESTRICTIONS`), with no legacy retry.
     """
     upgrade = None
     if starttls is not None:
@@ -469,7 +577,22 @@ async def fetch_chain(
     started = time.perf_counter()
     if gate is not None:
         await gate()
-    first = await _attempt(address, port, sni, timeout, max_certs, max_bytes, started, legacy=False, upgrade=upgrade)
+    first = await _attempt(
+        address,
+        port,
+        sni,
+        timeout,
+        max_certs,
+        max_bytes,
+        started,
+        legacy=False,
+        upgrade=upgrade,
+        identity=identity,
+        proxy=proxy,
+        restrict=restrict,
+    )
+    if restrict is not None:
+        return first
     if first.error_kind != "handshake" or not any(r in (first.error or "") for r in _REFUSALS):
         return first
     remaining = timeout - (time.perf_counter() - started)
@@ -477,14 +600,32 @@ async def fetch_chain(
         return first
     if gate is not None:
         await gate()
-    second = await _attempt(address, port, sni, remaining, max_certs, max_bytes, started, legacy=True, upgrade=upgrade)
+    second = await _attempt(
+        address,
+        port,
+        sni,
+        remaining,
+        max_certs,
+        max_bytes,
+        started,
+        legacy=True,
+        upgrade=upgrade,
+        identity=identity,
+        proxy=proxy,
+    )
     if second.error_kind is None or second.error_kind == "no-certificate":
         return second
     return first  # refused both ways: the answer to what common clients offer says more
 
 
 def _failure(
-    source: str, host: str, started: float, kind: str, message: str, starttls: StartTls | None = None
+    source: str,
+    host: str,
+    started: float,
+    kind: str,
+    message: str,
+    starttls: StartTls | None = None,
+    proxy: Proxy | None = None,
 ) -> PresentedChain:
     return PresentedChain(
         source=source,
@@ -493,6 +634,7 @@ def _failure(
         error_kind=kind,  # type: ignore[arg-type]
         elapsed=time.perf_counter() - started,
         starttls=starttls,
+        proxy=None if proxy is None else proxy.label,
     )
 
 
@@ -573,6 +715,9 @@ async def _attempt(
     *,
     legacy: bool,
     upgrade: Upgrade | None = None,
+    identity: ClientIdentity | None = None,
+    proxy: Proxy | None = None,
+    restrict: str | None = None,
 ) -> PresentedChain:
     host = _strip_brackets(address.strip())
     source = _source_label(host, port)
@@ -589,7 +734,7 @@ async def _attempt(
     upgraded: StartTls | None = None
     loop = asyncio.get_running_loop()
     try:
-        conn = SSL.Connection(_client_context(legacy), None)
+        conn = SSL.Connection(_client_context(legacy, identity, restrict), None)
         state = None
         if not _NATIVE:
             state = _ConnState()
@@ -606,16 +751,38 @@ async def _attempt(
             channel = Channel(upgrade.name, protocol.write_plain)
             channel.server_name = sni or (None if is_ip(host) else host)
             protocol.channel = channel
+        tunnel: Channel | None = None
+        if proxy is not None:  # the CONNECT exchange comes first, on a channel of its own
+            tunnel = Channel("http", protocol.write_plain, max_line=MAX_CONNECT_REPLY, max_bytes=MAX_CONNECT_REPLY)
+            tunnel.stage = "connect"
+            protocol.channel = tunnel
 
         async with asyncio.timeout(timeout):
             try:
-                transport, _ = await loop.create_connection(lambda: protocol, host, port)
+                if proxy is not None:
+                    transport, _ = await loop.create_connection(lambda: protocol, proxy.host, proxy.port)
+                else:
+                    transport, _ = await loop.create_connection(lambda: protocol, host, port)
             except OSError as exc:
+                if proxy is not None:
+                    message = f"cannot connect to the proxy {proxy.label}: {_connect_message(exc)}"
+                    return _failure(source, host, started, "proxy", message, proxy=proxy)
                 if isinstance(exc, TimeoutError):
                     message = "no TCP connection established (connect timed out)"
                     return _failure(source, host, started, "timeout", message)
                 kind = "resolve" if isinstance(exc, socket.gaierror) else "connect"
                 return _failure(source, host, started, kind, _connect_message(exc))
+            if proxy is not None and tunnel is not None:
+                phase = "proxy"
+                refused = await open_tunnel(protocol.write_plain, tunnel, host, port, proxy)
+                if refused is not None:
+                    return _failure(source, host, started, "proxy", refused, proxy=proxy)
+                if channel is not None:  # what the server said right after the tunnel opened is its greeting
+                    channel.local_address = tunnel.local_address
+                    channel.feed(tunnel.pending)
+                    protocol.channel = channel
+                else:
+                    protocol.start_tls()
             if upgrade is not None and channel is not None:
                 phase = "starttls"
                 try:
@@ -626,6 +793,14 @@ async def _attempt(
                 protocol.start_tls()
             phase = "handshake"
             failed = await done
+        client_auth = None
+        if _ssl_id(conn) in _ASKED:
+            phase = "client certificate"
+            client_auth = await _client_auth(
+                conn, protocol, failed, identity, timeout - (time.perf_counter() - started)
+            )
+            if client_auth.refused is not None and failed is not None:
+                failed = None  # refused over the client certificate: the chain it sent before is what we want
         if failed is not None:
             kind, message = failed
             if upgrade is not None and upgrade.name == "postgres-direct" and protocol.received == 0:
@@ -662,6 +837,7 @@ async def _attempt(
                 ocsp_staple=staple,
                 elapsed=elapsed,
                 starttls=upgraded,
+                proxy=None if proxy is None else proxy.label,
             )
         return PresentedChain(
             source=source,
@@ -674,9 +850,14 @@ async def _attempt(
             ocsp_staple=staple,
             elapsed=elapsed,
             starttls=upgraded,
+            client_auth=client_auth,
+            proxy=None if proxy is None else proxy.label,
         )
     except TimeoutError:
         seconds = _format_seconds(timeout)
+        if phase == "proxy" and proxy is not None:
+            message = f"the proxy {proxy.label} did not answer CONNECT within {seconds} s"
+            return _failure(source, host, started, "proxy", message, proxy=proxy)
         if phase == "starttls" and upgrade is not None and channel is not None:
             return _failure(source, host, started, *_upgrade_timeout(upgrade, channel, seconds))
         if phase == "connect":
@@ -686,6 +867,43 @@ async def _attempt(
         )
     except Exception as exc:  # defensive: a hostile server must never crash the caller
         message = f"unexpected error during the {phase}: {type(exc).__name__}: {exc}"
-        return _failure(source, host, started, "handshake" if phase == "starttls" else phase, message)
+        kind = phase if phase in ("connect", "handshake", "proxy") else "handshake"
+        return _failure(source, host, started, kind, message)
     finally:
+        if conn is not None and _ASKED:
+            _ASKED.discard(_ssl_id(conn))
         _close(transport, polite=polite)
+
+
+# Seconds to wait, after a TLS 1.3 handshake in which the server asked for a client certificate, for its first
+# records: an alert (refused) or a session ticket (accepted). Servers answer within a round trip.
+CLIENT_AUTH_WAIT = 2.0
+
+
+async def _client_auth(
+    conn: SSL.Connection,
+    protocol: _Handshake,
+    failed: tuple[str, str] | None,
+    identity: ClientIdentity | None,
+    remaining: float,
+) -> ClientAuth:
+    """What the server that asked for a client certificate did with ours (or its absence): a handshake that failed
+    with an alert was refused; a TLS 1.3 handshake is followed by the server's answer (see CLIENT_AUTH_WAIT)."""
+    refused: str | None = None
+    if failed is not None:
+        try:
+            sent_chain = _peer_certs(conn, 1)[1] > 0
+        except _BadCertificate:
+            sent_chain = False
+        if failed[0] == "handshake" and sent_chain:
+            refused = failed[1]
+    elif conn.get_protocol_version_name() == "TLSv1.3" and remaining > 0:
+        after = asyncio.get_running_loop().create_future()
+        protocol.after = after
+        protocol.post = b""
+        try:
+            async with asyncio.timeout(min(CLIENT_AUTH_WAIT, remaining)):
+                refused = await after
+        except TimeoutError:
+            refused = None  # nothing said: the session goes on
+    return ClientAuth(ca_names=ca_names(conn), sent=identity is not None, refused=refused)

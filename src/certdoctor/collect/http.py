@@ -26,6 +26,8 @@ from urllib.parse import urlsplit
 if TYPE_CHECKING:  # httpx is imported lazily: it costs ~150 ms of CLI start-up
     import httpx
 
+    from .proxy import ProxyPolicy
+
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -117,9 +119,14 @@ class BoundedHttp(AsyncClosing):
         user_agent: str = "certdoctor",
         client: httpx.AsyncClient | None = None,
         refuse_private: bool = False,
+        proxies: ProxyPolicy | None = None,
     ) -> None:
         """``refuse_private``: connect to public addresses only (ignored when ``client`` is given: the caller's
-        client decides)."""
+        client decides). ``proxies``: which downloads go through an HTTP proxy (None: httpx's own reading of the
+        environment, or none with ``refuse_private``). Through a proxy with ``refuse_private``, the URL's host is
+        resolved here and refused unless every address is public (the proxy then connects to it by name: a name
+        that changes its answer in between is not caught, as it is on a direct connection); the proxy itself was
+        chosen by the user and is not vetted."""
         self.timeout = timeout
         self.max_bytes = max_bytes
         self.max_redirects = max_redirects
@@ -127,11 +134,43 @@ class BoundedHttp(AsyncClosing):
         self._user_agent = user_agent
         self._client = client
         self._owns_client = client is None
+        self.proxies = proxies
+        self._proxied: dict[str, httpx.AsyncClient] = {}  # one client per proxy URL
 
     async def aclose(self) -> None:
         if self._owns_client and self._client is not None:
             client, self._client = self._client, None
             await client.aclose()
+        proxied, self._proxied = self._proxied, {}
+        for client in proxied.values():
+            await client.aclose()
+
+    async def _client_for(self, url: str) -> httpx.AsyncClient:
+        """The client to send ``url`` with: through its proxy (see ``proxies``), else the direct one. Raises
+        AddressRefused for a proxied URL whose host is not public, with ``refuse_private``."""
+        proxy = None
+        if self.proxies is not None and self._owns_client:
+            proxy = self.proxies.for_url(url)
+        if proxy is None:
+            return self._get_client()
+        if self.refuse_private:
+            from .netguard import vet_host
+
+            parts = urlsplit(url)
+            await vet_host(parts.hostname or "", parts.port or (443 if parts.scheme.lower() == "https" else 80))
+        client = self._proxied.get(proxy.url)
+        if client is None:
+            import httpx
+
+            client = self._proxied[proxy.url] = httpx.AsyncClient(
+                timeout=httpx.Timeout(self.timeout),
+                follow_redirects=False,
+                verify=False,
+                proxy=proxy.url,
+                trust_env=False,
+                headers={"User-Agent": self._user_agent, "Accept-Encoding": "identity"},
+            )
+        return client
 
     def _get_client(self) -> httpx.AsyncClient:
         if self._client is None:
@@ -150,6 +189,7 @@ class BoundedHttp(AsyncClosing):
                 follow_redirects=False,  # followed in _request, see the module docstring
                 verify=False,
                 transport=transport,
+                trust_env=self.proxies is None,  # with a policy, it alone decides (curl's rules)
                 headers={"User-Agent": self._user_agent, "Accept-Encoding": "identity"},
             )
         return self._client
@@ -254,9 +294,8 @@ class BoundedHttp(AsyncClosing):
         original: str,
     ) -> Download | _Redirect:
         """One request, no redirect followed: the download, or where the server redirects to."""
-        async with self._get_client().stream(
-            method, url, content=content, headers=headers, timeout=seconds
-        ) as response:
+        client = await self._client_for(url)
+        async with client.stream(method, url, content=content, headers=headers, timeout=seconds) as response:
             status = response.status_code
             content_type = response.headers.get("content-type")
             location = response.headers.get("location")

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["AddressRefused", "classify", "guarded_transport"]
+__all__ = ["AddressRefused", "classify", "guarded_transport", "vet_host"]
 
 _RANGES = tuple(
     (ipaddress.ip_network(net), kind)
@@ -79,6 +79,26 @@ def _is_ip(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+async def vet_host(host: str, port: int, timeout: float = 5.0) -> None:
+    """Resolve ``host`` and raise :class:`AddressRefused` unless it has an address and every one is public (for a
+    download through a proxy, which connects on certdoctor's behalf: see :class:`certdoctor.collect.http.BoundedHttp`).
+    A name that does not resolve here is refused too: the proxy would reach something certdoctor cannot vet."""
+    name = host.strip("[]")
+    if _is_ip(name):
+        addresses = [name]
+    else:
+        try:
+            infos = await asyncio.wait_for(
+                asyncio.get_running_loop().getaddrinfo(name, port, type=socket.SOCK_STREAM), timeout
+            )
+        except (OSError, TimeoutError) as exc:
+            raise AddressRefused(f"{name} cannot be resolved here to be vetted ({exc})") from None
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    allowed, reason = _vet(name, addresses)
+    if reason is not None or not allowed:
+        raise AddressRefused(reason or f"{name} has no address")
 
 
 def _backend() -> Any:

@@ -39,6 +39,7 @@ from ..revocation import (
     urls,
 )
 from .http import AsyncClosing, BoundedHttp, Download, SharedResults, format_seconds
+from .proxy import ProxyPolicy
 
 if TYPE_CHECKING:
     import httpx
@@ -75,6 +76,7 @@ class RevocationFetcher(AsyncClosing):
         max_crl_bytes: int = MAX_CRL_BYTES,
         client: httpx.AsyncClient | None = None,
         refuse_private: bool = False,
+        proxies: ProxyPolicy | None = None,
     ) -> None:
         """``refuse_private``: connect to public addresses only (:mod:`certdoctor.collect.netguard`)."""
         self._http = BoundedHttp(
@@ -83,6 +85,7 @@ class RevocationFetcher(AsyncClosing):
             user_agent=_USER_AGENT,
             client=client,
             refuse_private=refuse_private,
+            proxies=proxies,
         )
         self._max_crl_bytes = max_crl_bytes
         self._ocsp: SharedResults[str, RevocationFetch] = SharedResults()

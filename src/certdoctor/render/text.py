@@ -263,6 +263,14 @@ def render(
             if c.tls_version:
                 line.append(f"  {clean(c.tls_version)} {clean(c.cipher or '')}", style="dim")
             line.append(f"  {c.total_received} certificate(s)", style="dim")
+            if c.key_type is not None:  # a server with an RSA and an ECDSA certificate (checks.keytypes)
+                how = f"offering only {c.key_type}" if c.key_type_only else "offering both"
+                line.append(f"  {c.key_type} certificate ({how})", style="dim")
+            if c.proxy is not None:
+                line.append(f"  via proxy {clean(c.proxy)}", style="dim")
+            if c.client_auth is not None:
+                sent = "sent" if c.client_auth.sent else "none sent"
+                line.append(f"  client certificate requested ({sent})", style="dim")
             if c.elapsed:
                 line.append(f"  {c.elapsed * 1000:.0f} ms", style="dim")
         else:

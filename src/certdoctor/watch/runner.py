@@ -116,7 +116,9 @@ def observation(target_id: int, record: dict[str, Any], diagnosis: Diagnosis | N
                     row = seen[id(cert)] = _cert_row(cert)
                     certs[row.sha256] = row
                 shas.append(row.sha256)
-            endpoints.append(Endpoint(chain.address or chain.source, chain.ok, chain.error, tuple(shas)))
+            # a dual server's other certificate ("ADDRESS:PORT (RSA)") is an endpoint of its own, not its address
+            where = chain.source if chain.key_type_only else (chain.address or chain.source)
+            endpoints.append(Endpoint(where, chain.ok, chain.error, tuple(shas)))
         for report in diagnosis.reports:
             path = report.analysis.best.certs() if report.analysis.paths else report.chain.certs
             for cert in path:
