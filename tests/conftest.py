@@ -19,6 +19,21 @@ if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext
 
 
+# Every server the tests talk to is on loopback: a proxy in the developer's environment (read as curl reads it,
+# by certdoctor and by the real clients) must not stand between them. Tests of proxies set their own.
+for _name in (
+    "https_proxy",
+    "HTTPS_PROXY",
+    "http_proxy",
+    "HTTP_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+    "no_proxy",
+    "NO_PROXY",
+):
+    os.environ.pop(_name, None)
+
+
 def _ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
