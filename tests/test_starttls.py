@@ -16,7 +16,6 @@ import subprocess
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -30,11 +29,10 @@ from certdoctor.pipeline import parse_target, starttls_for
 from certdoctor.scan.targets import BadLine, ScanTarget, parse_line
 from conftest import MAIL_CHAINS
 from mailservers import Dovecot, Postfix
+from starttls_expect import ACCEPTED, EXPECTED, assert_verdict, check_json, ids, lab_argv
 
 # What each lab chain must give, finding by finding (the lab scenarios' own expectations), and whether a client
 # that verifies (openssl -verify_return_error, curl) accepts it.
-EXPECTED = {"good-rsa": (), "incomplete-no-aia": ("missing-intermediate",), "expired": ("expired",)}
-ACCEPTED = {"good-rsa": True, "incomplete-no-aia": False, "expired": False}
 
 
 def test_expectations_are_the_lab_scenarios(lab: Lab) -> None:
@@ -266,47 +264,12 @@ def test_pop3_capa_is_optional_and_byte_stuffed() -> None:
 # --- real servers ------------------------------------------------------------------------------------------------
 
 
-def check_json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, dict[str, Any]]:
-    code = main([*argv, "--json"])
-    return code, jsonschemas.loads(capsys.readouterr().out)
-
-
-def ids(doc: dict[str, Any]) -> tuple[str, ...]:
-    return tuple(sorted(f["id"] for f in doc["findings"] if f["severity"] == "error"))
-
-
-def mail_argv(lab: Lab, scheme: str, name: str, port: int, *extra: str) -> list[str]:
-    host = lab.endpoints[name].hostname
-    return [
-        "check",
-        f"{scheme}://{host}:{port}",
-        "--resolve",
-        f"{host}:{port}:127.0.0.1",
-        "--ca-file",
-        str(lab.root_path),
-        "--no-revocation",
-        *extra,
-    ]
-
-
-def assert_verdict(doc: dict[str, Any], code: int, name: str, protocol: str | None) -> None:
-    assert ids(doc) == EXPECTED[name], doc["findings"]
-    assert doc["verdict"] == ("valid" if ACCEPTED[name] else "invalid") and code == (0 if ACCEPTED[name] else 1)
-    assert doc["target"]["starttls"] == protocol
-    [endpoint] = doc["endpoints"]
-    assert endpoint["ok"] and endpoint["error_kind"] is None
-    if protocol is None:
-        assert endpoint["starttls"] is None
-    else:
-        assert endpoint["starttls"]["protocol"] == protocol and endpoint["starttls"]["stage"] is None
-
-
 @pytest.mark.parametrize("name", MAIL_CHAINS)
 @pytest.mark.parametrize("mode", ["starttls", "implicit"])
 def test_postfix(lab: Lab, postfix_server: Postfix, capsys: pytest.CaptureFixture[str], name: str, mode: str) -> None:
     port = postfix_server.ports[(name, mode)]
     scheme = "smtp" if mode == "starttls" else "smtps"
-    code, doc = check_json(capsys, mail_argv(lab, scheme, name, port))
+    code, doc = check_json(capsys, lab_argv(lab, scheme, name, port))
     assert_verdict(doc, code, name, "smtp" if mode == "starttls" else None)
     if mode == "starttls":
         info = doc["endpoints"][0]["starttls"]
@@ -319,7 +282,7 @@ def test_postfix(lab: Lab, postfix_server: Postfix, capsys: pytest.CaptureFixtur
 def test_dovecot(
     lab: Lab, dovecot_server: Dovecot, capsys: pytest.CaptureFixture[str], name: str, service: str
 ) -> None:
-    code, doc = check_json(capsys, mail_argv(lab, service, name, dovecot_server.ports[service]))
+    code, doc = check_json(capsys, lab_argv(lab, service, name, dovecot_server.ports[service]))
     protocol = None if service.endswith("s") else service
     assert_verdict(doc, code, name, protocol)
     if protocol is not None:
@@ -466,7 +429,7 @@ def test_real_clients_agree(
         port = dovecot.ports[service]
     host = lab.endpoints[name].hostname
     protocol = None if service.endswith("s") else service
-    code, doc = check_json(capsys, mail_argv(lab, service, name, port))
+    code, doc = check_json(capsys, lab_argv(lab, service, name, port))
     valid = doc["verdict"] == "valid"
     assert valid == ACCEPTED[name] and code == (0 if valid else 1)
     accepted, said = openssl_accepts(lab.root_path, host, port, protocol)

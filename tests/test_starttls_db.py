@@ -19,7 +19,6 @@ import subprocess
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -33,10 +32,9 @@ from dbservers import MariaDB, hosts_namespace_reason, in_hosts_namespace
 from dbservers import unavailable_reason as mariadb_unavailable
 from pgserver import DATABASE, SUPERUSER, PostgresServer, chmod_boundary
 from pgserver import unavailable_reason as postgres_unavailable
+from starttls_expect import ACCEPTED, assert_verdict, check_json, ids, lab_argv
 
 CHAINS = ("good-rsa", "incomplete-no-aia", "expired")
-EXPECTED = {"good-rsa": (), "incomplete-no-aia": ("missing-intermediate",), "expired": ("expired",)}
-ACCEPTED = {"good-rsa": True, "incomplete-no-aia": False, "expired": False}
 
 
 def _skip_unless(reason: str | None) -> None:
@@ -202,29 +200,6 @@ def test_mysql_failures(greeting: bytes, kind: str, stage: str, code: str | None
 # --- real servers ------------------------------------------------------------------------------------------------
 
 
-def check_json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, dict[str, Any]]:
-    code = main([*argv, "--json"])
-    return code, jsonschemas.loads(capsys.readouterr().out)
-
-
-def ids(doc: dict[str, Any]) -> tuple[str, ...]:
-    return tuple(sorted(f["id"] for f in doc["findings"] if f["severity"] == "error"))
-
-
-def db_argv(lab: Lab, scheme: str, name: str, port: int, *extra: str) -> list[str]:
-    host = lab.endpoints[name].hostname
-    return ["check", f"{scheme}://{host}:{port}", "--resolve", f"{host}:{port}:127.0.0.1", "--ca-file",
-            str(lab.root_path), "--no-revocation", *extra]  # fmt: skip
-
-
-def assert_verdict(doc: dict[str, Any], code: int, name: str, protocol: str) -> None:
-    assert ids(doc) == EXPECTED[name], doc["findings"]
-    assert doc["verdict"] == ("valid" if ACCEPTED[name] else "invalid") and code == (0 if ACCEPTED[name] else 1)
-    assert doc["target"]["starttls"] == protocol
-    [endpoint] = doc["endpoints"]
-    assert endpoint["ok"] and endpoint["starttls"]["protocol"] == protocol and endpoint["starttls"]["stage"] is None
-
-
 @pytest.fixture(scope="module")
 def postgres_tls(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, PostgresServer]]:
     """A cluster with ssl = on for each of CHAINS (PostgreSQL has one certificate per cluster, no SNI)."""
@@ -267,7 +242,7 @@ def test_postgres_with_ssl_agrees_with_psql(
     name: str,
 ) -> None:
     port = postgres_tls[name].port
-    code, doc = check_json(capsys, db_argv(lab, "postgres", name, port))
+    code, doc = check_json(capsys, lab_argv(lab, "postgres", name, port))
     assert_verdict(doc, code, name, "postgres")
     accepted, said = psql_accepts(lab.root_path, lab.endpoints[name].hostname, port, tmp_path)
     assert accepted == ACCEPTED[name], said
@@ -346,7 +321,7 @@ def test_mariadb_agrees_with_the_mariadb_client(
     lab: Lab, mariadb_servers: dict[str, MariaDB], capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str
 ) -> None:
     port = mariadb_servers[name].port
-    code, doc = check_json(capsys, db_argv(lab, "mysql", name, port))
+    code, doc = check_json(capsys, lab_argv(lab, "mysql", name, port))
     assert_verdict(doc, code, name, "mysql")
     info = doc["endpoints"][0]["starttls"]
     assert "MariaDB" in info["banner"] and "SSL" in info["offered"]
@@ -493,14 +468,14 @@ def test_postgres_17_direct_tls_offers_alpn(
     host = lab.endpoints[name].hostname
     url = f"postgresql://{host}:{port}/app?sslnegotiation=direct"
     for argv in (
-        ["check", url, *db_argv(lab, "postgresql", name, port)[2:]],
-        db_argv(lab, "postgres", name, port, "--starttls", "postgres-direct"),
+        ["check", url, *lab_argv(lab, "postgresql", name, port)[2:]],
+        lab_argv(lab, "postgres", name, port, "--starttls", "postgres-direct"),
     ):
         code, doc = check_json(capsys, argv)
         assert_verdict(doc, code, name, "postgres-direct")
         assert alpn[-1] == "postgresql"
     # the SSLRequest way against a port that speaks TLS at once: the server waits for a ClientHello
-    code, doc = check_json(capsys, db_argv(lab, "postgres", name, port, "--timeout", "2"))
+    code, doc = check_json(capsys, lab_argv(lab, "postgres", name, port, "--timeout", "2"))
     assert code == 3 and ids(doc) == ("starttls-wrong-protocol",)
     assert "--starttls postgres-direct" in doc["findings"][0]["detail"], doc["findings"][0]
 
@@ -537,7 +512,7 @@ def test_direct_tls_to_a_postgresql_before_17(
 ) -> None:
     """PostgreSQL 15 reads the ClientHello as a startup packet and closes: the report says to use SSLRequest."""
     name = "good-rsa"
-    argv = db_argv(lab, "postgres", name, postgres_tls[name].port, "--starttls", "postgres-direct")
+    argv = lab_argv(lab, "postgres", name, postgres_tls[name].port, "--starttls", "postgres-direct")
     code, doc = check_json(capsys, argv)
     assert code == 3 and ids(doc) == ("handshake-failed",), doc["findings"]
     [endpoint] = doc["endpoints"]

@@ -46,9 +46,7 @@ from dirservers import (
     unavailable_reason,
     with_hosts,
 )
-
-EXPECTED = {"good-rsa": (), "incomplete-no-aia": ("missing-intermediate",), "expired": ("expired",)}
-ACCEPTED = {"good-rsa": True, "incomplete-no-aia": False, "expired": False}
+from starttls_expect import ACCEPTED, assert_verdict, check_json, ids, lab_argv
 
 
 def skip_unless(*binaries: str) -> None:
@@ -58,41 +56,6 @@ def skip_unless(*binaries: str) -> None:
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail(f"CI=true but these tests cannot run: {reason}", pytrace=False)
         pytest.skip(reason)
-
-
-def check_json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, dict[str, Any]]:
-    code = main([*argv, "--json"])
-    return code, jsonschemas.loads(capsys.readouterr().out)
-
-
-def ids(doc: dict[str, Any]) -> tuple[str, ...]:
-    return tuple(sorted(f["id"] for f in doc["findings"] if f["severity"] == "error"))
-
-
-def lab_argv(lab: Lab, scheme: str, name: str, port: int, *extra: str) -> list[str]:
-    host = lab.endpoints[name].hostname
-    return [
-        "check",
-        f"{scheme}://{host}:{port}",
-        "--resolve",
-        f"{host}:{port}:127.0.0.1",
-        "--ca-file",
-        str(lab.root_path),
-        "--no-revocation",
-        *extra,
-    ]
-
-
-def assert_verdict(doc: dict[str, Any], code: int, name: str, protocol: str | None) -> None:
-    assert ids(doc) == EXPECTED[name], doc["findings"]
-    assert doc["verdict"] == ("valid" if ACCEPTED[name] else "invalid") and code == (0 if ACCEPTED[name] else 1)
-    assert doc["target"]["starttls"] == protocol
-    [endpoint] = doc["endpoints"]
-    assert endpoint["ok"] and endpoint["error_kind"] is None
-    if protocol is None:
-        assert endpoint["starttls"] is None
-    else:
-        assert endpoint["starttls"]["protocol"] == protocol and endpoint["starttls"]["stage"] is None
 
 
 # --- targets -----------------------------------------------------------------------------------------------------
