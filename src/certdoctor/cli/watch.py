@@ -265,10 +265,13 @@ def _list(ns: argparse.Namespace, store: Any) -> int:
 
 
 def _run(ns: argparse.Namespace, store: Any) -> int:
+    from dataclasses import replace
+
     from ..render.escape import clean
     from ..watch import run_pass
 
-    options = diagnose_options(ns)
+    # one handshake per address, as scan (a dual RSA/ECDSA server's other certificate costs a connection more)
+    options = replace(diagnose_options(ns), all_key_types=False)
     result = run_pass(
         store,
         options,
@@ -774,7 +777,9 @@ def _serve(ns: argparse.Namespace, store: Any) -> int:
     options = diagnose_options(ns)
     if options.at is not None:
         raise UsageError("--at: serve judges every target at the time it is checked")
-    options = replace(options, allow_private_fetch=ns.allow_private_fetch and not ns.refuse_private_urls)
+    options = replace(
+        options, allow_private_fetch=ns.allow_private_fetch and not ns.refuse_private_urls, all_key_types=False
+    )
     from ..watch.daemon import ServeConfig, bind, serve
 
     config = ServeConfig(
