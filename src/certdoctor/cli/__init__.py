@@ -63,8 +63,10 @@ def _module(name: str) -> Any:
     return importlib.import_module(f"{__name__}.{name}")
 
 
-def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The parser; with ``command``, only that command's arguments are declared (its module alone imported)."""
+def build_parser(command: str | None = None, *, all_commands: bool = True) -> argparse.ArgumentParser:
+    """The parser; with ``command``, only that command's arguments are declared (its module alone imported);
+    without one, every command's when ``all_commands``, none otherwise (``certdoctor --help`` and ``--version``
+    list the commands without importing them)."""
     from .. import __version__
 
     parser = Parser(
@@ -75,7 +77,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name, help_text in COMMANDS.items():
-        if command is not None and name != command:
+        if name != command and (command is not None or not all_commands):
             sub.add_parser(name, help=help_text, add_help=False)
             continue
         module = _module(name)
@@ -135,7 +137,7 @@ def _run(argv: Sequence[str] | None, *, exiting: bool = False) -> tuple[str | No
     _quiet_library_warnings()
     args = list(sys.argv[1:] if argv is None else argv)
     first = _command_of(args)
-    parser = build_parser(first if first in COMMANDS else None)
+    parser = build_parser(first if first in COMMANDS else None, all_commands=False)
     try:
         ns = parser.parse_args(args)
     except SystemExit as exc:  # --help, --version (0) or a usage error (argparse printed it: 2)

@@ -187,13 +187,15 @@ def _renewals(ns: argparse.Namespace, store: Any) -> int:
     return watch_renewal.renewals(ns, store, _emit, console)
 
 
-def _emit(ns: argparse.Namespace, kind: str, body: dict[str, Any]) -> bool:
-    """Write the ``kind`` document when --json was given; True if it was."""
+def _emit(ns: argparse.Namespace, kind: str, body: dict[str, Any], rows: str | None = None) -> bool:
+    """Write the ``kind`` document when --json was given; True if it was. ``rows``: the key of a fleet-sized
+    list, written one row per line (render.json.dumps_rows)."""
     if not ns.json:
         return False
     from ..render import json as render_json
 
-    sys.stdout.write(render_json.dumps(render_json.document(kind, body)) + "\n")
+    doc = render_json.document(kind, body)
+    sys.stdout.write((render_json.dumps(doc) if rows is None else render_json.dumps_rows(doc, rows)) + "\n")
     return True
 
 
@@ -213,7 +215,7 @@ def _list_doc(targets: Any) -> dict[str, Any]:
 
 def _add(ns: argparse.Namespace, store: Any) -> int:
     done = store.add(ns.targets, _labels(ns), ns.every)
-    if _emit(ns, "watch-list", _list_doc(t for t, _ in done)):
+    if _emit(ns, "watch-list", _list_doc(t for t, _ in done), "targets"):
         return 0
     out = console(ns)
     for target, added in done:
@@ -227,7 +229,7 @@ def _import(ns: argparse.Namespace, store: Any) -> int:
     done, bad = store.import_file(ns.file, _labels(ns), ns.every)
     for b in bad:
         print(f"certdoctor watch import: line {b.line}: {clean(b.reason, 200)} — skipped", file=sys.stderr)
-    if _emit(ns, "watch-list", _list_doc(t for t, _ in done)):
+    if _emit(ns, "watch-list", _list_doc(t for t, _ in done), "targets"):
         return 0
     added = sum(1 for _, a in done if a)
     console(ns).print(f"{added} added, {len(done) - added} already watched, {len(bad)} bad lines skipped")
@@ -239,7 +241,7 @@ def _remove(ns: argparse.Namespace, store: Any) -> int:
     if not ns.json:
         for target in removed:
             console(ns).print(f"removed  #{target.id}  {target.spec}")
-    _emit(ns, "watch-list", _list_doc(removed))
+    _emit(ns, "watch-list", _list_doc(removed), "targets")
     if unknown:
         raise UsageError(f"no such target in the watch list: {', '.join(unknown)}")
     return 0
@@ -247,20 +249,16 @@ def _remove(ns: argparse.Namespace, store: Any) -> int:
 
 def _list(ns: argparse.Namespace, store: Any) -> int:
     targets = store.targets(_labels(ns))
-    if _emit(ns, "watch-list", _list_doc(targets)):
+    if _emit(ns, "watch-list", _list_doc(targets), "targets"):
         return 0
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False)
-    for column in ("id", "target", "labels", "every", "next check"):
-        table.add_column(column, no_wrap=True)
+    from ..render.columns import aligned
     from ..watch import format_duration
 
-    for t in targets:
-        table.add_row(
-            str(t.id), t.spec, _show_labels(t.labels), format_duration(t.every_s), t.next_due.strftime("%Y-%m-%d %H:%M")
-        )
-    console(ns).print(table)
+    rows = (
+        (t.id, t.spec, _show_labels(t.labels), format_duration(t.every_s), t.next_due.strftime("%Y-%m-%d %H:%M"))
+        for t in targets
+    )
+    _print_lines(aligned(("id", "target", "labels", "every", "next check"), rows))
     return 0
 
 
@@ -341,17 +339,14 @@ def _status(ns: argparse.Namespace, store: Any) -> int:
     from ..render.escape import clean
 
     rows = store.status(labels=_labels(ns))
-    if _emit(ns, "watch-status", {"targets": rows}):
+    if _emit(ns, "watch-status", {"targets": rows}, "targets"):
         return 0
-    from rich.table import Table
+    from ..render.columns import aligned
 
-    table = Table(box=None, pad_edge=False)
-    for column in ("target", "verdict", "leaf days", "chain days", "rejected by", "checked", "problem", "labels"):
-        table.add_column(column, no_wrap=column != "problem", overflow="fold")
-    for r in rows:
+    def line(r: dict[str, Any]) -> tuple[object, ...]:
         # why it is broken; for a valid target, its first warning (expiring-soon, …)
         problem = r["error"] if r["verdict"] == "unreachable" else (r["first_error"] or next(iter(r["findings"]), ""))
-        table.add_row(
+        return (
             r["target"],
             r["verdict"] or "not checked",
             _days(r["leaf_days_left"]),
@@ -361,8 +356,15 @@ def _status(ns: argparse.Namespace, store: Any) -> int:
             clean(problem or "", 120),
             _show_labels(r["labels"]),
         )
-    console(ns).print(table)
+
+    headers = ("target", "verdict", "leaf days", "chain days", "rejected by", "checked", "problem", "labels")
+    _print_lines(aligned(headers, map(line, rows)))
     return 0
+
+
+def _print_lines(lines: Any) -> None:
+    """Write the lines to stdout in one go (a pipe reader sees whole lines; see render.columns)."""
+    sys.stdout.write("".join(f"{line}\n" for line in lines))
 
 
 def _history(ns: argparse.Namespace, store: Any) -> int:
@@ -400,7 +402,7 @@ def _events(ns: argparse.Namespace, store: Any) -> int:
 
     since = now() - timedelta(seconds=ns.since)
     events = store.events(since)
-    if _emit(ns, "watch-events", {"since": since.isoformat(), "events": events}):
+    if _emit(ns, "watch-events", {"since": since.isoformat(), "events": events}, "events"):
         return 0
     out = console(ns)
     shown = [(f"{e['at'][:19].replace('T', ' ')}  {e['target']}", e["kind"], e["detail"]) for e in events]
@@ -623,11 +625,8 @@ def _forecast(ns: argparse.Namespace, store: Any) -> int:
     body = fleet(store, ns.days, labels=_labels(ns), clients=ns.client, at=now())
     if _emit(ns, "watch-forecast", body):
         return 0
-    from rich.table import Table
+    from ..render.columns import aligned
 
-    table = Table(box=None, pad_edge=False)
-    for column in ("date (UTC)", "days", "target", "clients", "reason", "certificate"):
-        table.add_column(column, no_wrap=column not in ("reason", "clients"), overflow="fold")
     rows: list[list[Any]] = []
     for e in body["breaks"]:
         b = e["break"]
@@ -637,22 +636,24 @@ def _forecast(ns: argparse.Namespace, store: Any) -> int:
             rows[-1][1]["clients"].append(e["name"])
             continue
         rows.append([key, {"entry": e, "clients": [e["name"]]}])
+    if not rows:
+        console(ns).print(f"no break forecast within {ns.days:g} days ({body['forecast_targets']} targets forecast)")
+        return 0
+    lines = []
     for _key, row in rows:
         e, b = row["entry"], row["entry"]["break"]
         cert = b["certificate"]
-        table.add_row(
-            b["at"][:19].replace("T", " "),
-            f"{e['days_left']:g}",
-            e["target"],
-            ", ".join(row["clients"]),
-            clean(b["reason_id"], 40),
-            "" if cert is None else f"{cert['role']} {clean(cert['subject'], 120)}",
+        lines.append(
+            (
+                b["at"][:19].replace("T", " "),
+                f"{e['days_left']:g}",
+                e["target"],
+                ", ".join(row["clients"]),
+                clean(b["reason_id"], 40),
+                "" if cert is None else f"{cert['role']} {clean(cert['subject'], 120)}",
+            )
         )
-    out = console(ns)
-    if not rows:
-        out.print(f"no break forecast within {ns.days:g} days ({body['forecast_targets']} targets forecast)")
-        return 0
-    out.print(table)
+    _print_lines(aligned(("date (UTC)", "days", "target", "clients", "reason", "certificate"), lines))
     return 0
 
 

@@ -656,26 +656,31 @@ class Store:
         ).select_from(t.targets.outerjoin(o, o.c.id == t.targets.c.last_observation_id))
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
-        want = dict(labels or {})
+        want = dict(labels or {}).items()
         out = []
-        for r in rows:
-            if not all((r.labels or {}).get(k) == v for k, v in want.items()):
+        iso: dict[Any, str | None] = {None: None}  # notAfter values repeat across a fleet (one CA, one renewal)
+        for tid, spec, labels_, checked_at, verdict, rejected_by, leaf_na, chain_na, findings_, error in rows:
+            labels_ = labels_ or {}
+            if want and not all(labels_.get(k) == v for k, v in want):
                 continue
-            leaf_end, chain_end = utc(r.leaf_not_after), utc(r.chain_not_after)
-            findings = [list(f) for f in r.findings or ()]
+            leaf_end, chain_end = utc(leaf_na), utc(chain_na)
+            findings = findings_ or ()
+            for end in (leaf_end, chain_end):
+                if end not in iso:
+                    iso[end] = end.isoformat()
             out.append(
                 {
-                    "id": r.id,
-                    "target": r.spec,
-                    "labels": dict(r.labels or {}),
-                    "verdict": r.verdict,
-                    "rejected_by": list(r.rejected_by or ()),
-                    "leaf_not_after": _iso(leaf_end),
-                    "chain_not_after": _iso(chain_end),
+                    "id": tid,
+                    "target": spec,
+                    "labels": dict(labels_),
+                    "verdict": verdict,
+                    "rejected_by": list(rejected_by or ()),
+                    "leaf_not_after": iso[leaf_end],
+                    "chain_not_after": iso[chain_end],
                     "leaf_days_left": _days(leaf_end, moment),
                     "chain_days_left": _days(chain_end, moment),
-                    "checked_at": _iso(utc(r.checked_at)),
-                    "error": r.error if r.verdict == "unreachable" else None,
+                    "checked_at": _iso(utc(checked_at)),
+                    "error": error if verdict == "unreachable" else None,
                     "first_error": next((f[0] for f in findings if f[1] == "error"), None),
                     "findings": [f[0] for f in findings],
                 }
