@@ -277,7 +277,8 @@ def validity_too_long(tctx: TargetContext) -> Iterator[Hit]:
         seconds = (end - start).total_seconds() + 1
         limit = cabf_max_validity_days(start) if rule.value == "cabf-br" else rule.value
         if seconds > limit * 86400:
-            days = round(seconds / 86400, 1)
+            whole, rest = divmod(int(seconds), 86400)
+            span = f"{whole} days" + (f" and {rest} s" if rest else "")
             basis = (
                 f" (the CA/B Forum limit for certificates issued on {when(start)[:10]})"
                 if rule.value == "cabf-br"
@@ -287,10 +288,10 @@ def validity_too_long(tctx: TargetContext) -> Iterator[Hit]:
                 policy,
                 rule,
                 ctx,
-                f"The certificate is valid for {days:g} days, from {when(start)} to {when(end)}; the policy allows "
-                f"{limit} days{basis}",
+                f"The certificate is valid for {span} (notBefore through notAfter inclusive, BR §1.6.1), from "
+                f"{when(start)} to {when(end)}; the policy allows {limit} days{basis}",
                 "Request certificates with a shorter lifetime (ACME CAs issue 90 days or less) and automate renewal.",
-                seen=days,
+                seen=round(seconds / 86400, 6),
                 required=limit,
             )
 

@@ -235,6 +235,11 @@ def key_lines(text: str) -> tuple[dict[Path, int], list[Problem]]:
         if not stripped or stripped.startswith("#"):
             continue
         if stripped.startswith("[["):
+            scan = _Scan(stripped)
+            scan.i = 2
+            parts = scan.dotted_key()
+            if parts:
+                lines.setdefault(tuple(parts), number)
             problems.append(Problem(number, "", "arrays of tables ([[...]]) are not accepted in a policy file"))
             table = ("[[",)
             continue
