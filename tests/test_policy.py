@@ -18,7 +18,10 @@ from certdoctor.checks import REGISTRY, load_all
 from certdoctor.cli import main
 from certdoctor.lab import Lab
 from certdoctor.policy import RULES, finding_ids, load_policy, parse_policy, preset_text
+from certdoctor.watch import Store
 from pki_builder import leaf, root
+from test_watch import spec as watch_spec
+from test_watch_serve import start, wait_for  # noqa: F401 (fixture)
 
 
 def write(tmp_path: Path, text: str, name: str = "policy.toml") -> Path:
@@ -175,6 +178,7 @@ max_validity_days = "warning"
         f"{policy}:5",
         398,
     )
+    assert f["detail"].endswith(f"(policy {policy}:5: max_validity_days = 398).")
     _, doc = check(lab, capsys, "long-validity", "--policy", str(policy), "--label", "team=other")
     assert policy_findings(doc) == []
 
@@ -429,3 +433,22 @@ def test_watch_stores_policy_findings_and_alerts_on_them(
     alerts = json.loads(capsys.readouterr().out)["alerts"]
     assert [(a["condition"], a["target"]["target"] if isinstance(a["target"], dict) else a["target"]) for a in alerts
             if a["condition"].startswith("finding:policy")] == [("finding:policy-validity-too-long", spec)]  # fmt: skip
+
+
+def test_the_dashboard_shows_policy_findings(lab: Lab, tmp_path: Path, start: Any) -> None:  # noqa: F811
+    db = f"sqlite:///{tmp_path / 'watch.db'}"
+    target = watch_spec(lab, "long-validity")
+    with Store(db) as store:
+        store.add([target], labels={"team": "payments"})
+    policy = write(tmp_path, '[labels."team=payments"]\nmax_validity_days = 398\n')
+    served = start(db, "--policy", str(policy), "--no-revocation")
+
+    def checked() -> dict[str, Any] | None:
+        rows = served.get("/api/targets")[1]["targets"]
+        return rows[0] if rows and rows[0]["verdict"] else None
+
+    row = wait_for("the target checked", checked, served.proc)
+    assert row["verdict"] == "invalid"
+    status, html, _ = served.get(f"/targets/{row['id']}")
+    assert status == 200 and '<li data-finding="policy-validity-too-long"' in html
+    assert f"{policy}:2" in html

@@ -77,14 +77,26 @@ def _hit(
     **extra: Any,
 ) -> Hit:
     where = policy.location(rule)
+    written = _toml(rule.value) if rule.value == "cabf-br" else _toml(required)
     return Hit(
-        f"{detail} (policy rule {rule.key} at {where}: {_show(required)}).",
+        f"{detail} (policy {where}: {rule.key} = {written}).",
         fix,
         cert=cert if cert is not None else ctx.leaf,
         evidence={"rule": rule.key, "location": where, "seen": seen, "required": required, **extra},
         severity=rule.severity or severity or RULES[rule.key].severity,
         sources=sources if sources is not None else ctx.sources,
     )
+
+
+def _toml(value: Any) -> str:
+    """``value`` as the policy file writes it (true, 30, "cabf-br", ["rsa", "ecdsa"])."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return str(value)
 
 
 def _show(value: Any) -> str:

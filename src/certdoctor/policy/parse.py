@@ -98,19 +98,30 @@ class Policy:
     top: Section
     labelled: tuple[Section, ...] = ()
     description: str = ""
+    # rules_for's answers by label set: the checks ask once per rule and target, a scan for thousands of targets
+    _cache: dict[tuple[tuple[str, str], ...], dict[str, Rule]] = field(
+        default_factory=dict, compare=False, repr=False, hash=False
+    )
 
     def rules_for(self, labels: Mapping[str, str] | None = None) -> dict[str, Rule]:
         """The rules that apply to a target with ``labels``: the top level's, each replaced by the value of the
         last matching label section that sets it; a severity comes from the last matching ``severity`` table
         that names the rule, else the rule's default."""
         labels = labels or {}
+        key = tuple(sorted(labels.items()))
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
         sections = [self.top, *(s for s in self.labelled if s.matches(labels))]
         rules: dict[str, Rule] = {}
         severity: dict[str, Severity] = {}
         for section in sections:
             rules.update(section.rules)
             severity.update({k: sev for k, (sev, _) in section.severities.items()})
-        return {k: Rule(r.key, r.value, r.line, severity.get(k)) for k, r in rules.items()}
+        found = {k: Rule(r.key, r.value, r.line, severity.get(k)) for k, r in rules.items()}
+        if len(self._cache) < 1024:
+            self._cache[key] = found
+        return found
 
     def location(self, rule: Rule) -> str:
         return f"{self.name}:{rule.line}"
