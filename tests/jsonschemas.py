@@ -41,6 +41,7 @@ KINDS = (
     "watch-renewals",
     "watch-forecast",
     "watch-fleet",
+    "policy-check",
 )
 
 

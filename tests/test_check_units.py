@@ -1044,7 +1044,9 @@ def test_key_mismatch() -> None:
 
 def test_every_registered_check_has_a_unit_test() -> None:
     load_all()
-    missing = sorted(set(REGISTRY) - set(COVERS))
+    # the policy-* checks (certdoctor.checks.policy) are tested in test_policy.py, each on lab scenarios, and
+    # test_policy.test_every_policy_finding_is_a_registered_target_check holds them all to it
+    missing = sorted(set(REGISTRY) - set(COVERS) - {i for i in REGISTRY if i.startswith("policy-")})
     unknown = sorted(set(COVERS) - set(REGISTRY))
     where = Path(__file__).name
     assert not missing, f"registered checks without a unit test in {where} (add one with @covers): {missing}"

@@ -512,11 +512,14 @@ def fix(
     force: bool = False,
     pkcs12: bool = False,
     pkcs12_password: bytes | None = None,
+    policy: Any = None,
 ) -> FixResult:
     """Plan the chain from ``inputs`` (completed from the ``pool_paths`` files and AIA), check the key, write
     fullchain.pem, cert.pem, chain.pem (when there are intermediates), privkey.pem and haproxy.pem (with a
     key), bundle.p12 (``pkcs12``) into ``out_dir``, and re-verify what was written. Raises FixError (nothing
-    written) for unusable inputs, a key that does not match, or outputs that exist without ``force``."""
+    written) for unusable inputs, a key that does not match, or outputs that exist without ``force``. ``policy``:
+    a :class:`certdoctor.policy.Policy` applied to the written chain (its ``policy-*`` findings are part of the
+    re-verification, and its errors count in the exit status)."""
     import asyncio
 
     from .collect.files import load_certificate_files, load_chain_file
@@ -549,14 +552,18 @@ def fix(
         files["bundle.p12"] = (pkcs12_bytes(plan.key, plan.chain, password), 0o600)
     written = write_outputs(files, out_dir, force=force)
     from .api import diagnose
+    from .model import DiagnoseOptions
 
     verification = diagnose(
         files=[str(out_dir / "fullchain.pem")],
         name=host,
-        ca_certs=extra,
-        trust_stores=trust_stores,
-        fetch_aia=False,
-        allow_private_fetch=allow_private_fetch,
+        options=DiagnoseOptions(
+            ca_certs=tuple(extra),
+            trust_stores=None if trust_stores is None else tuple(trust_stores),
+            fetch_aia=False,
+            allow_private_fetch=allow_private_fetch,
+            policy=policy,
+        ),
     )
     config = server_config(out_dir, with_key=plan.key is not None, with_pkcs12=pkcs12, with_chain="chain.pem" in files)
     return FixResult(plan, written, inputs.repaired, verification, config, inputs.skipped)

@@ -107,6 +107,9 @@ class Target:
     separate_files: bool = False  # ...or each file the chain of another server, judged side by side
     host: str | None = None  # the host connected to (resolved, unless ``addresses``); None for files
     starttls: str | None = None  # the plaintext protocol upgraded to TLS first ("smtp", "imap", "pop3"); None: TLS
+    # (key, value) pairs: the scan line's label= options or the watched target's labels (policy sections select
+    # on them, see certdoctor.policy)
+    labels: tuple[tuple[str, str], ...] = ()
 
     @property
     def is_files(self) -> bool:
@@ -328,6 +331,8 @@ class Evidence:
     max_chain_depth: int | None = None  # --max-chain-depth: intermediates a client allows (None: no limit)
     deployed: tuple[DeployedFile, ...] = ()  # --deployed: the certificate files on the server's disk
     server_type: ServerType | None = None  # --server-type: which server reads them (for the fix text)
+    policy: Any = None  # --policy: a certdoctor.policy.Policy (None: no policy checks)
+    labels: tuple[tuple[str, str], ...] = ()  # the target's labels (--label, label=, watch labels), for the policy
 
     def __repr__(self) -> str:
         return f"<Evidence {self.target.label()} at {self.at.isoformat()}: {len(self.chains)} source(s)>"
@@ -422,6 +427,10 @@ class DiagnoseOptions:
     ``all_key_types``: after a handshake that got an RSA (or ECDSA) leaf, one more offering only ECDSA (or RSA)
     cipher suites and signature algorithms, to collect and judge the other certificate of a server that has both
     (one more connection per address; a server with one certificate refuses it at once).
+    ``policy``: a :class:`certdoctor.policy.Policy` whose rules the ``policy-*`` checks apply (None: none; see
+    :func:`certdoctor.policy.load_policy`); ``labels``: (key, value) pairs every target has (``check --label``),
+    to which a target's own labels (a scan line's ``label=``, a watched target's) are added; the policy's
+    ``[labels."k=v"]`` sections select on them.
 
     Raises :class:`certdoctor.errors.InputError` for an impossible value.
     """
@@ -454,6 +463,8 @@ class DiagnoseOptions:
     proxy: str | None = None
     no_proxy: str | None = None
     all_key_types: bool = True
+    policy: Any = None
+    labels: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.max_chain_depth is not None and not (
@@ -462,7 +473,9 @@ class DiagnoseOptions:
             raise InputError(f"max chain depth {self.max_chain_depth!r}: must be a whole number from 0 to 1000")
         if self.server_type is not None and self.server_type not in SERVER_TYPES:
             raise InputError(f"server type {self.server_type!r}: one of {', '.join(SERVER_TYPES)}")
-        for name in ("ca_files", "ca_certs", "ca_bundle", "crl_files", "deployed"):
+        if isinstance(self.labels, Mapping):
+            object.__setattr__(self, "labels", tuple(sorted(self.labels.items())))
+        for name in ("ca_files", "ca_certs", "ca_bundle", "crl_files", "deployed", "labels"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         for name in ("trust_stores", "verdict_clients"):
             if getattr(self, name) is not None:

@@ -532,6 +532,8 @@ class Session(AsyncClosing):
             raise InputError("no trust store available: select one with --trust-store or give --ca-file")
         self.index = StoreIndex(self.stores, self.extra)
         self.warn_days = o.warn_days
+        self.policy = o.policy
+        self.labels = o.labels
         self.verdict_clients = o.verdict_clients
         self.fetch_aia = o.fetch_aia
         self.aia_timeout = o.aia_timeout
@@ -812,6 +814,8 @@ class Session(AsyncClosing):
             max_chain_depth=self.max_chain_depth,
             deployed=self.load_deployed() if deployed is None else read_deployed(deployed),
             server_type=self.server_type if not deployed else _server_type(deployed, self.server_type),
+            policy=self.policy,
+            labels=tgt.labels if not self.labels else tuple({**dict(self.labels), **dict(tgt.labels)}.items()),
         )
         analyses = {
             tuple(certinfo.fingerprint(x) for x in chain.certs): analyse(chain, evidence, self.index) for chain in todo

@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "lab": "run the local lab of misconfigured TLS servers (foreground)",
     "demo": "start the lab in-process and diagnose every scenario",
     "watch": "monitor many servers: an inventory, checks stored over time, what changed",
+    "policy": "validate a certificate policy file, or print a preset",
 }
 
 MAIN_EPILOG = """\
@@ -56,7 +57,7 @@ exit status (every command): 0 no problem, 1 problems found, 2 usage error or un
 # Commands whose work is over when they return: what they write is closed (files) or flushed (stdout, stderr),
 # and no thread, child process or temporary file outlives them. After these the console script skips the
 # interpreter's teardown, which frees every object of the trust stores and caches one by one (30-50 ms).
-FAST_EXIT = frozenset({"check", "scan", "explain", "clients", "inspect", "rules", "stores"})
+FAST_EXIT = frozenset({"check", "scan", "explain", "clients", "inspect", "rules", "stores", "policy"})
 
 
 def _module(name: str) -> Any:

@@ -20,6 +20,7 @@ from .common import (
     diagnose_options,
     fail_on,
     key_password,
+    label_pairs,
     looks_like_file,
     parse_resolve,
     reach_fields,
@@ -84,6 +85,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_connection_options(p)
     add_trust_options(p)
     add_judgement_options(p)
+    p.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help='a label of this target, for the policy\'s [labels."KEY=VALUE"] sections (repeatable)',
+    )
     p.add_argument("--expect", metavar="FILE", help="the certificate (or chain) you believe is deployed")
     p.add_argument(
         "--deployed",
@@ -173,6 +181,7 @@ def request(ns: argparse.Namespace) -> tuple[str | None, dict[str, Any]]:
         key=ns.key,
         key_password=password if ns.key else None,
         clients=not ns.no_clients and not ns.pem,
+        labels=label_pairs(ns.label),
         **client,
     )
     kwargs: dict[str, Any] = {"options": options}

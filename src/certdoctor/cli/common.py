@@ -368,8 +368,43 @@ def add_judgement_options(p: argparse.ArgumentParser, *, at_default: str = "now"
         "python, node, java, go, dotnet, the groups browsers and openssl, or names such as edge, wget, postman, "
         "kubectl (default: all of them; repeatable); an error that none of these clients minds becomes a warning",
     )
+    add_policy_option(g)
     if fail_on:
         add_fail_on_option(g)
+
+
+def add_policy_option(g: Any) -> None:
+    """--policy FILE|PRESET (default: $CERTDOCTOR_POLICY)."""
+    g.add_argument(
+        "--policy",
+        metavar="FILE|PRESET",
+        help="apply a certificate policy: a TOML file of rules, or a preset (public-web, internal); reports "
+        "policy-* findings (default: $CERTDOCTOR_POLICY; '' for none; see `certdoctor policy`)",
+    )
+
+
+def load_policy_option(ns: argparse.Namespace) -> Any:
+    """The :class:`certdoctor.policy.Policy` of --policy (or $CERTDOCTOR_POLICY), or None. Raises InputError for a
+    policy file that cannot be read or has a problem (a typo must not silently drop a rule)."""
+    spec = getattr(ns, "policy", None)
+    if spec is None:
+        spec = os.environ.get("CERTDOCTOR_POLICY") or None
+    if not spec:
+        return None
+    from ..policy import load_policy
+
+    return load_policy(spec)
+
+
+def label_pairs(values: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    """``--label k=v`` values as (key, value) pairs. Raises UsageError for one without ``=``."""
+    pairs = []
+    for value in values:
+        k, sep, v = value.partition("=")
+        if not sep or not k.strip() or not v.strip():
+            raise UsageError(f"--label {value!r}: expected KEY=VALUE")
+        pairs.append((k.strip(), v.strip()))
+    return tuple(pairs)
 
 
 def _union(lists: Sequence[tuple[str, ...]] | None) -> tuple[str, ...] | None:
@@ -438,6 +473,8 @@ def diagnose_options(ns: argparse.Namespace, **overrides: Any) -> DiagnoseOption
         "verdict_clients": _union(getattr(ns, "verdict_clients", None)),
         **reach_fields(ns),
     }
+    if hasattr(ns, "policy"):
+        fields["policy"] = load_policy_option(ns)
     if fields["ca_bundle"] and fields["trust_stores"]:
         raise UsageError("--ca-bundle replaces the trust stores: give it or --trust-store, not both")
     fields.update(overrides)

@@ -14,10 +14,12 @@ from .common import (
     add_key_options,
     add_name_option,
     add_output_options,
+    add_policy_option,
     add_trust_options,
     console,
     error,
     key_password,
+    load_policy_option,
     looks_like_file,
     parse_resolve,
     reach_fields,
@@ -71,6 +73,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
     add_trust_options(p, bundle=False)
     add_aia_options(p)
+    add_policy_option(p.add_argument_group("policy"))
     add_connection_options(p, sni=False)
     add_output_options(p, quiet="only the verdict and the files written")
 
@@ -140,6 +143,7 @@ def run(ns: argparse.Namespace) -> int:
         force=ns.force,
         pkcs12=ns.pkcs12,
         pkcs12_password=ns.pkcs12_password.encode() if ns.pkcs12_password is not None else None,
+        policy=load_policy_option(ns),
     )
     if ns.json:
         print(render_json.dumps(result.to_dict()))

@@ -27,6 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from ..policy import finding_ids
+
 ReactionKind = Literal["rejects", "accepts", "depends", "unaffected"]
 
 CLIENT_IDS = ("chrome", "firefox", "safari", "curl", "python", "node", "java", "go", "dotnet")
@@ -357,6 +359,11 @@ REACTIONS: dict[str, dict[str, Reaction]] = {
     "deployed-file-problem": _every(
         unaffected("about the file on the server's disk, which clients see only once the server reloads it")
     ),
+    # --- your certificate policy (--policy): your own rules, not what a client verifies ---
+    **{
+        fid: _every(unaffected("a rule of your certificate policy (--policy), not something a client verifies"))
+        for fid in finding_ids()
+    },
 }
 
 

@@ -273,7 +273,13 @@ class Engine:
         d: Diagnosis | None = None
         try:
             tgt = Target(
-                target.name, target.port, target.sni, target.addresses, host=target.host, starttls=target.starttls
+                target.name,
+                target.port,
+                target.sni,
+                target.addresses,
+                host=target.host,
+                starttls=target.starttls,
+                labels=target.labels,
             )
             d = await session.judge_chains(tgt, chains, started=started, deployed=target.deployed or None)
             record = diagnosis_record(

@@ -12,6 +12,7 @@ Line format (``#`` comments and blank lines are ignored)::
     smtp://mail.example.com:587                # speak SMTP first and upgrade with STARTTLS (imap://, pop3://)
     mail.example.com:2525,starttls=smtp        # the same on another port (starttls=none: TLS at once)
     mail.example.com:587                       # 25, 587 (smtp), 143 (imap), 110 (pop3) upgrade by default
+    pay.example.com,label=team=payments        # a label, for the policy's [labels."team=payments"] (repeatable)
 
 CSV: a first line with a ``host`` column (and optionally ``port``, ``sni``, ``name``, ``addr``/``address``,
 addresses separated by ``|`` or spaces, ``starttls``). A malformed line becomes a :class:`BadLine`, never an
@@ -34,7 +35,7 @@ from ..model import DeployedRef
 from ..pipeline import SCHEME_PORTS, parse_target, starttls_for
 
 MAX_LINE = 4096
-_OPTIONS = frozenset({"sni", "name", "addr", "address", "port", "starttls"})
+_OPTIONS = frozenset({"sni", "name", "addr", "address", "port", "starttls", "label"})
 _SPACE = re.compile(r"\s")
 # URL schemes of TLS services (those parse_target knows a default port for), the STARTTLS ones included; any
 # other (http://, gopher://, ...) is not scanned as HTTPS but reported as a bad line
@@ -60,6 +61,9 @@ class ScanTarget(NamedTuple):
     # The protocol upgraded to TLS first ("smtp", "imap", "pop3"; see certdoctor.collect.starttls); None: TLS at
     # once. Last, with a default: tuples made before it existed still read.
     starttls: str | None = None
+    # (key, value) labels: the line's label=KEY=VALUE options or the watched target's labels (the policy's
+    # [labels."k=v"] sections select on them). Last, with a default, as above.
+    labels: tuple[tuple[str, str], ...] = ()
 
     @property
     def key(self) -> tuple[int, str]:
@@ -104,7 +108,15 @@ def _make(line: int, text: str, spec: str, options: dict[str, list[str]]) -> Sca
         return ScanTarget(line, text, host, port, None if is_ip(host) else host, host, starttls=upgrade)
     unknown = options.keys() - _OPTIONS
     if unknown:
-        return BadLine(line, text, f"unknown option {sorted(unknown)[0]!r} (known: sni=, name=, addr=, starttls=)")
+        return BadLine(
+            line, text, f"unknown option {sorted(unknown)[0]!r} (known: sni=, name=, addr=, starttls=, label=)"
+        )
+    labels = []
+    for value in options.get("label", []):
+        k, eq, v = value.partition("=")
+        if not eq or not k.strip() or not v.strip():
+            return BadLine(line, text, f"label={value!r}: expected label=KEY=VALUE")
+        labels.append((k.strip(), v.strip()))
     if "port" in options:
         value = options["port"][-1]
         if not value.isdigit() or not 0 < int(value) < 65536:
@@ -130,7 +142,7 @@ def _make(line: int, text: str, spec: str, options: dict[str, list[str]]) -> Sca
             addresses.append(a)
     if not name or _SPACE.search(host):
         return BadLine(line, text, "no host name")
-    return ScanTarget(line, text, host, port, sni, name, tuple(addresses), starttls=upgrade)
+    return ScanTarget(line, text, host, port, sni, name, tuple(addresses), starttls=upgrade, labels=tuple(labels))
 
 
 def parse_line(line: int, raw: str) -> ScanTarget | BadLine | None:

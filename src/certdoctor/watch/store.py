@@ -146,7 +146,15 @@ class WatchedTarget:
         """The scan engine's target; its ``line`` is this target's id. The STARTTLS protocol has no column of its
         own: the spec says it (``smtp://…``, ``,starttls=…``, a well-known port), as it did when it was added."""
         return ScanTarget(
-            self.id, self.spec, self.host, self.port, self.sni, self.name, self.addresses, starttls=self.starttls
+            self.id,
+            self.spec,
+            self.host,
+            self.port,
+            self.sni,
+            self.name,
+            self.addresses,
+            starttls=self.starttls,
+            labels=tuple(sorted((str(k), str(v)) for k, v in (self.labels or {}).items())),
         )
 
     @property
