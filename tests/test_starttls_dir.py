@@ -18,6 +18,7 @@ import os
 import ssl
 import subprocess
 import threading
+import warnings
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -670,6 +671,47 @@ def test_slapd_without_certificates_refuses(
         timeout=30,
     )
     assert done.returncode != 0 and "ldap_start_tls" in done.stderr, done.stderr
+    # each client's own words: ldapsearch (libldap) and python-ldap name the resultCode alike, curl's LDAP has no
+    # StartTLS at all, JNDI raises the NamingException subclass of the resultCode
+    said = {c["client"]: c["error"] for c in doc["clients"]}
+    assert done.stderr.splitlines()[:2] == [
+        "ldap_start_tls: Protocol error (2)",
+        "\tadditional info: unsupported extended operation",
+    ]
+    assert said["python"] == (
+        "ldap.PROTOCOL_ERROR: {'result': 2, 'desc': 'Protocol error', 'ctrls': [], 'info': 'unsupported extended "
+        "operation'}"
+    )
+    assert said["java"] == "javax.naming.CommunicationException: [LDAP: error code 2 - unsupported extended operation]"
+    assert said["curl"] == curl_ssl_reqd(f"ldap://127.0.0.1:{port}/") == "curl: (1) Unsupported protocol"
+    python_ldap = python_ldap_start_tls(f"ldap://127.0.0.1:{port}")
+    if python_ldap is not None:
+        assert python_ldap == said["python"]
+    assert {said[b] for b in ("chrome", "firefox", "safari", "node", "go", "dotnet")} == {f"no TLS: {ev['error']}"}
+    assert "`ldapsearch -ZZ`" in doc["findings"][0]["detail"] and "curl" not in doc["findings"][0]["detail"]
+
+
+def curl_ssl_reqd(url: str) -> str:
+    """What ``curl --ssl-reqd URL`` says on stderr (its last line)."""
+    done = subprocess.run(["curl", "-sS", "--ssl-reqd", "-m", "10", url], capture_output=True, text=True, timeout=30)
+    assert done.returncode != 0, done.stdout
+    return done.stderr.strip().splitlines()[-1]
+
+
+def python_ldap_start_tls(url: str) -> str | None:
+    """What python-ldap's ``start_tls_s()`` raises against ``url`` ("module.Class: message"), run by the system's
+    Python (Debian's python3-ldap); None when that is not installed."""
+    script = (
+        "import ldap, sys\nc = ldap.initialize(sys.argv[1])\ntry:\n    c.start_tls_s()\nexcept Exception as e:\n"
+        "    print(type(e).__module__ + '.' + type(e).__qualname__ + ': ' + str(e))\n"
+    )
+    probe = subprocess.run(["/usr/bin/python3", "-c", "import ldap"], capture_output=True, timeout=30)
+    if probe.returncode != 0:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail("CI=true but python-ldap is missing (Debian: python3-ldap; .ci/run installs it)")
+        return None
+    done = subprocess.run(["/usr/bin/python3", "-c", script, url], capture_output=True, text=True, timeout=30)
+    return done.stdout.strip()
 
 
 def test_ldap_on_the_ldaps_port(lab: Lab, slapd_servers: dict[str, Daemon], capsys: pytest.CaptureFixture[str]) -> None:
@@ -826,6 +868,11 @@ def test_prosody_refuses(
         timeout=30,
     )
     assert done.returncode != 0, done.stderr
+    # curl speaks no XMPP: it stops before connecting, in the words predicted for it
+    said = {c["client"]: c["error"] for c in doc["clients"]}
+    assert said["curl"] == curl_ssl_reqd(f"xmpp://127.0.0.1:{port}/")
+    assert said["curl"] == 'curl: (1) Protocol "xmpp" not supported or disabled in libcurl'
+    assert said["python"] == said["java"] == f"no TLS: {ev['error']}"
 
 
 def test_xmpp_on_the_direct_tls_port(lab: Lab, prosody_server: Daemon, capsys: pytest.CaptureFixture[str]) -> None:
@@ -891,6 +938,10 @@ def test_managesieve_without_tls_refuses(sieve_servers: dict[str, Daemon], capsy
         timeout=30,
     )
     assert done.returncode != 0, done.stderr
+    said = {c["client"]: c["error"] for c in doc["clients"]}
+    assert said["curl"] == curl_ssl_reqd(f"sieve://127.0.0.1:{port}/")
+    assert said["curl"] == 'curl: (1) Protocol "sieve" not supported or disabled in libcurl'
+    assert said["python"] == f"no TLS: {ev['error']}"
 
 
 # --- NNTP: INN2's nnrpd ----------------------------------------------------------------------------------------------
@@ -943,8 +994,27 @@ def test_nnrpd_without_tls_refuses(
     # nnrpd is built with TLS, so it lists STARTTLS without a certificate too, and refuses it when asked
     assert (ev["protocol"], ev["stage"], ev["code"]) == ("nntp", "starttls", "580"), ev
     assert "580 Error initializing TLS" in ev["error"] and "STARTTLS" in ev["offered"], ev
-    accepted, said = openssl_starttls_plain(port, "nntp")
-    assert not accepted, said
+    accepted, stderr = openssl_starttls_plain(port, "nntp")
+    assert not accepted and "STARTTLS failed: 580 Error initializing TLS" in stderr, stderr
+    # Python's nntplib and curl, in their own words
+    said = {c["client"]: c["error"] for c in doc["clients"]}
+    assert said["python"] == nntplib_starttls(port) == "nntplib.NNTPPermanentError: 580 Error initializing TLS"
+    assert said["curl"] == curl_ssl_reqd(f"nntp://127.0.0.1:{port}/")
+    assert said["curl"] == 'curl: (1) Protocol "nntp" not supported or disabled in libcurl'
+
+
+def nntplib_starttls(port: int) -> str:
+    """What Python's nntplib (3.11) raises at ``starttls()`` on 127.0.0.1:``port``: "module.Class: message"."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import nntplib  # deprecated since 3.11, removed in 3.13
+
+    with nntplib.NNTP("127.0.0.1", port, timeout=10) as client:
+        try:
+            client.starttls()
+        except nntplib.NNTPError as exc:
+            return f"nntplib.{type(exc).__qualname__}: {exc}"
+    return "no error"
 
 
 # --- IRC: InspIRCd -------------------------------------------------------------------------------------------------
@@ -987,8 +1057,12 @@ def test_inspircd_without_tls_refuses(inspircd_servers: dict[str, Daemon], capsy
     ev = doc["findings"][0]["evidence"]
     assert (ev["protocol"], ev["stage"], ev["code"]) == ("irc", "capability", "CAP"), ev
     assert "TLS" not in ev["offered"], ev
-    accepted, said = openssl_starttls_plain(port, "irc")
-    assert not accepted, said
+    accepted, stderr = openssl_starttls_plain(port, "irc")
+    assert not accepted and "Server does not support STARTTLS." in stderr, stderr
+    said = {c["client"]: c["error"] for c in doc["clients"]}
+    assert said["curl"] == curl_ssl_reqd(f"irc://127.0.0.1:{port}/")
+    assert said["curl"] == 'curl: (1) Protocol "irc" not supported or disabled in libcurl'
+    assert said["python"] == said["go"] == f"no TLS: {ev['error']}"
 
 
 def openssl_starttls_plain(port: int, starttls: str) -> tuple[bool, str]:

@@ -67,6 +67,20 @@ _ENABLE = {
 }
 
 
+# The real clients that stop at a refused upgrade, per protocol (each run against a refusing real server in
+# tests/test_starttls*.py; curl speaks none of XMPP, ManageSieve, NNTP and IRC, and LDAP without StartTLS).
+_OPENSSL = "`openssl s_client -starttls {}`"
+_REAL_CLIENTS = {
+    **{p: f"`curl --ssl-reqd`, {_OPENSSL.format(p)}" for p in ("smtp", "imap", "pop3", "ftp")},
+    "ldap": f"`ldapsearch -ZZ`, python-ldap's start_tls_s(), JNDI's StartTlsRequest, {_OPENSSL.format('ldap')}",
+    "xmpp": _OPENSSL.format("xmpp"),
+    "xmpp-server": _OPENSSL.format("xmpp-server"),
+    "sieve": _OPENSSL.format("sieve"),
+    "nntp": f"Python's nntplib starttls(), {_OPENSSL.format('nntp')}",
+    "irc": _OPENSSL.format("irc"),
+}
+
+
 def _refused_fix(protocol: str) -> str:
     """What to do about a refused upgrade of ``protocol``."""
     if protocol in _ENABLE:
@@ -137,9 +151,10 @@ def starttls_refused(ctx: TargetContext) -> Iterator[Hit]:
                 evidence=_evidence(chain),
             )
             continue
+        tools = _REAL_CLIENTS.get(info.protocol if info is not None else "", "`openssl s_client -starttls`")
         yield Hit(
-            f"{chain.source}: {chain.error}.{banner} Clients that require TLS ({protocol} with STARTTLS, "
-            "`curl --ssl-reqd`, `openssl s_client -starttls`) stop here; others may carry on without encryption.",
+            f"{chain.source}: {chain.error}.{banner} Clients that require TLS ({protocol} clients set to require "
+            f"STARTTLS, {tools}) stop here; others may carry on without encryption.",
             _refused_fix(info.protocol if info is not None else ""),
             sources=(chain.source,),
             evidence=_evidence(chain),
