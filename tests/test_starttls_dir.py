@@ -604,6 +604,13 @@ def test_misbehaving_servers(
     assert got == 3 and doc["verdict"] == "unreachable" and ids(doc) == (finding,), doc["findings"]
     ev = doc["findings"][0]["evidence"]
     assert ev["protocol"] == scheme and said in ev["error"], ev
+    fix = doc["findings"][0]["fix"]
+    if finding == "starttls-wrong-protocol":
+        # the fix names where this protocol is served (and HTTPS for an HTTP server), not every protocol's ports
+        assert f"({scheme}://" in fix and "SMTP" not in fix and "POP3" not in fix, fix
+        assert ("https:// on 443" in fix) == (fake == "http"), fix
+    else:  # a timeout: the implicit-TLS scheme of this protocol, if it has one
+        assert "smtps://" not in fix and ("s://" in fix or "--starttls none" in fix), fix
 
 
 # --- LDAP: Debian's slapd ------------------------------------------------------------------------------------------
