@@ -76,11 +76,21 @@ class Daemon:
     def configure(self) -> None:
         raise NotImplementedError
 
+    def environment(self) -> dict[str, str] | None:
+        """The server's environment (None: this process's)."""
+        return None
+
     def __enter__(self) -> Daemon:
         self.configure()
         with open(self.dir / "stderr", "wb") as stderr:
             self.process = subprocess.Popen(
-                self.argv(), stdout=stderr, stderr=stderr, stdin=subprocess.DEVNULL, user=self.user, group=self.user
+                self.argv(),
+                stdout=stderr,
+                stderr=stderr,
+                stdin=subprocess.DEVNULL,
+                user=self.user,
+                group=self.user,
+                env=self.environment(),
             )
         try:
             for port in self.ports.values():
@@ -304,3 +314,136 @@ service managesieve-login {{
 
     def argv(self) -> list[str]:
         return [DOVECOT, "-F", "-c", str(self.dir / "dovecot.conf")]
+
+
+NNRPD = "/usr/lib/news/bin/nnrpd"
+MAKEHISTORY = "/usr/lib/news/bin/makehistory"
+PACKAGES[NNRPD] = "inn2"
+
+
+class Nnrpd(Daemon):
+    """INN's news reader server, ``nnrpd`` (INN 2.7), standalone (``-D -f``: a daemon in the foreground that forks
+    one process per connection, no innd) as the ``news`` account, on ``ports["nntp"]`` (STARTTLS, RFC 4642, like
+    119) or with ``implicit`` on ``ports["nntps"]`` (``-S``: TLS from the first byte, like 563). Everything it
+    reads is in its private directory: its inn.conf is named by the ``INNCONF`` variable and puts every path
+    (``pathdb``, ``pathetc``, ``pathrun``, ``pathspool``, ``pathoverview``...) there; one newsgroup, an empty
+    spool and the empty tradindexed overview that ``makehistory -O`` builds (nnrpd answers "400 NNTP server
+    unavailable" without one). nnrpd serves one certificate (inn.conf's ``tlscertfile``, read as a chain file, and
+    ``tlskeyfile``); with ``pair`` None it has none, and STARTTLS is not listed in CAPABILITIES."""
+
+    name = "nnrpd"
+    user = "news"
+
+    def __init__(self, pair: tuple[Path, Path] | None, *, implicit: bool = False) -> None:
+        super().__init__()
+        self.pair = None if pair is None else copy_pair(self.dir, "server", *pair)
+        self.implicit = implicit
+
+    def environment(self) -> dict[str, str]:
+        return {**os.environ, "INNCONF": str(self.dir / "inn.conf")}
+
+    def configure(self) -> None:
+        self.ports = {"nntps" if self.implicit else "nntp": free_port_range(1, start=31000)}
+        d = self.dir
+        for sub in ("db", "etc", "run", "spool", "tmp", "log", "overview"):
+            (d / sub).mkdir()
+        tls = "" if self.pair is None else f"tlscertfile: {self.pair[0]}\ntlskeyfile: {self.pair[1]}\n"
+        paths = "".join(
+            f"path{name}: {d / sub}\n"
+            for name, sub in [
+                ("db", "db"),
+                ("etc", "etc"),
+                ("run", "run"),
+                ("spool", "spool"),
+                ("articles", "spool"),
+                ("incoming", "spool"),
+                ("outgoing", "spool"),
+                ("tmp", "tmp"),
+                ("log", "log"),
+                ("http", "tmp"),
+                ("overview", "overview"),
+            ]
+        )
+        (d / "inn.conf").write_text(
+            'mta: "/bin/true %s"\novmethod: tradindexed\nhismethod: hisv6\nenableoverview: true\n'
+            "pathhost: news.certdoctor.test\ndomain: certdoctor.test\npathnews: /usr/lib/news\n"
+            f"pathfilter: /etc/news/filter\npathcontrol: /etc/news/control\n{paths}{tls}",
+            encoding="utf-8",
+        )
+        (d / "etc" / "readers.conf").write_text(
+            'auth "everyone" {\n  hosts: "*"\n  default: "<reader>"\n}\n'
+            'access "everyone" {\n  users: "*"\n  newsgroups: "*"\n  access: R\n}\n',
+            encoding="utf-8",
+        )
+        (d / "etc" / "storage.conf").write_text(
+            "method tradspool {\n  newsgroups: *\n  class: 0\n}\n", encoding="utf-8"
+        )
+        (d / "db" / "active").write_text("certdoctor.test 0000000000 0000000001 y\n", encoding="utf-8")
+        (d / "db" / "newsgroups").write_text("certdoctor.test\tcertdoctor's test group\n", encoding="utf-8")
+        for path in [d, *d.rglob("*")]:
+            shutil.chown(path, user="news", group="news")
+        built = subprocess.run(
+            [MAKEHISTORY, "-O", "-x", "-F"],
+            env=self.environment(),
+            user="news",
+            group="news",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if not (d / "overview" / "group.index").exists():
+            raise RuntimeError(f"makehistory built no overview: {built.returncode} {built.stderr}")
+
+    def argv(self) -> list[str]:
+        [port] = self.ports.values()
+        return [NNRPD, "-D", "-f", "-p", str(port), "-b", "127.0.0.1", *(["-S"] if self.implicit else [])]
+
+
+INSPIRCD = "/usr/sbin/inspircd"
+PACKAGES[INSPIRCD] = "inspircd"
+
+
+class InspIRCd(Daemon):
+    """InspIRCd 3 (``inspircd --nofork --config FILE``, as the ``irc`` account: it refuses to run as root) on
+    ``ports["irc"]`` (plaintext, like 6667; with the ``starttls`` module the IRCv3 "tls" capability and STARTTLS,
+    670) and ``ports["ircs"]`` (TLS from the first byte, like 6697), TLS by its ``ssl_gnutls`` module with one
+    ``<sslprofile>`` (one certificate per server: ``certfile`` read as a chain file). With ``pair`` None: no TLS
+    module, no "tls" capability, no ircs port. Host name lookups are off (``resolvehostnames="no"``): with them the
+    server sends a NOTICE ("*** Looking up your hostname...") at once, before the client speaks, and ``openssl
+    s_client -starttls irc`` gives up at the first line that is not a numeric reply (apps/s_client.c)."""
+
+    name = "inspircd"
+    user = "irc"
+
+    def __init__(self, pair: tuple[Path, Path] | None) -> None:
+        super().__init__()
+        self.pair = None if pair is None else copy_pair(self.dir, "server", *pair)
+
+    def configure(self) -> None:
+        base = free_port_range(2, start=32000)
+        self.ports = {"irc": base} if self.pair is None else {"irc": base, "ircs": base + 1}
+        d = self.dir
+        tls = ""
+        if self.pair is not None:
+            tls = (
+                '<module name="ssl_gnutls">\n<module name="starttls">\n'
+                f'<sslprofile name="lab" provider="gnutls" certfile="{self.pair[0]}" keyfile="{self.pair[1]}">\n'
+                f'<starttls provider="lab">\n<bind address="127.0.0.1" port="{base + 1}" type="clients" '
+                'sslprofile="lab">\n'
+            )
+        (d / "motd").write_text("certdoctor test IRC server\n", encoding="utf-8")
+        (d / "inspircd.conf").write_text(
+            '<server name="irc.certdoctor.test" description="certdoctor test" network="certdoctor">\n'
+            '<admin name="test" nick="test" email="test@irc.certdoctor.test">\n<module name="cap">\n'
+            f'{tls}<bind address="127.0.0.1" port="{base}" type="clients">\n'
+            '<connect allow="*" timeout="60" localmax="1000" globalmax="1000" useident="no" '
+            'resolvehostnames="no">\n'
+            f'<dns server="127.0.0.1" timeout="1">\n<pid file="{d}/inspircd.pid">\n<files motd="{d}/motd">\n'
+            f'<log method="file" type="*" level="default" target="{d}/inspircd.log">\n',
+            encoding="utf-8",
+        )
+        for path in [d, *d.rglob("*")]:
+            shutil.chown(path, user="irc", group="irc")
+
+    def argv(self) -> list[str]:
+        return [INSPIRCD, "--nofork", "--config", str(self.dir / "inspircd.conf")]

@@ -912,6 +912,51 @@ def test_starttls_wrong_protocol() -> None:
     assert f.evidence["banner"] is None and f.evidence["error_kind"] == "starttls-protocol"
 
 
+@pytest.mark.parametrize(
+    ("protocol", "error", "says", "not_said"),
+    [
+        (  # the ports of the protocol claimed, and of what answered: nothing about the others
+            "imap",
+            "IMAP STARTTLS: the server does not speak IMAP: it answered 'HTTP/1.1 400 Bad Request' (an HTTP server; "
+            "an IMAP greeting is '* OK', '* PREAUTH' or '* BYE', RFC 3501 §7.1)",
+            ["IMAP with STARTTLS on 143 (imap://), with TLS from the first byte on 993 (imaps://)", "https:// on 443"],
+            ["POP3", "LDAP", "SMTP", "587"],
+        ),
+        (
+            "smtp",
+            "SMTP STARTTLS: the server does not speak SMTP: it answered '+OK Dovecot ready.' (a POP3 server; an SMTP "
+            "reply starts with a three-digit code, RFC 5321 §4.2)",
+            [
+                "SMTP with STARTTLS on 25 or 587 (smtp://, the submission port 587 or the relay port 25), with TLS "
+                "from the first byte on 465 (smtps://)",
+                "What answered is a POP3 server: POP3 with STLS on 110 (pop3://), with TLS from the first byte on "
+                "995 (pop3s://)",
+            ],
+            ["IMAP", "LDAP", "NNTP"],
+        ),
+        (
+            "nntp",
+            "NNTP STARTTLS: the server speaks TLS from the first byte on this port (implicit TLS), not NNTP with "
+            "STARTTLS",
+            ["NNTP with STARTTLS on 119 (nntp://)", "This port speaks TLS from the first byte: check it as nntps://"],
+            ["SMTP", "IMAP", "IRC"],
+        ),
+        (
+            "mysql",
+            "MySQL SSLRequest: the server does not speak MySQL: it sent 'HTTP/1.1 400' (an HTTP server; ...)",
+            ["MySQL and MariaDB on 3306 (mysql://)", "A connection pooler or proxy"],
+            ["PostgreSQL", "SMTP", "--starttls none"],
+        ),
+    ],
+)
+def test_starttls_wrong_protocol_fix_names_the_ports_that_matter(
+    protocol: str, error: str, says: list[str], not_said: list[str]
+) -> None:
+    d = upgrade_failed("starttls-protocol", error, StartTls(protocol, stage="greeting", reply="x"))
+    fix = one(d, "starttls-wrong-protocol").fix
+    assert all(s in fix for s in says) and not any(s in fix for s in not_said), fix
+
+
 @covers("starttls-timeout")
 def test_starttls_timeout() -> None:
     info = StartTls("pop3", stage="greeting", reply="+OK slo")

@@ -735,3 +735,42 @@ def test_scan_asks_for_both_key_types_only_when_told(lab, dual: Dual, tmp_path: 
     assert len(json.loads(capsys.readouterr().out)["endpoints"]) == 2
     assert main([*check, "--json", "--no-all-key-types"]) == 1
     assert len(json.loads(capsys.readouterr().out)["endpoints"]) == 1
+
+
+# --- watch: the targets of `watch add` are reached as `watch run` / `watch serve` are told ------------------------
+
+
+def test_watch_run_reaches_targets_through_the_proxy_with_the_client_certificate(  # type: ignore[no-untyped-def]
+    lab, proxies: Proxies, pki: Pki, servers: Servers, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """`watch run --proxy URL` carries every handshake through the proxy (tinyproxy's log shows the CONNECT, and
+    a port it does not allow is proxy-failed: unreachable), and `--cert FILE` is sent to a server that requires a
+    client certificate, as check does."""
+    for name in ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "http_proxy", "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    good, expired = lab.endpoints["good-rsa"], lab.endpoints["expired"]
+    db = ["--db", f"sqlite:///{tmp_path / 'watch.db'}"]
+    lines = [f"{ep.hostname}:{ep.port},addr=127.0.0.1" for ep in (good, expired)]
+    assert main(["watch", "add", *lines, *db]) == 0
+    capsys.readouterr()
+    before = _connects(proxies.open, good.port)
+    run = ["watch", "run", "--all", *db, "--ca-file", str(lab.root_path), "--no-revocation", "--json"]
+    assert main([*run, "--proxy", proxies.open.url]) == 3
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["verdicts"] == {"valid": 1, "unreachable": 1}, doc
+    assert _connects(proxies.open, good.port) == before + 1  # through the proxy
+    # without --proxy (and no proxy in the environment) both are reached directly
+    assert main(run) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["verdicts"] == {"valid": 1, "invalid": 1} and _connects(proxies.open, good.port) == before + 1, doc
+
+    # a server that requires a client certificate: refused without one, valid with --cert (curl agrees)
+    mtls = ["--db", f"sqlite:///{tmp_path / 'mtls.db'}"]
+    assert main(["watch", "add", f"{HOST}:{servers.strict13},addr=127.0.0.1", *mtls]) == 0
+    capsys.readouterr()
+    run = ["watch", "run", "--all", *mtls, "--ca-file", str(pki.root), "--no-revocation", "--json"]
+    assert main(run) == 1
+    assert json.loads(capsys.readouterr().out)["verdicts"] == {"invalid": 1}
+    assert main([*run, "--cert", str(pki.client_combined)]) == 0
+    assert json.loads(capsys.readouterr().out)["verdicts"] == {"valid": 1}
+    assert _curl(pki, servers.strict13, "--cert", str(pki.client_combined)).returncode == 0

@@ -49,7 +49,6 @@ _DATABASES = {
 }
 
 
-_MAIL = ("smtp", "imap", "pop3")
 # How to turn the upgrade on in common servers of the protocols beyond mail (their documentation's directives).
 _ENABLE = {
     "ldap": "OpenLDAP slapd: TLSCertificateFile and TLSCertificateKeyFile, olcTLSCertificateFile and "
@@ -64,6 +63,20 @@ _ENABLE = {
     "nntp": "INN: tlscapath, tlscertfile and tlskeyfile in inn.conf (nnrpd offers STARTTLS then)",
     "irc": "most IRC servers no longer offer STARTTLS (IRCv3 deprecated its tls extension): serve TLS on 6697 "
     "(ircs://) instead",
+}
+
+
+# The real clients that stop at a refused upgrade, per protocol (each run against a refusing real server in
+# tests/test_starttls*.py; curl speaks none of XMPP, ManageSieve, NNTP and IRC, and LDAP without StartTLS).
+_OPENSSL = "`openssl s_client -starttls {}`"
+_REAL_CLIENTS = {
+    **{p: f"`curl --ssl-reqd`, {_OPENSSL.format(p)}" for p in ("smtp", "imap", "pop3", "ftp")},
+    "ldap": f"`ldapsearch -ZZ`, python-ldap's start_tls_s(), JNDI's StartTlsRequest, {_OPENSSL.format('ldap')}",
+    "xmpp": _OPENSSL.format("xmpp"),
+    "xmpp-server": _OPENSSL.format("xmpp-server"),
+    "sieve": _OPENSSL.format("sieve"),
+    "nntp": f"Python's nntplib starttls(), {_OPENSSL.format('nntp')}",
+    "irc": _OPENSSL.format("irc"),
 }
 
 
@@ -88,16 +101,56 @@ def _refused_fix(protocol: str) -> str:
     )
 
 
-def _other_ports() -> str:
-    """ "; LDAP 389 / 636 (ldaps://); FTP 21 / 990 (ftps://)…": the ports of the protocols beyond mail."""
-    out = ""
-    for p in PROTOCOLS.values():
-        if p.name not in _MAIL and p.name not in _DATABASES:
-            ports = " or ".join(str(x) for x in p.ports)
-            out += f"; {p.title} {ports}" + (
-                f" / {p.implicit_port} ({p.implicit_scheme}://)" if p.implicit_scheme else ""
-            )
-    return out
+def _where(name: str) -> str:
+    """Where ``name`` (a protocol of the registry) is served: "IMAP with STARTTLS on 143 (imap://), with TLS from
+    the first byte on 993 (imaps://)"; the databases' own wording (they have no implicit-TLS port)."""
+    if name in ("postgres", "postgres-direct"):
+        return (
+            "PostgreSQL on 5432 (postgres://; PostgreSQL 17 also takes TLS from the first byte there: --starttls "
+            "postgres-direct)"
+        )
+    if name == "mysql":
+        return "MySQL and MariaDB on 3306 (mysql://)"
+    p = PROTOCOLS[name]
+    ports = " or ".join(str(x) for x in p.ports)
+    scheme = "smtp://, the submission port 587 or the relay port 25" if name == "smtp" else f"{name}://"
+    where = f"{p.title} with {p.command} on {ports} ({scheme})"
+    if p.implicit_scheme:
+        where += f", with TLS from the first byte on {p.implicit_port} ({p.implicit_scheme}://)"
+    return where
+
+
+# What answered instead, as the negotiators word it (collect.starttls.channel.who_answered), and where that is
+# served.
+_ANSWERED = {
+    "an IMAP server": "imap",
+    "a POP3 server": "pop3",
+    "an HTTP server": "https:// on 443 (HTTP over TLS, RFC 9110 §4.2.2)",
+    "an SSH server": "no TLS at all (SSH, usually on 22)",
+}
+
+
+def _wrong_protocol_fix(chain: PresentedChain) -> str:
+    """The fix for a port that does not speak the protocol it was reached with: where that protocol is served,
+    and where what answered is (when it said what it is)."""
+    info = chain.starttls
+    name = info.protocol if info is not None and (info.protocol in PROTOCOLS) else "smtp"
+    text = f"Check the port: {_where(name)}."
+    error = chain.error or ""
+    upgrade = PROTOCOLS[name]
+    if "TLS from the first byte" in error and upgrade.implicit_scheme:
+        text += f" This port speaks TLS from the first byte: check it as {upgrade.implicit_scheme}://."
+    else:
+        for said, where in _ANSWERED.items():
+            if f"({said};" in error or f"; {said};" in error:
+                text += f" What answered is {said}: " + (f"{_where(where)}." if where in PROTOCOLS else f"{where}.")
+                break
+    if name in _DATABASES:
+        return text + " A connection pooler or proxy in front may speak something else."
+    return (
+        text + " Give the scheme or --starttls that matches what the port speaks (--starttls none for TLS from the "
+        "first byte)."
+    )
 
 
 def _evidence(chain: PresentedChain) -> dict[str, Any]:
@@ -137,9 +190,10 @@ def starttls_refused(ctx: TargetContext) -> Iterator[Hit]:
                 evidence=_evidence(chain),
             )
             continue
+        tools = _REAL_CLIENTS.get(info.protocol if info is not None else "", "`openssl s_client -starttls`")
         yield Hit(
-            f"{chain.source}: {chain.error}.{banner} Clients that require TLS ({protocol} with STARTTLS, "
-            "`curl --ssl-reqd`, `openssl s_client -starttls`) stop here; others may carry on without encryption.",
+            f"{chain.source}: {chain.error}.{banner} Clients that require TLS ({protocol} clients set to require "
+            f"STARTTLS, {tools}) stop here; others may carry on without encryption.",
             _refused_fix(info.protocol if info is not None else ""),
             sources=(chain.source,),
             evidence=_evidence(chain),
@@ -159,21 +213,9 @@ def starttls_wrong_protocol(ctx: TargetContext) -> Iterator[Hit]:
     """What came back is not the protocol's greeting or reply: an HTTP or SSH server, a TLS record (the port
     speaks TLS from the first byte), an over-long line, or a close before any greeting."""
     for chain in _failures(ctx, "starttls-protocol"):
-        if chain.starttls is not None and chain.starttls.protocol in _DATABASES:
-            yield Hit(
-                f"{chain.source}: {chain.error}.",
-                "Check the port: PostgreSQL listens on 5432 (postgres://; PostgreSQL 17 also takes TLS from the first "
-                "byte there: --starttls postgres-direct), MySQL and MariaDB on 3306 (mysql://). A connection pooler "
-                "or proxy in front may speak something else.",
-                sources=(chain.source,),
-                evidence=_evidence(chain),
-            )
-            continue
         yield Hit(
             f"{chain.source}: {chain.error}.",
-            "Check the port: SMTP submission with STARTTLS is usually 587 (relay 25) and with implicit TLS 465 "
-            f"(smtps://); IMAP 143 / 993 (imaps://); POP3 110 / 995 (pop3s://){_other_ports()}. Give the scheme or "
-            "--starttls that matches what the port speaks (--starttls none for TLS from the first byte).",
+            _wrong_protocol_fix(chain),
             sources=(chain.source,),
             evidence=_evidence(chain),
         )
@@ -190,11 +232,17 @@ def starttls_timeout(ctx: TargetContext) -> Iterator[Hit]:
     """The greeting or a reply of the plaintext phase did not arrive (completely) within the timeout: a server
     that sends nothing, or drips its banner byte by byte. The evidence holds what had arrived."""
     for chain in _failures(ctx, "starttls-timeout"):
+        upgrade = PROTOCOLS.get(chain.starttls.protocol) if chain.starttls is not None else None
+        implicit = (
+            f"{upgrade.implicit_scheme}:// or --starttls none"
+            if upgrade is not None and upgrade.implicit_scheme
+            else "--starttls none"
+        )
         yield Hit(
             f"{chain.source}: {chain.error}.",
             "Check that the server is not overloaded or tar-pitting this client (greeting delays, postscreen), and "
-            "that this port speaks the protocol in plaintext first (not TLS from the first byte: then use "
-            "smtps://, imaps://, pop3s:// or --starttls none). A longer --timeout shows whether it is only slow.",
+            f"that this port speaks the protocol in plaintext first (not TLS from the first byte: then use "
+            f"{implicit}). A longer --timeout shows whether it is only slow.",
             sources=(chain.source,),
             evidence=_evidence(chain),
         )

@@ -12,8 +12,10 @@ from typing import Any
 from . import watch_files, watch_renewal
 from .common import (
     UsageError,
+    add_client_cert_options,
     add_judgement_options,
     add_output_options,
+    add_proxy_options,
     add_timeout_option,
     add_trust_options,
     console,
@@ -129,7 +131,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--retries", type=non_negative_int, default=2, metavar="N", help="retries of transient failures (2)"
     )
-    add_timeout_option(run.add_argument_group("connection"))
+    _connection_options(run)
     add_trust_options(run)
     add_judgement_options(run, fail_on=False)
     st = parsers["status"]
@@ -733,9 +735,18 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
         help="allow AIA, OCSP and CRL downloads from loopback, link-local and private addresses (refused by "
         "default in serve: a monitored server's certificate chooses those URLs)",
     )
-    add_timeout_option(p.add_argument_group("connection"))
+    _connection_options(p)
     add_trust_options(p)
     add_judgement_options(p, fail_on=False)
+
+
+def _connection_options(p: argparse.ArgumentParser) -> None:
+    """--timeout, and how every target is reached, as check takes them: --cert/--client-key (a client
+    certificate for the servers that ask for one) and --proxy/--noproxy (else the environment's proxy)."""
+    g = p.add_argument_group("connection")
+    add_timeout_option(g)
+    add_client_cert_options(g)
+    add_proxy_options(g)
 
 
 def _is_loopback(host: str) -> bool:

@@ -227,6 +227,18 @@ CAUSES: dict[str, Cause] = {
             "STARTTLS, 465 with TLS from the first byte (IMAP 143 / 993, POP3 110 / 995).",
         ),
         _C(
+            "starttls-other",
+            "A directory, chat, news or Sieve server (LDAP, XMPP, ManageSieve, NNTP, IRC) does not upgrade the "
+            "connection to TLS, or the client cannot speak the protocol's upgrade at all",
+            "certdoctor check ldap://HOST (xmpp://, sieve://, nntp://, irc://) reports starttls-refused with what the "
+            "server said (an LDAP resultCode and diagnosticMessage, the capabilities it listed, a 580 or 691 reply). "
+            "curl speaks none of XMPP, ManageSieve, NNTP and IRC, and its LDAP has no StartTLS: it cannot test "
+            "them; ldapsearch -ZZ and openssl s_client -starttls PROTO can.",
+            "Give the listener a certificate and key (slapd: TLSCertificateFile and TLSCertificateKeyFile; INN: "
+            "tlscertfile and tlskeyfile in inn.conf; Prosody: a certificate for the VirtualHost; Dovecot: ssl = "
+            "yes), then reload, or use the port with TLS from the first byte (636, 5223, 563, 6697).",
+        ),
+        _C(
             "database-tls",
             "A database server (PostgreSQL, MySQL, MariaDB) does not upgrade the connection to TLS, or the client "
             "cannot speak the database's protocol at all",
@@ -784,13 +796,41 @@ _BASE: tuple[Signature, ...] = (
         "curl-unsupported-protocol",
         "curl / libcurl",
         ("curl",),
-        r'curl: \(1\) Protocol "[^"]{1,40}" not supported',
+        r'curl: \(1\) (?:Protocol "[^"]{1,40}" not supported|Unsupported protocol)',
         "protocol",
-        "curl does not speak this URL's protocol (postgres://, mysql://, …; CURLE_UNSUPPORTED_PROTOCOL): it never "
-        "reaches TLS, so it cannot say whether the certificate is accepted. Use the database's own client.",
-        ("database-tls",),
+        "curl does not speak this URL's protocol (postgres://, mysql://, xmpp://, sieve://, nntp://, irc://; "
+        "CURLE_UNSUPPORTED_PROTOCOL), or not with TLS required (ldap:// with --ssl-reqd: its LDAP has no StartTLS): "
+        "it never reaches TLS, so it cannot say whether the certificate is accepted. Use the protocol's own client.",
+        ("database-tls", "starttls-other"),
         'curl: (1) Protocol "postgres" not supported or disabled in libcurl',
         'curl: (1) Protocol "mysql" not supported or disabled in libcurl',
+        'curl: (1) Protocol "nntp" not supported or disabled in libcurl',
+        "curl: (1) Unsupported protocol",
+    ),
+    _s(
+        "ldap-starttls",
+        "libldap (ldapsearch -ZZ, python-ldap), JNDI (Java)",
+        ("python", "java"),
+        r"ldap_start_tls: |ldap\.[\w{}]{1,40}: \{'result': |\[LDAP: error code ",
+        "protocol",
+        "The LDAP server answered the StartTLS extended operation with a resultCode other than success (RFC 4511 "
+        "§4.14.2): 2 (protocol error) when it has no TLS configured at all, 52 or 53 when it will not now.",
+        ("starttls-other",),
+        "ldap_start_tls: Protocol error (2)",
+        "ldap.PROTOCOL_ERROR: {'result': 2, 'desc': 'Protocol error', 'ctrls': [], 'info': 'unsupported extended "
+        "operation'}",
+        "javax.naming.CommunicationException: [LDAP: error code 2 - unsupported extended operation]",
+    ),
+    _s(
+        "nntplib-starttls",
+        "Python's nntplib (NNTP.starttls)",
+        ("python",),
+        r"nntplib\.NNTP\w{0,12}Error",
+        "protocol",
+        "The news server refused STARTTLS (RFC 4642: 580 when it cannot start TLS, 502 when it will not) or does "
+        "not know the command (500).",
+        ("starttls-other",),
+        "nntplib.NNTPPermanentError: 580 Error initializing TLS",
     ),
     _s(
         "db-ssl-required",

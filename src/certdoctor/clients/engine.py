@@ -26,7 +26,7 @@ from ..names import match_hostname, normalise_host
 from ..paths import PUBLIC_STORES, WEAK_HASHES, CandidatePath, ChainAnalysis, Node, StoreIndex, build_paths
 from ..revocation import CertRevocation
 from . import openssl
-from .profiles import FAMILIES, PROBLEMS, ClientProfile
+from .profiles import FAMILIES, PROBLEMS, ClientProfile, starttls_values
 
 MAX_VALIDITY_DAYS = 398
 
@@ -604,9 +604,9 @@ def predict_failure(profile: ClientProfile, chain: PresentedChain, host: str | N
         "timeout_ms": "300000",  # libcurl's default connect timeout, which covers the TLS handshake
     }
     if chain.starttls is not None:  # what the server said before TLS, for the STARTTLS problems' messages
-        values.update(
-            protocol=chain.starttls.protocol, code=chain.starttls.code or "", reply=chain.starttls.reply or ""
-        )
+        info = chain.starttls
+        values.update(protocol=info.protocol, code=info.code or "", reply=info.reply or "")
+        values.update(starttls_values(info.protocol, info.code or "", info.reply or ""))
     return ClientVerdict(
         client=profile.id,
         name=profile.name,

@@ -11,6 +11,7 @@ The behaviour recorded here is checked against the real clients by the conforman
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from ..model import Engine, RevocationChecks, Sha1Policy
@@ -292,12 +293,27 @@ CURL = ClientProfile(
         "starttls-denied@ftp": "curl: (64) Requested SSL level failed",
         "starttls-protocol": "curl: (28) Operation timed out after {timeout_ms} milliseconds with 0 bytes received",
         "starttls-timeout": "curl: (28) Operation timed out after {timeout_ms} milliseconds with 0 bytes received",
-        # curl speaks no database protocol (curl 7.88 given a postgres:// or mysql:// URL, measured)
+        # curl speaks no database protocol, nor XMPP, ManageSieve, NNTP or IRC (curl 7.88 given a postgres://,
+        # mysql://, xmpp://, xmpp-server://, sieve://, nntp:// or irc:// URL, measured): it stops before connecting
         **{
             f"{problem}@{protocol}": f'curl: (1) Protocol "{scheme}" not supported or disabled in libcurl'
             for problem in ("starttls-denied", "starttls-not-offered", "starttls-protocol", "starttls-timeout")
-            for protocol, scheme in (("postgres", "postgres"), ("postgres-direct", "postgres"), ("mysql", "mysql"))
+            for protocol, scheme in (
+                ("postgres", "postgres"),
+                ("postgres-direct", "postgres"),
+                ("mysql", "mysql"),
+                ("xmpp", "xmpp"),
+                ("xmpp-server", "xmpp-server"),
+                ("sieve", "sieve"),
+                ("nntp", "nntp"),
+                ("irc", "irc"),
+            )
         },
+        # ldap:// with --ssl-reqd: curl 7.88's LDAP (lib/ldap.c over OpenLDAP) has no StartTLS. Measured against
+        # slapd with and without TLS: it binds, then gives up with CURLE_UNSUPPORTED_PROTOCOL's bare text; a
+        # silent server or one that is not LDAP is a timeout, as for the other protocols (the messages above)
+        "starttls-denied@ldap": "curl: (1) Unsupported protocol",
+        "starttls-not-offered@ldap": "curl: (1) Unsupported protocol",
     },
     **_OPENSSL_FACTS,
     partial_wildcards=False,
@@ -341,6 +357,21 @@ PYTHON = ClientProfile(
         # psycopg 3.3 with libpq 18)
         "starttls-denied@postgres": 'connection failed: connection to server at "{host}", port {port} failed: '
         "server does not support SSL, but SSL was required",
+        # LDAP: Python's standard library has none; python-ldap 3.4 (libldap 2.5, as ldapsearch -ZZ) with
+        # start_tls_s() is modelled, measured against slapd without TLS (resultCode 2); {ldap_python} and
+        # {ldap_desc} are python-ldap's exception and libldap's ldap_err2string() for the resultCode
+        "starttls-denied@ldap": "ldap.{ldap_python}: {'result': {code}, 'desc': '{ldap_desc}', 'ctrls': []{ldap_info}}",
+        # NNTP: nntplib (Python 3.11; removed in 3.13) NNTP.starttls(), measured against INN 2.7's nnrpd without a
+        # certificate ("nntplib.NNTPPermanentError: 580 Error initializing TLS"); STARTTLS is refused with 5xx
+        # (RFC 4642 §2.2: 502, 580), which nntplib raises as NNTPPermanentError. It sends STARTTLS without reading
+        # CAPABILITIES, so a server that does not list it answers whatever it answers an unknown command (RFC 3977
+        # §3.2.1: 500)
+        "starttls-denied@nntp": "nntplib.NNTPPermanentError: {reply}",
+        "starttls-not-offered@nntp": "nntplib.NNTPPermanentError: the server's answer to STARTTLS, which its "
+        "CAPABILITIES do not list (500 per RFC 3977 §3.2.1)",
+        # Neither XMPP, ManageSieve nor IRC has a client in the standard library: their refusals say what the
+        # server said ("no TLS: ..."), as for Node.js, Go and .NET, which have no LDAP, NNTP, XMPP, ManageSieve
+        # or IRC client of their own either
         "handshake": "[SSL: SSLV3_ALERT_HANDSHAKE_FAILURE] sslv3 alert handshake failure (_ssl.c:1006)",
         "client-certificate": "[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert certificate required "
         "(_ssl.c:2580)",
@@ -548,6 +579,11 @@ JAVA = ClientProfile(
         "connect": "java.net.ConnectException: Connection refused",
         "resolve": "java.net.UnknownHostException: {host}",
         "handshake-timeout": "java.net.SocketTimeoutException: Read timed out",
+        # LDAP StartTLS through JNDI (ctx.extendedOperation(new StartTlsRequest())), measured with OpenJDK 17
+        # against slapd without TLS: "javax.naming.CommunicationException: [LDAP: error code 2 - unsupported
+        # extended operation]"; {ldap_jndi} is the NamingException subclass JNDI maps the resultCode to (JNDI's
+        # LDAP provider documentation, "LDAP status codes to JNDI exceptions")
+        "starttls-denied@ldap": "javax.naming.{ldap_jndi}: [LDAP: error code {code}{ldap_jndi_info}]",
     },
     # sun.security.validator.EndEntityChecker checks only the leaf's EKU; PKIXValidator ignores an
     # intermediate's EKU, and nothing rejects a CA:TRUE leaf. HostnameChecker.matchLeftmostWildcard accepts a
@@ -1094,3 +1130,36 @@ DOTNET = ClientProfile(
 )
 
 PROFILES: tuple[ClientProfile, ...] = (CHROME, FIREFOX, SAFARI, CURL, PYTHON, NODE, JAVA, GO, DOTNET)
+
+
+# LDAP resultCodes a StartTLS request is refused with (RFC 4511 §4.1.9, Appendix A): python-ldap's exception
+# (its names follow libldap's LDAP_* constants), libldap's ldap_err2string() text (as ldapsearch prints it: "Protocol
+# error (2)") and the NamingException JNDI raises. Other codes: python-ldap's base LDAPError and JNDI's
+# NamingException, with the code itself as the description.
+_LDAP_CODES: dict[str, tuple[str, str, str]] = {
+    "1": ("OPERATIONS_ERROR", "Operations error", "NamingException"),
+    "2": ("PROTOCOL_ERROR", "Protocol error", "CommunicationException"),
+    "51": ("BUSY", "Server is busy", "ServiceUnavailableException"),
+    "52": ("UNAVAILABLE", "Server is unavailable", "ServiceUnavailableException"),
+    "53": ("UNWILLING_TO_PERFORM", "Server is unwilling to perform", "OperationNotSupportedException"),
+    "80": ("OTHER", "Other (e.g., implementation specific) error", "NamingException"),
+}
+
+
+def starttls_values(protocol: str, code: str, reply: str) -> dict[str, str]:
+    """The placeholders a client's STARTTLS message of ``protocol`` uses beyond {code} and {reply}: for LDAP
+    ``ldap_python``, ``ldap_desc``, ``ldap_info``, ``ldap_jndi``, ``ldap_jndi_info`` (from the resultCode and
+    the diagnosticMessage, which ``reply`` quotes last: "resultCode 2 (protocolError), 'unsupported extended
+    operation'"). Empty for the other protocols."""
+    if protocol == "ldap":
+        python, desc, jndi = _LDAP_CODES.get(code, ("LDAPError", f"result code {code}", "NamingException"))
+        found = re.search(r", '(.*)'$", reply) or re.search(r', "(.*)"$', reply)
+        diagnostic = found.group(1) if found else ""
+        return {
+            "ldap_python": python,
+            "ldap_desc": desc,
+            "ldap_info": f", 'info': '{diagnostic}'" if diagnostic else "",
+            "ldap_jndi": jndi,
+            "ldap_jndi_info": f" - {diagnostic}" if diagnostic else "",
+        }
+    return {}

@@ -88,15 +88,19 @@ _DRIFT = unaffected(
 )
 _SOFT_FAIL = accepts("revocation checking, where done, soft-fails: an unanswered or unusable response is ignored")
 
-_NOT_MAIL = unaffected("a browser does not speak SMTP, IMAP or POP3")
+_NOT_MAIL = unaffected(
+    "a browser speaks none of the protocols that upgrade to TLS (mail, databases, LDAP, FTP, XMPP, ManageSieve, "
+    "NNTP, IRC)"
+)
 _MAIL_LIBRARY_REFUSED = depends(
-    "its mail libraries (Python's smtplib/imaplib/poplib, nodemailer, JavaMail, Go's net/smtp, MailKit) raise when "
-    "TLS is required and the server does not upgrade, and carry on without TLS when it is opportunistic",
+    "its clients of the protocol (mail: Python's smtplib/imaplib/poplib, nodemailer, JavaMail, Go's net/smtp, "
+    "MailKit; LDAP: python-ldap, JNDI; NNTP: nntplib) raise when TLS is required and the server does not upgrade, "
+    "and carry on without TLS when it is opportunistic",
     "starttls-denied",
 )
 _MAIL_LIBRARY_STOPS = {
     problem: depends(
-        "its mail libraries give up on a server that does not answer in the protocol: no session, TLS or not",
+        "its clients of the protocol give up on a server that does not answer in the protocol: no session, TLS or not",
         problem,
     )
     for problem in ("starttls-protocol", "starttls-timeout")
@@ -299,8 +303,9 @@ REACTIONS: dict[str, dict[str, Reaction]] = {
     "connection-failed": _every(rejects("connect")),
     "handshake-failed": _every(rejects("handshake")),
     # --- the plaintext phase before TLS (STARTTLS): no certificate is ever sent. curl --ssl-reqd is measured
-    # (tests/test_starttls.py); browsers never speak SMTP, IMAP or POP3; the other families' mail libraries stop
-    # when TLS is required and carry on in plaintext when it is opportunistic.
+    # (tests/test_starttls.py, test_starttls_dir.py: for the protocols it does not speak it stops before
+    # connecting); browsers speak none of these protocols; the other families' clients of the protocol stop when
+    # TLS is required and carry on in plaintext when it is opportunistic.
     "starttls-refused": _every(
         _MAIL_LIBRARY_REFUSED,
         **dict.fromkeys(BROWSERS, _NOT_MAIL),

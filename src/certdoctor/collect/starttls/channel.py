@@ -10,10 +10,20 @@ timeout covers the plaintext phase and the TLS handshake together).
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from typing import Literal
 
-__all__ = ["MAX_BYTES", "MAX_LINE", "Channel", "UpgradeFailed", "printable"]
+__all__ = [
+    "MAX_BYTES",
+    "MAX_LINE",
+    "Channel",
+    "UpgradeFailed",
+    "not_the_protocol",
+    "printable",
+    "read_numeric_reply",
+    "who_answered",
+]
 
 # A line longer than this is no mail protocol's: SMTP replies are at most 512 octets (RFC 5321 §4.5.3.1.5), IMAP
 # servers keep lines under 8,000 octets (RFC 7162 §4 recommends clients accept that much), POP3 responses at most
@@ -129,9 +139,12 @@ class Channel:
         self._write(data)
 
     async def read(self, size: int) -> bytes:
-        """Exactly ``size`` bytes of a binary protocol (PostgreSQL, MySQL), under the same caps as lines: more than
-        ``max_bytes`` in all is UpgradeFailed ("protocol") before any of it is waited for; a connection closed
-        first is UpgradeFailed ("refused" once ``banner`` is set, "protocol" before), with the bytes received."""
+        """Exactly ``size`` bytes of a binary protocol with length-prefixed packets (PostgreSQL, MySQL), under the
+        same caps as lines: more than ``max_bytes`` in all is UpgradeFailed ("protocol") before any of it is waited
+        for; a connection closed first is UpgradeFailed ("refused" once ``banner`` is set, "protocol" before),
+        with the bytes received in hex. Unlike :meth:`read_exactly`, no TLS record is looked for (the first byte
+        of a PostgreSQL answer is a single letter) and what is read is not kept in ``recent`` (a timeout shows
+        what is pending in hex)."""
         if self.received - len(self._buffer) + size > self.max_bytes:
             raise UpgradeFailed(
                 "protocol",
@@ -142,23 +155,9 @@ class Channel:
             )
         while len(self._buffer) < size:
             if self._eof:
-                partial = bytes(self._buffer)
-                said = f" after {len(partial)} byte(s) ({partial[:16].hex(' ')})" if partial else ""
-                raise UpgradeFailed(
-                    "refused" if self.banner is not None else "protocol",
-                    f"the server closed the connection{said}"
-                    + ("" if self.received else f" without answering in the {self.protocol} protocol"),
-                    stage=self.stage,
-                    reply=partial[:64].hex(" ") or None,
-                )
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        data = bytes(self._buffer[:size])
-        del self._buffer[:size]
-        return data
+                raise self._closed(binary=True)
+            await self._wait()
+        return self._take(size)
 
     async def readline(self, *, nudge: tuple[float, str] | None = None) -> str:
         """The next line, without its line ending, decoded as UTF-8 (invalid bytes replaced).
@@ -190,8 +189,7 @@ class Channel:
                     reply=self._buffer[:200].decode("utf-8", "replace"),
                 )
             if end >= 0:
-                raw = bytes(self._buffer[: end + 1])
-                del self._buffer[: end + 1]
+                raw = self._take(end + 1)
                 line = raw.rstrip(b"\r\n").decode("utf-8", "replace")
                 self.last_reply = printable(line)
                 return line
@@ -204,15 +202,7 @@ class Channel:
                     reply=self._buffer[:200].decode("utf-8", "replace"),
                 )
             if self._eof:
-                partial = self._buffer.decode("utf-8", "replace")
-                said = f" after sending {printable(partial, 80)!r}" if partial else ""
-                raise UpgradeFailed(
-                    "refused" if self.banner is not None else "protocol",
-                    f"the server closed the connection{said}"
-                    + ("" if self.received else f" without sending its {self.protocol.upper()} greeting"),
-                    stage=self.stage,
-                    reply=partial or None,
-                )
+                raise self._closed(silent=f"without sending its {self.protocol.upper()} greeting")
             loop = asyncio.get_running_loop()
             self._waiter = loop.create_future()
             try:
@@ -251,16 +241,33 @@ class Channel:
                 reply=self._buffer[:200].decode("utf-8", "replace"),
             )
 
-    def _closed(self) -> UpgradeFailed:
-        partial = self._buffer.decode("utf-8", "replace")
-        said = f" after sending {printable(partial, 80)!r}" if partial else ""
+    def _closed(self, *, binary: bool = False, silent: str | None = None) -> UpgradeFailed:
+        """The failure for a connection the server closed before a complete line or message: "refused" once the
+        greeting was recognised (``banner`` set), "protocol" before. What had arrived is quoted as text, or with
+        ``binary`` in hex; ``silent``: what the message says when nothing at all had arrived."""
+        kind: FailureKind = "refused" if self.banner is not None else "protocol"
+        if binary:
+            raw = bytes(self._buffer)
+            said = f" after {len(raw)} byte(s) ({raw[:16].hex(' ')})" if raw else ""
+            reply = raw[:64].hex(" ") or None
+            silent = silent or f"without answering in the {self.protocol} protocol"
+        else:
+            partial = self._buffer.decode("utf-8", "replace")
+            said = f" after sending {printable(partial, 80)!r}" if partial else ""
+            reply = partial or None
+            silent = silent or f"without answering in {self.protocol.upper()}"
         return UpgradeFailed(
-            "refused" if self.banner is not None else "protocol",
-            f"the server closed the connection{said}"
-            + ("" if self.received else f" without answering in {self.protocol.upper()}"),
+            kind,
+            f"the server closed the connection{said}" + ("" if self.received else f" {silent}"),
             stage=self.stage,
-            reply=partial or None,
+            reply=reply,
         )
+
+    def _take(self, count: int) -> bytes:
+        """The first ``count`` bytes of the buffer, removed from it."""
+        data = bytes(self._buffer[:count])
+        del self._buffer[:count]
+        return data
 
     async def _wait(self) -> None:
         loop = asyncio.get_running_loop()
@@ -283,8 +290,7 @@ class Channel:
         while True:
             self._check_bytes()
             if len(self._buffer) >= count:
-                data = bytes(self._buffer[:count])
-                del self._buffer[:count]
+                data = self._take(count)
                 self.recent = (self.recent + data)[-300:]
                 return data
             if self._eof:
@@ -297,10 +303,92 @@ class Channel:
         while True:
             self._check_bytes()
             if self._buffer:
-                data = bytes(self._buffer)
-                self._buffer.clear()
+                data = self._take(len(self._buffer))
                 self.recent = (self.recent + data)[-300:]
                 return data
             if self._eof:
                 raise self._closed()
             await self._wait()
+
+
+# How servers of other protocols open a conversation, to say which one answered instead: an HTTP status line
+# (RFC 9112 §4), an SSH identification string (RFC 4253 §4.2), an IMAP greeting (RFC 3501 §7.1), a POP3 status
+# (RFC 1939 §3), and the three-digit replies of SMTP, FTP and NNTP (RFC 5321 §4.2, RFC 959 §4.2, RFC 3977 §3.2).
+_SPEAKERS: tuple[tuple[tuple[str, ...], str, str], ...] = (
+    (("HTTP/",), "an HTTP server", "http"),
+    (("SSH-",), "an SSH server", "ssh"),
+    (("* OK", "* PREAUTH", "* BYE"), "an IMAP server", "imap"),
+    (("+OK", "-ERR"), "a POP3 server", "pop3"),
+)
+_NUMERIC_PROTOCOLS = ("smtp", "ftp", "nntp")
+
+
+def who_answered(line: str, protocol: str, title: str) -> str:
+    """Which kind of server sent ``line`` where ``protocol`` (a name of the registry; ``title``: how it is
+    written, "ManageSieve") was expected: "an HTTP server", "an SSH server", "an IMAP server", "a POP3 server",
+    "a text protocol's server with three-digit replies (SMTP, FTP, NNTP)", or "not TITLE" when the line says nothing."""
+    for prefixes, name, speaker in _SPEAKERS:
+        if speaker != protocol and line.startswith(prefixes):
+            return name
+    if line[:3].isdigit() and protocol not in _NUMERIC_PROTOCOLS:
+        return "a text protocol's server with three-digit replies (SMTP, FTP, NNTP)"
+    return f"not {title}"
+
+
+def not_the_protocol(channel: Channel, line: str, title: str, expected: str) -> UpgradeFailed:
+    """The failure for a text ``line`` that is not ``channel.protocol``'s: what it answered, which kind of server
+    that looks like (:func:`who_answered`) and ``expected`` (what the protocol's answer looks like, with its RFC
+    section)."""
+    what = who_answered(line, channel.protocol, title)
+    return UpgradeFailed(
+        "protocol",
+        f"the server does not speak {title}: it answered {printable(line, 120)!r} ({what}; {expected})",
+        stage=channel.stage,
+        reply=line,
+    )
+
+
+_NUMERIC = re.compile(r"([0-9]{3})([ -]|$)(.*)", re.S)
+NumericStyle = Literal["single", "same-code", "free"]
+
+
+async def read_numeric_reply(
+    channel: Channel,
+    *,
+    first_digits: str,
+    style: NumericStyle,
+    not_it: Callable[[str], UpgradeFailed],
+    nudge: tuple[float, str] | None = None,
+    max_lines: int = 200,
+) -> tuple[str, list[str]]:
+    """One reply of a protocol whose replies start with a three-digit code: (the code, the text of each line
+    without its code). ``first_digits``: the first digits a code may start with ("2345" for SMTP, RFC 5321
+    §4.2.1; "12345" for FTP and NNTP). ``style``: "single" (NNTP, RFC 3977 §3.2: one line, the code followed by a
+    space or nothing), "same-code" (SMTP, RFC 5321 §4.2.1: "code-" on every line but the last, "code " on the last,
+    all with the same code) or "free" (FTP, RFC 959 §4.2: "code-" on the first line, lines of any text, then
+    "code " on the last; a line in between that starts with the code loses it). ``not_it(line)``: the failure for
+    a line that is not a reply. ``nudge``: as in :meth:`Channel.readline`, for the first line. Raises
+    :class:`UpgradeFailed`; "protocol" also for a reply of more than ``max_lines`` lines."""
+    texts: list[str] = []
+    code: str | None = None
+    while True:
+        line = await channel.readline(nudge=nudge if code is None else None)
+        match = _NUMERIC.fullmatch(line)
+        same = match is not None and match.group(1)[0] in first_digits and code in (None, match.group(1))
+        last = same and match.group(2) != "-"  # type: ignore[union-attr]
+        if code is None or style == "same-code":
+            if match is None or not same or (style == "single" and not last):
+                raise not_it(line)
+            code = match.group(1)
+            texts.append(match.group(3))
+        else:  # "free": the lines between the first and the last are any text
+            texts.append(match.group(3) if same else line)  # type: ignore[union-attr]
+        if last:
+            return code, texts
+        if len(texts) >= max_lines:
+            raise UpgradeFailed(
+                "protocol",
+                f"the server's reply has more than {max_lines} lines, which no {channel.protocol.upper()} server sends",
+                stage=channel.stage,
+                reply=line,
+            )

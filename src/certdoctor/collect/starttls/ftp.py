@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import re
 
-from .channel import Channel, UpgradeFailed, printable
+from .channel import Channel, UpgradeFailed, not_the_protocol, printable, read_numeric_reply
 
 __all__ = ["NAME", "negotiate"]
 
 NAME = "ftp"
 NUDGE_COMMAND = "AUTH TLS"
 MAX_REPLY_LINES = 200
-_LINE = re.compile(r"([1-5][0-9]{2})([ -]|$)(.*)", re.S)
 # What vsftpd with implicit_ssl answers plaintext with ("500 OOPS: error:0A00010B:SSL routines::wrong version
 # number"): an OpenSSL error where a greeting belongs.
 _TLS_ERROR = re.compile(r"SSL routines|wrong version number|SSL_accept|ssl3_get_record", re.I)
@@ -30,46 +29,20 @@ _SMTP = re.compile(r"\bE?SMTP\b|\bPostfix\b|\bExim\b", re.I)
 
 
 def _not_ftp(channel: Channel, line: str) -> UpgradeFailed:
-    what = "an HTTP server" if line.startswith("HTTP/") else "not FTP"
-    if line.startswith("SSH-"):
-        what = "an SSH server"
-    elif line.startswith(("* OK", "* PREAUTH", "* BYE")):
-        what = "an IMAP server"
-    elif line.startswith(("+OK", "-ERR")):
-        what = "a POP3 server"
-    return UpgradeFailed(
-        "protocol",
-        f"the server does not speak FTP: it answered {printable(line, 120)!r} ({what}; an FTP reply starts with a "
-        "three-digit code, RFC 959 §4.2)",
-        stage=channel.stage,
-        reply=line,
-    )
+    return not_the_protocol(channel, line, "FTP", "an FTP reply starts with a three-digit code, RFC 959 §4.2")
 
 
 async def read_reply(channel: Channel, *, nudge: tuple[float, str] | None = None) -> tuple[str, list[str]]:
     """One reply: its code and its lines' text (RFC 959 §4.2; the first and last lines without their code).
     Raises UpgradeFailed."""
-    line = await channel.readline(nudge=nudge)
-    match = _LINE.fullmatch(line)
-    if match is None:
-        raise _not_ftp(channel, line)
-    code, texts = match.group(1), [match.group(3)]
-    if match.group(2) != "-":
-        return code, texts
-    while True:
-        line = await channel.readline()
-        match = _LINE.fullmatch(line)
-        if match is not None and match.group(1) == code and match.group(2) != "-":
-            texts.append(match.group(3))
-            return code, texts
-        texts.append(line[4:] if match is not None and match.group(1) == code else line)
-        if len(texts) >= MAX_REPLY_LINES:
-            raise UpgradeFailed(
-                "protocol",
-                f"the server's reply has more than {MAX_REPLY_LINES} lines, which no FTP server sends",
-                stage=channel.stage,
-                reply=line,
-            )
+    return await read_numeric_reply(
+        channel,
+        first_digits="12345",
+        style="free",
+        not_it=lambda line: _not_ftp(channel, line),
+        nudge=nudge,
+        max_lines=MAX_REPLY_LINES,
+    )
 
 
 def _joined(code: str, texts: list[str]) -> str:

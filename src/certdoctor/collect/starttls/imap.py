@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from .channel import Channel, UpgradeFailed, printable
+from .channel import Channel, UpgradeFailed, not_the_protocol, printable
 
 __all__ = ["NAME", "negotiate"]
 
@@ -28,18 +28,7 @@ _CAPABILITY_CODE = re.compile(r"\[CAPABILITY ([^\]]*)\]", re.I)
 
 
 def _not_imap(channel: Channel, line: str) -> UpgradeFailed:
-    what = "an HTTP server" if line.startswith("HTTP/") else "not IMAP"
-    if line[:3].isdigit():
-        what = "an SMTP server"
-    elif line.startswith(("+OK", "-ERR")):
-        what = "a POP3 server"
-    return UpgradeFailed(
-        "protocol",
-        f"the server does not speak IMAP: it answered {printable(line, 120)!r} ({what}; an IMAP greeting is "
-        "'* OK', '* PREAUTH' or '* BYE', RFC 3501 §7.1)",
-        stage=channel.stage,
-        reply=line,
-    )
+    return not_the_protocol(channel, line, "IMAP", "an IMAP greeting is '* OK', '* PREAUTH' or '* BYE', RFC 3501 §7.1")
 
 
 async def _tagged(channel: Channel, tag: str) -> tuple[str, str, list[str]]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 
-from .channel import Channel, UpgradeFailed, printable
+from .channel import Channel, UpgradeFailed, not_the_protocol, printable
 
 __all__ = ["NAME", "negotiate"]
 
@@ -30,18 +30,7 @@ _MESSAGE = re.compile(r"(?:@\S+ +)?(?::(\S+) +)?([A-Za-z]+|[0-9]{3})(?: +(.*))?"
 
 
 def _not_irc(channel: Channel, line: str) -> UpgradeFailed:
-    what = "an HTTP server" if line.startswith("HTTP/") else "not IRC"
-    if line[:3].isdigit():
-        what = "a text protocol's server (SMTP, FTP, NNTP...)"
-    elif line.startswith(("* OK", "+OK", "-ERR", "SSH-")):
-        what = "a mail or SSH server"
-    return UpgradeFailed(
-        "protocol",
-        f"the server does not speak IRC: it answered {printable(line, 120)!r} ({what}; an IRC message is "
-        "'[:prefix] COMMAND params', RFC 2812 §2.3.1)",
-        stage=channel.stage,
-        reply=line,
-    )
+    return not_the_protocol(channel, line, "IRC", "an IRC message is '[:prefix] COMMAND params', RFC 2812 §2.3.1")
 
 
 async def _message(channel: Channel) -> tuple[str, str, str]:

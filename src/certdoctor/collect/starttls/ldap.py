@@ -16,7 +16,7 @@ with at most 4 length bytes) and the contents. Anything else is not LDAP.
 
 from __future__ import annotations
 
-from .channel import Channel, UpgradeFailed, printable
+from .channel import Channel, UpgradeFailed, printable, who_answered
 
 __all__ = ["NAME", "REQUEST", "negotiate"]
 
@@ -106,9 +106,7 @@ async def _read_message(channel: Channel) -> bytes:
     if head[0] != _SEQUENCE:
         rest = channel.pending[:120]
         text = (head + rest).decode("utf-8", "replace")
-        what = "an HTTP server" if text.startswith("HTTP/") else "not LDAP"
-        if text[:3].isdigit() or text.startswith(("* ", "+OK", "-ERR", "SSH-")):
-            what = "a text protocol's server (mail, FTP or SSH)"
+        what = who_answered(text, channel.protocol, "LDAP")
         raise UpgradeFailed(
             "protocol",
             f"the server does not speak LDAP: it answered {printable(text, 120)!r} ({what}; an LDAP message is a BER "

@@ -16,39 +16,25 @@ from __future__ import annotations
 
 import re
 
-from .channel import Channel, UpgradeFailed, printable
+from .channel import Channel, UpgradeFailed, not_the_protocol, printable, read_numeric_reply
 
 __all__ = ["NAME", "negotiate"]
 
 NAME = "nntp"
 NUDGE_COMMAND = "CAPABILITIES"
 MAX_CAPABILITIES = 200
-_LINE = re.compile(r"([1-5][0-9]{2})(?:$| )(.*)", re.S)
 
 
 def _not_nntp(channel: Channel, line: str) -> UpgradeFailed:
-    what = "an HTTP server" if line.startswith("HTTP/") else "not NNTP"
-    if line.startswith("SSH-"):
-        what = "an SSH server"
-    elif line.startswith(("* OK", "* PREAUTH", "* BYE")):
-        what = "an IMAP server"
-    elif line.startswith(("+OK", "-ERR")):
-        what = "a POP3 server"
-    return UpgradeFailed(
-        "protocol",
-        f"the server does not speak NNTP: it answered {printable(line, 120)!r} ({what}; an NNTP response starts with "
-        "a three-digit code, RFC 3977 §3.2)",
-        stage=channel.stage,
-        reply=line,
-    )
+    return not_the_protocol(channel, line, "NNTP", "an NNTP response starts with a three-digit code, RFC 3977 §3.2")
 
 
 async def _status(channel: Channel, *, nudge: tuple[float, str] | None = None) -> tuple[str, str]:
-    line = await channel.readline(nudge=nudge)
-    match = _LINE.fullmatch(line)
-    if match is None:
-        raise _not_nntp(channel, line)
-    return match.group(1), line
+    """One response line (RFC 3977 §3.2): (its code, the line as received, made printable)."""
+    code, _ = await read_numeric_reply(
+        channel, first_digits="12345", style="single", not_it=lambda line: _not_nntp(channel, line), nudge=nudge
+    )
+    return code, channel.last_reply or code
 
 
 async def negotiate(channel: Channel, nudge_after: float) -> None:

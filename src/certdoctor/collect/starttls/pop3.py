@@ -13,7 +13,7 @@ Responses are at most 512 octets (RFC 2449 §4); the channel's caps are looser.
 
 from __future__ import annotations
 
-from .channel import Channel, UpgradeFailed, printable
+from .channel import Channel, UpgradeFailed, not_the_protocol, printable
 
 __all__ = ["NAME", "negotiate"]
 
@@ -27,18 +27,7 @@ def _status(channel: Channel, line: str) -> tuple[str, str]:
     word, _, text = line.partition(" ")
     if word.upper() in ("+OK", "-ERR"):
         return word.upper(), text
-    what = "an HTTP server" if line.startswith("HTTP/") else "not POP3"
-    if line[:3].isdigit():
-        what = "an SMTP server"
-    elif line.startswith("* "):
-        what = "an IMAP server"
-    raise UpgradeFailed(
-        "protocol",
-        f"the server does not speak POP3: it answered {printable(line, 120)!r} ({what}; a POP3 response starts "
-        "with '+OK' or '-ERR', RFC 1939 §3)",
-        stage=channel.stage,
-        reply=line,
-    )
+    raise not_the_protocol(channel, line, "POP3", "a POP3 response starts with '+OK' or '-ERR', RFC 1939 §3")
 
 
 async def negotiate(channel: Channel, nudge_after: float) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from .channel import Channel, UpgradeFailed, printable
+from .channel import Channel, UpgradeFailed, not_the_protocol, printable
 
 __all__ = ["NAME", "negotiate"]
 
@@ -28,19 +28,11 @@ _CAPABILITY = re.compile(r'"([^"]*)"')
 
 
 def _not_sieve(channel: Channel, line: str) -> UpgradeFailed:
-    what = "an HTTP server" if line.startswith("HTTP/") else "not ManageSieve"
-    if line[:3].isdigit():
-        what = "an SMTP or FTP server"
-    elif line.startswith(("* OK", "* BYE", "* PREAUTH")):
-        what = "an IMAP server"
-    elif line.startswith(("+OK", "-ERR")):
-        what = "a POP3 server"
-    return UpgradeFailed(
-        "protocol",
-        f"the server does not speak ManageSieve: it answered {printable(line, 120)!r} ({what}; a ManageSieve "
-        "server greets with its capabilities, '\"IMPLEMENTATION\" …', then OK, RFC 5804 §1.7)",
-        stage=channel.stage,
-        reply=line,
+    return not_the_protocol(
+        channel,
+        line,
+        "ManageSieve",
+        "a ManageSieve server greets with its capabilities, '\"IMPLEMENTATION\" …', then OK, RFC 5804 §1.7",
     )
 
 

@@ -17,14 +17,11 @@ channel's caps are looser so that sloppy servers still get diagnosed.
 
 from __future__ import annotations
 
-import re
-
-from .channel import Channel, UpgradeFailed, printable
+from .channel import Channel, UpgradeFailed, not_the_protocol, printable, read_numeric_reply
 
 __all__ = ["NAME", "negotiate"]
 
 NAME = "smtp"
-_LINE = re.compile(r"([2-5][0-9]{2})([ -]|$)(.*)", re.S)
 MAX_REPLY_LINES = 200  # a reply longer than this is no SMTP server's
 NUDGE_COMMAND = "EHLO certdoctor.invalid"
 
@@ -39,42 +36,19 @@ def ehlo_name(channel: Channel) -> str:
 
 
 def _not_smtp(channel: Channel, line: str) -> UpgradeFailed:
-    what = "an HTTP server" if line.startswith("HTTP/") else "not SMTP"
-    if line.startswith("SSH-"):
-        what = "an SSH server"
-    elif line.startswith(("* OK", "* PREAUTH", "* BYE")):
-        what = "an IMAP server"
-    elif line.startswith(("+OK", "-ERR")):
-        what = "a POP3 server"
-    return UpgradeFailed(
-        "protocol",
-        f"the server does not speak SMTP: it answered {printable(line, 120)!r} ({what}; an SMTP reply starts with a "
-        "three-digit code, RFC 5321 §4.2)",
-        stage=channel.stage,
-        reply=line,
-    )
+    return not_the_protocol(channel, line, "SMTP", "an SMTP reply starts with a three-digit code, RFC 5321 §4.2")
 
 
 async def read_reply(channel: Channel, *, nudge: tuple[float, str] | None = None) -> tuple[str, list[str]]:
     """One reply: its code and the text of each of its lines (RFC 5321 §4.2.1). Raises UpgradeFailed."""
-    texts: list[str] = []
-    code = None
-    while True:
-        line = await channel.readline(nudge=nudge if not texts else None)
-        match = _LINE.fullmatch(line)
-        if match is None or (code is not None and match.group(1) != code):
-            raise _not_smtp(channel, line)
-        code = match.group(1)
-        texts.append(match.group(3))
-        if match.group(2) != "-":
-            return code, texts
-        if len(texts) >= MAX_REPLY_LINES:
-            raise UpgradeFailed(
-                "protocol",
-                f"the server's reply has more than {MAX_REPLY_LINES} lines, which no SMTP server sends",
-                stage=channel.stage,
-                reply=line,
-            )
+    return await read_numeric_reply(
+        channel,
+        first_digits="2345",
+        style="same-code",
+        not_it=lambda line: _not_smtp(channel, line),
+        nudge=nudge,
+        max_lines=MAX_REPLY_LINES,
+    )
 
 
 def _joined(code: str, texts: list[str]) -> str:

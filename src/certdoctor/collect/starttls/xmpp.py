@@ -22,7 +22,7 @@ import codecs
 import re
 from dataclasses import dataclass, field
 
-from .channel import Channel, UpgradeFailed, printable
+from .channel import Channel, UpgradeFailed, printable, who_answered
 
 __all__ = ["NAME", "Tag", "TagScanner", "negotiate", "negotiate_server"]
 
@@ -158,11 +158,7 @@ class TagScanner:
 
 def _not_xmpp(channel: Channel, seen: str, why: str) -> UpgradeFailed:
     line = seen.split("\n", 1)[0].strip()
-    what = "an HTTP server" if line.startswith("HTTP/") else "not XMPP"
-    if line[:3].isdigit():
-        what = "a text protocol's server (SMTP, FTP...)"
-    elif line.startswith(("* OK", "+OK", "SSH-")):
-        what = "a mail or SSH server"
+    what = who_answered(line, channel.protocol, "XMPP")
     return UpgradeFailed(
         "protocol",
         f"the server does not speak XMPP: {why} (it sent {printable(line, 120)!r}; {what}; an XMPP server answers "
