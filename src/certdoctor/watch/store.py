@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ..errors import CollectError, InputError
 from ..scan.targets import BadLine, ScanTarget, lines_of, parse_line, read_targets
-from . import forecast_rows, pgbulk
+from . import forecast_rows, litebulk, pgbulk
 from . import tables as t
 from .clock import now, utc
 from .events import Endpoint, Event, FirstBreak, Snapshot, derive
@@ -518,8 +518,8 @@ class Store:
             if postgres:  # ids from the sequence, then one statement of arrays per table (see pgbulk)
                 ids = pgbulk.next_ids(conn, o, len(rows))
                 pgbulk.insert(conn, o, [{"id": i, **r} for i, r in zip(ids, rows, strict=True)])
-            else:
-                ids = list(conn.execute(sa.insert(o).returning(o.c.id, sort_by_parameter_order=True), rows).scalars())
+            else:  # plain tuples in one executemany per table (see litebulk)
+                ids = litebulk.insert(conn, o, rows, ids=True)
             endpoints = [
                 {"observation_id": obs_id, "address": p.address, "ok": p.ok, "error": p.error, "chain": list(p.chain)}
                 for obs_id, (obs, _) in zip(ids, items, strict=True)
@@ -527,8 +527,8 @@ class Store:
             ]
             if endpoints and postgres:
                 pgbulk.insert(conn, e, endpoints)
-            elif endpoints:  # RETURNING: SQLAlchemy then sends many rows per INSERT (see _many)
-                _many(conn, sa.insert(e).returning(e.c.id), endpoints)
+            elif endpoints:
+                litebulk.insert(conn, e, endpoints)
             events = [
                 {"target_id": obs.target_id, "observation_id": obs_id, "at": obs.at, "kind": k, "detail": d}
                 for obs_id, (obs, _), made in zip(ids, items, all_events, strict=True)
@@ -537,27 +537,19 @@ class Store:
             if events and postgres:
                 pgbulk.insert(conn, t.events, events)
             elif events:
-                _many(conn, sa.insert(t.events).returning(t.events.c.id), events)
+                litebulk.insert(conn, t.events, events)
             pointers = [
                 {"tid": obs.target_id, "oid": obs_id, "due": due}
                 for obs_id, (obs, due) in zip(ids, items, strict=True)
                 if due is not None
             ]
             forecast_rows.upsert(conn, forecasts)
-            if pointers and postgres:  # one UPDATE … FROM unnest(…) for the batch
-                pgbulk.update(
-                    conn,
-                    t.targets,
-                    "id",
-                    [{"id": p["tid"], "last_observation_id": p["oid"], "next_due": p["due"]} for p in pointers],
-                )
-            elif pointers:  # SQLite: a statement per row costs microseconds (no round trip)
-                conn.execute(
-                    sa.update(t.targets)
-                    .where(t.targets.c.id == sa.bindparam("tid"))
-                    .values(last_observation_id=sa.bindparam("oid"), next_due=sa.bindparam("due")),
-                    pointers,
-                )
+            if pointers:
+                changed = [{"id": p["tid"], "last_observation_id": p["oid"], "next_due": p["due"]} for p in pointers]
+                if postgres:  # one UPDATE … FROM unnest(…) for the batch
+                    pgbulk.update(conn, t.targets, "id", changed)
+                else:  # SQLite: a statement per row costs microseconds (no round trip)
+                    litebulk.update(conn, t.targets, "id", changed)
             unscheduled = [
                 {"tid": obs.target_id, "oid": obs_id}
                 for obs_id, (obs, due) in zip(ids, items, strict=True)
@@ -828,13 +820,6 @@ _SNAPSHOT_COLUMNS = (
     _text(t.observations.c.clients),
     t.observations.c.error,
 )
-
-
-def _many(conn: Connection, statement: Any, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert ``rows`` with an INSERT … RETURNING, for which SQLAlchemy's "insertmanyvalues" sends up to 1,000
-    rows per statement on SQLite and PostgreSQL alike; a plain executemany goes row by row through psycopg's
-    pipeline (a fifth of a pass's database time at 10,000 targets). The ids returned are not needed."""
-    conn.execute(statement, rows).close()
 
 
 def _snapshot_of(row: Any, endpoints: tuple[Endpoint, ...], leaf: Any) -> Snapshot:
