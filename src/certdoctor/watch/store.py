@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ..errors import CollectError, InputError
+from ..pipeline import starttls_for
 from ..scan.targets import BadLine, ScanTarget, lines_of, parse_line, read_targets
 from . import forecast_rows, litebulk, pgbulk
 from . import tables as t
@@ -153,7 +154,11 @@ class WatchedTarget:
 
     @property
     def starttls(self) -> str | None:
-        """The protocol upgraded to TLS first, as the spec says (None: TLS at once)."""
+        """The protocol upgraded to TLS first, as the spec says (None: TLS at once). Without a ``starttls=``
+        option, the scheme or the port decides, as :func:`~certdoctor.scan.targets.parse_line` decides it (the
+        whole line parsed again for each target was a tenth of a pass's own work besides the scan's)."""
+        if "starttls" not in self.spec.lower():
+            return starttls_for(self.spec.split(",", 1)[0].strip(), self.port)
         parsed = parse_line(1, self.spec)
         return parsed.starttls if isinstance(parsed, ScanTarget) else None
 
@@ -176,8 +181,8 @@ def _target(row: Any) -> WatchedTarget:
         row.port,
         row.sni,
         row.name,
-        tuple(row.addresses or ()),
-        dict(row.labels or {}),
+        _strings(row.addresses) if isinstance(row.addresses, str) else tuple(row.addresses or ()),
+        dict(json_object(row.labels) if isinstance(row.labels, str) else row.labels or {}),
         row.every_s,
         utc(row.next_due),  # type: ignore[arg-type]
         utc(row.created),  # type: ignore[arg-type]
@@ -413,14 +418,14 @@ class Store:
     def targets(self, labels: Mapping[str, str] | None = None) -> list[WatchedTarget]:
         """Every target (by id) whose labels include all of ``labels``."""
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(t.targets).order_by(t.targets.c.id)).all()
+            rows = conn.execute(sa.select(*_TARGET_COLUMNS).order_by(t.targets.c.id)).all()
         found = [_target(r) for r in rows]
         want = dict(labels or {})
         return [x for x in found if all(x.labels.get(k) == v for k, v in want.items())]
 
     def due(self, at: datetime | None = None, *, everything: bool = False) -> list[WatchedTarget]:
         """The enabled targets whose ``next_due`` has come (all enabled ones with ``everything``), soonest first."""
-        query = sa.select(t.targets).where(t.targets.c.enabled.is_(True))
+        query = sa.select(*_TARGET_COLUMNS).where(t.targets.c.enabled.is_(True))
         if not everything:
             query = query.where(t.targets.c.next_due <= (at or now()))
         with self.engine.connect() as conn:
@@ -582,7 +587,7 @@ class Store:
         if not latest:
             return {}
         ends: dict[int, list[Endpoint]] = {}
-        query = sa.select(e.c.observation_id, e.c.address, e.c.ok, e.c.error, _text(e.c.chain))
+        query = sa.select(e.c.observation_id, e.c.address, e.c.ok, e.c.error, json_text(e.c.chain))
         for oid, address, ok, error, chain in conn.execute(
             query.where(e.c.observation_id.in_([r.id for r in latest])).order_by(e.c.id)
         ):
@@ -779,7 +784,7 @@ class Store:
             }
 
 
-def _text(column: Any) -> Any:
+def json_text(column: Any) -> Any:
     """A JSON column read as its text (``CAST(… AS TEXT)``: SQLite keeps the text, PostgreSQL's ``json`` type too),
     for the readers below that decode each distinct text once."""
     return sa.cast(column, sa.Text).label(column.name)
@@ -788,7 +793,7 @@ def _text(column: Any) -> Any:
 # A batch's previous observations repeat the same few texts (a fleet's findings, client verdicts and chains are
 # shared by the targets serving one chain): each distinct text is decoded once, into immutable tuples. Decoding
 # every row's three JSON columns was a fifth of the writes' CPU time on a pass over a filled store.
-DECODED = 4096  # distinct texts remembered per kind
+DECODED = 1024  # distinct texts remembered per kind
 
 
 @functools.lru_cache(maxsize=DECODED)
@@ -809,6 +814,16 @@ def _strings(text: str | None) -> tuple[str, ...]:
     return tuple(json.loads(text)) if text else ()
 
 
+@functools.lru_cache(maxsize=DECODED)
+def json_object(text: str | None) -> Mapping[str, Any]:
+    """A JSON object read as text (:func:`json_text`), decoded once per distinct text: the same text gives the
+    same object, which the caller must not change (copy it to keep it)."""
+    return json.loads(text) if text else {}
+
+
+# the inventory's columns, its JSON ones as text (labels and addresses repeat across a fleet: see _object)
+_TARGET_COLUMNS = tuple(json_text(c) if c.name in ("labels", "addresses") else c for c in t.targets.c)
+
 # what a snapshot is made of (SQLite keeps times as text, each parsed on reading: no column not needed)
 _SNAPSHOT_COLUMNS = (
     t.observations.c.id,
@@ -816,8 +831,8 @@ _SNAPSHOT_COLUMNS = (
     t.observations.c.verdict,
     t.observations.c.leaf_sha256,
     t.observations.c.leaf_not_after,
-    _text(t.observations.c.findings),
-    _text(t.observations.c.clients),
+    json_text(t.observations.c.findings),
+    json_text(t.observations.c.clients),
     t.observations.c.error,
 )
 
