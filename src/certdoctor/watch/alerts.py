@@ -45,11 +45,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..errors import InputError
-from . import forecasting, pgbulk
+from . import forecasting, litebulk, pgbulk
 from . import tables as t
 from .condition import Condition
 from .events import Event
-from .store import Observation, Store, WatchedTarget, now, utc
+from .store import Observation, Store, WatchedTarget, json_object, json_text, now, utc
 
 DEFAULT_EXPIRY_DAYS = 30.0
 DEFAULT_EXPIRY_PERCENT = 33.0
@@ -425,7 +425,8 @@ def evaluate(
         # most of this function's time on a 10,000-target pass.
         open_all: dict[int, dict[str, Any]] = {}
         # only the columns compared here: SQLite keeps times as text, parsed row by row (most of this query's time)
-        columns = (a.c.id, a.c.target_id, a.c.condition, a.c.summary, a.c.detail, a.c.notified)
+        # (the details as text, each distinct one decoded once: a fleet's alerts repeat the same few)
+        columns = (a.c.id, a.c.target_id, a.c.condition, a.c.summary, json_text(a.c.detail), a.c.notified)
         for r in conn.execute(sa.select(*columns).where(a.c.state == "open")).all():
             open_all.setdefault(r.target_id, {})[r.condition] = r
         new_open: list[dict[str, Any]] = []
@@ -502,7 +503,7 @@ def evaluate(
             for key, cond in wanted.items():
                 row = open_rows.get(key)
                 if row is not None:
-                    if row.summary != cond.summary or (row.detail or {}) != cond.detail:  # most stay as they were
+                    if row.summary != cond.summary or json_object(row.detail) != cond.detail:  # most stay as they were
                         refreshed.append({"alert_id": row.id, "new_detail": cond.detail, "new_summary": cond.summary})
                     continue
                 new_open.append(
@@ -542,22 +543,16 @@ def evaluate(
             for fresh in conn.execute(sa.select(a).where(a.c.id.in_(told)).order_by(a.c.id)) if told else ():
                 resolved[fresh.id].alerts.append(_alert_dict(fresh, "resolved"))  # type: ignore[union-attr]
         postgres = conn.dialect.name == "postgresql"
-        if refreshed and postgres:  # one statement of arrays (see pgbulk)
+        # one statement of arrays on PostgreSQL (see pgbulk), one executemany of tuples on SQLite (see litebulk)
+        bulk = pgbulk if postgres else litebulk
+        if refreshed:
             changed = [{"id": r["alert_id"], "detail": r["new_detail"], "summary": r["new_summary"]} for r in refreshed]
-            pgbulk.update(conn, a, "id", changed)
-        elif refreshed:
-            conn.execute(
-                sa.update(a)
-                .where(a.c.id == sa.bindparam("alert_id"))
-                .values(detail=sa.bindparam("new_detail"), summary=sa.bindparam("new_summary")),
-                refreshed,
-            )
-        if new_open and postgres:
-            pgbulk.insert(conn, a, new_open)
-        elif new_open:
-            conn.execute(sa.insert(a).returning(a.c.id), new_open).close()  # many rows per statement
+            bulk.update(conn, a, "id", changed)
+        if new_open:
+            bulk.insert(conn, a, new_open)
         # firing (never notified) and repeats, across every target
-        specs = {r.id: r for r in conn.execute(sa.select(t.targets.c.id, t.targets.c.spec, t.targets.c.labels))}
+        query = sa.select(t.targets.c.id, t.targets.c.spec, json_text(t.targets.c.labels))
+        specs = {r.id: r for r in conn.execute(query)}
         # only those never sent, or sent longer ago than the shortest repeat interval of any policy
         shortest = min([DEFAULT_RENOTIFY, *(r["renotify_s"] for r in rows_policies if r["renotify_s"] is not None)])
         candidates = sa.select(a).where(
@@ -572,7 +567,7 @@ def evaluate(
             spec = specs.get(row.target_id)
             if spec is None:
                 continue
-            labels = dict(spec.labels or {})
+            labels = dict(json_object(spec.labels))
             if row.last_notified_at is None:
                 status = "firing"
             elif moment - utc(row.last_notified_at) >= timedelta(  # type: ignore[operator]
@@ -591,16 +586,9 @@ def evaluate(
                 )
             )
             msg.alerts.append(_alert_dict(row, status))
-        if sent and postgres:  # one statement for all (a round trip per alert was most of a first pass)
-            pgbulk.update(
+        if sent:  # one statement for all (a round trip per alert was most of a first pass on PostgreSQL)
+            bulk.update(
                 conn, a, "id", [{"id": r["alert_id"], "notified": r["times"], "last_notified_at": moment} for r in sent]
-            )
-        elif sent:
-            conn.execute(
-                sa.update(a)
-                .where(a.c.id == sa.bindparam("alert_id"))
-                .values(last_notified_at=moment, notified=sa.bindparam("times")),
-                sent,
             )
     messages = [m for m in out.values() if m.alerts]
     for m in messages:

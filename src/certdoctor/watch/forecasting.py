@@ -49,21 +49,39 @@ BUDGET_SHARE = 0.25
 Known = Mapping[int, str]  # target id → chain key of its stored forecast, if younger than REFRESH
 
 
+_FINGERPRINTS: dict[int, tuple[Any, str]] = {}  # id(certificate) → (certificate, SHA-256 hex): see _fingerprint
+FINGERPRINTS_KEPT = 4096
+
+
+def _fingerprint(cert: Any) -> str:
+    """:func:`certdoctor.certinfo.fingerprint`, remembered per certificate object: the collector hands out one
+    object per distinct certificate, so a fleet's chains repeat the same few objects (hashing each certificate's
+    DER again was most of :func:`chain_key`'s time). The entry keeps the object alive, so its id is not reused."""
+    hit = _FINGERPRINTS.get(id(cert))
+    if hit is not None and hit[0] is cert:
+        return hit[1]
+    from .. import certinfo
+
+    if len(_FINGERPRINTS) >= FINGERPRINTS_KEPT:
+        _FINGERPRINTS.clear()
+    value = certinfo.fingerprint(cert)
+    _FINGERPRINTS[id(cert)] = (cert, value)
+    return value
+
+
 def chain_key(d: Diagnosis) -> str:
     """SHA-256 (hex) of what a forecast depends on: the name and port, each chain presented (certificate
     SHA-256s in order), the trust stores (name, description, number of roots) and --ca-file roots, the client
     families predicted, and those that accept today (a client that starts rejecting for another reason — a
     revocation — changes the forecast too). Equal keys: the forecast of one holds for the other."""
-    from .. import certinfo
-
     ev = d.evidence
     h = hashlib.sha256()
     parts: list[str] = [ev.target.name or "", str(None if ev.target.is_files else ev.target.port)]
     for r in d.reports:
-        parts.append(",".join(certinfo.fingerprint(c) for c in r.chain.certs))
+        parts.append(",".join(_fingerprint(c) for c in r.chain.certs))
     for s in (*ev.stores, "|", *ev.client_stores):
         parts.append(s if isinstance(s, str) else f"{s.name}:{s.description}:{len(s.roots)}")
-    parts.append(",".join(certinfo.fingerprint(c) for c in ev.extra_roots))
+    parts.append(",".join(_fingerprint(c) for c in ev.extra_roots))
     parts.append(",".join(d.verdict_clients))
     parts.append(",".join(v.client for v in d.clients if v.accepts))
     h.update("\n".join(parts).encode("utf-8", "surrogateescape"))

@@ -8,6 +8,8 @@ shipped in ``certdoctor/watch/migrations`` up to the newest (no alembic.ini: the
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -19,8 +21,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ..errors import CollectError, InputError
+from ..pipeline import starttls_for
 from ..scan.targets import BadLine, ScanTarget, lines_of, parse_line, read_targets
-from . import forecast_rows, pgbulk
+from . import forecast_rows, litebulk, pgbulk
 from . import tables as t
 from .clock import now, utc
 from .events import Endpoint, Event, FirstBreak, Snapshot, derive
@@ -159,7 +162,11 @@ class WatchedTarget:
 
     @property
     def starttls(self) -> str | None:
-        """The protocol upgraded to TLS first, as the spec says (None: TLS at once)."""
+        """The protocol upgraded to TLS first, as the spec says (None: TLS at once). Without a ``starttls=``
+        option, the scheme or the port decides, as :func:`~certdoctor.scan.targets.parse_line` decides it (the
+        whole line parsed again for each target was a tenth of a pass's own work besides the scan's)."""
+        if "starttls" not in self.spec.lower():
+            return starttls_for(self.spec.split(",", 1)[0].strip(), self.port)
         parsed = parse_line(1, self.spec)
         return parsed.starttls if isinstance(parsed, ScanTarget) else None
 
@@ -182,8 +189,8 @@ def _target(row: Any) -> WatchedTarget:
         row.port,
         row.sni,
         row.name,
-        tuple(row.addresses or ()),
-        dict(row.labels or {}),
+        _strings(row.addresses) if isinstance(row.addresses, str) else tuple(row.addresses or ()),
+        dict(json_object(row.labels) if isinstance(row.labels, str) else row.labels or {}),
         row.every_s,
         utc(row.next_due),  # type: ignore[arg-type]
         utc(row.created),  # type: ignore[arg-type]
@@ -419,14 +426,14 @@ class Store:
     def targets(self, labels: Mapping[str, str] | None = None) -> list[WatchedTarget]:
         """Every target (by id) whose labels include all of ``labels``."""
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(t.targets).order_by(t.targets.c.id)).all()
+            rows = conn.execute(sa.select(*_TARGET_COLUMNS).order_by(t.targets.c.id)).all()
         found = [_target(r) for r in rows]
         want = dict(labels or {})
         return [x for x in found if all(x.labels.get(k) == v for k, v in want.items())]
 
     def due(self, at: datetime | None = None, *, everything: bool = False) -> list[WatchedTarget]:
         """The enabled targets whose ``next_due`` has come (all enabled ones with ``everything``), soonest first."""
-        query = sa.select(t.targets).where(t.targets.c.enabled.is_(True))
+        query = sa.select(*_TARGET_COLUMNS).where(t.targets.c.enabled.is_(True))
         if not everything:
             query = query.where(t.targets.c.next_due <= (at or now()))
         with self.engine.connect() as conn:
@@ -524,8 +531,8 @@ class Store:
             if postgres:  # ids from the sequence, then one statement of arrays per table (see pgbulk)
                 ids = pgbulk.next_ids(conn, o, len(rows))
                 pgbulk.insert(conn, o, [{"id": i, **r} for i, r in zip(ids, rows, strict=True)])
-            else:
-                ids = list(conn.execute(sa.insert(o).returning(o.c.id, sort_by_parameter_order=True), rows).scalars())
+            else:  # plain tuples in one executemany per table (see litebulk)
+                ids = litebulk.insert(conn, o, rows, ids=True)
             endpoints = [
                 {"observation_id": obs_id, "address": p.address, "ok": p.ok, "error": p.error, "chain": list(p.chain)}
                 for obs_id, (obs, _) in zip(ids, items, strict=True)
@@ -533,8 +540,8 @@ class Store:
             ]
             if endpoints and postgres:
                 pgbulk.insert(conn, e, endpoints)
-            elif endpoints:  # RETURNING: SQLAlchemy then sends many rows per INSERT (see _many)
-                _many(conn, sa.insert(e).returning(e.c.id), endpoints)
+            elif endpoints:
+                litebulk.insert(conn, e, endpoints)
             events = [
                 {"target_id": obs.target_id, "observation_id": obs_id, "at": obs.at, "kind": k, "detail": d}
                 for obs_id, (obs, _), made in zip(ids, items, all_events, strict=True)
@@ -543,27 +550,19 @@ class Store:
             if events and postgres:
                 pgbulk.insert(conn, t.events, events)
             elif events:
-                _many(conn, sa.insert(t.events).returning(t.events.c.id), events)
+                litebulk.insert(conn, t.events, events)
             pointers = [
                 {"tid": obs.target_id, "oid": obs_id, "due": due}
                 for obs_id, (obs, due) in zip(ids, items, strict=True)
                 if due is not None
             ]
             forecast_rows.upsert(conn, forecasts)
-            if pointers and postgres:  # one UPDATE … FROM unnest(…) for the batch
-                pgbulk.update(
-                    conn,
-                    t.targets,
-                    "id",
-                    [{"id": p["tid"], "last_observation_id": p["oid"], "next_due": p["due"]} for p in pointers],
-                )
-            elif pointers:  # SQLite: a statement per row costs microseconds (no round trip)
-                conn.execute(
-                    sa.update(t.targets)
-                    .where(t.targets.c.id == sa.bindparam("tid"))
-                    .values(last_observation_id=sa.bindparam("oid"), next_due=sa.bindparam("due")),
-                    pointers,
-                )
+            if pointers:
+                changed = [{"id": p["tid"], "last_observation_id": p["oid"], "next_due": p["due"]} for p in pointers]
+                if postgres:  # one UPDATE … FROM unnest(…) for the batch
+                    pgbulk.update(conn, t.targets, "id", changed)
+                else:  # SQLite: a statement per row costs microseconds (no round trip)
+                    litebulk.update(conn, t.targets, "id", changed)
             unscheduled = [
                 {"tid": obs.target_id, "oid": obs_id}
                 for obs_id, (obs, due) in zip(ids, items, strict=True)
@@ -596,8 +595,11 @@ class Store:
         if not latest:
             return {}
         ends: dict[int, list[Endpoint]] = {}
-        for r in conn.execute(sa.select(e).where(e.c.observation_id.in_([r.id for r in latest])).order_by(e.c.id)):
-            ends.setdefault(r.observation_id, []).append(Endpoint(r.address, bool(r.ok), r.error, tuple(r.chain or ())))
+        query = sa.select(e.c.observation_id, e.c.address, e.c.ok, e.c.error, json_text(e.c.chain))
+        for oid, address, ok, error, chain in conn.execute(
+            query.where(e.c.observation_id.in_([r.id for r in latest])).order_by(e.c.id)
+        ):
+            ends.setdefault(oid, []).append(Endpoint(address, bool(ok), error, _strings(chain)))
         leaves = {r.leaf_sha256 for r in latest if r.leaf_sha256}
         issuers = {
             r.sha256: r
@@ -609,7 +611,18 @@ class Store:
         }
         out: dict[int, tuple[Snapshot | None, Snapshot | None]] = {}
         for row in latest:
-            snap = _snapshot_of(row, tuple(ends.get(row.id, ())), issuers.get(row.leaf_sha256 or ""))
+            leaf = issuers.get(row.leaf_sha256 or "")
+            snap = Snapshot(
+                row.verdict,
+                row.leaf_sha256,
+                leaf.issuer if leaf else None,
+                leaf.spki_sha256 if leaf else None,
+                utc(row.leaf_not_after),
+                _pairs(row.findings),
+                _accepts(row.clients),
+                tuple(ends.get(row.id, ())),
+                row.error,
+            )
             if snap.reachable:
                 out[row.target_id] = (snap, snap)
                 continue
@@ -779,6 +792,46 @@ class Store:
             }
 
 
+def json_text(column: Any) -> Any:
+    """A JSON column read as its text (``CAST(… AS TEXT)``: SQLite keeps the text, PostgreSQL's ``json`` type too),
+    for the readers below that decode each distinct text once."""
+    return sa.cast(column, sa.Text).label(column.name)
+
+
+# A batch's previous observations repeat the same few texts (a fleet's findings, client verdicts and chains are
+# shared by the targets serving one chain): each distinct text is decoded once, into immutable tuples. Decoding
+# every row's three JSON columns was a fifth of the writes' CPU time on a pass over a filled store.
+DECODED = 1024  # distinct texts remembered per kind
+
+
+@functools.lru_cache(maxsize=DECODED)
+def _pairs(text: str | None) -> tuple[tuple[str, str], ...]:
+    """``[["id", "severity"], …]`` (observations.findings) as tuples."""
+    return tuple((x[0], x[1]) for x in json.loads(text)) if text else ()
+
+
+@functools.lru_cache(maxsize=DECODED)
+def _accepts(text: str | None) -> tuple[tuple[str, bool], ...]:
+    """``[["client", true], …]`` (observations.clients) as tuples."""
+    return tuple((x[0], bool(x[1])) for x in json.loads(text)) if text else ()
+
+
+@functools.lru_cache(maxsize=DECODED)
+def _strings(text: str | None) -> tuple[str, ...]:
+    """``["sha256", …]`` (observation_endpoints.chain) as a tuple."""
+    return tuple(json.loads(text)) if text else ()
+
+
+@functools.lru_cache(maxsize=DECODED)
+def json_object(text: str | None) -> Mapping[str, Any]:
+    """A JSON object read as text (:func:`json_text`), decoded once per distinct text: the same text gives the
+    same object, which the caller must not change (copy it to keep it)."""
+    return json.loads(text) if text else {}
+
+
+# the inventory's columns, its JSON ones as text (labels and addresses repeat across a fleet: see _object)
+_TARGET_COLUMNS = tuple(json_text(c) if c.name in ("labels", "addresses") else c for c in t.targets.c)
+
 # what a snapshot is made of (SQLite keeps times as text, each parsed on reading: no column not needed)
 _SNAPSHOT_COLUMNS = (
     t.observations.c.id,
@@ -786,17 +839,10 @@ _SNAPSHOT_COLUMNS = (
     t.observations.c.verdict,
     t.observations.c.leaf_sha256,
     t.observations.c.leaf_not_after,
-    t.observations.c.findings,
-    t.observations.c.clients,
+    json_text(t.observations.c.findings),
+    json_text(t.observations.c.clients),
     t.observations.c.error,
 )
-
-
-def _many(conn: Connection, statement: Any, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert ``rows`` with an INSERT … RETURNING, for which SQLAlchemy's "insertmanyvalues" sends up to 1,000
-    rows per statement on SQLite and PostgreSQL alike; a plain executemany goes row by row through psycopg's
-    pipeline (a fifth of a pass's database time at 10,000 targets). The ids returned are not needed."""
-    conn.execute(statement, rows).close()
 
 
 def _snapshot_of(row: Any, endpoints: tuple[Endpoint, ...], leaf: Any) -> Snapshot:
