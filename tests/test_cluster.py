@@ -376,3 +376,26 @@ def test_a_scheduler_gone_mid_scan_ends_it_with_a_resumable_output(lab: Lab, tmp
     )
     assert code == 1
     assert Counter(r["line"] for r in records(out)) == Counter(range(1, len(lines) + 1))
+
+
+def test_watch_run_checks_on_the_cluster_and_stores_here(
+    lab: Lab, dask_cluster: DaskProcesses, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    names = ["good-rsa", "expired", "wrong-host", "revoked-ocsp"]
+    hosts = write(tmp_path / "hosts.txt", [line_for(lab, name) for name in names])
+    ca = ["--ca-file", str(lab.root_path), "--timeout", "3"]
+    got = {}
+    for where in ("local", "cluster"):
+        db = ["--db", f"sqlite:///{tmp_path / where}.db"]
+        assert main(["watch", "import", str(hosts), *db]) == 0
+        capsys.readouterr()
+        extra = ["--cluster", dask_cluster.address] if where == "cluster" else []
+        assert main(["watch", "run", *db, *ca, *extra, "--json"]) == 1
+        run = json.loads(capsys.readouterr().out)
+        assert run["checked"] == len(names) and run["events"]["first-seen"] == len(names)
+        main(["watch", "status", *db, "--json"])
+        status = json.loads(capsys.readouterr().out)
+        got[where] = {t["target"]: (t["verdict"], sorted(t.get("findings") or [])) for t in status["targets"]}
+    assert got["cluster"] == got["local"]
+    assert got["cluster"][line_for(lab, "good-rsa")][0] == "valid"
+    assert got["cluster"][line_for(lab, "expired")][0] == "invalid"
