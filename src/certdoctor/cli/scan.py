@@ -60,13 +60,16 @@ examples:
   cut -d, -f1 inventory.csv | certdoctor scan - --concurrency 500 --rate 200
   certdoctor scan hosts.txt -o results.jsonl --resume results.jsonl   # continue after Ctrl-C
   jq -r 'select(.verdict != "valid") | [.target, (.findings | map(.id) | join(" "))] | @tsv' results.jsonl
+  certdoctor scan hosts.txt --shards 4 --shard 0 -o part0.jsonl     # shard 0 of 4 (0..3), on this machine
+  certdoctor scan hosts.txt --cluster tcp://10.0.0.1:8786 -o results.jsonl    # on a Dask cluster
 
 records: the top-level "leaf" is the worst case among the addresses (the leaf expiring soonest; "leaf.address"
 says whose); "endpoints" has every address with its own "leaf". --resume counts the records already in FILE in
 the verdicts and the exit status.
 
 exit status: 0 every target valid, 1 problems found (invalid, unreachable target, or bad input line; warnings
-with --fail-on warning), 2 usage error, 130 interrupted
+with --fail-on warning), 2 usage error, 130 interrupted; with --cluster also 3: the scheduler cannot be reached
+or went away mid-scan (the output keeps complete records: --resume continues), and 2 when Dask is not installed
 """
 
 
