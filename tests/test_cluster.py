@@ -399,3 +399,26 @@ def test_watch_run_checks_on_the_cluster_and_stores_here(
     assert got["cluster"] == got["local"]
     assert got["cluster"][line_for(lab, "good-rsa")][0] == "valid"
     assert got["cluster"][line_for(lab, "expired")][0] == "invalid"
+
+
+def test_ctrl_c_on_a_cluster_scan_writes_what_is_done_and_exits_130(
+    lab: Lab, dask_cluster: DaskProcesses, tmp_path: Path
+) -> None:
+    lines = [line_for(lab, "good-rsa")] * 4 + [stall_line(lab, i) for i in range(4)]
+    src = write(tmp_path / "t.txt", lines)
+    out = tmp_path / "out.jsonl"
+    proc = subprocess.Popen(
+        [*CERTDOCTOR, *argv(src, lab, out, "--cluster", dask_cluster.address, "--task-targets", "1", "--timeout", "5")],
+        env=_env(),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not out.exists() or out.read_text().count("\n") < 4):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "WARNING" not in err
+    done = records(out)
+    assert len(done) == 4 and all(r["verdict"] == "valid" for r in done)

@@ -163,16 +163,18 @@ def connect(address: str, timeout: float = CONNECT_SECONDS) -> Iterator[Any]:
     not answer within ``timeout`` seconds."""
     where, local = parse_address(address)
     distributed = _distributed()
-    import dask
 
-    quiet = {"logging.distributed": "error"}  # the workers of a LocalCluster: their own errors only
-    if not os.environ.get("CERTDOCTOR_DEBUG"):
-        # Dask's log lines here (a reconnection's traceback, a worker removed) would bury the scan's own
-        # one-line error under dozens; CERTDOCTOR_DEBUG=1 shows them
+    debug = bool(os.environ.get("CERTDOCTOR_DEBUG"))
+    if not debug:
+        # Dask's log lines here (a reconnection's traceback, a worker removed, a task cancelled by Ctrl-C) would
+        # bury the scan's own one-line error under dozens; CERTDOCTOR_DEBUG=1 shows them
         for name in ["distributed", *logging.root.manager.loggerDict]:
             if name.split(".")[0] == "distributed":
                 logging.getLogger(name).setLevel(logging.CRITICAL)
-    with dask.config.set(quiet):
+    # A LocalCluster's worker processes read their logging level from the environment when they start (Dask's
+    # configuration: DASK_LOGGING__DISTRIBUTED), not from this process's loggers
+    quiet = {} if debug or local is None else {"DASK_LOGGING__DISTRIBUTED": "critical"}
+    with _environ(quiet):
         cluster = None
         try:
             if local is not None:
@@ -199,6 +201,21 @@ def connect(address: str, timeout: float = CONNECT_SECONDS) -> Iterator[Any]:
             if cluster is not None:
                 with contextlib.suppress(Exception):
                     cluster.close(timeout=5)
+
+
+@contextlib.contextmanager
+def _environ(values: dict[str, str]) -> Iterator[None]:
+    """``values`` set in os.environ for the block (for the processes started in it), then restored."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def run_cluster(
@@ -255,13 +272,18 @@ class _Dispatch:
         self.numbers = itertools.count()
         self.scan = f"certdoctor-scan-{time.time_ns():x}"
         self.exhausted = False
+        self.threads = 0
+        self.threads_at = -1e9
 
     def window(self) -> int:
-        try:
-            threads = sum(self.client.nthreads().values())
-        except Exception:
-            threads = 0
-        return max(2, TASKS_PER_THREAD * max(1, threads))
+        """Tasks to keep out: TASKS_PER_THREAD per worker thread (asked of the scheduler at most once a second:
+        workers join and leave during a scan)."""
+        now = time.monotonic()
+        if now - self.threads_at > 1.0:
+            self.threads_at = now
+            with contextlib.suppress(Exception):
+                self.threads = sum(self.client.nthreads().values())
+        return max(2, TASKS_PER_THREAD * max(1, self.threads))
 
     def submit(self, number: int, wires: list[tuple[Any, ...]], attempt: int) -> None:
         future = self.client.submit(scan_task, self.options, wires, key=f"{self.scan}-{number}-{attempt}", pure=False)
