@@ -83,7 +83,8 @@ class DaskProcesses:
         for i in range(workers):
             self.add_worker(f"w{i}")
         with self.client() as client:
-            client.wait_for_workers(workers, timeout=60)
+            if workers:
+                client.wait_for_workers(workers, timeout=60)
 
     def _start(self, module: str, *args: str) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
@@ -292,6 +293,23 @@ def test_an_unreachable_scheduler_is_one_line_and_exit_3(tmp_path: Path) -> None
     )
     assert proc.returncode == 3, proc.stderr
     assert proc.stderr.count("\n") == 1 and "cannot reach the Dask scheduler" in proc.stderr, proc.stderr
+
+
+def test_a_scheduler_without_workers_is_one_line_and_exit_3(tmp_path: Path) -> None:
+    empty = DaskProcesses(workers=0)
+    try:
+        src = write(tmp_path / "t.txt", ["example.com"])
+        proc = subprocess.run(
+            [*CERTDOCTOR, "scan", str(src), "-q", "--cluster", empty.address, "--cluster-timeout", "1"],
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        empty.stop()
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stderr == f"certdoctor scan: the Dask scheduler at {empty.address} has no worker (waited 1 s)\n"
 
 
 def test_without_dask_installed_the_option_says_how_to_get_it(tmp_path: Path) -> None:

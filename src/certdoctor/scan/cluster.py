@@ -238,6 +238,10 @@ def run_cluster(
     ``timeout``: seconds to reach the scheduler, and without it mid-scan before giving up."""
     distributed = _distributed()
     with connect(address, timeout) as client:
+        try:
+            client.wait_for_workers(1, timeout=timeout)
+        except (OSError, TimeoutError) as exc:
+            raise ClusterError(f"the Dask scheduler at {address} has no worker (waited {timeout:g} s)") from exc
         threads = max(1, sum(client.nthreads().values()))
         share = ScanOptions(**options.__dict__)
         if options.rate:
@@ -272,6 +276,7 @@ class _Dispatch:
         self.numbers = itertools.count()
         self.scan = f"certdoctor-scan-{time.time_ns():x}"
         self.exhausted = False
+        self.completed = distributed.as_completed()  # the futures out, yielded as they complete
         self.threads = 0
         self.threads_at = -1e9
 
@@ -300,7 +305,6 @@ class _Dispatch:
             self.submit(next(self.numbers), wires, 1)
 
     def run(self) -> None:
-        self.completed = self.distributed.as_completed()
         try:
             self.refill()
             lost_since: float | None = None
