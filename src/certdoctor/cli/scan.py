@@ -9,7 +9,7 @@ import stat
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from rich.text import Text
 
@@ -17,7 +17,7 @@ from ..collect.http import preload as preload_http
 from ..model import Severity
 from ..pipeline import Session
 from ..render.escape import clean
-from ..scan.driver import Summary, count_targets, done_records, repair_tail, run_scan
+from ..scan.driver import ClusterSpec, Summary, count_targets, done_records, repair_tail, run_scan
 from ..scan.engine import MAX_CONCURRENCY, ScanOptions
 from ..scan.records import csv_header
 from ..scan.targets import BadLine
@@ -60,13 +60,16 @@ examples:
   cut -d, -f1 inventory.csv | certdoctor scan - --concurrency 500 --rate 200
   certdoctor scan hosts.txt -o results.jsonl --resume results.jsonl   # continue after Ctrl-C
   jq -r 'select(.verdict != "valid") | [.target, (.findings | map(.id) | join(" "))] | @tsv' results.jsonl
+  certdoctor scan hosts.txt --shards 4 --shard 0 -o part0.jsonl     # shard 0 of 4 (0..3), on this machine
+  certdoctor scan hosts.txt --cluster tcp://10.0.0.1:8786 -o results.jsonl    # on a Dask cluster
 
 records: the top-level "leaf" is the worst case among the addresses (the leaf expiring soonest; "leaf.address"
 says whose); "endpoints" has every address with its own "leaf". --resume counts the records already in FILE in
 the verdicts and the exit status.
 
 exit status: 0 every target valid, 1 problems found (invalid, unreachable target, or bad input line; warnings
-with --fail-on warning), 2 usage error, 130 interrupted
+with --fail-on warning), 2 usage error, 130 interrupted; with --cluster also 3: the scheduler cannot be reached
+or went away mid-scan (the output keeps complete records: --resume continues), and 2 when Dask is not installed
 """
 
 
@@ -101,6 +104,37 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     pace.add_argument("--rate", type=float, metavar="R", help="open at most R connections per second (no cap)")
     pace.add_argument(
         "--retries", type=non_negative_int, default=2, metavar="N", help="retries of transient failures (default 2)"
+    )
+    wide = p.add_argument_group("beyond one machine")
+    wide.add_argument(
+        "--shards",
+        type=positive_int,
+        metavar="N",
+        help="split the input into N shards by a hash of each target line (stable across machines, runs and line "
+        "order) and scan only --shard I: one machine (a cron job, a CI matrix entry) per shard, as ZMap does",
+    )
+    wide.add_argument(
+        "--shard", type=non_negative_int, metavar="I", help="the shard to scan: 0 to N-1 (numbered from 0, as ZMap's)"
+    )
+    wide.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="scan on a Dask cluster: tcp://HOST:PORT of a running `dask scheduler`, or local:N for N worker "
+        "processes on this machine (needs: pip install 'certdoctor[cluster]'); --concurrency is then per worker",
+    )
+    wide.add_argument(
+        "--task-targets",
+        type=positive_int,
+        default=200,
+        metavar="N",
+        help="with --cluster: targets per task (200); a worker that dies loses its tasks in progress, run again",
+    )
+    wide.add_argument(
+        "--cluster-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="with --cluster: seconds to reach the scheduler, and without it mid-scan before giving up (10)",
     )
     connection = p.add_argument_group("connection")
     add_starttls_option(connection)
@@ -166,6 +200,27 @@ def _same_fd(fd: int, other: str | int) -> bool:
         return False
 
 
+def _shard_option(ns: argparse.Namespace) -> Any:
+    """The shard predicate of --shards N --shard I (both or neither), or None."""
+    if ns.shards is None and ns.shard is None:
+        return None
+    if ns.shards is None or ns.shard is None:
+        raise UsageError("--shards N and --shard I go together (I from 0 to N-1)")
+    from ..scan.cluster import shard_filter
+
+    return shard_filter(ns.shards, ns.shard)
+
+
+def _count_selected(path: str, select: Any) -> int | None:
+    """Targets and bad lines of the shard (for the progress bar and the empty-shard check); None for stdin."""
+    if path == "-" or not os.path.isfile(path):
+        return None
+    from ..scan.targets import lines_of, read_targets
+
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        return sum(1 for item in read_targets(lines_of(fh)) if select(item))
+
+
 def run(ns: argparse.Namespace) -> int:
     err = console(ns, stderr=True)
     if ns.rate is not None and not ns.rate > 0:
@@ -173,8 +228,19 @@ def run(ns: argparse.Namespace) -> int:
     if ns.input != "-" and not os.path.isfile(ns.input):
         raise UsageError(f"no such file: {ns.input}")
     _refuse_input_as_output(ns)
-    total = count_targets(ns.input)
+    select = _shard_option(ns)
+    if ns.cluster is not None:
+        from ..scan.cluster import parse_address
+
+        parse_address(ns.cluster)  # a malformed address is a usage error before anything starts
+        if not ns.cluster_timeout > 0:
+            raise UsageError("--cluster-timeout must be more than 0")
+        if ns.workers is not None:
+            raise UsageError("--workers is for a scan on this machine: with --cluster, the cluster's workers scan")
+    total = count_targets(ns.input) if select is None else _count_selected(ns.input, select)
     if total == 0:  # before the trust stores load and -o FILE is opened (and emptied)
+        if select is not None:
+            raise UsageError(f"nothing to scan: shard {ns.shard} of {ns.shards} of {ns.input} has no target line")
         raise UsageError(f"nothing to scan: {ns.input} has no target line")
     # one moment for the whole scan (and every worker); the options are validated and the trust stores loaded
     # once, before workers fork
@@ -220,6 +286,8 @@ def run(ns: argparse.Namespace) -> int:
             resume=resume,
             summary=summary,
             on_bad=on_bad,
+            select=select,
+            cluster=None if ns.cluster is None else ClusterSpec(ns.cluster, ns.task_targets, ns.cluster_timeout),
         )
         if show_progress:
             run_with_progress(scan, fmt, summary, err, len(resume))

@@ -131,6 +131,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--retries", type=non_negative_int, default=2, metavar="N", help="retries of transient failures (2)"
     )
+    run.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="diagnose on a Dask cluster, as `certdoctor scan --cluster` (tcp://HOST:PORT or local:N; needs "
+        "pip install 'certdoctor[cluster]'); this process alone writes the database",
+    )
     _connection_options(run)
     add_trust_options(run)
     add_judgement_options(run, fail_on=False)
@@ -270,6 +276,12 @@ def _run(ns: argparse.Namespace, store: Any) -> int:
     from ..render.escape import clean
     from ..watch import run_pass
 
+    if ns.cluster is not None:
+        from ..scan.cluster import parse_address
+
+        parse_address(ns.cluster)  # a malformed address is a usage error before anything runs
+        if ns.workers is not None:
+            raise UsageError("--workers is for a pass on this machine: with --cluster, the cluster's workers check")
     # one handshake per address, as scan (a dual RSA/ECDSA server's other certificate costs a connection more)
     options = replace(diagnose_options(ns), all_key_types=False)
     result = run_pass(
@@ -280,6 +292,7 @@ def _run(ns: argparse.Namespace, store: Any) -> int:
         retries=ns.retries,
         workers=ns.workers or os.cpu_count() or 1,
         adaptive=ns.workers is None,
+        cluster=ns.cluster,
     )
     results, renewals = watch_renewal.after_pass(store, result.results, options)
     _send_alerts(store, results)

@@ -251,6 +251,23 @@ def _worker_main(options: ScanOptions, tasks: Any, results: Any, parent: int) ->
         results.put(None)
 
 
+class ClusterSpec(NamedTuple):
+    """Where and how to scan on a Dask cluster (see :func:`certdoctor.scan.cluster.run_cluster`)."""
+
+    address: str  # tcp://HOST:PORT of a scheduler, or local:N
+    task_targets: int = 200  # targets per task
+    timeout: float = 10.0  # seconds to reach the scheduler, and without it mid-scan
+
+
+def _on_cluster(
+    cluster: ClusterSpec | str, options: ScanOptions, targets: Iterable[ScanTarget], record: Any, writer: Any
+) -> None:
+    from .cluster import run_cluster  # Dask is imported for --cluster only
+
+    spec = ClusterSpec(cluster) if isinstance(cluster, str) else cluster
+    run_cluster(spec.address, options, targets, record, writer, task_targets=spec.task_targets, timeout=spec.timeout)
+
+
 # --- the scan -------------------------------------------------------------------------------------------
 
 
@@ -301,6 +318,8 @@ def run_scan(
     on_bad: Any = None,
     summary: Summary | None = None,
     text_line: Any = None,
+    select: Any = None,
+    cluster: ClusterSpec | str | None = None,
 ) -> Summary:
     """Scan every target of ``source`` (a path or "-"), writing records to ``out`` in completion order.
 
@@ -309,6 +328,9 @@ def run_scan(
     :class:`_Pool`); otherwise all of them from the start.
 
     ``on_record(meta)`` is called after each record (progress); ``on_bad(bad)`` for each malformed line.
+    ``select(item)``: only the targets and bad lines for which it is true are scanned or reported (a shard, see
+    :func:`certdoctor.scan.cluster.shard_filter`). ``cluster``: a Dask scheduler's address or ``local:N`` scans
+    on that cluster instead of local processes (see :mod:`certdoctor.scan.cluster`; ``workers`` is then unused).
     Raises KeyboardInterrupt after writing what is done when interrupted.
     """
     summary = summary or Summary()
@@ -329,9 +351,14 @@ def run_scan(
 
     handle = open_input(source)
     try:
-        _Pool(options, max(1, workers), adaptive, record, writer).run(
-            _good(read_targets(lines_of(handle)), bad, skip, summary)
-        )
+        items: Iterable[ScanTarget | BadLine] = read_targets(lines_of(handle))
+        if select is not None:
+            items = filter(select, items)
+        good = _good(items, bad, skip, summary)
+        if cluster is not None:
+            _on_cluster(cluster, options, good, record, writer)
+        else:
+            _Pool(options, max(1, workers), adaptive, record, writer).run(good)
     except KeyboardInterrupt:
         summary.interrupted = True
         raise
@@ -350,12 +377,17 @@ def run_pool(
     *,
     workers: int,
     adaptive: bool = False,
+    cluster: ClusterSpec | str | None = None,
 ) -> None:
     """Diagnose ``targets`` with this process and up to ``workers - 1`` helper processes, as :func:`run_scan`
     does (``adaptive``: helpers only while this process is CPU-bound and cores are idle); ``record(value,
     meta)`` gets each result in this process as it arrives (with ``options.produce``: ``(produced, None)``),
     and ``writer.tick()`` is called every FLUSH_SECONDS. Raises KeyboardInterrupt when interrupted, after
-    handing over what the helpers had sent."""
+    handing over what the helpers had sent. ``cluster``: on that Dask cluster instead (see
+    :func:`certdoctor.scan.cluster.run_cluster`)."""
+    if cluster is not None:
+        _on_cluster(cluster, options, targets, record, writer)
+        return
     _Pool(options, max(1, workers), adaptive, record, writer).run(iter(targets))
 
 

@@ -174,33 +174,45 @@ class Engine:
     def _serialise(self, record: dict[str, Any]) -> str:
         return serialise(self.options.fmt, record)
 
-    async def run(self, targets: AsyncIterator[ScanTarget] | Iterable[ScanTarget]) -> None:
-        """Diagnose every target, ``concurrency`` at a time."""
+    async def run(
+        self, targets: AsyncIterator[ScanTarget] | Iterable[ScanTarget], session: Session | None = None
+    ) -> None:
+        """Diagnose every target, ``concurrency`` at a time.
+
+        ``session``: a caching Session (``cache=True``) made by the caller and left open, to share its trust
+        stores and judgements with later runs on the same event loop (a cluster worker scans shard after shard
+        with one); None: the engine makes its own for this run and closes it at the end."""
+        if session is not None:
+            await self._run(targets, session)
+            return
         async with Session(replace(self.options.diagnose, clients=self.options.clients), cache=True) as session:
-            self.session = session
-            self.at = session.at
-            # ``concurrency`` long-lived workers pulling targets: no task, semaphore or callback per target
-            # (at thousands of targets a second, those cost as much as the judgement).
-            source = _Source(targets)
-            count = min(self.options.concurrency, MAX_CONCURRENCY)
-            if isinstance(targets, Sized):  # never more workers than targets
-                count = min(count, max(1, len(targets)))
-            workers = [asyncio.ensure_future(self._work(source, i)) for i in range(count)]
-            # The trust stores, indexes and modules loaded so far live as long as the scan: keep the cyclic
-            # garbage collector from walking them again and again, and let it run less often (each handshake
-            # allocates a few hundred short-lived objects; at the default threshold of 700 the collector runs
-            # several times per target and costs ~5 % of a scan). Cycles are still collected.
-            thresholds = gc.get_threshold()
-            gc.freeze()
-            gc.set_threshold(GC_THRESHOLD, *thresholds[1:])
-            try:
-                await asyncio.gather(*workers)
-            finally:
-                gc.set_threshold(*thresholds)
-                gc.unfreeze()
-                for task in workers:
-                    task.cancel()
-                await asyncio.gather(*workers, return_exceptions=True)
+            await self._run(targets, session)
+
+    async def _run(self, targets: AsyncIterator[ScanTarget] | Iterable[ScanTarget], session: Session) -> None:
+        self.session = session
+        self.at = session.at
+        # ``concurrency`` long-lived workers pulling targets: no task, semaphore or callback per target
+        # (at thousands of targets a second, those cost as much as the judgement).
+        source = _Source(targets)
+        count = min(self.options.concurrency, MAX_CONCURRENCY)
+        if isinstance(targets, Sized):  # never more workers than targets
+            count = min(count, max(1, len(targets)))
+        workers = [asyncio.ensure_future(self._work(source, i)) for i in range(count)]
+        # The trust stores, indexes and modules loaded so far live as long as the scan: keep the cyclic
+        # garbage collector from walking them again and again, and let it run less often (each handshake
+        # allocates a few hundred short-lived objects; at the default threshold of 700 the collector runs
+        # several times per target and costs ~5 % of a scan). Cycles are still collected.
+        thresholds = gc.get_threshold()
+        gc.freeze()
+        gc.set_threshold(GC_THRESHOLD, *thresholds[1:])
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            gc.set_threshold(*thresholds)
+            gc.unfreeze()
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
 
     def share(self, parts: int) -> None:
         """Keep 1/``parts`` of the concurrency and of the rate (other processes took on the rest): the

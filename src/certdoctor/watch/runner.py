@@ -283,6 +283,7 @@ def run_pass(
     workers: int = 1,
     adaptive: bool = False,
     on_result: Callable[[WatchedTarget, Observation, list[Event]], None] | None = None,
+    cluster: str | None = None,
 ) -> PassResult:
     """Check the targets that are due (every enabled one with ``everything``; or exactly ``targets``) and store
     an observation and its events for each, as each completes (see the module docstring for the batches).
@@ -291,6 +292,9 @@ def run_pass(
     ``workers``: processes that diagnose (this one and ``workers - 1`` helpers, as `certdoctor scan` runs them;
     ``adaptive``: helpers only while this process is CPU-bound); this process alone writes the database.
     ``on_result(target, observation, events)``: called after each observation is committed.
+    ``cluster``: a Dask scheduler's address (``tcp://HOST:PORT``) or ``local:N``: the workers of that cluster
+    diagnose instead of local processes (see :mod:`certdoctor.scan.cluster`); the results come back to this
+    process, which alone writes the database.
     The result's ``results`` keep each observation without its endpoints and chain (see :func:`kept`).
     """
     started = time.monotonic()
@@ -309,7 +313,9 @@ def run_pass(
     )
     writer = _Writer(store, by_id, result, on_result)
     processes = 1 if adaptive and len(todo) < SMALL_PASS else max(1, min(workers, len(todo)))
-    if processes > 1:
+    if cluster is not None:  # one moment for every worker's judgements, as below
+        options.diagnose = replace(options.diagnose, at=parse_at(options.diagnose.at))
+    elif processes > 1:
         # As `certdoctor scan` does: one moment for every process's judgements, and the trust stores loaded
         # (cached by the module) before helpers fork, so that they share them.
         options.diagnose = replace(options.diagnose, at=parse_at(options.diagnose.at))
@@ -318,7 +324,15 @@ def run_pass(
             preload_http()
         store.engine.dispose()  # no pooled database connection is shared with a forked helper
     try:
-        run_pool(options, _scan_targets(store, todo), writer.add, writer, workers=processes, adaptive=adaptive)
+        run_pool(
+            options,
+            _scan_targets(store, todo),
+            writer.add,
+            writer,
+            workers=processes,
+            adaptive=adaptive,
+            cluster=cluster,
+        )
     finally:
         writer.flush()  # interrupted too: what is done is stored
         result.elapsed_s = time.monotonic() - started
