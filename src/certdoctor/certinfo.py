@@ -39,13 +39,40 @@ def short_fp(cert: x509.Certificate) -> str:
     return fingerprint(cert)[:16]
 
 
-def _ext(cert: x509.Certificate, cls: type) -> Any:
+# The extensions looked up per certificate object: the checks and the client predictions ask the same few
+# certificates (the intermediates and roots of a scan, which the collector parses once) for the same
+# extensions thousands of times, and cryptography's lookup walks the list with an isinstance check each time.
+# Keyed by id(); each entry holds its certificate, so no id is reused while the entry lives.
+_EXTENSIONS: dict[int, tuple[x509.Certificate, dict[type, Any]]] = {}
+_MAX_EXTENSIONS = 4096
+
+
+def extension(cert: x509.Certificate, cls: type) -> x509.Extension[Any] | None:
+    """The certificate's extension of class ``cls`` (``cert.extensions.get_extension_for_class``), None when it is
+    absent or the extensions cannot be read (malformed, duplicated); remembered per certificate object."""
+    entry = _EXTENSIONS.get(id(cert))
+    if entry is None or entry[0] is not cert:
+        if len(_EXTENSIONS) >= _MAX_EXTENSIONS:
+            _EXTENSIONS.clear()
+        entry = _EXTENSIONS[id(cert)] = (cert, {})
+    found = entry[1]
+    if cls in found:
+        return found[cls]
     try:
-        return cert.extensions.get_extension_for_class(cls).value
-    except x509.ExtensionNotFound:
-        return None
-    except Exception:  # malformed or duplicate extensions
-        return None
+        ext: x509.Extension[Any] | None = cert.extensions.get_extension_for_class(cls)
+    except Exception:  # not found, malformed or duplicate extensions
+        ext = None
+    found[cls] = ext
+    return ext
+
+
+def extension_value(cert: x509.Certificate, cls: type) -> Any:
+    """The value of :func:`extension` (None when absent or unreadable)."""
+    ext = extension(cert, cls)
+    return None if ext is None else ext.value
+
+
+_ext = extension_value
 
 
 def name_str(name: x509.Name) -> str:
@@ -331,6 +358,7 @@ def signature_hash(cert: x509.Certificate) -> str | None:
     return h.name if h is not None else None
 
 
+@lru_cache(maxsize=4096)
 def is_self_issued(cert: x509.Certificate) -> bool:
     return issuer_is_subject_of(cert, cert)
 
