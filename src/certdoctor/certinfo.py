@@ -6,15 +6,16 @@ missing or cannot be parsed, instead of raising.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import itertools
 import math
 import re
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -29,7 +30,34 @@ warnings.filterwarnings(
 )
 
 
-@lru_cache(maxsize=4096)
+_MAX_PER_CERTIFICATE = 4096  # certificates whose derived values each per_certificate function keeps
+_T = TypeVar("_T")
+
+
+def per_certificate(func: Callable[[x509.Certificate], _T]) -> Callable[[x509.Certificate], _T]:
+    """Remember ``func``'s value per certificate *object* (at most :data:`_MAX_PER_CERTIFICATE`, then forget
+    them all). For pure functions of a certificate that a scan asks about the same intermediates and roots
+    thousands of times (the collector parses each distinct certificate once, so they are the same objects):
+    ``functools.lru_cache`` would hash the certificate on every call, and cryptography hashes its whole parsed
+    structure (several microseconds; more than most of these functions cost). Keyed by ``id()``; each entry
+    holds its certificate, so no id is reused while the entry lives."""
+    memo: dict[int, tuple[x509.Certificate, _T]] = {}
+
+    @functools.wraps(func)
+    def remembered(cert: x509.Certificate) -> _T:
+        hit = memo.get(id(cert))
+        if hit is not None and hit[0] is cert:
+            return hit[1]
+        value = func(cert)
+        if len(memo) >= _MAX_PER_CERTIFICATE:
+            memo.clear()
+        memo[id(cert)] = (cert, value)
+        return value
+
+    return remembered
+
+
+@per_certificate
 def fingerprint(cert: x509.Certificate) -> str:
     """SHA-256 fingerprint as lowercase hex (no colons)."""
     return cert.fingerprint(hashes.SHA256()).hex()
@@ -101,6 +129,7 @@ def issuer(cert: x509.Certificate) -> str:
     return name_str(name)
 
 
+@per_certificate
 def subject_der(cert: x509.Certificate) -> bytes:
     """The subject's DER (the key trust stores index by), even when cryptography cannot decode the name."""
     try:
@@ -109,6 +138,7 @@ def subject_der(cert: x509.Certificate) -> bytes:
         return _tbs_name(cert, "subject")
 
 
+@per_certificate
 def issuer_der(cert: x509.Certificate) -> bytes:
     try:
         return cert.issuer.public_bytes()
@@ -162,23 +192,35 @@ def has_san_extension(cert: x509.Certificate) -> bool:
 
 
 def dns_names(cert: x509.Certificate) -> list[str]:
+    """The DNS subjectAltNames (a new list each call)."""
+    return list(_dns_names(cert))
+
+
+@per_certificate
+def _dns_names(cert: x509.Certificate) -> tuple[str, ...]:
     san = _ext(cert, x509.SubjectAlternativeName)
     if san is None:
-        return []
+        return ()
     try:
-        return [str(n) for n in san.get_values_for_type(x509.DNSName)]
+        return tuple(str(n) for n in san.get_values_for_type(x509.DNSName))
     except Exception:
-        return []
+        return ()
 
 
 def ip_addresses(cert: x509.Certificate) -> list[str]:
+    """The IP address subjectAltNames, as text (a new list each call)."""
+    return list(_ip_addresses(cert))
+
+
+@per_certificate
+def _ip_addresses(cert: x509.Certificate) -> tuple[str, ...]:
     san = _ext(cert, x509.SubjectAlternativeName)
     if san is None:
-        return []
+        return ()
     try:
-        return [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+        return tuple(str(ip) for ip in san.get_values_for_type(x509.IPAddress))
     except Exception:
-        return []
+        return ()
 
 
 def not_before(cert: x509.Certificate) -> datetime:
@@ -358,7 +400,7 @@ def signature_hash(cert: x509.Certificate) -> str | None:
     return h.name if h is not None else None
 
 
-@lru_cache(maxsize=4096)
+@per_certificate
 def is_self_issued(cert: x509.Certificate) -> bool:
     return issuer_is_subject_of(cert, cert)
 
@@ -378,7 +420,7 @@ def signature_checks() -> int:
     return _checks
 
 
-@lru_cache(maxsize=16384)
+@per_certificate
 def _key_digest(cert: x509.Certificate) -> bytes:
     """SHA-256 of the certificate's SubjectPublicKeyInfo (empty when the key cannot be read)."""
     from cryptography.hazmat.primitives import serialization
@@ -418,7 +460,7 @@ def _verify_once(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     return ok
 
 
-@lru_cache(maxsize=4096)
+@per_certificate
 def is_self_signed(cert: x509.Certificate) -> bool:
     """Subject equals issuer and the certificate's own key verifies its signature."""
     if not is_self_issued(cert):
@@ -757,7 +799,7 @@ def _name_problems(der: bytes, fallback: str) -> list[str]:
     return out or [fallback]
 
 
-@lru_cache(maxsize=4096)
+@per_certificate
 def malformed_fields(cert: x509.Certificate) -> tuple[tuple[str, str], ...]:
     """(field, problem) for every part of ``cert`` that cryptography loaded but cannot decode: "subject",
     "issuer", "extensions", "subjectPublicKeyInfo". Empty for a well-formed certificate (cached: a scan asks
