@@ -493,6 +493,7 @@ def signed_by(cert: x509.Certificate, candidate: x509.Certificate) -> bool:
     return _verify_once(cert, candidate)
 
 
+@per_certificate
 def _key_ids(cert: x509.Certificate) -> tuple[bytes | None, bytes | None]:
     """(authority key identifier, subject key identifier), None where absent or unreadable."""
     aki = _ext(cert, x509.AuthorityKeyIdentifier)
@@ -526,9 +527,22 @@ class IssuerIndex:
             ski = _key_ids(c)[1]
             if ski is not None:
                 self._by_ski.setdefault((name, ski), {})[digest] = None
+        # the last answers, by certificate object: path building asks about a leaf's issuers right after the
+        # AIA step did (the index never changes once built, so an answer stays true)
+        self._answers: dict[int, tuple[x509.Certificate, list[x509.Certificate]]] = {}
 
     def issuers_of(self, cert: x509.Certificate) -> list[x509.Certificate]:
         """The certificates of the set, other than ``cert`` itself, that issued ``cert`` (in input order)."""
+        hit = self._answers.get(id(cert))
+        if hit is not None and hit[0] is cert:
+            return list(hit[1])
+        found = self._issuers_of(cert)
+        if len(self._answers) >= 64:
+            self._answers.clear()
+        self._answers[id(cert)] = (cert, found)
+        return list(found)
+
+    def _issuers_of(self, cert: x509.Certificate) -> list[x509.Certificate]:
         issuer = name_key(cert, "issuer")
         keys = self._keys.get(issuer)
         if not keys:
