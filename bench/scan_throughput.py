@@ -75,6 +75,7 @@ TARGET_SCAN_VS_SSLYZE = 15.0
 TARGET_RSS_MB = 300.0
 TARGET_RSS_INPUT = 100_000
 TARGET_COLD_START = 0.3
+TARGET_DISTINCT_VS_RAW = 0.85  # every target its own certificate: the scan's rate against the raw probe's
 FOREIGN_WARN = 0.10  # warn when other processes took more than this share of the machine during a run
 
 _T0 = time.perf_counter()
@@ -239,11 +240,77 @@ class DistinctCerts:
     names: list[str]
     cert_files: list[Path]
     key_file: Path
+    shape: str = "one-ca"  # "one-ca" (every leaf under good-rsa's issuer) or "many-ca" (DISTINCT_SHAPES)
+    roots_file: Path | None = None  # the scan's --ca-file when the leaves chain to roots of their own
 
 
-def make_distinct_certs(lab: Lab, template: Scenario, count: int, directory: Path) -> DistinctCerts:
-    """``count`` leaf certificates like ``template``'s (same issuer, key, validity and extensions), each for a
-    name of its own, signed with the lab's CA key; one chain file (leaf + intermediate) each."""
+# The distinct-certificate shapes: (label, intermediates, roots). "one-ca": every leaf under the lab's good-rsa
+# issuer (one CA chain, thousands of leaves); "many-ca": leaves round robin over a few dozen intermediates
+# (RSA 2048 and EC P-256 alternating) under several roots, as a real inventory has several CAs.
+DISTINCT_SHAPES = {"one-ca": (1, 1), "many-ca": (32, 8)}
+
+
+def _copy_extensions(builder: Any, template: Any, key: Any, issuer_key: Any) -> Any:
+    """``builder`` with ``template``'s extensions, the key identifiers recomputed for ``key`` and ``issuer_key``."""
+    from cryptography import x509
+
+    for ext in template.extensions:
+        value = ext.value
+        if isinstance(value, x509.SubjectKeyIdentifier):
+            value = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+        elif isinstance(value, x509.AuthorityKeyIdentifier):
+            value = x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key())
+        builder = builder.add_extension(value, ext.critical)
+    return builder
+
+
+def _many_cas(root: Any, intermediate: Any, cas: int, roots: int) -> tuple[list[Any], list[tuple[Any, Any]]]:
+    """``roots`` roots like the lab's (RSA 2048) and ``cas`` intermediates like ``intermediate`` (round robin
+    over the roots; RSA 2048 and EC P-256 alternating): (root certificates, [(intermediate, its key)])."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.x509.oid import NameOID
+
+    def build(subject: str, key: Any, issuer: Any, issuer_key: Any, template: Any) -> Any:
+        name = x509.Name(
+            [
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "certdoctor bench"),
+                x509.NameAttribute(NameOID.COMMON_NAME, subject),
+            ]
+        )
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name if issuer is None else issuer.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(template.not_valid_before_utc)
+            .not_valid_after(template.not_valid_after_utc)
+        )
+        return _copy_extensions(builder, template, key, issuer_key).sign(issuer_key, hashes.SHA256())
+
+    root_certs, root_keys = [], []
+    for i in range(roots):
+        key = rsa.generate_private_key(65537, 2048)
+        root_certs.append(build(f"certdoctor bench root {i}", key, None, key, root))
+        root_keys.append(key)
+    out = []
+    for i in range(cas):
+        key = rsa.generate_private_key(65537, 2048) if i % 2 == 0 else ec.generate_private_key(ec.SECP256R1())
+        out.append(
+            (build(f"certdoctor bench CA {i}", key, root_certs[i % roots], root_keys[i % roots], intermediate), key)
+        )
+    return root_certs, out
+
+
+def make_distinct_certs(
+    lab: Lab, template: Scenario, count: int, directory: Path, shape: str = "one-ca"
+) -> DistinctCerts:
+    """``count`` leaf certificates like ``template``'s (same key, validity and extensions), each for a name of
+    its own; one chain file (leaf + intermediate) each. ``shape`` "one-ca": all signed with the lab's CA key
+    (``template``'s issuer); "many-ca": round robin over the intermediates of DISTINCT_SHAPES (made here, with
+    roots of their own, written with the lab's root to ``roots_file``)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.x509.oid import NameOID
@@ -262,15 +329,27 @@ def make_distinct_certs(lab: Lab, template: Scenario, count: int, directory: Pat
     if ca_key is None:
         raise Unavailable(f"the private key of {template.name}'s issuer is not in the lab's state dir")
     directory.mkdir(parents=True, exist_ok=True)
-    tail = intermediate.public_bytes(serialization.Encoding.PEM)
+    issuers: list[tuple[Any, Any]] = [(intermediate, ca_key)]
+    roots_file = None
+    if shape != "one-ca":
+        cas, roots = DISTINCT_SHAPES[shape]
+        root = x509.load_pem_x509_certificate(lab.root.read_bytes())
+        root_certs, issuers = _many_cas(root, intermediate, cas, roots)
+        roots_file = directory / "roots.pem"
+        roots_file.write_bytes(
+            lab.root.read_bytes() + b"".join(c.public_bytes(serialization.Encoding.PEM) for c in root_certs)
+        )
+    tails = [issuer.public_bytes(serialization.Encoding.PEM) for issuer, _ in issuers]
+    prefix = "h" if shape == "one-ca" else "m"
     names: list[str] = []
     files: list[Path] = []
     for index in range(count):
-        name = f"h{index}.{DISTINCT_DOMAIN}"
+        name = f"{prefix}{index}.{DISTINCT_DOMAIN}"
+        issuer, issuer_key = issuers[index % len(issuers)]
         builder = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-            .issuer_name(intermediate.subject)
+            .issuer_name(issuer.subject)
             .public_key(leaf.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(leaf.not_valid_before_utc)
@@ -280,14 +359,16 @@ def make_distinct_certs(lab: Lab, template: Scenario, count: int, directory: Pat
             value = ext.value
             if isinstance(value, x509.SubjectAlternativeName):
                 value = x509.SubjectAlternativeName([x509.DNSName(name)])
+            elif isinstance(value, x509.AuthorityKeyIdentifier) and shape != "one-ca":
+                value = x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key())
             builder = builder.add_extension(value, ext.critical)
-        cert = builder.sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+        cert = builder.sign(issuer_key, hashes.SHA256())  # type: ignore[arg-type]
         path = directory / f"{index}.pem"
-        path.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + tail)
+        path.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + tails[index % len(tails)])
         names.append(name)
         files.append(path)
     scenario = Scenario(
-        name="distinct-certs",
+        name=f"distinct-certs-{shape}",
         hostname=names[0],
         port=0,
         expected_ids=template.expected_ids,
@@ -296,7 +377,7 @@ def make_distinct_certs(lab: Lab, template: Scenario, count: int, directory: Pat
         key_file=template.key_file,
         chain_len=2,
     )
-    return DistinctCerts(scenario, names, files, template.key_file)
+    return DistinctCerts(scenario, names, files, template.key_file, shape, roots_file)
 
 
 # ------------------------------------------------------------------------------------------------- nginx
@@ -344,10 +425,10 @@ def find_nginx() -> str | None:
 
 
 def start_nginx(
-    nginx: str, scenarios: list[Scenario], workdir: Path, workers: str, distinct: DistinctCerts | None = None
+    nginx: str, scenarios: list[Scenario], workdir: Path, workers: str, distinct: Sequence[DistinctCerts] = ()
 ) -> Server:
     """One nginx (``daemon off``, own prefix) with one ``server`` per scenario on a fresh loopback port, plus
-    one port where each distinct certificate has a ``server`` of its own, chosen by SNI."""
+    one port where each distinct certificate (of every shape) has a ``server`` of its own, chosen by SNI."""
     prefix = workdir / "nginx"
     for sub in ("logs", "tmp"):
         (prefix / sub).mkdir(parents=True, exist_ok=True)
@@ -363,16 +444,18 @@ def start_nginx(
         ssl_certificate_key {scenario.key_file};
         location / {{ return 200 "{scenario.name}\\n"; }}
     }}""")
-    if distinct is not None:
-        for index, (name, cert) in enumerate(zip(distinct.names, distinct.cert_files, strict=True)):
-            params = " default_server backlog=4096" if index == 0 else ""
+    first = True
+    for certs in distinct:
+        for name, cert in zip(certs.names, certs.cert_files, strict=True):
+            params = " default_server backlog=4096" if first else ""
+            first = False
             servers.append(
                 f"""
     server {{
         listen 127.0.0.1:{distinct_port} ssl{params};
         server_name {name};
         ssl_certificate {cert};
-        ssl_certificate_key {distinct.key_file};
+        ssl_certificate_key {certs.key_file};
     }}"""
             )
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
@@ -411,15 +494,15 @@ http {{
         stderr=(prefix / "logs" / "stderr.log").open("wb"),
     )
     try:
-        wait_for_ports([*ports, distinct_port] if distinct is not None else ports, timeout=60)
+        wait_for_ports([*ports, distinct_port] if distinct else ports, timeout=60)
     except TimeoutError as exc:
         stop_process(proc, "nginx")
         errors = (prefix / "logs" / "error.log").read_text(errors="replace")[-800:]
         raise HarnessError(f"nginx did not start: {exc}; {errors}") from None
     for scenario, port in zip(scenarios, ports, strict=True):
         scenario.port = port
-    if distinct is not None:
-        distinct.scenario.port = distinct_port
+    for certs in distinct:
+        certs.scenario.port = distinct_port
     version = subprocess.run([nginx, "-v"], capture_output=True, text=True).stderr.strip()
     version = version.rsplit("/", 1)[-1] if "/" in version else version
     label = "1 worker" if workers == "1" else f"worker_processes {workers}"
@@ -825,6 +908,12 @@ def cycling(scenarios: list[Scenario]) -> Expectation:
     return lambda index: (scenarios[index % len(scenarios)], scenarios[index % len(scenarios)].hostname)
 
 
+def distinct_key(kind: str, shape: str) -> str:
+    """The results key of a distinct-certificate run: "raw_distinct"/"scan_distinct" for the one-CA shape,
+    "raw_distinct_many"/"scan_distinct_many" for the many-CA one."""
+    return f"{kind}_distinct" if shape == "one-ca" else f"{kind}_distinct_many"
+
+
 def each_distinct(distinct: DistinctCerts) -> Expectation:
     """Target i is distinct.names[i] (see write_distinct_targets)."""
     return lambda index: (distinct.scenario, distinct.names[index])
@@ -1103,24 +1192,28 @@ def render(summary: dict[str, Any]) -> str:
             )
     elif scan:
         rows.append(("certdoctor scan", "unavailable", "FAIL", scan.get("reason", "")))
-    dist, raw_dist = res.get("scan_distinct") or {}, res.get("raw_distinct") or {}
-    if "rate" in dist:
-        note = ""
-        if raw_dist.get("rate"):
-            note = (
-                f"= {dist['rate'] / raw_dist['rate'] * 100:.0f} % of the raw probe on the same targets "
-                f"({fmt_int(raw_dist['rate'])}/s)"
+    for shape, (cas, roots) in DISTINCT_SHAPES.items():
+        dist, raw_dist = res.get(distinct_key("scan", shape)) or {}, res.get(distinct_key("raw", shape)) or {}
+        what = "one CA chain" if cas == 1 else f"{cas} CAs under {roots} roots"
+        if "rate" in dist:
+            check = checks.get(distinct_key("scan", shape) + "_vs_raw") or {}
+            note = ""
+            if raw_dist.get("rate"):
+                note = (
+                    f"= {dist['rate'] / raw_dist['rate'] * 100:.0f} % of the raw probe on the same targets "
+                    f"({fmt_int(raw_dist['rate'])}/s)"
+                )
+            note += f"; {rounds_note(dist)}" if rounds_note(dist) else ""
+            rows.append(
+                (
+                    f"  every target its own certificate, {what} ({dist['targets']:,} targets)",
+                    f"{fmt_int(dist['rate'])} targets/s",
+                    f"{verdict_mark(check.get('pass'))} (≥ {TARGET_DISTINCT_VS_RAW * 100:.0f} %)",
+                    note,
+                )
             )
-        rows.append(
-            (
-                f"  every target its own certificate ({dist['targets']:,} targets)",
-                f"{fmt_int(dist['rate'])} targets/s",
-                "info",
-                note,
-            )
-        )
-    elif dist:
-        rows.append(("  every target its own certificate", "not run", "", dist.get("reason", "")))
+        elif dist:
+            rows.append((f"  every target its own certificate, {what}", "not run", "", dist.get("reason", "")))
     for key, name in (("sslyze", "sslyze"), ("sslyze_tuned", "sslyze, tuned")):
         s = res.get(key)
         if not s:
@@ -1178,6 +1271,8 @@ def render(summary: dict[str, Any]) -> str:
             ("scan 1 worker", res.get("scan_1w")),
             ("raw distinct", res.get("raw_distinct")),
             ("scan distinct", res.get("scan_distinct")),
+            ("raw distinct many-CA", res.get("raw_distinct_many")),
+            ("scan distinct many-CA", res.get("scan_distinct_many")),
             ("scan RSS run", res.get("scan_rss")),
         )
         if r and "client_cpu_ms_per_target" in r
@@ -1202,11 +1297,11 @@ def correctness_lines(summary: dict[str, Any]) -> list[str]:
             "!! other processes used the CPU during: " + ", ".join(disturbed) + " (share of the machine): "
             "those numbers are low; rerun on a quiet machine"
         )
-    for key in ("raw", "raw_2proc", "raw_distinct"):
+    for key in ("raw", "raw_2proc", "raw_distinct", "raw_distinct_many"):
         raw = res.get(key)
         if raw and raw["failed"]:
             lines.append(f"!! {key}: {raw['failed']:,} handshakes failed: {raw['errors']}")
-    for key in ("scan", "scan_1w", "scan_distinct", "scan_rss"):
+    for key in ("scan", "scan_1w", "scan_distinct", "scan_distinct_many", "scan_rss"):
         scan = res.get(key)
         if not scan or "verification" not in scan:
             continue
@@ -1265,6 +1360,15 @@ def evaluate(summary: dict[str, Any]) -> None:
             "target": TARGET_SCAN_VS_SSLYZE,
             "pass": None if value is None else (value >= TARGET_SCAN_VS_SSLYZE and scan_ok),
         }
+    for shape in DISTINCT_SHAPES:
+        dist, raw_dist = res.get(distinct_key("scan", shape)) or {}, res.get(distinct_key("raw", shape)) or {}
+        value = ratio(dist.get("rate"), raw_dist.get("rate"))
+        ok = bool(dist.get("verification", {}).get("ok"))
+        checks[distinct_key("scan", shape) + "_vs_raw"] = {
+            "value": value,
+            "target": TARGET_DISTINCT_VS_RAW,
+            "pass": None if value is None else (value >= TARGET_DISTINCT_VS_RAW and ok),
+        }
     rss = res.get("scan_rss") or {}
     peak = rss.get("peak_rss_tree_mb")
     checks["rss"] = {
@@ -1310,6 +1414,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=int,
         default=5_000,
         help="targets of the run where every target has a certificate and name of its own (default 5,000; 0 skips)",
+    )
+    p.add_argument(
+        "--distinct-shapes",
+        default=",".join(DISTINCT_SHAPES),
+        help="distinct-certificate shapes to run: one-ca (every leaf under one CA chain), many-ca (leaves over "
+        "32 intermediates under 8 roots); default both",
+    )
+    p.add_argument(
+        "--distinct-only",
+        action="store_true",
+        help="only the distinct-certificate runs (--rounds rounds of raw and scan per shape; no mix, RSS, "
+        "sslyze or cold start)",
     )
     p.add_argument("--sslyze-targets", type=int, default=600, help="targets for sslyze (default 600; 0 skips)")
     p.add_argument(
@@ -1376,29 +1492,39 @@ def benchmark(ns: argparse.Namespace, workdir: Path, summary: dict[str, Any]) ->
         nginx = find_nginx() if ns.server in ("auto", "nginx") else None
         if ns.server == "nginx" and nginx is None:
             raise HarnessError("--server nginx: nginx is not installed")
-        distinct_certs: DistinctCerts | None = None
-        if nginx is not None and ns.distinct_targets > 0:
+        distinct_sets: list[DistinctCerts] = []
+        shapes = [x.strip() for x in ns.distinct_shapes.split(",") if x.strip()] if ns.distinct_targets > 0 else []
+        for shape in shapes:
+            if nginx is None:
+                results[distinct_key("scan", shape)] = {"reason": "skipped: needs nginx (one certificate per SNI name)"}
+                continue
             template = next((s for s in scenarios if s.name == "good-rsa"), None)
             try:
                 if template is None:
                     raise Unavailable("needs the good-rsa scenario in --scenarios (its issuer signs them)")
                 began = time.perf_counter()
-                distinct_certs = make_distinct_certs(lab, template, ns.distinct_targets, workdir / "distinct")
-                log(f"issued {ns.distinct_targets:,} distinct certificates in {time.perf_counter() - began:.1f} s")
+                distinct_sets.append(
+                    make_distinct_certs(lab, template, ns.distinct_targets, workdir / f"distinct-{shape}", shape)
+                )
+                log(
+                    f"issued {ns.distinct_targets:,} distinct certificates ({shape}) in "
+                    f"{time.perf_counter() - began:.1f} s"
+                )
             except Unavailable as exc:
-                results["scan_distinct"] = {"reason": f"skipped: {exc}"}
-        elif ns.distinct_targets > 0:
-            results["scan_distinct"] = {"reason": "skipped: needs nginx (one certificate per SNI name)"}
+                results[distinct_key("scan", shape)] = {"reason": f"skipped: {exc}"}
         if nginx is not None:
             try:
-                nginx_proc = start_nginx(nginx, scenarios, workdir, ns.nginx_workers, distinct_certs)
+                nginx_proc = start_nginx(nginx, scenarios, workdir, ns.nginx_workers, distinct_sets)
                 server = nginx_proc.description
             except HarnessError as exc:
                 if ns.server == "nginx":
                     raise
                 log(f"nginx failed, falling back to the lab's servers: {exc}")
-                distinct_certs = None
-                results["scan_distinct"] = {"reason": "skipped: needs nginx (one certificate per SNI name)"}
+                for certs in distinct_sets:
+                    results[distinct_key("scan", certs.shape)] = {
+                        "reason": "skipped: needs nginx (one certificate per SNI name)"
+                    }
+                distinct_sets = []
                 server = f"the lab's Python asyncio servers (nginx failed: {str(exc)[:120]})"
         elif ns.server == "lab":
             server = "the lab's Python asyncio servers (one thread; --server lab)"
@@ -1406,11 +1532,9 @@ def benchmark(ns: argparse.Namespace, workdir: Path, summary: dict[str, Any]) ->
             server = "the lab's Python asyncio servers (one thread; nginx not found)"
         log(f"server: {server}")
         check_served_chains(scenarios)
-        if distinct_certs is not None:
-            last = replace(
-                distinct_certs.scenario, hostname=distinct_certs.names[-1], chain_file=distinct_certs.cert_files[-1]
-            )
-            check_served_chains([distinct_certs.scenario, last])
+        for certs in distinct_sets:
+            last = replace(certs.scenario, hostname=certs.names[-1], chain_file=certs.cert_files[-1])
+            check_served_chains([certs.scenario, last])
         summary["config"] = {
             "cores": cores,
             "cpu": cpu,
@@ -1434,13 +1558,16 @@ def benchmark(ns: argparse.Namespace, workdir: Path, summary: dict[str, Any]) ->
         }
         targets = workdir / "targets.txt"
         write_targets(targets, scenarios, ns.targets)
-        distinct_path = workdir / "targets-distinct.txt"
-        if distinct_certs is not None:
-            write_distinct_targets(distinct_path, distinct_certs)
+        distinct_paths = {certs.shape: workdir / f"targets-distinct-{certs.shape}.txt" for certs in distinct_sets}
+        for certs in distinct_sets:
+            write_distinct_targets(distinct_paths[certs.shape], certs)
         if ns.serve_only:
             serve_only(ns, targets, lab.root, workdir)
-            if distinct_certs is not None:
-                sys.stderr.write(f"every target its own certificate: {distinct_path}\n")
+            for certs in distinct_sets:
+                sys.stderr.write(
+                    f"every target its own certificate ({certs.shape}): {distinct_paths[certs.shape]}"
+                    f"{f' (--ca-file {certs.roots_file})' if certs.roots_file else ''}\n"
+                )
             with contextlib.suppress(KeyboardInterrupt):
                 time.sleep(ns.serve_seconds or 10**9)
             return
@@ -1457,11 +1584,18 @@ def benchmark(ns: argparse.Namespace, workdir: Path, summary: dict[str, Any]) ->
 
         single_worker = (ns.workers or os.cpu_count() or 1) > 1
 
-        def scan(label: str, path: Path, count: int, expect: Expectation, workers: int | None = None) -> dict[str, Any]:
+        def scan(
+            label: str,
+            path: Path,
+            count: int,
+            expect: Expectation,
+            workers: int | None = None,
+            root: Path | None = None,
+        ) -> dict[str, Any]:
             output = workdir / f"scan-{label}.jsonl"
             options = ns if workers is None else argparse.Namespace(**{**vars(ns), "workers": workers})
             with CpuMeter(server_pid) as cpu:
-                result = run_scan(support, path, count, output, workdir, lab.root, options, label)
+                result = run_scan(support, path, count, output, workdir, root or lab.root, options, label)
             result |= cpu.per_target(count)
             result["verification"] = verify_scan(output, count, expect)
             log(
@@ -1480,15 +1614,14 @@ def benchmark(ns: argparse.Namespace, workdir: Path, summary: dict[str, Any]) ->
             results["scan"] = {"reason": support.reason}
         # Rounds alternate raw and scan on the same targets, so that drift of the machine hits both alike.
         warmup = workdir / "targets-warmup.txt"
-        write_targets(warmup, scenarios, min(3_000, ns.targets))
-        log("warm-up: raw probe and scan on 3,000 targets (not counted; fills the bytecode cache)")
-        run_raw(warmup, min(3_000, ns.targets), ns.concurrency, 1, step_timeout)
+        warm = min(1_000 if ns.distinct_only else 3_000, ns.targets)
+        write_targets(warmup, scenarios, warm)
+        log(f"warm-up: raw probe and scan on {warm:,} targets (not counted; fills the bytecode cache)")
+        run_raw(warmup, warm, ns.concurrency, 1, step_timeout)
         if support.available:
-            run_scan(
-                support, warmup, min(3_000, ns.targets), workdir / "scan-warmup.jsonl", workdir, lab.root, ns, "warmup"
-            )
+            run_scan(support, warmup, warm, workdir / "scan-warmup.jsonl", workdir, lab.root, ns, "warmup")
         rounds: list[dict[str, Any]] = []
-        for number in range(1, ns.rounds + 1):
+        for number in range(1, 0 if ns.distinct_only else ns.rounds + 1):
             log(f"round {number} of {ns.rounds}")
             one = {"raw": raw("mix", targets, ns.targets, 1)}
             if support.available:
@@ -1498,21 +1631,32 @@ def benchmark(ns: argparse.Namespace, workdir: Path, summary: dict[str, Any]) ->
                     # per handshake, without the second process competing with the server for the cores.
                     one["scan_1w"] = scan("mix-1-worker", targets, ns.targets, cycling(scenarios), workers=1)
             rounds.append(one)
-        results["raw"] = best_of([r["raw"] for r in rounds])
-        if support.available:
+        if rounds:
+            results["raw"] = best_of([r["raw"] for r in rounds])
+        if support.available and rounds:
             results["scan"] = best_of([r["scan"] for r in rounds])
             if any("scan_1w" in r for r in rounds):
                 results["scan_1w"] = best_of([r["scan_1w"] for r in rounds if "scan_1w" in r])
-        if not ns.no_raw_2proc:
+        if not ns.no_raw_2proc and not ns.distinct_only:
             results["raw_2proc"] = raw("mix", targets, ns.targets, 2)
 
         if support.available:
-            if distinct_certs is not None:
-                count = len(distinct_certs.names)
-                results["raw_distinct"] = raw("distinct certificates", distinct_path, count, 1)
-                results["scan_distinct"] = scan("distinct", distinct_path, count, each_distinct(distinct_certs))
-            rate = results["scan"]["rate"]
-            if ns.rss_targets > 0:
+            # the distinct shapes: raw and scan alternate, as on the mix (--rounds with --distinct-only, else 1)
+            distinct_rounds: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
+            for number in range(1, (ns.rounds if ns.distinct_only else 1) + 1):
+                for certs in distinct_sets:
+                    count = len(certs.names)
+                    path, label = distinct_paths[certs.shape], f"distinct-{certs.shape}"
+                    if ns.distinct_only:
+                        log(f"distinct round {number} ({certs.shape})")
+                    got_raw = raw(f"distinct certificates, {certs.shape}", path, count, 1)
+                    got_scan = scan(label, path, count, each_distinct(certs), root=certs.roots_file)
+                    distinct_rounds.setdefault(certs.shape, []).append((got_raw, got_scan))
+            for shape, runs in distinct_rounds.items():
+                results[distinct_key("raw", shape)] = best_of([r for r, _ in runs])
+                results[distinct_key("scan", shape)] = best_of([s for _, s in runs])
+            rate = (results.get("scan") or {}).get("rate", 0.0)
+            if ns.rss_targets > 0 and not ns.distinct_only:
                 estimate = 5 + ns.rss_targets / rate if rate > 0 else float("inf")
                 if estimate <= ns.rss_max_seconds:
                     rss_path = workdir / "targets-rss.txt"
@@ -1525,9 +1669,9 @@ def benchmark(ns: argparse.Namespace, workdir: Path, summary: dict[str, Any]) ->
                         f"{ns.rss_max_seconds:.0f}"
                     }
             else:
-                results["scan_rss"] = {"reason": "skipped (--rss-targets 0)"}
+                results["scan_rss"] = {"reason": "skipped (--rss-targets 0 or --distinct-only)"}
 
-        if ns.sslyze_targets > 0:
+        if ns.sslyze_targets > 0 and not ns.distinct_only:
             python, info = ensure_sslyze(ns.sslyze_venv)
             if python is None:
                 results["sslyze"] = {"error": info}
@@ -1537,7 +1681,7 @@ def benchmark(ns: argparse.Namespace, workdir: Path, summary: dict[str, Any]) ->
                 if ns.sslyze_tuned_scans:
                     results["sslyze_tuned"] = run_sslyze(python, targets, count, lab.root, ns.sslyze_tuned_scans, 300)
 
-        if ns.cold_runs > 0:
+        if ns.cold_runs > 0 and not ns.distinct_only:
             good = next((s for s in scenarios if s.expected_verdict == "valid" and not s.expected_ids), scenarios[0])
             results["cold_start"] = cold_start(good, lab.root, ns.cold_runs)
         if nginx_proc is not None and nginx_proc.error_log is not None and nginx_proc.error_log.exists():

@@ -6,15 +6,16 @@ missing or cannot be parsed, instead of raising.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import itertools
 import math
 import re
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -29,7 +30,34 @@ warnings.filterwarnings(
 )
 
 
-@lru_cache(maxsize=4096)
+_MAX_PER_CERTIFICATE = 4096  # certificates whose derived values each per_certificate function keeps
+_T = TypeVar("_T")
+
+
+def per_certificate(func: Callable[[x509.Certificate], _T]) -> Callable[[x509.Certificate], _T]:
+    """Remember ``func``'s value per certificate *object* (at most :data:`_MAX_PER_CERTIFICATE`, then forget
+    them all). For pure functions of a certificate that a scan asks about the same intermediates and roots
+    thousands of times (the collector parses each distinct certificate once, so they are the same objects):
+    ``functools.lru_cache`` would hash the certificate on every call, and cryptography hashes its whole parsed
+    structure (several microseconds; more than most of these functions cost). Keyed by ``id()``; each entry
+    holds its certificate, so no id is reused while the entry lives."""
+    memo: dict[int, tuple[x509.Certificate, _T]] = {}
+
+    @functools.wraps(func)
+    def remembered(cert: x509.Certificate) -> _T:
+        hit = memo.get(id(cert))
+        if hit is not None and hit[0] is cert:
+            return hit[1]
+        value = func(cert)
+        if len(memo) >= _MAX_PER_CERTIFICATE:
+            memo.clear()
+        memo[id(cert)] = (cert, value)
+        return value
+
+    return remembered
+
+
+@per_certificate
 def fingerprint(cert: x509.Certificate) -> str:
     """SHA-256 fingerprint as lowercase hex (no colons)."""
     return cert.fingerprint(hashes.SHA256()).hex()
@@ -39,13 +67,40 @@ def short_fp(cert: x509.Certificate) -> str:
     return fingerprint(cert)[:16]
 
 
-def _ext(cert: x509.Certificate, cls: type) -> Any:
+# The extensions looked up per certificate object: the checks and the client predictions ask the same few
+# certificates (the intermediates and roots of a scan, which the collector parses once) for the same
+# extensions thousands of times, and cryptography's lookup walks the list with an isinstance check each time.
+# Keyed by id(); each entry holds its certificate, so no id is reused while the entry lives.
+_EXTENSIONS: dict[int, tuple[x509.Certificate, dict[type, Any]]] = {}
+_MAX_EXTENSIONS = 4096
+
+
+def extension(cert: x509.Certificate, cls: type) -> x509.Extension[Any] | None:
+    """The certificate's extension of class ``cls`` (``cert.extensions.get_extension_for_class``), None when it is
+    absent or the extensions cannot be read (malformed, duplicated); remembered per certificate object."""
+    entry = _EXTENSIONS.get(id(cert))
+    if entry is None or entry[0] is not cert:
+        if len(_EXTENSIONS) >= _MAX_EXTENSIONS:
+            _EXTENSIONS.clear()
+        entry = _EXTENSIONS[id(cert)] = (cert, {})
+    found = entry[1]
+    if cls in found:
+        return found[cls]
     try:
-        return cert.extensions.get_extension_for_class(cls).value
-    except x509.ExtensionNotFound:
-        return None
-    except Exception:  # malformed or duplicate extensions
-        return None
+        ext: x509.Extension[Any] | None = cert.extensions.get_extension_for_class(cls)
+    except Exception:  # not found, malformed or duplicate extensions
+        ext = None
+    found[cls] = ext
+    return ext
+
+
+def extension_value(cert: x509.Certificate, cls: type) -> Any:
+    """The value of :func:`extension` (None when absent or unreadable)."""
+    ext = extension(cert, cls)
+    return None if ext is None else ext.value
+
+
+_ext = extension_value
 
 
 def name_str(name: x509.Name) -> str:
@@ -74,6 +129,7 @@ def issuer(cert: x509.Certificate) -> str:
     return name_str(name)
 
 
+@per_certificate
 def subject_der(cert: x509.Certificate) -> bytes:
     """The subject's DER (the key trust stores index by), even when cryptography cannot decode the name."""
     try:
@@ -82,6 +138,7 @@ def subject_der(cert: x509.Certificate) -> bytes:
         return _tbs_name(cert, "subject")
 
 
+@per_certificate
 def issuer_der(cert: x509.Certificate) -> bytes:
     try:
         return cert.issuer.public_bytes()
@@ -135,23 +192,35 @@ def has_san_extension(cert: x509.Certificate) -> bool:
 
 
 def dns_names(cert: x509.Certificate) -> list[str]:
+    """The DNS subjectAltNames (a new list each call)."""
+    return list(_dns_names(cert))
+
+
+@per_certificate
+def _dns_names(cert: x509.Certificate) -> tuple[str, ...]:
     san = _ext(cert, x509.SubjectAlternativeName)
     if san is None:
-        return []
+        return ()
     try:
-        return [str(n) for n in san.get_values_for_type(x509.DNSName)]
+        return tuple(str(n) for n in san.get_values_for_type(x509.DNSName))
     except Exception:
-        return []
+        return ()
 
 
 def ip_addresses(cert: x509.Certificate) -> list[str]:
+    """The IP address subjectAltNames, as text (a new list each call)."""
+    return list(_ip_addresses(cert))
+
+
+@per_certificate
+def _ip_addresses(cert: x509.Certificate) -> tuple[str, ...]:
     san = _ext(cert, x509.SubjectAlternativeName)
     if san is None:
-        return []
+        return ()
     try:
-        return [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+        return tuple(str(ip) for ip in san.get_values_for_type(x509.IPAddress))
     except Exception:
-        return []
+        return ()
 
 
 def not_before(cert: x509.Certificate) -> datetime:
@@ -331,6 +400,7 @@ def signature_hash(cert: x509.Certificate) -> str | None:
     return h.name if h is not None else None
 
 
+@per_certificate
 def is_self_issued(cert: x509.Certificate) -> bool:
     return issuer_is_subject_of(cert, cert)
 
@@ -350,7 +420,7 @@ def signature_checks() -> int:
     return _checks
 
 
-@lru_cache(maxsize=16384)
+@per_certificate
 def _key_digest(cert: x509.Certificate) -> bytes:
     """SHA-256 of the certificate's SubjectPublicKeyInfo (empty when the key cannot be read)."""
     from cryptography.hazmat.primitives import serialization
@@ -390,7 +460,7 @@ def _verify_once(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     return ok
 
 
-@lru_cache(maxsize=4096)
+@per_certificate
 def is_self_signed(cert: x509.Certificate) -> bool:
     """Subject equals issuer and the certificate's own key verifies its signature."""
     if not is_self_issued(cert):
@@ -423,6 +493,7 @@ def signed_by(cert: x509.Certificate, candidate: x509.Certificate) -> bool:
     return _verify_once(cert, candidate)
 
 
+@per_certificate
 def _key_ids(cert: x509.Certificate) -> tuple[bytes | None, bytes | None]:
     """(authority key identifier, subject key identifier), None where absent or unreadable."""
     aki = _ext(cert, x509.AuthorityKeyIdentifier)
@@ -456,9 +527,22 @@ class IssuerIndex:
             ski = _key_ids(c)[1]
             if ski is not None:
                 self._by_ski.setdefault((name, ski), {})[digest] = None
+        # the last answers, by certificate object: path building asks about a leaf's issuers right after the
+        # AIA step did (the index never changes once built, so an answer stays true)
+        self._answers: dict[int, tuple[x509.Certificate, list[x509.Certificate]]] = {}
 
     def issuers_of(self, cert: x509.Certificate) -> list[x509.Certificate]:
         """The certificates of the set, other than ``cert`` itself, that issued ``cert`` (in input order)."""
+        hit = self._answers.get(id(cert))
+        if hit is not None and hit[0] is cert:
+            return list(hit[1])
+        found = self._issuers_of(cert)
+        if len(self._answers) >= 64:
+            self._answers.clear()
+        self._answers[id(cert)] = (cert, found)
+        return list(found)
+
+    def _issuers_of(self, cert: x509.Certificate) -> list[x509.Certificate]:
         issuer = name_key(cert, "issuer")
         keys = self._keys.get(issuer)
         if not keys:
@@ -729,7 +813,7 @@ def _name_problems(der: bytes, fallback: str) -> list[str]:
     return out or [fallback]
 
 
-@lru_cache(maxsize=4096)
+@per_certificate
 def malformed_fields(cert: x509.Certificate) -> tuple[tuple[str, str], ...]:
     """(field, problem) for every part of ``cert`` that cryptography loaded but cannot decode: "subject",
     "issuer", "extensions", "subjectPublicKeyInfo". Empty for a well-formed certificate (cached: a scan asks

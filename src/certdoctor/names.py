@@ -31,6 +31,10 @@ def normalise_host(name: str) -> str:
     name = name.strip().strip("[]").rstrip(".").lower()
     if certinfo.is_ip(name):
         return str(ipaddress.ip_address(name))
+    if name.isascii():
+        # Python's IDNA codec (RFC 3490 ToASCII) returns an all-ASCII label unchanged, or raises for an empty or
+        # over-long one (then the name is kept as it is): either way the name itself, without the codec's cost
+        return name
     try:
         return name.encode("idna").decode("ascii")
     except (UnicodeError, ValueError):

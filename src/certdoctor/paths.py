@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import ipaddress
 import warnings
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cached_property
 from typing import Any
@@ -28,6 +29,11 @@ from .model import Evidence, Origin, PathEnd, PresentedChain, TrustStore
 
 MAX_DEPTH = 10
 MAX_PATHS = 32
+TAIL_CACHE = 1024  # distinct sets of certificates above a leaf (see Tail) whose search results an index keeps
+# Reuse what is known about the certificates above a leaf (Tail) and a store's verdict for a store whose anchors
+# look the same to the verifier (StoreIndex.verifier_view). Off: everything is computed afresh for every chain
+# (the reference the tests compare with).
+SHORTCUTS = True
 CUSTOM = "custom"
 # The stores of publicly trusted roots (the browsers' rules for public certificates apply below these).
 PUBLIC_STORES = frozenset({"mozilla", "chrome", "microsoft", "system", "java"})
@@ -125,6 +131,8 @@ class StoreIndex:
             self._add(root, CUSTOM, fp, key)
         self._verifier_stores: dict[str, object] = {}
         self._issuer_index: certinfo.IssuerIndex | None = None
+        self._tails: OrderedDict[tuple[str, ...], Tail] = OrderedDict()
+        self.tail_hits = 0
 
     @classmethod
     def shared(cls, stores: Sequence[TrustStore], extra_roots: Sequence[x509.Certificate] = ()) -> StoreIndex:
@@ -192,6 +200,45 @@ class StoreIndex:
             targets.append((CUSTOM, "--ca-file", list(self.extra_roots)))
         return targets
 
+    def tail(self, certs: Sequence[x509.Certificate]) -> Tail:
+        """The :class:`Tail` of these certificates (the ones above a leaf: its presented and AIA-fetched
+        issuers), made on first use and kept (at most :data:`TAIL_CACHE`, least recently used dropped). Keyed
+        by the certificates' SHA-256 fingerprints in order: the same intermediates presented by thousands of
+        servers share one."""
+        key = tuple(certinfo.fingerprint(c) for c in certs)
+        tail = self._tails.get(key)
+        if tail is not None:
+            self._tails.move_to_end(key)
+            self.tail_hits += 1
+            return tail
+        tail = self._tails[key] = Tail(tuple(certs))
+        if len(self._tails) > TAIL_CACHE:
+            self._tails.popitem(last=False)
+        return tail
+
+    def verifier_view(self, store: str, certs: Sequence[x509.Certificate]) -> tuple[Any, ...] | None:
+        """All that cryptography's verifier can learn from the anchors of ``store`` (plus the --ca-file roots)
+        while building a path for ``certs`` (the leaf, the intermediates it is given): for each certificate,
+        whether it is an anchor (``Store.contains``) and the anchors named as its issuer
+        (``Store.get_by_subject``); the verifier asks the store nothing else (cryptography's
+        ``src/rust/cryptography-x509-verification/src/lib.rs``, ``ChainBuilder``, and ``trust_store.rs``), and an
+        anchor ends the path. Two stores with equal views give the same verdict for these certificates. None
+        when some issuer name has several anchors: the store lists those in hash order, so the verifier may
+        try them in another order with another store (no shortcut then)."""
+        view: list[Any] = []
+        for cert in certs:
+            holders = self._by_fp.get(certinfo.fingerprint(cert))
+            view.append(holders is not None and (store in holders or CUSTOM in holders))
+            named = [
+                certinfo.fingerprint(a)
+                for a, holders in self.anchors_named(certinfo.issuer_der(cert))
+                if store in holders or CUSTOM in holders
+            ]
+            if len(named) > 1:
+                return None
+            view.append(named[0] if named else None)
+        return tuple(view)
+
     def verifier_store(self, name: str, anchors: list[x509.Certificate]) -> object:
         from cryptography.x509.verification import Store
 
@@ -200,6 +247,85 @@ class StoreIndex:
             cached = Store(anchors) if anchors else None
             self._verifier_stores[name] = cached
         return cached
+
+
+class Tail:
+    """What path building learns about the certificates above a leaf, independent of the leaf and of the time.
+
+    Most servers present a leaf of their own under an intermediate that many others present too. The search
+    over the intermediates, the store anchors above them and the AIA URLs still missing depends only on those
+    certificates and the trust anchors (the :class:`StoreIndex` holding this tail), so it is made once per
+    distinct set and reused: a new leaf then costs its own link (its issuers among these certificates and the
+    anchors, one signature verification each, cached by :func:`certinfo._verify_once`) plus the checks.
+
+    Reuse is exact only for a leaf that cannot take part in the search above it (:meth:`apart`): a leaf that
+    is self-issued, or whose subject is the issuer name of one of these certificates (so that it could be
+    their issuer: a CA certificate presented as the leaf, or an attacker's certificate carrying an
+    intermediate's name), is searched without the cache. The cached values never depend on the time: the
+    paths are sorted, verified and checked at the diagnosis's time by the caller, every time.
+    """
+
+    def __init__(self, certs: tuple[x509.Certificate, ...]) -> None:
+        self.certs = certs
+        self.by_name = certinfo.IssuerIndex(certs)
+        self.issuer_names = {certinfo.name_key(c, "issuer") for c in certs}
+        # (origin, position, detail) of each certificate's node, start node -> the paths above it, each as
+        # (nodes, end, anchored_in); nodes of presented/AIA certificates are replaced by the caller's own
+        self._above: dict[tuple[Any, ...], list[tuple[tuple[Node, ...], PathEnd, tuple[str, ...]]]] = {}
+        self.urls: list[str] | None = None  # missing_issuer_urls of these certificates among themselves
+
+    def apart(self, leaf: x509.Certificate) -> bool:
+        """Whether ``leaf`` can neither be one of these certificates' issuers nor its own (the cache applies)."""
+        if certinfo.is_self_issued(leaf):
+            return False
+        try:
+            return certinfo.name_key(leaf, "subject") not in self.issuer_names
+        except Exception:  # an unhashable or undecodable name: no shortcut
+            return False
+
+    def above(
+        self, start: Node, nodes: tuple[Node, ...], index: StoreIndex
+    ) -> list[tuple[tuple[Node, ...], PathEnd, tuple[str, ...]]]:
+        """Every path from ``start`` (an issuer of the leaf) up, in the depth-first order of
+        :func:`build_paths`, at most :data:`MAX_PATHS`, for a leaf one level below (so at most
+        ``MAX_DEPTH - 1`` nodes). ``nodes``: this tail's nodes (presented positions, AIA URLs), in order."""
+        layout = tuple((n.origin, n.position, n.detail) for n in nodes)
+        key = (layout, certinfo.fingerprint(start.cert), start.origin, start.position, start.detail)
+        cached = self._above.get(key)
+        if cached is not None:
+            return cached
+        by_fp = {certinfo.fingerprint(n.cert): n for n in nodes}
+        out: list[tuple[tuple[Node, ...], PathEnd, tuple[str, ...]]] = []
+
+        def walk(path: list[Node]) -> None:
+            if len(out) >= MAX_PATHS:
+                return
+            top = path[-1].cert
+            anchored = index.stores_trusting(top)
+            if anchored:
+                out.append((tuple(path), "anchor", tuple(sorted(anchored))))
+                return
+            if certinfo.is_self_signed(top):
+                out.append((tuple(path), "untrusted-root", ()))
+                return
+            if len(path) + 1 >= MAX_DEPTH:  # the leaf below counts
+                out.append((tuple(path), "unknown-issuer", ()))
+                return
+            in_path = {certinfo.fingerprint(n.cert) for n in path}
+            issuers = [
+                n for n in _issuers(top, self.by_name, by_fp, index) if certinfo.fingerprint(n.cert) not in in_path
+            ]
+            if not issuers:
+                out.append((tuple(path), "unknown-issuer", ()))
+                return
+            for node in issuers:
+                walk([*path, node])
+
+        walk([start])
+        if len(self._above) > 4 * MAX_PATHS:
+            self._above.clear()
+        self._above[key] = out
+        return out
 
 
 def dedupe(certs: Iterable[x509.Certificate]) -> list[x509.Certificate]:
@@ -360,11 +486,52 @@ def path_defects(path: CandidatePath, at: datetime) -> int:
 
 
 def build_paths(analysis: ChainAnalysis) -> list[CandidatePath]:
-    """Depth-first search from the leaf over presented, AIA and store certificates."""
+    """Depth-first search from the leaf over presented, AIA and store certificates.
+
+    The search above the leaf's issuers comes from the index's :class:`Tail` of the other certificates when
+    the leaf stands apart from them (:meth:`Tail.apart`); the result is the same as searching everything."""
     pool = _pool(analysis)
+    index = analysis.index
+    leaf_node = pool[0]
+    tail = index.tail([n.cert for n in pool[1:]]) if SHORTCUTS else None
+    if tail is not None and tail.apart(leaf_node.cert):
+        paths = _paths_from_tail(leaf_node, tuple(pool[1:]), tail, index)
+    else:
+        paths = _search(pool, index)
+    paths.sort(key=lambda p: p.sort_key(analysis.at))
+    return paths
+
+
+def _paths_from_tail(leaf_node: Node, nodes: tuple[Node, ...], tail: Tail, index: StoreIndex) -> list[CandidatePath]:
+    """:func:`_search`'s paths for a leaf apart from ``tail`` (whose certificates ``nodes`` hold, in order)."""
+    leaf = leaf_node.cert
+    anchored = index.stores_trusting(leaf)
+    if anchored:
+        return [CandidatePath((leaf_node,), "anchor", tuple(sorted(anchored)))]
+    if certinfo.is_self_signed(leaf):
+        return [CandidatePath((leaf_node,), "untrusted-root")]
+    if MAX_DEPTH <= 1:
+        return [CandidatePath((leaf_node,), "unknown-issuer")]
+    by_fp = {certinfo.fingerprint(n.cert): n for n in nodes}
+    leaf_fp = certinfo.fingerprint(leaf)
+    issuers = [n for n in _issuers(leaf, tail.by_name, by_fp, index) if certinfo.fingerprint(n.cert) != leaf_fp]
+    if not issuers:
+        return [CandidatePath((leaf_node,), "unknown-issuer")]
+    results: list[CandidatePath] = []
+    for start in issuers:
+        for above, end, anchored_in in tail.above(start, nodes, index):
+            if len(results) >= MAX_PATHS:
+                return results
+            # this analysis's own nodes for presented and AIA certificates (same values, its certificates)
+            own = tuple(by_fp.get(certinfo.fingerprint(n.cert), n) if n.origin != "store" else n for n in above)
+            results.append(CandidatePath((leaf_node, *own), end, anchored_in))
+    return results
+
+
+def _search(pool: list[Node], index: StoreIndex) -> list[CandidatePath]:
+    """Every path from ``pool[0]`` (the leaf) over ``pool`` and the anchors, depth first, at most MAX_PATHS."""
     by_fp = {certinfo.fingerprint(n.cert): n for n in pool}
     by_name = certinfo.IssuerIndex(n.cert for n in pool)
-    index = analysis.index
     results: list[CandidatePath] = []
     leaf_node = pool[0]
 
@@ -391,7 +558,6 @@ def build_paths(analysis: ChainAnalysis) -> list[CandidatePath]:
             walk([*path, node])
 
     walk([leaf_node])
-    results.sort(key=lambda p: p.sort_key(analysis.at))
     return results
 
 
@@ -434,7 +600,16 @@ def analyse(chain: PresentedChain, evidence: Evidence, index: StoreIndex) -> Cha
     intermediates = analysis.unique[1:]
     fetched = dedupe(c for certs in aia.values() for c in certs)
     verdicts = []
-    for name, description, anchors in index.verification_targets():
+    targets = index.verification_targets()
+    # a store whose anchors look the same to the verifier as an earlier store's gets that store's verdict
+    seen: dict[tuple[Any, ...], StoreVerdict] = {}
+    looked = [analysis.leaf, *intermediates, *fetched] if len(targets) > 1 and SHORTCUTS else []
+    for name, description, anchors in targets:
+        view = index.verifier_view(name, looked) if looked else None
+        same = seen.get(view) if view is not None else None
+        if same is not None:
+            verdicts.append(replace(same, store=name, description=description))
+            continue
         store = index.verifier_store(name, anchors)
         ok, built, error = verify(analysis.leaf, intermediates, store, evidence.at, evidence.target.name)
         ok_aia, err_aia = ok, error
@@ -442,7 +617,10 @@ def analyse(chain: PresentedChain, evidence: Evidence, index: StoreIndex) -> Cha
             ok_aia, _, err_aia = verify(
                 analysis.leaf, [*intermediates, *fetched], store, evidence.at, evidence.target.name
             )
-        verdicts.append(StoreVerdict(name, description, ok, built, error, ok_aia, err_aia))
+        verdict = StoreVerdict(name, description, ok, built, error, ok_aia, err_aia)
+        verdicts.append(verdict)
+        if view is not None:
+            seen[view] = verdict
     analysis.verdicts = tuple(verdicts)
     analysis.paths = tuple(_prefer_verified(analysis, verdicts))
     return analysis
@@ -455,8 +633,25 @@ def missing_issuer_urls(
 
     Used by collection to decide what to download.
     """
+    if (
+        SHORTCUTS
+        and len(certs) > 1
+        and len(certs) == len(known)
+        and all(a is b for a, b in zip(certs, known, strict=True))
+    ):
+        # the first round (every known certificate asks): the part above the leaf is the same for every leaf
+        # under the same certificates, and comes from their Tail when the leaf stands apart from them
+        leaf, tail = certs[0], index.tail(certs[1:])
+        if tail.apart(leaf):
+            if tail.urls is None:
+                tail.urls = _missing(certs[1:], tail.by_name, index)
+            own = _missing([leaf], tail.by_name, index)
+            return [*own, *(u for u in tail.urls if u not in own)]
+    return _missing(certs, certinfo.IssuerIndex(known), index)
+
+
+def _missing(certs: Sequence[x509.Certificate], by_name: certinfo.IssuerIndex, index: StoreIndex) -> list[str]:
     urls: list[str] = []
-    by_name = certinfo.IssuerIndex(known)
     for cert in certs:
         if certinfo.is_self_signed(cert) or index.stores_trusting(cert):
             continue

@@ -71,10 +71,7 @@ def name_constraints_of(cert: x509.Certificate) -> x509.NameConstraints | None:
 
 
 def _name_constraints(cert: x509.Certificate) -> x509.NameConstraints | None:
-    try:
-        return cert.extensions.get_extension_for_class(x509.NameConstraints).value
-    except Exception:
-        return None
+    return certinfo.extension_value(cert, x509.NameConstraints)
 
 
 @check(
@@ -117,9 +114,8 @@ def path_length_exceeded(ctx: ChainContext) -> Iterator[Hit]:
     """A CA's basicConstraints pathLenConstraint is smaller than the number of intermediates below it."""
     nodes = ctx.analysis.best.nodes
     for i, node in enumerate(nodes[1:], start=1):
-        try:
-            bc = node.cert.extensions.get_extension_for_class(x509.BasicConstraints).value
-        except Exception:
+        bc = certinfo.extension_value(node.cert, x509.BasicConstraints)
+        if bc is None:
             continue
         if not bc.ca or bc.path_length is None:
             continue

@@ -173,6 +173,8 @@ def relevant_files(evidence: Evidence, served: Sequence[x509.Certificate] = ()) 
     name with a served leaf (a glob over a directory of vhosts' certificates brings others); all of them when
     none is."""
     ok = [f for f in evidence.deployed if f.ok]
+    if not ok:
+        return ok  # nothing deployed (every scan target without --deployed): no names to compare
     name = evidence.target.name
     served_names = set().union(*(_names(c) for c in served)) if served else set()
     out = []

@@ -39,10 +39,7 @@ def _judged(ctx: ChainContext) -> list[Node]:
 
 def _ext(cert: x509.Certificate, cls: type) -> x509.Extension[Any] | None:
     """The extension of this class (with its criticality), None when absent or unreadable."""
-    try:
-        return cert.extensions.get_extension_for_class(cls)
-    except Exception:
-        return None
+    return certinfo.extension(cert, cls)
 
 
 def _hex(data: bytes | None) -> str | None:

@@ -173,9 +173,8 @@ def _lacks_cert_sign(cert: x509.Certificate) -> bool:
 
 def _key_id(cert: x509.Certificate, cls: type[x509.SubjectKeyIdentifier | x509.AuthorityKeyIdentifier]) -> bytes | None:
     """The subjectKeyIdentifier digest, or the authorityKeyIdentifier keyIdentifier (None when absent)."""
-    try:
-        value = cert.extensions.get_extension_for_class(cls).value
-    except Exception:
+    value = certinfo.extension_value(cert, cls)
+    if value is None:
         return None
     return value.digest if isinstance(value, x509.SubjectKeyIdentifier) else value.key_identifier
 
@@ -206,9 +205,8 @@ def _path_length_exceeded(certs: Sequence[x509.Certificate]) -> bool:
     """A CA's pathLenConstraint is smaller than the number of non-self-issued intermediates below it
     (RFC 5280 §6.1.4 (l)-(m))."""
     for i, cert in enumerate(certs[1:], start=1):
-        try:
-            bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
-        except Exception:
+        bc = certinfo.extension_value(cert, x509.BasicConstraints)
+        if bc is None:
             continue
         if bc.ca and bc.path_length is not None:
             below = [c for c in certs[1:i] if not certinfo.is_self_issued(c)]
