@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             severities = st.finding_severities()
             template = st.pick_scenarios(lab, ["good-rsa"], severities)[0]
             distinct = st.make_distinct_certs(lab, template, ns.targets, work / "distinct")
-            server = st.start_nginx(nginx, [template], work, "1", distinct)
+            server = st.start_nginx(nginx, [template], work, "1", [distinct])
             targets = work / "targets.txt"
             st.write_distinct_targets(targets, distinct)
             expect = st.each_distinct(distinct)
