@@ -15,7 +15,8 @@ it. SERVFAIL, REFUSED and timeouts are failures (``error_kind``), never "no reco
 to treat them as permission to issue (except for a DNSSEC-proven non-existence, not judged here).
 
 Without ``server`` the system's resolver (``/etc/resolv.conf``) is asked, and names that cannot be in the public
-DNS (:func:`certdoctor.names.is_internal_name`: ``.test``, ``.internal``, single labels...) are not looked up;
+DNS (:func:`certdoctor.names.is_internal_name`: ``.test``, ``.internal``, single labels...) and the documentation
+domains (example.com, .net, .org: RFC 6761 §6.5) are not looked up; names that are not host names never are;
 with ``server`` (``--dns-server HOST[:PORT]``) every name is asked of that server.
 """
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -269,6 +271,23 @@ def _text(value: bytes) -> str:
     return "".join(chr(b) if 0x20 <= b < 0x7F else f"\\x{b:02x}" for b in value)
 
 
+_HOST = re.compile(r"(\*\.)?([a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\Z")
+# RFC 6761 §6.5: the second-level names reserved for documentation, in every example and test fixture.
+DOCUMENTATION_DOMAINS = ("example.com", "example.net", "example.org")
+
+
+def _not_looked_up(name: str, server: str | None) -> str | None:
+    """Why ``name`` is not looked up, or None: not a host name (a partial wildcard, markup...), or, without a
+    server of the user's, a name that cannot be in the public DNS or a documentation domain."""
+    if len(name) > 253 or not _HOST.match(name):
+        return "not a DNS host name: not looked up"
+    if server is None:
+        base = name.removeprefix("*.")
+        if is_internal_name(name) or any(base == d or base.endswith("." + d) for d in DOCUMENTATION_DOMAINS):
+            return "not a public DNS name (no --dns-server to ask): not looked up"
+    return None
+
+
 def _ancestors(domain: str) -> list[str]:
     """``domain`` and each of its ancestors, up to but not including the root (RFC 8659 §3)."""
     labels = domain.split(".")
@@ -320,15 +339,9 @@ async def collect_caa(
     deadline = started + timeout
     lookups: list[CaaLookup] = []
     for name in names:  # one after another: names of one certificate share ancestors (answered from the cache)
-        if server is None and is_internal_name(name):
-            lookups.append(
-                CaaLookup(
-                    name,
-                    name.removeprefix("*."),
-                    name.startswith("*."),
-                    skipped="not a public DNS name (no --dns-server to ask): not looked up",
-                )
-            )
+        why = _not_looked_up(name, server)
+        if why is not None:
+            lookups.append(CaaLookup(name, name.removeprefix("*."), name.startswith("*."), skipped=why))
             continue
         if made is None:
             try:
