@@ -308,3 +308,26 @@ def test_policy_caa_required(
     argv = ["check", "--file", chain, "--ca-file", str(lab.root_path), "--json", "--no-clients"]
     main([*argv, "--dns-server", per_name, "--policy", str(policy)])
     assert by_id(jsonschemas.loads(capsys.readouterr().out), "policy-caa-missing")
+
+
+def test_a_real_client_accepts_what_caa_disallows(lab: Lab) -> None:
+    """curl connects to the lab server whose CAA records (test_issuer_not_authorized) do not name its CA: no
+    client consults CAA."""
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    done = subprocess.run(lab.endpoints["good-rsa"].curl_argv(lab.root_path), capture_output=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+
+
+def test_scan_looks_caa_up_only_when_asked(
+    capsys: pytest.CaptureFixture[str], lab: Lab, per_name: str, tmp_path: Path
+) -> None:
+    ep = lab.endpoints["good-rsa"]
+    targets = tmp_path / "targets.txt"
+    targets.write_text(f"{ep.hostname}:{ep.port},addr={ep.addresses[0]}\n", encoding="utf-8")
+    argv = ["scan", str(targets), "--ca-file", str(lab.root_path), "--no-revocation", "-q", "--dns-server", per_name]
+    for extra, expected in (((), False), (("--caa", "--caa-issuer", LAB_CA), True)):
+        main([*argv, *extra])
+        (record,) = map(jsonschemas.loads, capsys.readouterr().out.splitlines())
+        ids = [f["id"] if isinstance(f, dict) else f for f in record["findings"]]
+        assert ("caa-issuer-not-authorized" in ids) is expected
