@@ -6,7 +6,8 @@ therefore informational: a mismatch means the records changed since issuance, or
 CA the domain owner did not authorise (worth knowing), and that the next renewal from that CA will be refused.
 
 The issuer is recognised by the organisation (O=) of the leaf's issuer name, in :data:`KNOWN_ISSUERS` plus the
-entries of ``--caa-issuer ORG=DOMAIN[,DOMAIN]``; an unknown issuer is not compared (the evidence says so).
+entries of ``--caa-issuer ORG=DOMAIN[,DOMAIN]`` (which also match an issuer without O= by its CN=); an unknown
+issuer is not compared (the text output says so).
 Evidence of the lookups themselves (:mod:`certdoctor.collect.caa`) is in ``check --json``'s ``caa``.
 """
 
@@ -82,8 +83,34 @@ def issuer_domains(
     return None
 
 
+def known_issuer(
+    cert: x509.Certificate, added: Sequence[tuple[str, tuple[str, ...]]] = ()
+) -> tuple[str, str, tuple[str, ...]] | None:
+    """(the issuer's name as shown, the table entry, its CAA domains) for ``cert``'s issuer: its organisation
+    (O=) through :func:`issuer_domains`, or, for an issuer without O=, its common name (CN=) in the ``added``
+    entries only; None for an unknown issuer."""
+    organisation = issuer_organisation(cert)
+    if organisation:
+        found = issuer_domains(organisation, added)
+        return None if found is None else (organisation, *found)
+    try:
+        cns = cert.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)
+    except ValueError:
+        return None
+    cn = str(cns[0].value) if cns else ""
+    for org, domains in added:
+        if cn and org.strip().lower() == cn.strip().lower():
+            return cn, org, tuple(d.lower().rstrip(".") for d in domains)
+    return None
+
+
 def _leaf(tctx: TargetContext) -> x509.Certificate | None:
     return next((ctx.leaf for ctx in tctx.chains if ctx.chain.certs), None)
+
+
+def _sources(tctx: TargetContext) -> tuple[str, ...]:
+    """The addresses (or files) of the chain whose leaf is judged: the first chain with certificates."""
+    return next((ctx.sources for ctx in tctx.chains if ctx.chain.certs), ())
 
 
 def _lookups(tctx: TargetContext) -> tuple[CaaLookup, ...]:
@@ -110,11 +137,10 @@ def issuer_not_authorized(tctx: TargetContext) -> Iterator[Hit]:
     leaf = _leaf(tctx)
     if leaf is None or tctx.evidence.caa is None:
         return
-    organisation = issuer_organisation(leaf)
-    known = issuer_domains(organisation, tctx.evidence.caa.issuers)
+    known = known_issuer(leaf, tctx.evidence.caa.issuers)
     if known is None:
         return
-    entry, domains = known
+    organisation, entry, domains = known
     for lookup in _lookups(tctx):
         props = lookup.properties()
         if not lookup.found or not props:
@@ -133,6 +159,7 @@ def issuer_not_authorized(tctx: TargetContext) -> Iterator[Hit]:
             "before the next renewal; otherwise renew with a CA the records name (and ask who requested this "
             "certificate).",
             cert=leaf,
+            sources=_sources(tctx),
             evidence={
                 "name": lookup.name,
                 "relevant": lookup.relevant,
@@ -164,6 +191,7 @@ def lookup_failed(tctx: TargetContext) -> Iterator[Hit]:
             "Make the name's authoritative servers answer CAA queries (an empty answer is fine); some old DNS "
             "servers and appliances fail on record types they do not know.",
             cert=_leaf(tctx),
+            sources=_sources(tctx),
             evidence={"name": lookup.name, "queried": list(lookup.queried), "error": lookup.error,
                       "error_kind": lookup.error_kind, "resolver": caa.resolver},
         )  # fmt: skip
@@ -189,6 +217,7 @@ def critical_unknown(tctx: TargetContext) -> Iterator[Hit]:
             f"for this name. {_NOT_CLIENTS}",
             "Clear the critical flag (write 0 instead of 128) unless the property is meant to stop issuance.",
             cert=_leaf(tctx),
+            sources=_sources(tctx),
             evidence={"name": lookup.name, "relevant": lookup.relevant, "records": [r.to_dict() for r in odd]},
         )
 

@@ -406,7 +406,8 @@ def add_caa_options(p: argparse.ArgumentParser, g: Any, default: bool | None) ->
         action="append",
         default=[],
         metavar="ORG=DOMAIN[,DOMAIN]",
-        help="treat the CA whose organisation (issuer O=) is ORG as known, with these CAA issuer domains "
+        help="treat the CA whose organisation (issuer O=; its CN= when it has no O=) is ORG as known, with these "
+        "CAA issuer domains "
         "(e.g. a private CA, or a public CA missing from the built-in table; repeatable)",
     )
 

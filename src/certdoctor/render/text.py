@@ -346,7 +346,7 @@ def caa_lines(d: Diagnosis) -> list[Text]:
     """The CAA section: a heading (resolver, time, the issuer and its CAA domains or "unknown: not compared"),
     then one line per name looked up: where its relevant record set is and its records (iodef included), "no CAA
     records: any CA may issue", or the failure. Nothing when no name was looked up."""
-    from ..checks.caa import issuer_domains, issuer_organisation
+    from ..checks.caa import issuer_organisation, known_issuer
 
     caa = d.evidence.caa
     looked = [lu for lu in (caa.lookups if caa is not None else ()) if lu.skipped is None]
@@ -355,12 +355,12 @@ def caa_lines(d: Diagnosis) -> list[Text]:
     head = Text("CAA", style="bold").append(f"  asked {clean(caa.resolver)}, {caa.elapsed * 1000:.0f} ms", style="dim")
     leaf = next((r.chain.certs[0] for r in d.reports if r.chain.certs), None)
     if leaf is not None:
-        org = issuer_organisation(leaf)
-        known = issuer_domains(org, caa.issuers)
+        known = known_issuer(leaf, caa.issuers)
         if known is None:
-            head.append(f"  issuer {clean(org or '(no organisation)')}: CAA domain unknown, not compared", style="dim")
+            org = issuer_organisation(leaf) or "(no organisation)"
+            head.append(f"  issuer {clean(org)}: CAA domain unknown, not compared", style="dim")
         else:
-            head.append(f"  issuer {clean(org or '')}: CAA domain {' or '.join(known[1])}", style="dim")
+            head.append(f"  issuer {clean(known[0])}: CAA domain {' or '.join(known[2])}", style="dim")
     lines = [head]
     for lu in looked:
         line = Text("  ")
