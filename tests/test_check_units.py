@@ -28,6 +28,7 @@ from certdoctor import certinfo
 from certdoctor.api import Diagnosis, judge
 from certdoctor.checks import REGISTRY, ChainContext, load_all, registry, run_chain_checks
 from certdoctor.clients.reactions import CLIENT_IDS
+from certdoctor.collect.caa import CaaEvidence, CaaLookup, CaaRecord
 from certdoctor.lab.pki import with_serial
 from certdoctor.model import (
     AiaFetch,
@@ -645,6 +646,50 @@ def test_stapling_absent() -> None:
     assert f.evidence == {"unstapled_sources": [NET], "ocsp_urls": [OCSP_URL]}
     good = ocsp_response(OCSP_LEAF.cert, CA)
     assert check(OCSP_LEAF.cert, CA.cert, name="ocsp.test", ocsp_staple=good).ids() == []
+
+
+# --- CAA (RFC 8659): evidence as certdoctor.collect.caa gathers it; tests/test_caa.py looks it up for real -----
+
+
+def _caa(*lookups: CaaLookup, issuers: tuple[tuple[str, tuple[str, ...]], ...] = ()) -> CaaEvidence:
+    return CaaEvidence("192.0.2.53:53", lookups, issuers)
+
+
+UNIT_CA_KNOWN = (("Unit CA", ("ca.unit.test",)),)  # the unit CA has no O=: --caa-issuer matches its CN
+
+
+@covers("caa-issuer-not-authorized")
+def test_caa_issuer_not_authorized() -> None:
+    other = CaaLookup(NAME, NAME, queried=(NAME, "test"), relevant="test", records=(CaaRecord(0, "issue", "x.test"),))
+    d = check(LEAF.cert, CA.cert, caa=_caa(other, issuers=UNIT_CA_KNOWN))
+    f = one(d, "caa-issuer-not-authorized")
+    assert f.severity is Severity.INFO and d.valid and f.cert_position == 0 and f.sources == (NET,)
+    assert f.evidence["authorized"] == ["x.test"] and f.evidence["issuer_domains"] == ["ca.unit.test"]
+    assert "no client looks CAA up" in f.detail
+    assert check(LEAF.cert, CA.cert, caa=_caa(other)).ids() == []  # an unknown issuer is not compared
+    ours = dataclasses.replace(other, records=(CaaRecord(0, "issue", "ca.unit.test; accounturi=x"),))
+    assert check(LEAF.cert, CA.cert, caa=_caa(ours, issuers=UNIT_CA_KNOWN)).ids() == []
+    records = (*ours.records, CaaRecord(0, "issuewild", ";"))
+    wild = CaaLookup("*.w.test", "w.test", True, relevant="w.test", records=records)
+    f = one(check(LEAF.cert, CA.cert, caa=_caa(wild, issuers=UNIT_CA_KNOWN)), "caa-issuer-not-authorized")
+    assert f.evidence["tag"] == "issuewild" and f.evidence["authorized"] == [""]
+
+
+@covers("caa-lookup-failed")
+def test_caa_lookup_failed() -> None:
+    failed = CaaLookup(NAME, NAME, queried=(NAME,), error=f"{NAME}: SERVFAIL", error_kind="servfail")
+    f = one(check(LEAF.cert, CA.cert, caa=_caa(failed)), "caa-lookup-failed")
+    assert f.severity is Severity.INFO and f.evidence["error_kind"] == "servfail"
+    assert f.evidence["resolver"] == "192.0.2.53:53"
+    assert check(LEAF.cert, CA.cert, caa=_caa(CaaLookup(NAME, NAME, queried=(NAME, "test")))).ids() == []
+
+
+@covers("caa-critical-unknown")
+def test_caa_critical_unknown() -> None:
+    records = (CaaRecord(128, "tbs", "x"), CaaRecord(128, "issue", "ca.unit.test"))
+    lookup = CaaLookup(NAME, NAME, queried=(NAME,), relevant=NAME, records=records)
+    f = one(check(LEAF.cert, CA.cert, caa=_caa(lookup, issuers=UNIT_CA_KNOWN)), "caa-critical-unknown")
+    assert f.severity is Severity.INFO and [r["tag"] for r in f.evidence["records"]] == ["tbs"]
 
 
 # --- the safety net -------------------------------------------------------------------------------------------

@@ -377,6 +377,7 @@ def test_every_policy_finding_is_a_registered_target_check() -> None:
     ids = {c.id for c in REGISTRY.values() if c.id.startswith("policy-")}
     assert ids == set(finding_ids()) and all(REGISTRY[i].scope == "target" for i in ids)
     covered = {case[3] for case in RULE_CASES if case[3]} | {"policy-san-internal"}  # test_internal_names
+    covered |= {"policy-caa-missing"}  # tests/test_caa.py (a DNS server on loopback): test_policy_caa_required
     assert covered == ids  # each finding has its passing and failing lab case above
 
 

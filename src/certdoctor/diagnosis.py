@@ -176,6 +176,7 @@ class Diagnosis:
             "notes": list(self.notes),
             "elapsed_ms": round(self.elapsed * 1000, 1),
             "deployed": _deployed(ev),
+            "caa": None if ev.caa is None else ev.caa.to_dict(),
         }
 
 

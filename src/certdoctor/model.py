@@ -333,6 +333,7 @@ class Evidence:
     server_type: ServerType | None = None  # --server-type: which server reads them (for the fix text)
     policy: Any = None  # --policy: a certdoctor.policy.Policy (None: no policy checks)
     labels: tuple[tuple[str, str], ...] = ()  # the target's labels (--label, label=, watch labels), for the policy
+    caa: Any = None  # a certdoctor.collect.caa.CaaEvidence (None: CAA not looked up)
 
     def __repr__(self) -> str:
         return f"<Evidence {self.target.label()} at {self.at.isoformat()}: {len(self.chains)} source(s)>"
@@ -384,6 +385,7 @@ class Finding:
 DEFAULT_TIMEOUT = 10.0  # seconds, per connection
 DEFAULT_REVOCATION_TIMEOUT = 5.0  # seconds, for all OCSP/CRL lookups of one target
 DEFAULT_AIA_TIMEOUT = 5.0  # seconds, for all AIA downloads of one target (every level)
+DEFAULT_CAA_TIMEOUT = 5.0  # seconds, for all CAA lookups of one target
 DEFAULT_WARN_DAYS = 30
 
 
@@ -431,6 +433,12 @@ class DiagnoseOptions:
     :func:`certdoctor.policy.load_policy`); ``labels``: (key, value) pairs every target has (``check --label``),
     to which a target's own labels (a scan line's ``label=``, a watched target's) are added; the policy's
     ``[labels."k=v"]`` sections select on them.
+    ``caa``: look up the CAA records of the leaf's DNS names (RFC 8659; :mod:`certdoctor.collect.caa`): True for
+    every target, None for network targets only (``check``'s default), False never (unless the policy sets
+    ``caa_required``); ``dns_server``: the resolver to ask (``HOST[:PORT]``; None: the system's, which is not
+    asked about internal names such as ``*.test``); ``caa_timeout``: seconds for all lookups of one target
+    (> 0); ``caa_issuers``: (organisation, CAA domains) entries added to the table of known CAs
+    (:data:`certdoctor.checks.caa.KNOWN_ISSUERS`).
 
     Raises :class:`certdoctor.errors.InputError` for an impossible value.
     """
@@ -465,6 +473,10 @@ class DiagnoseOptions:
     all_key_types: bool = True
     policy: Any = None
     labels: tuple[tuple[str, str], ...] = ()
+    caa: bool | None = False
+    dns_server: str | None = None
+    caa_timeout: float = DEFAULT_CAA_TIMEOUT
+    caa_issuers: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def __post_init__(self) -> None:
         if self.max_chain_depth is not None and not (
@@ -475,12 +487,12 @@ class DiagnoseOptions:
             raise InputError(f"server type {self.server_type!r}: one of {', '.join(SERVER_TYPES)}")
         if isinstance(self.labels, Mapping):
             object.__setattr__(self, "labels", tuple(sorted(self.labels.items())))
-        for name in ("ca_files", "ca_certs", "ca_bundle", "crl_files", "deployed", "labels"):
+        for name in ("ca_files", "ca_certs", "ca_bundle", "crl_files", "deployed", "labels", "caa_issuers"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         for name in ("trust_stores", "verdict_clients"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, tuple(getattr(self, name)))
-        for name in ("timeout", "revocation_timeout", "aia_timeout"):
+        for name in ("timeout", "revocation_timeout", "aia_timeout", "caa_timeout"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and 0 < value < 86_400):
                 what = name.replace("_", " ")

@@ -12,6 +12,41 @@ from cryptography import x509
 
 from . import certinfo
 
+# Special-use and private-use names (RFC 6761 §6, RFC 6762 .local, RFC 8375 home.arpa, ICANN's .internal
+# (2024), RFC 7686 .onion) and top-level names commonly used inside networks that are not in the root zone: a
+# certificate naming them is for an Internal Name (BR §1.6.1), which a publicly trusted CA may not issue.
+INTERNAL_SUFFIXES = (
+    "test",
+    "example",
+    "invalid",
+    "localhost",
+    "local",
+    "internal",
+    "onion",
+    "home.arpa",
+    "lan",
+    "home",
+    "corp",
+    "intranet",
+    "private",
+    "localdomain",
+)
+
+
+def is_internal_name(name: str) -> bool:
+    """A DNS name that is not globally unique in the public DNS: a single label, or one under a special-use or
+    private-use suffix (:data:`INTERNAL_SUFFIXES`); an IP address that is not global (RFC 6890's private,
+    loopback, link-local, CGNAT, documentation and other reserved ranges)."""
+    if certinfo.is_ip(name):
+        try:
+            return not ipaddress.ip_address(name.strip("[]")).is_global
+        except ValueError:
+            return True
+    name = name.lower().rstrip(".").removeprefix("*.")
+    if "." not in name:
+        return True
+    return any(name == s or name.endswith("." + s) for s in INTERNAL_SUFFIXES)
+
 
 @dataclass(frozen=True)
 class NameMatch:

@@ -540,6 +540,13 @@ class Session(AsyncClosing):
         self.refuse_private = not o.allow_private_fetch
         self.revocation = o.revocation
         self.revocation_timeout = o.revocation_timeout
+        self.caa, self.caa_timeout, self.caa_issuers = o.caa, o.caa_timeout, o.caa_issuers
+        self._caa_resolver: Any = None
+        if o.dns_server is not None:
+            from .collect.caa import parse_server
+
+            parse_server(o.dns_server)  # an impossible --dns-server is refused before any connection
+        self.dns_server = o.dns_server
         self.client_stores: tuple[TrustStore, ...] = ()
         if o.clients:
             from .clients import CLIENT_STORES
@@ -823,6 +830,8 @@ class Session(AsyncClosing):
         if self.revocation and analyses:
             factory = lambda: self.revocation_fetcher  # noqa: E731 - created only if there is something to ask
             evidence = await collect_revocation_evidence(evidence, analyses, factory, self.revocation_timeout)
+        if self._wants_caa(evidence):
+            evidence = replace(evidence, caa=await self.collect_caa(chains))
         diagnosis = judge(
             evidence,
             index=self.index,
@@ -836,6 +845,32 @@ class Session(AsyncClosing):
         if self.cache:
             self._remember(tgt, chains, diagnosis)
         return diagnosis
+
+    def _wants_caa(self, evidence: Evidence) -> bool:
+        """CAA is looked up with ``caa=True``, for network targets with ``caa=None``, and whenever the policy's
+        ``caa_required`` applies to the target."""
+        rule = self.policy.rules_for(dict(evidence.labels)).get("caa_required") if self.policy is not None else None
+        if rule is not None and rule.value:
+            return True
+        return self.caa is True or (self.caa is None and not evidence.target.is_files)
+
+    async def collect_caa(self, chains: Sequence[PresentedChain]) -> Any:
+        """The :class:`certdoctor.collect.caa.CaaEvidence` of the leaves' DNS names (the session's resolver and
+        its answer cache are shared by every target)."""
+        from .collect.caa import CaaResolver, collect_caa, leaf_dns_names
+
+        def resolver() -> Any:  # made once, on the first name that is looked up
+            if self._caa_resolver is None:
+                self._caa_resolver = CaaResolver(self.dns_server)
+            return self._caa_resolver
+
+        return await collect_caa(
+            leaf_dns_names(chains),
+            server=self.dns_server,
+            timeout=self.caa_timeout,
+            issuers=self.caa_issuers,
+            resolver=resolver,
+        )
 
     # the judgement cache
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-import ipaddress
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,30 +21,13 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, r
 
 from .. import certinfo
 from ..model import Severity
+from ..names import INTERNAL_SUFFIXES, is_internal_name
 from ..policy import RULES, Policy, Rule, cabf_max_validity_days
 from ..policy.rules import EKU_NAMES
 from ._text import label, when
 from .registry import ChainContext, Hit, TargetContext, check
 
-# Special-use and private-use names (RFC 6761 §6, RFC 6762 .local, RFC 8375 home.arpa, ICANN's .internal
-# (2024), RFC 7686 .onion) and top-level names commonly used inside networks that are not in the root zone: a
-# certificate naming them is for an Internal Name (BR §1.6.1), which a publicly trusted CA may not issue.
-INTERNAL_SUFFIXES = (
-    "test",
-    "example",
-    "invalid",
-    "localhost",
-    "local",
-    "internal",
-    "onion",
-    "home.arpa",
-    "lan",
-    "home",
-    "corp",
-    "intranet",
-    "private",
-    "localdomain",
-)
+__all__ = ["INTERNAL_SUFFIXES", "is_internal_name"]  # re-exported: they moved to certdoctor.names
 
 
 def _applicable(tctx: TargetContext, key: str) -> Iterator[tuple[ChainContext, Policy, Rule]]:
@@ -383,21 +365,6 @@ def san_wildcard(tctx: TargetContext) -> Iterator[Hit]:
                 seen=wild,
                 required=False,
             )
-
-
-def is_internal_name(name: str) -> bool:
-    """A DNS name that is not globally unique in the public DNS: a single label, or one under a special-use or
-    private-use suffix (:data:`INTERNAL_SUFFIXES`); an IP address that is not global (RFC 6890's private,
-    loopback, link-local, CGNAT, documentation and other reserved ranges)."""
-    if certinfo.is_ip(name):
-        try:
-            return not ipaddress.ip_address(name.strip("[]")).is_global
-        except ValueError:
-            return True
-    name = name.lower().rstrip(".").removeprefix("*.")
-    if "." not in name:
-        return True
-    return any(name == s or name.endswith("." + s) for s in INTERNAL_SUFFIXES)
 
 
 @_policy_check("policy-san-internal")

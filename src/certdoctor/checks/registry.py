@@ -46,6 +46,7 @@ _FAMILIES = (
     "pem",
     "deployed",
     "policy",
+    "caa",
 )
 
 

@@ -84,7 +84,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_name_option(p, "the name the certificate must match (default: the target's host; for files: none)")
     add_connection_options(p)
     add_trust_options(p)
-    add_judgement_options(p)
+    add_judgement_options(p, caa_default=None)
     p.add_argument(
         "--label",
         action="append",

@@ -18,6 +18,7 @@ from ..collect.starttls import PROTOCOLS
 from ..errors import InputError
 from ..model import (
     DEFAULT_AIA_TIMEOUT,
+    DEFAULT_CAA_TIMEOUT,
     DEFAULT_REVOCATION_TIMEOUT,
     DEFAULT_TIMEOUT,
     DEFAULT_WARN_DAYS,
@@ -328,9 +329,11 @@ def add_refuse_private_option(g: Any) -> None:
     )
 
 
-def add_judgement_options(p: argparse.ArgumentParser, *, at_default: str = "now", fail_on: bool = True) -> None:
+def add_judgement_options(
+    p: argparse.ArgumentParser, *, at_default: str = "now", fail_on: bool = True, caa_default: bool | None = False
+) -> None:
     """--at, --warn-days, --no-aia, --aia-timeout, --refuse-private-urls, --no-revocation, --revocation-timeout,
-    --fail-on."""
+    --for, --policy, the CAA options (``caa_default``: see :func:`add_caa_options`), --fail-on."""
     g = p.add_argument_group("judgement")
     g.add_argument(
         "--at",
@@ -369,8 +372,56 @@ def add_judgement_options(p: argparse.ArgumentParser, *, at_default: str = "now"
         "kubectl (default: all of them; repeatable); an error that none of these clients minds becomes a warning",
     )
     add_policy_option(g)
+    add_caa_options(p, g, caa_default)
     if fail_on:
         add_fail_on_option(g)
+
+
+def add_caa_options(p: argparse.ArgumentParser, g: Any, default: bool | None) -> None:
+    """--caa/--no-caa, --dns-server, --caa-timeout, --caa-issuer. ``default``: None looks CAA up for servers, not
+    for --file chains (``check``); False only when asked (``scan``, ``watch``: one more DNS round trip per name
+    and target is not what a fleet sweep wants). A policy with ``caa_required`` looks it up either way."""
+    what = "servers (not --file chains)" if default is None else "no target unless asked"
+    g.add_argument(
+        "--caa",
+        action=argparse.BooleanOptionalAction,
+        help=f"look up the CAA records of the certificate's DNS names (RFC 8659; informational: clients ignore "
+        f"CAA) (default: {what}; the system resolver is not asked about internal names such as *.test)",
+    )
+    p.set_defaults(caa=default)
+    g.add_argument(
+        "--dns-server",
+        metavar="HOST[:PORT]",
+        help="the DNS server to ask for CAA records (an IP address; default: the system resolver)",
+    )
+    g.add_argument(
+        "--caa-timeout",
+        type=seconds,
+        default=DEFAULT_CAA_TIMEOUT,
+        metavar="SECONDS",
+        help=f"time budget for all CAA lookups of one target (default {DEFAULT_CAA_TIMEOUT:g})",
+    )
+    g.add_argument(
+        "--caa-issuer",
+        action="append",
+        default=[],
+        metavar="ORG=DOMAIN[,DOMAIN]",
+        help="treat the CA whose organisation (issuer O=; its CN= when it has no O=) is ORG as known, with these "
+        "CAA issuer domains "
+        "(e.g. a private CA, or a public CA missing from the built-in table; repeatable)",
+    )
+
+
+def caa_issuers(values: Sequence[str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``--caa-issuer ORG=DOMAIN[,DOMAIN]`` values as (organisation, domains). Raises UsageError."""
+    out = []
+    for value in values:
+        org, sep, domains = value.partition("=")
+        names = tuple(d.strip().lower() for d in domains.split(",") if d.strip())
+        if not sep or not org.strip() or not names:
+            raise UsageError(f"--caa-issuer {value!r}: write ORGANISATION=DOMAIN[,DOMAIN]")
+        out.append((org.strip(), names))
+    return tuple(out)
 
 
 def add_policy_option(g: Any) -> None:
@@ -473,6 +524,13 @@ def diagnose_options(ns: argparse.Namespace, **overrides: Any) -> DiagnoseOption
         "verdict_clients": _union(getattr(ns, "verdict_clients", None)),
         **reach_fields(ns),
     }
+    if hasattr(ns, "caa"):
+        fields.update(
+            caa=ns.caa,
+            dns_server=ns.dns_server,
+            caa_timeout=ns.caa_timeout,
+            caa_issuers=caa_issuers(ns.caa_issuer),
+        )
     if hasattr(ns, "policy"):
         fields["policy"] = load_policy_option(ns)
     if fields["ca_bundle"] and fields["trust_stores"]:

@@ -364,6 +364,11 @@ REACTIONS: dict[str, dict[str, Reaction]] = {
     "deployed-file-problem": _every(
         unaffected("about the file on the server's disk, which clients see only once the server reloads it")
     ),
+    # --- CAA (RFC 8659): a rule for CAs at issuance; no client looks CAA up ---
+    **{
+        fid: _every(accepts("CAA binds a CA when it issues (RFC 8659 §1); no TLS client looks CAA records up"))
+        for fid in ("caa-issuer-not-authorized", "caa-lookup-failed", "caa-critical-unknown")
+    },
     # --- your certificate policy (--policy): your own rules, not what a client verifies ---
     **{
         fid: _every(unaffected("a rule of your certificate policy (--policy), not something a client verifies"))

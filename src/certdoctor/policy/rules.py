@@ -213,13 +213,20 @@ RULES: dict[str, RuleSpec] = {
             "The certificate has neither an OCSP URL nor a CRL distribution point",
             f"{_BR} §7.1.2.7.7, §7.1.2.11.2 (an OCSP URL or a CRL distribution point)",
         ),
+        RuleSpec(
+            "caa_required",
+            "bool",
+            "policy-caa-missing",
+            Severity.ERROR,
+            "A name of the certificate has no CAA record set (any CA may issue for it)",
+            "RFC 8659 §3 (relevant record set); certificate policy",
+        ),
     )
 }
 
 # Rules of the issue's later part: recognised so that `policy check` says why they are refused.
 COMING = {
     "min_sct_count": "Certificate Transparency",
-    "caa_required": "CAA",
 }
 
 

@@ -299,6 +299,11 @@ def render(
         console.print(Text("Deployed files", style="bold"))
         for line in _deployed_lines(ev):
             console.print(line)
+    caa = caa_lines(d)
+    if caa:
+        console.print()
+        for line in caa:
+            console.print(line)
     for note in d.notes:
         console.print(Text(f"note: {clean(note)}", style="dim"))
     if console.is_terminal:  # the answer again where the eye lands after scrolling
@@ -334,6 +339,48 @@ def _deployed_lines(ev: Evidence) -> list[Text]:
             good = f.key_matches
             line.append(f"  key {'matches' if good else 'does NOT match'}", style="green" if good else "red")
         lines.append(line)
+    return lines
+
+
+def caa_lines(d: Diagnosis) -> list[Text]:
+    """The CAA section: a heading (resolver, time, the issuer and its CAA domains or "unknown: not compared"),
+    then one line per name looked up: where its relevant record set is and its records (iodef included), "no CAA
+    records: any CA may issue", or the failure. Nothing when no name was looked up."""
+    from ..checks.caa import issuer_organisation, known_issuer
+
+    caa = d.evidence.caa
+    looked = [lu for lu in (caa.lookups if caa is not None else ()) if lu.skipped is None]
+    if not looked:
+        return []
+    head = Text("CAA", style="bold").append(f"  asked {clean(caa.resolver)}, {caa.elapsed * 1000:.0f} ms", style="dim")
+    leaf = next((r.chain.certs[0] for r in d.reports if r.chain.certs), None)
+    if leaf is not None:
+        known = known_issuer(leaf, caa.issuers)
+        if known is None:
+            org = issuer_organisation(leaf) or "(no organisation)"
+            head.append(f"  issuer {clean(org)}: CAA domain unknown, not compared", style="dim")
+        else:
+            head.append(f"  issuer {clean(known[0])}: CAA domain {' or '.join(known[2])}", style="dim")
+    lines = [head]
+    for lu in looked:
+        line = Text("  ")
+        if lu.error is not None:
+            line.append("● ", style="yellow").append(clean(lu.name)).append(
+                f"  lookup failed: {clean(lu.error)}", style="yellow"
+            )
+        elif not lu.records:
+            line.append("● ", style="dim").append(clean(lu.name)).append(
+                "  no CAA records: any CA may issue", style="dim"
+            )
+        else:
+            line.append("● ", style="green").append(clean(lu.name))
+            where = lu.relevant or lu.domain
+            line.append(f"  at {clean(where)}" + (f" (alias {clean(lu.alias)})" if lu.alias else ""), style="dim")
+            for r in lu.records:
+                line.append(f"\n       {clean(str(r), 400)}")
+        lines.append(line)
+    for note in caa.notes:
+        lines.append(Text(f"  {clean(note)}", style="dim"))
     return lines
 
 
