@@ -369,8 +369,28 @@ def add_judgement_options(p: argparse.ArgumentParser, *, at_default: str = "now"
         "kubectl (default: all of them; repeatable); an error that none of these clients minds becomes a warning",
     )
     add_policy_option(g)
+    add_ct_options(g)
     if fail_on:
         add_fail_on_option(g)
+
+
+def add_ct_options(g: Any) -> None:
+    """--ct-log-list FILE, --treat-as-public-root FILE (Certificate Transparency; see certdoctor.ct)."""
+    g.add_argument(
+        "--ct-log-list",
+        metavar="FILE",
+        help="verify the signatures of Certificate Transparency SCTs against this log list (the JSON the browsers "
+        "publish: Chrome's log_list.json v3); without it SCTs are counted but not verified",
+    )
+    g.add_argument(
+        "--treat-as-public-root",
+        dest="public_roots",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="judge leaves under the roots in FILE as publicly trusted for the Certificate Transparency checks "
+        "(Chrome's and Apple's CT policies), e.g. to test CT with a private CA (repeatable)",
+    )
 
 
 def add_policy_option(g: Any) -> None:
@@ -475,6 +495,10 @@ def diagnose_options(ns: argparse.Namespace, **overrides: Any) -> DiagnoseOption
     }
     if hasattr(ns, "policy"):
         fields["policy"] = load_policy_option(ns)
+    if getattr(ns, "ct_log_list", None):
+        fields["ct_log_list"] = ns.ct_log_list
+    if getattr(ns, "public_roots", None):
+        fields["public_roots"] = tuple(ns.public_roots)
     if fields["ca_bundle"] and fields["trust_stores"]:
         raise UsageError("--ca-bundle replaces the trust stores: give it or --trust-store, not both")
     fields.update(overrides)
