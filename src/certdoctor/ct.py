@@ -512,9 +512,27 @@ def public_leaf(analysis: ChainAnalysis, public_roots: Sequence[x509.Certificate
     return any(top == root for root in public_roots)
 
 
+# The last reports made, so that the checks, the JSON, the text and a scan record of one diagnosis verify each SCT
+# once: (evidence, chain, analysis, report), matched by identity (the objects are kept, so ids are not reused).
+_RECENT: list[tuple[Evidence, PresentedChain, ChainAnalysis, CtReport | None]] = []
+_RECENT_MAX = 16
+
+
 def report_for(evidence: Evidence, chain: PresentedChain, analysis: ChainAnalysis) -> CtReport | None:
     """The :class:`CtReport` of one presented chain's leaf (None without certificates). The issuer (for an
-    embedded SCT's issuer key hash) is the next certificate of the best path; the staple is the chain's."""
+    embedded SCT's issuer key hash) is the next certificate of the best path; the staple is the chain's. The
+    last few reports are remembered (by the identity of the three arguments)."""
+    for ev, ch, an, got in _RECENT:
+        if ev is evidence and ch is chain and an is analysis:
+            return got
+    report = _report(evidence, chain, analysis)
+    _RECENT.append((evidence, chain, analysis, report))
+    if len(_RECENT) > _RECENT_MAX:
+        del _RECENT[0]
+    return report
+
+
+def _report(evidence: Evidence, chain: PresentedChain, analysis: ChainAnalysis) -> CtReport | None:
     if not chain.certs:
         return None
     nodes = analysis.best.nodes
