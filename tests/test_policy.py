@@ -234,6 +234,7 @@ def test_no_policy_no_policy_findings(lab: Lab, capsys: pytest.CaptureFixture[st
                 "policy-signature-algorithm-not-allowed",
             },
         ),
+        ("public-web", "ct-ok", {"policy-san-internal", "policy-revocation-info-missing"}),
         ("internal", "good-rsa", set()),
         ("internal", "ed25519", set()),
         ("internal", "wildcard", set()),
@@ -246,6 +247,8 @@ def test_no_policy_no_policy_findings(lab: Lab, capsys: pytest.CaptureFixture[st
 def test_presets(lab: Lab, capsys: pytest.CaptureFixture[str], preset: str, scenario: str, expected: set[str]) -> None:
     _, doc = check(lab, capsys, scenario, "--policy", preset, "--no-clients")
     got = policy_findings(doc)
+    if preset == "public-web" and scenario != "ct-ok":  # min_sct_count = 2: only the CT scenarios' leaves have SCTs
+        expected = expected | {"policy-sct-count"}
     assert {f["id"] for f in got} == expected
     assert all(f["evidence"]["location"].startswith(f"preset:{preset}:") for f in got)
 
