@@ -249,6 +249,73 @@ def test_lifetime_and_thresholds() -> None:
     assert [f.required for f in ct._apple(two, 181)] == [3]
 
 
+def test_scts_in_the_tls_extension_are_collected(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
+    """A TLS 1.2 server (OpenSSL through pyOpenSSL, its custom server extension API) that answers the
+    ClientHello's signed_certificate_timestamp extension with two SCTs over its certificate: certdoctor collects
+    them (source "tls"), verifies them, and the good-rsa leaf, which embeds none, meets both CT policies."""
+    import socket
+    import threading
+
+    from OpenSSL import SSL
+    from OpenSSL._util import ffi, lib
+
+    ep = lab.endpoints["good-rsa"]
+    leaf, _ = leaf_and_issuer(lab, "good-rsa")
+    keys = [lab.pki.keys.get(name, "ec256") for name in ("lab-ct-log-1", "lab-ct-log-2")]
+    entries = b"".join(_tls_sct(k, leaf, 1_700_000_000_000 + i) for i, k in enumerate(keys))  # type: ignore[arg-type]
+    data = len(entries).to_bytes(2, "big") + entries
+    buf = ffi.new("unsigned char[]", data)
+
+    @ffi.callback("int (*)(SSL *, unsigned int, unsigned char **, size_t *, int *, void *)")
+    def add(_ssl: Any, _type: int, out: Any, outlen: Any, _al: Any, _arg: Any) -> int:
+        out[0] = buf
+        outlen[0] = len(data)
+        return 1
+
+    ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
+    ctx.set_max_proto_version(SSL.TLS1_2_VERSION)
+    ctx.use_certificate_chain_file(str(ep.chain_path))
+    ctx.use_privatekey_file(str(ep.key_path))
+    assert lib.SSL_CTX_add_server_custom_ext(ctx._context, 18, add, ffi.NULL, ffi.NULL, ffi.NULL, ffi.NULL) == 1
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                sock, _ = listener.accept()
+            except TimeoutError:
+                continue
+            sock.setblocking(True)  # pyOpenSSL needs a blocking socket (a timeout makes it non-blocking)
+            conn = SSL.Connection(ctx, sock)
+            conn.set_accept_state()
+            try:
+                conn.do_handshake()
+                conn.shutdown()
+            except (SSL.Error, OSError):
+                pass  # certdoctor's second handshake (offering ECDSA only) is refused: this server has RSA only
+            sock.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        host = ep.hostname
+        argv = ["check", f"{host}:{port}", "--resolve", f"{host}:{port}:127.0.0.1", "--ca-file", str(lab.root_path)]
+        argv += ["--treat-as-public-root", str(lab.root_path), "--ct-log-list", str(log_list(lab)), "--no-revocation"]
+        code, doc = run(capsys, argv)
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+    assert doc["chains"], [(e["error"], e["error_kind"]) for e in doc["endpoints"]]
+    info = doc["chains"][0]["ct"]
+    assert doc["endpoints"][0]["tls_version"] == "TLSv1.2"
+    assert [(s["source"], s["verified"]) for s in info["scts"]] == [("tls", True), ("tls", True)]
+    assert ct_ids(doc) == set() and code == 0 and info["policy_failures"] == []
+
+
 # --- a scan record carries the SCT counts ------------------------------------------------------------------------
 
 
