@@ -247,9 +247,11 @@ def embedded_scts(cert: x509.Certificate) -> list[Sct]:
     """The SCTs embedded in ``cert`` ([] without the extension or when cryptography cannot parse it)."""
     try:
         ext = cert.extensions.get_extension_for_class(x509.PrecertificateSignedCertificateTimestamps)
-    except (x509.ExtensionNotFound, ValueError):
+        return [_from_cryptography(s, "embedded") for s in ext.value]
+    except x509.ExtensionNotFound:
         return []
-    return [_from_cryptography(s, "embedded") for s in ext.value]
+    except Exception:  # unreadable extensions (duplicates, bad DER): other checks report those
+        return []
 
 
 def ocsp_scts(staple: bytes | None) -> list[Sct]:
@@ -262,9 +264,11 @@ def ocsp_scts(staple: bytes | None) -> list[Sct]:
         if response.response_status != ocsp.OCSPResponseStatus.SUCCESSFUL:
             return []
         ext = response.single_extensions.get_extension_for_class(x509.SignedCertificateTimestamps)
-    except (x509.ExtensionNotFound, ValueError):
+        return [_from_cryptography(s, "ocsp") for s in ext.value]
+    except x509.ExtensionNotFound:
         return []
-    return [_from_cryptography(s, "ocsp") for s in ext.value]
+    except Exception:  # a response that does not parse: the revocation checks report it
+        return []
 
 
 def signed_data(
@@ -303,8 +307,8 @@ def _verify_one(sct: Sct, log: CtLog, leaf: x509.Certificate, issuer: x509.Certi
         return replace(sct, log=log, verified=False, problem=f"hash algorithm {sct.algorithm} (RFC 6962: SHA-256)")
     try:
         data = signed_data(sct, leaf, issuer_key_hash(issuer) if issuer is not None else None)
-    except ValueError as exc:
-        return replace(sct, log=log, problem=str(exc))
+    except (ValueError, UnsupportedAlgorithm) as exc:  # no issuer, or an issuer key that cannot be read
+        return replace(sct, log=log, problem=str(exc) or type(exc).__name__)
     try:
         key = serialization.load_der_public_key(log.key)
         if isinstance(key, ec.EllipticCurvePublicKey) and sct.signature_algorithm == 3:
