@@ -1129,6 +1129,98 @@ def test_key_mismatch() -> None:
     assert check(LEAF.cert, CA.cert, key_public=LEAF.key.public_key(), key_source="k").ids() == []
 
 
+# --- Certificate Transparency ----------------------------------------------------------------------------------
+
+
+class _Keys:
+    """What certdoctor.lab.ctlog.embed_scts asks of a lab PKI: its log keys (``keys.get``) and ``now``."""
+
+    def __init__(self) -> None:
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        self.keys = self
+        self.now = AT
+        self._keys = {name: ec.generate_private_key(ec.SECP256R1()) for name in ("log-a", "log-b")}
+
+    def get(self, name: str, _kind: str) -> Any:
+        return self._keys[name]
+
+
+CT_LOGS = _Keys()
+
+
+def _ct_leaf(*logs: str) -> x509.Certificate:
+    from certdoctor.lab.ctlog import embed_scts
+    from certdoctor.lab.pkitypes import Issuer
+
+    return embed_scts(CT_LOGS, LEAF.cert, Issuer("unit-ca", CA.cert, CA.key), logs)  # type: ignore[arg-type]
+
+
+def _ct_log_list() -> Any:
+    import hashlib
+
+    from cryptography.hazmat.primitives import serialization
+
+    from certdoctor.ct import CtLog, LogList
+
+    logs = {}
+    for name, operator in (("log-a", "Operator A"), ("log-b", "Operator B")):
+        spki = (
+            CT_LOGS.get(name, "ec256")
+            .public_key()
+            .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        )
+        log_id = hashlib.sha256(spki).digest()
+        logs[log_id] = CtLog(log_id, spki, name, operator, "usable")
+    return LogList(logs, "unit-log-list.json")
+
+
+PUBLIC = (store(ROOT.cert, name="mozilla"),)  # the unit root as a public store's: the CT policies apply
+
+
+@covers("ct-sct-missing")
+def test_ct_no_sct_under_a_public_root() -> None:
+    d = check(LEAF.cert, CA.cert, stores=PUBLIC)
+    f = one(d, "ct-sct-missing")
+    assert d.ids() == ["ct-sct-missing"] and f.severity is Severity.ERROR and f.cert_position == 0
+    assert f.evidence["sct_count"] == 0 and f.evidence["clients"] == ["chrome", "safari"]
+    assert set(f.rejected_by) == {"chrome", "safari"}
+    assert check(LEAF.cert, CA.cert).ids() == []  # a private root: browsers do not enforce CT
+
+
+@covers("ct-policy-not-met")
+def test_ct_too_few_scts_names_the_failing_rules() -> None:
+    one_sct = _ct_leaf("log-a")
+    d = check(one_sct, CA.cert, stores=PUBLIC, ct_logs=_ct_log_list())
+    f = one(d, "ct-policy-not-met")
+    assert d.ids() == ["ct-policy-not-met"]
+    assert [x["rule"] for x in f.evidence["failures"]] == [
+        "chrome-embedded-sct-count",
+        "chrome-log-operator-diversity",
+        "apple-embedded-sct-count",
+    ]
+    assert f.evidence["counted"] == 1 and f.evidence["signatures_verified"] is True
+    # two logs of two operators: compliant; without a log list the SCTs count unverified
+    assert check(_ct_leaf("log-a", "log-b"), CA.cert, stores=PUBLIC, ct_logs=_ct_log_list()).ids() == []
+    assert check(_ct_leaf("log-a", "log-b"), CA.cert, stores=PUBLIC).ids() == []
+    # public_roots marks a private root as public for CT only
+    marked = check(one_sct, CA.cert, public_roots=(ROOT.cert,))
+    assert marked.ids() == ["ct-policy-not-met"]
+
+
+@covers("ct-sct-invalid-signature")
+def test_ct_sct_whose_signature_does_not_verify() -> None:
+    bad = _ct_leaf("log-a", "bad:log-b")
+    d = check(bad, CA.cert, ct_logs=_ct_log_list())  # a private root: only the signature is judged
+    f = one(d, "ct-sct-invalid-signature")
+    assert d.ids() == ["ct-sct-invalid-signature"] and f.severity is Severity.WARNING
+    assert f.evidence["sct"]["verified"] is False and f.evidence["sct"]["log"] == "log-b"
+    assert f.rejected_by == ()
+    assert check(bad, CA.cert).ids() == []  # without a log list nothing is verified
+    public = check(bad, CA.cert, stores=PUBLIC, ct_logs=_ct_log_list())
+    assert set(public.ids()) == {"ct-sct-invalid-signature", "ct-policy-not-met"}
+
+
 # --- the registry: coverage and running order ------------------------------------------------------------------
 
 

@@ -154,8 +154,9 @@ def test_cross_certificate_of_a_known_root_is_named(lab: Any, tmp_path: Path) ->
 
 def test_a_scheduled_root_removal_breaks_every_client_using_that_store(lab: Any) -> None:
     """The data hook: a removal date for the root a client anchors on. The lab root is put into the Mozilla
-    store (instead of --ca-file), then removed 10 days from now."""
-    d = check(lab, "good-rsa", [str(lab.root_path)])
+    store (instead of --ca-file), then removed 10 days from now. ct-ok's leaf embeds SCTs: under a public store's
+    root a leaf without them fails Chrome's and Apple's CT policies (ct-sct-missing)."""
+    d = check(lab, "ct-ok", [str(lab.root_path)])
     ev = d.evidence
     store = TrustStore("mozilla", "Mozilla (with the lab root)", (lab.root,))
     mozilla_only = judge(replace(ev, stores=(store,), client_stores=(store,), extra_roots=()))

@@ -71,6 +71,7 @@ RULE_CASES = [
     ("ocsp_stapling_required = true", "good-stapled", "good-rsa", "policy-ocsp-staple-missing", False),
     ("must_staple_required = true", "must-staple", "good-rsa", "policy-must-staple-missing", False),
     ("revocation_info_required = true", "good-stapled", "good-rsa", "policy-revocation-info-missing", False),
+    ("min_sct_count = 2", "ct-ok", "ct-too-few", "policy-sct-count", 1),
 ]
 
 
@@ -233,6 +234,7 @@ def test_no_policy_no_policy_findings(lab: Lab, capsys: pytest.CaptureFixture[st
                 "policy-signature-algorithm-not-allowed",
             },
         ),
+        ("public-web", "ct-ok", {"policy-san-internal", "policy-revocation-info-missing"}),
         ("internal", "good-rsa", set()),
         ("internal", "ed25519", set()),
         ("internal", "wildcard", set()),
@@ -245,6 +247,8 @@ def test_no_policy_no_policy_findings(lab: Lab, capsys: pytest.CaptureFixture[st
 def test_presets(lab: Lab, capsys: pytest.CaptureFixture[str], preset: str, scenario: str, expected: set[str]) -> None:
     _, doc = check(lab, capsys, scenario, "--policy", preset, "--no-clients")
     got = policy_findings(doc)
+    if preset == "public-web" and scenario != "ct-ok":  # min_sct_count = 2: only the CT scenarios' leaves have SCTs
+        expected = expected | {"policy-sct-count"}
     assert {f["id"] for f in got} == expected
     assert all(f["evidence"]["location"].startswith(f"preset:{preset}:") for f in got)
 
@@ -285,7 +289,7 @@ def test_policy_check_reports_typos_with_line_and_suggestion(
         """# our policy
 max_valdity_days = 90
 key_types = ["rsa", "ecsda"]
-min_sct_count = 2
+min_sct_count = 200
 
 [severity]
 rsa_min_bits = "fatal"
@@ -302,7 +306,7 @@ rsa_min_bits = 2048
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"{policy}:2: max_valdity_days: unknown key (did you mean 'max_validity_days'?)"
     assert lines[1] == f"{policy}:3: key_types: unknown key type 'ecsda' (did you mean 'ecdsa'?)"
-    assert lines[2].startswith(f"{policy}:4: min_sct_count: not evaluated yet: Certificate Transparency")
+    assert lines[2] == f"{policy}:4: min_sct_count: expected 0 to 100 SCTs, got 200"
     assert lines[3].startswith(f"{policy}:7: severity.rsa_min_bits: expected one of error, warning, info")
     assert (
         lines[4]

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 from functools import cached_property
 from typing import Any
 
 from . import certinfo
+from .ct import report_for
 from .model import JSON_VERSION, Evidence, ExitCode, Finding, PresentedChain, Severity, Target, Verdict
 from .paths import ChainAnalysis
 from .revocation import CertRevocation
@@ -156,7 +156,7 @@ class Diagnosis:
                 }
                 for c in ev.chains
             ],
-            "chains": [_report_dict(r, ev.at) for r in self.reports],
+            "chains": [_report_dict(r, ev) for r in self.reports],
             "aia": [
                 {
                     "url": a.url,
@@ -189,9 +189,11 @@ def _deployed(ev: Any) -> list[dict[str, Any]]:
     return [deployed_to_dict(f) for f in ev.deployed]
 
 
-def _report_dict(r: ChainReport, at: datetime) -> dict[str, Any]:
+def _report_dict(r: ChainReport, ev: Evidence) -> dict[str, Any]:
     a = r.analysis
     best = a.best
+    at = ev.at
+    ct = report_for(ev, r.chain, a)
     return {
         "sources": list(r.sources),
         "presented": [dict(certinfo.summary(c, at), position=i) for i, c in enumerate(r.chain.certs)],
@@ -221,4 +223,5 @@ def _report_dict(r: ChainReport, at: datetime) -> dict[str, Any]:
             }
             for v in a.verdicts
         ],
+        "ct": None if ct is None else ct.to_dict(),
     }

@@ -216,6 +216,9 @@ class PresentedChain:
     # other certificate, whose source is labelled "ADDRESS:PORT (RSA)"); None/False for a server with one
     key_type: str | None = None
     key_type_only: bool = False
+    # The SignedCertificateTimestampList of the TLS signed_certificate_timestamp extension (RFC 6962 §3.3), raw;
+    # None when the server sent none (or the handshake library could not read it)
+    tls_scts: bytes | None = None
 
     @property
     def ok(self) -> bool:
@@ -334,6 +337,9 @@ class Evidence:
     policy: Any = None  # --policy: a certdoctor.policy.Policy (None: no policy checks)
     labels: tuple[tuple[str, str], ...] = ()  # the target's labels (--label, label=, watch labels), for the policy
     caa: Any = None  # a certdoctor.collect.caa.CaaEvidence (None: CAA not looked up)
+    ct_logs: Any = None  # --ct-log-list: a certdoctor.ct.LogList the SCT signatures are verified against (None: not)
+    # --treat-as-public-root: roots whose leaves the Certificate Transparency checks judge as publicly trusted
+    public_roots: tuple[x509.Certificate, ...] = ()
 
     def __repr__(self) -> str:
         return f"<Evidence {self.target.label()} at {self.at.isoformat()}: {len(self.chains)} source(s)>"
@@ -439,6 +445,10 @@ class DiagnoseOptions:
     asked about internal names such as ``*.test``); ``caa_timeout``: seconds for all lookups of one target
     (> 0); ``caa_issuers``: (organisation, CAA domains) entries added to the table of known CAs
     (:data:`certdoctor.checks.caa.KNOWN_ISSUERS`).
+    ``ct_log_list``: a CT log list file (the JSON the browsers publish, see :func:`certdoctor.ct.load_log_list`)
+    to verify SCT signatures against (None: SCTs are counted, not verified). ``public_roots``: root certificate
+    files whose leaves the Certificate Transparency checks treat as publicly trusted (``--treat-as-public-root``:
+    for testing CT with a private CA such as the lab's; nothing else changes for them).
 
     Raises :class:`certdoctor.errors.InputError` for an impossible value.
     """
@@ -477,6 +487,8 @@ class DiagnoseOptions:
     dns_server: str | None = None
     caa_timeout: float = DEFAULT_CAA_TIMEOUT
     caa_issuers: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    ct_log_list: str | None = None
+    public_roots: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.max_chain_depth is not None and not (
@@ -487,7 +499,16 @@ class DiagnoseOptions:
             raise InputError(f"server type {self.server_type!r}: one of {', '.join(SERVER_TYPES)}")
         if isinstance(self.labels, Mapping):
             object.__setattr__(self, "labels", tuple(sorted(self.labels.items())))
-        for name in ("ca_files", "ca_certs", "ca_bundle", "crl_files", "deployed", "labels", "caa_issuers"):
+        for name in (
+            "ca_files",
+            "ca_certs",
+            "ca_bundle",
+            "crl_files",
+            "deployed",
+            "labels",
+            "caa_issuers",
+            "public_roots",
+        ):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         for name in ("trust_stores", "verdict_clients"):
             if getattr(self, name) is not None:

@@ -534,6 +534,12 @@ class Session(AsyncClosing):
         self.warn_days = o.warn_days
         self.policy = o.policy
         self.labels = o.labels
+        self.ct_logs = None  # --ct-log-list (certdoctor.ct.LogList)
+        if o.ct_log_list:
+            from .ct import load_log_list
+
+            self.ct_logs = load_log_list(o.ct_log_list)
+        self.public_roots = tuple(load_certificate_files(o.public_roots)) if o.public_roots else ()
         self.verdict_clients = o.verdict_clients
         self.fetch_aia = o.fetch_aia
         self.aia_timeout = o.aia_timeout
@@ -823,6 +829,8 @@ class Session(AsyncClosing):
             server_type=self.server_type if not deployed else _server_type(deployed, self.server_type),
             policy=self.policy,
             labels=tgt.labels if not self.labels else tuple({**dict(self.labels), **dict(tgt.labels)}.items()),
+            ct_logs=self.ct_logs,
+            public_roots=self.public_roots,
         )
         analyses = {
             tuple(certinfo.fingerprint(x) for x in chain.certs): analyse(chain, evidence, self.index) for chain in todo

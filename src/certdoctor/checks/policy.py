@@ -542,3 +542,32 @@ def revocation_info_missing(tctx: TargetContext) -> Iterator[Hit]:
                 seen=False,
                 required=True,
             )
+
+
+@_policy_check("policy-sct-count")
+def sct_count(tctx: TargetContext) -> Iterator[Hit]:
+    """``min_sct_count = N`` and the leaf comes with SCTs from fewer than N distinct logs (embedded, TLS
+    extension and stapled OCSP together; with ``--ct-log-list`` only SCTs whose signature verifies count). Applies
+    to every leaf the policy covers, publicly trusted or not (the browsers' own CT rules are the ``ct-*``
+    checks)."""
+    from ..ct import report_for
+
+    for ctx, policy, rule in _applicable(tctx, "min_sct_count"):
+        report = report_for(tctx.evidence, ctx.chain, ctx.analysis)
+        if report is None:
+            continue
+        logs = len({s.log_id for s in report.counting()})
+        if logs < rule.value:
+            how = "with a valid signature" if report.verified_against else "(signatures not verified)"
+            yield _hit(
+                policy,
+                rule,
+                ctx,
+                f"The certificate comes with SCTs from {logs} distinct log(s) {how}, fewer than the policy's "
+                f"{rule.value}",
+                "Get the certificate from a CA that embeds SCTs from enough distinct logs (public CAs embed 2 or 3), "
+                "or have the server deliver them by TLS extension or OCSP stapling.",
+                seen=logs,
+                required=rule.value,
+                sct_count=len(report.scts),
+            )

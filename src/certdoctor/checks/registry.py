@@ -45,6 +45,7 @@ _FAMILIES = (
     "keytypes",
     "pem",
     "deployed",
+    "ct",
     "policy",
     "caa",
 )

@@ -373,6 +373,7 @@ def add_judgement_options(
     )
     add_policy_option(g)
     add_caa_options(p, g, caa_default)
+    add_ct_options(g)
     if fail_on:
         add_fail_on_option(g)
 
@@ -422,6 +423,25 @@ def caa_issuers(values: Sequence[str]) -> tuple[tuple[str, tuple[str, ...]], ...
             raise UsageError(f"--caa-issuer {value!r}: write ORGANISATION=DOMAIN[,DOMAIN]")
         out.append((org.strip(), names))
     return tuple(out)
+
+
+def add_ct_options(g: Any) -> None:
+    """--ct-log-list FILE, --treat-as-public-root FILE (Certificate Transparency; see certdoctor.ct)."""
+    g.add_argument(
+        "--ct-log-list",
+        metavar="FILE",
+        help="verify the signatures of Certificate Transparency SCTs against this log list (the JSON the browsers "
+        "publish: Chrome's log_list.json v3); without it SCTs are counted but not verified",
+    )
+    g.add_argument(
+        "--treat-as-public-root",
+        dest="public_roots",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="judge leaves under the roots in FILE as publicly trusted for the Certificate Transparency checks "
+        "(Chrome's and Apple's CT policies), e.g. to test CT with a private CA (repeatable)",
+    )
 
 
 def add_policy_option(g: Any) -> None:
@@ -533,6 +553,10 @@ def diagnose_options(ns: argparse.Namespace, **overrides: Any) -> DiagnoseOption
         )
     if hasattr(ns, "policy"):
         fields["policy"] = load_policy_option(ns)
+    if getattr(ns, "ct_log_list", None):
+        fields["ct_log_list"] = ns.ct_log_list
+    if getattr(ns, "public_roots", None):
+        fields["public_roots"] = tuple(ns.public_roots)
     if fields["ca_bundle"] and fields["trust_stores"]:
         raise UsageError("--ca-bundle replaces the trust stores: give it or --trust-store, not both")
     fields.update(overrides)

@@ -203,9 +203,11 @@ CAUSES: dict[str, Cause] = {
         ),
         _C(
             "ct-missing",
-            "The certificate is not logged in Certificate Transparency",
-            "Chrome/Safari report a CT error for a publicly trusted certificate without SCTs.",
-            "Ask the CA for a certificate with embedded SCTs (every public CA does this by default).",
+            "The certificate is not logged in Certificate Transparency, or with too few logs",
+            "certdoctor check reports ct-sct-missing or ct-policy-not-met (naming the failing Chrome/Apple rule); "
+            "with --ct-log-list, ct-sct-invalid-signature for an SCT that does not verify.",
+            "Ask the CA for a certificate with embedded SCTs from enough logs of distinct operators (every public CA "
+            "does this by default).",
         ),
         _C(
             "not-tls",

@@ -345,6 +345,24 @@ def _path_problems(
         _hostname_problems(facts, profile, leaf, host)
 
 
+# The CT findings (certdoctor.checks.ct) and the evidence key naming the clients whose CT policy the leaf fails.
+CT_FINDINGS = ("ct-sct-missing", "ct-policy-not-met")
+
+
+def _ct_problems(
+    facts: _Facts, profile: ClientProfile, path: CandidatePath, findings: Sequence[Finding], sources: tuple[str, ...]
+) -> None:
+    """Chrome and Safari refuse a publicly trusted leaf without the SCTs their CT policy asks for
+    (``public_only_rules`` clients; the ct checks decide whether the leaf is publicly trusted, counting
+    ``--treat-as-public-root`` roots, and which client's policy it fails: the finding's ``clients``)."""
+    if not profile.public_only_rules or path.end != "anchor":
+        return
+    for f in findings:
+        if f.id in CT_FINDINGS and profile.id in f.evidence.get("clients", ()) and set(f.sources) & set(sources):
+            facts.add("ct-required", count=str(f.evidence.get("counted", 0)))
+            return
+
+
 def _constraint_problems(facts: _Facts, profile: ClientProfile, path: CandidatePath) -> None:
     """Rules on the path beyond dates, trust and algorithms: CA constraints, EKU chaining, the leaf's
     basicConstraints, key identifiers and key types, each as the profile says the client applies it."""
@@ -549,6 +567,7 @@ def predict_chain(
         else:
             public = chosen.end == "anchor" and bool(PUBLIC_STORES & set(chosen.anchored_in))
             _path_problems(facts, profile, chosen, analysis.at, host, public)
+            _ct_problems(facts, profile, chosen, findings, sources)
     facts.unstapled_ok = stapled
     _revocation_problems(facts, profile, revocation)
     values = {"host": normalise_host(host) if host else "", "port": str(port or "")}

@@ -40,6 +40,8 @@ PROBLEMS: dict[str, tuple[str, ...]] = {
     "hostname-ip-none": ("hostname-mismatch",),  # connecting by IP; the certificate has no IP SAN at all
     "too-many-certs": ("extra-cert", "chain-truncated"),
     "validity-too-long": ("validity-too-long",),
+    # a publicly trusted leaf without the SCTs the client's CT policy asks for (certdoctor.ct)
+    "ct-required": ("ct-policy-not-met", "ct-sct-missing"),
     "too-large": ("chain-truncated", "extra-cert"),
     "handshake": ("handshake-failed",),
     "not-tls": ("handshake-failed",),
@@ -95,6 +97,7 @@ FAMILIES: dict[str, str] = {
     "hostname-ip-none": "hostname",
     "too-many-certs": "protocol",
     "validity-too-long": "policy",
+    "ct-required": "policy",
     "too-large": "protocol",
     "handshake": "protocol",
     "not-tls": "protocol",
@@ -736,6 +739,7 @@ def _chrome_messages(prefix: str) -> dict[str, str]:
         "weak-key-leaf": prefix + "ERR_CERT_WEAK_KEY",
         "weak-key-ca": prefix + "ERR_CERT_WEAK_KEY",
         "validity-too-long": prefix + "ERR_CERT_VALIDITY_TOO_LONG",
+        "ct-required": prefix + "ERR_CERTIFICATE_TRANSPARENCY_REQUIRED",
         "too-large": prefix + "ERR_SSL_PROTOCOL_ERROR",
         "handshake": prefix + "ERR_SSL_PROTOCOL_ERROR",
         "client-certificate": prefix + "ERR_BAD_SSL_CLIENT_AUTH_CERT",
@@ -768,6 +772,7 @@ _CHROME_ORDER = (
     "root-untrusted",
     "self-signed",
     *_HOSTNAME,
+    "ct-required",  # CERT_STATUS_CERTIFICATE_TRANSPARENCY_REQUIRED: after the name, before the weak key and dates
     "weak-key-leaf",
     "weak-key-ca",
     "root-expired",
@@ -976,6 +981,7 @@ SAFARI = ClientProfile(
         "expired",
         "not-yet-valid",
         "validity-too-long",
+        "ct-required",  # SecTrust evaluates the CT policy once the chain is otherwise trusted
     ),
     messages={
         **{
@@ -993,6 +999,7 @@ SAFARI = ClientProfile(
                 "not-ca",
                 "issuer-no-certsign",
                 "validity-too-long",
+                "ct-required",
                 "path-length",
                 "name-constraints",
                 "ca-eku",

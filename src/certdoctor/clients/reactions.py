@@ -81,6 +81,10 @@ _CN_FALLBACK_PARTIAL = depends(
 )
 _AIA = depends("fetches the missing intermediate from the leaf's AIA caIssuers URL when there is one", "issuer-unknown")
 _NO_REVOCATION = accepts("checks no revocation by default")
+_NO_CT = accepts("does not enforce Certificate Transparency")
+# Firefox 135+ (desktop) enforces CT for the roots of its built-in store (security/ct/CTPolicyEnforcer.cpp, a policy
+# like Chrome's); the profile does not model it yet.
+_FIREFOX_CT = accepts("not modelled yet: Firefox 135+ enforces CT for its built-in roots (a policy like Chrome's)")
 _FILES = unaffected("about the files you deploy, not about what a client verifies")
 _DRIFT = unaffected(
     "deployment drift: what is served differs from what is deployed; the served chain's own findings say whether "
@@ -221,6 +225,22 @@ REACTIONS: dict[str, dict[str, Reaction]] = {
         safari=depends(
             "refuses a validity over 398 days for certificates issued under a public root", "validity-too-long"
         ),
+    ),
+    # --- Certificate Transparency (publicly trusted leaves only: certdoctor.checks.ct) ---
+    "ct-sct-missing": _every(
+        _NO_CT,
+        firefox=_FIREFOX_CT,
+        chrome=rejects("ct-required"),
+        safari=rejects("ct-required"),
+    ),
+    "ct-policy-not-met": _every(
+        _NO_CT,
+        firefox=_FIREFOX_CT,
+        chrome=depends("refuses a publicly trusted certificate whose SCTs fail the Chrome CT Policy", "ct-required"),
+        safari=depends("refuses a publicly trusted certificate whose SCTs fail Apple's CT policy", "ct-required"),
+    ),
+    "ct-sct-invalid-signature": _every(
+        unaffected("an SCT that does not verify is ignored: whether clients refuse depends on the SCTs that do")
     ),
     # --- revocation ---
     "revoked": _every(

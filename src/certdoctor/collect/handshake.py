@@ -239,6 +239,34 @@ except Exception:  # pragma: no cover - another binding
     _cert_callback = None
 
 
+# SCTs in the TLS signed_certificate_timestamp extension (RFC 6962 §3.3, extension 18): asked for in every
+# ClientHello (empty extension_data) through OpenSSL's custom extension API, whose parse callback gets the
+# server's SignedCertificateTimestampList. OpenSSL hands the extension to a custom parser when its own CT
+# validation is off (extensions_clnt.c, tls_parse_stoc_sct), but the legacy API's context is TLS 1.2 and below
+# (SSL_CTX_add_client_custom_ext): in TLS 1.3 the SCTs ride in the Certificate message, which it does not give
+# us, so they are collected from TLS 1.2 handshakes only. Keyed by the address of the SSL object; popped after
+# each attempt.
+SCT_EXTENSION = 18
+MAX_TLS_SCTS = 65_535  # the list's own 2-byte length bounds it
+_TLS_SCTS: dict[int, bytes] = {}
+_sct_callback: object = None
+try:
+    if _NATIVE and hasattr(_lib, "SSL_CTX_add_client_custom_ext"):
+
+        @_ffi.callback("int (*)(SSL *, unsigned int, unsigned char *, size_t, int *, void *)")
+        def _sct_callback(ssl: object, _type: int, data: object, size: int, _alert: object, _arg: object) -> int:  # type: ignore[misc]
+            if 0 < size <= MAX_TLS_SCTS + 2:
+                _TLS_SCTS[int(_ffi.cast("uintptr_t", ssl))] = bytes(_ffi.buffer(data, size))
+            return 1  # never fail the handshake over it: the checks judge what was sent
+
+except Exception:  # pragma: no cover - another binding
+    _sct_callback = None
+
+
+def _conn_id(conn: SSL.Connection) -> int:
+    return int(_ffi.cast("uintptr_t", conn._ssl)) if _NATIVE else 0
+
+
 def _ssl_id(conn: SSL.Connection) -> int:
     return int(_ffi.cast("uintptr_t", conn._ssl)) if _cert_callback is not None else 0
 
@@ -261,6 +289,10 @@ def _client_context(
             ctx.set_ocsp_client_callback(_on_ocsp_staple)
         if _cert_callback is not None:
             _lib.SSL_CTX_set_cert_cb(ctx._context, _cert_callback, _ffi.NULL)
+        if _sct_callback is not None:
+            _lib.SSL_CTX_add_client_custom_ext(
+                ctx._context, SCT_EXTENSION, _ffi.NULL, _ffi.NULL, _ffi.NULL, _sct_callback, _ffi.NULL
+            )
         if restrict is not None:
             ciphers, sigalgs = RESTRICTIONS[restrict]
             if ciphers is not None:
@@ -826,6 +858,7 @@ async def _attempt(
         cipher = conn.get_cipher_name()
         elapsed = time.perf_counter() - started
         staple = _staple(conn, state)
+        tls_scts = _TLS_SCTS.pop(_conn_id(conn), None) if _TLS_SCTS else None
         if not total:
             return PresentedChain(
                 source=source,
@@ -852,6 +885,7 @@ async def _attempt(
             starttls=upgraded,
             client_auth=client_auth,
             proxy=None if proxy is None else proxy.label,
+            tls_scts=tls_scts,
         )
     except TimeoutError:
         seconds = _format_seconds(timeout)
@@ -872,6 +906,8 @@ async def _attempt(
     finally:
         if conn is not None and _ASKED:
             _ASKED.discard(_ssl_id(conn))
+        if conn is not None and _TLS_SCTS:
+            _TLS_SCTS.pop(_conn_id(conn), None)
         _close(transport, polite=polite)
 
 

@@ -14,7 +14,7 @@ from typing import Literal
 from cryptography import x509
 from OpenSSL import SSL
 
-from . import pki
+from . import ctlog, pki
 from .memtls import openssl_context
 from .scenarios import LeafSpec, Scenario
 
@@ -73,6 +73,8 @@ class ChainBuilder:
 
     def _write(self, stem: str, scenario: Scenario, spec: LeafSpec) -> tuple[Path, Path, x509.Certificate]:
         leaf, key = self.pki.issue_leaf(**_leaf_args(scenario, spec, self.pki.expand_url))  # type: ignore[arg-type]
+        if spec.scts and spec.issuer is not None:
+            leaf = ctlog.embed_scts(self.pki, leaf, self.pki.issuers[spec.issuer], spec.scts, spec.hash)
         serve = scenario._spec
         chain = [leaf, *(self.pki.issuers[slug].cert for slug in serve.chain)]
         if serve.filler:

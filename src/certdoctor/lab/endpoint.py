@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..certinfo import is_ip
+from .ctlog import LOG_LIST_NAME
 from .scenarios import Scenario
 
 
@@ -68,7 +69,9 @@ class Endpoint:
         argv = ["check", self.target]
         if not is_ip(self.hostname):
             argv += ["--resolve", self.resolve_arg()]
-        return [*argv, "--ca-file", str(root_path), *self.scenario.check_args]
+        log_list = Path(root_path).with_name(LOG_LIST_NAME)
+        extra = [a.format(root=root_path, log_list=log_list) for a in self.scenario.check_args]
+        return [*argv, "--ca-file", str(root_path), *extra]
 
     def curl_argv(self, root_path: Path | str) -> list[str]:
         """``curl`` arguments that fetch this scenario (multi-address: the first address only)."""

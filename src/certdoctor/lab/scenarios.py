@@ -56,6 +56,8 @@ class LeafSpec:
     serial: int | None = None  # this serial number (may be negative); None: random
     authority_key_id: bytes | None = None  # this AKI keyIdentifier instead of the issuer's SKI
     unknown_critical: bool = False  # an extension with a private OID (pki.UNKNOWN_CRITICAL_OID), marked critical
+    # Embedded SCTs signed by these lab CT logs (ctlog.LOG_NAMES; "bad:<log>" for one whose signature does not verify)
+    scts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,9 @@ class Scenario:
     description: str  # one plain-language sentence
     hostname: str  # the name a client connects with and verifies
     expected: frozenset[str] = frozenset()  # exact certdoctor finding ids
-    check_args: tuple[str, ...] = ()  # extra `certdoctor check` arguments
+    # extra `certdoctor check` arguments; "{root}" stands for the lab root file, "{log_list}" for the lab's CT log
+    # list (see Endpoint.check_argv)
+    check_args: tuple[str, ...] = ()
     hostile: bool = False  # robustness fixture, not part of the demo
     _spec: ServeSpec = field(default_factory=ServeSpec, repr=False, compare=False)
 
@@ -136,6 +140,10 @@ def _s(
         _spec=spec or ServeSpec(),
     )
 
+
+# The CT scenarios' check arguments: the lab root judged as publicly trusted for CT, SCTs verified against the
+# lab's log list ("{root}" and "{log_list}" are filled in by Endpoint.check_argv).
+_CT_ARGS = ("--treat-as-public-root", "{root}", "--ct-log-list", "{log_list}")
 
 REVOCATION_CA_OCSP = "{aia}/ocsp/" + REVOCATION_CA  # answered by the CA's delegated OCSP signer
 REVOCATION_CA_CRL = "{aia}/crl/" + REVOCATION_CA + ".crl"
@@ -503,6 +511,28 @@ SCENARIOS: ScenarioTable = ScenarioTable(
             "A good chain plus the root cross-signed by an expired old root; the cross-certificate expires in 40 days.",
             ("cross-signed-root",),
             spec=ServeSpec(chain=("lab-rsa-ca", "lab-root-by-old-soon")),
+        ),
+        # --- Certificate Transparency: leaves with SCTs of the lab's CT logs (lab/ctlog.py), judged as if the lab
+        # root were publicly trusted (browsers enforce CT for public roots only) and verified against its log list
+        _s(
+            "ct-ok",
+            "The leaf embeds SCTs from two lab CT logs of two operators: enough for Chrome's and Apple's CT policies.",
+            check_args=_CT_ARGS,
+            spec=ServeSpec(leaf=LeafSpec(scts=("lab-ct-log-1", "lab-ct-log-2"))),
+        ),
+        _s(
+            "ct-too-few",
+            "The leaf embeds one SCT only; under a public root Chrome and Safari refuse it.",
+            ("ct-policy-not-met",),
+            check_args=_CT_ARGS,
+            spec=ServeSpec(leaf=LeafSpec(scts=("lab-ct-log-1",))),
+        ),
+        _s(
+            "ct-bad-sct",
+            "The leaf embeds two SCTs, one of which has a signature that does not verify, so only one counts.",
+            ("ct-sct-invalid-signature", "ct-policy-not-met"),
+            check_args=_CT_ARGS,
+            spec=ServeSpec(leaf=LeafSpec(scts=("lab-ct-log-1", "bad:lab-ct-log-2"))),
         ),
     )
 )

@@ -33,7 +33,7 @@ from typing import IO, Literal
 from cryptography import x509
 
 from ..errors import CollectError
-from . import aia, pki
+from . import aia, ctlog, pki
 from .chains import ChainBuilder
 from .endpoint import Endpoint, bracket
 from .httpd import HttpRequest, HttpResponse, RouteHandler, Router
@@ -368,6 +368,9 @@ class Lab:
             # Not the root users trust (that one could not be reused): this lab's own, in its own directory.
             self.root_path = self.files_dir / "lab-root.pem"
             pki.write_atomic(self.root_path, pki.cert_pem(self.pki.root.cert))
+        if self.owns_state_dir or self.root_path.parent == self.files_dir:
+            # the lab CT logs' log list, next to the root (check --ct-log-list; scenarios' "{log_list}")
+            pki.write_atomic(self.root_path.with_name(ctlog.LOG_LIST_NAME), ctlog.log_list(self.pki))
         aia.add_ca_files(self.router, self.pki)
         self.add_revocation_routes()
         builder = ChainBuilder(self.pki, self.files_dir / "chains")

@@ -9,6 +9,7 @@ Value kinds (what :func:`normalise` accepts, and returns):
 - ``bool``: true or false;
 - ``days``: a whole number of days, 0 to 100,000;
 - ``bits``: a whole number of bits, 512 to 16,384;
+- ``count``: a whole number, 0 to 100;
 - ``validity``: a whole number of days (1 to 100,000), or ``"cabf-br"``: the CA/Browser Forum's limit for the
   certificate's notBefore (:func:`cabf_max_validity_days`);
 - ``key-types``: a list of ``rsa``, ``ecdsa``, ``ed25519``, ``ed448``, ``dsa``;
@@ -221,13 +222,19 @@ RULES: dict[str, RuleSpec] = {
             "A name of the certificate has no CAA record set (any CA may issue for it)",
             "RFC 8659 §3 (relevant record set); certificate policy",
         ),
+        RuleSpec(
+            "min_sct_count",
+            "count",
+            "policy-sct-count",
+            Severity.ERROR,
+            "The certificate comes with fewer Certificate Transparency SCTs than the policy requires",
+            "RFC 6962 §3.3; Chrome CT Policy and Apple's CT policy (2 or 3 SCTs from distinct logs)",
+        ),
     )
 }
 
-# Rules of the issue's later part: recognised so that `policy check` says why they are refused.
-COMING = {
-    "min_sct_count": "Certificate Transparency",
-}
+# Rules recognised but not evaluated yet: `policy check` says why they are refused (none at present).
+COMING: dict[str, str] = {}
 
 
 def finding_ids() -> list[str]:
@@ -402,6 +409,8 @@ def normalise(spec: RuleSpec, value: Any) -> Any:
         return _whole(value, 0, 100_000, "days")
     if kind == "bits":
         return _whole(value, 512, 16_384, "bits")
+    if kind == "count":
+        return _whole(value, 0, 100, "SCTs")
     if kind == "validity":
         if isinstance(value, str):
             if value.lower() != "cabf-br":

@@ -15,6 +15,7 @@ from rich.text import Text
 from .. import certinfo
 from ..clients.engine import ClientVerdict
 from ..clients.verdict import client_name
+from ..ct import report_for
 from ..diagnosis import ChainReport, Diagnosis
 from ..model import Evidence, Finding, Severity
 from .escape import clean
@@ -114,6 +115,36 @@ _REVOCATION_STYLE = {
     "no-source": ("no OCSP or CRL URL", "dim"),
 }
 _ANSWER_SOURCE = {"staple": "stapled OCSP", "ocsp": "OCSP", "crl": "CRL"}
+
+
+def _ct_line(report: ChainReport, ev: Evidence) -> Text | None:
+    """``  CT     2 SCT(s) (embedded) from 2 log(s) · signatures ✓ 2 verified (log_list.json) · Chrome ✓ Apple ✓``:
+    only for a leaf with SCTs or a publicly trusted one (None otherwise)."""
+    ct = report_for(ev, report.chain, report.analysis)
+    if ct is None or (not ct.scts and not ct.public):
+        return None
+    t = Text("  CT     ", style="bold")
+    sources = ", ".join(sorted({s.source for s in ct.scts})) or "none embedded, by TLS or OCSP"
+    t.append(f"{len(ct.scts)} SCT(s) ({sources}) from {len({s.log_id for s in ct.scts})} log(s)")
+    if ct.verified_against is None:
+        t.append(" · signatures not verified (no --ct-log-list)", style="dim")
+    else:
+        good = sum(1 for s in ct.scts if s.verified)
+        bad = len(ct.invalid)
+        t.append(f" · signatures ✓ {good} verified", style="green" if good else "dim")
+        if bad:
+            t.append(f" ✗ {bad} invalid", style="red")
+        unknown = len(ct.scts) - good - bad
+        if unknown:
+            t.append(f" ? {unknown} from unlisted logs", style="yellow")
+    if ct.public:
+        failed = {f.client for f in ct.failures}
+        for client, name in (("chrome", "Chrome"), ("safari", "Apple")):
+            t.append(f" · {name} ", style="bold")
+            t.append("✗" if client in failed else "✓", style="red" if client in failed else "green")
+    else:
+        t.append(" · not publicly trusted: browsers do not enforce CT", style="dim")
+    return t
 
 
 def _revocation_line(report: ChainReport) -> Text | None:
@@ -294,6 +325,9 @@ def render(
         revocation = _revocation_line(r)
         if revocation is not None:
             console.print(revocation)
+        ct = _ct_line(r, ev)
+        if ct is not None:
+            console.print(ct)
     if ev.deployed:
         console.print()
         console.print(Text("Deployed files", style="bold"))

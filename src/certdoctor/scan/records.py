@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from .. import certinfo
+from ..ct import report_for
 from ..diagnosis import Diagnosis
 from ..model import JSON_VERSION, PresentedChain
 from .targets import BadLine, ScanTarget
@@ -88,6 +89,23 @@ def _leaves(chains: Sequence[PresentedChain], endpoints: list[dict[str, Any]], a
     }
 
 
+def _ct(d: Diagnosis) -> dict[str, Any] | None:
+    """The record's ``ct``: SCT counts of the first chain's leaf (None without a chain), see certdoctor.ct."""
+    if not d.reports:
+        return None
+    r = d.reports[0]
+    ct = report_for(d.evidence, r.chain, r.analysis)
+    if ct is None:
+        return None
+    return {
+        "sct_count": len(ct.scts),
+        "distinct_logs": len({s.log_id for s in ct.scts}),
+        "signatures_verified": ct.verified_against is not None,
+        "invalid": len(ct.invalid),
+        "policy_failures": [f.rule for f in ct.failures],
+    }
+
+
 def diagnosis_record(
     target: ScanTarget, d: Diagnosis, *, attempts: int, elapsed: float, full: bool, clients: bool
 ) -> dict[str, Any]:
@@ -123,6 +141,7 @@ def diagnosis_record(
         "checked_at": ev.at.isoformat(),
         "endpoints": endpoints,
         "leaf": _leaves(ev.chains, endpoints, ev.at),
+        "ct": _ct(d),
         "findings": [_finding(f) for f in d.findings],
         "summary": {"errors": len(d.errors), "warnings": len(d.warnings)},
         "attempts": attempts,

@@ -1,0 +1,365 @@
+"""Certificate Transparency (certdoctor.ct, checks/ct.py): the lab's CT scenarios with and without a log list and
+a public marking, the per-client verdicts, SCT parsing and verification (embedded and TLS-delivered), the log
+list reader, a scan record's SCT counts, and OpenSSL's own SCT validation (``s_client -ct``) as the oracle
+that the lab's SCTs are well formed.
+
+Real Chromium cannot be the oracle here: it enforces CT only for roots of its built-in store (a root added
+locally, as the lab's is, is exempt), so it accepts every lab scenario; the conformance suite
+(test_clients_real.py) checks exactly that, since it judges the lab root as private."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+import jsonschemas
+from certdoctor import ct
+from certdoctor.cli import main
+from certdoctor.errors import InputError
+from certdoctor.lab import Lab
+from certdoctor.lab.ctlog import LOG_LIST_NAME, LOG_NAMES
+
+CT_IDS = {"ct-sct-missing", "ct-policy-not-met", "ct-sct-invalid-signature"}
+
+
+def log_list(lab: Lab) -> Path:
+    return lab.root_path.with_name(LOG_LIST_NAME)
+
+
+def base_argv(lab: Lab, scenario: str) -> list[str]:
+    """check arguments without the scenario's own CT arguments (--treat-as-public-root, --ct-log-list)."""
+    ep = lab.endpoints[scenario]
+    return ["check", ep.target, "--resolve", ep.resolve_arg(), "--ca-file", str(lab.root_path), "--no-revocation"]
+
+
+def run(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, dict[str, Any]]:
+    code = main([*argv, "--json"])
+    return code, jsonschemas.loads(capsys.readouterr().out)
+
+
+def ct_ids(doc: dict[str, Any]) -> set[str]:
+    return {f["id"] for f in doc["findings"] if f["id"] in CT_IDS}
+
+
+def finding(doc: dict[str, Any], fid: str) -> dict[str, Any]:
+    return next(f for f in doc["findings"] if f["id"] == fid)
+
+
+def clients(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["client"]: c for c in doc["clients"]}
+
+
+# --- the scenarios as the lab checks them (public marking and log list) -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("scenario", "expected", "verified"),
+    [
+        ("ct-ok", set(), [True, True]),
+        ("ct-too-few", {"ct-policy-not-met"}, [True]),
+        ("ct-bad-sct", {"ct-policy-not-met", "ct-sct-invalid-signature"}, [True, False]),
+    ],
+)
+def test_scenarios_with_log_list(
+    lab: Lab, capsys: pytest.CaptureFixture[str], scenario: str, expected: set[str], verified: list[bool]
+) -> None:
+    ep = lab.endpoints[scenario]
+    assert ep.scenario.expected == frozenset(expected)
+    code, doc = run(capsys, ep.check_argv(lab.root_path))
+    assert ct_ids(doc) == expected
+    assert code == (1 if "ct-policy-not-met" in expected else 0)
+    info = doc["chains"][0]["ct"]
+    assert info["public"] is True and info["signatures_verified"] is True
+    assert info["log_list"] == str(log_list(lab))
+    assert [s["verified"] for s in info["scts"]] == verified
+    assert {s["source"] for s in info["scts"]} == {"embedded"}
+    assert all(s["signature_algorithm"] == "ECDSA-SHA256" for s in info["scts"])
+    assert all(len(base64.b64decode(s["log_id"])) == 32 for s in info["scts"])
+    assert info["lifetime_days"] == 91  # 90 days, notBefore through notAfter inclusive (Apple's count)
+    if scenario == "ct-ok":
+        assert info["policy_failures"] == [] and info["counted"] == info["distinct_logs"] == 2
+        assert {s["operator"] for s in info["scts"]} == {
+            "certdoctor Lab Log Operator A",
+            "certdoctor Lab Log Operator B",
+        }
+    else:
+        f = finding(doc, "ct-policy-not-met")
+        assert f["severity"] == "error" and f["certificate"]["position"] == 0
+        rules = {x["rule"] for x in f["evidence"]["failures"]}
+        assert rules == {"chrome-embedded-sct-count", "chrome-log-operator-diversity", "apple-embedded-sct-count"}
+        assert f["evidence"]["clients"] == ["chrome", "safari"] and f["evidence"]["counted"] == 1
+        assert "chrome-embedded-sct-count" not in f["detail"]  # the rule's words, not its id
+        assert "Chrome: 2 embedded SCTs from distinct logs" in f["detail"]
+    if scenario == "ct-bad-sct":
+        bad = finding(doc, "ct-sct-invalid-signature")
+        assert bad["severity"] == "warning"
+        assert bad["evidence"]["sct"]["verified"] is False
+        assert bad["evidence"]["sct"]["log"] == "certdoctor lab log lab-ct-log-2"
+
+
+def test_per_client_verdicts(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
+    _, doc = run(capsys, lab.endpoints["ct-too-few"].check_argv(lab.root_path))
+    by = clients(doc)
+    assert by["chrome"]["accepts"] is False
+    assert by["chrome"]["error"] == "net::ERR_CERTIFICATE_TRANSPARENCY_REQUIRED"
+    assert by["chrome"]["because"] == ["ct-policy-not-met"] and by["chrome"]["family"] == "policy"
+    assert by["safari"]["accepts"] is False and by["safari"]["because"] == ["ct-policy-not-met"]
+    for cid in ("curl", "python", "node", "java", "go", "dotnet", "firefox"):
+        assert by[cid]["accepts"] is True, cid
+    assert sorted(doc["rejected_by"]) == ["chrome", "safari"] and doc["verdict"] == "invalid"
+    _, ok = run(capsys, lab.endpoints["ct-ok"].check_argv(lab.root_path))
+    assert all(c["accepts"] for c in ok["clients"]) and ok["verdict"] == "valid"
+
+
+def test_without_log_list_counts_but_does_not_verify(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
+    public = ["--treat-as-public-root", str(lab.root_path)]
+    # the bad SCT is not detected: both count, the policy is met
+    code, doc = run(capsys, [*base_argv(lab, "ct-bad-sct"), *public])
+    assert ct_ids(doc) == set() and code == 0
+    info = doc["chains"][0]["ct"]
+    assert info["signatures_verified"] is False and info["log_list"] is None
+    assert info["sct_count"] == info["counted"] == 2
+    assert [s["verified"] for s in info["scts"]] == [None, None]
+    assert all(s["problem"] == "not verified: no --ct-log-list" and s["log"] is None for s in info["scts"])
+    # too few SCTs is seen without a log list (the operator rule is not evaluated: operators are unknown)
+    _, doc = run(capsys, [*base_argv(lab, "ct-too-few"), *public])
+    assert ct_ids(doc) == {"ct-policy-not-met"}
+    rules = {x["rule"] for x in finding(doc, "ct-policy-not-met")["evidence"]["failures"]}
+    assert rules == {"chrome-embedded-sct-count", "apple-embedded-sct-count"}
+    assert "signatures not verified (no --ct-log-list)" in finding(doc, "ct-policy-not-met")["detail"]
+    main([*base_argv(lab, "ct-too-few"), *public])
+    text = capsys.readouterr().out
+    assert "CT     1 SCT(s) (embedded) from 1 log(s) · signatures not verified (no --ct-log-list)" in text
+    assert "Chrome ✗" in text and "Apple ✗" in text
+
+
+def test_private_root_gets_no_ct_finding(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
+    """Browsers enforce CT for publicly trusted roots only: the lab root given by --ca-file is private."""
+    for scenario in ("ct-too-few", "good-rsa"):
+        code, doc = run(capsys, [*base_argv(lab, scenario), "--ct-log-list", str(log_list(lab))])
+        assert ct_ids(doc) == set() and code == 0
+        assert doc["chains"][0]["ct"]["public"] is False
+        assert all(c["accepts"] for c in doc["clients"])
+    _, doc = run(capsys, base_argv(lab, "good-rsa"))
+    assert doc["chains"][0]["ct"]["sct_count"] == 0
+    main(base_argv(lab, "good-rsa"))
+    assert "  CT  " not in capsys.readouterr().out  # no SCT and not public: no CT line
+    main(base_argv(lab, "ct-too-few"))
+    assert "not publicly trusted: browsers do not enforce CT" in capsys.readouterr().out
+
+
+def test_no_sct_at_all_under_a_public_root(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
+    code, doc = run(capsys, [*base_argv(lab, "good-rsa"), "--treat-as-public-root", str(lab.root_path)])
+    assert ct_ids(doc) == {"ct-sct-missing"} and code == 1
+    f = finding(doc, "ct-sct-missing")
+    assert f["evidence"]["sct_count"] == 0 and f["evidence"]["clients"] == ["chrome", "safari"]
+    by = clients(doc)
+    assert by["chrome"]["error"] == "net::ERR_CERTIFICATE_TRANSPARENCY_REQUIRED"
+    assert by["chrome"]["because"] == ["ct-sct-missing"]
+    assert by["safari"]["accepts"] is False and by["curl"]["accepts"] is True
+
+
+def test_bad_log_list_is_a_usage_error(lab: Lab, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    doc = json.loads(log_list(lab).read_text())
+    doc["operators"][0]["logs"][0]["log_id"] = base64.b64encode(b"\0" * 32).decode()
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    with pytest.raises(InputError, match="log_id is not the SHA-256 of the key"):
+        ct.load_log_list(bad)
+    assert main([*base_argv(lab, "ct-ok"), "--ct-log-list", str(bad)]) == 2
+    assert "--ct-log-list" in capsys.readouterr().err
+    with pytest.raises(InputError, match="no operators list"):
+        (tmp_path / "x.json").write_text("{}")
+        ct.load_log_list(tmp_path / "x.json")
+    listed = ct.load_log_list(log_list(lab))
+    assert len(listed.logs) == len(LOG_NAMES) and {log.state for log in listed.logs.values()} == {"usable"}
+
+
+# --- parsing and verification without a server --------------------------------------------------------------------
+
+
+def leaf_and_issuer(lab: Lab, scenario: str) -> tuple[x509.Certificate, x509.Certificate]:
+    certs = x509.load_pem_x509_certificates(lab.endpoints[scenario].chain_path.read_bytes())
+    return certs[0], certs[1]
+
+
+def test_tls_encoded_list_parses_like_the_embedded_one(lab: Lab) -> None:
+    leaf, _ = leaf_and_issuer(lab, "ct-ok")
+    ext = leaf.extensions.get_extension_for_class(x509.PrecertificateSignedCertificateTimestamps)
+    der = ext.value.public_bytes()  # OCTET STRING { SignedCertificateTimestampList }
+    assert der[0] == 0x04
+    raw = der[3:] if der[1] == 0x81 else der[2:]
+    parsed = ct.parse_sct_list(raw, "tls")
+    embedded = ct.embedded_scts(leaf)
+    assert [(s.log_id, s.timestamp, s.signature) for s in parsed] == [
+        (s.log_id, s.timestamp, s.signature) for s in embedded
+    ]
+    with pytest.raises(ValueError):
+        ct.parse_sct_list(raw[:-3], "tls")
+
+
+def _tls_sct(key: ec.EllipticCurvePrivateKey, leaf: x509.Certificate, millis: int) -> bytes:
+    """An SCT over an x509_entry (RFC 6962 §3.2), as a log returns it for a certificate (TLS/OCSP delivery)."""
+    der = leaf.public_bytes(serialization.Encoding.DER)
+    signed = bytes([0, 0]) + struct.pack(">QH", millis, 0) + len(der).to_bytes(3, "big") + der + b"\0\0"
+    sig = key.sign(signed, ec.ECDSA(hashes.SHA256()))
+    spki = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    body = bytes([0]) + hashlib.sha256(spki).digest() + struct.pack(">Q", millis) + b"\0\0\x04\x03"
+    body += len(sig).to_bytes(2, "big") + sig
+    return len(body).to_bytes(2, "big") + body
+
+
+def test_tls_delivered_scts_verify_and_meet_both_policies(lab: Lab) -> None:
+    """Two SCTs over the certificate itself (x509_entry), from logs of two operators, as a server would send in
+    the TLS extension: both verify and meet Chrome's and Apple's rules for delivered SCTs, even on a leaf
+    without embedded SCTs."""
+    leaf, issuer = leaf_and_issuer(lab, "good-rsa")
+    keys = [lab.pki.keys.get(name, "ec256") for name in ("lab-ct-log-1", "lab-ct-log-2")]
+    entries = b"".join(_tls_sct(k, leaf, 1_700_000_000_000 + i) for i, k in enumerate(keys))  # type: ignore[arg-type]
+    listed = ct.load_log_list(log_list(lab))
+    report = ct.evaluate(leaf, issuer, tls_scts=len(entries).to_bytes(2, "big") + entries, logs=listed, public=True)
+    assert [(s.source, s.verified) for s in report.scts] == [("tls", True), ("tls", True)]
+    assert report.failures == ()
+    # one delivered SCT only: Chrome wants 2 logs; Apple 2 SCTs in all
+    one = _tls_sct(keys[0], leaf, 1_700_000_000_000)  # type: ignore[arg-type]
+    report = ct.evaluate(leaf, issuer, tls_scts=len(one).to_bytes(2, "big") + one, logs=listed, public=True)
+    assert {f.client for f in report.failures} == {"chrome", "safari"}
+    # the same SCT presented as embedded does not verify: it signs the certificate, not the precertificate
+    assert ct.signed_data(report.scts[0], leaf, None)[:2] == b"\0\0"
+
+
+def test_lifetime_and_thresholds() -> None:
+    """Chrome and Apple: 2 embedded SCTs up to 180 days of validity, 3 beyond (with no log list, operators are
+    unknown and only the counts are judged)."""
+    sct = ct.Sct(b"\1" * 32, ct._EPOCH, "embedded", 4, 3, b"")
+    two = [sct, ct.Sct(b"\2" * 32, ct._EPOCH, "embedded", 4, 3, b"")]
+    assert ct._chrome(two, 180) == [] and ct._apple(two, 180) == []
+    assert [f.required for f in ct._chrome(two, 181)] == [3]
+    assert [f.required for f in ct._apple(two, 181)] == [3]
+
+
+def test_scts_in_the_tls_extension_are_collected(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
+    """A TLS 1.2 server (OpenSSL through pyOpenSSL, its custom server extension API) that answers the
+    ClientHello's signed_certificate_timestamp extension with two SCTs over its certificate: certdoctor collects
+    them (source "tls"), verifies them, and the good-rsa leaf, which embeds none, meets both CT policies."""
+    import socket
+    import threading
+
+    from OpenSSL import SSL
+    from OpenSSL._util import ffi, lib
+
+    ep = lab.endpoints["good-rsa"]
+    leaf, _ = leaf_and_issuer(lab, "good-rsa")
+    keys = [lab.pki.keys.get(name, "ec256") for name in ("lab-ct-log-1", "lab-ct-log-2")]
+    entries = b"".join(_tls_sct(k, leaf, 1_700_000_000_000 + i) for i, k in enumerate(keys))  # type: ignore[arg-type]
+    data = len(entries).to_bytes(2, "big") + entries
+    buf = ffi.new("unsigned char[]", data)
+
+    @ffi.callback("int (*)(SSL *, unsigned int, unsigned char **, size_t *, int *, void *)")
+    def add(_ssl: Any, _type: int, out: Any, outlen: Any, _al: Any, _arg: Any) -> int:
+        out[0] = buf
+        outlen[0] = len(data)
+        return 1
+
+    ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
+    ctx.set_max_proto_version(SSL.TLS1_2_VERSION)
+    ctx.use_certificate_chain_file(str(ep.chain_path))
+    ctx.use_privatekey_file(str(ep.key_path))
+    assert lib.SSL_CTX_add_server_custom_ext(ctx._context, 18, add, ffi.NULL, ffi.NULL, ffi.NULL, ffi.NULL) == 1
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                sock, _ = listener.accept()
+            except TimeoutError:
+                continue
+            sock.setblocking(True)  # pyOpenSSL needs a blocking socket (a timeout makes it non-blocking)
+            conn = SSL.Connection(ctx, sock)
+            conn.set_accept_state()
+            try:
+                conn.do_handshake()
+                conn.shutdown()
+            except (SSL.Error, OSError):
+                pass  # certdoctor's second handshake (offering ECDSA only) is refused: this server has RSA only
+            sock.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        host = ep.hostname
+        argv = ["check", f"{host}:{port}", "--resolve", f"{host}:{port}:127.0.0.1", "--ca-file", str(lab.root_path)]
+        argv += ["--treat-as-public-root", str(lab.root_path), "--ct-log-list", str(log_list(lab)), "--no-revocation"]
+        code, doc = run(capsys, argv)
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+    assert doc["chains"], [(e["error"], e["error_kind"]) for e in doc["endpoints"]]
+    info = doc["chains"][0]["ct"]
+    assert doc["endpoints"][0]["tls_version"] == "TLSv1.2"
+    assert [(s["source"], s["verified"]) for s in info["scts"]] == [("tls", True), ("tls", True)]
+    assert ct_ids(doc) == set() and code == 0 and info["policy_failures"] == []
+
+
+# --- a scan record carries the SCT counts ------------------------------------------------------------------------
+
+
+def test_scan_record_carries_sct_count(lab: Lab, tmp_path: Path) -> None:
+    src = tmp_path / "hosts.txt"
+    src.write_text("".join(lab.endpoints[n].scan_line + "\n" for n in ("ct-ok", "ct-bad-sct", "good-rsa")))
+    out = tmp_path / "out.jsonl"
+    argv = ["scan", str(src), "--ca-file", str(lab.root_path), "-o", str(out), "--no-progress", "-q"]
+    argv += ["--treat-as-public-root", str(lab.root_path), "--ct-log-list", str(log_list(lab)), "--no-revocation"]
+    assert main(argv) == 1
+    records = {r["target"].split(".")[0]: r for r in map(jsonschemas.loads, out.read_text().splitlines())}
+    assert records["ct-ok"]["ct"] == {
+        "sct_count": 2,
+        "distinct_logs": 2,
+        "signatures_verified": True,
+        "invalid": 0,
+        "policy_failures": [],
+    }
+    assert records["ct-bad-sct"]["ct"]["invalid"] == 1
+    assert "chrome-embedded-sct-count" in records["ct-bad-sct"]["ct"]["policy_failures"]
+    assert records["good-rsa"]["ct"]["sct_count"] == 0
+    assert {f["id"] for f in records["good-rsa"]["findings"]} == {"ct-sct-missing"}
+
+
+# --- OpenSSL as the oracle: its own SCT validation (s_client -ct) ------------------------------------------------
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
+def test_openssl_validates_the_lab_scts_as_certdoctor_does(lab: Lab, tmp_path: Path) -> None:
+    """OpenSSL's CT code (ct/ct_sct.c, ct_vfy.c) validates each SCT it receives against a CT log file: it agrees
+    with certdoctor on which SCTs verify (so the lab's precertificate signing is RFC 6962's, not only ours)."""
+    listed = json.loads(log_list(lab).read_text())
+    logs = [entry for op in listed["operators"] for entry in op["logs"]]
+    conf = "enabled_logs=" + ",".join(f"l{i}" for i in range(len(logs))) + "\n"
+    conf += "".join(f"[l{i}]\ndescription = {e['description']}\nkey = {e['key']}\n" for i, e in enumerate(logs))
+    (tmp_path / "ct.cnf").write_text(conf)
+    for scenario, statuses in (("ct-ok", ["valid", "valid"]), ("ct-bad-sct", ["valid", "invalid"])):
+        ep = lab.endpoints[scenario]
+        argv = ["openssl", "s_client", "-connect", f"127.0.0.1:{ep.port}", "-servername", ep.hostname, "-ct"]
+        got = subprocess.run(
+            [*argv, "-ctlogfile", str(tmp_path / "ct.cnf"), "-CAfile", str(lab.root_path)],
+            input=b"",
+            capture_output=True,
+            timeout=30,
+        ).stdout.decode()
+        seen = sorted(line.split(": ")[1] for line in got.splitlines() if "SCT validation status" in line)
+        assert seen == sorted(statuses), (scenario, got[-2000:])
