@@ -10,11 +10,15 @@ locally, as the lab's is, is exempt), so it accepts every lab scenario; the conf
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import shutil
+import socket
 import struct
 import subprocess
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -249,13 +253,52 @@ def test_lifetime_and_thresholds() -> None:
     assert [f.required for f in ct._apple(two, 181)] == [3]
 
 
+@contextlib.contextmanager
+def _serve(ctx: Any) -> Iterator[int]:
+    """A TLS server on 127.0.0.1 (an ephemeral port, yielded) that runs ``ctx`` (a pyOpenSSL server context) for
+    each connection, one at a time, until the block ends."""
+    from OpenSSL import SSL
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                sock, _ = listener.accept()
+            except TimeoutError:
+                continue
+            sock.setblocking(True)  # pyOpenSSL needs a blocking socket (a timeout makes it non-blocking)
+            conn = SSL.Connection(ctx, sock)
+            conn.set_accept_state()
+            try:
+                conn.do_handshake()
+                conn.shutdown()
+            except (SSL.Error, OSError):
+                pass  # e.g. certdoctor's second handshake (offering ECDSA only) to a server with an RSA key
+            sock.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+
+
+def _public_check_argv(lab: Lab, host: str, port: int, *extra: str) -> list[str]:
+    """check arguments for a test server on ``port``, the lab root treated as public, the lab log list given."""
+    argv = ["check", f"{host}:{port}", "--resolve", f"{host}:{port}:127.0.0.1", "--ca-file", str(lab.root_path)]
+    return [*argv, "--treat-as-public-root", str(lab.root_path), "--ct-log-list", str(log_list(lab)), *extra]
+
+
 def test_scts_in_the_tls_extension_are_collected(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
     """A TLS 1.2 server (OpenSSL through pyOpenSSL, its custom server extension API) that answers the
     ClientHello's signed_certificate_timestamp extension with two SCTs over its certificate: certdoctor collects
     them (source "tls"), verifies them, and the good-rsa leaf, which embeds none, meets both CT policies."""
-    import socket
-    import threading
-
     from OpenSSL import SSL
     from OpenSSL._util import ffi, lib
 
@@ -277,38 +320,8 @@ def test_scts_in_the_tls_extension_are_collected(lab: Lab, capsys: pytest.Captur
     ctx.use_certificate_chain_file(str(ep.chain_path))
     ctx.use_privatekey_file(str(ep.key_path))
     assert lib.SSL_CTX_add_server_custom_ext(ctx._context, 18, add, ffi.NULL, ffi.NULL, ffi.NULL, ffi.NULL) == 1
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.2)
-    port = listener.getsockname()[1]
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                sock, _ = listener.accept()
-            except TimeoutError:
-                continue
-            sock.setblocking(True)  # pyOpenSSL needs a blocking socket (a timeout makes it non-blocking)
-            conn = SSL.Connection(ctx, sock)
-            conn.set_accept_state()
-            try:
-                conn.do_handshake()
-                conn.shutdown()
-            except (SSL.Error, OSError):
-                pass  # certdoctor's second handshake (offering ECDSA only) is refused: this server has RSA only
-            sock.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        host = ep.hostname
-        argv = ["check", f"{host}:{port}", "--resolve", f"{host}:{port}:127.0.0.1", "--ca-file", str(lab.root_path)]
-        argv += ["--treat-as-public-root", str(lab.root_path), "--ct-log-list", str(log_list(lab)), "--no-revocation"]
-        code, doc = run(capsys, argv)
-    finally:
-        stop.set()
-        thread.join()
-        listener.close()
+    with _serve(ctx) as port:
+        code, doc = run(capsys, _public_check_argv(lab, ep.hostname, port, "--no-revocation"))
     assert doc["chains"], [(e["error"], e["error_kind"]) for e in doc["endpoints"]]
     info = doc["chains"][0]["ct"]
     assert doc["endpoints"][0]["tls_version"] == "TLSv1.2"
@@ -347,19 +360,158 @@ def test_scan_record_carries_sct_count(lab: Lab, tmp_path: Path) -> None:
 def test_openssl_validates_the_lab_scts_as_certdoctor_does(lab: Lab, tmp_path: Path) -> None:
     """OpenSSL's CT code (ct/ct_sct.c, ct_vfy.c) validates each SCT it receives against a CT log file: it agrees
     with certdoctor on which SCTs verify (so the lab's precertificate signing is RFC 6962's, not only ours)."""
+    for scenario, statuses in (("ct-ok", ["valid", "valid"]), ("ct-bad-sct", ["valid", "invalid"])):
+        ep = lab.endpoints[scenario]
+        assert _openssl_sct_statuses(lab, tmp_path, ep.port, ep.hostname) == sorted(statuses), scenario
+
+
+def _openssl_sct_statuses(lab: Lab, tmp_path: Path, port: int, host: str, *extra: str) -> list[str]:
+    """The sorted "SCT validation status" lines of ``openssl s_client -ct`` against 127.0.0.1:``port``, with the
+    lab log list as its CT log file."""
     listed = json.loads(log_list(lab).read_text())
     logs = [entry for op in listed["operators"] for entry in op["logs"]]
     conf = "enabled_logs=" + ",".join(f"l{i}" for i in range(len(logs))) + "\n"
     conf += "".join(f"[l{i}]\ndescription = {e['description']}\nkey = {e['key']}\n" for i, e in enumerate(logs))
     (tmp_path / "ct.cnf").write_text(conf)
-    for scenario, statuses in (("ct-ok", ["valid", "valid"]), ("ct-bad-sct", ["valid", "invalid"])):
-        ep = lab.endpoints[scenario]
-        argv = ["openssl", "s_client", "-connect", f"127.0.0.1:{ep.port}", "-servername", ep.hostname, "-ct"]
-        got = subprocess.run(
-            [*argv, "-ctlogfile", str(tmp_path / "ct.cnf"), "-CAfile", str(lab.root_path)],
-            input=b"",
-            capture_output=True,
-            timeout=30,
-        ).stdout.decode()
-        seen = sorted(line.split(": ")[1] for line in got.splitlines() if "SCT validation status" in line)
-        assert seen == sorted(statuses), (scenario, got[-2000:])
+    argv = ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-servername", host, "-ct", *extra]
+    got = subprocess.run(
+        [*argv, "-ctlogfile", str(tmp_path / "ct.cnf"), "-CAfile", str(lab.root_path)],
+        input=b"",
+        capture_output=True,
+        timeout=30,
+    ).stdout.decode()
+    return sorted(line.split(": ")[1] for line in got.splitlines() if "SCT validation status" in line)
+
+
+# --- SCTs in a stapled OCSP response (RFC 6962 §3.3) ---------------------------------------------------------------
+
+OCSP_SCT_OID = bytes.fromhex("060a2b06010401d679020405")  # OBJECT IDENTIFIER 1.3.6.1.4.1.11129.2.4.5
+
+
+def _der(tag: int, content: bytes) -> bytes:
+    """One DER element (definite length)."""
+    n = len(content)
+    if n < 0x80:
+        return bytes([tag, n]) + content
+    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(size)]) + size + content
+
+
+def _elements(data: bytes) -> list[tuple[int, bytes, bytes]]:
+    """The DER elements of ``data`` in order: (tag, content, whole encoding); single-byte tags only."""
+    out = []
+    pos = 0
+    while pos < len(data):
+        tag, first = data[pos], data[pos + 1]
+        if first < 0x80:
+            size, head = first, 2
+        else:
+            n = first & 0x7F
+            size, head = int.from_bytes(data[pos + 2 : pos + 2 + n], "big"), 2 + n
+        end = pos + head + size
+        out.append((tag, data[pos + head : end], data[pos:end]))
+        pos = end
+    return out
+
+
+def _with_ocsp_scts(response: bytes, sct_list: bytes, key: Any) -> bytes:
+    """``response`` (a successful DER OCSPResponse with one SingleResponse and no singleExtensions) with the SCT
+    list added as its single extension (RFC 6962 §3.3: extnValue is an OCTET STRING holding the TLS-encoded
+    SignedCertificateTimestampList), the ResponseData re-signed with ``key`` (SHA-256, the same algorithm)."""
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    ((_, outer, _),) = _elements(response)
+    status, (_, response_bytes, _) = _elements(outer)[0][2], _elements(outer)[1]
+    ((_, rb, _),) = _elements(response_bytes)
+    rb_type, (_, basic_der, _) = _elements(rb)[0][2], _elements(rb)[1]
+    ((_, basic, _),) = _elements(basic_der)
+    tbs, alg, _sig, *certs = _elements(basic)
+    fields = _elements(tbs[1])
+    singles = next(i for i, f in enumerate(fields) if f[0] == 0x30 and _elements(f[1])[0][0] == 0x30)
+    (single,) = _elements(fields[singles][1])
+    assert not any(tag == 0xA1 for tag, _, _ in _elements(single[1]))  # no singleExtensions yet
+    extension = _der(0x30, OCSP_SCT_OID + _der(0x04, _der(0x04, sct_list)))
+    new_single = _der(0x30, single[1] + _der(0xA1, _der(0x30, extension)))
+    fields[singles] = (0x30, b"", _der(0x30, new_single))
+    new_tbs = _der(0x30, b"".join(f[2] for f in fields))
+    if isinstance(key, rsa.RSAPrivateKey):
+        signature = key.sign(new_tbs, padding.PKCS1v15(), hashes.SHA256())
+    else:
+        signature = key.sign(new_tbs, ec.ECDSA(hashes.SHA256()))
+    new_basic = _der(0x30, new_tbs + alg[2] + _der(0x03, b"\0" + signature) + b"".join(c[2] for c in certs))
+    new_rb = _der(0x30, rb_type + _der(0x04, new_basic))
+    return _der(0x30, status + _der(0xA0, new_rb))
+
+
+def _ocsp_staple_with_scts(lab: Lab, logs: tuple[str, ...]) -> tuple[x509.Certificate, x509.Certificate, bytes]:
+    """The good-stapled scenario's leaf and issuer, and a fresh staple of its CA's responder carrying SCTs (over
+    the certificate, an x509_entry) from ``logs``."""
+    from certdoctor.lab.pki import REVOCATION_CA
+
+    leaf, issuer = leaf_and_issuer(lab, "good-stapled")
+    keys = [lab.pki.keys.get(name, "ec256") for name in logs]
+    entries = b"".join(_tls_sct(k, leaf, 1_700_000_000_000 + i) for i, k in enumerate(keys))  # type: ignore[arg-type]
+    plain = lab.pki.ocsp_response(leaf, REVOCATION_CA)
+    signer = lab.pki.responders[REVOCATION_CA].signer.key
+    return leaf, issuer, _with_ocsp_scts(plain, len(entries).to_bytes(2, "big") + entries, signer)
+
+
+def test_ocsp_delivered_scts_parse_and_the_response_stays_valid(lab: Lab) -> None:
+    """The edited response still parses with cryptography and its signature verifies with the responder's
+    certificate; certdoctor reads its SCTs as source "ocsp" and verifies them over the certificate itself."""
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+    from cryptography.x509 import ocsp
+
+    leaf, issuer, staple = _ocsp_staple_with_scts(lab, ("lab-ct-log-1", "lab-ct-log-2"))
+    response = ocsp.load_der_ocsp_response(staple)
+    assert response.certificate_status == ocsp.OCSPCertStatus.GOOD
+    ext = response.single_extensions.get_extension_for_class(x509.SignedCertificateTimestamps)
+    assert len(ext.value) == 2
+    signer = response.certificates[0] if response.certificates else issuer
+    key = signer.public_key()
+    if isinstance(key, rsa.RSAPublicKey):
+        key.verify(response.signature, response.tbs_response_bytes, padding.PKCS1v15(), hashes.SHA256())
+    else:
+        assert isinstance(key, ec.EllipticCurvePublicKey)
+        key.verify(response.signature, response.tbs_response_bytes, ec.ECDSA(hashes.SHA256()))
+    listed = ct.load_log_list(log_list(lab))
+    report = ct.evaluate(leaf, issuer, staple=staple, logs=listed, public=True)
+    assert [(s.source, s.verified) for s in report.scts] == [("ocsp", True), ("ocsp", True)]
+    assert report.failures == ()
+    # signed over the certificate (x509_entry, entry type 0), not the precertificate
+    assert ct.signed_data(report.scts[0], leaf, None)[10:12] == b"\0\0"
+    one = ct.evaluate(leaf, issuer, staple=_ocsp_staple_with_scts(lab, ("lab-ct-log-1",))[2], logs=listed, public=True)
+    assert {f.client for f in one.failures} >= {"chrome", "safari"}
+
+
+def test_scts_in_a_stapled_ocsp_response_are_collected(
+    lab: Lab, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A server (the lab's stapling OpenSSL context) stapling a response of the leaf's own OCSP responder that
+    carries two SCTs in its single extension: certdoctor collects them (source "ocsp"), verifies them over the
+    certificate, and the good-stapled leaf, which embeds none, meets both CT policies; the staple itself stays
+    good (no revocation finding). OpenSSL's own CT code (s_client -ct -status, which reads SCTs from the
+    stapled response too, ct/ct_oct.c) agrees that both verify."""
+    from certdoctor.lab.memtls import openssl_context
+
+    ep = lab.endpoints["good-stapled"]
+    _, _, staple = _ocsp_staple_with_scts(lab, ("lab-ct-log-1", "lab-ct-log-2"))
+    ctx = openssl_context(ep.chain_path, ep.key_path, lambda: staple)
+    with _serve(ctx) as port:
+        code, doc = run(capsys, _public_check_argv(lab, ep.hostname, port))
+        statuses = _openssl_sct_statuses(lab, tmp_path, port, ep.hostname, "-status")
+    assert doc["chains"], [(e["error"], e["error_kind"]) for e in doc["endpoints"]]
+    info = doc["chains"][0]["ct"]
+    assert [(s["source"], s["verified"]) for s in info["scts"]] == [("ocsp", True), ("ocsp", True)]
+    assert info["counted"] == info["distinct_logs"] == 2 and info["signatures_verified"] is True
+    assert {s["operator"] for s in info["scts"]} == {
+        "certdoctor Lab Log Operator A",
+        "certdoctor Lab Log Operator B",
+    }
+    assert info["policy_failures"] == [] and ct_ids(doc) == set()
+    assert not [f["id"] for f in doc["findings"] if f["id"].startswith(("ocsp", "staple", "revocation"))]
+    leaf_status = doc["chains"][0]["revocation"][0]  # the re-signed staple is still a good, verified answer
+    answer = leaf_status["answers"][0]
+    assert (leaf_status["source"], leaf_status["status"], answer["error"]) == ("staple", "good", None)
+    assert answer["signer"].startswith("delegated responder") and code == 0
+    assert statuses == ["valid", "valid"]
