@@ -101,8 +101,14 @@ def test_scenarios_with_log_list(
         f = finding(doc, "ct-policy-not-met")
         assert f["severity"] == "error" and f["certificate"]["position"] == 0
         rules = {x["rule"] for x in f["evidence"]["failures"]}
-        assert rules == {"chrome-embedded-sct-count", "chrome-log-operator-diversity", "apple-embedded-sct-count"}
-        assert f["evidence"]["clients"] == ["chrome", "safari"] and f["evidence"]["counted"] == 1
+        assert rules == {
+            "chrome-embedded-sct-count",
+            "chrome-log-operator-diversity",
+            "firefox-embedded-sct-count",
+            "firefox-log-operator-diversity",
+            "apple-embedded-sct-count",
+        }
+        assert f["evidence"]["clients"] == ["chrome", "firefox", "safari"] and f["evidence"]["counted"] == 1
         assert "chrome-embedded-sct-count" not in f["detail"]  # the rule's words, not its id
         assert "Chrome: 2 embedded SCTs from distinct logs" in f["detail"]
     if scenario == "ct-bad-sct":
@@ -119,9 +125,12 @@ def test_per_client_verdicts(lab: Lab, capsys: pytest.CaptureFixture[str]) -> No
     assert by["chrome"]["error"] == "net::ERR_CERTIFICATE_TRANSPARENCY_REQUIRED"
     assert by["chrome"]["because"] == ["ct-policy-not-met"] and by["chrome"]["family"] == "policy"
     assert by["safari"]["accepts"] is False and by["safari"]["because"] == ["ct-policy-not-met"]
-    for cid in ("curl", "python", "node", "java", "go", "dotnet", "firefox"):
+    assert by["firefox"]["accepts"] is False and by["firefox"]["because"] == ["ct-policy-not-met"]
+    assert by["firefox"]["error"] == "MOZILLA_PKIX_ERROR_INSUFFICIENT_CERTIFICATE_TRANSPARENCY"
+    assert by["firefox"]["family"] == "policy"
+    for cid in ("curl", "python", "node", "java", "go", "dotnet"):
         assert by[cid]["accepts"] is True, cid
-    assert sorted(doc["rejected_by"]) == ["chrome", "safari"] and doc["verdict"] == "invalid"
+    assert sorted(doc["rejected_by"]) == ["chrome", "firefox", "safari"] and doc["verdict"] == "invalid"
     _, ok = run(capsys, lab.endpoints["ct-ok"].check_argv(lab.root_path))
     assert all(c["accepts"] for c in ok["clients"]) and ok["verdict"] == "valid"
 
@@ -140,12 +149,12 @@ def test_without_log_list_counts_but_does_not_verify(lab: Lab, capsys: pytest.Ca
     _, doc = run(capsys, [*base_argv(lab, "ct-too-few"), *public])
     assert ct_ids(doc) == {"ct-policy-not-met"}
     rules = {x["rule"] for x in finding(doc, "ct-policy-not-met")["evidence"]["failures"]}
-    assert rules == {"chrome-embedded-sct-count", "apple-embedded-sct-count"}
+    assert rules == {"chrome-embedded-sct-count", "firefox-embedded-sct-count", "apple-embedded-sct-count"}
     assert "signatures not verified (no --ct-log-list)" in finding(doc, "ct-policy-not-met")["detail"]
     main([*base_argv(lab, "ct-too-few"), *public])
     text = capsys.readouterr().out
     assert "CT     1 SCT(s) (embedded) from 1 log(s) · signatures not verified (no --ct-log-list)" in text
-    assert "Chrome ✗" in text and "Apple ✗" in text
+    assert "Chrome ✗" in text and "Firefox ✗" in text and "Apple ✗" in text
 
 
 def test_private_root_gets_no_ct_finding(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
@@ -167,11 +176,12 @@ def test_no_sct_at_all_under_a_public_root(lab: Lab, capsys: pytest.CaptureFixtu
     code, doc = run(capsys, [*base_argv(lab, "good-rsa"), "--treat-as-public-root", str(lab.root_path)])
     assert ct_ids(doc) == {"ct-sct-missing"} and code == 1
     f = finding(doc, "ct-sct-missing")
-    assert f["evidence"]["sct_count"] == 0 and f["evidence"]["clients"] == ["chrome", "safari"]
+    assert f["evidence"]["sct_count"] == 0 and f["evidence"]["clients"] == ["chrome", "firefox", "safari"]
     by = clients(doc)
     assert by["chrome"]["error"] == "net::ERR_CERTIFICATE_TRANSPARENCY_REQUIRED"
     assert by["chrome"]["because"] == ["ct-sct-missing"]
     assert by["safari"]["accepts"] is False and by["curl"]["accepts"] is True
+    assert by["firefox"]["error"] == "MOZILLA_PKIX_ERROR_INSUFFICIENT_CERTIFICATE_TRANSPARENCY"
 
 
 def test_bad_log_list_is_a_usage_error(lab: Lab, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -238,7 +248,7 @@ def test_tls_delivered_scts_verify_and_meet_both_policies(lab: Lab) -> None:
     # one delivered SCT only: Chrome wants 2 logs; Apple 2 SCTs in all
     one = _tls_sct(keys[0], leaf, 1_700_000_000_000)  # type: ignore[arg-type]
     report = ct.evaluate(leaf, issuer, tls_scts=len(one).to_bytes(2, "big") + one, logs=listed, public=True)
-    assert {f.client for f in report.failures} == {"chrome", "safari"}
+    assert {f.client for f in report.failures} == {"chrome", "firefox", "safari"}
     # the same SCT presented as embedded does not verify: it signs the certificate, not the precertificate
     assert ct.signed_data(report.scts[0], leaf, None)[:2] == b"\0\0"
 
@@ -293,6 +303,37 @@ def _public_check_argv(lab: Lab, host: str, port: int, *extra: str) -> list[str]
     """check arguments for a test server on ``port``, the lab root treated as public, the lab log list given."""
     argv = ["check", f"{host}:{port}", "--resolve", f"{host}:{port}:127.0.0.1", "--ca-file", str(lab.root_path)]
     return [*argv, "--treat-as-public-root", str(lab.root_path), "--ct-log-list", str(log_list(lab)), *extra]
+
+
+def test_firefox_policy_rules() -> None:
+    """Mozilla's CT policy (CTPolicyEnforcer.cpp, bug 1912120): Retired logs count for embedded SCTs only, next to
+    at least one Admissible (qualified, usable, readonly) log; delivered SCTs need 2 Admissible logs of 2
+    operators; 2 embedded logs up to 180 days of validity, 3 beyond; 2 distinct operators."""
+
+    def sct(n: int, source: ct.SctSource, operator: str, state: str) -> ct.Sct:
+        log = ct.CtLog(bytes([n]) * 32, b"", f"log {n}", operator, state)
+        return ct.Sct(log.log_id, ct._EPOCH, source, 4, 3, b"", verified=True, log=log)
+
+    usable_a, retired_b = sct(1, "embedded", "A", "usable"), sct(2, "embedded", "B", "retired")
+    assert ct._firefox([usable_a, retired_b], 90) == [] and ct._chrome([usable_a, retired_b], 90) == []
+    retired = [sct(3, "embedded", "A", "retired"), retired_b]
+    assert [f.rule for f in ct._firefox(retired, 90)] == ["firefox-admissible-log"]
+    assert ct._chrome(retired, 90) == []  # Chrome counts Retired logs for embedded SCTs
+    same_operator = [usable_a, sct(4, "embedded", "A", "qualified")]
+    assert [f.rule for f in ct._firefox(same_operator, 90)] == ["firefox-log-operator-diversity"]
+    assert [(f.rule, f.required, f.seen) for f in ct._firefox([usable_a, retired_b], 200)] == [
+        ("firefox-embedded-sct-count", 3, 2)
+    ]
+    delivered = [sct(5, "ocsp", "A", "usable"), sct(6, "tls", "B", "readonly")]
+    assert ct._firefox(delivered, 400) == []
+    one = [delivered[0], sct(7, "tls", "B", "retired")]  # a Retired log does not count for delivered SCTs
+    assert [(f.rule, f.seen) for f in ct._firefox(one, 90)] == [
+        ("firefox-delivered-sct-count", 1),
+        ("firefox-log-operator-diversity", 1),
+    ]
+    # without a log list: logs and operators unknown, only the counts are judged
+    unknown = [ct.Sct(bytes([n]) * 32, ct._EPOCH, "embedded", 4, 3, b"") for n in (1, 2)]
+    assert ct._firefox(unknown, 90) == [] and [f.required for f in ct._firefox(unknown, 181)] == [3]
 
 
 def test_scts_in_the_tls_extension_are_collected(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
@@ -481,7 +522,7 @@ def test_ocsp_delivered_scts_parse_and_the_response_stays_valid(lab: Lab) -> Non
     # signed over the certificate (x509_entry, entry type 0), not the precertificate
     assert ct.signed_data(report.scts[0], leaf, None)[10:12] == b"\0\0"
     one = ct.evaluate(leaf, issuer, staple=_ocsp_staple_with_scts(lab, ("lab-ct-log-1",))[2], logs=listed, public=True)
-    assert {f.client for f in one.failures} >= {"chrome", "safari"}
+    assert {f.client for f in one.failures} == {"chrome", "firefox", "safari"}
 
 
 def test_scts_in_a_stapled_ocsp_response_are_collected(
