@@ -1,11 +1,12 @@
 """Certificate Transparency (certdoctor.ct, checks/ct.py): the lab's CT scenarios with and without a log list and
-a public marking, the per-client verdicts, SCT parsing and verification (embedded and TLS-delivered), the log
-list reader, a scan record's SCT counts, and OpenSSL's own SCT validation (``s_client -ct``) as the oracle
-that the lab's SCTs are well formed.
+a public marking, the per-client verdicts, SCT parsing and verification (embedded, TLS-delivered in TLS 1.2 and
+1.3, and in a stapled OCSP response), the log list reader, a scan record's SCT counts, and OpenSSL's own SCT
+validation (``s_client -ct``) as the oracle that the lab's SCTs are well formed.
 
 Real Chromium cannot be the oracle here: it enforces CT only for roots of its built-in store (a root added
 locally, as the lab's is, is exempt), so it accepts every lab scenario; the conformance suite
-(test_clients_real.py) checks exactly that, since it judges the lab root as private."""
+(test_clients_real.py) checks exactly that, since it judges the lab root as private. The same holds for
+Firefox (135+ enforces CT for roots of Mozilla's Root CA Program only)."""
 
 from __future__ import annotations
 
@@ -556,3 +557,72 @@ def test_scts_in_a_stapled_ocsp_response_are_collected(
     assert (leaf_status["source"], leaf_status["status"], answer["error"]) == ("staple", "good", None)
     assert answer["signer"].startswith("delegated responder") and code == 0
     assert statuses == ["valid", "valid"]
+
+
+# --- a real server sending SCTs in the TLS extension: openssl s_server -serverinfo (TLS 1.2 and TLS 1.3) --------
+
+# SSL_EXT_CLIENT_HELLO | SSL_EXT_TLS1_2_SERVER_HELLO | SSL_EXT_TLS1_3_CERTIFICATE (openssl/ssl.h): a SERVERINFOV2
+# block with this context is sent in the ServerHello of TLS 1.2 and the leaf's CertificateEntry of TLS 1.3
+# (ssl_rsa.c, serverinfo_srv_add_cb), when the ClientHello carries the (empty) extension.
+_SERVERINFO_CONTEXT = 0x0080 | 0x0100 | 0x1000
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
+@pytest.mark.parametrize(("version", "flag"), [("TLSv1.3", "-tls1_3"), ("TLSv1.2", "-no_tls1_3")])
+def test_scts_from_openssl_s_server_serverinfo(
+    lab: Lab, capsys: pytest.CaptureFixture[str], tmp_path: Path, version: str, flag: str
+) -> None:
+    """OpenSSL's own server (s_server -serverinfo, a SERVERINFOV2 file holding the signed_certificate_timestamp
+    extension) delivers two SCTs over its certificate: in TLS 1.3 inside the leaf's CertificateEntry (read from
+    the decrypted Certificate message), in TLS 1.2 in the ServerHello. certdoctor collects both (source "tls"),
+    verifies them against the lab log list, and the good-rsa leaf, which embeds none, meets every CT policy."""
+    from netutil import free_port, wait_for_port
+
+    ep = lab.endpoints["good-rsa"]
+    leaf, _ = leaf_and_issuer(lab, "good-rsa")
+    keys = [lab.pki.keys.get(name, "ec256") for name in ("lab-ct-log-1", "lab-ct-log-2")]
+    entries = b"".join(_tls_sct(k, leaf, 1_700_000_000_000 + i) for i, k in enumerate(keys))  # type: ignore[arg-type]
+    data = len(entries).to_bytes(2, "big") + entries
+    block = struct.pack(">IHH", _SERVERINFO_CONTEXT, 18, len(data)) + data
+    serverinfo = tmp_path / "serverinfo.pem"
+    body = base64.encodebytes(block).decode()
+    serverinfo.write_text(f"-----BEGIN SERVERINFOV2 FOR CT-----\n{body}-----END SERVERINFOV2 FOR CT-----\n")
+    certs = x509.load_pem_x509_certificates(ep.chain_path.read_bytes())
+    (tmp_path / "leaf.pem").write_bytes(certs[0].public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "rest.pem").write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs[1:]))
+    port = free_port()
+    argv = ["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-cert", str(tmp_path / "leaf.pem")]
+    argv += ["-cert_chain", str(tmp_path / "rest.pem"), "-key", str(ep.key_path), "-serverinfo", str(serverinfo)]
+    server = subprocess.Popen([*argv, flag, "-www", "-quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for_port(port)
+        code, doc = run(capsys, _public_check_argv(lab, ep.hostname, port, "--no-revocation"))
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert doc["chains"], [(e["error"], e["error_kind"]) for e in doc["endpoints"]]
+    assert doc["endpoints"][0]["tls_version"] == version
+    info = doc["chains"][0]["ct"]
+    assert [(s["source"], s["verified"]) for s in info["scts"]] == [("tls", True), ("tls", True)]
+    assert info["counted"] == info["distinct_logs"] == 2
+    assert ct_ids(doc) == set() and code == 0 and info["policy_failures"] == []
+
+
+def test_tls13_certificate_message_parsing() -> None:
+    """RFC 8446 §4.4.2: the SCT list is taken from the first CertificateEntry's extensions only."""
+    from certdoctor.collect.handshake import tls13_certificate_scts
+
+    def entry(cert: bytes, exts: bytes) -> bytes:
+        return len(cert).to_bytes(3, "big") + cert + len(exts).to_bytes(2, "big") + exts
+
+    sct_list = b"\x00\x03\x00\x01\x00"
+    ext = struct.pack(">HH", 5, 1) + b"\x00" + struct.pack(">HH", 18, len(sct_list)) + sct_list
+    entries = entry(b"leaf", ext) + entry(b"ca", b"")
+    body = b"\x00" + len(entries).to_bytes(3, "big") + entries
+    message = b"\x0b" + len(body).to_bytes(3, "big") + body
+    assert tls13_certificate_scts(message) == sct_list
+    other = entry(b"leaf", b"") + entry(b"ca", struct.pack(">HH", 18, len(sct_list)) + sct_list)
+    body = b"\x00" + len(other).to_bytes(3, "big") + other
+    assert tls13_certificate_scts(b"\x0b" + len(body).to_bytes(3, "big") + body) is None  # not the leaf's
+    assert tls13_certificate_scts(message[:-3]) is None  # truncated
+    assert tls13_certificate_scts(b"\x02" + message[1:]) is None  # not a Certificate message
