@@ -1183,8 +1183,8 @@ def test_ct_no_sct_under_a_public_root() -> None:
     d = check(LEAF.cert, CA.cert, stores=PUBLIC)
     f = one(d, "ct-sct-missing")
     assert d.ids() == ["ct-sct-missing"] and f.severity is Severity.ERROR and f.cert_position == 0
-    assert f.evidence["sct_count"] == 0 and f.evidence["clients"] == ["chrome", "safari"]
-    assert set(f.rejected_by) == {"chrome", "safari"}
+    assert f.evidence["sct_count"] == 0 and f.evidence["clients"] == ["chrome", "firefox", "safari"]
+    assert set(f.rejected_by) == {"chrome", "firefox", "safari"}
     assert check(LEAF.cert, CA.cert).ids() == []  # a private root: browsers do not enforce CT
 
 
@@ -1197,8 +1197,11 @@ def test_ct_too_few_scts_names_the_failing_rules() -> None:
     assert [x["rule"] for x in f.evidence["failures"]] == [
         "chrome-embedded-sct-count",
         "chrome-log-operator-diversity",
+        "firefox-embedded-sct-count",
+        "firefox-log-operator-diversity",
         "apple-embedded-sct-count",
     ]
+    assert "Chrome, Firefox and Safari refuse it" in f.detail
     assert f.evidence["counted"] == 1 and f.evidence["signatures_verified"] is True
     # two logs of two operators: compliant; without a log list the SCTs count unverified
     assert check(_ct_leaf("log-a", "log-b"), CA.cert, stores=PUBLIC, ct_logs=_ct_log_list()).ids() == []

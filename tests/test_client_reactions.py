@@ -55,6 +55,8 @@ def test_table_agrees_with_the_profiles() -> None:
         assert (row["weak-signature"].kind == "rejects") == (p.sha1 == "reject"), p.id
         assert (row["weak-key"].kind == "rejects") == (p.min_rsa_leaf >= 2048), p.id
         assert (row["validity-too-long"].kind == "depends") == p.public_only_rules, p.id
+        assert (row["ct-policy-not-met"].kind == "depends") == p.enforces_ct, p.id
+        assert (row["ct-sct-missing"].kind == "rejects") == p.enforces_ct, p.id
         assert (row["missing-server-auth-eku"].kind == "depends") == (not p.ca_eku_chained), p.id
         assert (row["leaf-is-ca"].kind == "rejects") == p.leaf_ca_rejected, p.id
         assert (row["ed25519-key"].kind != "accepts") == (not p.ed25519), p.id

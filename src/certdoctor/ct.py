@@ -17,6 +17,13 @@ The browsers' policies (for certificates that chain to a publicly trusted root o
 - Apple (Safari and every Apple platform; "Apple's Certificate Transparency policy", support.apple.com/103214):
   embedded SCTs from at least 2 distinct logs (180 days or less; at most 1 per log operator counts) or 3 (181
   to 398 days; at most 2 per operator count); or at least 2 SCTs of which one delivered by TLS or OCSP.
+- Firefox (135+ on the desktop, for roots of Mozilla's Root CA Program; Mozilla's CT policy,
+  wiki.mozilla.org/SecurityEngineering/Certificate_Transparency, implemented in security/ct/CTPolicyEnforcer.cpp,
+  bug 1912120): embedded SCTs from at least 2 distinct logs for a certificate valid 180 days or less, 3 for
+  longer, that are Admissible (qualified, usable, readonly) or Retired, at least one of them Admissible, from at
+  least 2 distinct log operators; or SCTs delivered by TLS or OCSP from at least 2 Admissible logs of 2 distinct
+  operators. Firefox refuses a non-compliant certificate with
+  ``MOZILLA_PKIX_ERROR_INSUFFICIENT_CERTIFICATE_TRANSPARENCY``.
 
 Only SCTs that count are counted: with a log list (``--ct-log-list``: the JSON the browsers publish, Chrome's
 ``log_list.json`` v3), those of a log in the list whose signature verifies; without one, every SCT (unverified,
@@ -73,6 +80,9 @@ _HASHES = {4: "SHA256", 5: "SHA384", 6: "SHA512"}
 _SIGNATURES = {1: "RSA", 3: "ECDSA"}
 # The log states (Chrome's log list v3) whose SCTs count for Chrome's policy (ct_policy.md, "CT Log States").
 COUNTING_STATES = frozenset({"qualified", "usable", "readonly", "retired"})
+# Mozilla's "Admissible" log states (CT policy: Pending and Rejected are disregarded, Retired counts only for
+# embedded SCTs and only next to an Admissible one).
+ADMISSIBLE_STATES = frozenset({"qualified", "usable", "readonly"})
 
 
 @dataclass(frozen=True)
@@ -343,7 +353,7 @@ def verify(
 
 @dataclass(frozen=True)
 class PolicyFailure:
-    """One browser policy rule a certificate does not meet: the ``client`` family ("chrome", "safari"), the
+    """One browser policy rule a certificate does not meet: the ``client`` family ("chrome", "firefox", "safari"), the
     ``rule`` id, what it asks (``text``), the number ``required`` and ``seen``."""
 
     client: str
@@ -366,7 +376,7 @@ class PolicyFailure:
 class CtReport:
     """The CT facts of one leaf: every SCT (``scts``), whether signatures were checked (``verified_against``: the
     log list's file, None without one), the leaf's ``lifetime_days`` and, for a publicly trusted leaf
-    (``public``), the browser rules it fails (``failures``; empty: both policies met)."""
+    (``public``), the browser rules it fails (``failures``; empty: every policy met)."""
 
     scts: tuple[Sct, ...]
     verified_against: str | None
@@ -478,6 +488,73 @@ def _apple(counting: Sequence[Sct], days: int) -> list[PolicyFailure]:
     ]
 
 
+def _admissible(sct: Sct) -> bool:
+    """The SCT's log is Admissible for Mozilla (unknown without a log list, or without a state: assumed so)."""
+    return sct.log is None or (sct.log.state or "usable") in ADMISSIBLE_STATES
+
+
+def _firefox(counting: Sequence[Sct], days: int) -> list[PolicyFailure]:
+    """Mozilla's CT policy (CTPolicyEnforcer.cpp): the delivered SCTs or the embedded ones must comply; the
+    failures reported are the embedded rules' (as for Chrome), unless only delivered SCTs were seen."""
+    delivered = [s for s in counting if s.source != "embedded" and _admissible(s)]
+    if delivered:
+        ops = _operators(delivered)
+        if len(_distinct(delivered)) >= 2 and (ops is None or len(ops) >= 2):
+            return []
+    embedded = [s for s in counting if s.source == "embedded"]
+    need = 2 if days <= 180 else 3
+    out = []
+    if delivered and not embedded:
+        ops = _operators(delivered)
+        logs = len(_distinct(delivered))
+        if logs < 2:
+            out.append(
+                PolicyFailure(
+                    "firefox",
+                    "firefox-delivered-sct-count",
+                    "Firefox: 2 SCTs from distinct Admissible logs delivered by TLS/OCSP (or enough embedded ones)",
+                    2,
+                    logs,
+                )
+            )
+    else:
+        logs = len(_distinct(embedded))
+        ops = _operators(embedded)
+        if logs < need:
+            out.append(
+                PolicyFailure(
+                    "firefox",
+                    "firefox-embedded-sct-count",
+                    f"Firefox: {need} embedded SCTs from distinct logs for a certificate valid "
+                    f"{'180 days or less' if need == 2 else 'over 180 days'} (or 2 delivered by TLS/OCSP)",
+                    need,
+                    logs,
+                )
+            )
+        admissible = len({s.log_id for s in embedded if _admissible(s)})
+        if embedded and not admissible:
+            out.append(
+                PolicyFailure(
+                    "firefox",
+                    "firefox-admissible-log",
+                    "Firefox: at least 1 embedded SCT from an Admissible (qualified, usable or readonly) log",
+                    1,
+                    0,
+                )
+            )
+    if ops is not None and len(ops) < 2:
+        out.append(
+            PolicyFailure(
+                "firefox",
+                "firefox-log-operator-diversity",
+                "Firefox: SCTs from at least 2 distinct log operators",
+                2,
+                len(ops),
+            )
+        )
+    return out
+
+
 def evaluate(
     leaf: x509.Certificate,
     issuer: x509.Certificate | None,
@@ -488,8 +565,8 @@ def evaluate(
     public: bool = False,
 ) -> CtReport:
     """The CT report of ``leaf``: its embedded SCTs, those of the TLS extension (``tls_scts``, the raw list) and
-    of the stapled OCSP response, verified against ``logs`` when given, and for a ``public`` leaf the Chrome and
-    Apple rules it fails."""
+    of the stapled OCSP response, verified against ``logs`` when given, and for a ``public`` leaf the Chrome,
+    Firefox and Apple rules it fails."""
     scts = embedded_scts(leaf) + ocsp_scts(staple)
     if tls_scts:
         with contextlib.suppress(ValueError):  # a malformed list counts as none (RFC 6962 §3.3: ignore)
@@ -500,7 +577,7 @@ def evaluate(
     if not public:
         return report
     counting = report.counting()
-    failures = _chrome(counting, days) + _apple(counting, days)
+    failures = _chrome(counting, days) + _firefox(counting, days) + _apple(counting, days)
     return CtReport(report.scts, report.verified_against, days, public, tuple(failures))
 
 

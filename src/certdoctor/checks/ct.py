@@ -1,11 +1,11 @@
 """Certificate Transparency: the SCTs each chain's leaf comes with, judged by the browsers' CT policies.
 
 Target checks (they read the OCSP staple and the session's log list, which a per-chain judgement cache does not
-key on). For a leaf that chains to a publicly trusted root (or to a ``--treat-as-public-root``), Chrome's and
-Apple's policies (see :mod:`certdoctor.ct`) decide: no SCT at all is ``ct-sct-missing``, too few (or too few
-log operators) ``ct-policy-not-met``, naming the failing rule. With ``--ct-log-list`` every SCT's signature is
-verified: one that does not verify is ``ct-sct-invalid-signature`` (for any leaf, public or not), and does not
-count. Leaves under private roots get no CT finding: browsers enforce CT for public roots only.
+key on). For a leaf that chains to a publicly trusted root (or to a ``--treat-as-public-root``), Chrome's,
+Mozilla's and Apple's policies (see :mod:`certdoctor.ct`) decide: no SCT at all is ``ct-sct-missing``, too few
+(or too few log operators) ``ct-policy-not-met``, naming the failing rule. With ``--ct-log-list`` every SCT's
+signature is verified: one that does not verify is ``ct-sct-invalid-signature`` (for any leaf, public or not),
+and does not count. Leaves under private roots get no CT finding: browsers enforce CT for public roots only.
 """
 
 from __future__ import annotations
@@ -55,6 +55,8 @@ def _evidence(report: CtReport) -> dict[str, object]:
     }
 
 
+_BROWSERS = {"chrome": "Chrome", "firefox": "Firefox", "safari": "Safari"}
+
 _FIX = (
     "Get the certificate from a CA that embeds SCTs from enough distinct logs of distinct operators (every public "
     "CA does by default: re-issue it; a certificate issued without SCTs or from a precertificate that was never "
@@ -71,13 +73,14 @@ _FIX = (
 )
 def sct_missing(tctx: TargetContext) -> Iterator[Hit]:
     """A leaf under a publicly trusted root has no SCT at all (embedded, TLS extension or stapled OCSP): Chrome
-    (``NET::ERR_CERTIFICATE_TRANSPARENCY_REQUIRED``) and Safari refuse it."""
+    (``NET::ERR_CERTIFICATE_TRANSPARENCY_REQUIRED``), Firefox (``MOZILLA_PKIX_ERROR_INSUFFICIENT_CERTIFICATE_
+    TRANSPARENCY``) and Safari refuse it."""
     for ctx, report in _reports(tctx):
         if report.public and not report.scts:
             yield Hit(
                 f"The server certificate {label(ctx.leaf)} chains to a publicly trusted root but comes with no "
                 "Signed Certificate Timestamp (none embedded, none in the TLS extension or a stapled OCSP response); "
-                "Chrome and Safari require CT for publicly trusted certificates.",
+                "Chrome, Firefox and Safari require CT for publicly trusted certificates.",
                 _FIX,
                 cert=ctx.leaf,
                 evidence=_evidence(report),
@@ -94,14 +97,15 @@ def sct_missing(tctx: TargetContext) -> Iterator[Hit]:
 )
 def policy_not_met(tctx: TargetContext) -> Iterator[Hit]:
     """A leaf under a publicly trusted root has SCTs, but not enough (from distinct logs, of distinct log
-    operators, counting only valid ones when a log list is given) for Chrome's or Apple's CT policy."""
+    operators, counting only valid ones when a log list is given) for Chrome's, Mozilla's or Apple's CT policy."""
     for ctx, report in _reports(tctx):
         if report.public and report.scts and report.failures:
             rules = "; ".join(f"{f.text}: {f.seen} counted" for f in report.failures)
-            who = " and ".join(sorted({"Chrome" if f.client == "chrome" else "Safari" for f in report.failures}))
+            names = sorted({_BROWSERS[f.client] for f in report.failures})
+            who = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
             yield Hit(
                 f"The server certificate {label(ctx.leaf)} (valid {report.lifetime_days} days) has {_seen(report)}; "
-                f"{who} refuse{'s' if ' and ' not in who else ''} it. Failing rule(s): {rules}.",
+                f"{who} refuse{'s' if len(names) == 1 else ''} it. Failing rule(s): {rules}.",
                 _FIX,
                 cert=ctx.leaf,
                 evidence=_evidence(report),

@@ -440,7 +440,7 @@ def add_ct_options(g: Any) -> None:
         default=[],
         metavar="FILE",
         help="judge leaves under the roots in FILE as publicly trusted for the Certificate Transparency checks "
-        "(Chrome's and Apple's CT policies), e.g. to test CT with a private CA (repeatable)",
+        "(Chrome's, Mozilla's and Apple's CT policies), e.g. to test CT with a private CA (repeatable)",
     )
 
 

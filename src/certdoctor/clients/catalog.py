@@ -204,8 +204,8 @@ CAUSES: dict[str, Cause] = {
         _C(
             "ct-missing",
             "The certificate is not logged in Certificate Transparency, or with too few logs",
-            "certdoctor check reports ct-sct-missing or ct-policy-not-met (naming the failing Chrome/Apple rule); "
-            "with --ct-log-list, ct-sct-invalid-signature for an SCT that does not verify.",
+            "certdoctor check reports ct-sct-missing or ct-policy-not-met (naming the failing Chrome/Firefox/Apple "
+            "rule); with --ct-log-list, ct-sct-invalid-signature for an SCT that does not verify.",
             "Ask the CA for a certificate with embedded SCTs from enough logs of distinct operators (every public CA "
             "does this by default).",
         ),
@@ -1760,6 +1760,17 @@ _BASE: tuple[Signature, ...] = (
         "The certificate requires an OCSP staple (must-staple) and the server sent none.",
         ("revocation-unreachable",),
         "MOZILLA_PKIX_ERROR_REQUIRED_TLS_FEATURE_MISSING",
+    ),
+    _s(
+        "firefox-ct",
+        "Firefox",
+        ("firefox",),
+        r"MOZILLA_PKIX_ERROR_INSUFFICIENT_CERTIFICATE_TRANSPARENCY",
+        "policy",
+        "A publicly trusted certificate lacks the Certificate Transparency proofs Mozilla's CT policy asks for "
+        "(Firefox 135+).",
+        ("ct-missing",),
+        "MOZILLA_PKIX_ERROR_INSUFFICIENT_CERTIFICATE_TRANSPARENCY",
     ),
     _s(
         "firefox-protocol",

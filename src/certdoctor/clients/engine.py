@@ -352,10 +352,10 @@ CT_FINDINGS = ("ct-sct-missing", "ct-policy-not-met")
 def _ct_problems(
     facts: _Facts, profile: ClientProfile, path: CandidatePath, findings: Sequence[Finding], sources: tuple[str, ...]
 ) -> None:
-    """Chrome and Safari refuse a publicly trusted leaf without the SCTs their CT policy asks for
-    (``public_only_rules`` clients; the ct checks decide whether the leaf is publicly trusted, counting
+    """Chrome, Firefox and Safari refuse a publicly trusted leaf without the SCTs their CT policy asks for
+    (``enforces_ct`` clients; the ct checks decide whether the leaf is publicly trusted, counting
     ``--treat-as-public-root`` roots, and which client's policy it fails: the finding's ``clients``)."""
-    if not profile.public_only_rules or path.end != "anchor":
+    if not profile.enforces_ct or path.end != "anchor":
         return
     for f in findings:
         if f.id in CT_FINDINGS and profile.id in f.evidence.get("clients", ()) and set(f.sources) & set(sources):

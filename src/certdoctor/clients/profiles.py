@@ -195,6 +195,9 @@ class ClientProfile:
     # rejects a revoked or invalid one). ``must_staple``: it enforces the TLS Feature extension.
     revocation_checks: RevocationChecks = "none"
     must_staple: bool = False
+    # It enforces a CT policy for publicly trusted roots (certdoctor.ct: which SCTs, from how many distinct logs
+    # and operators): the ct checks name the clients whose policy a leaf fails.
+    enforces_ct: bool = False
 
 
 # Messages may use {host} (the name checked), {names} (the certificate's names in the client's format),
@@ -802,6 +805,7 @@ CHROME = ClientProfile(
     min_rsa_ca=1024,
     sha1="reject",
     public_only_rules=True,
+    enforces_ct=True,
     revocation="CRLSet only (no online OCSP/CRL checks, except EV in some versions)",
     revocation_checks="crlset",
     order=_CHROME_ORDER,
@@ -845,6 +849,10 @@ FIREFOX = ClientProfile(
     min_rsa_ca=1024,
     sha1="reject",
     public_only_rules=False,
+    # Firefox 135+ enforces Mozilla's CT policy (certdoctor.ct) for roots of Mozilla's Root CA Program only
+    # (security.pki.certificate_transparency.mode=2; a root added locally, as the lab's is, is exempt), so real
+    # Firefox cannot be the oracle for the lab's CT scenarios: it accepts them all, like Chromium.
+    enforces_ct=True,
     revocation="stapled OCSP responses validated (revoked or invalid: rejected); OCSP must-staple enforced; "
     "CRLite for public certificates; no OCSP fetching for domain-validated certificates (Firefox 137+)",
     revocation_checks="staple",
@@ -879,11 +887,15 @@ FIREFOX = ClientProfile(
         "revoked",
         "staple-invalid",
         "must-staple",
+        # CertVerifier::VerifyCert checks the CT policy once a path is built, before the name is checked
+        # (VerifySSLServerCert); not checked with real Firefox (it enforces CT for built-in roots only).
+        "ct-required",
         *_HOSTNAME,
         "expired",
         "not-yet-valid",
     ),
     messages={
+        "ct-required": "MOZILLA_PKIX_ERROR_INSUFFICIENT_CERTIFICATE_TRANSPARENCY",
         "revoked": "SEC_ERROR_REVOKED_CERTIFICATE",
         "staple-invalid": "SEC_ERROR_OCSP_{ocsp_code}",
         "must-staple": "MOZILLA_PKIX_ERROR_REQUIRED_TLS_FEATURE_MISSING",
@@ -957,6 +969,7 @@ SAFARI = ClientProfile(
     min_rsa_ca=2048,
     sha1="reject",
     public_only_rules=True,
+    enforces_ct=True,
     revocation="OCSP for EV/some public certificates (soft-fail); no CRL",
     order=(
         "ed25519",

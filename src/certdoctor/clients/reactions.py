@@ -82,9 +82,6 @@ _CN_FALLBACK_PARTIAL = depends(
 _AIA = depends("fetches the missing intermediate from the leaf's AIA caIssuers URL when there is one", "issuer-unknown")
 _NO_REVOCATION = accepts("checks no revocation by default")
 _NO_CT = accepts("does not enforce Certificate Transparency")
-# Firefox 135+ (desktop) enforces CT for the roots of its built-in store (security/ct/CTPolicyEnforcer.cpp, a policy
-# like Chrome's); the profile does not model it yet.
-_FIREFOX_CT = accepts("not modelled yet: Firefox 135+ enforces CT for its built-in roots (a policy like Chrome's)")
 _FILES = unaffected("about the files you deploy, not about what a client verifies")
 _DRIFT = unaffected(
     "deployment drift: what is served differs from what is deployed; the served chain's own findings say whether "
@@ -229,13 +226,15 @@ REACTIONS: dict[str, dict[str, Reaction]] = {
     # --- Certificate Transparency (publicly trusted leaves only: certdoctor.checks.ct) ---
     "ct-sct-missing": _every(
         _NO_CT,
-        firefox=_FIREFOX_CT,
+        firefox=rejects("ct-required"),
         chrome=rejects("ct-required"),
         safari=rejects("ct-required"),
     ),
     "ct-policy-not-met": _every(
         _NO_CT,
-        firefox=_FIREFOX_CT,
+        firefox=depends(
+            "refuses a publicly trusted certificate whose SCTs fail Mozilla's CT policy (Firefox 135+)", "ct-required"
+        ),
         chrome=depends("refuses a publicly trusted certificate whose SCTs fail the Chrome CT Policy", "ct-required"),
         safari=depends("refuses a publicly trusted certificate whose SCTs fail Apple's CT policy", "ct-required"),
     ),

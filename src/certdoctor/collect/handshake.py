@@ -243,9 +243,12 @@ except Exception:  # pragma: no cover - another binding
 # ClientHello (empty extension_data) through OpenSSL's custom extension API, whose parse callback gets the
 # server's SignedCertificateTimestampList. OpenSSL hands the extension to a custom parser when its own CT
 # validation is off (extensions_clnt.c, tls_parse_stoc_sct), but the legacy API's context is TLS 1.2 and below
-# (SSL_CTX_add_client_custom_ext): in TLS 1.3 the SCTs ride in the Certificate message, which it does not give
-# us, so they are collected from TLS 1.2 handshakes only. Keyed by the address of the SSL object; popped after
-# each attempt.
+# (SSL_CTX_add_client_custom_ext), and the binding does not expose SSL_CTX_add_custom_ext (which takes the
+# SSL_EXT_TLS1_3_CERTIFICATE context) nor OpenSSL's own CT API (SSL_get0_peer_scts). In TLS 1.3 the SCTs ride in
+# the extensions of the leaf's CertificateEntry (RFC 8446 §4.4.2), so they are read from the decrypted
+# Certificate message that OpenSSL hands to the message callback (SSL_CTX_set_msg_callback; the ClientHello
+# still carries the empty extension 18, added for every ClientHello). Keyed by the address of the SSL object;
+# popped after each attempt.
 SCT_EXTENSION = 18
 MAX_TLS_SCTS = 65_535  # the list's own 2-byte length bounds it
 _TLS_SCTS: dict[int, bytes] = {}
@@ -261,6 +264,57 @@ try:
 
 except Exception:  # pragma: no cover - another binding
     _sct_callback = None
+
+TLS13 = 0x0304
+_HANDSHAKE, _CERTIFICATE = 22, 11  # content type (RFC 8446 §5.1) and handshake type (§4)
+
+
+def tls13_certificate_scts(message: bytes) -> bytes | None:
+    """The ``signed_certificate_timestamp`` extension_data (a SignedCertificateTimestampList) of the first
+    CertificateEntry of a TLS 1.3 Certificate handshake message (``message``: the 4-byte handshake header, then
+    certificate_request_context<0..255>, certificate_list<0..2^24-1> of cert_data<1..2^24-1> and
+    extensions<0..2^16-1>; RFC 8446 §4.4.2). None without one, or for a message that does not parse."""
+    if len(message) < 5 or message[0] != _CERTIFICATE:
+        return None
+    if 4 + int.from_bytes(message[1:4], "big") != len(message):  # one whole handshake message
+        return None
+    pos = 4 + 1 + message[4]  # header, request context
+    pos += 3  # certificate_list length
+    cert_len = int.from_bytes(message[pos : pos + 3], "big")
+    pos += 3 + cert_len
+    ext_end = pos + 2 + int.from_bytes(message[pos : pos + 2], "big")
+    if ext_end > len(message):
+        return None
+    pos += 2
+    while pos + 4 <= ext_end:
+        ext_type = int.from_bytes(message[pos : pos + 2], "big")
+        size = int.from_bytes(message[pos + 2 : pos + 4], "big")
+        if ext_type == SCT_EXTENSION and 0 < size <= MAX_TLS_SCTS + 2 and pos + 4 + size <= ext_end:
+            return message[pos + 4 : pos + 4 + size]
+        pos += 4 + size
+    return None
+
+
+_msg_callback: object = None
+try:
+    if _NATIVE and _sct_callback is not None and hasattr(_lib, "SSL_CTX_set_msg_callback"):
+
+        @_ffi.callback("void (*)(int, int, int, const void *, size_t, SSL *, void *)")
+        def _msg_callback(
+            write_p: int, version: int, content_type: int, buf: object, size: int, ssl: object, _arg: object
+        ) -> None:  # type: ignore[misc]
+            # received TLS 1.3 Certificate messages only (in TLS 1.2 the extension arrives in the ServerHello)
+            if write_p or content_type != _HANDSHAKE or version != TLS13 or size < 4:
+                return
+            message = bytes(_ffi.buffer(buf, size))
+            if message[0] != _CERTIFICATE:
+                return
+            found = tls13_certificate_scts(message)
+            if found is not None:
+                _TLS_SCTS.setdefault(int(_ffi.cast("uintptr_t", ssl)), found)
+
+except Exception:  # pragma: no cover - another binding
+    _msg_callback = None
 
 
 def _conn_id(conn: SSL.Connection) -> int:
@@ -293,6 +347,8 @@ def _client_context(
             _lib.SSL_CTX_add_client_custom_ext(
                 ctx._context, SCT_EXTENSION, _ffi.NULL, _ffi.NULL, _ffi.NULL, _sct_callback, _ffi.NULL
             )
+        if _msg_callback is not None:
+            _lib.SSL_CTX_set_msg_callback(ctx._context, _msg_callback)
         if restrict is not None:
             ciphers, sigalgs = RESTRICTIONS[restrict]
             if ciphers is not None:

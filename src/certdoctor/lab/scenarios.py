@@ -516,13 +516,14 @@ SCENARIOS: ScenarioTable = ScenarioTable(
         # root were publicly trusted (browsers enforce CT for public roots only) and verified against its log list
         _s(
             "ct-ok",
-            "The leaf embeds SCTs from two lab CT logs of two operators: enough for Chrome's and Apple's CT policies.",
+            "The leaf embeds SCTs from two lab CT logs of two operators: enough for Chrome's, Firefox's and Apple's "
+            "CT policies.",
             check_args=_CT_ARGS,
             spec=ServeSpec(leaf=LeafSpec(scts=("lab-ct-log-1", "lab-ct-log-2"))),
         ),
         _s(
             "ct-too-few",
-            "The leaf embeds one SCT only; under a public root Chrome and Safari refuse it.",
+            "The leaf embeds one SCT only; under a public root Chrome, Firefox and Safari refuse it.",
             ("ct-policy-not-met",),
             check_args=_CT_ARGS,
             spec=ServeSpec(leaf=LeafSpec(scts=("lab-ct-log-1",))),

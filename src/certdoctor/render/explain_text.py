@@ -65,7 +65,12 @@ def render_profiles(profiles: Sequence[ClientProfile], console: Console) -> None
             ),
             ("RSA minimum", f"{p.min_rsa_leaf} bits (leaf), {p.min_rsa_ca} bits (CA)" if p.min_rsa_leaf else "none"),
             ("revocation", p.revocation),
-            ("public-only rules", "398-day validity, CT, its own root store" if p.public_only_rules else "none"),
+            (
+                "public-only rules",
+                "398-day validity, CT, its own root store"
+                if p.public_only_rules
+                else ("CT (Mozilla's CT policy)" if p.enforces_ct else "none"),
+            ),
         ]
         grid = Table.grid(padding=(0, 2))
         grid.add_column(no_wrap=True, style="cyan")

@@ -118,7 +118,7 @@ _ANSWER_SOURCE = {"staple": "stapled OCSP", "ocsp": "OCSP", "crl": "CRL"}
 
 
 def _ct_line(report: ChainReport, ev: Evidence) -> Text | None:
-    """``  CT     2 SCT(s) (embedded) from 2 log(s) · signatures ✓ 2 verified (log_list.json) · Chrome ✓ Apple ✓``:
+    """``  CT     2 SCT(s) (embedded) from 2 log(s) · signatures ✓ 2 verified · Chrome ✓ · Firefox ✓ · Apple ✓``:
     only for a leaf with SCTs or a publicly trusted one (None otherwise)."""
     ct = report_for(ev, report.chain, report.analysis)
     if ct is None or (not ct.scts and not ct.public):
@@ -139,7 +139,7 @@ def _ct_line(report: ChainReport, ev: Evidence) -> Text | None:
             t.append(f" ? {unknown} from unlisted logs", style="yellow")
     if ct.public:
         failed = {f.client for f in ct.failures}
-        for client, name in (("chrome", "Chrome"), ("safari", "Apple")):
+        for client, name in (("chrome", "Chrome"), ("firefox", "Firefox"), ("safari", "Apple")):
             t.append(f" · {name} ", style="bold")
             t.append("✗" if client in failed else "✓", style="red" if client in failed else "green")
     else:
