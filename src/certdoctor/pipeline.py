@@ -698,8 +698,10 @@ class Session(AsyncClosing):
                 identity=self.identity,
                 proxy=proxy,
             )
+            if not self.all_key_types:  # (a scan's default): no need to load the leaf's public key here
+                return [chain]
             kind = leaf_key_type(chain)
-            if not self.all_key_types or kind is None:
+            if kind is None:
                 return [chain]
             # the other certificate of a server with both an RSA and an ECDSA one: offer only the other key type
             # (TLS 1.2 cipher suites; TLS 1.3 signature algorithms for a server that refuses TLS 1.2: one that
