@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import IO, Any, NamedTuple
 
 from ..collect.http import preload as preload_http
+from ..pipeline import preload as preload_judgement
 from .engine import Engine, Meta, ScanOptions, record_meta, worst_severity
 from .records import bad_line_record, error_record, serialise
 from .targets import BadLine, ScanTarget, lines_of, read_targets
@@ -563,6 +564,8 @@ class _Pool:
             share.rate = self.options.rate / self.processes
         if self.results is None:
             self.results = self.ctx.Queue()
+        if self.ctx.get_start_method() == "fork":
+            preload_judgement()  # imported once here, not once per helper
         for _ in range(count):
             q = self.ctx.Queue(maxsize=max(4, share.concurrency // BATCH + 2))
             proc = self.ctx.Process(target=_worker_main, args=(share, q, self.results, os.getpid()), daemon=True)
