@@ -166,8 +166,8 @@ def test_scan_gives_each_target_the_same_findings_as_check(
 
 
 def test_default_workers_adapt_to_idle_cpu(lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without --workers, helper processes (spawned, not forked: the event loop is running) join only while
-    this process is CPU-bound and cores are idle."""
+    """Without --workers, helper processes (forked in reserve before the event loop runs, where fork is the
+    platform's safe start method) take targets only while this process is CPU-bound and cores are idle."""
     from certdoctor.scan import driver
 
     busy = _sample(process=0.9, wall=1.0, idle=10, total=100)  # 1 s: this process 90 % busy, 10 % idle
@@ -198,10 +198,20 @@ def test_default_workers_adapt_to_idle_cpu(lab: Lab, tmp_path: Path, monkeypatch
     if cores > 1:
         assert activations and activations[-1] <= cores - 1  # helpers joined, never more than cores - 1
 
+    forked: list[tuple[str, int]] = []
+    original_fork = driver._Pool._fork
+
+    def fork(self: Any, count: int) -> None:
+        original_fork(self, count)
+        forked.append((self.ctx.get_start_method(), self.active))
+
+    monkeypatch.setattr(driver._Pool, "_fork", fork)
     monkeypatch.setattr(driver, "wants_helper", lambda before, after, cores: False)
     activations.clear()
     assert main(["scan", str(src), "--ca-file", str(lab.root_path), "-o", str(out), "--no-progress", "-q"]) == 1
     assert activations == [] and len(records(out.read_text())) == len(lines)
+    if cores > 1 and driver.START_METHOD == "fork":  # in reserve, never wanted: forked, no target taken
+        assert forked == [("fork", 0)]
 
 
 def _sample(process: float, wall: float, idle: int, total: int) -> Any:

@@ -189,6 +189,8 @@ def _run(info: CheckInfo, ctx: Any) -> list[Hit]:
 
 
 _SORTED: list[CheckInfo] = []
+# The chain and target checks of _SORTED, in its order: (the _SORTED list they were taken from, chain, target).
+_SCOPED: list[tuple[list[CheckInfo], tuple[CheckInfo, ...], tuple[CheckInfo, ...]]] = []
 
 
 def _sorted_checks() -> list[CheckInfo]:
@@ -199,14 +201,25 @@ def _sorted_checks() -> list[CheckInfo]:
     return _SORTED
 
 
+def _scoped_checks() -> tuple[tuple[CheckInfo, ...], tuple[CheckInfo, ...]]:
+    """(chain checks, target checks), each in running order: :func:`_sorted_checks` split once, not filtered
+    again for every chain (redone whenever that list changes, as when a test registers a check)."""
+    ordered = _sorted_checks()
+    if not _SCOPED or _SCOPED[0][0] is not ordered or sum(map(len, _SCOPED[0][1:])) != len(ordered):
+        chain = tuple(c for c in ordered if c.scope == "chain")
+        target = tuple(c for c in ordered if c.scope == "target")
+        _SCOPED[:] = [(ordered, chain, target)]
+    return _SCOPED[0][1], _SCOPED[0][2]
+
+
 def run_chain_checks(ctx: ChainContext) -> list[Finding]:
     """Every chain check on one distinct chain (the results also go to ``ctx.findings``)."""
-    for info in _sorted_checks():
-        if info.scope != "chain":
-            continue
+    findings = ctx.findings
+    sources, chain = ctx.sources, ctx.chain
+    for info in _scoped_checks()[0]:
         for hit in _run(info, ctx):
-            ctx.findings.append(make_finding(info, hit, ctx.sources, ctx.chain))
-    return ctx.findings
+            findings.append(make_finding(info, hit, sources, chain))
+    return findings
 
 
 def run_checks(target_ctx: TargetContext, *, chains_done: bool = False) -> list[Finding]:
@@ -219,9 +232,7 @@ def run_checks(target_ctx: TargetContext, *, chains_done: bool = False) -> list[
     for ctx in target_ctx.chains:
         findings.extend(ctx.findings if chains_done else run_chain_checks(ctx))
     target_ctx.findings = list(findings)
-    for info in _sorted_checks():
-        if info.scope != "target":
-            continue
+    for info in _scoped_checks()[1]:
         for hit in _run(info, target_ctx):
             # locate the certificate's position in the chain presented by the hit's sources
             chain = next((c.chain for c in target_ctx.chains if set(hit.sources or ()) & set(c.sources)), None)

@@ -111,6 +111,11 @@ _NATIVE_FUNCTIONS = (
     "X509_digest",
     "EVP_get_digestbyname",
     "SSL_get_tlsext_status_ocsp_resp",
+    "BIO_new",
+    "BIO_s_mem",
+    "BIO_free",
+    "BIO_get_mem_data",
+    "i2d_X509_bio",
 )
 try:
     from OpenSSL._util import ffi as _ffi
@@ -138,6 +143,26 @@ def _convert(cert: crypto.X509, position: int, key: bytes | None) -> x509.Certif
         der = crypto.dump_certificate(crypto.FILETYPE_ASN1, cert)
     except crypto.Error as exc:
         raise _BadCertificate(position, "it cannot be encoded") from exc
+    return _parse(der, position, key)
+
+
+def _native_der(x509_ptr: object, position: int) -> bytes:
+    """The DER encoding of one of OpenSSL's X509 objects, written as pyOpenSSL's ``dump_certificate`` writes it
+    (``i2d_X509_bio`` into a memory BIO) but without wrapping the certificate in a pyOpenSSL object first.
+    Raises _BadCertificate."""
+    bio = _ffi.gc(_lib.BIO_new(_lib.BIO_s_mem()), _lib.BIO_free)
+    if bio == _ffi.NULL or _lib.i2d_X509_bio(bio, x509_ptr) != 1:
+        raise _BadCertificate(position, "it cannot be encoded")
+    data = _ffi.new("char **")
+    size = _lib.BIO_get_mem_data(bio, data)
+    if size <= 0 or data[0] == _ffi.NULL:
+        raise _BadCertificate(position, "it cannot be encoded")
+    return _ffi.buffer(data[0], size)[:]
+
+
+def _parse(der: bytes, position: int, key: bytes | None) -> x509.Certificate:
+    """The cryptography object for ``der``, from the process-wide cache when ``key`` (its SHA-1 fingerprint, or
+    None: the SHA-256 of ``der`` is used) is there. Raises _BadCertificate."""
     if key is None:
         key = hashlib.sha256(der).digest()
     parsed = _PARSED.get(key)
@@ -165,18 +190,16 @@ def _peer_certs(conn: SSL.Connection, max_certs: int) -> tuple[list[x509.Certifi
     digest = _ffi.new("unsigned char[]", _lib.EVP_MAX_MD_SIZE)
     size = _ffi.new("unsigned int *")
     certs: list[x509.Certificate] = []
-    wrapped: list[crypto.X509] | None = None
     for i in range(min(total, max_certs)):
         key = None
-        if _lib.X509_digest(_lib.sk_X509_value(stack, i), _SHA1, digest, size) == 1:
+        pointer = _lib.sk_X509_value(stack, i)
+        if _lib.X509_digest(pointer, _SHA1, digest, size) == 1:
             key = _ffi.buffer(digest, size[0])[:]
             cert = _PARSED.get(key)
             if cert is not None:
                 certs.append(cert)
                 continue
-        if wrapped is None:  # a certificate not seen before: through pyOpenSSL's objects
-            wrapped = conn.get_peer_cert_chain() or []
-        certs.append(_convert(wrapped[i], i, key))
+        certs.append(_parse(_native_der(pointer, i), i, key))  # a certificate not seen before
     return certs, total
 
 

@@ -29,11 +29,17 @@ from pathlib import Path
 from typing import IO, Any, NamedTuple
 
 from ..collect.http import preload as preload_http
+from ..pipeline import preload as preload_judgement
 from .engine import Engine, Meta, ScanOptions, record_meta, worst_severity
 from .records import bad_line_record, error_record, serialise
 from .targets import BadLine, ScanTarget, lines_of, read_targets
 
 BATCH = 32  # targets per message to a worker
+# How helper processes start: forked (they inherit the imports and the loaded trust stores) where that is
+# safe, spawned (a fresh interpreter that imports and loads them again) elsewhere. Windows has no fork; on macOS
+# forking a process that has used system frameworks is unsafe, and spawn is Python's default there (the
+# multiprocessing documentation, "Contexts and start methods").
+START_METHOD = "fork" if sys.platform != "darwin" and "fork" in mp.get_all_start_methods() else "spawn"
 FLUSH_SECONDS = 0.25
 
 Earlier = tuple[str, str | None]  # a record of the --resume file: (verdict, worst severity)
@@ -469,12 +475,15 @@ class _Pool:
     their own, fed batches of targets through a queue, and send their records back. ``concurrency`` and
     ``rate`` are totals, split evenly among the active processes.
 
-    With a fixed number of processes, the helpers are forked at the start, before any event loop exists (they
-    share the loaded trust stores). Adaptive, none exists at first: one is started each time :func:`wants_helper`
-    says so (checked every second), with the ``spawn`` method, since forking a process whose event loop has
-    sockets open would hand those sockets to the child. A fresh interpreter takes ~0.3 s to start, paid only
-    when a scan is CPU-bound long enough to want it; a scan that never wants one never forks, and pays nothing
-    (not even the copy-on-write faults that follow a fork).
+    Helpers are forked at the start, before any event loop exists (forking a process whose event loop has
+    sockets open would hand those sockets to the child), so they share the loaded trust stores and imports. With a
+    fixed number of processes, all of them take targets from the start. Adaptive, they wait in reserve: one
+    starts taking targets each time :func:`wants_helper` says so (checked every second); those never wanted
+    only ever read the end of the input from their queue. A reserve helper costs a fork (a few milliseconds,
+    then the copy-on-write faults of the pages this process writes afterwards), where a helper spawned when
+    wanted paid a fresh interpreter's imports and trust stores (~0.45 s of CPU). Where fork is not the safe
+    way to start a process (Windows, macOS: see :data:`START_METHOD`) helpers are spawned, adaptive ones when
+    wanted.
     """
 
     CONTROL_SECONDS = 1.0
@@ -485,9 +494,12 @@ class _Pool:
         self.adaptive = adaptive and _cpu_sample() is not None
         self.record = record
         self.writer = writer
-        self.ctx = mp.get_context("spawn" if self.adaptive else "fork")
+        self.ctx = mp.get_context(START_METHOD)
+        # adaptive helpers forked at the start and kept waiting, rather than spawned when wanted
+        self.reserve = self.adaptive and START_METHOD == "fork"
         self.queues: list[Any] = []
-        self.procs: list[Any] = []
+        self.procs: list[Any] = []  # the helpers: the first ``active`` of them take targets
+        self.started = 0  # helpers that take targets
         self.results: Any = None  # created with the first helper (a spawn-context queue starts a tracker process)
         self.engine: Engine | None = None  # this process's engine, once the event loop runs
         self.exhausted = False
@@ -495,12 +507,15 @@ class _Pool:
 
     @property
     def active(self) -> int:
-        return len(self.procs)
+        """Helpers that take targets (forked ones in reserve do not count)."""
+        return self.started
 
     def run(self, targets: Iterator[ScanTarget]) -> None:
         interrupted = False
         try:
-            if self.processes > 1 and not self.adaptive:
+            if self.processes > 1 and self.reserve:
+                self._fork(self.processes - 1)  # forked now, while no event loop exists; started when wanted
+            elif self.processes > 1 and not self.adaptive:
                 self._start(self.processes - 1)  # forked now: no event loop exists yet
             asyncio.run(self._main(targets))
         except KeyboardInterrupt:
@@ -540,7 +555,8 @@ class _Pool:
             q.cancel_join_thread()
             q.close()
 
-    def _start(self, count: int) -> None:
+    def _fork(self, count: int) -> None:
+        """Create ``count`` more helpers (forked or spawned, see :data:`START_METHOD`); none takes targets yet."""
         share = ScanOptions(
             **{**self.options.__dict__, "concurrency": max(1, self.options.concurrency // self.processes)}
         )
@@ -548,19 +564,28 @@ class _Pool:
             share.rate = self.options.rate / self.processes
         if self.results is None:
             self.results = self.ctx.Queue()
+        if self.ctx.get_start_method() == "fork":
+            preload_judgement()  # imported once here, not once per helper
         for _ in range(count):
             q = self.ctx.Queue(maxsize=max(4, share.concurrency // BATCH + 2))
             proc = self.ctx.Process(target=_worker_main, args=(share, q, self.results, os.getpid()), daemon=True)
             proc.start()
             self.queues.append(q)
             self.procs.append(proc)
+
+    def _start(self, count: int) -> None:
+        """``count`` more helpers take targets: those in reserve first, then new ones."""
+        missing = count - (len(self.procs) - self.started)
+        if missing > 0:
+            self._fork(missing)
+        self.started += count
         if self.engine is not None:
             self.engine.share(self.active + 1)
 
     async def _main(self, targets: Iterator[ScanTarget]) -> None:
         self.targets = targets
         self.engine = Engine(self.options, self.record)
-        if self.procs:
+        if self.active:
             self.engine.share(self.active + 1)
         tasks = [asyncio.ensure_future(self._tick())]
         helpers = self.processes > 1
