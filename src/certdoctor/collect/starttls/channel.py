@@ -392,3 +392,22 @@ async def read_numeric_reply(
                 stage=channel.stage,
                 reply=line,
             )
+
+
+async def read_dot_list(channel: Channel, limit: int, what: str, server: str) -> list[str]:
+    """The lines of a multi-line response up to its terminating ``.`` line, dot-unstuffed (RFC 3977 §3.1.1,
+    RFC 1939 §3). More than ``limit`` lines is UpgradeFailed("protocol"): "``what`` has more than ``limit``
+    lines, which no ``server`` server sends"."""
+    items: list[str] = []
+    while True:
+        item = await channel.readline()
+        if item == ".":
+            return items
+        items.append(item[1:] if item.startswith("..") else item)
+        if len(items) > limit:
+            raise UpgradeFailed(
+                "protocol",
+                f"{what} has more than {limit} lines, which no {server} server sends",
+                stage="capability",
+                reply=item,
+            )

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from .channel import Channel, UpgradeFailed, not_the_protocol, printable, read_numeric_reply
+from .channel import Channel, UpgradeFailed, not_the_protocol, printable, read_dot_list, read_numeric_reply
 
 __all__ = ["NAME", "negotiate"]
 
@@ -63,19 +63,7 @@ async def negotiate(channel: Channel, nudge_after: float) -> None:
         channel.send("CAPABILITIES")
     code, line = await _status(channel)
     if code == "101":
-        items: list[str] = []
-        while True:
-            item = await channel.readline()
-            if item == ".":
-                break
-            items.append(item[1:] if item.startswith("..") else item)
-            if len(items) > MAX_CAPABILITIES:
-                raise UpgradeFailed(
-                    "protocol",
-                    f"the CAPABILITIES list has more than {MAX_CAPABILITIES} lines, which no NNTP server sends",
-                    stage="capability",
-                    reply=item,
-                )
+        items = await read_dot_list(channel, MAX_CAPABILITIES, "the CAPABILITIES list", "NNTP")
         names = tuple(dict.fromkeys(x.split(" ", 1)[0].upper() for x in items if x.strip()))
         channel.offered = tuple(printable(n, 40) for n in names[:80])
         if "STARTTLS" not in names:

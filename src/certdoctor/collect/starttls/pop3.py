@@ -13,7 +13,7 @@ Responses are at most 512 octets (RFC 2449 §4); the channel's caps are looser.
 
 from __future__ import annotations
 
-from .channel import Channel, UpgradeFailed, not_the_protocol, printable
+from .channel import Channel, UpgradeFailed, not_the_protocol, printable, read_dot_list
 
 __all__ = ["NAME", "negotiate"]
 
@@ -51,19 +51,7 @@ async def negotiate(channel: Channel, nudge_after: float) -> None:
     status, _ = _status(channel, line)
     capabilities: tuple[str, ...] | None = None
     if status == "+OK":
-        lines: list[str] = []
-        while True:
-            item = await channel.readline()
-            if item == ".":
-                break
-            lines.append(item[1:] if item.startswith("..") else item)
-            if len(lines) > MAX_CAPA_LINES:
-                raise UpgradeFailed(
-                    "protocol",
-                    f"the CAPA response has more than {MAX_CAPA_LINES} lines, which no POP3 server sends",
-                    stage="capability",
-                    reply=item,
-                )
+        lines = await read_dot_list(channel, MAX_CAPA_LINES, "the CAPA response", "POP3")
         capabilities = tuple(dict.fromkeys(x.split(" ", 1)[0].upper() for x in lines if x.strip()))
         channel.offered = tuple(printable(c, 40) for c in capabilities[:80])
         if "STLS" not in capabilities:
