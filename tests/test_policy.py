@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -457,3 +458,14 @@ def test_the_dashboard_shows_policy_findings(lab: Lab, tmp_path: Path, start: An
     status, html, _ = served.get(f"/targets/{row['id']}")
     assert status == 200 and '<li data-finding="policy-validity-too-long"' in html
     assert f"{policy}:2" in html
+
+
+def test_a_fifo_as_policy_is_refused_without_waiting_for_a_writer(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fifo = tmp_path / "policy.toml"
+    os.mkfifo(fifo)
+    assert main(["policy", "check", str(fifo)]) == 2
+    assert f"policy {fifo}: not a regular file" in capsys.readouterr().err
+    assert main(["check", "127.0.0.1:1", "--policy", str(fifo)]) == 2
+    assert "not a regular file" in capsys.readouterr().err

@@ -10,6 +10,7 @@ selects one; ``certdoctor policy show NAME`` prints it.
 from __future__ import annotations
 
 import os
+import stat
 from importlib import resources
 
 from ..errors import InputError
@@ -54,7 +55,11 @@ def read_policy(spec: str) -> tuple[str, str]:
     if spec in PRESETS and not os.path.exists(spec):
         return f"preset:{spec}", preset_text(spec)
     try:
-        with open(spec, "rb") as f:
+        # O_NONBLOCK and a regular file only, as collect.files.read_capped: a FIFO must not block for ever
+        fd = os.open(spec, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise InputError(f"policy {spec}: not a regular file")
             data = f.read(MAX_POLICY_BYTES + 1)
     except OSError as exc:
         hint = f" (presets: {', '.join(PRESETS)})" if os.sep not in spec and "." not in spec else ""
