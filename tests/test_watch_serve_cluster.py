@@ -108,6 +108,42 @@ def test_serve_on_a_cluster_stores_what_a_local_run_does(
     assert f"checks on the Dask cluster {dask_pair.address}" in err
 
 
+def test_a_worker_killed_mid_task_costs_no_observation_and_duplicates_none(
+    lab: Lab, dask_pair: DaskProcesses, tmp_path: Path, start
+) -> None:
+    """A third worker joins and is killed with SIGKILL while it runs a task of servers that never answer (one
+    --timeout each): the scheduler runs that task again on another worker; every target gets one observation."""
+    db = f"sqlite:///{tmp_path / 'watch.db'}"
+    lines = []
+    for i in range(4):
+        lines += [test_cluster.stall_line(lab, i), spec(lab, NAMES[i])]
+    with Store(db) as store:
+        store.add(lines)  # checked once (due again in a day)
+    victim = dask_pair.add_worker("victim")
+    try:
+        with dask_pair.client() as client:
+            client.wait_for_workers(3, timeout=60)
+            address = next(a for a, w in client.scheduler_info()["workers"].items() if w.get("name") == "victim")
+            served: Served = start(
+                db, "--cluster", dask_pair.address, "--task-targets", "1", "--timeout", "2", env=_env_cluster()
+            )
+            wait_for("a task on the new worker", lambda: client.processing(workers=[address]).get(address))
+            victim.send_signal(signal.SIGKILL)
+            victim.wait(timeout=10)
+        wait_for("every target checked", lambda: served.doc("/healthz")["checks"] >= len(lines), served.proc)
+        code, err = served.stop(signal.SIGTERM)
+    finally:
+        dask_pair.workers.pop("victim", None)
+    assert code == 0 and "Traceback" not in err, err
+    o = wt.observations
+    with Store(db) as store, store.engine.connect() as conn:
+        rows = conn.execute(sa.select(o.c.target_id, o.c.verdict)).all()
+        ids = [t.id for t in store.targets()]
+        stalled = {t.id for t in store.targets() if "name=stall" in t.spec}
+    assert len(ids) == len(lines) and sorted(r.target_id for r in rows) == sorted(ids)  # exactly one each
+    assert {r.target_id for r in rows if r.verdict == "unreachable"} == stalled  # timed out, not given up
+
+
 def test_a_lost_scheduler_is_reported_and_reconnected_to(lab: Lab, tmp_path: Path, start) -> None:
     own = DaskProcesses(workers=1)
     db = f"sqlite:///{tmp_path / 'watch.db'}"
