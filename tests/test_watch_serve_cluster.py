@@ -215,3 +215,48 @@ def test_cluster_options_are_checked_and_dask_stays_unimported_without_them(tmp_
     proc = subprocess.run([sys.executable, "-c", code], env=test_cluster._env(), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1] == "[]"
+
+
+def test_the_workers_judge_at_the_daemons_check_time_moved_to_now(
+    lab: Lab, dask_pair: DaskProcesses, tmp_path: Path
+) -> None:
+    """In process: the daemon's check time goes with each task, and is moved to now once ``judgement_ttl`` old
+    (here at each look), so that a long-running daemon's workers never judge at its start time forever."""
+    import asyncio
+
+    from certdoctor.model import DiagnoseOptions
+    from certdoctor.watch.daemon import Daemon, ServeConfig
+    from certdoctor.watch.remote import ClusterLink
+
+    db = f"sqlite:///{tmp_path / 'watch.db'}"
+    with Store(db) as store:
+        ((target, _),) = store.add([spec(lab, "good-rsa")])
+        _disable(db, target.id)
+        config = ServeConfig(cluster=dask_pair.address, judgement_ttl=0.0, poll=0.1)
+        daemon = Daemon(store, DiagnoseOptions(ca_files=(str(lab.root_path),), timeout=3), config)
+
+        async def twice() -> list[dict[str, Any]]:
+            daemon.remote = ClusterLink(dask_pair.address, 10.0, 1)
+            await daemon.remote.open()
+            scheduler = asyncio.ensure_future(daemon.schedule())
+            try:
+                docs = []
+                for _ in range(2):
+                    while not daemon._checking:
+                        await asyncio.sleep(0.05)
+                    first = daemon.at
+                    doc = await daemon.check_now(target.id)
+                    assert doc is not None and doc["verdict"] == "valid"
+                    docs.append({**doc, "sent_at": first})
+                    await asyncio.sleep(0.3)  # a look or two of the scheduler: the check time moves on
+                return docs
+            finally:
+                daemon.stop()
+                await scheduler
+                await daemon.remote.close()
+
+        docs = asyncio.run(twice())
+    times = [d["checked_at"] for d in docs]
+    assert times[0] < times[1], times  # judged at two check times, not the first one again
+    assert all(d["checked_at"] == d["sent_at"].isoformat() for d in docs)  # the worker judged at the daemon's time
+    assert daemon.state.checks == 2 and daemon.remote is not None
