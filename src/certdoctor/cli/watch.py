@@ -681,7 +681,9 @@ snooze, add or remove targets). The API: GET /healthz, /api/targets[?label=K=V],
 Bearer TOKEN` (or the dashboard's login). AIA, OCSP and CRL downloads from loopback, link-local and private
 addresses are refused (a finding names the refusal) unless --allow-private-fetch. SIGTERM or SIGINT: targets in
 flight get --grace seconds, then the daemon exits 0; a target abandoned (or a daemon killed) is checked again at
-the next start.
+the next start. With --cluster the targets that fall due are checked by the cluster's workers, in tasks of up
+to --task-targets (a dashboard "check now" is a task of one), and stored here: a scheduler unreachable at start
+exits 3; lost later, /healthz says so ("cluster"), its targets stay due, and the daemon connects again.
 """
 
 
@@ -748,6 +750,29 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
         help="allow AIA, OCSP and CRL downloads from loopback, link-local and private addresses (refused by "
         "default in serve: a monitored server's certificate chooses those URLs)",
     )
+    c = p.add_argument_group("cluster")
+    c.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="check the targets that fall due on a Dask cluster: tcp://HOST:PORT of a running `dask scheduler`, "
+        "or local:N for N worker processes on this machine (needs pip install 'certdoctor[cluster]'); this "
+        "process alone writes the database; --concurrency is then per worker thread",
+    )
+    c.add_argument(
+        "--task-targets",
+        type=positive_int,
+        default=200,
+        metavar="N",
+        help="with --cluster: due targets sent in one task at most (200)",
+    )
+    c.add_argument(
+        "--cluster-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="with --cluster: seconds to reach the scheduler at start, else exit 3 (10); once running, a lost "
+        "scheduler is reconnected to for as long as it takes",
+    )
     _connection_options(p)
     add_trust_options(p)
     add_judgement_options(p, fail_on=False)
@@ -805,6 +830,12 @@ def _serve(ns: argparse.Namespace, store: Any) -> int:
     options = replace(
         options, allow_private_fetch=ns.allow_private_fetch and not ns.refuse_private_urls, all_key_types=False
     )
+    if ns.cluster is not None:
+        from ..scan.cluster import parse_address
+
+        parse_address(ns.cluster)  # a malformed address is a usage error before anything starts
+        if not ns.cluster_timeout > 0:
+            raise UsageError("--cluster-timeout must be more than 0")
     from ..watch.daemon import ServeConfig, bind, serve
 
     config = ServeConfig(
@@ -817,6 +848,9 @@ def _serve(ns: argparse.Namespace, store: Any) -> int:
         max_backoff=ns.max_backoff,
         alert_every=ns.alert_every,
         keep=None if ns.keep_all else ns.keep,
+        cluster=ns.cluster,
+        task_targets=ns.task_targets,
+        cluster_timeout=ns.cluster_timeout,
     )
     try:
         sock = bind(host, port)
@@ -825,14 +859,19 @@ def _serve(ns: argparse.Namespace, store: Any) -> int:
     started = time.monotonic()
     shown = f"[{host}]" if ":" in host else host
     fetch = "private fetches allowed" if options.allow_private_fetch else "private fetches refused"
-    print(
-        f"certdoctor watch serve: listening on http://{shown}:{sock.getsockname()[1]} "
-        f"({len(store.targets())} targets, {fetch})",
-        file=sys.stderr,
-        flush=True,
-    )
+    where = "" if ns.cluster is None else f", checks on the Dask cluster {ns.cluster}"
+    count = len(store.targets())
+
+    def ready() -> None:  # once the cluster answers: a scheduler unreachable at start is the one line said
+        print(
+            f"certdoctor watch serve: listening on http://{shown}:{sock.getsockname()[1]} "
+            f"({count} targets, {fetch}{where})",
+            file=sys.stderr,
+            flush=True,
+        )
+
     try:
-        asyncio.run(serve(store, options, config, sock, app=_dashboard()))
+        asyncio.run(serve(store, options, config, sock, app=_dashboard(), ready=ready))
     finally:
         sock.close()
     print(f"certdoctor watch serve: stopped after {time.monotonic() - started:.1f} s", file=sys.stderr)

@@ -155,6 +155,21 @@ def parse_address(address: str) -> tuple[str, int | None]:
     return address, None
 
 
+def quiet_logs(local: bool) -> dict[str, str]:
+    """Silence Dask's loggers in this process (unless ``CERTDOCTOR_DEBUG`` is set) and return the environment
+    that silences the worker processes of a LocalCluster (``local``) started under it: Dask's log lines (a
+    reconnection's traceback, a worker removed, a task cancelled by Ctrl-C) would bury certdoctor's own
+    one-line errors under dozens."""
+    if os.environ.get("CERTDOCTOR_DEBUG"):
+        return {}
+    for name in ["distributed", *logging.root.manager.loggerDict]:
+        if name.split(".")[0] == "distributed":
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+    # A LocalCluster's worker processes read their logging level from the environment when they start (Dask's
+    # configuration: DASK_LOGGING__DISTRIBUTED), not from this process's loggers
+    return {"DASK_LOGGING__DISTRIBUTED": "critical"} if local else {}
+
+
 @contextlib.contextmanager
 def connect(address: str, timeout: float = CONNECT_SECONDS) -> Iterator[Any]:
     """A ``distributed.Client`` of the scheduler at ``address``, or of a new LocalCluster for ``local:N``
@@ -163,18 +178,7 @@ def connect(address: str, timeout: float = CONNECT_SECONDS) -> Iterator[Any]:
     not answer within ``timeout`` seconds."""
     where, local = parse_address(address)
     distributed = _distributed()
-
-    debug = bool(os.environ.get("CERTDOCTOR_DEBUG"))
-    if not debug:
-        # Dask's log lines here (a reconnection's traceback, a worker removed, a task cancelled by Ctrl-C) would
-        # bury the scan's own one-line error under dozens; CERTDOCTOR_DEBUG=1 shows them
-        for name in ["distributed", *logging.root.manager.loggerDict]:
-            if name.split(".")[0] == "distributed":
-                logging.getLogger(name).setLevel(logging.CRITICAL)
-    # A LocalCluster's worker processes read their logging level from the environment when they start (Dask's
-    # configuration: DASK_LOGGING__DISTRIBUTED), not from this process's loggers
-    quiet = {} if debug or local is None else {"DASK_LOGGING__DISTRIBUTED": "critical"}
-    with _environ(quiet):
+    with environ(quiet_logs(local is not None)):
         cluster = None
         try:
             if local is not None:
@@ -204,7 +208,7 @@ def connect(address: str, timeout: float = CONNECT_SECONDS) -> Iterator[Any]:
 
 
 @contextlib.contextmanager
-def _environ(values: dict[str, str]) -> Iterator[None]:
+def environ(values: dict[str, str]) -> Iterator[None]:
     """``values`` set in os.environ for the block (for the processes started in it), then restored."""
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)

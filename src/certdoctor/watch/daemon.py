@@ -21,6 +21,9 @@ interval itself) — a dead host is not hammered, and is still looked at daily b
 
 Check time: a cached chain judgement is only true at the time it was made (expiry, "expiring soon"), so the
 session's check time is moved to now, and its judgement cache emptied, once it is ``judgement_ttl`` old.
+
+Cluster (``--cluster``, :mod:`certdoctor.watch.remote`): the due targets are checked by a Dask cluster's workers
+in tasks of up to ``task_targets``, judged at the daemon's check time; the results are stored here as above.
 """
 
 from __future__ import annotations
@@ -74,6 +77,11 @@ class ServeConfig:
     alert_every: float = 30.0  # how often the checks made meanwhile are turned into alerts and sent
     keep: float | None = 30 * 86400.0  # retention of raw observations (None: keep all); applied hourly
     prune_every: float = 3600.0
+    # --cluster: a Dask scheduler's address (tcp://HOST:PORT) or local:N; None: checks in this process
+    cluster: str | None = None
+    task_targets: int = 200  # with cluster: targets per task at most (due ones go out together)
+    cluster_timeout: float = 10.0  # with cluster: seconds to reach the scheduler at start
+    batch_wait: float = 0.5  # with cluster: shortest sleep between two looks, so that due targets go out together
 
 
 @dataclass
@@ -117,6 +125,9 @@ class Daemon:
         self._clock_set = 0.0
         self._results: list[tuple[WatchedTarget, Observation, list[Any]]] = []  # checked, not yet alerted on
         self._diagnoses: OrderedDict[int, bytes] = OrderedDict()  # target id → zlib(JSON) of its latest check
+        self.remote: Any = None  # the ClusterLink (certdoctor.watch.remote) with --cluster, opened by serve()
+        self.at = now()  # the check time (the session's, or sent to the cluster's workers)
+        self._checking = False  # the scheduler has started
 
     def stop(self) -> None:
         """Stop starting targets; :meth:`run` then lets those in flight finish within ``grace``."""
@@ -179,6 +190,12 @@ class Daemon:
                 doc["forecast"] = _forecast_list(obs)
             else:
                 doc = dict(record)
+        except Exception:  # defensive: the dashboard then shows the stored facts only
+            return
+        self._keep_document(target_id, doc)
+
+    def _keep_document(self, target_id: int, doc: dict[str, Any]) -> None:
+        try:
             blob = zlib.compress(json.dumps(doc, ensure_ascii=True, default=str).encode(), 6)
         except Exception:  # defensive: the dashboard then shows the stored facts only
             return
@@ -205,8 +222,10 @@ class Daemon:
         """
         running = self.inflight.get(target_id)
         if running is None:
-            if self.engine is None or self.stopping:
+            if not self._checking or self.stopping:
                 raise RuntimeError("the daemon is not checking targets (starting or stopping)")
+            if self.remote is not None and not self.remote.up:
+                raise RuntimeError(f"the daemon cannot check targets now: {self.remote.reason}")
             watched = self.store.target(target_id)
             if watched is None:
                 return None
@@ -214,7 +233,11 @@ class Daemon:
             if refs:
                 refresh_files(self.store, [f.id for f in files(self.store, target_ids=[watched.id])])
             self._by_id[watched.id] = watched
-            running = self.inflight[watched.id] = asyncio.ensure_future(self._check(watched, refs))
+            if self.remote is not None:  # a task of one, on the cluster
+                running = asyncio.ensure_future(self._check_remote([(watched, refs)]))
+            else:
+                running = asyncio.ensure_future(self._check(watched, refs))
+            self.inflight[watched.id] = running
         await asyncio.shield(running)
         return self.latest_diagnosis(target_id)
 
@@ -233,24 +256,91 @@ class Daemon:
             self._by_id.pop(watched.id, None)
             self._wake.set()
 
+    async def _check_remote(self, batch: list[tuple[WatchedTarget, tuple[DeployedRef, ...]]]) -> None:
+        """One task on the cluster: its targets' results stored as :meth:`_observe` stores a local check's. The
+        scheduler lost, or the task failed on every attempt: nothing is stored, the targets are due again after
+        a cooldown."""
+        remote = self.remote
+        assert remote is not None
+        ids = [watched.id for watched, _refs in batch]
+        try:
+            moment = now()  # the stored forecasts younger than a day: the task's own (one row for a task of one)
+            known = (
+                forecasting.known_one(self.store, ids[0], moment)
+                if len(ids) == 1
+                else forecasting.known(self.store, moment, ids)
+            )
+            options = remote.options(self.diagnose, self.at, self.config.concurrency, self.config.retries, known)
+            targets = [watched.scan_target()._replace(deployed=refs) for watched, refs in batch]
+            results = await remote.check(options, targets)
+            for obs, doc in results:
+                watched = self._by_id.get(obs.target_id) or next(w for w, _ in batch if w.id == obs.target_id)
+                try:
+                    self._store_remote(watched, obs, doc)
+                except Exception as exc:  # the database failing: retried after a poll, not in a tight loop
+                    self.state.errors += 1
+                    self._cooldown[watched.id] = time.monotonic() + max(self.config.poll, 30.0)
+                    print(f"certdoctor watch serve: {watched.spec}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            from .remote import ClusterDown
+
+            until = time.monotonic() + max(self.config.poll, 30.0 if not isinstance(exc, ClusterDown) else 0.0)
+            for ident in ids:
+                self._cooldown[ident] = until
+            if not isinstance(exc, ClusterDown):  # the scheduler lost is said once, by the link
+                reason = str(exc).splitlines()[0] if str(exc) else ""
+                print(
+                    f"certdoctor watch serve: a task of {len(ids)} target(s) failed on the cluster "
+                    f"({type(exc).__name__}: {reason}); they are due again",
+                    file=sys.stderr,
+                )
+        finally:
+            for ident in ids:
+                self.inflight.pop(ident, None)
+                self._by_id.pop(ident, None)
+            self._wake.set()
+
+    def _store_remote(self, watched: WatchedTarget, obs: Observation, doc: dict[str, Any] | None) -> None:
+        """Store a worker's observation with its events and next check, keep its document (``forecast`` from
+        the observation, as :meth:`_remember`), count it."""
+        events = self.store.record(obs, next_due=self._next_due(watched, obs))
+        if doc is not None:
+            doc["forecast"] = _forecast_list(obs)
+            self._keep_document(watched.id, doc)
+        self._results.append((watched, obs, events))
+        self.state.checks += 1
+        self.state.last_check = obs.at
+        self.state.verdicts[obs.verdict] = self.state.verdicts.get(obs.verdict, 0) + 1
+
     # --- the scheduler --------------------------------------------------------------------------------------
 
     def _refresh_clock(self) -> None:
-        """Move the session's check time to now once it is ``judgement_ttl`` old, dropping the judgements made
-        at the old time (they name days left and expiry as of then)."""
-        session, engine = self.session, self.engine
-        assert session is not None and engine is not None
+        """Move the check time to now once it is ``judgement_ttl`` old, dropping the session's judgements made
+        at the old time (they name days left and expiry as of then). On a cluster the new time goes with the
+        next tasks: each worker judges in a session of that time (its older sessions are dropped in turn)."""
         if time.monotonic() - self._clock_set < self.config.judgement_ttl:
             return
-        session.at = now()
+        self.at = now()
+        self._clock_set = time.monotonic()
+        session, engine = self.session, self.engine
+        if session is None or engine is None:
+            return
+        session.at = self.at
         session.forget_judgements()  # chain judgements and client verdicts made at the old check time
         engine.at = session.at
-        self._clock_set = time.monotonic()
+
+    def _capacity(self) -> int:
+        """Targets in flight at most: ``concurrency``, or on a cluster the targets of the tasks it may have out
+        (0 while its scheduler is unreachable)."""
+        return self.config.concurrency if self.remote is None else self.remote.capacity()
 
     def _next_wake(self) -> float:
         """Seconds until the soonest ``next_due`` of a target neither in flight nor cooling down (at most
-        ``poll``); ``poll`` when every slot is taken (a completion wakes the scheduler)."""
-        if len(self.inflight) >= self.config.concurrency:
+        ``poll``; on a cluster at least ``batch_wait``); ``poll`` when every slot is taken (a completion wakes
+        the scheduler)."""
+        if len(self.inflight) >= self._capacity():
             return self.config.poll
         query = sa.select(sa.func.min(t.targets.c.next_due)).where(t.targets.c.enabled.is_(True))
         busy = [*self.inflight, *self._cooldown]
@@ -260,10 +350,11 @@ class Daemon:
             soonest = utc(conn.execute(query).scalar())
         if soonest is None:
             return self.config.poll
-        return max(0.05, min(self.config.poll, (soonest - now()).total_seconds()))
+        shortest = 0.05 if self.remote is None else self.config.batch_wait
+        return max(shortest, min(self.config.poll, (soonest - now()).total_seconds()))
 
     def _start_due(self) -> None:
-        free = self.config.concurrency - len(self.inflight)
+        free = self._capacity() - len(self.inflight)
         if free <= 0:
             return
         moment = time.monotonic()
@@ -279,10 +370,18 @@ class Daemon:
         refs = refs_by_target(self.store, [w.id for w in due]) if due else {}  # deployed files, read at the check
         if refs:  # their rows as read now, for `watch files` and the API
             refresh_files(self.store, [f.id for f in files(self.store, target_ids=list(refs))])
+        if self.remote is not None:  # in tasks of up to task_targets
+            size = max(1, self.config.task_targets)
+            for start in range(0, len(due), size):
+                batch = [(w, refs.get(w.id, ())) for w in due[start : start + size]]
+                task = asyncio.ensure_future(self._check_remote(batch))
+                for watched, _refs in batch:
+                    self._by_id[watched.id] = watched
+                    self.inflight[watched.id] = task
+            return
         for watched in due:
             self._by_id[watched.id] = watched
             self.inflight[watched.id] = asyncio.ensure_future(self._check(watched, refs.get(watched.id, ())))
-            free -= 1
 
     def _alert(self, results: list[tuple[WatchedTarget, Observation, list[Any]]]) -> None:
         """Turn checks into alerts (as ``watch run`` does at the end of a pass: renewal hooks, thresholds, damping,
@@ -339,6 +438,9 @@ class Daemon:
 
     async def schedule(self) -> None:
         """Start due targets until :meth:`stop`; then wait ``grace`` for those in flight, cancel the rest."""
+        if self.remote is not None:
+            await self._loop()
+            return
         async with Session(self.diagnose, cache=True) as session:
             self.session = session
             self.engine = Engine(
@@ -352,24 +454,28 @@ class Daemon:
                 observe=self._observe,
             )
             self.engine.session = session
-            self._clock_set = -self.config.judgement_ttl  # set at the first look
-            while not self.stopping:
-                self._wake.clear()
-                try:
-                    self._refresh_clock()
-                    self._start_due()
-                    delay = self._next_wake()
-                except Exception as exc:  # the database unreachable: say so, try again after a poll
-                    print(f"certdoctor watch serve: {type(exc).__name__}: {exc}", file=sys.stderr)
-                    delay = self.config.poll
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), delay)
-            tasks = list(self.inflight.values())
-            if tasks:
-                _done, pending = await asyncio.wait(tasks, timeout=self.config.grace)
-                for task in pending:  # abandoned: nothing stored, so due again at the next start
-                    task.cancel()
-                await asyncio.gather(*pending, return_exceptions=True)
+            await self._loop()
+
+    async def _loop(self) -> None:
+        self._clock_set = -self.config.judgement_ttl  # set at the first look
+        self._checking = True
+        while not self.stopping:
+            self._wake.clear()
+            try:
+                self._refresh_clock()
+                self._start_due()
+                delay = self._next_wake()
+            except Exception as exc:  # the database unreachable: say so, try again after a poll
+                print(f"certdoctor watch serve: {type(exc).__name__}: {exc}", file=sys.stderr)
+                delay = self.config.poll
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+        tasks = list(set(self.inflight.values()))  # on a cluster, one task per batch of targets
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=self.config.grace)
+            for task in pending:  # abandoned: nothing stored, so due again at the next start
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
     def health(self) -> dict[str, Any]:
         """The ``watch-health`` document's body."""
@@ -379,8 +485,10 @@ class Daemon:
                 targets = conn.execute(sa.select(sa.func.count()).select_from(t.targets)).scalar_one()
         except Exception as exc:
             database, targets = f"{type(exc).__name__}: {exc}"[:500], None
+        cluster = None if self.remote is None else self.remote.health()
+        fine = database == "ok" and (cluster is None or cluster["status"] == "ok")
         return {
-            "status": "ok" if database == "ok" and not self.stopping else ("stopping" if self.stopping else "error"),
+            "status": "stopping" if self.stopping else ("ok" if fine else "error"),
             "database": database,
             "started": self.state.started.isoformat(),
             "uptime_s": round((now() - self.state.started).total_seconds(), 1),
@@ -390,13 +498,20 @@ class Daemon:
             "check_errors": self.state.errors,
             "verdicts": dict(self.state.verdicts),
             "last_check": None if self.state.last_check is None else self.state.last_check.isoformat(),
-            "check_time": None if self.session is None or self.session.at is None else self.session.at.isoformat(),
+            "check_time": (
+                self.at.isoformat()
+                if self.remote is not None
+                else None
+                if self.session is None or self.session.at is None
+                else self.session.at.isoformat()
+            ),
             "alerts": {"sent": self.state.alerts_sent, "failed": self.state.alert_failures},
             "pruned": self.state.pruned,
             "judgement_cache": {
                 "hits": 0 if self.session is None else self.session.chain_hits,
                 "misses": 0 if self.session is None else self.session.chain_misses,
             },
+            **({} if cluster is None else {"cluster": cluster}),
         }
 
 
@@ -453,14 +568,41 @@ async def serve(
     sock: socket.socket,
     *,
     app: AppFactory | None = None,
+    ready: Callable[[], None] | None = None,
 ) -> None:
     """Run the daemon and its HTTP side on ``sock`` until SIGTERM or SIGINT; then stop taking targets, let
     those in flight finish within ``config.grace`` seconds, stop the server. ``app(store, daemon)`` builds the
     ASGI application (it reads ``daemon.config.token``); default: the JSON API alone
-    (:func:`certdoctor.watch.httpapi.make_app`). The caller closes the store."""
+    (:func:`certdoctor.watch.httpapi.make_app`). ``ready()`` is called once the daemon is about to serve. The
+    caller closes the store.
+
+    With ``config.cluster``: the scheduler is reached first (ClusterError, exit status 3, when it does not
+    answer within ``config.cluster_timeout`` seconds; InputError without Dask), and the client (and a
+    LocalCluster) closed at the end."""
     import uvicorn
 
     daemon = Daemon(store, diagnose, config)
+    if config.cluster is not None:
+        from .remote import ClusterLink
+
+        daemon.remote = ClusterLink(config.cluster, config.cluster_timeout, config.task_targets)
+        await daemon.remote.open()
+    try:
+        await _serve(daemon, store, config, sock, app, ready, uvicorn)
+    finally:
+        if daemon.remote is not None:
+            await daemon.remote.close()
+
+
+async def _serve(
+    daemon: Daemon,
+    store: Store,
+    config: ServeConfig,
+    sock: socket.socket,
+    app: AppFactory | None,
+    ready: Callable[[], None] | None,
+    uvicorn: Any,
+) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, daemon.stop)
@@ -477,9 +619,12 @@ async def serve(
     # daemon owns SIGTERM/SIGINT here and stops the server itself.
     server.capture_signals = _no_signal_capture  # type: ignore[method-assign]
     http = asyncio.ensure_future(server.serve(sockets=[sock]))
+    if ready is not None:
+        ready()
     scheduler = asyncio.ensure_future(daemon.schedule())
     alerting = asyncio.ensure_future(daemon.alerting())
     retention = asyncio.ensure_future(daemon.retention())
+    link = None if daemon.remote is None else asyncio.ensure_future(daemon.remote.watch(daemon._stopping))
     try:
         done, _ = await asyncio.wait({http, scheduler}, return_when=asyncio.FIRST_COMPLETED)
         if http in done and not scheduler.done():  # the server failed: stop the scheduler too
@@ -487,8 +632,13 @@ async def serve(
         await scheduler
         await alerting
         await retention
+        if link is not None:
+            await link
         await daemon.alert_round()  # the last checks' alerts
     finally:
+        if link is not None and not link.done():
+            link.cancel()
+            await asyncio.gather(link, return_exceptions=True)
         server.should_exit = True
         await asyncio.gather(http, return_exceptions=True)
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -203,6 +203,24 @@ def observe_target(
     return obs if known is None else forecasting.attach(obs, diagnosis, known)
 
 
+def observe_with_document(
+    target: ScanTarget,
+    record: dict[str, Any],
+    diagnosis: Diagnosis | None,
+    known: forecasting.Known | None = None,
+) -> tuple[Observation, dict[str, Any] | None]:
+    """:func:`observe_target` and the target's ``check --json`` document (``Diagnosis.to_dict()``; the scan
+    record for a target that could not be judged; None when it cannot be made): what a cluster worker returns
+    to ``watch serve --cluster``, which stores the observation and keeps the document as the target's latest
+    diagnosis (the :class:`Diagnosis` itself does not cross processes)."""
+    obs = observe_target(target, record, diagnosis, known)
+    try:
+        doc = diagnosis.to_dict() if diagnosis is not None else dict(record)
+    except Exception:  # defensive, as the daemon's own: the dashboard then shows the stored facts only
+        doc = None
+    return obs, doc
+
+
 def kept(obs: Observation) -> Observation:
     """What a pass keeps of an observation for the alerts at its end: no endpoints, only the leaf certificate
     without its DER (10,000 observations with their chains were most of a pass's memory), a forecast without
