@@ -49,6 +49,7 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 RAWPROBE = BENCH / "_rawprobe.py"
+COLLECTPROBE = BENCH / "_collectprobe.py"  # certdoctor's collector alone: the ceiling of any scan
 SSLYZE_DRIVER = BENCH / "_sslyze_driver.py"
 MAXRSS = BENCH / "_maxrss.py"
 
@@ -556,13 +557,16 @@ def write_distinct_targets(path: Path, distinct: DistinctCerts) -> None:
 # ------------------------------------------------------------------------------------------- raw probe
 
 
-def run_raw(targets: Path, count: int, concurrency: int, processes: int, timeout: float) -> dict[str, Any]:
-    """The raw probe in ``processes`` processes (targets sharded, concurrency split); wall clock throughput."""
+def run_raw(
+    targets: Path, count: int, concurrency: int, processes: int, timeout: float, probe: Path = RAWPROBE
+) -> dict[str, Any]:
+    """The raw probe (or ``probe``: another script with its command line and JSON, such as COLLECTPROBE) in
+    ``processes`` processes (targets sharded, concurrency split); wall clock throughput."""
     per = max(1, concurrency // processes)
     started = time.perf_counter()
     procs = [
         subprocess.Popen(
-            [sys.executable, str(RAWPROBE), str(targets), "--concurrency", str(per), "--shard", f"{i}/{processes}"],
+            [sys.executable, str(probe), str(targets), "--concurrency", str(per), "--shard", f"{i}/{processes}"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -1214,6 +1218,20 @@ def render(summary: dict[str, Any]) -> str:
             )
         elif dist:
             rows.append((f"  every target its own certificate, {what}", "not run", "", dist.get("reason", "")))
+        ceiling = res.get(distinct_key("collect", shape)) or {}
+        if ceiling.get("rate"):
+            note = ""
+            if raw_dist.get("rate"):
+                note = f"= {ceiling['rate'] / raw_dist['rate'] * 100:.0f} % of the raw probe"
+            note += "; no judgement: the ceiling of any scan here"
+            rows.append(
+                (
+                    f"    certdoctor's collector alone ({ceiling['processes']} processes, handshakes only)",
+                    f"{fmt_int(ceiling['rate'])} targets/s",
+                    "info",
+                    note,
+                )
+            )
     for key, name in (("sslyze", "sslyze"), ("sslyze_tuned", "sslyze, tuned")):
         s = res.get(key)
         if not s:
@@ -1273,6 +1291,8 @@ def render(summary: dict[str, Any]) -> str:
             ("scan distinct", res.get("scan_distinct")),
             ("raw distinct many-CA", res.get("raw_distinct_many")),
             ("scan distinct many-CA", res.get("scan_distinct_many")),
+            ("collector alone distinct", res.get("collect_distinct")),
+            ("collector alone distinct many-CA", res.get("collect_distinct_many")),
             ("scan RSS run", res.get("scan_rss")),
         )
         if r and "client_cpu_ms_per_target" in r
@@ -1297,7 +1317,7 @@ def correctness_lines(summary: dict[str, Any]) -> list[str]:
             "!! other processes used the CPU during: " + ", ".join(disturbed) + " (share of the machine): "
             "those numbers are low; rerun on a quiet machine"
         )
-    for key in ("raw", "raw_2proc", "raw_distinct", "raw_distinct_many"):
+    for key in ("raw", "raw_2proc", "raw_distinct", "raw_distinct_many", "collect_distinct", "collect_distinct_many"):
         raw = res.get(key)
         if raw and raw["failed"]:
             lines.append(f"!! {key}: {raw['failed']:,} handshakes failed: {raw['errors']}")
@@ -1436,6 +1456,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--sslyze-venv", type=Path, default=cache_dir() / "sslyze-venv", help="sslyze's venv")
     p.add_argument("--no-raw-2proc", action="store_true", help="skip the 2-process raw probe")
+    p.add_argument(
+        "--no-collector",
+        action="store_true",
+        help="skip the runs of certdoctor's collector alone on the distinct targets (bench/_collectprobe.py)",
+    )
     p.add_argument("--cold-runs", type=int, default=9, help="cold start runs per variant (median; default 9)")
     p.add_argument("--scenarios", default=",".join(DEFAULT_SCENARIOS), help="comma-separated lab scenarios")
     p.add_argument("--server", choices=("auto", "nginx", "lab"), default="auto", help="who serves the targets")
@@ -1574,10 +1599,11 @@ def benchmark(ns: argparse.Namespace, workdir: Path, summary: dict[str, Any]) ->
         step_timeout = ns.step_timeout or (60 + ns.targets / 100)
         server_pid = nginx_proc.proc.pid if nginx_proc is not None and nginx_proc.proc else lab.proc.pid
 
-        def raw(label: str, path: Path, count: int, processes: int) -> dict[str, Any]:
-            log(f"raw probe ({label}), {processes} process(es), {count:,} targets, concurrency {ns.concurrency}")
+        def raw(label: str, path: Path, count: int, processes: int, probe: Path = RAWPROBE) -> dict[str, Any]:
+            what = "raw probe" if probe == RAWPROBE else "certdoctor's collector alone"
+            log(f"{what} ({label}), {processes} process(es), {count:,} targets, concurrency {ns.concurrency}")
             with CpuMeter(server_pid) as cpu:
-                result = run_raw(path, count, ns.concurrency, processes, step_timeout)
+                result = run_raw(path, count, ns.concurrency, processes, step_timeout, probe)
             result |= cpu.per_target(count)
             log(f"  {fmt_int(result['rate'])} targets/s ({result['failed']} failed)")
             return result
@@ -1643,6 +1669,9 @@ def benchmark(ns: argparse.Namespace, workdir: Path, summary: dict[str, Any]) ->
         if support.available:
             # the distinct shapes: raw and scan alternate, as on the mix (--rounds with --distinct-only, else 1)
             distinct_rounds: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
+            collected: dict[str, list[dict[str, Any]]] = {}
+            # the collector alone in as many processes as the scan's default on this machine (the ceiling)
+            collect_processes = max(1, min(ns.workers or os.cpu_count() or 1, 2))
             for number in range(1, (ns.rounds if ns.distinct_only else 1) + 1):
                 for certs in distinct_sets:
                     count = len(certs.names)
@@ -1652,9 +1681,14 @@ def benchmark(ns: argparse.Namespace, workdir: Path, summary: dict[str, Any]) ->
                     got_raw = raw(f"distinct certificates, {certs.shape}", path, count, 1)
                     got_scan = scan(label, path, count, each_distinct(certs), root=certs.roots_file)
                     distinct_rounds.setdefault(certs.shape, []).append((got_raw, got_scan))
+                    if not ns.no_collector:
+                        got = raw(f"distinct certificates, {certs.shape}", path, count, collect_processes, COLLECTPROBE)
+                        collected.setdefault(certs.shape, []).append(got)
             for shape, runs in distinct_rounds.items():
                 results[distinct_key("raw", shape)] = best_of([r for r, _ in runs])
                 results[distinct_key("scan", shape)] = best_of([s for _, s in runs])
+            for shape, runs_ in collected.items():
+                results[distinct_key("collect", shape)] = best_of(runs_)
             rate = (results.get("scan") or {}).get("rate", 0.0)
             if ns.rss_targets > 0 and not ns.distinct_only:
                 estimate = 5 + ns.rss_targets / rate if rate > 0 else float("inf")

@@ -105,6 +105,21 @@ def test_every_command_documents_its_exit_status():
         assert "exit status" in out and "examples:" in out, name
 
 
+def test_piped_help_is_not_wrapped_unless_columns_says_so():
+    """--help to a pipe: each option's description stays on its own line, whole (grep finds it); COLUMNS, when
+    set, is the width to wrap to, as on a terminal."""
+    env = {k: v for k, v in __import__("os").environ.items() if k != "COLUMNS"}
+    piped = subprocess.run([*CERTDOCTOR, "scan", "--help"], capture_output=True, text=True, check=True, env=env)
+    line = next(x for x in piped.stdout.splitlines() if x.lstrip().startswith("--cluster ADDRESS"))
+    assert "tcp://" in line and "local:N" in line, line
+    assert piped.stdout.splitlines()[0].endswith("FILE"), "the usage is one line"
+    narrow = subprocess.run(
+        [*CERTDOCTOR, "scan", "--help"], capture_output=True, text=True, check=True, env=env | {"COLUMNS": "60"}
+    )
+    line = next(x for x in narrow.stdout.splitlines() if x.lstrip().startswith("--cluster ADDRESS"))
+    assert "local:N" not in line and len(line) <= 60, line
+
+
 # --- several files are one chain -------------------------------------------------------------------------
 
 

@@ -82,16 +82,40 @@ def extension(cert: x509.Certificate, cls: type) -> x509.Extension[Any] | None:
     if entry is None or entry[0] is not cert:
         if len(_EXTENSIONS) >= _MAX_EXTENSIONS:
             _EXTENSIONS.clear()
-        entry = _EXTENSIONS[id(cert)] = (cert, {})
+        entry = _EXTENSIONS[id(cert)] = (cert, _by_class(cert))
     found = entry[1]
     if cls in found:
         return found[cls]
+    if found.get(_COMPLETE):  # every recognised extension is in the map: this one is absent
+        return None
     try:
         ext: x509.Extension[Any] | None = cert.extensions.get_extension_for_class(cls)
     except Exception:  # not found, malformed or duplicate extensions
         ext = None
     found[cls] = ext
     return ext
+
+
+_COMPLETE = object()  # key of a map from _by_class that holds every extension class the certificate has
+
+
+def _by_class(cert: x509.Certificate) -> dict[Any, Any]:
+    """The certificate's extensions by value class, read in one pass (what ``get_extension_for_class`` finds
+    for each class, without walking the list with an isinstance check per lookup), marked complete; empty
+    (every class then looked up one by one, with its own error handling) when the extensions cannot be read
+    (malformed, duplicated). ``UnrecognizedExtension`` is left out: several may be present, and
+    ``get_extension_for_class`` refuses that class."""
+    try:
+        extensions = cert.extensions
+    except Exception:
+        return {}
+    found: dict[Any, Any] = {_COMPLETE: True}
+    for ext in extensions:
+        kind = type(ext.value)
+        if kind is x509.UnrecognizedExtension:
+            continue
+        found.setdefault(kind, ext)
+    return found
 
 
 def extension_value(cert: x509.Certificate, cls: type) -> Any:

@@ -562,8 +562,10 @@ def staples(chains: Iterable[PresentedChain]) -> dict[bytes, tuple[str, ...]]:
     return {k: tuple(v) for k, v in out.items()}
 
 
+@certinfo.per_certificate
 def urls(cert: x509.Certificate) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(OCSP URLs, CRL URLs) of ``cert`` worth trying: http(s) only, at most MAX_LOOKUP_URLS of each."""
+    """(OCSP URLs, CRL URLs) of ``cert`` worth trying: http(s) only, at most MAX_LOOKUP_URLS of each (asked for
+    every certificate of every path judged: remembered per certificate object)."""
 
     def usable(items: list[str]) -> tuple[str, ...]:
         return tuple(u for u in items if u.lower().startswith(("http://", "https://")))[:MAX_LOOKUP_URLS]

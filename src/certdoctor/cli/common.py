@@ -37,7 +37,24 @@ class UsageError(InputError):
 
 
 class Formatter(argparse.RawDescriptionHelpFormatter):
-    """Help text as written (examples keep their lines)."""
+    """Help text as written (examples keep their lines), wrapped to the terminal's width on a terminal and not
+    wrapped at all when stdout is not one (a pipe, a file: ``certdoctor scan --help | grep cluster`` finds each
+    option's whole description on its line), unless ``COLUMNS`` says how wide to wrap."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24, width: int | None = None):
+        if width is None and "COLUMNS" not in os.environ and not _stdout_is_terminal():
+            width = UNWRAPPED
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
+UNWRAPPED = 1_000_000  # the help width when stdout is not a terminal: no line is ever that long
+
+
+def _stdout_is_terminal() -> bool:
+    try:
+        return sys.stdout is not None and sys.stdout.isatty()
+    except (AttributeError, ValueError):  # replaced or closed stdout
+        return False
 
 
 class Parser(argparse.ArgumentParser):
