@@ -21,6 +21,7 @@ import json
 import sys
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,8 +115,18 @@ async def probe_one(ctx: SSL.Context, target: Target, timeout: float) -> int:
             transport.close()
 
 
-async def run(targets: list[Target], concurrency: int, timeout: float) -> dict[str, object]:
-    ctx = client_context()
+Probe = Callable[[Target, float], Awaitable[int]]  # one target, a timeout → certificates sent (raises on failure)
+
+
+async def run(targets: list[Target], concurrency: int, timeout: float, probe: Probe | None = None) -> dict[str, object]:
+    """Probe every target, ``concurrency`` at a time, with :func:`probe_one` (or ``probe``); the counts, errors,
+    elapsed seconds and chain lengths per ``host:port``."""
+    if probe is None:
+        ctx = client_context()
+
+        async def probe(target: Target, timeout: float) -> int:
+            return await probe_one(ctx, target, timeout)
+
     chains: dict[str, Counter[int]] = {}
     errors: Counter[str] = Counter()
     position = 0
@@ -127,7 +138,7 @@ async def run(targets: list[Target], concurrency: int, timeout: float) -> dict[s
             target = targets[position]
             position += 1
             try:
-                count = await probe_one(ctx, target, timeout)
+                count = await probe(target, timeout)
             except Exception as exc:
                 errors[f"{type(exc).__name__}: {exc}"[:200]] += 1
                 continue
@@ -147,8 +158,10 @@ async def run(targets: list[Target], concurrency: int, timeout: float) -> dict[s
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None, probe: Probe | None = None, doc: str | None = None) -> int:
+    """The command line (see the module docstring); ``probe`` and ``doc``: another probe's, for scripts that
+    measure another handshake loop the same way (``_collectprobe.py``)."""
+    parser = argparse.ArgumentParser(description=doc or __doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("targets", type=Path)
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--timeout", type=float, default=10.0)
@@ -156,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     ns = parser.parse_args(argv)
     index, _, count = ns.shard.partition("/")
     targets = parse_targets(ns.targets, int(index), int(count or 1))
-    result = asyncio.run(run(targets, ns.concurrency, ns.timeout))
+    result = asyncio.run(run(targets, ns.concurrency, ns.timeout, probe))
     sys.stdout.write(json.dumps(result) + "\n")
     return 0
 
