@@ -37,7 +37,16 @@ from datetime import datetime
 from typing import Any
 
 from ..model import DiagnoseOptions
-from ..scan.cluster import TASKS_PER_THREAD, ClusterError, _distributed, environ, parse_address, quiet_logs, scan_task
+from ..scan.cluster import (
+    TASKS_PER_THREAD,
+    WORKER_PRELOAD,
+    ClusterError,
+    _distributed,
+    environ,
+    parse_address,
+    quiet_logs,
+    scan_task,
+)
 from ..scan.engine import ScanOptions
 from ..scan.targets import ScanTarget
 from .runner import observe_with_document
@@ -86,6 +95,7 @@ class ClusterLink:
                         processes=True,
                         dashboard_address="127.0.0.1:0",
                         asynchronous=True,
+                        preload=[WORKER_PRELOAD],  # a terminal's Ctrl-C stops the daemon, which stops them
                     )
                 self.client = await distributed.Client(
                     self.cluster if self.cluster is not None else where, asynchronous=True, timeout=self.timeout
