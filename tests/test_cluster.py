@@ -192,6 +192,22 @@ def test_shard_options_are_checked(tmp_path: Path, capsys: pytest.CaptureFixture
     capsys.readouterr()
 
 
+def test_a_cluster_timeout_must_be_a_finite_number_of_seconds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--cluster-timeout inf`` (or nan, or 0) is a usage error before anything is reached, for scan and watch
+    serve alike — not an internal error from Dask's timeout parsing (watch run has no such option)."""
+    src = write(tmp_path / "t.txt", ["example.com"])
+    db = f"sqlite:///{tmp_path / 'watch.db'}"
+    address = f"tcp://127.0.0.1:{free_port()}"  # nobody listens there: never reached
+    commands = (["scan", str(src)], ["watch", "serve", "--db", db, "--listen", f"127.0.0.1:{free_port()}"])
+    for command in commands:
+        for value in ("inf", "nan", "0", "-1"):
+            assert main([*command, "--cluster", address, "--cluster-timeout", value]) == 2, (command, value)
+            err = capsys.readouterr().err
+            assert "--cluster-timeout must be" in err and "internal error" not in err, err
+
+
 # --- a scheduler and two workers --------------------------------------------------------------------------
 
 
@@ -359,6 +375,47 @@ def test_a_local_cluster_of_two_workers(lab: Lab, tmp_path: Path) -> None:
     assert scan(src, lab, tmp_path / "local.jsonl") == 1
     local = {r["line"]: untimed(r) for r in records(tmp_path / "local.jsonl")}
     assert {r["line"]: untimed(r) for r in records(out)} == local
+
+
+def test_ctrl_c_at_a_terminal_stops_a_local_cluster_scan_without_tracebacks(lab: Lab, tmp_path: Path) -> None:
+    """Ctrl-C at a terminal sends SIGINT to the whole foreground process group, the LocalCluster's worker
+    processes included: the scan exits 130 with the records done, and no worker prints a KeyboardInterrupt
+    traceback (they are stopped by the scan, not by the terminal's signal); no process of the group is left."""
+    lines = []
+    for i in range(4):
+        lines += [line_for(lab, MIX[i % len(MIX)]), stall_line(lab, i)]
+    src = write(tmp_path / "t.txt", lines)
+    out = tmp_path / "out.jsonl"
+    proc = subprocess.Popen(
+        [*CERTDOCTOR, *argv(src, lab, out, "--cluster", "local:1", "--task-targets", "1", *SLOW)],
+        env=_env(),
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a shell gives a foreground job
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (out.exists() and out.read_text()) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        os.killpg(proc.pid, signal.SIGINT)  # the terminal's Ctrl-C
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert records(out)  # what was done is written
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("processes of the scan's group outlived it")
 
 
 def test_a_scheduler_gone_mid_scan_ends_it_with_a_resumable_output(lab: Lab, tmp_path: Path) -> None:

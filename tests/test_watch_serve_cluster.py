@@ -190,6 +190,32 @@ def test_a_lost_scheduler_is_reported_and_reconnected_to(lab: Lab, tmp_path: Pat
     assert err.count("connected to the Dask scheduler") >= 1, err
 
 
+def test_a_scheduler_without_workers_is_an_error_and_check_now_answers_at_once(lab: Lab, tmp_path: Path, start) -> None:
+    """A scheduler that answers but has no worker checks nothing: /healthz says so (``no-workers``, top-level
+    ``error``) and the dashboard's "check now" says why at once instead of waiting for a worker forever; a
+    worker that joins makes it ``ok`` and the due target is checked."""
+    own = DaskProcesses(workers=0)
+    db = f"sqlite:///{tmp_path / 'watch.db'}"
+    with Store(db) as store:
+        store.add([spec(lab, "good-rsa")])
+        target_id = store.targets()[0].id
+    try:
+        served: Served = start(db, "--cluster", own.address, env=_env_cluster())
+        health = served.doc("/healthz")
+        assert health["status"] == "error" and health["cluster"]["status"] == "no-workers", health
+        assert "has no worker" in health["cluster"]["error"] and health["cluster"]["workers"] == 0
+        code, page, _ = served.get(f"/targets/{target_id}/diagnosis")
+        assert code == 200 and f"the Dask scheduler at {own.address} has no worker" in page
+        own.add_worker("late")
+        wait_for("a check by the late worker", lambda: served.doc("/healthz")["checks"] >= 1, served.proc)
+        health = served.doc("/healthz")
+        assert health["status"] == "ok" and health["cluster"]["status"] == "ok" and health["cluster"]["error"] is None
+        code, err = served.stop(signal.SIGTERM)
+    finally:
+        own.stop()
+    assert code == 0 and "Traceback" not in err, err
+
+
 def test_an_unreachable_scheduler_at_start_is_one_line_and_exit_3(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'watch.db'}"
     with Store(db) as store:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import math
 import os
 import stat
 import sys
@@ -233,8 +234,8 @@ def run(ns: argparse.Namespace) -> int:
         from ..scan.cluster import parse_address
 
         parse_address(ns.cluster)  # a malformed address is a usage error before anything starts
-        if not ns.cluster_timeout > 0:
-            raise UsageError("--cluster-timeout must be more than 0")
+        if not (math.isfinite(ns.cluster_timeout) and ns.cluster_timeout > 0):  # inf: Dask cannot parse it
+            raise UsageError(f"--cluster-timeout must be a number of seconds more than 0: {ns.cluster_timeout:g}")
         if ns.workers is not None:
             raise UsageError("--workers is for a scan on this machine: with --cluster, the cluster's workers scan")
     total = count_targets(ns.input) if select is None else _count_selected(ns.input, select)

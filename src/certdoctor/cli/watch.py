@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from datetime import timedelta
@@ -834,8 +835,8 @@ def _serve(ns: argparse.Namespace, store: Any) -> int:
         from ..scan.cluster import parse_address
 
         parse_address(ns.cluster)  # a malformed address is a usage error before anything starts
-        if not ns.cluster_timeout > 0:
-            raise UsageError("--cluster-timeout must be more than 0")
+        if not (math.isfinite(ns.cluster_timeout) and ns.cluster_timeout > 0):  # inf: Dask cannot parse it
+            raise UsageError(f"--cluster-timeout must be a number of seconds more than 0: {ns.cluster_timeout:g}")
     from ..watch.daemon import ServeConfig, bind, serve
 
     config = ServeConfig(

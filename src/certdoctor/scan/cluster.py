@@ -35,6 +35,7 @@ import itertools
 import logging
 import os
 import pickle
+import signal
 import threading
 import time
 from collections import OrderedDict
@@ -188,6 +189,7 @@ def connect(address: str, timeout: float = CONNECT_SECONDS) -> Iterator[Any]:
                     threads_per_worker=1,
                     processes=True,
                     dashboard_address="127.0.0.1:0",
+                    preload=[WORKER_PRELOAD],
                 )
                 client = distributed.Client(cluster, timeout=timeout)
             else:
@@ -205,6 +207,19 @@ def connect(address: str, timeout: float = CONNECT_SECONDS) -> Iterator[Any]:
             if cluster is not None:
                 with contextlib.suppress(Exception):
                     cluster.close(timeout=5)
+
+
+WORKER_PRELOAD = __name__  # run by each worker of a LocalCluster at its start: see dask_setup
+
+
+def dask_setup(worker: Any) -> None:
+    """Dask's preload hook (``preload=[WORKER_PRELOAD]``), run in each worker process of a ``local:N``
+    LocalCluster as it starts: SIGINT ignored there. Ctrl-C at a terminal signals the whole foreground process
+    group, these workers included; each would die with a KeyboardInterrupt traceback mid-task, whereas the
+    scanning process stops them itself (the running tasks' records written, the queued ones cancelled). Only in
+    the worker's main thread (where Dask runs its event loop; elsewhere signal handlers cannot be set)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @contextlib.contextmanager

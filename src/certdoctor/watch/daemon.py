@@ -218,14 +218,15 @@ class Daemon:
         ``check --json`` document. A target already in flight is waited for instead of checked twice.
 
         Returns: the document, or None when the target is unknown or could not be stored (the database failing).
-        Raises: RuntimeError when the scheduler has not started (no session yet) or is stopping.
+        Raises: RuntimeError when the scheduler has not started (no session yet) or is stopping, or (with
+        --cluster) the Dask scheduler is unreachable or has no worker.
         """
+        if self.remote is not None and not self.remote.ready:  # else awaited (even in flight) until a worker joins
+            raise RuntimeError(f"the daemon cannot check targets now: {self.remote.reason}")
         running = self.inflight.get(target_id)
         if running is None:
             if not self._checking or self.stopping:
                 raise RuntimeError("the daemon is not checking targets (starting or stopping)")
-            if self.remote is not None and not self.remote.up:
-                raise RuntimeError(f"the daemon cannot check targets now: {self.remote.reason}")
             watched = self.store.target(target_id)
             if watched is None:
                 return None

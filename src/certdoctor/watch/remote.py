@@ -37,7 +37,16 @@ from datetime import datetime
 from typing import Any
 
 from ..model import DiagnoseOptions
-from ..scan.cluster import TASKS_PER_THREAD, ClusterError, _distributed, environ, parse_address, quiet_logs, scan_task
+from ..scan.cluster import (
+    TASKS_PER_THREAD,
+    WORKER_PRELOAD,
+    ClusterError,
+    _distributed,
+    environ,
+    parse_address,
+    quiet_logs,
+    scan_task,
+)
 from ..scan.engine import ScanOptions
 from ..scan.targets import ScanTarget
 from .runner import observe_with_document
@@ -86,6 +95,7 @@ class ClusterLink:
                         processes=True,
                         dashboard_address="127.0.0.1:0",
                         asynchronous=True,
+                        preload=[WORKER_PRELOAD],  # a terminal's Ctrl-C stops the daemon, which stops them
                     )
                 self.client = await distributed.Client(
                     self.cluster if self.cluster is not None else where, asynchronous=True, timeout=self.timeout
@@ -101,24 +111,39 @@ class ClusterLink:
         return self.client is not None and self.client.status == "running"
 
     @property
+    def ready(self) -> bool:
+        """Connected to a scheduler that has a worker: a task sent now gets run (without a worker it would
+        wait on the scheduler until one joins)."""
+        return self.up and self.workers() > 0
+
+    @property
     def reason(self) -> str:
-        """Why no task can go out now (meaningful while not :attr:`up`)."""
+        """Why no task can go out now, or would wait (meaningful while not :attr:`ready`)."""
+        if self.up:
+            return f"the Dask scheduler at {self.address} has no worker"
         return self.error or f"lost the connection to the Dask scheduler at {self.address}"
 
     def threads(self) -> int:
-        """Worker threads the scheduler knows of (the client's view, refreshed by Dask every few seconds)."""
+        """Worker threads the scheduler knows of (the client's view, refreshed by Dask every few seconds; the
+        asynchronous client's cache holds the totals ``n_workers``/``total_threads`` and an empty ``workers``,
+        as ``Client.scheduler_info`` of distributed 2026.8 documents)."""
         if not self.up:
             return 0
         with contextlib.suppress(Exception):
-            workers = self.client.scheduler_info().get("workers", {})
-            return sum(int(w.get("nthreads", 1)) for w in workers.values())
+            info = self.client.scheduler_info()
+            if "total_threads" in info:  # the asynchronous client's cache: totals only, "workers" left empty
+                return int(info["total_threads"])
+            return sum(int(w.get("nthreads", 1)) for w in info.get("workers", {}).values())
         return 0
 
     def workers(self) -> int:
         if not self.up:
             return 0
         with contextlib.suppress(Exception):
-            return len(self.client.scheduler_info().get("workers", {}))
+            info = self.client.scheduler_info()
+            if "n_workers" in info:  # as in threads()
+                return int(info["n_workers"])
+            return len(info.get("workers", {}))
         return 0
 
     def capacity(self) -> int:
@@ -236,12 +261,15 @@ class ClusterLink:
             self.tasks -= 1
 
     def health(self) -> dict[str, Any]:
-        """The ``cluster`` object of ``/healthz``."""
+        """The ``cluster`` object of ``/healthz``: ``status`` ``ok``, ``unreachable`` (no scheduler) or
+        ``no-workers`` (a scheduler without a worker: nothing gets checked until one joins)."""
+        workers = self.workers()
+        status = "unreachable" if not self.up else ("ok" if workers else "no-workers")
         return {
             "address": self.address,
-            "status": "ok" if self.up else "unreachable",
-            "error": None if self.up else self.reason,
-            "workers": self.workers(),
+            "status": status,
+            "error": None if status == "ok" else self.reason,
+            "workers": workers,
             "threads": self.threads(),
             "tasks_out": self.tasks,
             "tasks_submitted": self.submitted,
