@@ -195,12 +195,16 @@ def test_shard_options_are_checked(tmp_path: Path, capsys: pytest.CaptureFixture
 def test_a_cluster_timeout_must_be_a_finite_number_of_seconds(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """``--cluster-timeout inf`` (or nan, or 0) is a usage error before anything is reached, for scan and watch
-    serve alike — not an internal error from Dask's timeout parsing (watch run has no such option)."""
+    """``--cluster-timeout inf`` (or nan, or 0) is a usage error before anything is reached, for scan, watch run
+    and watch serve alike — not an internal error from Dask's timeout parsing."""
     src = write(tmp_path / "t.txt", ["example.com"])
     db = f"sqlite:///{tmp_path / 'watch.db'}"
     address = f"tcp://127.0.0.1:{free_port()}"  # nobody listens there: never reached
-    commands = (["scan", str(src)], ["watch", "serve", "--db", db, "--listen", f"127.0.0.1:{free_port()}"])
+    commands = (
+        ["scan", str(src)],
+        ["watch", "run", "--db", db],
+        ["watch", "serve", "--db", db, "--listen", f"127.0.0.1:{free_port()}"],
+    )
     for command in commands:
         for value in ("inf", "nan", "0", "-1"):
             assert main([*command, "--cluster", address, "--cluster-timeout", value]) == 2, (command, value)
@@ -309,6 +313,21 @@ def test_an_unreachable_scheduler_is_one_line_and_exit_3(tmp_path: Path) -> None
     )
     assert proc.returncode == 3, proc.stderr
     assert proc.stderr.count("\n") == 1 and "cannot reach the Dask scheduler" in proc.stderr, proc.stderr
+
+
+def test_watch_run_takes_the_cluster_timeout_and_exits_3_without_a_scheduler(tmp_path: Path) -> None:
+    db = ["--db", f"sqlite:///{tmp_path / 'watch.db'}"]
+    assert main(["watch", "add", "example.com", *db]) == 0
+    proc = subprocess.run(
+        [*CERTDOCTOR, "watch", "run", *db, "--cluster", f"tcp://127.0.0.1:{free_port()}", "--cluster-timeout", "1"],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 3, proc.stderr
+    assert "cannot reach the Dask scheduler" in proc.stderr and "within 1 s" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_a_scheduler_without_workers_is_one_line_and_exit_3(tmp_path: Path) -> None:
@@ -464,7 +483,7 @@ def test_watch_run_checks_on_the_cluster_and_stores_here(
         db = ["--db", f"sqlite:///{tmp_path / where}.db"]
         assert main(["watch", "import", str(hosts), *db]) == 0
         capsys.readouterr()
-        extra = ["--cluster", dask_cluster.address] if where == "cluster" else []
+        extra = ["--cluster", dask_cluster.address, "--task-targets", "1"] if where == "cluster" else []
         assert main(["watch", "run", *db, *ca, *extra, "--json"]) == 1
         run = json.loads(capsys.readouterr().out)
         assert run["checked"] == len(names) and run["events"]["first-seen"] == len(names)

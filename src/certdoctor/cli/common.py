@@ -69,6 +69,19 @@ class Parser(argparse.ArgumentParser):
         self.exit(int(ExitCode.USAGE), f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
+def check_cluster_options(ns: argparse.Namespace) -> None:
+    """With ``--cluster``: a malformed address or a ``--cluster-timeout`` that is not a finite number of seconds
+    above 0 (Dask cannot parse ``inf``) is a usage error before anything starts. Raises UsageError."""
+    if getattr(ns, "cluster", None) is None:
+        return
+    from ..scan.cluster import parse_address
+
+    parse_address(ns.cluster)
+    timeout = getattr(ns, "cluster_timeout", None)
+    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+        raise UsageError(f"--cluster-timeout must be a number of seconds more than 0: {timeout:g}")
+
+
 # --- argument types: a bad value is a one-line usage error -------------------------------------------------
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import math
 import os
 import stat
 import sys
@@ -33,6 +32,7 @@ from .common import (
     add_starttls_option,
     add_timeout_option,
     add_trust_options,
+    check_cluster_options,
     console,
     diagnose_options,
     fail_on,
@@ -230,14 +230,9 @@ def run(ns: argparse.Namespace) -> int:
         raise UsageError(f"no such file: {ns.input}")
     _refuse_input_as_output(ns)
     select = _shard_option(ns)
-    if ns.cluster is not None:
-        from ..scan.cluster import parse_address
-
-        parse_address(ns.cluster)  # a malformed address is a usage error before anything starts
-        if not (math.isfinite(ns.cluster_timeout) and ns.cluster_timeout > 0):  # inf: Dask cannot parse it
-            raise UsageError(f"--cluster-timeout must be a number of seconds more than 0: {ns.cluster_timeout:g}")
-        if ns.workers is not None:
-            raise UsageError("--workers is for a scan on this machine: with --cluster, the cluster's workers scan")
+    check_cluster_options(ns)
+    if ns.cluster is not None and ns.workers is not None:
+        raise UsageError("--workers is for a scan on this machine: with --cluster, the cluster's workers scan")
     total = count_targets(ns.input) if select is None else _count_selected(ns.input, select)
     if total == 0:  # before the trust stores load and -o FILE is opened (and emptied)
         if select is not None:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 from datetime import timedelta
@@ -19,6 +18,7 @@ from .common import (
     add_proxy_options,
     add_timeout_option,
     add_trust_options,
+    check_cluster_options,
     console,
     diagnose_options,
     non_negative_int,
@@ -137,6 +137,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="ADDRESS",
         help="diagnose on a Dask cluster, as `certdoctor scan --cluster` (tcp://HOST:PORT or local:N; needs "
         "pip install 'certdoctor[cluster]'); this process alone writes the database",
+    )
+    run.add_argument(
+        "--task-targets",
+        type=positive_int,
+        default=200,
+        metavar="N",
+        help="with --cluster: targets per task (200); a worker that dies loses its tasks in progress, run again",
+    )
+    run.add_argument(
+        "--cluster-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="with --cluster: seconds to reach the scheduler, and without it mid-pass before giving up (10)",
     )
     _connection_options(run)
     add_trust_options(run)
@@ -275,14 +289,12 @@ def _run(ns: argparse.Namespace, store: Any) -> int:
     from dataclasses import replace
 
     from ..render.escape import clean
+    from ..scan.driver import ClusterSpec
     from ..watch import run_pass
 
-    if ns.cluster is not None:
-        from ..scan.cluster import parse_address
-
-        parse_address(ns.cluster)  # a malformed address is a usage error before anything runs
-        if ns.workers is not None:
-            raise UsageError("--workers is for a pass on this machine: with --cluster, the cluster's workers check")
+    check_cluster_options(ns)
+    if ns.cluster is not None and ns.workers is not None:
+        raise UsageError("--workers is for a pass on this machine: with --cluster, the cluster's workers check")
     # one handshake per address, as scan (a dual RSA/ECDSA server's other certificate costs a connection more)
     options = replace(diagnose_options(ns), all_key_types=False)
     result = run_pass(
@@ -293,7 +305,7 @@ def _run(ns: argparse.Namespace, store: Any) -> int:
         retries=ns.retries,
         workers=ns.workers or os.cpu_count() or 1,
         adaptive=ns.workers is None,
-        cluster=ns.cluster,
+        cluster=None if ns.cluster is None else ClusterSpec(ns.cluster, ns.task_targets, ns.cluster_timeout),
     )
     results, renewals = watch_renewal.after_pass(store, result.results, options)
     _send_alerts(store, results)
@@ -831,12 +843,7 @@ def _serve(ns: argparse.Namespace, store: Any) -> int:
     options = replace(
         options, allow_private_fetch=ns.allow_private_fetch and not ns.refuse_private_urls, all_key_types=False
     )
-    if ns.cluster is not None:
-        from ..scan.cluster import parse_address
-
-        parse_address(ns.cluster)  # a malformed address is a usage error before anything starts
-        if not (math.isfinite(ns.cluster_timeout) and ns.cluster_timeout > 0):  # inf: Dask cannot parse it
-            raise UsageError(f"--cluster-timeout must be a number of seconds more than 0: {ns.cluster_timeout:g}")
+    check_cluster_options(ns)
     from ..watch.daemon import ServeConfig, bind, serve
 
     config = ServeConfig(

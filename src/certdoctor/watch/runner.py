@@ -22,7 +22,7 @@ from ..collect.http import preload as preload_http
 from ..diagnosis import Diagnosis
 from ..model import DiagnoseOptions
 from ..pipeline import Session, parse_at
-from ..scan.driver import run_pool
+from ..scan.driver import ClusterSpec, run_pool
 from ..scan.engine import ScanOptions
 from ..scan.targets import ScanTarget
 from . import forecasting
@@ -301,7 +301,7 @@ def run_pass(
     workers: int = 1,
     adaptive: bool = False,
     on_result: Callable[[WatchedTarget, Observation, list[Event]], None] | None = None,
-    cluster: str | None = None,
+    cluster: ClusterSpec | str | None = None,
 ) -> PassResult:
     """Check the targets that are due (every enabled one with ``everything``; or exactly ``targets``) and store
     an observation and its events for each, as each completes (see the module docstring for the batches).
@@ -310,7 +310,8 @@ def run_pass(
     ``workers``: processes that diagnose (this one and ``workers - 1`` helpers, as `certdoctor scan` runs them;
     ``adaptive``: helpers only while this process is CPU-bound); this process alone writes the database.
     ``on_result(target, observation, events)``: called after each observation is committed.
-    ``cluster``: a Dask scheduler's address (``tcp://HOST:PORT``) or ``local:N``: the workers of that cluster
+    ``cluster``: a Dask scheduler's address (``tcp://HOST:PORT``) or ``local:N``, or a
+    :class:`~certdoctor.scan.driver.ClusterSpec` (with its task size and timeout): the workers of that cluster
     diagnose instead of local processes (see :mod:`certdoctor.scan.cluster`); the results come back to this
     process, which alone writes the database.
     The result's ``results`` keep each observation without its endpoints and chain (see :func:`kept`).
