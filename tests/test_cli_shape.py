@@ -105,6 +105,15 @@ def test_every_command_documents_its_exit_status():
         assert "exit status" in out and "examples:" in out, name
 
 
+@pytest.mark.parametrize(
+    "args, prog", [(["watch", "run", "--bogus"], "certdoctor watch run"), (["scan", "x", "--bogus"], "certdoctor scan")]
+)
+def test_an_unknown_argument_is_reported_by_its_command(args, prog, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"{prog}: unrecognized arguments: --bogus") and f"see {prog} --help" in err, err
+
+
 def test_piped_help_is_not_wrapped_unless_columns_says_so():
     """--help to a pipe: each option's description stays on its own line, whole (grep finds it); COLUMNS, when
     set, is the width to wrap to, as on a terminal."""

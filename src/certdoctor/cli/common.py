@@ -57,6 +57,9 @@ def _stdout_is_terminal() -> bool:
         return False
 
 
+PARSER_KEY = "_certdoctor_parser"  # the namespace attribute naming the parser of the command given
+
+
 class Parser(argparse.ArgumentParser):
     """argparse without abbreviations, whose usage errors are one line on stderr (exit status 2)."""
 
@@ -64,6 +67,19 @@ class Parser(argparse.ArgumentParser):
         kwargs.setdefault("allow_abbrev", False)
         kwargs.setdefault("formatter_class", Formatter)
         super().__init__(*args, **kwargs)
+        # the innermost command's parser sets it last (argparse copies a subparser's defaults over its parent's)
+        self.set_defaults(**{PARSER_KEY: self})
+
+    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        """As argparse's, but an argument no parser recognises is reported by the innermost command's parser
+        (``certdoctor watch run: unrecognized arguments: --bogus``), not the top-level one."""
+        ns, extras = self.parse_known_args(args, namespace)
+        owner = getattr(ns, PARSER_KEY, None) or self
+        if extras:
+            owner.error(f"unrecognized arguments: {' '.join(extras)}")
+        if hasattr(ns, PARSER_KEY):
+            delattr(ns, PARSER_KEY)
+        return ns
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(int(ExitCode.USAGE), f"{self.prog}: {message} (see {self.prog} --help)\n")
