@@ -363,16 +363,19 @@ def test_a_local_cluster_of_two_workers(lab: Lab, tmp_path: Path) -> None:
 
 def test_local_cluster_workers_are_forked_with_what_this_process_loaded(tmp_path: Path) -> None:
     """``connect(local:N, fork=True)`` (what ``scan`` and ``watch run`` use): the workers start with this process's
-    judging modules and trust stores, not as fresh interpreters; ``fork=False`` (Dask's default): spawned."""
+    judging modules and trust stores, not as fresh interpreters, and with SIGTERM's default action (not this
+    process's handler); ``fork=False`` (Dask's default): spawned."""
     code = (
-        "import os, sys\n"
+        "import os, signal, sys\n"
         "from certdoctor.collect import stores\n"
         "from certdoctor.scan.cluster import connect\n"
         "stores.load_store('mozilla')\n"
+        "signal.signal(signal.SIGTERM, lambda *_: None)  # as the command line's handler\n"
         "def probe():\n"
-        "    import os, sys\n"
+        "    import os, signal, sys\n"
         "    from certdoctor.collect import stores\n"
-        "    return ('certdoctor.clients.verdict' in sys.modules, sorted(stores._cache), os.getppid() == PARENT)\n"
+        "    loaded = 'certdoctor.clients.verdict' in sys.modules, sorted(stores._cache)\n"
+        "    return *loaded, os.getppid() == PARENT, signal.getsignal(signal.SIGTERM) == signal.SIG_DFL\n"
         "PARENT = os.getpid()\n"
         "for fork in (True, False):\n"
         "    with connect('local:2', 30, fork=fork) as client:\n"
@@ -382,8 +385,9 @@ def test_local_cluster_workers_are_forked_with_what_this_process_loaded(tmp_path
     proc = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     forked, spawned = proc.stdout.splitlines()[-2:]
-    assert forked == "True [(True, ['mozilla'], True), (True, ['mozilla'], True)]"
-    assert spawned == "False [(False, [], True), (False, [], True)]"  # children of this process too (nannies)
+    # a forked worker's SIGTERM is back to its default action (as a spawned one's), not this process's handler
+    assert forked == "True [(True, ['mozilla'], True, True), (True, ['mozilla'], True, True)]"
+    assert spawned == "False [(False, [], True, True), (False, [], True, True)]"  # children of this process too
 
 
 def _children(pid: int) -> list[int]:
