@@ -298,6 +298,10 @@ def run_cluster(
     ``timeout``: seconds to reach the scheduler, and without it mid-scan before giving up; ``fork``: a
     ``local:N`` cluster's workers forked from this process (see :func:`connect`)."""
     distributed = _distributed()
+    if fork:
+        # what this process has buffered for the output (a CSV header) is written before workers are forked from
+        # it: a child that ever flushed its copy of the buffer would write it a second time
+        writer.flush()
     with connect(address, timeout, fork=fork) as client:
         try:
             client.wait_for_workers(1, timeout=timeout)
