@@ -33,11 +33,9 @@ import contextlib
 import hashlib
 import itertools
 import logging
-import multiprocessing
 import os
 import pickle
 import signal
-import sys
 import threading
 import time
 from collections import OrderedDict
@@ -48,6 +46,7 @@ from typing import Any
 from ..errors import CollectError, InputError
 from ..pipeline import Session
 from ..pipeline import preload as preload_judgement
+from .driver import START_METHOD
 from .engine import Engine, Meta, ScanOptions, record_meta
 from .records import error_record, serialise
 from .targets import BadLine, ScanTarget
@@ -60,7 +59,7 @@ POLL_SECONDS = 0.02
 # local:N worker processes forked from the scanning process (see _local_cluster) where the scan's own helpers
 # are (driver.START_METHOD: not on macOS, where forking a process that has used system frameworks is unsafe,
 # nor on Windows, which has no fork)
-FORK_WORKERS = sys.platform != "darwin" and "fork" in multiprocessing.get_all_start_methods()
+FORK_WORKERS = START_METHOD == "fork"
 INSTALL_HINT = "--cluster needs Dask distributed: pip install 'certdoctor[cluster]'"
 
 
@@ -218,11 +217,13 @@ def _local_cluster(distributed: Any, workers: int, fork: bool) -> Any:
     has loaded: Dask, certdoctor's judging modules (:func:`~certdoctor.pipeline.preload`, imported here first),
     the HTTP stack and the trust stores (``certdoctor scan`` loads both before the cluster starts). Spawned
     (Dask's default), each worker is a fresh interpreter that imports and loads them all again: measured here,
-    ``scan --cluster local:2`` of 20 targets took 1.7–1.8 s of CPU and 1.15–1.4 s to the first record spawned,
-    1.0–1.1 s and 0.95–1.0 s forked (a scan on this machine alone: 0.45–0.5 s). The fork is made by the nanny's
-    process-starting thread while Dask's event loop thread runs (Python's multiprocessing ``fork`` context, as
-    Dask does it for this setting): a forked child holds only that thread, and Dask's worker start-up in it takes
-    no lock that certdoctor holds. The setting is Dask's configuration for the duration of this call only, so a
+    ``scan --cluster local:2`` of 20 targets took ~1.8 s of CPU and 1.15–1.7 s to the first record spawned,
+    ~1.05 s and 0.95–1.15 s forked (a scan on this machine alone: ~0.5 s; see bench/README.md). The fork is made
+    by the nanny's process-starting thread while Dask's event loop thread runs (Python's multiprocessing
+    ``fork`` context, as Dask does it for this setting): the child holds only that thread, and a lock another
+    thread held at that moment would stay held in it — the risk Dask takes with this setting; certdoctor holds
+    none then (the trust stores are loaded, no scan runs yet). The setting is Dask's configuration for the
+    duration of this call only, so a
     worker its nanny restarts later (after a SIGKILL, an OOM) is spawned as by default, not forked from a
     process whose scan is running. A forked worker also inherits this process's signal handlers (the command
     line's: SIGTERM and SIGHUP as Ctrl-C), which :func:`dask_setup` puts back to what a spawned one has.
