@@ -437,6 +437,83 @@ def test_ctrl_c_at_a_terminal_stops_a_local_cluster_scan_without_tracebacks(lab:
         raise AssertionError("processes of the scan's group outlived it")
 
 
+def test_local_cluster_workers_are_forked_with_what_this_process_loaded(tmp_path: Path) -> None:
+    """``connect(local:N, fork=True)`` (what ``scan`` and ``watch run`` use): the workers start with this process's
+    judging modules and trust stores, not as fresh interpreters, and with SIGTERM's default action (not this
+    process's handler); ``fork=False`` (Dask's default): spawned."""
+    code = (
+        "import os, signal, sys\n"
+        "from certdoctor.collect import stores\n"
+        "from certdoctor.scan.cluster import connect\n"
+        "stores.load_store('mozilla')\n"
+        "signal.signal(signal.SIGTERM, lambda *_: None)  # as the command line's handler\n"
+        "def probe():\n"
+        "    import os, signal, sys\n"
+        "    from certdoctor.collect import stores\n"
+        "    loaded = 'certdoctor.clients.verdict' in sys.modules, sorted(stores._cache)\n"
+        "    return *loaded, os.getppid() == PARENT, signal.getsignal(signal.SIGTERM) == signal.SIG_DFL\n"
+        "PARENT = os.getpid()\n"
+        "for fork in (True, False):\n"
+        "    with connect('local:2', 30, fork=fork) as client:\n"
+        "        client.wait_for_workers(2, timeout=30)\n"
+        "        print(fork, sorted(client.run(probe).values()))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    forked, spawned = proc.stdout.splitlines()[-2:]
+    # a forked worker's SIGTERM is back to its default action (as a spawned one's), not this process's handler
+    assert forked == "True [(True, ['mozilla'], True, True), (True, ['mozilla'], True, True)]"
+    assert spawned == "False [(False, [], True, True), (False, [], True, True)]"  # children of this process too
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rpartition(")")[2].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the workers in /proc")
+def test_a_forked_local_worker_killed_mid_scan_loses_no_target_and_duplicates_none(lab: Lab, tmp_path: Path) -> None:
+    """``--cluster local:2``: a worker (forked from the scan's process) is killed with SIGKILL while
+    tasks of slow targets are out; its nanny starts another and the scheduler runs its tasks again."""
+    lines = []
+    for i in range(8):
+        lines += [stall_line(lab, i), line_for(lab, MIX[i % len(MIX)])]
+    src = write(tmp_path / "t.txt", lines)
+    out = tmp_path / "out.jsonl"
+    scan_proc = subprocess.Popen(
+        [*CERTDOCTOR, *argv(src, lab, out, "--cluster", "local:2", *TASKS_OF_2)],
+        env=_env(),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (out.exists() and out.read_text().count("\n") >= 2):
+        time.sleep(0.02)
+    workers = _children(scan_proc.pid)
+    assert len(workers) == 2, workers
+    # forked, not spawned (a spawned worker runs `python -c 'from multiprocessing.spawn import spawn_main; …'`)
+    assert not any(b"spawn_main" in Path(f"/proc/{w}/cmdline").read_bytes() for w in workers)
+    os.kill(workers[0], signal.SIGKILL)
+    _, err = scan_proc.communicate(timeout=120)
+    assert scan_proc.returncode == 1, err  # stalled servers are unreachable
+    assert err == ""
+    got = records(out)
+    assert Counter(r["line"] for r in got) == Counter(range(1, len(lines) + 1))  # exactly one record each
+    for r in got:
+        assert "error_kind" not in r or r["error_kind"] != "internal", r  # rescheduled, not given up
+        if r["line"] % 2 == 1:
+            assert r["verdict"] == "unreachable" and r["endpoints"][0]["error_kind"] == "timeout"
+
+
 def test_a_scheduler_gone_mid_scan_ends_it_with_a_resumable_output(lab: Lab, tmp_path: Path) -> None:
     own = DaskProcesses(workers=1)
     lines = []

@@ -45,6 +45,8 @@ from typing import Any
 
 from ..errors import CollectError, InputError
 from ..pipeline import Session
+from ..pipeline import preload as preload_judgement
+from .driver import START_METHOD
 from .engine import Engine, Meta, ScanOptions, record_meta
 from .records import error_record, serialise
 from .targets import BadLine, ScanTarget
@@ -54,6 +56,10 @@ TASKS_PER_THREAD = 4  # tasks out per worker thread (queued on the workers, so n
 ATTEMPTS = 3  # a task that failed this many times (its workers died each time) gets error records
 CONNECT_SECONDS = 10.0  # to reach the scheduler at the start, and without it mid-scan before giving up
 POLL_SECONDS = 0.02
+# local:N worker processes forked from the scanning process (see _local_cluster) where the scan's own helpers
+# are (driver.START_METHOD: not on macOS, where forking a process that has used system frameworks is unsafe,
+# nor on Windows, which has no fork)
+FORK_WORKERS = START_METHOD == "fork"
 INSTALL_HINT = "--cluster needs Dask distributed: pip install 'certdoctor[cluster]'"
 
 
@@ -172,25 +178,23 @@ def quiet_logs(local: bool) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def connect(address: str, timeout: float = CONNECT_SECONDS) -> Iterator[Any]:
+def connect(address: str, timeout: float = CONNECT_SECONDS, *, fork: bool = False) -> Iterator[Any]:
     """A ``distributed.Client`` of the scheduler at ``address``, or of a new LocalCluster for ``local:N``
     (N worker processes of one thread each, no dashboard), closed (with its cluster) on the way out. Raises
     InputError when Dask is not installed or the address is malformed, ClusterError when the scheduler does
-    not answer within ``timeout`` seconds."""
+    not answer within ``timeout`` seconds.
+
+    ``fork``: a LocalCluster's workers are forked from this process (see :func:`_local_cluster`) rather than
+    spawned. For a command that starts the cluster for one run (``scan``, ``watch run``); a long-running
+    process with listening sockets and threads of its own (a daemon) should leave it off: its workers would
+    inherit those sockets."""
     where, local = parse_address(address)
     distributed = _distributed()
     with environ(quiet_logs(local is not None)):
         cluster = None
         try:
             if local is not None:
-                cluster = distributed.LocalCluster(
-                    # the scheduler's HTTP endpoint (no dashboard without bokeh) on a free loopback port
-                    n_workers=local,
-                    threads_per_worker=1,
-                    processes=True,
-                    dashboard_address="127.0.0.1:0",
-                    preload=[WORKER_PRELOAD],
-                )
+                cluster = _local_cluster(distributed, local, fork and FORK_WORKERS)
                 client = distributed.Client(cluster, timeout=timeout)
             else:
                 client = distributed.Client(where, timeout=timeout)
@@ -209,17 +213,68 @@ def connect(address: str, timeout: float = CONNECT_SECONDS) -> Iterator[Any]:
                     cluster.close(timeout=5)
 
 
-WORKER_PRELOAD = __name__  # run by each worker of a LocalCluster at its start: see dask_setup
+def _local_cluster(distributed: Any, workers: int, fork: bool) -> Any:
+    """A started ``distributed.LocalCluster`` of ``workers`` worker processes (one thread each, a nanny each, the
+    scheduler in this process), whose workers are forked from this process with ``fork``, spawned otherwise.
+
+    Forked (Dask's ``distributed.worker.multiprocessing-method: fork``), a worker starts with what this process
+    has loaded: Dask, certdoctor's judging modules (:func:`~certdoctor.pipeline.preload`, imported here first),
+    the HTTP stack and the trust stores (``certdoctor scan`` loads both before the cluster starts). Spawned
+    (Dask's default), each worker is a fresh interpreter that imports and loads them all again: measured here,
+    ``scan --cluster local:2`` of 20 targets took ~1.8 s of CPU and 1.15–1.7 s to the first record spawned,
+    ~1.05 s and 0.95–1.15 s forked (a scan on this machine alone: ~0.5 s; see bench/README.md). The fork is made
+    by the nanny's process-starting thread while Dask's event loop thread runs (Python's multiprocessing
+    ``fork`` context, as Dask does it for this setting): the child holds only that thread, and a lock another
+    thread held at that moment would stay held in it — the risk Dask takes with this setting; certdoctor holds
+    none then (the trust stores are loaded, no scan runs yet). The setting is Dask's configuration for the
+    duration of this call only, so a
+    worker its nanny restarts later (after a SIGKILL, an OOM) is spawned as by default, not forked from a
+    process whose scan is running. A forked worker also inherits this process's signal handlers (the command
+    line's: SIGTERM and SIGHUP as Ctrl-C), which :func:`dask_setup` puts back to what a spawned one has.
+
+    The workers' statistical profiler (``distributed.worker.profile``: a stack sample of every thread each 10 ms,
+    for the dashboard's profile page, which a LocalCluster without bokeh has not) is off: it took ~0.12 s of
+    CPU per worker per 4,000-target scan here, ~3 % of the scan."""
+    import dask
+
+    settings: dict[str, Any] = {"distributed.worker.profile.enabled": False}
+    if fork:
+        preload_judgement()
+        settings["distributed.worker.multiprocessing-method"] = "fork"
+    with dask.config.set(settings):
+        return distributed.LocalCluster(
+            # the scheduler's HTTP endpoint (no dashboard without bokeh) on a free loopback port
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address="127.0.0.1:0",
+            preload=[WORKER_PRELOAD],  # dask_setup, in every worker, a restarted one too
+        )
+
+
+WORKER_PRELOAD = __name__  # run by each worker of a LocalCluster as it starts: see dask_setup
 
 
 def dask_setup(worker: Any) -> None:
-    """Dask's preload hook (``preload=[WORKER_PRELOAD]``), run in each worker process of a ``local:N``
-    LocalCluster as it starts: SIGINT ignored there. Ctrl-C at a terminal signals the whole foreground process
-    group, these workers included; each would die with a KeyboardInterrupt traceback mid-task, whereas the
-    scanning process stops them itself (the running tasks' records written, the queued ones cancelled). Only in
-    the worker's main thread (where Dask runs its event loop; elsewhere signal handlers cannot be set)."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    """Dask's worker preload hook (``preload=[WORKER_PRELOAD]``; Dask's "Customize initialization"
+    documentation), run in each worker process of a ``local:N`` LocalCluster as it starts, in its main thread
+    (where Dask runs its event loop; elsewhere signal handlers cannot be set):
+
+    - SIGINT ignored. Ctrl-C at a terminal signals the whole foreground process group, these workers included;
+      each would die with a KeyboardInterrupt traceback mid-task, whereas the scanning process (or daemon) stops
+      them itself (the running tasks' records written, the queued ones cancelled).
+    - SIGTERM and SIGHUP back to their default action when a handler catches them. A forked worker starts with
+      the handlers of the command that forked it; ``certdoctor``'s turn SIGTERM and SIGHUP into a
+      KeyboardInterrupt, so that its nanny's SIGTERM would end the worker with a traceback on the command's
+      stderr instead of at once. That is what an exec (a spawned worker) has; ignored ones (``nohup``) stay
+      ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for name in ("SIGTERM", "SIGHUP"):
+        signum = getattr(signal, name, None)
+        if signum is not None and callable(signal.getsignal(signum)):
+            signal.signal(signum, signal.SIG_DFL)
 
 
 @contextlib.contextmanager
@@ -246,6 +301,7 @@ def run_cluster(
     *,
     task_targets: int = TASK_TARGETS,
     timeout: float = CONNECT_SECONDS,
+    fork: bool = True,
 ) -> None:
     """Diagnose ``targets`` on the Dask cluster at ``address`` (see the module docstring): ``record(value,
     meta)`` gets every target's record in this process as its task completes, ``writer.tick()`` is called while
@@ -254,9 +310,14 @@ def run_cluster(
 
     Raises ClusterError when the scheduler cannot be reached or goes away, KeyboardInterrupt when interrupted
     (what completed is recorded; the tasks still out are cancelled). ``task_targets``: targets per task;
-    ``timeout``: seconds to reach the scheduler, and without it mid-scan before giving up."""
+    ``timeout``: seconds to reach the scheduler, and without it mid-scan before giving up; ``fork``: a
+    ``local:N`` cluster's workers forked from this process (see :func:`connect`)."""
     distributed = _distributed()
-    with connect(address, timeout) as client:
+    if fork:
+        # what this process has buffered for the output (a CSV header) is written before workers are forked from
+        # it: a child that ever flushed its copy of the buffer would write it a second time
+        writer.flush()
+    with connect(address, timeout, fork=fork) as client:
         try:
             client.wait_for_workers(1, timeout=timeout)
         except (OSError, TimeoutError) as exc:

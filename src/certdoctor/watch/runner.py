@@ -334,6 +334,7 @@ def run_pass(
     processes = 1 if adaptive and len(todo) < SMALL_PASS else max(1, min(workers, len(todo)))
     if cluster is not None:  # one moment for every worker's judgements, as below
         options.diagnose = replace(options.diagnose, at=parse_at(options.diagnose.at))
+        store.engine.dispose()  # a local:N cluster's workers are forked: no pooled connection goes with them
     elif processes > 1:
         # As `certdoctor scan` does: one moment for every process's judgements, and the trust stores loaded
         # (cached by the module) before helpers fork, so that they share them.
