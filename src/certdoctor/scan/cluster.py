@@ -46,9 +46,9 @@ from typing import Any
 from ..errors import CollectError, InputError
 from ..pipeline import Session
 from ..pipeline import preload as preload_judgement
-from .driver import START_METHOD
 from .engine import Engine, Meta, ScanOptions, record_meta
 from .records import error_record, serialise
+from .startmethod import START_METHOD
 from .targets import BadLine, ScanTarget
 
 TASK_TARGETS = 200  # targets per task: ~0.1–0.5 s of a worker's time on reachable servers, a few seconds at most

@@ -32,14 +32,10 @@ from ..collect.http import preload as preload_http
 from ..pipeline import preload as preload_judgement
 from .engine import Engine, Meta, ScanOptions, record_meta, worst_severity
 from .records import bad_line_record, error_record, serialise
+from .startmethod import START_METHOD  # how helper processes start (re-exported)
 from .targets import BadLine, ScanTarget, lines_of, read_targets
 
 BATCH = 32  # targets per message to a worker
-# How helper processes start: forked (they inherit the imports and the loaded trust stores) where that is
-# safe, spawned (a fresh interpreter that imports and loads them again) elsewhere. Windows has no fork; on macOS
-# forking a process that has used system frameworks is unsafe, and spawn is Python's default there (the
-# multiprocessing documentation, "Contexts and start methods").
-START_METHOD = "fork" if sys.platform != "darwin" and "fork" in mp.get_all_start_methods() else "spawn"
 FLUSH_SECONDS = 0.25
 
 Earlier = tuple[str, str | None]  # a record of the --resume file: (verdict, worst severity)
