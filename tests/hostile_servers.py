@@ -213,7 +213,10 @@ def renegotiating(cert_file: str, key_file: str) -> Handler:
         conn.settimeout(None)  # blocking: OpenSSL reads the socket itself (RawServer.close ends a wait)
         server = SSL.Connection(ctx, conn)
         server.set_accept_state()
-        server.do_handshake()
+        try:
+            server.do_handshake()
+        except SSL.Error:  # a ClientHello it cannot serve (an ECDSA-only offer): refused, as a server does
+            return
         requests.append(server.renegotiate())
         with contextlib.suppress(SSL.Error):
             server.do_handshake()  # sends the HelloRequest; the client never answers it
