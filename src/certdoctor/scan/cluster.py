@@ -138,7 +138,9 @@ async def _scan(options: ScanOptions, wires: list[tuple[Any, ...]]) -> list[tupl
 # --- the client's side ------------------------------------------------------------------------------------
 
 
-def _distributed() -> Any:
+def import_distributed() -> Any:
+    """The ``distributed`` module (imported on first use: only ``--cluster`` needs Dask). Raises InputError
+    naming the ``certdoctor[cluster]`` extra when it is not installed."""
     try:
         import distributed
     except ImportError as exc:
@@ -189,7 +191,7 @@ def connect(address: str, timeout: float = CONNECT_SECONDS, *, fork: bool = Fals
     process with listening sockets and threads of its own (a daemon) should leave it off: its workers would
     inherit those sockets."""
     where, local = parse_address(address)
-    distributed = _distributed()
+    distributed = import_distributed()
     with environ(quiet_logs(local is not None)):
         cluster = None
         try:
@@ -312,7 +314,7 @@ def run_cluster(
     (what completed is recorded; the tasks still out are cancelled). ``task_targets``: targets per task;
     ``timeout``: seconds to reach the scheduler, and without it mid-scan before giving up; ``fork``: a
     ``local:N`` cluster's workers forked from this process (see :func:`connect`)."""
-    distributed = _distributed()
+    distributed = import_distributed()
     if fork:
         # what this process has buffered for the output (a CSV header) is written before workers are forked from
         # it: a child that ever flushed its copy of the buffer would write it a second time

@@ -41,8 +41,8 @@ from ..scan.cluster import (
     TASKS_PER_THREAD,
     WORKER_PRELOAD,
     ClusterError,
-    _distributed,
     environ,
+    import_distributed,
     parse_address,
     quiet_logs,
     scan_task,
@@ -85,7 +85,7 @@ class ClusterLink:
         """Connect (or start ``local:N``). Raises ClusterError when the scheduler does not answer within
         ``timeout`` seconds, InputError when Dask is not installed."""
         where, local = parse_address(self.address)
-        distributed = _distributed()
+        distributed = import_distributed()
         with environ(quiet_logs(local is not None)):
             try:
                 if local is not None:
@@ -156,7 +156,7 @@ class ClusterLink:
     async def watch(self, stopping: asyncio.Event) -> None:
         """Until ``stopping``: notice a lost scheduler (one stderr line, ``error`` set, the old client closed)
         and connect again every :data:`RECONNECT_SECONDS` until it answers (one stderr line)."""
-        distributed = _distributed()
+        distributed = import_distributed()
         where, local = parse_address(self.address)
         target = self.cluster if local is not None else where
         while not stopping.is_set():
