@@ -86,6 +86,7 @@ def test_serve_on_a_cluster_stores_what_a_local_run_does(
     assert cluster["address"] == dask_pair.address and cluster["workers"] == 2
     assert cluster["tasks_submitted"] == 3 and cluster["tasks_failed"] == 0  # 5 targets in tasks of 2
     assert health["checks"] == len(NAMES) and health["in_flight"] == 0
+    assert "judgement_cache" not in health  # the workers judge: this process has no count of its own to give
 
     # the latest diagnosis (the check --json document the worker made) is kept: no new task
     expired_id = next(r["id"] for r in served.doc("/api/targets")["targets"] if r["target"] == spec(lab, "expired"))

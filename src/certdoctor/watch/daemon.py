@@ -508,10 +508,17 @@ class Daemon:
             ),
             "alerts": {"sent": self.state.alerts_sent, "failed": self.state.alert_failures},
             "pruned": self.state.pruned,
-            "judgement_cache": {
-                "hits": 0 if self.session is None else self.session.chain_hits,
-                "misses": 0 if self.session is None else self.session.chain_misses,
-            },
+            # with --cluster the workers judge, each in its own session: no count of this process's would be true
+            **(
+                {}
+                if self.remote is not None
+                else {
+                    "judgement_cache": {
+                        "hits": 0 if self.session is None else self.session.chain_hits,
+                        "misses": 0 if self.session is None else self.session.chain_misses,
+                    }
+                }
+            ),
             **({} if cluster is None else {"cluster": cluster}),
         }
 
