@@ -85,6 +85,20 @@ class Parser(argparse.ArgumentParser):
         self.exit(int(ExitCode.USAGE), f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
+TASK_HELP = "with --cluster: targets per task (200); a worker that dies loses its tasks in progress, run again"
+
+
+def add_cluster_options(
+    g: Any, *, cluster_help: str, timeout_help: str, task_help: str = TASK_HELP, timeout_metavar: str = "S"
+) -> None:
+    """--cluster ADDRESS, --task-targets N (200), --cluster-timeout S (10): scan, watch run and watch serve on a
+    Dask cluster (see :mod:`certdoctor.scan.cluster`); each command says what they mean for it. The values are
+    checked by :func:`check_cluster_options`."""
+    g.add_argument("--cluster", metavar="ADDRESS", help=cluster_help)
+    g.add_argument("--task-targets", type=positive_int, default=200, metavar="N", help=task_help)
+    g.add_argument("--cluster-timeout", type=float, default=10.0, metavar=timeout_metavar, help=timeout_help)
+
+
 def check_cluster_options(ns: argparse.Namespace) -> None:
     """With ``--cluster``: a malformed address or a ``--cluster-timeout`` that is not a finite number of seconds
     above 0 (Dask cannot parse ``inf``) is a usage error before anything starts. Raises UsageError."""

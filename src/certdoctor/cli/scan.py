@@ -25,6 +25,7 @@ from ..scan.text import run_with_progress, summary_table, text_line
 from .common import (
     UsageError,
     add_client_cert_options,
+    add_cluster_options,
     add_judgement_options,
     add_key_types_option,
     add_output_options,
@@ -117,25 +118,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     wide.add_argument(
         "--shard", type=non_negative_int, metavar="I", help="the shard to scan: 0 to N-1 (numbered from 0, as ZMap's)"
     )
-    wide.add_argument(
-        "--cluster",
-        metavar="ADDRESS",
-        help="scan on a Dask cluster: tcp://HOST:PORT of a running `dask scheduler`, or local:N for N worker "
+    add_cluster_options(
+        wide,
+        cluster_help="scan on a Dask cluster: tcp://HOST:PORT of a running `dask scheduler`, or local:N for N worker "
         "processes on this machine (needs: pip install 'certdoctor[cluster]'); --concurrency is then per worker",
-    )
-    wide.add_argument(
-        "--task-targets",
-        type=positive_int,
-        default=200,
-        metavar="N",
-        help="with --cluster: targets per task (200); a worker that dies loses its tasks in progress, run again",
-    )
-    wide.add_argument(
-        "--cluster-timeout",
-        type=float,
-        default=10.0,
-        metavar="S",
-        help="with --cluster: seconds to reach the scheduler, and without it mid-scan before giving up (10)",
+        timeout_help="with --cluster: seconds to reach the scheduler, and without it mid-scan before giving up (10)",
     )
     connection = p.add_argument_group("connection")
     add_starttls_option(connection)

@@ -13,6 +13,7 @@ from . import watch_files, watch_renewal
 from .common import (
     UsageError,
     add_client_cert_options,
+    add_cluster_options,
     add_judgement_options,
     add_output_options,
     add_proxy_options,
@@ -132,25 +133,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--retries", type=non_negative_int, default=2, metavar="N", help="retries of transient failures (2)"
     )
-    run.add_argument(
-        "--cluster",
-        metavar="ADDRESS",
-        help="diagnose on a Dask cluster, as `certdoctor scan --cluster` (tcp://HOST:PORT or local:N; needs "
+    add_cluster_options(
+        run,
+        cluster_help="diagnose on a Dask cluster, as `certdoctor scan --cluster` (tcp://HOST:PORT or local:N; needs "
         "pip install 'certdoctor[cluster]'); this process alone writes the database",
-    )
-    run.add_argument(
-        "--task-targets",
-        type=positive_int,
-        default=200,
-        metavar="N",
-        help="with --cluster: targets per task (200); a worker that dies loses its tasks in progress, run again",
-    )
-    run.add_argument(
-        "--cluster-timeout",
-        type=float,
-        default=10.0,
-        metavar="S",
-        help="with --cluster: seconds to reach the scheduler, and without it mid-pass before giving up (10)",
+        timeout_help="with --cluster: seconds to reach the scheduler, and without it mid-pass before giving up (10)",
     )
     _connection_options(run)
     add_trust_options(run)
@@ -764,27 +751,15 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
         "default in serve: a monitored server's certificate chooses those URLs)",
     )
     c = p.add_argument_group("cluster")
-    c.add_argument(
-        "--cluster",
-        metavar="ADDRESS",
-        help="check the targets that fall due on a Dask cluster: tcp://HOST:PORT of a running `dask scheduler`, "
-        "or local:N for N worker processes on this machine (needs pip install 'certdoctor[cluster]'); this "
-        "process alone writes the database; --concurrency is then per worker thread",
-    )
-    c.add_argument(
-        "--task-targets",
-        type=positive_int,
-        default=200,
-        metavar="N",
-        help="with --cluster: due targets sent in one task at most (200)",
-    )
-    c.add_argument(
-        "--cluster-timeout",
-        type=float,
-        default=10.0,
-        metavar="SECONDS",
-        help="with --cluster: seconds to reach the scheduler at start, else exit 3 (10); once running, a lost "
-        "scheduler is reconnected to for as long as it takes",
+    add_cluster_options(
+        c,
+        cluster_help="check the targets that fall due on a Dask cluster: tcp://HOST:PORT of a running `dask "
+        "scheduler`, or local:N for N worker processes on this machine (needs pip install 'certdoctor[cluster]'); "
+        "this process alone writes the database; --concurrency is then per worker thread",
+        task_help="with --cluster: due targets sent in one task at most (200)",
+        timeout_help="with --cluster: seconds to reach the scheduler at start, else exit 3 (10); once running, a "
+        "lost scheduler is reconnected to for as long as it takes",
+        timeout_metavar="SECONDS",
     )
     _connection_options(p)
     add_trust_options(p)
